@@ -1,0 +1,76 @@
+/*
+ * Detectors: per-frame posteriors in, events out.
+ *
+ * The VAD detector turns a speech probability per 10 ms frame into speech
+ * segments with hysteresis (onset/offset thresholds), minimum speech and
+ * silence durations, a maximum segment length and padding. The keyword
+ * detector smooths each keyword's posterior over a short window, fires when it
+ * crosses that keyword's threshold, then stays quiet for a refractory period;
+ * optionally only while the VAD says speech.
+ *
+ * Times are in samples of 16 kHz stream time (the frame's start), converted
+ * to seconds only in events. Both detectors are pure state machines: no
+ * allocation after create, no I/O. [rt] on every step call.
+ */
+#ifndef ES_DETECT_H
+#define ES_DETECT_H
+
+#include <stdint.h>
+
+#include "event.h"
+
+typedef struct es_vad_config {
+    float onset_threshold;  /* 0.5: speech starts when p >= this */
+    float offset_threshold; /* 0.35: and ends when p < this (hysteresis) */
+    int min_speech_ms;      /* 250: shorter segments are dropped */
+    int min_silence_ms;     /* 300: shorter gaps are bridged */
+    int max_speech_ms;      /* 30000: longer segments are split; 0 = no limit */
+    int pad_ms;             /* 30: added before start and after end */
+} es_vad_config;
+
+void es_vad_config_default(es_vad_config *config);
+/* NULL when valid; else a static sentence naming the bad field. */
+const char *es_vad_config_check(const es_vad_config *config);
+
+typedef struct es_vad_detector es_vad_detector;
+
+int es_vad_detector_create(const es_vad_config *config, int sample_rate_hz, int hop_samples,
+                           es_vad_detector **out);
+void es_vad_detector_destroy(es_vad_detector *d);
+/* [rt] Feeds one frame's speech probability; emits finished segments. */
+void es_vad_detector_step(es_vad_detector *d, int64_t frame_time_samples, float p_speech,
+                          es_event_sink sink, void *user);
+/* [rt] Whether the detector is inside a speech segment now (for the keyword gate). */
+int es_vad_detector_in_speech(const es_vad_detector *d);
+/* End of stream: closes an open segment. */
+void es_vad_detector_flush(es_vad_detector *d, es_event_sink sink, void *user);
+
+#define ES_KWS_MAX_KEYWORDS 64
+
+typedef struct es_kws_config {
+    int smooth_ms;           /* 50: moving average of each posterior */
+    float default_threshold; /* 0.5 */
+    int refractory_ms;       /* 1000: after a keyword fires, none fires for this long */
+    int vad_gate;            /* 0: when 1, keywords fire only inside speech */
+    int threshold_count;     /* per-keyword overrides, matched by name */
+    struct {
+        char keyword[32];
+        float threshold;
+    } thresholds[ES_KWS_MAX_KEYWORDS];
+} es_kws_config;
+
+void es_kws_config_default(es_kws_config *config);
+const char *es_kws_config_check(const es_kws_config *config);
+
+typedef struct es_kws_detector es_kws_detector;
+
+/* `labels[0..count)` names the model's outputs; outputs named "filler" (or
+ * "_filler", "silence") are not keywords. */
+int es_kws_detector_create(const es_kws_config *config, int count, const char *const *labels,
+                           int sample_rate_hz, int hop_samples, es_kws_detector **out);
+void es_kws_detector_destroy(es_kws_detector *d);
+/* [rt] Feeds one frame's posteriors (count floats); emits keyword events. */
+void es_kws_detector_step(es_kws_detector *d, int64_t frame_time_samples, const float *posteriors,
+                          int in_speech, es_event_sink sink, void *user);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * Events: what earshot tells the world (DESIGN.md, "Events").
+ */
+#ifndef ES_EVENT_H
+#define ES_EVENT_H
+
+#include <stddef.h>
+
+typedef enum es_event_type {
+    ES_EVENT_SPEECH = 1,
+    ES_EVENT_KEYWORD = 2,
+} es_event_type;
+
+typedef struct es_event {
+    es_event_type type;
+    const char *source;  /* filled in by the pipeline; detectors leave NULL */
+    const char *keyword; /* keyword events: the model's label */
+    double time_s;       /* keyword: when the detector fired */
+    double start_s;
+    double end_s;
+    float score;
+    double wallclock_s; /* live sources: Unix time of the event; 0 = offline */
+} es_event;
+
+typedef void (*es_event_sink)(const es_event *event, void *user);
+
+/* Formats one event as a JSON line (with '\n'); returns the length, or the
+ * length it would need when `size` is too small (like snprintf). */
+int es_event_to_json(const es_event *event, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * dsp — samples in, feature frames out.
+ *
+ * The front end turns 16 kHz mono float samples into one feature frame per
+ * 10 ms hop: 25 ms Hann window, FFTW single-precision r2c of 512 points,
+ * power spectrum, 40 log-mel bands (HTK mel scale: 2595 log10(1 + f/700)),
+ * then a streaming normalisation that removes the input gain.
+ *
+ * Around it: a streaming resampler (libsoxr) from any rate to 16 kHz with a
+ * downmix of interleaved channels, and a lock-free single-producer /
+ * single-consumer ring that carries frames between threads.
+ *
+ * This module knows samples and frames only: no files, devices, networks or
+ * thread policy.
+ *
+ * Real-time safety: every *_create() may allocate and fail. Every call marked
+ * [rt] touches only memory that exists already, never locks, logs or blocks,
+ * and may be called from an audio callback.
+ */
+#ifndef ES_DSP_H
+#define ES_DSP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+
+enum {
+    ES_DSP_OK = 0,
+    ES_DSP_ERR_NOMEM = -1,
+    ES_DSP_ERR_CONFIG = -2,    /* a config field is out of its documented range */
+    ES_DSP_ERR_RESAMPLER = -3, /* libsoxr refused the conversion */
+    ES_DSP_ERR_FULL = -4,      /* ring: no room */
+    ES_DSP_ERR_EMPTY = -5,     /* ring: nothing to pop */
+    ES_DSP_ERR_CLOSED = -6,    /* ring: producer closed and ring drained */
+};
+
+/* A static English sentence for an ES_DSP_* code. */
+const char *es_dsp_strerror(int code);
+
+/* ---- feature frames ---------------------------------------------------- */
+
+#define ES_MAX_MEL_BANDS 64
+
+/* One 10 ms feature frame. `time_samples` is the index, in 16 kHz samples of
+ * stream time, of the first sample of the frame's window. */
+typedef struct es_frame {
+    int64_t time_samples;
+    float features[ES_MAX_MEL_BANDS]; /* first `mel_bands` are used */
+} es_frame;
+
+/* ---- front end ----------------------------------------------------------- */
+
+typedef enum es_normalisation {
+    ES_NORM_NONE = 0,         /* plain log-mel (natural log of power + floor) */
+    ES_NORM_RUNNING_MEAN = 1, /* subtract a per-band exponential running mean */
+} es_normalisation;
+
+typedef struct es_frontend_config {
+    int sample_rate_hz;   /* 16000 */
+    int window_samples;   /* 400 (25 ms) */
+    int hop_samples;      /* 160 (10 ms) */
+    int fft_size;         /* 512 */
+    int mel_bands;        /* 40, at most ES_MAX_MEL_BANDS */
+    float mel_low_hz;     /* 20 */
+    float mel_high_hz;    /* 7600 */
+    float power_floor;    /* 1e-10: added before the log, keeps silence finite */
+    es_normalisation normalisation;
+    float norm_time_constant_s; /* 3.0: memory of the running mean */
+} es_frontend_config;
+
+void es_frontend_config_default(es_frontend_config *config);
+
+typedef struct es_frontend es_frontend;
+
+/* Called for each finished frame, in order, from inside es_frontend_process. */
+typedef void (*es_frame_sink)(const es_frame *frame, void *user);
+
+/* Builds windows, the mel filterbank and the FFTW plan. */
+int es_frontend_create(const es_frontend_config *config, es_frontend **out);
+void es_frontend_destroy(es_frontend *fe);
+
+/* [rt] Pushes `count` samples (any count, 0 included); emits every frame that
+ * is now complete. Frames depend only on the sample sequence, never on how it
+ * was split into calls (bit-exact). */
+void es_frontend_process(es_frontend *fe, const float *samples, size_t count,
+                         es_frame_sink sink, void *user);
+
+/* [rt] Forgets all samples and normalisation state; stream time restarts at 0. */
+void es_frontend_reset(es_frontend *fe);
+
+const es_frontend_config *es_frontend_get_config(const es_frontend *fe);
+
+/* The filterbank, for tests and plots: weight of FFT bin `bin` in band `band`. */
+float es_frontend_mel_weight(const es_frontend *fe, int band, int bin);
+
+/* ---- resampler + downmix ------------------------------------------------- */
+
+typedef struct es_resampler es_resampler;
+
+/* Converts interleaved float input at `input_rate_hz` with `channels`
+ * channels to mono at `output_rate_hz`. `max_input_frames` bounds one call's
+ * input so that all buffers are made here. */
+int es_resampler_create(double input_rate_hz, int channels, double output_rate_hz,
+                        size_t max_input_frames, es_resampler **out);
+void es_resampler_destroy(es_resampler *rs);
+
+/* [rt] Consumes `input_frames` interleaved frames (<= max_input_frames) and
+ * writes up to `output_capacity` mono samples; returns how many it wrote, or
+ * a negative ES_DSP_* code. `output_capacity` of
+ * es_resampler_output_bound(rs, input_frames) never truncates.
+ * Input is regrouped in fixed blocks internally, so output does not depend on
+ * how the input was split into calls. */
+long es_resampler_process(es_resampler *rs, const float *input, size_t input_frames,
+                          float *output, size_t output_capacity);
+
+/* Flushes the filter's tail at end of stream; same return as process. */
+long es_resampler_drain(es_resampler *rs, float *output, size_t output_capacity);
+
+size_t es_resampler_output_bound(const es_resampler *rs, size_t input_frames);
+
+/* ---- frame ring (lock-free SPSC) ----------------------------------------- */
+
+typedef struct es_ring es_ring;
+
+/* `capacity` is rounded up to a power of two. */
+int es_ring_create(size_t capacity, es_ring **out);
+void es_ring_destroy(es_ring *ring);
+
+/* [rt] Producer side. Returns ES_DSP_OK or ES_DSP_ERR_FULL. */
+int es_ring_push(es_ring *ring, const es_frame *frame);
+
+/* [rt] Producer side for live capture: when full, the oldest frame is dropped
+ * (the consumer will never see it) and the drop counter grows. Never fails. */
+void es_ring_push_overwrite(es_ring *ring, const es_frame *frame);
+
+/* [rt] Consumer side. Returns ES_DSP_OK or ES_DSP_ERR_EMPTY. */
+int es_ring_pop(es_ring *ring, es_frame *frame);
+
+/* Blocking wrappers for offline back-pressure: they sleep (never spin) until
+ * there is room / a frame. pop returns ES_DSP_ERR_CLOSED once the producer has
+ * called es_ring_close and everything is consumed. */
+int es_ring_push_wait(es_ring *ring, const es_frame *frame);
+int es_ring_pop_wait(es_ring *ring, es_frame *frame);
+void es_ring_close(es_ring *ring);
+
+size_t es_ring_capacity(const es_ring *ring);
+size_t es_ring_count(const es_ring *ring);   /* frames waiting, approximate */
+uint64_t es_ring_dropped(const es_ring *ring); /* frames lost to overwrite */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

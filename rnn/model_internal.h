@@ -1,0 +1,41 @@
+/*
+ * The model's inside, shared by the inference code (layers.c, model.c,
+ * model_file.c) and the trainer (train*.c). Not part of the public API.
+ */
+#ifndef ES_RNN_MODEL_INTERNAL_H
+#define ES_RNN_MODEL_INTERNAL_H
+
+#include "rnn.h"
+
+typedef struct es_layer {
+    es_layer_type type;
+    es_activation activation; /* DENSE and CONV1D */
+    int input_size;
+    int units;       /* per direction for BIDIR */
+    int output_size; /* units, or 2*units for BIDIR */
+    int kernel;      /* CONV1D */
+    size_t param_offset; /* into es_model.params */
+    size_t param_count;
+} es_layer;
+
+/* Parameter counts, for layout and validation. */
+size_t es_layer_param_count(es_layer_type type, int input_size, int units, int kernel);
+
+struct es_model {
+    es_feature_spec features;
+    int input_size;
+    int output_size;
+    int layer_count;
+    es_layer layers[ES_MAX_LAYERS];
+    int label_count;
+    char labels[ES_MAX_OUTPUTS][ES_MAX_LABEL];
+    float *params; /* every layer's parameters, contiguous, 64-byte aligned */
+    size_t param_count;
+    size_t param_capacity;
+    void *packed; /* inference-only re-layout of params (e.g. for SIMD); owned by model.c */
+};
+
+/* Recompute derived inference data after params changed (trainer, loader). */
+int es_model_refresh(es_model *m);
+
+#endif
