@@ -1,0 +1,18 @@
+/*
+ * Subcommands of the `earshot` binary. Each takes the arguments after its own
+ * name (argv[0] is the subcommand's name) and returns the process exit status:
+ * 0 success, 1 runtime failure, 2 usage error (DESIGN.md, "Command line").
+ */
+#ifndef ES_COMMANDS_H
+#define ES_COMMANDS_H
+
+int es_cmd_file(int argc, char **argv);          /* file.c / cli_file.c */
+int es_cmd_bench(int argc, char **argv);         /* bench.c */
+int es_cmd_mic(int argc, char **argv);           /* mic.c */
+int es_cmd_devices(int argc, char **argv);       /* mic.c */
+int es_cmd_daemon(int argc, char **argv);        /* service.c */
+int es_cmd_listen(int argc, char **argv);        /* listen.c */
+int es_cmd_train(int argc, char **argv);         /* train_cmd.c */
+int es_cmd_train_keyword(int argc, char **argv); /* train_keyword.c */
+
+#endif
