@@ -22,6 +22,16 @@
  *   BIDIR   [forward GRU/LSTM over t = 0..T-1 ; backward one over T-1..0],
  *           outputs concatenated; whole-sequence only (no streaming step).
  * Parameters of a layer are stored in this order: W, U, b (GRU: W, U, b, c).
+ * Exact layout per layer (in: input size, u: units, K: kernel), row-major:
+ *   DENSE   W[u][in], b[u]
+ *   RNN     W[u][in], U[u][u], b[u]
+ *   GRU     W[3u][in], U[3u][u], b[3u], c[3u]      (rows z, r, n)
+ *   LSTM    W[4u][in], U[4u][u], b[4u]             (rows i, f, g, o)
+ *   CONV1D  W[u][K][in], b[u]   (W[j][k] multiplies x_{t-K+1+k}: oldest tap first)
+ *   BIDIR_* the forward direction's block (as GRU / LSTM), then the backward one's.
+ * A model's parameters are these blocks, layer after layer, in one array.
+ * The activation argument applies to DENSE and CONV1D; recurrent layers
+ * ignore it (their nonlinearities are fixed by the equations above).
  *
  * Real-time safety: create/load functions allocate and may fail; calls marked
  * [rt] never allocate, lock, log or block.
@@ -121,6 +131,11 @@ size_t es_model_param_count(const es_model *m);
 /* Flat view of every parameter, layer by layer, in the order documented above. */
 float *es_model_params(es_model *m);
 int es_model_is_streaming(const es_model *m); /* no BIDIR layer */
+/* Multiply-adds of one step, counted as 2 * rows * cols for each
+ * matrix-vector product (BIDIR: both directions, per frame). */
+size_t es_model_flops_per_frame(const es_model *m);
+/* Which compute kernels the model runs on this CPU: "avx512", "avx2" or "generic". */
+const char *es_model_kernel_name(const es_model *m);
 
 /* ---- streaming state ------------------------------------------------------- */
 
