@@ -11,9 +11,9 @@ typedef struct es_layer {
     es_layer_type type;
     es_activation activation; /* DENSE and CONV1D */
     int input_size;
-    int units;       /* per direction for BIDIR */
-    int output_size; /* units, or 2*units for BIDIR */
-    int kernel;      /* CONV1D */
+    int units;           /* per direction for BIDIR */
+    int output_size;     /* units, or 2*units for BIDIR */
+    int kernel;          /* CONV1D */
     size_t param_offset; /* into es_model.params */
     size_t param_count;
 } es_layer;
@@ -37,5 +37,15 @@ struct es_model {
 
 /* Recompute derived inference data after params changed (trainer, loader). */
 int es_model_refresh(es_model *m);
+
+/* Upper bounds of model building and loading: a model beyond them is a typo
+ * or an attack, not a network this daemon could run in real time. */
+#define ES_MAX_UNITS 4096
+#define ES_MAX_KERNEL 64
+
+/* es_model_add_layer without the repacking: the loader appends every layer,
+ * fills the weights, then calls es_model_refresh once. */
+int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activation act,
+                          int kernel);
 
 #endif

@@ -1,0 +1,76 @@
+/*
+ * Portable kernels (any CPU, any compiler) and the choice among kernel sets.
+ * The vectorised sets in kernels_avx2.c and kernels_avx512.c must agree with
+ * these within float rounding; tests/rnn/test_layers.c checks that.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+float *es_alloc_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    if (bytes == 0) bytes = 64;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+static void generic_matvec(const float *panels, size_t panel_stride, int panel_count, int col_begin,
+                           int col_end, const float *v, const float *bias, float *y) {
+    for (int p = 0; p < panel_count; p++) {
+        const float *w = panels + (size_t)p * panel_stride + (size_t)col_begin * ES_PANEL_ROWS;
+        float acc[ES_PANEL_ROWS];
+        for (int r = 0; r < ES_PANEL_ROWS; r++)
+            acc[r] = bias ? bias[p * ES_PANEL_ROWS + r] : 0.0f;
+        for (int c = col_begin; c < col_end; c++, w += ES_PANEL_ROWS)
+            for (int r = 0; r < ES_PANEL_ROWS; r++)
+                acc[r] += w[r] * v[c];
+        memcpy(y + p * ES_PANEL_ROWS, acc, sizeof acc);
+    }
+}
+
+static void generic_sigmoid(float *x, int n) {
+    for (int i = 0; i < n; i++)
+        x[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+static void generic_tanh(float *x, int n) {
+    for (int i = 0; i < n; i++)
+        x[i] = tanhf(x[i]);
+}
+
+static void generic_exp(float *x, int n) {
+    for (int i = 0; i < n; i++)
+        x[i] = expf(x[i]);
+}
+
+const es_kernels es_kernels_generic = {
+    .name = "generic",
+    .matvec = generic_matvec,
+    .sigmoid = generic_sigmoid,
+    .tanh = generic_tanh,
+    .exp = generic_exp,
+};
+
+const es_kernels *es_kernels_for(es_isa isa) {
+#ifdef ES_HAVE_X86_KERNELS
+    /* __builtin_cpu_supports also checks that the OS saves the wide registers. */
+    int has_avx512 = __builtin_cpu_supports("avx512f");
+    int has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    switch (isa) {
+    case ES_ISA_AUTO:
+        return has_avx512 ? &es_kernels_avx512 : has_avx2 ? &es_kernels_avx2 : &es_kernels_generic;
+    case ES_ISA_AVX512:
+        return has_avx512 ? &es_kernels_avx512 : NULL;
+    case ES_ISA_AVX2:
+        return has_avx2 ? &es_kernels_avx2 : NULL;
+    case ES_ISA_GENERIC:
+        return &es_kernels_generic;
+    }
+    return NULL;
+#else
+    return isa == ES_ISA_AUTO || isa == ES_ISA_GENERIC ? &es_kernels_generic : NULL;
+#endif
+}

@@ -1,0 +1,112 @@
+/*
+ * Compute kernels of the inference path and the packed weight layout they
+ * read. Internal to rnn/ (model.c packs, layers.c runs, kernels*.c compute).
+ *
+ * Packed layout: the rows of a layer's matrices (all gates, then padding)
+ * are cut into panels of ES_PANEL_ROWS rows. A panel stores its columns one
+ * after the other, each column as ES_PANEL_ROWS consecutive floats, so a
+ * matrix-vector product walks memory once, front to back, and every column
+ * is one broadcast of the input times one vector load: no horizontal sums.
+ * Recurrent layers concatenate [W U] per row, so one pass over the vector
+ * [x h] computes every gate. Each gate is padded to a multiple of
+ * ES_PANEL_ROWS rows with zeros, so gates start on panel boundaries.
+ */
+#ifndef ES_RNN_KERNELS_H
+#define ES_RNN_KERNELS_H
+
+#include <stddef.h>
+
+#include "model_internal.h"
+
+#define ES_PANEL_ROWS 16
+
+static inline int es_round_up_panel(int n) {
+    return (n + ES_PANEL_ROWS - 1) / ES_PANEL_ROWS * ES_PANEL_ROWS;
+}
+
+typedef struct es_kernels {
+    const char *name;
+    /* For each of `panel_count` panels p (panel p starts at panels + p *
+     * panel_stride floats): y[p*16 + r] = bias[p*16 + r] + sum over columns
+     * c in [col_begin, col_end) of panel[c*16 + r] * v[c]. bias may be NULL. */
+    void (*matvec)(const float *panels, size_t panel_stride, int panel_count, int col_begin,
+                   int col_end, const float *v, const float *bias, float *y);
+    /* In place, on n floats. */
+    void (*sigmoid)(float *x, int n);
+    void (*tanh)(float *x, int n);
+    void (*exp)(float *x, int n);
+} es_kernels;
+
+/* Vector exp: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by the Cephes expf
+ * polynomial (1 + r + r^2 P(r)), then scaled by 2^n. Inputs are clamped so
+ * 2^n stays a normal float. Shared by the AVX2 and AVX-512 sets. */
+#define ES_EXP_MAX_INPUT 88.0f
+#define ES_EXP_MIN_INPUT (-87.0f)
+#define ES_LOG2E 1.44269504088896341f
+#define ES_LN2_HI 0.693359375f
+#define ES_LN2_LO (-2.12194440e-4f)
+#define ES_EXP_P0 1.9875691500e-4f
+#define ES_EXP_P1 1.3981999507e-3f
+#define ES_EXP_P2 8.3334519073e-3f
+#define ES_EXP_P3 4.1665795894e-2f
+#define ES_EXP_P4 1.6666665459e-1f
+#define ES_EXP_P5 5.0000001201e-1f
+/* tanh(x) = 1 - 2 / (exp(2x) + 1) loses relative precision near zero, where
+ * its Taylor series x - x^3/3 + 2x^5/15 - 17x^7/315 is exact to 3e-10. */
+#define ES_TANH_SERIES_BELOW 0.125f
+#define ES_TANH_T3 (-1.0f / 3.0f)
+#define ES_TANH_T5 (2.0f / 15.0f)
+#define ES_TANH_T7 (-17.0f / 315.0f)
+
+typedef enum es_isa {
+    ES_ISA_AUTO = 0, /* the fastest this CPU runs */
+    ES_ISA_GENERIC = 1,
+    ES_ISA_AVX2 = 2,
+    ES_ISA_AVX512 = 3,
+} es_isa;
+
+/* The kernels for `isa`, or NULL when this CPU (or compiler) lacks it. */
+const es_kernels *es_kernels_for(es_isa isa);
+
+extern const es_kernels es_kernels_generic;
+#if defined(__x86_64__) || defined(__i386__)
+#define ES_HAVE_X86_KERNELS 1
+extern const es_kernels es_kernels_avx2;
+extern const es_kernels es_kernels_avx512;
+#endif
+
+/* One direction of one layer, packed. */
+typedef struct es_packed_direction {
+    float *panels;        /* rows_padded / 16 panels of cols * 16 floats */
+    float *bias;          /* rows_padded: b (GRU: b + c for z and r, b for n) */
+    float *bias_n_hidden; /* GRU only: c of the n gate (it sits inside r ⊙ (.)) */
+} es_packed_direction;
+
+typedef struct es_packed_layer {
+    int gates;       /* rows per unit: 1 (DENSE, CONV1D, RNN), 3 (GRU), 4 (LSTM) */
+    int gate_rows;   /* units rounded up to a whole panel */
+    int rows_padded; /* gates * gate_rows */
+    int cols;        /* DENSE: in; CONV1D: K * in; recurrent: in + units */
+    int directions;  /* 2 for BIDIR */
+    es_packed_direction dir[2];
+    /* Offsets (floats) of this layer's scratch inside a stream state. */
+    size_t state_input; /* recurrent: [x h] (h is the output); CONV1D: K-frame window */
+    size_t state_gates; /* matrix-vector results (DENSE, CONV1D: the output) */
+    size_t state_cell;  /* LSTM cell */
+} es_packed_layer;
+
+typedef struct es_packed_model {
+    const es_kernels *kernels;
+    es_packed_layer layers[ES_MAX_LAYERS];
+    size_t state_floats; /* scratch of one stream state */
+    float *storage;      /* every panel and bias, 64-byte aligned */
+} es_packed_model;
+
+/* Runs `m` on other kernels (tests compare them; benchmarks time them).
+ * ES_RNN_ERR_ARG when this CPU lacks the instruction set. */
+int es_model_use_isa(es_model *m, es_isa isa);
+
+/* 64-byte aligned allocation of n floats, zeroed; free with free(). */
+float *es_alloc_floats(size_t n);
+
+#endif

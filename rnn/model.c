@@ -1,0 +1,435 @@
+/*
+ * Building a model in code, its accessors, weight initialisation, and the
+ * packing of its parameters into the layout the kernels read (kernels.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "model_internal.h"
+
+const char *es_rnn_strerror(int code) {
+    switch (code) {
+    case ES_RNN_OK:
+        return "success";
+    case ES_RNN_ERR_NOMEM:
+        return "out of memory";
+    case ES_RNN_ERR_ARG:
+        return "argument out of range";
+    case ES_RNN_ERR_IO:
+        return "input/output error";
+    case ES_RNN_ERR_FORMAT:
+        return "not a valid model file";
+    case ES_RNN_ERR_FEATURES:
+        return "model expects other features";
+    case ES_RNN_ERR_STREAMING:
+        return "bidirectional model cannot run frame by frame";
+    }
+    return "unknown error";
+}
+
+static int is_bidirectional(es_layer_type type) {
+    return type == ES_LAYER_BIDIR_GRU || type == ES_LAYER_BIDIR_LSTM;
+}
+
+/* Rows per unit of the layer's matrices: its gates. */
+static int gate_count(es_layer_type type) {
+    switch (type) {
+    case ES_LAYER_GRU:
+    case ES_LAYER_BIDIR_GRU:
+        return 3;
+    case ES_LAYER_LSTM:
+    case ES_LAYER_BIDIR_LSTM:
+        return 4;
+    default:
+        return 1;
+    }
+}
+
+static int is_recurrent(es_layer_type type) {
+    return type == ES_LAYER_RNN || type == ES_LAYER_GRU || type == ES_LAYER_LSTM ||
+           is_bidirectional(type);
+}
+
+/* Columns of the (packed) matrix: what one step multiplies. */
+static size_t matrix_cols(es_layer_type type, int input_size, int units, int kernel) {
+    if (type == ES_LAYER_CONV1D) return (size_t)kernel * (size_t)input_size;
+    if (is_recurrent(type)) return (size_t)input_size + (size_t)units;
+    return (size_t)input_size;
+}
+
+size_t es_layer_param_count(es_layer_type type, int input_size, int units, int kernel) {
+    if (type < ES_LAYER_DENSE || type > ES_LAYER_BIDIR_LSTM || input_size <= 0 || units <= 0)
+        return 0;
+    if (type == ES_LAYER_CONV1D && kernel <= 0) return 0;
+    size_t rows = (size_t)gate_count(type) * (size_t)units;
+    size_t biases = type == ES_LAYER_GRU || type == ES_LAYER_BIDIR_GRU ? 2 * rows : rows;
+    size_t one_direction = rows * matrix_cols(type, input_size, units, kernel) + biases;
+    return is_bidirectional(type) ? 2 * one_direction : one_direction;
+}
+
+int es_model_create(const es_feature_spec *features, int input_size, es_model **out) {
+    if (!out) return ES_RNN_ERR_ARG;
+    *out = NULL;
+    if (input_size <= 0 || input_size > ES_MAX_UNITS) return ES_RNN_ERR_ARG;
+    es_model *m = calloc(1, sizeof *m);
+    if (!m) return ES_RNN_ERR_NOMEM;
+    if (features) m->features = *features;
+    m->input_size = input_size;
+    m->output_size = input_size;
+    *out = m;
+    return ES_RNN_OK;
+}
+
+static void free_packed(es_model *m) {
+    es_packed_model *packed = m->packed;
+    if (packed) free(packed->storage);
+    free(packed);
+    m->packed = NULL;
+}
+
+void es_model_destroy(es_model *m) {
+    if (!m) return;
+    free_packed(m);
+    free(m->params);
+    free(m);
+}
+
+int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activation act,
+                          int kernel) {
+    if (!m || m->layer_count >= ES_MAX_LAYERS) return ES_RNN_ERR_ARG;
+    if (type < ES_LAYER_DENSE || type > ES_LAYER_BIDIR_LSTM) return ES_RNN_ERR_ARG;
+    if (units <= 0 || units > ES_MAX_UNITS) return ES_RNN_ERR_ARG;
+    if (act < ES_ACT_LINEAR || act > ES_ACT_SOFTMAX) return ES_RNN_ERR_ARG;
+    if (type == ES_LAYER_CONV1D && (kernel <= 0 || kernel > ES_MAX_KERNEL)) return ES_RNN_ERR_ARG;
+    if (type != ES_LAYER_CONV1D) kernel = 0;
+    int output_size = is_bidirectional(type) ? 2 * units : units;
+    if (output_size > ES_MAX_UNITS) return ES_RNN_ERR_ARG;
+
+    size_t count = es_layer_param_count(type, m->output_size, units, kernel);
+    size_t needed = m->param_count + count;
+    if (needed > m->param_capacity) {
+        size_t capacity = m->param_capacity * 2 > needed ? m->param_capacity * 2 : needed;
+        float *grown = es_alloc_floats(capacity);
+        if (!grown) return ES_RNN_ERR_NOMEM;
+        if (m->param_count) memcpy(grown, m->params, m->param_count * sizeof(float));
+        free(m->params);
+        m->params = grown;
+        m->param_capacity = capacity;
+    }
+    memset(m->params + m->param_count, 0, count * sizeof(float));
+
+    es_layer *layer = &m->layers[m->layer_count++];
+    layer->type = type;
+    layer->activation = act;
+    layer->input_size = m->output_size;
+    layer->units = units;
+    layer->output_size = output_size;
+    layer->kernel = kernel;
+    layer->param_offset = m->param_count;
+    layer->param_count = count;
+    m->param_count = needed;
+    m->output_size = output_size;
+    m->label_count = 0; /* the outputs changed meaning */
+    return ES_RNN_OK;
+}
+
+int es_model_add_layer(es_model *m, es_layer_type type, int units, es_activation act, int kernel) {
+    int rc = es_model_append_layer(m, type, units, act, kernel);
+    return rc ? rc : es_model_refresh(m);
+}
+
+int es_model_set_labels(es_model *m, int count, const char *const *labels) {
+    if (!m || !labels || m->layer_count == 0 || count != m->output_size) return ES_RNN_ERR_ARG;
+    for (int i = 0; i < count; i++)
+        if (!labels[i] || strlen(labels[i]) >= ES_MAX_LABEL) return ES_RNN_ERR_ARG;
+    for (int i = 0; i < count; i++) {
+        memset(m->labels[i], 0, ES_MAX_LABEL);
+        memcpy(m->labels[i], labels[i], strlen(labels[i]));
+    }
+    m->label_count = count;
+    return ES_RNN_OK;
+}
+
+/* ---- initialisation ---------------------------------------------------------- */
+
+/* splitmix64: tiny, seedable, good enough for weight initialisation. */
+static uint64_t next_random(uint64_t *seed) {
+    uint64_t z = (*seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *seed) {
+    return (double)(next_random(seed) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static double normal(uint64_t *seed) {
+    double u1 = uniform01(seed), u2 = uniform01(seed);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static void fill_glorot(float *w, size_t rows, size_t cols, uint64_t *seed) {
+    double limit = sqrt(6.0 / (double)(rows + cols));
+    for (size_t i = 0; i < rows * cols; i++)
+        w[i] = (float)((2.0 * uniform01(seed) - 1.0) * limit);
+}
+
+/* Orthogonal-ish n x n block (row stride `stride`): Gaussian rows made
+ * orthonormal by modified Gram-Schmidt, which keeps the recurrence's gain
+ * near 1 at the start of training. Beyond a size where O(n^3) would stall
+ * model creation, scaled Gaussian rows are nearly orthogonal anyway. */
+#define ES_ORTHOGONAL_MAX_UNITS 512
+static void fill_orthogonal(float *w, size_t stride, int n, uint64_t *seed) {
+    double *q = malloc((size_t)n * (size_t)n * sizeof *q);
+    int exact = q && n <= ES_ORTHOGONAL_MAX_UNITS;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) {
+            double g = normal(seed);
+            if (exact)
+                q[(size_t)i * n + j] = g;
+            else
+                w[(size_t)i * stride + j] = (float)(g / sqrt((double)n));
+        }
+    }
+    if (exact) {
+        for (int i = 0; i < n; i++) {
+            double *row = q + (size_t)i * n;
+            for (int k = 0; k < i; k++) {
+                const double *prev = q + (size_t)k * n;
+                double dot = 0;
+                for (int j = 0; j < n; j++)
+                    dot += row[j] * prev[j];
+                for (int j = 0; j < n; j++)
+                    row[j] -= dot * prev[j];
+            }
+            double norm = 0;
+            for (int j = 0; j < n; j++)
+                norm += row[j] * row[j];
+            norm = sqrt(norm);
+            for (int j = 0; j < n; j++)
+                w[(size_t)i * stride + j] = (float)(norm > 0 ? row[j] / norm : 0.0);
+        }
+    }
+    free(q);
+}
+
+static void init_direction(const es_layer *layer, float *p, uint64_t *seed) {
+    int u = layer->units, in = layer->input_size, gates = gate_count(layer->type);
+    size_t rows = (size_t)gates * (size_t)u;
+    if (layer->type == ES_LAYER_DENSE) {
+        fill_glorot(p, (size_t)u, (size_t)in, seed);
+        return; /* biases stay zero */
+    }
+    if (layer->type == ES_LAYER_CONV1D) {
+        /* Glorot over the whole receptive field. */
+        double limit = sqrt(6.0 / ((double)layer->kernel * in + u));
+        for (size_t i = 0; i < (size_t)u * layer->kernel * in; i++)
+            p[i] = (float)((2.0 * uniform01(seed) - 1.0) * limit);
+        return;
+    }
+    /* W per gate, then U per gate. */
+    for (int g = 0; g < gates; g++)
+        fill_glorot(p + (size_t)g * u * in, (size_t)u, (size_t)in, seed);
+    float *recurrent = p + rows * (size_t)in;
+    for (int g = 0; g < gates; g++)
+        fill_orthogonal(recurrent + (size_t)g * u * u, (size_t)u, u, seed);
+    float *bias = recurrent + rows * (size_t)u;
+    if (layer->type == ES_LAYER_LSTM || layer->type == ES_LAYER_BIDIR_LSTM)
+        for (int j = 0; j < u; j++)
+            bias[u + j] = 1.0f; /* forget gate open: remember by default */
+}
+
+void es_model_init_weights(es_model *m, uint64_t seed) {
+    if (!m) return;
+    memset(m->params, 0, m->param_count * sizeof(float));
+    for (int l = 0; l < m->layer_count; l++) {
+        const es_layer *layer = &m->layers[l];
+        float *p = m->params + layer->param_offset;
+        if (is_bidirectional(layer->type)) {
+            init_direction(layer, p, &seed);
+            init_direction(layer, p + layer->param_count / 2, &seed);
+        } else {
+            init_direction(layer, p, &seed);
+        }
+    }
+    /* Packing only fails for lack of memory; the old packing then stays. */
+    (void)es_model_refresh(m);
+}
+
+/* ---- packing ------------------------------------------------------------------ */
+
+static void layout_layer(const es_layer *layer, es_packed_layer *pl) {
+    pl->gates = gate_count(layer->type);
+    pl->gate_rows = es_round_up_panel(layer->units);
+    pl->rows_padded = pl->gates * pl->gate_rows;
+    pl->cols = (int)matrix_cols(layer->type, layer->input_size, layer->units, layer->kernel);
+    pl->directions = is_bidirectional(layer->type) ? 2 : 1;
+}
+
+/* Floats of packed storage for one direction: panels, bias, the GRU's n-gate
+ * hidden bias; each a multiple of 16 floats, so each stays 64-byte aligned. */
+static size_t direction_floats(const es_packed_layer *pl) {
+    return (size_t)pl->rows_padded * (size_t)pl->cols + (size_t)pl->rows_padded +
+           (size_t)pl->gate_rows;
+}
+
+static void pack_direction(const es_layer *layer, const es_packed_layer *pl, const float *p,
+                           es_packed_direction *d) {
+    int u = layer->units, in = layer->input_size, cols = pl->cols;
+    int recurrent = is_recurrent(layer->type);
+    size_t rows = (size_t)pl->gates * (size_t)u;
+    const float *w = p;                                         /* [rows][in or K*in] */
+    const float *uw = recurrent ? p + rows * (size_t)in : NULL; /* [rows][u] */
+    const float *b = recurrent ? uw + rows * (size_t)u : p + rows * (size_t)cols;
+    int gru = layer->type == ES_LAYER_GRU || layer->type == ES_LAYER_BIDIR_GRU;
+
+    for (int padded_row = 0; padded_row < pl->rows_padded; padded_row++) {
+        int gate = padded_row / pl->gate_rows, unit = padded_row % pl->gate_rows;
+        float *panel = d->panels + (size_t)(padded_row / ES_PANEL_ROWS) * cols * ES_PANEL_ROWS;
+        int lane = padded_row % ES_PANEL_ROWS;
+        if (unit >= u) continue; /* padding rows stay zero */
+        size_t row = (size_t)gate * u + unit;
+        for (int c = 0; c < cols; c++) {
+            float value = recurrent && c >= in ? uw[row * u + (c - in)]
+                                               : w[row * (recurrent ? in : cols) + c];
+            panel[(size_t)c * ES_PANEL_ROWS + lane] = value;
+        }
+        float bias = b[row];
+        if (gru && gate < 2) bias += b[rows + row]; /* z, r: b + c can be summed up front */
+        d->bias[padded_row] = bias;
+        if (gru && gate == 2) d->bias_n_hidden[unit] = b[rows + row];
+    }
+}
+
+/* State scratch: 64-byte aligned regions, so kernels see aligned vectors. */
+static size_t take_state(size_t *cursor, size_t floats) {
+    size_t at = *cursor;
+    *cursor += (floats + 15) / 16 * 16;
+    return at;
+}
+
+int es_model_refresh(es_model *m) {
+    if (!m) return ES_RNN_ERR_ARG;
+    es_packed_model *packed = calloc(1, sizeof *packed);
+    if (!packed) return ES_RNN_ERR_NOMEM;
+    const es_kernels *previous = m->packed ? ((es_packed_model *)m->packed)->kernels : NULL;
+    packed->kernels = previous ? previous : es_kernels_for(ES_ISA_AUTO);
+
+    size_t storage_floats = 0, state_cursor = 0;
+    for (int l = 0; l < m->layer_count; l++) {
+        const es_layer *layer = &m->layers[l];
+        es_packed_layer *pl = &packed->layers[l];
+        layout_layer(layer, pl);
+        storage_floats += (size_t)pl->directions * direction_floats(pl);
+        if (is_recurrent(layer->type)) {
+            pl->state_input = take_state(&state_cursor, (size_t)pl->cols);
+            size_t gate_floats = (size_t)pl->rows_padded;
+            if (pl->gates == 3) gate_floats += (size_t)pl->gate_rows; /* GRU: U_n h apart */
+            pl->state_gates = take_state(&state_cursor, gate_floats);
+            if (pl->gates == 4) pl->state_cell = take_state(&state_cursor, (size_t)pl->gate_rows);
+        } else {
+            if (layer->type == ES_LAYER_CONV1D)
+                pl->state_input = take_state(&state_cursor, (size_t)pl->cols);
+            pl->state_gates = take_state(&state_cursor, (size_t)pl->rows_padded);
+        }
+    }
+    packed->state_floats = state_cursor;
+    packed->storage = es_alloc_floats(storage_floats);
+    if (!packed->storage) {
+        free(packed);
+        return ES_RNN_ERR_NOMEM;
+    }
+
+    size_t cursor = 0;
+    for (int l = 0; l < m->layer_count; l++) {
+        const es_layer *layer = &m->layers[l];
+        es_packed_layer *pl = &packed->layers[l];
+        size_t direction_params = layer->param_count / (size_t)pl->directions;
+        for (int dir = 0; dir < pl->directions; dir++) {
+            es_packed_direction *d = &pl->dir[dir];
+            d->panels = packed->storage + take_state(&cursor, (size_t)pl->rows_padded * pl->cols);
+            d->bias = packed->storage + take_state(&cursor, (size_t)pl->rows_padded);
+            d->bias_n_hidden = packed->storage + take_state(&cursor, (size_t)pl->gate_rows);
+            pack_direction(layer, pl,
+                           m->params + layer->param_offset + (size_t)dir * direction_params, d);
+        }
+    }
+    free_packed(m);
+    m->packed = packed;
+    return ES_RNN_OK;
+}
+
+int es_model_use_isa(es_model *m, es_isa isa) {
+    const es_kernels *kernels = es_kernels_for(isa);
+    if (!m || !m->packed || !kernels) return ES_RNN_ERR_ARG;
+    ((es_packed_model *)m->packed)->kernels = kernels;
+    return ES_RNN_OK;
+}
+
+/* ---- accessors ------------------------------------------------------------------ */
+
+int es_model_input_size(const es_model *m) {
+    return m ? m->input_size : 0;
+}
+
+int es_model_output_size(const es_model *m) {
+    return m ? m->output_size : 0;
+}
+
+int es_model_layer_count(const es_model *m) {
+    return m ? m->layer_count : 0;
+}
+
+es_layer_type es_model_layer_type(const es_model *m, int layer) {
+    return m && layer >= 0 && layer < m->layer_count ? m->layers[layer].type : (es_layer_type)0;
+}
+
+int es_model_layer_units(const es_model *m, int layer) {
+    return m && layer >= 0 && layer < m->layer_count ? m->layers[layer].units : 0;
+}
+
+const char *es_model_label(const es_model *m, int output) {
+    if (!m || output < 0 || output >= m->output_size || m->layer_count == 0) return NULL;
+    return output < m->label_count ? m->labels[output] : "";
+}
+
+const es_feature_spec *es_model_features(const es_model *m) {
+    return m ? &m->features : NULL;
+}
+
+size_t es_model_param_count(const es_model *m) {
+    return m ? m->param_count : 0;
+}
+
+float *es_model_params(es_model *m) {
+    return m ? m->params : NULL;
+}
+
+int es_model_is_streaming(const es_model *m) {
+    if (!m) return 0;
+    for (int l = 0; l < m->layer_count; l++)
+        if (is_bidirectional(m->layers[l].type)) return 0;
+    return 1;
+}
+
+size_t es_model_flops_per_frame(const es_model *m) {
+    if (!m) return 0;
+    size_t flops = 0;
+    for (int l = 0; l < m->layer_count; l++) {
+        const es_layer *layer = &m->layers[l];
+        size_t rows = (size_t)gate_count(layer->type) * (size_t)layer->units;
+        size_t cols = matrix_cols(layer->type, layer->input_size, layer->units, layer->kernel);
+        flops += 2 * rows * cols * (is_bidirectional(layer->type) ? 2 : 1);
+    }
+    return flops;
+}
+
+const char *es_model_kernel_name(const es_model *m) {
+    if (!m || !m->packed) return "none";
+    return ((const es_packed_model *)m->packed)->kernels->name;
+}
