@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Builds the training data of earshot's models into data/ (or --out DIR) from
+# Debian packages only, and writes DIR/manifest.tsv (format: models/MANIFEST.md).
+#
+#   scripts/data.sh [--small] [--out DIR] [--jobs N]
+#
+# Idempotent and resumable: every clip is written with a .tsv sidecar holding
+# its manifest line, and a clip whose sidecar exists is never redone. Progress
+# goes to stderr. --small makes a tiny set (a few voices and sentences, under a
+# minute) for CI's smoke training run. The method and every source with its
+# licence: models/recipe/README.md and models/recipe/SOURCES.md.
+#
+# Knobs (environment): ES_SENTENCES_PER_VOICE (25), ES_DATA_SEED (1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+recipe=models/recipe
+
+small=0
+out=data
+jobs=2
+while [ $# -gt 0 ]; do
+    case $1 in
+    --small) small=1 ;;
+    --out) out=$2 && shift ;;
+    --jobs) jobs=$2 && shift ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    *) echo "data.sh: unknown argument '$1' (try --help)" >&2 && exit 2 ;;
+    esac
+    shift
+done
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+log() { echo "data: $*" >&2; }
+
+# ---- packages (allow-list: nothing outside it is ever read) -------------------
+tools=(espeak-ng flite sox perl ffmpeg)
+sources=(pocketsphinx-testdata asterisk-core-sounds-en-g722 csmash-data hedgewars-data
+    klettres-data fortunes asterisk-moh-opsound-wav colobot-common-sounds)
+[ "$small" = 1 ] && tools=(espeak-ng flite sox perl) && sources=(pocketsphinx-testdata)
+missing=()
+for p in "${tools[@]}" "${sources[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    log "installing ${missing[*]}"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+# ---- text: keyword-free sentences --------------------------------------------
+mkdir -p "$out/text"
+text_sources=(/usr/share/common-licenses/*)
+if [ "$small" = 0 ]; then
+    for f in /usr/share/games/fortunes/*; do
+        case $f in *.dat | *.u8) ;; *) [ -f "$f" ] && text_sources+=("$f") ;; esac
+    done
+    for f in /usr/share/doc/*/README /usr/share/doc/*/README.txt /usr/share/doc/*/README.md \
+        /usr/share/doc/*/README.gz /usr/share/doc/*/README.md.gz; do
+        [ -f "$f" ] && text_sources+=("$f")
+    done
+fi
+perl $recipe/sentences.pl $recipe/keywords.txt "${text_sources[@]}" >"$out/text/sentences.txt"
+log "$(wc -l <"$out/text/sentences.txt") keyword-free sentences from ${#text_sources[@]} texts"
+
+# ---- voices -------------------------------------------------------------------
+# espeak-ng: every English voice of its own (gmw/) data, with every variant.
+# flite: an allow-list of its voices.
+{
+    espeak-ng --voices=en | awk '$5 ~ /^gmw\// { print $2 }' | sort -u >"$out/text/accents"
+    espeak-ng --voices=variant | awk 'NR > 1 { print $5 }' |
+        sed -n 's|^!v/\([A-Za-z0-9_-]*\)$|\1|p' | sort -u >"$out/text/variants"
+    while read -r accent; do
+        printf 'espeak\t%s\n' "$accent"
+        sed "s|^|espeak\t$accent+|" "$out/text/variants"
+    done <"$out/text/accents"
+    for voice in kal kal16 slt; do printf 'flite\t%s\n' "$voice"; done
+} >"$out/text/voices.tsv"
+log "$(wc -l <"$out/text/voices.tsv") voices"
+
+# ---- synthetic speech -----------------------------------------------------------
+plan_args=(--seed "${ES_DATA_SEED:-1}" --sentences-per-voice "${ES_SENTENCES_PER_VOICE:-25}")
+[ "$small" = 1 ] && plan_args+=(--small)
+perl $recipe/plan.pl "${plan_args[@]}" "$out/text/voices.tsv" $recipe/keywords.txt \
+    $recipe/near_misses.txt $recipe/carriers.txt "$out/text/sentences.txt" >"$out/text/jobs.tsv"
+total_jobs=$(wc -l <"$out/text/jobs.tsv")
+log "rendering $total_jobs synthetic clips with $jobs workers"
+mkdir -p "$out/clips"
+pids=()
+for ((w = 0; w < jobs; w++)); do
+    awk -v w="$w" -v n="$jobs" '(NR - 1) % n == w' "$out/text/jobs.tsv" |
+        nice -n 10 bash $recipe/render.sh "$out/clips" "$w" &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+
+# ---- real recordings -------------------------------------------------------------
+# add_real SRC DEST SPLIT KIND LABEL VOICE [MAX_S]: converts SRC to 16 kHz mono
+# (trimmed of silence for speech), writes DEST.wav and its sidecar DEST.tsv.
+add_real() {
+    local src=$1 dest=$out/$2 split=$3 kind=$4 label=$5 voice=$6 max_s=${7:-}
+    [ -s "$dest.tsv" ] && return 0
+    [ -f "$src" ] || return 0
+    mkdir -p "$(dirname "$dest")"
+    local input=$src
+    if [ "${src##*.}" = g722 ]; then
+        # Neither libsndfile nor sox reads G.722; ffmpeg decodes it to 16 kHz.
+        input=$(mktemp --suffix=.wav)
+        ffmpeg -nostdin -hide_banner -loglevel error -f g722 -i "$src" -y "$input"
+    fi
+    local effects=(silence 1 0.01 -50d reverse silence 1 0.01 -50d reverse)
+    [ "$kind" = noise ] && effects=(trim 0 "${max_s:-30}")
+    sox -G -V1 "$input" -r 16000 -c 1 -b 16 "$dest.wav" "${effects[@]}"
+    [ "$input" != "$src" ] && rm -f "$input"
+    local start=- end=-
+    if [ "$kind" = keyword ]; then
+        start=0.000
+        end=$(soxi -D "$dest.wav" | awk '{ printf "%.3f", $1 }')
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${2}.wav" "$split" "$kind" "$label" "$start" "$end" \
+        "$voice" >"$dest.tsv"
+}
+
+# A stable 80/10/10 split of a name, for sources with many independent clips.
+split_by_name() {
+    local bucket=$(($(printf '%s' "$1" | cksum | cut -d' ' -f1) % 10))
+    if [ $bucket -eq 0 ]; then echo valid; elif [ $bucket -eq 1 ]; then echo test; else echo train; fi
+}
+
+digit_words=(zero one two three four five six seven eight nine)
+log "real speech and noise"
+
+# librivox/ clips of pocketsphinx-testdata: real read speech (VAD); by clip.
+librivox=/usr/share/pocketsphinx/test/data/librivox
+i=0
+for f in "$librivox"/*.wav; do
+    [ -f "$f" ] || continue
+    name=$(basename "$f" .wav)
+    split=train
+    [ $((i % 5)) -eq 3 ] && split=valid
+    [ $((i % 5)) -eq 4 ] && split=test
+    add_real "$f" "real/librivox/$name" $split speech - "librivox:$name"
+    i=$((i + 1))
+done
+
+if [ "$small" = 0 ]; then
+    # asterisk (one speaker, Allison): digits are keywords; other numbers and
+    # letters are keyword-free speech. The whole speaker trains.
+    asterisk=/usr/share/asterisk/sounds/en_US_f_Allison
+    for d in 0 1 2 3 4 5 6 7 8 9; do
+        add_real "$asterisk/digits/$d.g722" "real/asterisk/digit-$d" train keyword \
+            "${digit_words[$d]}" real:asterisk
+    done
+    for n in 10 11 12 13 14 15 16 17 18 19 20 30 40 50 60 70 80 90 hundred thousand million oh; do
+        add_real "$asterisk/digits/$n.g722" "real/asterisk/number-$n" train sentence - real:asterisk
+    done
+    for f in "$asterisk"/letters/?.g722; do
+        [ -f "$f" ] && add_real "$f" "real/asterisk/letter-$(basename "$f" .g722)" train speech - \
+            real:asterisk
+    done
+
+    # csmash (one speaker): a real voice never trained on, for validation.
+    csmash=/usr/share/games/csmash/wav
+    for word in "${digit_words[@]}"; do
+        add_real "$csmash/$word.wav" "real/csmash/$word" valid keyword "$word" real:csmash
+    done
+    for word in eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen \
+        twenty thirty all loveall; do
+        add_real "$csmash/$word.wav" "real/csmash/$word" valid sentence - real:csmash
+    done
+    for sound in click racket table; do
+        add_real "$csmash/$sound.wav" "noise/csmash/$sound" valid noise - noise:csmash
+    done
+
+    # hedgewars voice packs: English lines free of keywords (allow-list); by pack.
+    hw=/usr/share/games/hedgewars/Data
+    lines=(Amazing Boring Brilliant Bugger Byebye Coward Cutitout Drat Excellent Fire Firstblood
+        Flawless Flyaway Gonnagetyou Grenade Hello Hmm Hurry Illgetyou Incoming Justyouwait
+        Kamikaze Laugh Leavemealone Melon Missed Nutter Ohdear Oops Ouch Reinforcements Revenge
+        Runaway Sameteam Solong Stupid Takecover Traitor Uh-oh Victory Watchit Watchthis Whatthe
+        Youllregretthat)
+    for pack in British Classic Default HillBilly Mobster Pirate Robot Singer Surfer; do
+        split=$(split_by_name "$pack")
+        for line in "${lines[@]}"; do
+            add_real "$hw/Sounds/voices/$pack/$line.ogg" "real/hedgewars/$pack/$line" "$split" \
+                speech - "real:hedgewars-$pack"
+        done
+    done
+
+    # klettres: spoken English letters, two speakers.
+    for f in /usr/share/klettres/en/alpha/*.ogg; do
+        add_real "$f" "real/klettres-en/$(basename "$f" .ogg)" train speech - real:klettres-en
+    done
+    for f in /usr/share/klettres/en_GB/alpha/*.ogg; do
+        add_real "$f" "real/klettres-en_GB/$(basename "$f" .ogg)" valid speech - \
+            real:klettres-en_GB
+    done
+
+    # Music and effects, at most 30 s of each file; by file.
+    for f in /usr/share/asterisk/moh/*.wav /usr/share/games/hedgewars/Data/Music/*.ogg \
+        /usr/share/games/colobot/music/*.ogg; do
+        name=$(basename "${f%.*}")
+        add_real "$f" "noise/music/$name" "$(split_by_name "$name")" noise - "noise:music-$name"
+    done
+    for f in /usr/share/games/hedgewars/Data/Sounds/*.ogg /usr/share/games/colobot/sounds/*.wav; do
+        name=$(basename "$(dirname "$f")")-$(basename "${f%.*}")
+        add_real "$f" "noise/effects/$name" "$(split_by_name "$name")" noise - \
+            "noise:effects-$name"
+    done
+fi
+
+# ---- generated noise ---------------------------------------------------------------
+# Colours and mains hum, separate files per split (sox -R: repeatable).
+gen_noise() {
+    local name=$1 split=$2 seconds=$3
+    shift 3
+    local dest=$out/noise/generated/$name-$split
+    [ -s "$dest.tsv" ] && return 0
+    mkdir -p "$(dirname "$dest")"
+    sox -R -n -r 16000 -c 1 -b 16 "$dest.wav" synth "$seconds" "$@"
+    printf '%s\t%s\tnoise\t-\t-\t-\tnoise:generated-%s\n' "noise/generated/$name-$split.wav" \
+        "$split" "$name" >"$dest.tsv"
+}
+for split in train valid test; do
+    seconds=10
+    [ $split = train ] && seconds=60
+    gen_noise white $split $seconds whitenoise vol 0.5
+    gen_noise pink $split $seconds pinknoise vol 0.5
+    gen_noise brown $split $seconds brownnoise vol 0.5
+    gen_noise hum50 $split $seconds sine 50 sine 100 sine 150 sine 250 vol 0.3
+    gen_noise hum60 $split $seconds sine 60 sine 120 sine 180 sine 300 vol 0.3
+done
+
+# ---- manifest ------------------------------------------------------------------------
+{
+    printf '# earshot training manifest v1 (models/MANIFEST.md), made by scripts/data.sh'
+    [ "$small" = 1 ] && printf ' --small'
+    printf '\n'
+    printf '# path\tsplit\tkind\tlabel\tstart_s\tend_s\tvoice\n'
+    find "$out/clips" "$out/real" "$out/noise" -name '*.tsv' 2>/dev/null | sort |
+        xargs -r cat | grep -v '^#'
+} >"$out/manifest.tsv.part"
+mv "$out/manifest.tsv.part" "$out/manifest.tsv"
+
+# Hours from WAV sizes (16-bit mono at 16 kHz, 44-byte header): no decoding needed.
+find "$out/clips" "$out/real" "$out/noise" -name '*.wav' -printf '%s %h\n' 2>/dev/null |
+    awk -v root="$out/" '{ sub(root, "", $2); split($2, p, "/"); hours[p[1]] += ($1 - 44) / 32000 / 3600 }
+        END { for (k in hours) printf "data: %-6s %7.2f h\n", k, hours[k] }' >&2
+grep -v '^#' "$out/manifest.tsv" | awk -F'\t' '{ n[$2 " " $3]++; v[$7] = 1 }
+    END { for (k in n) printf "data: %-16s %6d clips\n", k, n[k]; printf "data: %d voices\n", length(v) }' |
+    sort >&2
+log "wrote $out/manifest.tsv ($(grep -vc '^#' "$out/manifest.tsv") clips)"
