@@ -1,0 +1,81 @@
+/*
+ * config — the daemon's INI file (DESIGN.md, "Daemon config"), read with inih.
+ *
+ *   [source.NAME]   device = PortAudio input name or index   | file = path of a file or FIFO
+ *   [models]        vad = builtin|PATH    kws = builtin|none|PATH[, PATH...]
+ *   [vad]           threshold offset_threshold min_speech_ms min_silence_ms
+ *                   max_speech_ms speech_pad_ms
+ *   [keywords]      threshold smooth_ms refractory_ms vad_gate threshold.KEYWORD
+ *   [events]        socket socket_mode socket_group backlog_events backlog_bytes
+ *                   max_subscribers stdout
+ *
+ * Every key, its default and its range is documented in
+ * systemd/earshot.conf.example. Unknown sections, unknown or repeated keys,
+ * malformed or out-of-range values are errors naming the line. Loading only
+ * parses and validates: it opens no model, device or socket.
+ */
+#ifndef ES_CONFIG_H
+#define ES_CONFIG_H
+
+#include <stddef.h>
+
+#include "detect.h"
+#include "pipeline.h"
+
+#define ES_CONFIG_MAX_SOURCES 16
+#define ES_CONFIG_NAME_MAX 64
+/* inih reads lines of at most 200 bytes, so no value can be longer. */
+#define ES_CONFIG_VALUE_MAX 256
+
+typedef enum es_source_kind {
+    ES_SOURCE_DEVICE = 1, /* a PortAudio input */
+    ES_SOURCE_FILE = 2,   /* a file or FIFO carrying a WAV stream */
+} es_source_kind;
+
+typedef struct es_source_config {
+    char name[ES_CONFIG_NAME_MAX]; /* [source.NAME]: the "source" of its events */
+    es_source_kind kind;
+    char target[ES_CONFIG_VALUE_MAX]; /* device name/index, or the path */
+    int line;                         /* of the section header, for messages */
+} es_source_config;
+
+typedef struct es_daemon_config {
+    int source_count;
+    es_source_config sources[ES_CONFIG_MAX_SOURCES];
+
+    char vad_model[ES_CONFIG_VALUE_MAX]; /* "builtin" or a path */
+    int kws_model_count;                 /* 0 when kws = none */
+    char kws_models[ES_PIPELINE_MAX_KWS_MODELS][ES_CONFIG_VALUE_MAX];
+
+    es_vad_config vad;
+    es_kws_config kws;
+
+    char socket_path[108];                 /* sun_path's size */
+    int socket_mode;                       /* permission bits, e.g. 0660 */
+    char socket_group[ES_CONFIG_NAME_MAX]; /* "" = leave the group alone */
+    int backlog_events;                    /* per subscriber, before it is dropped */
+    int backlog_bytes;
+    int max_subscribers;
+    int events_to_stdout; /* 1: also print events as JSON lines on stdout */
+} es_daemon_config;
+
+typedef struct es_config_error {
+    int line;          /* 0 when the error is not about one line (e.g. unreadable file) */
+    char message[320]; /* "FILE:LINE: unknown key 'x' in [vad]" */
+} es_config_error;
+
+/* Every field at its documented default, with no sources. */
+void es_daemon_config_default(es_daemon_config *config);
+
+/* Parses and validates a config file. Returns 0, or -1 with *err filled
+ * (the first error in file order). `config` is only written on success. */
+int es_daemon_config_load(const char *path, es_daemon_config *config, es_config_error *err);
+
+/* The same for text in memory; `name` stands for the file in messages. */
+int es_daemon_config_parse(const char *text, size_t size, const char *name,
+                           es_daemon_config *config, es_config_error *err);
+
+/* Index of the source named `name`, or -1. */
+int es_daemon_config_find_source(const es_daemon_config *config, const char *name);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * notify — the service's side of the systemd protocol (sd_notify(3)).
+ *
+ * Every call is a no-op returning 0 when the process was not started by
+ * systemd (no $NOTIFY_SOCKET), so the daemon runs the same by hand.
+ *
+ * Watchdog: systemd expects WATCHDOG=1 at least every WATCHDOG_USEC; we ping
+ * every half of it (sd_watchdog_enabled(3)). A ping must prove the detection
+ * engines are alive, not just the main loop, so each engine loop beats an
+ * es_heartbeat and the main loop pings only while every heartbeat is fresh:
+ * a stalled engine stops the pings and systemd restarts the service.
+ */
+#ifndef ES_NOTIFY_H
+#define ES_NOTIFY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+int es_notify_ready(void);     /* READY=1, once every source runs */
+int es_notify_reloading(void); /* RELOADING=1, at the start of a SIGHUP reload */
+int es_notify_stopping(void);  /* STOPPING=1 */
+/* STATUS=..., one line shown by `systemctl status`. */
+int es_notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- heartbeats: one per engine loop ------------------------------------------- */
+
+typedef struct es_heartbeat {
+    atomic_int_fast64_t last_beat_ns; /* CLOCK_MONOTONIC */
+} es_heartbeat;
+
+void es_heartbeat_init(es_heartbeat *h); /* counts as a beat now */
+/* [rt] No allocation, lock or syscall beyond clock_gettime's vDSO. */
+void es_heartbeat_beat(es_heartbeat *h);
+/* Nanoseconds since the last beat. */
+int64_t es_heartbeat_age_ns(const es_heartbeat *h);
+
+/* ---- watchdog ------------------------------------------------------------------ */
+
+typedef struct es_watchdog {
+    uint64_t period_usec; /* half of WATCHDOG_USEC; 0 = systemd wants no pings */
+    int64_t last_ping_ns;
+    uint64_t pings;
+} es_watchdog;
+
+/* Reads WATCHDOG_USEC / WATCHDOG_PID (left in the environment). */
+void es_watchdog_init(es_watchdog *w);
+/* Pings when a period has passed since the last ping and `healthy` is set.
+ * Returns how many milliseconds the caller may sleep before calling again
+ * (-1: never, the watchdog is off). */
+int es_watchdog_service(es_watchdog *w, int healthy);
+
+int64_t es_monotonic_ns(void);
+
+#endif
