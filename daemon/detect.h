@@ -10,7 +10,16 @@
  *
  * Times are in samples of 16 kHz stream time (the frame's start), converted
  * to seconds only in events. Both detectors are pure state machines: no
- * allocation after create, no I/O. [rt] on every step call.
+ * allocation after create, no I/O. [rt] on every step and flush call.
+ *
+ * Time conventions in events: a frame stamped t covers [t, t + hop). A speech
+ * segment runs from its first speech frame's start to the end of its last
+ * speech frame, widened by the padding. A keyword's `time` is the end of the
+ * frame at which the smoothed posterior first reached the threshold (the
+ * crossing frame, not the peak: that is the earliest moment the decision can
+ * be made); `start` is where the smoothed posterior last rose above half the
+ * threshold (at most ES_KWS_MAX_LOOKBACK_MS before `time`), `end` where it
+ * next fell below half the threshold (at most end_wait_ms after `time`).
  */
 #ifndef ES_DETECT_H
 #define ES_DETECT_H
@@ -19,13 +28,21 @@
 
 #include "event.h"
 
+enum {
+    ES_DETECT_OK = 0,
+    ES_DETECT_ERR_CONFIG = -1, /* a config field, rate, hop or label is out of range */
+    ES_DETECT_ERR_NOMEM = -2,
+};
+
 typedef struct es_vad_config {
     float onset_threshold;  /* 0.5: speech starts when p >= this */
     float offset_threshold; /* 0.35: and ends when p < this (hysteresis) */
     int min_speech_ms;      /* 250: shorter segments are dropped */
     int min_silence_ms;     /* 300: shorter gaps are bridged */
-    int max_speech_ms;      /* 30000: longer segments are split; 0 = no limit */
-    int pad_ms;             /* 30: added before start and after end */
+    int max_speech_ms;      /* 30000: longer segments are split (at the last bridged gap
+                               when there is one, else hard); 0 = no limit */
+    int pad_ms;             /* 30: added before start and after end; a start never
+                               reaches back before 0 or into the previous segment */
 } es_vad_config;
 
 void es_vad_config_default(es_vad_config *config);
@@ -40,18 +57,25 @@ void es_vad_detector_destroy(es_vad_detector *d);
 /* [rt] Feeds one frame's speech probability; emits finished segments. */
 void es_vad_detector_step(es_vad_detector *d, int64_t frame_time_samples, float p_speech,
                           es_event_sink sink, void *user);
-/* [rt] Whether the detector is inside a speech segment now (for the keyword gate). */
+/* [rt] Whether the detector is inside a speech segment now, counting a gap
+ * that may still be bridged (for the keyword gate). */
 int es_vad_detector_in_speech(const es_vad_detector *d);
-/* End of stream: closes an open segment. */
+/* [rt] End of stream: closes an open segment (the end padding does not reach
+ * past the last frame). The detector may then be fed a new stream. */
 void es_vad_detector_flush(es_vad_detector *d, es_event_sink sink, void *user);
 
 #define ES_KWS_MAX_KEYWORDS 64
+/* How far back before the firing frame a keyword's `start` may lie. */
+#define ES_KWS_MAX_LOOKBACK_MS 1500
 
 typedef struct es_kws_config {
     int smooth_ms;           /* 50: moving average of each posterior */
     float default_threshold; /* 0.5 */
     int refractory_ms;       /* 1000: after a keyword fires, none fires for this long */
     int vad_gate;            /* 0: when 1, keywords fire only inside speech */
+    int end_wait_ms;         /* 300: how long a fired keyword may wait for its smoothed
+                                posterior to fall below half the threshold (its `end`)
+                                before the event is sent; 0 = send at once, end = time */
     int threshold_count;     /* per-keyword overrides, matched by name */
     struct {
         char keyword[32];
@@ -62,15 +86,25 @@ typedef struct es_kws_config {
 void es_kws_config_default(es_kws_config *config);
 const char *es_kws_config_check(const es_kws_config *config);
 
+/* 0 for the labels that name no keyword ("filler", "_filler", "silence"). */
+int es_kws_label_is_keyword(const char *label);
+
 typedef struct es_kws_detector es_kws_detector;
 
-/* `labels[0..count)` names the model's outputs; outputs named "filler" (or
- * "_filler", "silence") are not keywords. */
+/* `labels[0..count)` names the model's outputs (copied); outputs named
+ * "filler" (or "_filler", "silence") are not keywords. Threshold overrides
+ * naming no label of this model are ignored: one config may serve several
+ * keyword models. */
 int es_kws_detector_create(const es_kws_config *config, int count, const char *const *labels,
                            int sample_rate_hz, int hop_samples, es_kws_detector **out);
 void es_kws_detector_destroy(es_kws_detector *d);
-/* [rt] Feeds one frame's posteriors (count floats); emits keyword events. */
+/* [rt] Feeds one frame's posteriors (count floats); emits keyword events.
+ * An event is sent when its end is known (see end_wait_ms), so a sink may
+ * see it a few frames after the firing frame. */
 void es_kws_detector_step(es_kws_detector *d, int64_t frame_time_samples, const float *posteriors,
                           int in_speech, es_event_sink sink, void *user);
+/* [rt] End of stream: sends keywords still waiting for their end (end = the
+ * last frame's end). The detector may then be fed a new stream. */
+void es_kws_detector_flush(es_kws_detector *d, es_event_sink sink, void *user);
 
 #endif

@@ -1,0 +1,548 @@
+/*
+ * Detector unit tests: synthetic posterior sequences in, events out.
+ * Frames are 10 ms (160 samples at 16 kHz), so frame i starts at i * 0.01 s.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "detect.h"
+
+#define RATE_HZ 16000
+#define HOP 160
+#define MAX_EVENTS 32
+#define FRAME_S 0.01
+
+typedef struct recorded {
+    es_event events[MAX_EVENTS];
+    char keywords[MAX_EVENTS][32];
+    int frame_of_event[MAX_EVENTS]; /* frame being fed when the event came */
+    int count;
+    int current_frame;
+} recorded;
+
+static void record(const es_event *event, void *user) {
+    recorded *r = user;
+    assert_true(r->count < MAX_EVENTS);
+    r->events[r->count] = *event;
+    if (event->keyword) {
+        strncpy(r->keywords[r->count], event->keyword, sizeof r->keywords[0] - 1);
+        r->events[r->count].keyword = r->keywords[r->count];
+    }
+    r->frame_of_event[r->count] = r->current_frame;
+    r->count++;
+}
+
+/* ---- VAD ---------------------------------------------------------------------- */
+
+static es_vad_config plain_vad_config(void) {
+    es_vad_config c;
+    es_vad_config_default(&c);
+    c.pad_ms = 0;
+    return c;
+}
+
+/* Feeds p[0..n) then flushes. */
+static void run_vad(const es_vad_config *config, const float *p, int n, recorded *r) {
+    es_vad_detector *d = NULL;
+    assert_int_equal(es_vad_detector_create(config, RATE_HZ, HOP, &d), ES_DETECT_OK);
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < n; i++) {
+        r->current_frame = i;
+        es_vad_detector_step(d, (int64_t)i * HOP, p[i], record, r);
+    }
+    r->current_frame = n;
+    es_vad_detector_flush(d, record, r);
+    es_vad_detector_destroy(d);
+}
+
+static void fill(float *p, int from, int to, float value) {
+    for (int i = from; i < to; i++)
+        p[i] = value;
+}
+
+static void assert_segment(const es_event *e, double start_s, double end_s) {
+    assert_int_equal(e->type, ES_EVENT_SPEECH);
+    assert_float_equal(e->start_s, start_s, 1e-9);
+    assert_float_equal(e->end_s, end_s, 1e-9);
+}
+
+static void test_vad_one_segment_and_score(void **state) {
+    (void)state;
+    float p[200] = {0};
+    fill(p, 50, 100, 0.8f);
+    fill(p, 100, 150, 0.6f);
+    recorded r;
+    es_vad_config c = plain_vad_config();
+    run_vad(&c, p, 200, &r);
+    assert_int_equal(r.count, 1);
+    assert_segment(&r.events[0], 0.50, 1.50);
+    assert_float_equal(r.events[0].score, 0.7f, 1e-5);
+    /* Sent once 300 ms of silence confirmed the end: at frame 150 + 30 - 1. */
+    assert_int_equal(r.frame_of_event[0], 179);
+}
+
+static void test_vad_hysteresis_dither_stays_one_segment(void **state) {
+    (void)state;
+    float p[300] = {0};
+    p[20] = 0.9f;
+    /* Between offset (0.35) and onset (0.5): neither starts nor ends speech. */
+    for (int i = 21; i < 200; i++)
+        p[i] = (i % 2) ? 0.36f : 0.49f;
+    recorded r;
+    es_vad_config c = plain_vad_config();
+    c.min_silence_ms = 0; /* no bridging: only hysteresis holds it together */
+    run_vad(&c, p, 300, &r);
+    assert_int_equal(r.count, 1);
+    assert_segment(&r.events[0], 0.20, 2.00);
+
+    /* Dithering below the onset never starts a segment. */
+    float q[100];
+    for (int i = 0; i < 100; i++)
+        q[i] = (i % 2) ? 0.2f : 0.49f;
+    run_vad(&c, q, 100, &r);
+    assert_int_equal(r.count, 0);
+}
+
+static void test_vad_min_speech_drops_blip(void **state) {
+    (void)state;
+    float p[300] = {0};
+    fill(p, 10, 30, 0.9f);   /* 200 ms: shorter than 250 ms */
+    fill(p, 100, 126, 0.9f); /* 260 ms: kept */
+    recorded r;
+    es_vad_config c = plain_vad_config();
+    run_vad(&c, p, 300, &r);
+    assert_int_equal(r.count, 1);
+    assert_segment(&r.events[0], 1.00, 1.26);
+}
+
+static void test_vad_min_silence_bridges_short_gap(void **state) {
+    (void)state;
+    float p[400] = {0};
+    fill(p, 10, 60, 0.9f);
+    fill(p, 89, 140, 0.9f);  /* 290 ms gap: bridged */
+    fill(p, 170, 220, 0.9f); /* 300 ms gap: not bridged */
+    recorded r;
+    es_vad_config c = plain_vad_config();
+    run_vad(&c, p, 400, &r);
+    assert_int_equal(r.count, 2);
+    assert_segment(&r.events[0], 0.10, 1.40);
+    assert_segment(&r.events[1], 1.70, 2.20);
+    /* The bridged gap's zeros count in the mean: 101 frames of 0.9 over 130. */
+    assert_float_equal(r.events[0].score, 0.9 * 101 / 130, 1e-5);
+}
+
+static void test_vad_max_speech_splits(void **state) {
+    (void)state;
+    float p[700] = {0};
+    fill(p, 0, 650, 0.9f);
+    recorded r;
+    es_vad_config c = plain_vad_config();
+    c.max_speech_ms = 3000;
+    c.pad_ms = 30;
+    run_vad(&c, p, 700, &r);
+    assert_int_equal(r.count, 3);
+    assert_segment(&r.events[0], 0.00, 3.00);
+    assert_segment(&r.events[1], 3.00, 6.00);
+    assert_segment(&r.events[2], 6.00, 6.53);
+    /* A remainder shorter than min speech is still speech: not dropped. */
+    fill(p, 0, 700, 0.0f);
+    fill(p, 0, 310, 0.9f);
+    run_vad(&c, p, 700, &r);
+    assert_int_equal(r.count, 2);
+    assert_segment(&r.events[1], 3.00, 3.13);
+}
+
+static void test_vad_max_speech_prefers_bridged_gap(void **state) {
+    (void)state;
+    float p[500] = {0};
+    fill(p, 0, 200, 0.9f);
+    fill(p, 210, 400, 0.9f); /* 100 ms gap, bridged, then too long */
+    recorded r;
+    es_vad_config c = plain_vad_config();
+    c.max_speech_ms = 3000;
+    c.pad_ms = 100;
+    run_vad(&c, p, 500, &r);
+    assert_int_equal(r.count, 2);
+    /* Padding inside the gap is shared: each side gets half of it. */
+    assert_segment(&r.events[0], 0.00, 2.05);
+    assert_segment(&r.events[1], 2.05, 4.10);
+    assert_float_equal(r.events[0].score, 0.9f, 1e-5);
+}
+
+static void test_vad_padding(void **state) {
+    (void)state;
+    float p[300] = {0};
+    fill(p, 2, 50, 0.9f);
+    fill(p, 100, 150, 0.9f);
+    recorded r;
+    es_vad_config c = plain_vad_config();
+    c.pad_ms = 50;
+    run_vad(&c, p, 300, &r);
+    assert_int_equal(r.count, 2);
+    assert_segment(&r.events[0], 0.00, 0.55); /* start clamped at 0 */
+    assert_segment(&r.events[1], 0.95, 1.55);
+
+    /* Padding wider than half the gap: the paddings meet in the middle. */
+    c.pad_ms = 400;
+    run_vad(&c, p, 300, &r);
+    assert_int_equal(r.count, 2);
+    assert_segment(&r.events[0], 0.00, 0.75);
+    assert_segment(&r.events[1], 0.75, 1.90);
+
+    /* At end of stream the end padding stops at the last frame. */
+    run_vad(&c, p, 160, &r);
+    assert_int_equal(r.count, 2);
+    assert_segment(&r.events[1], 0.75, 1.60);
+}
+
+static void test_vad_in_speech(void **state) {
+    (void)state;
+    es_vad_config c = plain_vad_config();
+    es_vad_detector *d = NULL;
+    assert_int_equal(es_vad_detector_create(&c, RATE_HZ, HOP, &d), ES_DETECT_OK);
+    recorded r = {0};
+    es_vad_detector_step(d, 0, 0.1f, record, &r);
+    assert_false(es_vad_detector_in_speech(d));
+    es_vad_detector_step(d, HOP, 0.9f, record, &r);
+    assert_true(es_vad_detector_in_speech(d));
+    int i = 2;
+    es_vad_detector_step(d, i++ * HOP, 0.1f, record, &r);
+    assert_true(es_vad_detector_in_speech(d)); /* a gap that may still be bridged */
+    while (i < 40)
+        es_vad_detector_step(d, i++ * HOP, 0.1f, record, &r);
+    assert_false(es_vad_detector_in_speech(d));
+    es_vad_detector_destroy(d);
+}
+
+static void test_vad_nan_is_silence(void **state) {
+    (void)state;
+    float p[100] = {0};
+    fill(p, 10, 60, 0.9f);
+    p[30] = NAN; /* one bad frame inside speech ends nothing: it is bridged */
+    recorded r;
+    es_vad_config c = plain_vad_config();
+    run_vad(&c, p, 100, &r);
+    assert_int_equal(r.count, 1);
+    assert_segment(&r.events[0], 0.10, 0.60);
+    assert_true(r.events[0].score > 0.8f && r.events[0].score < 0.9f);
+}
+
+static void test_vad_config_check(void **state) {
+    (void)state;
+    es_vad_config c;
+    es_vad_config_default(&c);
+    assert_null(es_vad_config_check(&c));
+    assert_non_null(es_vad_config_check(NULL));
+
+    es_vad_config bad = c;
+    bad.onset_threshold = 1.5f;
+    assert_non_null(es_vad_config_check(&bad));
+    bad = c;
+    bad.onset_threshold = NAN;
+    assert_non_null(es_vad_config_check(&bad));
+    bad = c;
+    bad.offset_threshold = 0.6f; /* above onset */
+    assert_non_null(es_vad_config_check(&bad));
+    bad = c;
+    bad.min_speech_ms = -1;
+    assert_non_null(es_vad_config_check(&bad));
+    bad = c;
+    bad.min_silence_ms = -5;
+    assert_non_null(es_vad_config_check(&bad));
+    bad = c;
+    bad.max_speech_ms = 200; /* not longer than min speech */
+    assert_non_null(es_vad_config_check(&bad));
+    bad = c;
+    bad.pad_ms = -1;
+    assert_non_null(es_vad_config_check(&bad));
+
+    es_vad_detector *d = (es_vad_detector *)&c;
+    bad = c;
+    bad.onset_threshold = 0.0f;
+    assert_int_equal(es_vad_detector_create(&bad, RATE_HZ, HOP, &d), ES_DETECT_ERR_CONFIG);
+    assert_null(d);
+    assert_int_equal(es_vad_detector_create(&c, RATE_HZ, 0, &d), ES_DETECT_ERR_CONFIG);
+    bad = c;
+    bad.min_speech_ms = 0;
+    bad.max_speech_ms = 5; /* shorter than one hop */
+    assert_int_equal(es_vad_detector_create(&bad, RATE_HZ, HOP, &d), ES_DETECT_ERR_CONFIG);
+}
+
+/* ---- keywords --------------------------------------------------------------------- */
+
+static const char *const labels3[] = {"filler", "left", "right"};
+
+static es_kws_config plain_kws_config(void) {
+    es_kws_config c;
+    es_kws_config_default(&c);
+    c.smooth_ms = 10; /* one frame: no smoothing unless a test wants it */
+    c.end_wait_ms = 0;
+    return c;
+}
+
+/* posteriors[i * 3 + k]; in_speech may be NULL (always in speech). */
+static void run_kws(const es_kws_config *config, const float *posteriors, const int *in_speech,
+                    int n, recorded *r) {
+    es_kws_detector *d = NULL;
+    assert_int_equal(es_kws_detector_create(config, 3, labels3, RATE_HZ, HOP, &d), ES_DETECT_OK);
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < n; i++) {
+        r->current_frame = i;
+        es_kws_detector_step(d, (int64_t)i * HOP, posteriors + i * 3, in_speech ? in_speech[i] : 1,
+                             record, r);
+    }
+    r->current_frame = n;
+    es_kws_detector_flush(d, record, r);
+    es_kws_detector_destroy(d);
+}
+
+static void set_kw(float *post, int keyword, int from, int to, float value) {
+    for (int i = from; i < to; i++)
+        post[i * 3 + keyword] = value;
+}
+
+static void assert_keyword(const es_event *e, const char *keyword, double time_s) {
+    assert_int_equal(e->type, ES_EVENT_KEYWORD);
+    assert_string_equal(e->keyword, keyword);
+    assert_float_equal(e->time_s, time_s, 1e-9);
+}
+
+static void test_kws_fires_once_per_crossing(void **state) {
+    (void)state;
+    float post[300 * 3] = {0};
+    set_kw(post, 0, 0, 300, 0.9f); /* filler: never a keyword */
+    set_kw(post, 1, 50, 60, 0.3f);
+    set_kw(post, 1, 60, 80, 0.8f); /* one crossing at frame 60 */
+    set_kw(post, 2, 200, 205, 0.7f);
+    recorded r;
+    es_kws_config c = plain_kws_config();
+    run_kws(&c, post, NULL, 300, &r);
+    assert_int_equal(r.count, 2);
+    assert_keyword(&r.events[0], "left", 0.61);          /* end of the crossing frame */
+    assert_float_equal(r.events[0].start_s, 0.50, 1e-9); /* rose above 0.25 */
+    assert_float_equal(r.events[0].end_s, 0.61, 1e-9);   /* no end wait */
+    assert_float_equal(r.events[0].score, 0.8f, 1e-6);
+    assert_int_equal(r.frame_of_event[0], 60);
+    assert_keyword(&r.events[1], "right", 2.01);
+}
+
+static void test_kws_end_from_fall_below_half_threshold(void **state) {
+    (void)state;
+    float post[300 * 3] = {0};
+    set_kw(post, 1, 40, 50, 0.4f);
+    set_kw(post, 1, 50, 55, 0.7f);
+    set_kw(post, 1, 55, 58, 0.95f);
+    set_kw(post, 1, 58, 70, 0.3f);   /* above half (0.25) until frame 70 */
+    set_kw(post, 2, 150, 250, 0.9f); /* never falls: the end is bounded */
+    recorded r;
+    es_kws_config c = plain_kws_config();
+    c.end_wait_ms = 300;
+    run_kws(&c, post, NULL, 300, &r);
+    assert_int_equal(r.count, 2);
+    assert_keyword(&r.events[0], "left", 0.51);
+    assert_float_equal(r.events[0].start_s, 0.40, 1e-9);
+    assert_float_equal(r.events[0].end_s, 0.70, 1e-9);
+    assert_float_equal(r.events[0].score, 0.95f, 1e-6); /* the peak while waiting */
+    assert_int_equal(r.frame_of_event[0], 70);
+    assert_keyword(&r.events[1], "right", 1.51);
+    assert_float_equal(r.events[1].end_s, 1.81, 1e-9);
+    assert_int_equal(r.frame_of_event[1], 180);
+
+    /* A keyword still waiting at end of stream is sent by flush. */
+    run_kws(&c, post, NULL, 160, &r);
+    assert_int_equal(r.count, 2);
+    assert_float_equal(r.events[1].end_s, 1.60, 1e-9);
+    assert_int_equal(r.frame_of_event[1], 160);
+}
+
+static void test_kws_smoothing(void **state) {
+    (void)state;
+    float post[100 * 3] = {0};
+    set_kw(post, 1, 20, 22, 1.0f); /* 2 frames of 1.0: a 5-frame mean peaks at 0.4 */
+    set_kw(post, 2, 50, 53, 1.0f); /* 3 frames: mean reaches 0.6 at frame 52 */
+    recorded r;
+    es_kws_config c = plain_kws_config();
+    c.smooth_ms = 50;
+    run_kws(&c, post, NULL, 100, &r);
+    assert_int_equal(r.count, 1);
+    assert_keyword(&r.events[0], "right", 0.53);
+    assert_float_equal(r.events[0].score, 0.6f, 1e-6);
+
+    /* Without smoothing the two-frame spike fires. */
+    c.smooth_ms = 0;
+    c.refractory_ms = 0;
+    run_kws(&c, post, NULL, 100, &r);
+    assert_int_equal(r.count, 2);
+    assert_keyword(&r.events[0], "left", 0.21);
+}
+
+static void test_kws_refractory_suppresses_second(void **state) {
+    (void)state;
+    float post[400 * 3] = {0};
+    set_kw(post, 1, 10, 20, 0.9f);
+    set_kw(post, 2, 60, 70, 0.9f);   /* 500 ms later, other keyword: suppressed */
+    set_kw(post, 1, 105, 140, 0.9f); /* crossing at frame 105, 950 ms after: suppressed */
+    set_kw(post, 2, 120, 130, 0.0f);
+    set_kw(post, 2, 200, 210, 0.9f); /* 1.9 s after: fires */
+    recorded r;
+    es_kws_config c = plain_kws_config();
+    run_kws(&c, post, NULL, 400, &r);
+    assert_int_equal(r.count, 2);
+    assert_keyword(&r.events[0], "left", 0.11);
+    assert_keyword(&r.events[1], "right", 2.01);
+    /* The suppressed crossing at 1.05 s did not fire later, once the
+     * refractory period ended while it was still above threshold. */
+
+    c.refractory_ms = 0;
+    run_kws(&c, post, NULL, 400, &r);
+    assert_int_equal(r.count, 4);
+}
+
+static void test_kws_vad_gate(void **state) {
+    (void)state;
+    float post[300 * 3] = {0};
+    int speech[300] = {0};
+    for (int i = 100; i < 200; i++)
+        speech[i] = 1;
+    set_kw(post, 1, 50, 60, 0.9f);   /* outside speech */
+    set_kw(post, 2, 150, 160, 0.9f); /* inside speech */
+    recorded r;
+    es_kws_config c = plain_kws_config();
+    c.vad_gate = 1;
+    run_kws(&c, post, speech, 300, &r);
+    assert_int_equal(r.count, 1);
+    assert_keyword(&r.events[0], "right", 1.51);
+
+    c.vad_gate = 0;
+    run_kws(&c, post, speech, 300, &r);
+    assert_int_equal(r.count, 2);
+}
+
+static void test_kws_per_keyword_threshold(void **state) {
+    (void)state;
+    float post[300 * 3] = {0};
+    set_kw(post, 1, 50, 60, 0.7f);
+    set_kw(post, 2, 200, 210, 0.7f);
+    recorded r;
+    es_kws_config c = plain_kws_config();
+    c.threshold_count = 2;
+    strcpy(c.thresholds[0].keyword, "left");
+    c.thresholds[0].threshold = 0.8f;
+    strcpy(c.thresholds[1].keyword, "nosuchword"); /* ignored: another model's */
+    c.thresholds[1].threshold = 0.1f;
+    run_kws(&c, post, NULL, 300, &r);
+    assert_int_equal(r.count, 1);
+    assert_keyword(&r.events[0], "right", 2.01);
+
+    c.thresholds[0].threshold = 0.6f;
+    c.default_threshold = 0.75f;
+    run_kws(&c, post, NULL, 300, &r);
+    assert_int_equal(r.count, 1);
+    assert_keyword(&r.events[0], "left", 0.51);
+}
+
+static void test_kws_labels(void **state) {
+    (void)state;
+    assert_false(es_kws_label_is_keyword("filler"));
+    assert_false(es_kws_label_is_keyword("_filler"));
+    assert_false(es_kws_label_is_keyword("silence"));
+    assert_true(es_kws_label_is_keyword("left"));
+
+    /* A model with only non-keyword outputs never fires. */
+    static const char *const none[] = {"_filler", "silence", "filler"};
+    es_kws_config c = plain_kws_config();
+    es_kws_detector *d = NULL;
+    assert_int_equal(es_kws_detector_create(&c, 3, none, RATE_HZ, HOP, &d), ES_DETECT_OK);
+    recorded r = {0};
+    const float all[3] = {1.0f, 1.0f, 1.0f};
+    for (int i = 0; i < 10; i++)
+        es_kws_detector_step(d, i * HOP, all, 1, record, &r);
+    es_kws_detector_flush(d, record, &r);
+    assert_int_equal(r.count, 0);
+    es_kws_detector_destroy(d);
+}
+
+static void test_kws_config_check(void **state) {
+    (void)state;
+    es_kws_config c;
+    es_kws_config_default(&c);
+    assert_null(es_kws_config_check(&c));
+
+    es_kws_config bad = c;
+    bad.default_threshold = 0.0f;
+    assert_non_null(es_kws_config_check(&bad));
+    bad = c;
+    bad.default_threshold = NAN;
+    assert_non_null(es_kws_config_check(&bad));
+    bad = c;
+    bad.smooth_ms = -1;
+    assert_non_null(es_kws_config_check(&bad));
+    bad = c;
+    bad.refractory_ms = -1;
+    assert_non_null(es_kws_config_check(&bad));
+    bad = c;
+    bad.vad_gate = 2;
+    assert_non_null(es_kws_config_check(&bad));
+    bad = c;
+    bad.end_wait_ms = 5000;
+    assert_non_null(es_kws_config_check(&bad));
+    bad = c;
+    bad.threshold_count = ES_KWS_MAX_KEYWORDS + 1;
+    assert_non_null(es_kws_config_check(&bad));
+    bad = c;
+    bad.threshold_count = 1;
+    bad.thresholds[0].threshold = 0.5f; /* empty name */
+    assert_non_null(es_kws_config_check(&bad));
+    strcpy(bad.thresholds[0].keyword, "left");
+    assert_null(es_kws_config_check(&bad));
+    bad.thresholds[0].threshold = 1.5f;
+    assert_non_null(es_kws_config_check(&bad));
+    bad.thresholds[0].threshold = 0.5f;
+    bad.threshold_count = 2;
+    strcpy(bad.thresholds[1].keyword, "left");
+    bad.thresholds[1].threshold = 0.6f;
+    assert_non_null(es_kws_config_check(&bad)); /* duplicate */
+    bad.threshold_count = 1;
+    memset(bad.thresholds[0].keyword, 'x', sizeof bad.thresholds[0].keyword);
+    assert_non_null(es_kws_config_check(&bad)); /* not terminated */
+
+    es_kws_detector *d = NULL;
+    assert_int_equal(es_kws_detector_create(&bad, 3, labels3, RATE_HZ, HOP, &d),
+                     ES_DETECT_ERR_CONFIG);
+    assert_null(d);
+    assert_int_equal(es_kws_detector_create(&c, 0, labels3, RATE_HZ, HOP, &d),
+                     ES_DETECT_ERR_CONFIG);
+    static const char *const with_null[] = {"left", NULL};
+    assert_int_equal(es_kws_detector_create(&c, 2, with_null, RATE_HZ, HOP, &d),
+                     ES_DETECT_ERR_CONFIG);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vad_one_segment_and_score),
+        cmocka_unit_test(test_vad_hysteresis_dither_stays_one_segment),
+        cmocka_unit_test(test_vad_min_speech_drops_blip),
+        cmocka_unit_test(test_vad_min_silence_bridges_short_gap),
+        cmocka_unit_test(test_vad_max_speech_splits),
+        cmocka_unit_test(test_vad_max_speech_prefers_bridged_gap),
+        cmocka_unit_test(test_vad_padding),
+        cmocka_unit_test(test_vad_in_speech),
+        cmocka_unit_test(test_vad_nan_is_silence),
+        cmocka_unit_test(test_vad_config_check),
+        cmocka_unit_test(test_kws_fires_once_per_crossing),
+        cmocka_unit_test(test_kws_end_from_fall_below_half_threshold),
+        cmocka_unit_test(test_kws_smoothing),
+        cmocka_unit_test(test_kws_refractory_suppresses_second),
+        cmocka_unit_test(test_kws_vad_gate),
+        cmocka_unit_test(test_kws_per_keyword_threshold),
+        cmocka_unit_test(test_kws_labels),
+        cmocka_unit_test(test_kws_config_check),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
