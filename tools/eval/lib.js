@@ -1,0 +1,195 @@
+'use strict';
+// Shared pieces of the evaluation tools: a seeded random generator, audio in and out
+// (sox decodes whatever the manifest points at), the manifest reader, and the
+// frame-level speech labels of a clean clip.
+const fs = require('fs');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+const RATE = 16000;
+const HOP = 160; // 10 ms frames, as earshot's `--format frames`
+const KEYWORDS = 'yes no up down left right on off stop go zero one two three four five six seven eight nine'.split(' ');
+
+// mulberry32: small, fast, and the same sequence on every machine for a given seed.
+function rng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  next.uniform = (lo, hi) => lo + (hi - lo) * next();
+  next.int = (n) => Math.floor(next() * n);
+  next.pick = (arr) => arr[Math.floor(next() * arr.length)];
+  next.shuffle = (arr) => {
+    for (let i = arr.length - 1; i > 0; i--) {
+      const j = Math.floor(next() * (i + 1));
+      [arr[i], arr[j]] = [arr[j], arr[i]];
+    }
+    return arr;
+  };
+  return next;
+}
+
+// Any file sox reads -> Float32Array at 16 kHz, one channel.
+function decode(file) {
+  const r = spawnSync('sox', ['-V1', file, '-t', 'raw', '-e', 'floating-point', '-b', '32', '-L', '-r', String(RATE), '-c', '1', '-'], {
+    maxBuffer: 1 << 30,
+  });
+  if (r.error) throw new Error(`sox: ${r.error.message} (is sox installed? scripts/setup.sh installs it)`);
+  if (r.status !== 0) throw new Error(`${file}: sox could not decode it: ${String(r.stderr).trim()}`);
+  const b = Buffer.from(r.stdout);
+  return new Float32Array(b.buffer, b.byteOffset, b.length >> 2);
+}
+
+// 16-bit PCM WAV, one channel, 16 kHz, with TPDF dither so that no stretch is exact
+// digital silence (some detectors misbehave on runs of zeros, real inputs never have them).
+function writeWav(file, samples, rand) {
+  const n = samples.length;
+  const buf = Buffer.alloc(44 + 2 * n);
+  buf.write('RIFF', 0, 'ascii');
+  buf.writeUInt32LE(36 + 2 * n, 4);
+  buf.write('WAVEfmt ', 8, 'ascii');
+  buf.writeUInt32LE(16, 16);
+  buf.writeUInt16LE(1, 20);
+  buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(RATE, 24);
+  buf.writeUInt32LE(RATE * 2, 28);
+  buf.writeUInt16LE(2, 32);
+  buf.writeUInt16LE(16, 34);
+  buf.write('data', 36, 'ascii');
+  buf.writeUInt32LE(2 * n, 40);
+  const pcm = new Int16Array(buf.buffer, buf.byteOffset + 44, n);
+  for (let i = 0; i < n; i++) {
+    const v = Math.round(samples[i] * 32767 + rand() - rand());
+    pcm[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file + '.tmp', buf);
+  fs.renameSync(file + '.tmp', file);
+}
+
+// models/MANIFEST.md, format v1. Paths become absolute.
+function readManifest(file) {
+  const dir = path.dirname(path.resolve(file));
+  const rows = [];
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  lines.forEach((line, i) => {
+    if (!line.trim() || line.startsWith('#')) return;
+    const f = line.split('\t');
+    if (f[0] === 'path') return; // a header line
+    if (f.length < 7) throw new Error(`${file}:${i + 1}: expected 7 tab-separated columns, got ${f.length}`);
+    const num = (s) => (s === '-' ? null : Number(s));
+    rows.push({
+      path: path.resolve(dir, f[0]),
+      split: f[1],
+      kind: f[2],
+      label: f[3],
+      start: num(f[4]),
+      end: num(f[5]),
+      voice: f[6].trim(),
+    });
+  });
+  return rows;
+}
+
+// Speech frames of a clean clip: 10 ms frames whose energy is within 35 dB of the clip's
+// loudest frame and 12 dB above its quiet floor, with gaps under 150 ms closed (pauses
+// inside a word or between close words) and islands under 30 ms dropped (clicks).
+function speechFrames(x) {
+  const n = Math.floor(x.length / HOP);
+  const db = new Float64Array(n);
+  for (let t = 0; t < n; t++) {
+    let e = 0;
+    for (let i = t * HOP; i < (t + 1) * HOP; i++) e += x[i] * x[i];
+    db[t] = 10 * Math.log10(e / HOP + 1e-12);
+  }
+  const sorted = Array.from(db).sort((a, b) => a - b);
+  const floor = sorted[Math.floor(0.1 * (n - 1))] ?? -120;
+  const peak = sorted[n - 1] ?? -120;
+  const thr = Math.max(peak - 35, floor + 12);
+  const lab = new Uint8Array(n);
+  for (let t = 0; t < n; t++) lab[t] = db[t] > thr ? 1 : 0;
+  fillRuns(lab, 0, 15);
+  fillRuns(lab, 1, 3);
+  return lab;
+}
+
+// Flips every inner run of `value` shorter than `maxLen` frames to the other value.
+function fillRuns(lab, value, maxLen) {
+  let t = 0;
+  while (t < lab.length) {
+    if (lab[t] !== value) {
+      t++;
+      continue;
+    }
+    let e = t;
+    while (e < lab.length && lab[e] === value) e++;
+    const inner = value === 0 ? t > 0 && e < lab.length : true;
+    if (inner && e - t < maxLen) lab.fill(1 - value, t, e);
+    t = e;
+  }
+}
+
+function power(x, from = 0, to = x.length) {
+  let e = 0;
+  for (let i = from; i < to; i++) e += x[i] * x[i];
+  return e / Math.max(1, to - from);
+}
+
+// Mean power of the speech frames only, so that SNR means the same for long and short clips.
+function activePower(x, lab) {
+  let e = 0;
+  let k = 0;
+  for (let t = 0; t < lab.length; t++) {
+    if (!lab[t]) continue;
+    for (let i = t * HOP; i < (t + 1) * HOP; i++) e += x[i] * x[i];
+    k += HOP;
+  }
+  return k ? e / k : power(x);
+}
+
+// Runs of 1 in a frame label array -> [[start_s, end_s], ...]
+function labelsToSegments(lab) {
+  const segs = [];
+  let t = 0;
+  while (t < lab.length) {
+    if (!lab[t]) {
+      t++;
+      continue;
+    }
+    let e = t;
+    while (e < lab.length && lab[e]) e++;
+    segs.push([(t * HOP) / RATE, (e * HOP) / RATE]);
+    t = e;
+  }
+  return segs;
+}
+
+function segmentsToLabels(segs, n) {
+  const lab = new Uint8Array(n);
+  for (const [s, e] of segs) {
+    const a = Math.max(0, Math.round((s * RATE) / HOP));
+    const b = Math.min(n, Math.round((e * RATE) / HOP));
+    if (b > a) lab.fill(1, a, b);
+  }
+  return lab;
+}
+
+module.exports = {
+  RATE,
+  HOP,
+  KEYWORDS,
+  rng,
+  decode,
+  writeWav,
+  readManifest,
+  speechFrames,
+  fillRuns,
+  power,
+  activePower,
+  labelsToSegments,
+  segmentsToLabels,
+};
