@@ -61,14 +61,14 @@ typedef enum es_normalisation {
 } es_normalisation;
 
 typedef struct es_frontend_config {
-    int sample_rate_hz;   /* 16000 */
-    int window_samples;   /* 400 (25 ms) */
-    int hop_samples;      /* 160 (10 ms) */
-    int fft_size;         /* 512 */
-    int mel_bands;        /* 40, at most ES_MAX_MEL_BANDS */
-    float mel_low_hz;     /* 20 */
-    float mel_high_hz;    /* 7600 */
-    float power_floor;    /* 1e-10: added before the log, keeps silence finite */
+    int sample_rate_hz; /* 16000 */
+    int window_samples; /* 400 (25 ms) */
+    int hop_samples;    /* 160 (10 ms) */
+    int fft_size;       /* 512 */
+    int mel_bands;      /* 40, at most ES_MAX_MEL_BANDS */
+    float mel_low_hz;   /* 20 */
+    float mel_high_hz;  /* 7600 */
+    float power_floor;  /* 1e-10: added before the log, keeps silence finite */
     es_normalisation normalisation;
     float norm_time_constant_s; /* 3.0: memory of the running mean */
 } es_frontend_config;
@@ -87,8 +87,8 @@ void es_frontend_destroy(es_frontend *fe);
 /* [rt] Pushes `count` samples (any count, 0 included); emits every frame that
  * is now complete. Frames depend only on the sample sequence, never on how it
  * was split into calls (bit-exact). */
-void es_frontend_process(es_frontend *fe, const float *samples, size_t count,
-                         es_frame_sink sink, void *user);
+void es_frontend_process(es_frontend *fe, const float *samples, size_t count, es_frame_sink sink,
+                         void *user);
 
 /* [rt] Forgets all samples and normalisation state; stream time restarts at 0. */
 void es_frontend_reset(es_frontend *fe);
@@ -115,8 +115,8 @@ void es_resampler_destroy(es_resampler *rs);
  * es_resampler_output_bound(rs, input_frames) never truncates.
  * Input is regrouped in fixed blocks internally, so output does not depend on
  * how the input was split into calls. */
-long es_resampler_process(es_resampler *rs, const float *input, size_t input_frames,
-                          float *output, size_t output_capacity);
+long es_resampler_process(es_resampler *rs, const float *input, size_t input_frames, float *output,
+                          size_t output_capacity);
 
 /* Flushes the filter's tail at end of stream; same return as process. */
 long es_resampler_drain(es_resampler *rs, float *output, size_t output_capacity);
@@ -149,7 +149,7 @@ int es_ring_pop_wait(es_ring *ring, es_frame *frame);
 void es_ring_close(es_ring *ring);
 
 size_t es_ring_capacity(const es_ring *ring);
-size_t es_ring_count(const es_ring *ring);   /* frames waiting, approximate */
+size_t es_ring_count(const es_ring *ring);     /* frames waiting, approximate */
 uint64_t es_ring_dropped(const es_ring *ring); /* frames lost to overwrite */
 
 #ifdef __cplusplus
