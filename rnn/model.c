@@ -142,15 +142,23 @@ int es_model_add_layer(es_model *m, es_layer_type type, int units, es_activation
 }
 
 int es_model_set_labels(es_model *m, int count, const char *const *labels) {
-    if (!m || !labels || m->layer_count == 0 || count != m->output_size) return ES_RNN_ERR_ARG;
+    if (!m || !labels || m->layer_count == 0 || count != m->output_size || count > ES_MAX_OUTPUTS)
+        return ES_RNN_ERR_ARG;
     for (int i = 0; i < count; i++)
-        if (!labels[i] || strlen(labels[i]) >= ES_MAX_LABEL) return ES_RNN_ERR_ARG;
+        if (!labels[i] || strlen(labels[i]) >= ES_MAX_LABEL || !es_label_is_valid(labels[i]))
+            return ES_RNN_ERR_ARG;
     for (int i = 0; i < count; i++) {
         memset(m->labels[i], 0, ES_MAX_LABEL);
         memcpy(m->labels[i], labels[i], strlen(labels[i]));
     }
     m->label_count = count;
     return ES_RNN_OK;
+}
+
+int es_label_is_valid(const char *label) {
+    for (const char *c = label; *c; c++)
+        if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\' || *c == ',') return 0;
+    return 1;
 }
 
 /* ---- initialisation ---------------------------------------------------------- */

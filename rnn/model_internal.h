@@ -45,6 +45,10 @@ int es_model_refresh(es_model *m);
 
 /* es_model_add_layer without the repacking: the loader appends every layer,
  * fills the weights, then calls es_model_refresh once. */
+/* Labels end up in JSON events and CSV headers: printable ASCII without
+ * '"', '\\' or ','. */
+int es_label_is_valid(const char *label);
+
 int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activation act,
                           int kernel);
 

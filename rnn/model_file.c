@@ -1,0 +1,480 @@
+/*
+ * Model files: saving, loading from a file or from memory, feature checks.
+ *
+ * Byte layout, format version 1. Every integer is little-endian; offsets in
+ * bytes. The file ends exactly after the CRC.
+ *
+ *   0   4   magic "ESM1"
+ *   4   4   u32 format version (1)
+ *   8  24   feature spec, six u32: sample_rate_hz, fft_size, window_samples,
+ *           hop_samples, mel_bands, normalisation
+ *  32   4   u32 input_size                          1..ES_MAX_UNITS
+ *  36   4   u32 layer_count                         1..ES_MAX_LAYERS
+ *  40   4   u32 label_count = last layer's output   1..ES_MAX_OUTPUTS
+ *  44  20×layer_count  one record per layer, five u32:
+ *           type (es_layer_type), units (per direction, 1..ES_MAX_UNITS),
+ *           activation (es_activation), kernel (CONV1D: 1..ES_MAX_KERNEL,
+ *           else 0), weight encoding (0 = float32; others reserved for
+ *           quantised weights)
+ *   .   .   label_count labels, each a NUL-terminated string of at most
+ *           ES_MAX_LABEL bytes including the NUL (printable ASCII without
+ *           '"', '\\' and ',', so labels are safe in JSON and CSV)
+ *   .   8   u64 parameter count: must equal what the layer list implies
+ *   .  4×n  float32 parameters, es_model_params() order (see rnn.h)
+ *   .   4   u32 CRC-32 (IEEE 802.3: reflected polynomial 0xEDB88320, initial
+ *           and final XOR 0xFFFFFFFF) of every byte before it
+ *
+ * The loader checks the structure first, every count against the bytes
+ * that remain before allocating anything, then the CRC, then that every
+ * weight is finite. The structure comes before the CRC so that a fuzzer
+ * reaches the parser; a structural error on a file whose CRC is also wrong
+ * says so.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+#define ES_MODEL_MAGIC "ESM1"
+#define ES_MODEL_FORMAT_VERSION 1u
+#define ES_WEIGHTS_FLOAT32 0u
+#define ES_HEADER_BYTES 44u
+#define ES_LAYER_RECORD_BYTES 20u
+#define ES_CRC_BYTES 4u
+
+static int fail(es_rnn_error *err, int code, const char *fmt, ...) {
+    if (err) {
+        err->code = code;
+        va_list args;
+        va_start(args, fmt);
+        vsnprintf(err->why, sizeof err->why, fmt, args);
+        va_end(args);
+    }
+    return code;
+}
+
+static uint32_t crc32_ieee(const unsigned char *bytes, size_t size) {
+    /* Built per call: 256 x 8 shifts cost nothing next to reading a model,
+     * and no shared mutable table is needed. */
+    uint32_t table[256];
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1u ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        table[i] = c;
+    }
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < size; i++)
+        crc = table[(crc ^ bytes[i]) & 0xFFu] ^ (crc >> 8);
+    return crc ^ 0xFFFFFFFFu;
+}
+
+static const char *layer_type_name(uint32_t type) {
+    switch (type) {
+    case ES_LAYER_DENSE:
+        return "DENSE";
+    case ES_LAYER_RNN:
+        return "RNN";
+    case ES_LAYER_GRU:
+        return "GRU";
+    case ES_LAYER_LSTM:
+        return "LSTM";
+    case ES_LAYER_CONV1D:
+        return "CONV1D";
+    case ES_LAYER_BIDIR_GRU:
+        return "BIDIR_GRU";
+    case ES_LAYER_BIDIR_LSTM:
+        return "BIDIR_LSTM";
+    }
+    return "unknown type";
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+typedef struct byte_writer {
+    unsigned char *bytes;
+    size_t pos;
+} byte_writer;
+
+static void put_u32(byte_writer *w, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        w->bytes[w->pos++] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(byte_writer *w, uint64_t v) {
+    put_u32(w, (uint32_t)v);
+    put_u32(w, (uint32_t)(v >> 32));
+}
+
+static void put_f32(byte_writer *w, float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    put_u32(w, bits);
+}
+
+/* The whole file image, or NULL (with err filled). */
+static unsigned char *serialise(const es_model *m, size_t *size, es_rnn_error *err) {
+    if (m->layer_count == 0) {
+        fail(err, ES_RNN_ERR_ARG, "the model has no layers");
+        return NULL;
+    }
+    if (m->output_size > ES_MAX_OUTPUTS) {
+        fail(err, ES_RNN_ERR_ARG, "%d outputs, a model file holds at most %d", m->output_size,
+             ES_MAX_OUTPUTS);
+        return NULL;
+    }
+    size_t total = ES_HEADER_BYTES + (size_t)m->layer_count * ES_LAYER_RECORD_BYTES;
+    for (int i = 0; i < m->output_size; i++)
+        total += strlen(es_model_label(m, i)) + 1;
+    total += 8 + m->param_count * 4 + ES_CRC_BYTES;
+    unsigned char *bytes = malloc(total);
+    if (!bytes) {
+        fail(err, ES_RNN_ERR_NOMEM, "no memory for a %zu-byte model image", total);
+        return NULL;
+    }
+    byte_writer w = {bytes, 0};
+    memcpy(bytes, ES_MODEL_MAGIC, 4);
+    w.pos = 4;
+    put_u32(&w, ES_MODEL_FORMAT_VERSION);
+    const es_feature_spec *f = &m->features;
+    put_u32(&w, f->sample_rate_hz);
+    put_u32(&w, f->fft_size);
+    put_u32(&w, f->window_samples);
+    put_u32(&w, f->hop_samples);
+    put_u32(&w, f->mel_bands);
+    put_u32(&w, f->normalisation);
+    put_u32(&w, (uint32_t)m->input_size);
+    put_u32(&w, (uint32_t)m->layer_count);
+    put_u32(&w, (uint32_t)m->output_size);
+    for (int l = 0; l < m->layer_count; l++) {
+        const es_layer *layer = &m->layers[l];
+        put_u32(&w, (uint32_t)layer->type);
+        put_u32(&w, (uint32_t)layer->units);
+        put_u32(&w, (uint32_t)layer->activation);
+        put_u32(&w, (uint32_t)layer->kernel);
+        put_u32(&w, ES_WEIGHTS_FLOAT32);
+    }
+    for (int i = 0; i < m->output_size; i++) {
+        const char *label = es_model_label(m, i);
+        size_t n = strlen(label) + 1;
+        memcpy(bytes + w.pos, label, n);
+        w.pos += n;
+    }
+    put_u64(&w, (uint64_t)m->param_count);
+    for (size_t i = 0; i < m->param_count; i++)
+        put_f32(&w, m->params[i]);
+    put_u32(&w, crc32_ieee(bytes, w.pos));
+    *size = w.pos;
+    return bytes;
+}
+
+int es_model_save(const es_model *m, const char *path, es_rnn_error *err) {
+    if (!m || !path) return fail(err, ES_RNN_ERR_ARG, "no model or no path");
+    size_t size = 0;
+    unsigned char *bytes = serialise(m, &size, err);
+    if (!bytes) return err ? err->code : ES_RNN_ERR_NOMEM;
+    FILE *file = fopen(path, "wb");
+    if (!file) {
+        int saved = errno;
+        free(bytes);
+        return fail(err, ES_RNN_ERR_IO, "cannot create %s: %s", path, strerror(saved));
+    }
+    size_t written = fwrite(bytes, 1, size, file);
+    int saved = errno;
+    int closed = fclose(file);
+    free(bytes);
+    if (written != size || closed != 0) {
+        if (closed != 0) saved = errno;
+        remove(path); /* a half-written model must not be loaded later */
+        return fail(err, ES_RNN_ERR_IO, "cannot write %s: %s", path, strerror(saved));
+    }
+    if (err) {
+        err->code = ES_RNN_OK;
+        err->why[0] = '\0';
+    }
+    return ES_RNN_OK;
+}
+
+/* ---- reading ------------------------------------------------------------------- */
+
+typedef struct byte_reader {
+    const unsigned char *bytes;
+    size_t size;
+    size_t pos;
+    int crc_ok;
+    es_rnn_error *err;
+} byte_reader;
+
+/* A structural error; notes a CRC mismatch as the likely cause. */
+static int reject(byte_reader *r, const char *fmt, ...) {
+    char what[200];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(what, sizeof what, fmt, args);
+    va_end(args);
+    return fail(r->err, ES_RNN_ERR_FORMAT, "%s%s", what,
+                r->crc_ok ? "" : " (and the CRC-32 does not match: the file is corrupt)");
+}
+
+static int need(byte_reader *r, size_t n, const char *what) {
+    if (r->size - r->pos >= n) return 0;
+    return reject(r, "truncated: %s needs %zu bytes at offset %zu, the file is %zu bytes", what, n,
+                  r->pos, r->size);
+}
+
+static uint32_t get_u32(byte_reader *r) {
+    const unsigned char *b = r->bytes + r->pos;
+    r->pos += 4;
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static int read_u32(byte_reader *r, uint32_t *v, const char *what) {
+    int rc = need(r, 4, what);
+    if (rc) return rc;
+    *v = get_u32(r);
+    return 0;
+}
+
+typedef struct layer_record {
+    uint32_t type, units, activation, kernel, encoding;
+} layer_record;
+
+static int read_layer(byte_reader *r, int index, layer_record *rec, uint32_t *output_size) {
+    size_t at = r->pos;
+    int rc = need(r, ES_LAYER_RECORD_BYTES, "a layer record");
+    if (rc) return rc;
+    rec->type = get_u32(r);
+    rec->units = get_u32(r);
+    rec->activation = get_u32(r);
+    rec->kernel = get_u32(r);
+    rec->encoding = get_u32(r);
+    const char *name = layer_type_name(rec->type);
+    if (rec->type < ES_LAYER_DENSE || rec->type > ES_LAYER_BIDIR_LSTM)
+        return reject(r, "layer %d: unknown type %u at offset %zu", index, rec->type, at);
+    int bidir = rec->type == ES_LAYER_BIDIR_GRU || rec->type == ES_LAYER_BIDIR_LSTM;
+    if (rec->units < 1 || rec->units > (uint32_t)(bidir ? ES_MAX_UNITS / 2 : ES_MAX_UNITS))
+        return reject(r, "layer %d (%s): %u units, outside 1..%d (offset %zu)", index, name,
+                      rec->units, bidir ? ES_MAX_UNITS / 2 : ES_MAX_UNITS, at + 4);
+    if (rec->activation > ES_ACT_SOFTMAX)
+        return reject(r, "layer %d (%s): unknown activation %u at offset %zu", index, name,
+                      rec->activation, at + 8);
+    if (rec->type == ES_LAYER_CONV1D ? rec->kernel < 1 || rec->kernel > ES_MAX_KERNEL
+                                     : rec->kernel != 0)
+        return reject(r, "layer %d (%s): kernel %u, expected %s (offset %zu)", index, name,
+                      rec->kernel, rec->type == ES_LAYER_CONV1D ? "1..64" : "0", at + 12);
+    if (rec->encoding != ES_WEIGHTS_FLOAT32)
+        return reject(r, "layer %d (%s): weight encoding %u is not supported (offset %zu)", index,
+                      name, rec->encoding, at + 16);
+    *output_size = bidir ? 2 * rec->units : rec->units;
+    return 0;
+}
+
+static int read_label(byte_reader *r, int index, char *label) {
+    size_t at = r->pos, left = r->size - r->pos;
+    size_t limit = left < ES_MAX_LABEL ? left : ES_MAX_LABEL;
+    const unsigned char *end = memchr(r->bytes + at, '\0', limit);
+    if (!end) {
+        if (limit < ES_MAX_LABEL)
+            return reject(r, "truncated: label %d at offset %zu has no NUL before the end", index,
+                          at);
+        return reject(r, "label %d at offset %zu is not NUL-terminated within %d bytes", index, at,
+                      ES_MAX_LABEL);
+    }
+    size_t n = (size_t)(end - (r->bytes + at)) + 1;
+    memcpy(label, r->bytes + at, n);
+    if (!es_label_is_valid(label))
+        return reject(r,
+                      "label %d at offset %zu has a control character, quote, backslash or "
+                      "comma",
+                      index, at);
+    r->pos += n;
+    return 0;
+}
+
+int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_error *err) {
+    if (err) {
+        err->code = ES_RNN_OK;
+        err->why[0] = '\0';
+    }
+    if (!out) return fail(err, ES_RNN_ERR_ARG, "no place for the model");
+    *out = NULL;
+    if (!data && size > 0) return fail(err, ES_RNN_ERR_ARG, "no bytes");
+    byte_reader r = {data, size, 0, 1, err};
+    if (size < 4 || memcmp(data, ES_MODEL_MAGIC, 4) != 0)
+        return fail(err, ES_RNN_ERR_FORMAT, "not an earshot model: the magic \"%s\" is missing",
+                    ES_MODEL_MAGIC);
+    uint32_t stored_crc = 0, computed_crc = 0;
+    if (size >= 4 + ES_CRC_BYTES) {
+        byte_reader tail = {data, size, size - ES_CRC_BYTES, 1, err};
+        stored_crc = get_u32(&tail);
+        computed_crc = crc32_ieee(data, size - ES_CRC_BYTES);
+    }
+    r.crc_ok = size >= 4 + ES_CRC_BYTES && stored_crc == computed_crc;
+    r.pos = 4;
+
+    uint32_t version, header[6], input_size, layer_count, label_count;
+    int rc = read_u32(&r, &version, "the format version");
+    if (rc) return rc;
+    if (version != ES_MODEL_FORMAT_VERSION)
+        return reject(&r, "format version %u, this build reads version %u", version,
+                      ES_MODEL_FORMAT_VERSION);
+    for (int i = 0; i < 6; i++)
+        if ((rc = read_u32(&r, &header[i], "the feature spec"))) return rc;
+    if ((rc = read_u32(&r, &input_size, "the input size"))) return rc;
+    if ((rc = read_u32(&r, &layer_count, "the layer count"))) return rc;
+    if ((rc = read_u32(&r, &label_count, "the label count"))) return rc;
+    if (input_size < 1 || input_size > ES_MAX_UNITS)
+        return reject(&r, "input size %u at offset 32, outside 1..%d", input_size, ES_MAX_UNITS);
+    if (layer_count < 1 || layer_count > ES_MAX_LAYERS)
+        return reject(&r, "layer count %u at offset 36, outside 1..%d", layer_count, ES_MAX_LAYERS);
+    if (label_count < 1 || label_count > ES_MAX_OUTPUTS)
+        return reject(&r, "label count %u at offset 40, outside 1..%d", label_count,
+                      ES_MAX_OUTPUTS);
+
+    layer_record records[ES_MAX_LAYERS];
+    uint32_t layer_input = input_size;
+    uint64_t expected_params = 0;
+    for (uint32_t l = 0; l < layer_count; l++) {
+        uint32_t layer_output = 0;
+        if ((rc = read_layer(&r, (int)l, &records[l], &layer_output))) return rc;
+        expected_params += es_layer_param_count((es_layer_type)records[l].type, (int)layer_input,
+                                                (int)records[l].units, (int)records[l].kernel);
+        layer_input = layer_output;
+    }
+    if (label_count != layer_input)
+        return reject(&r, "%u labels for %u outputs of the last layer", label_count, layer_input);
+
+    char labels[ES_MAX_OUTPUTS][ES_MAX_LABEL];
+    for (uint32_t i = 0; i < label_count; i++)
+        if ((rc = read_label(&r, (int)i, labels[i]))) return rc;
+
+    size_t count_at = r.pos;
+    uint32_t low, high;
+    if ((rc = read_u32(&r, &low, "the parameter count"))) return rc;
+    if ((rc = read_u32(&r, &high, "the parameter count"))) return rc;
+    uint64_t param_count = (uint64_t)high << 32 | low;
+    if (param_count != expected_params)
+        return reject(&r, "parameter count %llu at offset %zu, the layers need %llu",
+                      (unsigned long long)param_count, count_at,
+                      (unsigned long long)expected_params);
+    size_t weights_at = r.pos, left = size - r.pos;
+    if (left < ES_CRC_BYTES || param_count > (left - ES_CRC_BYTES) / 4)
+        return reject(&r,
+                      "truncated: %llu weights and the CRC need %llu bytes at offset %zu, "
+                      "%zu remain",
+                      (unsigned long long)param_count,
+                      (unsigned long long)param_count * 4 + ES_CRC_BYTES, weights_at, left);
+    size_t end = weights_at + (size_t)param_count * 4 + ES_CRC_BYTES;
+    if (end != size)
+        return reject(&r, "%zu unexpected bytes after the CRC at offset %zu", size - end, end);
+    if (!r.crc_ok)
+        return fail(err, ES_RNN_ERR_FORMAT,
+                    "CRC-32 mismatch at offset %zu: the file is corrupt (stored %08x, "
+                    "computed %08x)",
+                    size - ES_CRC_BYTES, stored_crc, computed_crc);
+
+    es_model *m = NULL;
+    es_feature_spec features = {header[0], header[1], header[2], header[3], header[4], header[5]};
+    rc = es_model_create(&features, (int)input_size, &m);
+    for (uint32_t l = 0; rc == ES_RNN_OK && l < layer_count; l++)
+        rc = es_model_append_layer(m, (es_layer_type)records[l].type, (int)records[l].units,
+                                   (es_activation)records[l].activation, (int)records[l].kernel);
+    if (rc) {
+        es_model_destroy(m);
+        return fail(err, rc, "cannot build the model: %s", es_rnn_strerror(rc));
+    }
+    for (size_t i = 0; i < m->param_count; i++) {
+        uint32_t bits = get_u32(&r);
+        float value;
+        memcpy(&value, &bits, sizeof value);
+        if (!isfinite(value)) {
+            int l = 0;
+            while (l + 1 < m->layer_count && m->layers[l + 1].param_offset <= i)
+                l++;
+            rc = fail(err, ES_RNN_ERR_FORMAT, "layer %d (%s): weight %zu is %s at offset %zu", l,
+                      layer_type_name(records[l].type), i - m->layers[l].param_offset,
+                      isnan(value) ? "NaN" : "infinite", weights_at + 4 * i);
+            es_model_destroy(m);
+            return rc;
+        }
+        m->params[i] = value;
+    }
+    for (uint32_t i = 0; i < label_count; i++)
+        memcpy(m->labels[i], labels[i], ES_MAX_LABEL);
+    m->label_count = (int)label_count;
+    if ((rc = es_model_refresh(m))) {
+        es_model_destroy(m);
+        return fail(err, rc, "cannot pack the weights: %s", es_rnn_strerror(rc));
+    }
+    *out = m;
+    return ES_RNN_OK;
+}
+
+/* Files beyond this are not models this daemon could run (the unit caps
+ * allow ~2 GiB only for absurd stacks); refusing early avoids a huge read. */
+#define ES_MAX_MODEL_FILE_BYTES ((size_t)1 << 31)
+
+int es_model_load_file(const char *path, es_model **out, es_rnn_error *err) {
+    if (out) *out = NULL;
+    if (!path || !out) return fail(err, ES_RNN_ERR_ARG, "no path or no place for the model");
+    FILE *file = fopen(path, "rb");
+    if (!file) return fail(err, ES_RNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    long length = -1;
+    if (fseek(file, 0, SEEK_END) == 0) length = ftell(file);
+    if (length < 0 || fseek(file, 0, SEEK_SET) != 0) {
+        int saved = errno;
+        fclose(file);
+        return fail(err, ES_RNN_ERR_IO, "cannot measure %s: %s", path, strerror(saved));
+    }
+    if ((unsigned long)length > ES_MAX_MODEL_FILE_BYTES) {
+        fclose(file);
+        return fail(err, ES_RNN_ERR_FORMAT, "%s is %ld bytes, larger than any valid model", path,
+                    length);
+    }
+    unsigned char *bytes = malloc(length > 0 ? (size_t)length : 1);
+    if (!bytes) {
+        fclose(file);
+        return fail(err, ES_RNN_ERR_NOMEM, "no memory to read %s (%ld bytes)", path, length);
+    }
+    size_t got = fread(bytes, 1, (size_t)length, file);
+    int read_failed = ferror(file);
+    fclose(file);
+    if (got != (size_t)length || read_failed) {
+        free(bytes);
+        return fail(err, ES_RNN_ERR_IO, "cannot read %s: short read (%zu of %ld bytes)", path, got,
+                    length);
+    }
+    int rc = es_model_load_memory(bytes, (size_t)length, out, err);
+    free(bytes);
+    return rc;
+}
+
+int es_model_check_features(const es_model *m, const es_feature_spec *want, es_rnn_error *err) {
+    if (!m || !want) return fail(err, ES_RNN_ERR_ARG, "no model or no feature spec");
+    const es_feature_spec *have = &m->features;
+    struct {
+        const char *name;
+        uint32_t model, given;
+    } fields[] = {
+        {"sample_rate_hz", have->sample_rate_hz, want->sample_rate_hz},
+        {"fft_size", have->fft_size, want->fft_size},
+        {"window_samples", have->window_samples, want->window_samples},
+        {"hop_samples", have->hop_samples, want->hop_samples},
+        {"mel_bands", have->mel_bands, want->mel_bands},
+        {"normalisation", have->normalisation, want->normalisation},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (fields[i].model != fields[i].given)
+            return fail(err, ES_RNN_ERR_FEATURES,
+                        "%s: the model expects %u, the front end gives %u", fields[i].name,
+                        fields[i].model, fields[i].given);
+    if (err) {
+        err->code = ES_RNN_OK;
+        err->why[0] = '\0';
+    }
+    return ES_RNN_OK;
+}
