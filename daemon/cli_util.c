@@ -1,0 +1,224 @@
+/*
+ * Shared command-line helpers (cli_util.h).
+ */
+#include "cli_util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void es_cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("earshot: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int es_cli_parse_int(const char *flag, const char *text, long min, long max, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < min || value > max) {
+        es_cli_error("%s: '%s' is not a whole number from %ld to %ld", flag, text, min, max);
+        return -1;
+    }
+    *out = (int)value;
+    return 0;
+}
+
+int es_cli_parse_float(const char *flag, const char *text, double min, double max, float *out) {
+    char *end = NULL;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(value) || value < min ||
+        value > max) {
+        es_cli_error("%s: '%s' is not a number from %g to %g", flag, text, min, max);
+        return -1;
+    }
+    *out = (float)value;
+    return 0;
+}
+
+/* ---- model and detector flags ------------------------------------------------ */
+
+const char es_cli_detector_help[] =
+    "Models:\n"
+    "  --vad-model PATH         speech model file instead of the built-in one\n"
+    "  --kws-model PATH         keyword model file instead of the built-in one\n"
+    "                           (repeat for several keyword models)\n"
+    "Speech segments:\n"
+    "  --vad-threshold P        speech starts when its probability reaches P (0.5)\n"
+    "  --vad-offset-threshold P and ends when it falls below P (0.35)\n"
+    "  --min-speech-ms MS       drop shorter segments (250)\n"
+    "  --min-silence-ms MS      bridge shorter gaps (300)\n"
+    "  --max-speech-ms MS       split longer segments, 0 = never (30000)\n"
+    "  --speech-pad-ms MS       widen each segment by this on both sides (30)\n"
+    "Keywords:\n"
+    "  --kw-threshold P         fire when the smoothed posterior reaches P (0.5)\n"
+    "  --kw-threshold-for WORD=P  threshold for one keyword (repeatable)\n"
+    "  --kw-smooth-ms MS        posterior smoothing window (50)\n"
+    "  --refractory-ms MS       quiet time after a keyword fires (1000)\n"
+    "  --vad-gate               keywords only inside speech segments\n";
+
+#define MAX_DURATION_MS 3600000L
+
+void es_cli_detector_flags_default(es_cli_detector_flags *flags) {
+    memset(flags, 0, sizeof *flags);
+    es_vad_config_default(&flags->vad);
+    es_kws_config_default(&flags->kws);
+}
+
+static int set_keyword_threshold(es_kws_config *kws, const char *arg) {
+    const char *flag = "--kw-threshold-for";
+    const char *equals = strrchr(arg, '=');
+    size_t word_len = equals ? (size_t)(equals - arg) : 0;
+    if (!equals || word_len == 0) {
+        es_cli_error("%s: '%s' is not WORD=THRESHOLD", flag, arg);
+        return -1;
+    }
+    if (word_len >= sizeof kws->thresholds[0].keyword) {
+        es_cli_error("%s: keyword '%.*s' is longer than %zu characters", flag, (int)word_len, arg,
+                     sizeof kws->thresholds[0].keyword - 1);
+        return -1;
+    }
+    float threshold;
+    if (es_cli_parse_float(flag, equals + 1, 0.0, 1.0, &threshold) != 0) return -1;
+    int slot = 0;
+    while (slot < kws->threshold_count &&
+           !(strncmp(kws->thresholds[slot].keyword, arg, word_len) == 0 &&
+             kws->thresholds[slot].keyword[word_len] == '\0'))
+        slot++;
+    if (slot == ES_KWS_MAX_KEYWORDS) {
+        es_cli_error("%s: more than %d keywords", flag, ES_KWS_MAX_KEYWORDS);
+        return -1;
+    }
+    memcpy(kws->thresholds[slot].keyword, arg, word_len);
+    kws->thresholds[slot].keyword[word_len] = '\0';
+    kws->thresholds[slot].threshold = threshold;
+    if (slot == kws->threshold_count) kws->threshold_count++;
+    return 0;
+}
+
+int es_cli_detector_option(es_cli_detector_flags *flags, int option, const char *arg) {
+    es_vad_config *vad = &flags->vad;
+    es_kws_config *kws = &flags->kws;
+    int rc;
+    switch (option) {
+    case ES_CLI_OPT_VAD_MODEL:
+        flags->vad_model_path = arg;
+        return 1;
+    case ES_CLI_OPT_KWS_MODEL:
+        if (flags->kws_model_count == ES_PIPELINE_MAX_KWS_MODELS) {
+            es_cli_error("--kws-model: at most %d keyword models", ES_PIPELINE_MAX_KWS_MODELS);
+            return -1;
+        }
+        flags->kws_model_paths[flags->kws_model_count++] = arg;
+        return 1;
+    case ES_CLI_OPT_VAD_THRESHOLD:
+        rc = es_cli_parse_float("--vad-threshold", arg, 0.0, 1.0, &vad->onset_threshold);
+        break;
+    case ES_CLI_OPT_VAD_OFFSET_THRESHOLD:
+        rc = es_cli_parse_float("--vad-offset-threshold", arg, 0.0, 1.0, &vad->offset_threshold);
+        break;
+    case ES_CLI_OPT_MIN_SPEECH_MS:
+        rc = es_cli_parse_int("--min-speech-ms", arg, 0, MAX_DURATION_MS, &vad->min_speech_ms);
+        break;
+    case ES_CLI_OPT_MIN_SILENCE_MS:
+        rc = es_cli_parse_int("--min-silence-ms", arg, 0, MAX_DURATION_MS, &vad->min_silence_ms);
+        break;
+    case ES_CLI_OPT_MAX_SPEECH_MS:
+        rc = es_cli_parse_int("--max-speech-ms", arg, 0, MAX_DURATION_MS, &vad->max_speech_ms);
+        break;
+    case ES_CLI_OPT_SPEECH_PAD_MS:
+        rc = es_cli_parse_int("--speech-pad-ms", arg, 0, 10000, &vad->pad_ms);
+        break;
+    case ES_CLI_OPT_KW_THRESHOLD:
+        rc = es_cli_parse_float("--kw-threshold", arg, 0.0, 1.0, &kws->default_threshold);
+        break;
+    case ES_CLI_OPT_KW_THRESHOLD_FOR:
+        rc = set_keyword_threshold(kws, arg);
+        break;
+    case ES_CLI_OPT_KW_SMOOTH_MS:
+        rc = es_cli_parse_int("--kw-smooth-ms", arg, 0, 10000, &kws->smooth_ms);
+        break;
+    case ES_CLI_OPT_REFRACTORY_MS:
+        rc = es_cli_parse_int("--refractory-ms", arg, 0, MAX_DURATION_MS, &kws->refractory_ms);
+        break;
+    case ES_CLI_OPT_VAD_GATE:
+        kws->vad_gate = 1;
+        return 1;
+    default:
+        return 0;
+    }
+    return rc == 0 ? 1 : -1;
+}
+
+int es_cli_detector_check(const es_cli_detector_flags *flags) {
+    const char *why = es_vad_config_check(&flags->vad);
+    if (!why) why = es_kws_config_check(&flags->kws);
+    if (why) {
+        es_cli_error("detector options: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+static int model_has_keyword(const es_cli_models *models, const char *keyword) {
+    for (int k = 0; k < models->kws_count; k++)
+        for (int i = 0; i < es_model_output_size(models->kws[k]); i++)
+            if (strcmp(es_model_label(models->kws[k], i), keyword) == 0) return 1;
+    return 0;
+}
+
+int es_cli_models_load(const es_cli_detector_flags *flags, const es_frontend_config *frontend,
+                       es_cli_models *models) {
+    memset(models, 0, sizeof *models);
+    es_pipeline_error err = {0};
+    if (es_pipeline_load_model(flags->vad_model_path, "vad", frontend, &models->vad, &err) !=
+        ES_PIPELINE_OK) {
+        es_cli_error("%s", err.why);
+        return ES_EXIT_FAILURE;
+    }
+    int count = flags->kws_model_count > 0 ? flags->kws_model_count : 1;
+    for (int k = 0; k < count; k++) {
+        const char *path = flags->kws_model_count > 0 ? flags->kws_model_paths[k] : NULL;
+        if (es_pipeline_load_model(path, "kws", frontend, &models->kws[k], &err) !=
+            ES_PIPELINE_OK) {
+            es_cli_error("%s", err.why);
+            es_cli_models_destroy(models);
+            return ES_EXIT_FAILURE;
+        }
+        models->kws_count = k + 1;
+    }
+    for (int i = 0; i < flags->kws.threshold_count; i++) {
+        const char *keyword = flags->kws.thresholds[i].keyword;
+        if (!model_has_keyword(models, keyword)) {
+            es_cli_error("--kw-threshold-for: '%s' is not a keyword of the keyword model", keyword);
+            es_cli_models_destroy(models);
+            return ES_EXIT_USAGE;
+        }
+    }
+    return ES_EXIT_OK;
+}
+
+void es_cli_models_destroy(es_cli_models *models) {
+    if (models->vad) es_model_destroy(models->vad);
+    for (int k = 0; k < models->kws_count; k++)
+        es_model_destroy(models->kws[k]);
+    memset(models, 0, sizeof *models);
+}
+
+void es_cli_models_apply(const es_cli_detector_flags *flags, const es_cli_models *models,
+                         es_pipeline_config *config) {
+    config->vad_model = models->vad;
+    for (int k = 0; k < models->kws_count; k++)
+        config->kws_models[k] = models->kws[k];
+    config->kws_model_count = models->kws_count;
+    config->vad = flags->vad;
+    config->kws = flags->kws;
+}

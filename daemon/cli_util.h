@@ -1,0 +1,108 @@
+/*
+ * Helpers shared by the subcommands: error messages in the one format
+ * (`earshot: <what>: <why>`), number parsing that names the flag, and the
+ * model and detector flags that `file`, `mic` and friends all take.
+ *
+ * Use in a getopt_long loop:
+ *
+ *     static const struct option options[] = {
+ *         {"help", no_argument, NULL, 'h'},
+ *         ES_CLI_DETECTOR_LONG_OPTIONS,
+ *         {0},
+ *     };
+ *     ...
+ *     int handled = es_cli_detector_option(&flags, opt, optarg);
+ *     if (handled < 0) return 2;      // message already printed
+ *     if (handled > 0) continue;
+ */
+#ifndef ES_CLI_UTIL_H
+#define ES_CLI_UTIL_H
+
+#include <getopt.h>
+
+#include "pipeline.h"
+
+/* Exit statuses (DESIGN.md, "Command line"). */
+enum { ES_EXIT_OK = 0, ES_EXIT_FAILURE = 1, ES_EXIT_USAGE = 2 };
+
+/* Prints "earshot: " fmt "\n" on stderr. */
+void es_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Whole-string numbers within [min, max]; on failure prints
+ * "earshot: FLAG: 'TEXT' is not ..." and returns -1. */
+int es_cli_parse_int(const char *flag, const char *text, long min, long max, int *out);
+int es_cli_parse_float(const char *flag, const char *text, double min, double max, float *out);
+
+/* ---- model and detector flags ------------------------------------------------ */
+
+enum {
+    ES_CLI_OPT_VAD_MODEL = 0x1000,
+    ES_CLI_OPT_KWS_MODEL,
+    ES_CLI_OPT_VAD_THRESHOLD,
+    ES_CLI_OPT_VAD_OFFSET_THRESHOLD,
+    ES_CLI_OPT_MIN_SPEECH_MS,
+    ES_CLI_OPT_MIN_SILENCE_MS,
+    ES_CLI_OPT_MAX_SPEECH_MS,
+    ES_CLI_OPT_SPEECH_PAD_MS,
+    ES_CLI_OPT_KW_THRESHOLD,
+    ES_CLI_OPT_KW_THRESHOLD_FOR,
+    ES_CLI_OPT_KW_SMOOTH_MS,
+    ES_CLI_OPT_REFRACTORY_MS,
+    ES_CLI_OPT_VAD_GATE,
+};
+
+#define ES_CLI_DETECTOR_LONG_OPTIONS                                                               \
+    {"vad-model", required_argument, NULL, ES_CLI_OPT_VAD_MODEL},                                  \
+        {"kws-model", required_argument, NULL, ES_CLI_OPT_KWS_MODEL},                              \
+        {"vad-threshold", required_argument, NULL, ES_CLI_OPT_VAD_THRESHOLD},                      \
+        {"vad-offset-threshold", required_argument, NULL, ES_CLI_OPT_VAD_OFFSET_THRESHOLD},        \
+        {"min-speech-ms", required_argument, NULL, ES_CLI_OPT_MIN_SPEECH_MS},                      \
+        {"min-silence-ms", required_argument, NULL, ES_CLI_OPT_MIN_SILENCE_MS},                    \
+        {"max-speech-ms", required_argument, NULL, ES_CLI_OPT_MAX_SPEECH_MS},                      \
+        {"speech-pad-ms", required_argument, NULL, ES_CLI_OPT_SPEECH_PAD_MS},                      \
+        {"kw-threshold", required_argument, NULL, ES_CLI_OPT_KW_THRESHOLD},                        \
+        {"kw-threshold-for", required_argument, NULL, ES_CLI_OPT_KW_THRESHOLD_FOR},                \
+        {"kw-smooth-ms", required_argument, NULL, ES_CLI_OPT_KW_SMOOTH_MS},                        \
+        {"refractory-ms", required_argument, NULL, ES_CLI_OPT_REFRACTORY_MS}, {                    \
+        "vad-gate", no_argument, NULL, ES_CLI_OPT_VAD_GATE                                         \
+    }
+
+/* The --help paragraph for the flags above. */
+extern const char es_cli_detector_help[];
+
+typedef struct es_cli_detector_flags {
+    const char *vad_model_path; /* NULL: built-in "vad" */
+    const char *kws_model_paths[ES_PIPELINE_MAX_KWS_MODELS];
+    int kws_model_count; /* 0: built-in "kws" */
+    es_vad_config vad;
+    es_kws_config kws;
+} es_cli_detector_flags;
+
+void es_cli_detector_flags_default(es_cli_detector_flags *flags);
+
+/* Applies one getopt_long result: 1 if it was one of ours, 0 if not, -1 if
+ * its value is bad (message printed; exit with ES_EXIT_USAGE). */
+int es_cli_detector_option(es_cli_detector_flags *flags, int option, const char *arg);
+
+/* After option parsing: the detector configs as a whole (e.g. offset above
+ * onset). Prints and returns -1 when invalid. */
+int es_cli_detector_check(const es_cli_detector_flags *flags);
+
+/* The models the flags name, loaded and checked against the front end. */
+typedef struct es_cli_models {
+    es_model *vad;
+    es_model *kws[ES_PIPELINE_MAX_KWS_MODELS];
+    int kws_count;
+} es_cli_models;
+
+/* Returns ES_EXIT_OK, ES_EXIT_FAILURE (a model cannot be used; printed) or
+ * ES_EXIT_USAGE (--kw-threshold-for names no keyword of the models). */
+int es_cli_models_load(const es_cli_detector_flags *flags, const es_frontend_config *frontend,
+                       es_cli_models *models);
+void es_cli_models_destroy(es_cli_models *models);
+
+/* Puts the models and detector configs into a pipeline config. */
+void es_cli_models_apply(const es_cli_detector_flags *flags, const es_cli_models *models,
+                         es_pipeline_config *config);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * Events as JSON lines (DESIGN.md, "Events"). Times in seconds with
+ * millisecond resolution: frames are 10 ms apart, so no digit is lost.
+ */
+#include "event.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Appends like snprintf: counts everything, writes what fits, keeps the
+ * buffer NUL-terminated. */
+typedef struct json_writer {
+    char *buf;
+    size_t size;
+    size_t len;
+} json_writer;
+
+static void put_bytes(json_writer *w, const char *text, size_t n) {
+    if (w->len < w->size) {
+        size_t room = w->size - w->len - 1;
+        memcpy(w->buf + w->len, text, n < room ? n : room);
+        w->buf[w->len + (n < room ? n : room)] = '\0';
+    }
+    w->len += n;
+}
+
+static void put_format(json_writer *w, const char *fmt, ...) {
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) put_bytes(w, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped; other
+ * bytes (UTF-8 file names included) pass through. */
+static void put_string(json_writer *w, const char *text) {
+    put_bytes(w, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)(text ? text : ""); *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            char escaped[2] = {'\\', (char)*c};
+            put_bytes(w, escaped, 2);
+        } else if (*c < 0x20) {
+            put_format(w, "\\u%04x", *c);
+        } else {
+            put_bytes(w, (const char *)c, 1);
+        }
+    }
+    put_bytes(w, "\"", 1);
+}
+
+/* JSON has no NaN or infinity; a broken score must not break the line. */
+static void put_number(json_writer *w, const char *key, double value) {
+    put_format(w, ",\"%s\":", key);
+    if (isfinite(value))
+        put_format(w, "%.3f", value);
+    else
+        put_bytes(w, "null", 4);
+}
+
+static void put_wallclock(json_writer *w, double unix_s) {
+    time_t seconds = (time_t)floor(unix_s);
+    int millis = (int)((unix_s - (double)seconds) * 1000.0);
+    if (millis > 999) millis = 999;
+    struct tm utc;
+    char text[32];
+    if (!gmtime_r(&seconds, &utc) || strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc) == 0)
+        return;
+    put_format(w, ",\"wallclock\":\"%s.%03dZ\"", text, millis);
+}
+
+int es_event_to_json(const es_event *event, char *buf, size_t size) {
+    json_writer w = {buf, size, 0};
+    if (size > 0) buf[0] = '\0';
+    int keyword = event->type == ES_EVENT_KEYWORD;
+    put_format(&w, "{\"type\":\"%s\",\"source\":", keyword ? "keyword" : "speech");
+    put_string(&w, event->source);
+    if (keyword) {
+        put_bytes(&w, ",\"keyword\":", 11);
+        put_string(&w, event->keyword);
+        put_number(&w, "time", event->time_s);
+    }
+    put_number(&w, "start", event->start_s);
+    put_number(&w, "end", event->end_s);
+    put_number(&w, "score", event->score);
+    if (event->wallclock_s > 0) put_wallclock(&w, event->wallclock_s);
+    put_bytes(&w, "}\n", 2);
+    return (int)w.len;
+}
