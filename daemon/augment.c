@@ -1,0 +1,347 @@
+#include "augment.h"
+
+#include <fftw3.h>
+#include <math.h>
+#include <soxr.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- random numbers --------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void es_rng_seed(es_rng *rng, uint64_t seed) {
+    for (int i = 0; i < 4; i++)
+        rng->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t es_rng_next(es_rng *rng) {
+    uint64_t *s = rng->s;
+    const uint64_t result = rotl(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double es_rng_uniform(es_rng *rng, double low, double high) {
+    const double unit = (double)(es_rng_next(rng) >> 11) * 0x1.0p-53;
+    return low + (high - low) * unit;
+}
+
+int es_rng_below(es_rng *rng, int bound) {
+    return (int)(es_rng_next(rng) % (uint64_t)bound);
+}
+
+double es_rng_gaussian(es_rng *rng) {
+    /* Box-Muller; 1 - u keeps the log's argument in (0, 1]. */
+    const double u = 1.0 - es_rng_uniform(rng, 0.0, 1.0);
+    const double v = es_rng_uniform(rng, 0.0, 1.0);
+    return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
+}
+
+/* ---- samples ------------------------------------------------------------------- */
+
+double es_mean_power(const float *samples, size_t count) {
+    if (count == 0) return 0.0;
+    double sum = 0.0;
+    for (size_t i = 0; i < count; i++)
+        sum += (double)samples[i] * samples[i];
+    return sum / (double)count;
+}
+
+static float saturate(float x) {
+    return x > 1.0f ? 1.0f : x < -1.0f ? -1.0f : x;
+}
+
+void es_augment_gain(float *samples, size_t count, float gain_db) {
+    const float scale = powf(10.0f, gain_db / 20.0f);
+    for (size_t i = 0; i < count; i++)
+        samples[i] = saturate(samples[i] * scale);
+}
+
+void es_augment_add_noise(float *samples, size_t count, double signal_power, const float *noise,
+                          size_t noise_count, size_t noise_offset, float snr_db) {
+    if (count == 0 || noise_count == 0) return;
+    /* The power of exactly the stretch of noise that will be added. */
+    double noise_power = 0.0;
+    for (size_t i = 0; i < count; i++) {
+        const double x = noise[(noise_offset + i) % noise_count];
+        noise_power += x * x;
+    }
+    noise_power /= (double)count;
+    if (noise_power <= 0.0 || signal_power <= 0.0) return;
+    const double scale = sqrt(signal_power / (noise_power * pow(10.0, snr_db / 10.0)));
+    for (size_t i = 0; i < count; i++)
+        samples[i] += (float)(scale * noise[(noise_offset + i) % noise_count]);
+}
+
+int es_augment_speed(const float *samples, size_t count, float factor, int sample_rate_hz,
+                     float **out, size_t *out_count) {
+    *out = NULL;
+    *out_count = 0;
+    if (!(factor > 0.25f && factor < 4.0f) || sample_rate_hz <= 0) return ES_AUGMENT_ERR_ARG;
+    const size_t capacity = (size_t)ceil((double)count / factor) + 16;
+    float *resampled = malloc(sizeof(float) * capacity);
+    if (!resampled) return ES_AUGMENT_ERR_NOMEM;
+    /* Read as if recorded at factor x the rate: shorter, and higher by the same ratio. */
+    size_t produced = 0;
+    const soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+    const soxr_quality_spec_t quality = soxr_quality_spec(SOXR_MQ, 0);
+    const soxr_runtime_spec_t runtime = soxr_runtime_spec(1);
+    soxr_error_t error =
+        soxr_oneshot((double)sample_rate_hz * factor, (double)sample_rate_hz, 1, samples, count,
+                     NULL, resampled, capacity, &produced, &io, &quality, &runtime);
+    if (error) {
+        free(resampled);
+        return ES_AUGMENT_ERR_ARG;
+    }
+    *out = resampled;
+    *out_count = produced;
+    return ES_AUGMENT_OK;
+}
+
+static size_t next_power_of_two(size_t n) {
+    size_t p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+/* Filters `samples` in the frequency domain: the spectrum of the zero-padded
+ * signal (fft_size points) is multiplied by response[fft_size / 2 + 1]. */
+static int filter_spectrum(float *samples, size_t count, size_t fft_size,
+                           const fftwf_complex *response) {
+    const size_t bins = fft_size / 2 + 1;
+    float *time = fftwf_alloc_real(fft_size);
+    fftwf_complex *freq = fftwf_alloc_complex(bins);
+    fftwf_plan forward = NULL, inverse = NULL;
+    int rc = ES_AUGMENT_ERR_NOMEM;
+    if (!time || !freq) goto done;
+    forward = fftwf_plan_dft_r2c_1d((int)fft_size, time, freq, FFTW_ESTIMATE);
+    inverse = fftwf_plan_dft_c2r_1d((int)fft_size, freq, time, FFTW_ESTIMATE);
+    if (!forward || !inverse) goto done;
+    memset(time, 0, sizeof(float) * fft_size);
+    memcpy(time, samples, sizeof(float) * count);
+    fftwf_execute(forward);
+    for (size_t k = 0; k < bins; k++) {
+        const float re = freq[k][0] * response[k][0] - freq[k][1] * response[k][1];
+        const float im = freq[k][0] * response[k][1] + freq[k][1] * response[k][0];
+        freq[k][0] = re;
+        freq[k][1] = im;
+    }
+    fftwf_execute(inverse);
+    for (size_t i = 0; i < count; i++)
+        samples[i] = time[i] / (float)fft_size;
+    rc = ES_AUGMENT_OK;
+done:
+    if (forward) fftwf_destroy_plan(forward);
+    if (inverse) fftwf_destroy_plan(inverse);
+    fftwf_free(time);
+    fftwf_free(freq);
+    return rc;
+}
+
+static void match_power(float *samples, size_t count, double target_power) {
+    const double power = es_mean_power(samples, count);
+    if (power <= 0.0 || target_power <= 0.0) return;
+    const float scale = (float)sqrt(target_power / power);
+    for (size_t i = 0; i < count; i++)
+        samples[i] *= scale;
+}
+
+int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rate_hz, es_rng *rng) {
+    if (!(rt60_s > 0.0f) || sample_rate_hz <= 0) return ES_AUGMENT_ERR_ARG;
+    if (count == 0) return ES_AUGMENT_OK;
+    const size_t response_count = (size_t)(rt60_s * (float)sample_rate_hz);
+    const size_t fft_size = next_power_of_two(count + response_count);
+    const size_t bins = fft_size / 2 + 1;
+    float *response = fftwf_alloc_real(fft_size);
+    fftwf_complex *spectrum = fftwf_alloc_complex(bins);
+    fftwf_plan plan = NULL;
+    int rc = ES_AUGMENT_ERR_NOMEM;
+    if (!response || !spectrum) goto done;
+    plan = fftwf_plan_dft_r2c_1d((int)fft_size, response, spectrum, FFTW_ESTIMATE);
+    if (!plan) goto done;
+    memset(response, 0, sizeof(float) * fft_size);
+    /* Amplitude falls by 60 dB (a factor 1000) over rt60_s: exp(-ln(1000) t / rt60). */
+    const double decay_per_sample = log(1000.0) / ((double)rt60_s * sample_rate_hz);
+    const double tail_gain = 0.3;
+    response[0] = 1.0f;
+    for (size_t i = 1; i < response_count; i++)
+        response[i] = (float)(tail_gain * es_rng_gaussian(rng) * exp(-decay_per_sample * i));
+    fftwf_execute(plan);
+    const double power = es_mean_power(samples, count);
+    rc = filter_spectrum(samples, count, fft_size, spectrum);
+    if (rc == ES_AUGMENT_OK) match_power(samples, count, power);
+done:
+    if (plan) fftwf_destroy_plan(plan);
+    fftwf_free(response);
+    fftwf_free(spectrum);
+    return rc;
+}
+
+static float mu_law_round_trip(float x) {
+    const float mu = 255.0f;
+    const float y = copysignf(log1pf(mu * fminf(fabsf(x), 1.0f)) / log1pf(mu), x);
+    const float quantised = roundf(y * 127.0f) / 127.0f;
+    return copysignf((powf(1.0f + mu, fabsf(quantised)) - 1.0f) / mu, quantised);
+}
+
+int es_augment_telephone(float *samples, size_t count, int sample_rate_hz) {
+    if (sample_rate_hz <= 0) return ES_AUGMENT_ERR_ARG;
+    if (count == 0) return ES_AUGMENT_OK;
+    /* Twice the length: the brick-wall filter's ringing must not wrap around. */
+    const size_t fft_size = next_power_of_two(2 * count);
+    const size_t bins = fft_size / 2 + 1;
+    fftwf_complex *response = fftwf_alloc_complex(bins);
+    if (!response) return ES_AUGMENT_ERR_NOMEM;
+    const double low_hz = 300.0, high_hz = 3400.0, taper_hz = 100.0;
+    for (size_t k = 0; k < bins; k++) {
+        const double f = (double)k * sample_rate_hz / (double)fft_size;
+        double gain = 1.0;
+        if (f < low_hz - taper_hz || f > high_hz + taper_hz)
+            gain = 0.0;
+        else if (f < low_hz)
+            gain = 0.5 - 0.5 * cos(M_PI * (f - (low_hz - taper_hz)) / taper_hz);
+        else if (f > high_hz)
+            gain = 0.5 + 0.5 * cos(M_PI * (f - high_hz) / taper_hz);
+        response[k][0] = (float)gain;
+        response[k][1] = 0.0f;
+    }
+    int rc = filter_spectrum(samples, count, fft_size, response);
+    fftwf_free(response);
+    if (rc != ES_AUGMENT_OK) return rc;
+    for (size_t i = 0; i < count; i++)
+        samples[i] = mu_law_round_trip(samples[i]);
+    return ES_AUGMENT_OK;
+}
+
+void es_augment_config_default(es_augment_config *config) {
+    *config = (es_augment_config){
+        .noise_probability = 0.8f,
+        .snr_db_min = -5.0f,
+        .snr_db_max = 30.0f,
+        .gain_db_max = 20.0f,
+        .speed_max = 0.15f,
+        .reverb_probability = 0.3f,
+        .rt60_min_s = 0.2f,
+        .rt60_max_s = 0.8f,
+        .telephone_probability = 0.1f,
+        .warp_max = 0.1f,
+        .time_masks = 2,
+        .time_mask_max_frames = 15,
+        .freq_masks = 2,
+        .freq_mask_max_bands = 5,
+    };
+}
+
+float es_augment_draw_speed(const es_augment_config *config, es_rng *rng) {
+    return (float)es_rng_uniform(rng, 1.0 - config->speed_max, 1.0 + config->speed_max);
+}
+
+static int chance(es_rng *rng, float probability) {
+    return es_rng_uniform(rng, 0.0, 1.0) < probability;
+}
+
+void es_augment_draw_params(const es_augment_config *config, es_rng *rng, es_augment_draw *draw) {
+    /* Every value is drawn whether used or not, so one knob's probability does
+     * not shift the others' random streams. */
+    const int noisy = chance(rng, config->noise_probability);
+    const float snr_db = (float)es_rng_uniform(rng, config->snr_db_min, config->snr_db_max);
+    const int reverberant = chance(rng, config->reverb_probability);
+    const float rt60_s = (float)es_rng_uniform(rng, config->rt60_min_s, config->rt60_max_s);
+    draw->snr_db = noisy ? snr_db : NAN;
+    draw->rt60_s = reverberant ? rt60_s : 0.0f;
+    draw->telephone = chance(rng, config->telephone_probability);
+    draw->gain_db = (float)es_rng_uniform(rng, -config->gain_db_max, config->gain_db_max);
+    draw->warp = (float)es_rng_uniform(rng, 1.0 - config->warp_max, 1.0 + config->warp_max);
+}
+
+int es_augment_audio(const es_augment_draw *draw, es_rng *rng, float *samples, size_t count,
+                     double signal_power, const float *noise, size_t noise_count,
+                     int sample_rate_hz) {
+    int rc = ES_AUGMENT_OK;
+    if (draw->rt60_s > 0.0f) {
+        rc = es_augment_reverb(samples, count, draw->rt60_s, sample_rate_hz, rng);
+        if (rc != ES_AUGMENT_OK) return rc;
+    }
+    if (draw->telephone) {
+        rc = es_augment_telephone(samples, count, sample_rate_hz);
+        if (rc != ES_AUGMENT_OK) return rc;
+    }
+    if (!isnan(draw->snr_db) && noise && noise_count > 0) {
+        const size_t offset = (size_t)(es_rng_next(rng) % noise_count);
+        es_augment_add_noise(samples, count, signal_power, noise, noise_count, offset,
+                             draw->snr_db);
+    }
+    es_augment_gain(samples, count, draw->gain_db);
+    return rc;
+}
+
+/* ---- features --------------------------------------------------------------------- */
+
+static double hz_to_mel(double hz) {
+    return 2595.0 * log10(1.0 + hz / 700.0);
+}
+
+static double mel_to_hz(double mel) {
+    return 700.0 * (pow(10.0, mel / 2595.0) - 1.0);
+}
+
+void es_augment_warp_mel(float *features, int frames, int bands, int stride, float mel_low_hz,
+                         float mel_high_hz, float factor) {
+    if (bands < 2 || bands > 256 || !(factor > 0.0f)) return;
+    const double mel_low = hz_to_mel(mel_low_hz), mel_high = hz_to_mel(mel_high_hz);
+    /* Band centres sit at bands + 2 equally spaced mel points, the ends excluded. */
+    const double mel_step = (mel_high - mel_low) / (bands + 1);
+    double source_band[256];
+    for (int b = 0; b < bands; b++) {
+        const double centre_hz = mel_to_hz(mel_low + (b + 1) * mel_step);
+        double position = (hz_to_mel(centre_hz / factor) - mel_low) / mel_step - 1.0;
+        if (position < 0.0) position = 0.0;
+        if (position > bands - 1) position = bands - 1;
+        source_band[b] = position;
+    }
+    float row[256];
+    for (int t = 0; t < frames; t++) {
+        float *frame = features + (size_t)t * stride;
+        memcpy(row, frame, sizeof(float) * bands);
+        for (int b = 0; b < bands; b++) {
+            const int lower = (int)source_band[b];
+            const int upper = lower + 1 < bands ? lower + 1 : lower;
+            const float weight = (float)(source_band[b] - lower);
+            frame[b] = row[lower] * (1.0f - weight) + row[upper] * weight;
+        }
+    }
+}
+
+void es_augment_spec_mask(const es_augment_config *config, es_rng *rng, float *features, int frames,
+                          int bands, int stride) {
+    for (int m = 0; m < config->time_masks && frames > 0 && config->time_mask_max_frames > 0; m++) {
+        const int width = es_rng_below(rng, config->time_mask_max_frames + 1);
+        const int start = es_rng_below(rng, frames);
+        for (int t = start; t < start + width && t < frames; t++)
+            memset(features + (size_t)t * stride, 0, sizeof(float) * bands);
+    }
+    for (int m = 0; m < config->freq_masks && bands > 0 && config->freq_mask_max_bands > 0; m++) {
+        const int width = es_rng_below(rng, config->freq_mask_max_bands + 1);
+        const int start = es_rng_below(rng, bands);
+        for (int t = 0; t < frames; t++)
+            for (int b = start; b < start + width && b < bands; b++)
+                features[(size_t)t * stride + b] = 0.0f;
+    }
+}

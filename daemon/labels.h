@@ -1,0 +1,45 @@
+/*
+ * labels — per-frame training targets from a clean clip.
+ *
+ * Speech/non-speech: a frame (the front end's window at each hop) is speech
+ * when its energy stands above the clip's noise floor, then hangover and gap
+ * filling smooth the decision the way a listener would mark it: the quiet
+ * stretches inside words and short pauses between them stay speech, lone
+ * clicks do not. Keyword windows: seconds to frame indices.
+ */
+#ifndef ES_LABELS_H
+#define ES_LABELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct es_speech_label_config {
+    int sample_rate_hz;      /* 16000 */
+    int window_samples;      /* 400: as the front end's */
+    int hop_samples;         /* 160 */
+    float floor_percentile;  /* 0.05: the noise floor is this quantile of frame energies */
+    float above_floor_db;    /* 12: speech is at least this far above the floor... */
+    float below_peak_db;     /* 40: ...and within this of the loudest frame... */
+    float absolute_min_dbfs; /* -65: ...and above this, whatever the clip */
+    int hangover_frames;     /* 5: speech lasts this long after the energy drops */
+    int max_gap_frames;      /* 20: shorter non-speech runs between speech are speech */
+    int min_speech_frames;   /* 3: shorter speech runs are clicks, not speech */
+} es_speech_label_config;
+
+void es_speech_label_config_default(es_speech_label_config *config);
+
+/* Frames the front end makes from `samples` samples: one per hop once a full
+ * window is in. */
+int es_label_frame_count(const es_speech_label_config *config, size_t samples);
+
+/* Writes es_label_frame_count() labels (1 speech, 0 not) to `labels`.
+ * Returns the number of speech frames, or -1 when out of memory. */
+int es_speech_labels(const es_speech_label_config *config, const float *samples, size_t count,
+                     uint8_t *labels);
+
+/* The frames [*start_frame, *end_frame) whose windows overlap [start_s, end_s),
+ * clamped to [0, frames]. */
+void es_keyword_window_frames(const es_speech_label_config *config, double start_s, double end_s,
+                              int frames, int *start_frame, int *end_frame);
+
+#endif

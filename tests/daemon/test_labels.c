@@ -1,0 +1,118 @@
+/* Frame labels from a synthetic clip: silence, a "word", a short pause, a
+ * second word, a click, silence. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "augment.h"
+#include "labels.h"
+
+enum { RATE_HZ = 16000 };
+
+static void tone(float *samples, int from_s_ms, int to_ms, float amplitude) {
+    for (int i = from_s_ms * 16; i < to_ms * 16; i++)
+        samples[i] += amplitude * sinf(0.2f * (float)i);
+}
+
+/* The label of the frame whose window starts at `ms`. */
+static int label_at(const uint8_t *labels, int ms) {
+    return labels[ms / 10];
+}
+
+static void test_speech_frames_of_a_synthetic_clip(void **state) {
+    (void)state;
+    enum { CLIP_MS = 3000, SAMPLES = CLIP_MS * 16 };
+    float *samples = calloc(SAMPLES, sizeof(float));
+    es_rng rng;
+    es_rng_seed(&rng, 1);
+    for (int i = 0; i < SAMPLES; i++)
+        samples[i] = (float)(1e-4 * es_rng_gaussian(&rng)); /* a -80 dBFS floor */
+    tone(samples, 500, 1000, 0.3f);
+    tone(samples, 1100, 1500, 0.3f); /* 100 ms pause: bridged */
+    tone(samples, 2200, 2210, 0.5f); /* a 10 ms click: dropped */
+
+    es_speech_label_config config;
+    es_speech_label_config_default(&config);
+    const int frames = es_label_frame_count(&config, SAMPLES);
+    assert_int_equal(frames, 1 + (SAMPLES - 400) / 160);
+    uint8_t *labels = malloc((size_t)frames);
+    const int speech = es_speech_labels(&config, samples, SAMPLES, labels);
+
+    assert_false(label_at(labels, 100));
+    assert_false(label_at(labels, 400));
+    assert_true(label_at(labels, 500));
+    assert_true(label_at(labels, 800));
+    assert_true(label_at(labels, 1050)); /* the pause */
+    assert_true(label_at(labels, 1450));
+    assert_true(label_at(labels, 1530)); /* hangover */
+    assert_false(label_at(labels, 1700));
+    assert_false(label_at(labels, 2200)); /* the click */
+    assert_false(label_at(labels, 2800));
+    /* 0.5 + 0.1 + 0.4 s of speech, plus window overlap and hangover. */
+    assert_in_range(speech, 100, 115);
+    free(labels);
+    free(samples);
+}
+
+static void test_digital_silence_is_never_speech(void **state) {
+    (void)state;
+    enum { SAMPLES = 16000 };
+    float *samples = calloc(SAMPLES, sizeof(float));
+    es_speech_label_config config;
+    es_speech_label_config_default(&config);
+    const int frames = es_label_frame_count(&config, SAMPLES);
+    uint8_t *labels = malloc((size_t)frames);
+    assert_int_equal(es_speech_labels(&config, samples, SAMPLES, labels), 0);
+    /* A quiet (-43 dBFS) but clean word between digital silences is speech. */
+    tone(samples, 300, 700, 0.01f);
+    es_speech_labels(&config, samples, SAMPLES, labels);
+    assert_false(label_at(labels, 200));
+    assert_true(label_at(labels, 300));
+    assert_true(label_at(labels, 650));
+    assert_false(label_at(labels, 900));
+    free(labels);
+    free(samples);
+}
+
+static void test_short_clip_has_no_frames(void **state) {
+    (void)state;
+    es_speech_label_config config;
+    es_speech_label_config_default(&config);
+    float samples[399] = {0};
+    assert_int_equal(es_label_frame_count(&config, 399), 0);
+    assert_int_equal(es_speech_labels(&config, samples, 399, NULL), 0);
+    assert_int_equal(es_label_frame_count(&config, 400), 1);
+}
+
+static void test_keyword_window_in_frames(void **state) {
+    (void)state;
+    es_speech_label_config config;
+    es_speech_label_config_default(&config);
+    int start = -1, end = -1;
+    /* 1.0-1.5 s: windows starting from 0.985 s (frame 98: 0.98 s ends at 1.005 s)
+     * to the one starting before 1.5 s (frame 149). */
+    es_keyword_window_frames(&config, 1.0, 1.5, 1000, &start, &end);
+    assert_int_equal(start, 98);
+    assert_int_equal(end, 150);
+    es_keyword_window_frames(&config, 0.0, 2.0, 120, &start, &end);
+    assert_int_equal(start, 0);
+    assert_int_equal(end, 120);
+    es_keyword_window_frames(&config, 5.0, 6.0, 120, &start, &end);
+    assert_int_equal(start, 120);
+    assert_int_equal(end, 120);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_speech_frames_of_a_synthetic_clip),
+        cmocka_unit_test(test_digital_silence_is_never_speech),
+        cmocka_unit_test(test_short_clip_has_no_frames),
+        cmocka_unit_test(test_keyword_window_in_frames),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

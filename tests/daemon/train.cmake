@@ -1,0 +1,12 @@
+# Training data: augmentation, frame labels, and the `earshot train` driver.
+# The unit tests build from their own sources, so they do not wait on the rest
+# of es_daemon; es_dsp brings FFTW and libsoxr.
+set(ES_TRAIN_DATA_SOURCES ${PROJECT_SOURCE_DIR}/daemon/augment.c
+                          ${PROJECT_SOURCE_DIR}/daemon/labels.c)
+es_add_test(test_augment SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_augment.c
+            ${ES_TRAIN_DATA_SOURCES} LIBS es_dsp m)
+es_add_test(test_labels SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_labels.c
+            ${ES_TRAIN_DATA_SOURCES} LIBS es_dsp m)
+foreach(test test_augment test_labels)
+  target_include_directories(${test} PRIVATE ${PROJECT_SOURCE_DIR}/daemon)
+endforeach()
