@@ -13,6 +13,8 @@ packages=(
   sox valgrind systemd
   # training data (models/)
   espeak-ng flite
+  # real read speech (librivox/ folder only) for the shipped demo clip and regressions
+  pocketsphinx-testdata
 )
 
 missing=()
