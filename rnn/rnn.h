@@ -104,8 +104,7 @@ typedef struct es_model es_model;
 /* Building a model in code (trainer, tests). */
 int es_model_create(const es_feature_spec *features, int input_size, es_model **out);
 /* `units` is the layer's output size (BIDIR: per direction); `kernel` is for CONV1D. */
-int es_model_add_layer(es_model *m, es_layer_type type, int units, es_activation act,
-                       int kernel);
+int es_model_add_layer(es_model *m, es_layer_type type, int units, es_activation act, int kernel);
 /* Names the outputs; count must equal the last layer's output size. */
 int es_model_set_labels(es_model *m, int count, const char *const *labels);
 /* Glorot-uniform weights, orthogonal-ish recurrent matrices, zero biases
@@ -152,60 +151,145 @@ const float *es_state_step(es_state *s, const float *frame);
 /* Whole-sequence forward (offline): `frames` x input_size in, frames x
  * output_size out, starting from zero state. For streaming models the result
  * is bit-identical to stepping frame by frame. */
-int es_model_forward_sequence(const es_model *m, const float *inputs, int frames,
-                              float *outputs);
+int es_model_forward_sequence(const es_model *m, const float *inputs, int frames, float *outputs);
 
 /* ---- training ------------------------------------------------------------------ */
+/*
+ * Back-propagation through time on mini-batches of variable-length
+ * sequences. The last layer must be DENSE or CONV1D with the activation its
+ * loss expects (SOFTMAX for SOFTMAX_CE and KWS_MAXPOOL, SIGMOID for
+ * SIGMOID_CE): the trainer fuses the two. Losses are means over the scored
+ * terms of the whole batch (a term is a frame; for SIGMOID_CE a frame and
+ * output), so batches of any length mix fairly.
+ *
+ * Determinism: for a given seed, model, data and `threads`, the weights after
+ * any number of steps are bit-identical from run to run (each worker sums its
+ * own sequences' gradients; workers' sums are added in a fixed order).
+ */
 
 typedef enum es_loss {
-    ES_LOSS_SOFTMAX_CE = 1, /* per frame: class_targets[t], -1 = not scored */
-    ES_LOSS_SIGMOID_CE = 2, /* per frame, per output: targets[t*out+k], NaN = not scored */
-    ES_LOSS_KWS_MAXPOOL = 3 /* keyword: max over [kw_start,kw_end) of its posterior;
-                               elsewhere and in keyword-free sequences: class 0 (filler)
-                               per frame; frames in the window's margin are not scored */
+    /* per frame: class_targets[t] in [0, outputs), -1 = not scored */
+    ES_LOSS_SOFTMAX_CE = 1,
+    /* per frame, per output: targets[t*outputs+k] in [0, 1], NaN = not scored */
+    ES_LOSS_SIGMOID_CE = 2,
+    /* Streaming keyword spotting with a softmax over {0: filler, 1..: keywords}
+     * (max-pooling loss, Sun et al. 2016). In a sequence with keyword k >= 1,
+     * only the one frame of [kw_start, kw_end) where output k peaks is trained
+     * towards k (cross-entropy); frames within kws_margin_frames of the window,
+     * and its other frames, are not scored; every other frame is trained
+     * towards filler (0). A sequence with keyword -1 is filler on every frame. */
+    ES_LOSS_KWS_MAXPOOL = 3
 } es_loss;
 
 /* One training sequence. Pointers are borrowed for the duration of a call. */
 typedef struct es_sequence {
     int frames;
     const float *inputs;      /* frames x input_size */
-    const int *class_targets; /* SOFTMAX_CE */
-    const float *targets;     /* SIGMOID_CE */
+    const int *class_targets; /* SOFTMAX_CE: frames */
+    const float *targets;     /* SIGMOID_CE: frames x output_size */
     int keyword;              /* KWS_MAXPOOL: output index, or -1 for none */
     int kw_start, kw_end;     /* KWS_MAXPOOL window, frames */
 } es_sequence;
 
+typedef enum es_optimizer {
+    ES_OPTIMIZER_ADAMW = 0, /* Adam with decoupled weight decay (Loshchilov & Hutter) */
+    ES_OPTIMIZER_SGD = 1    /* plain SGD with momentum beta1 (for comparisons) */
+} es_optimizer;
+
 typedef struct es_train_config {
     es_loss loss;
-    int batch_size;          /* 32 sequences */
-    int bptt_frames;         /* 0 = full BPTT; else truncated to chunks of this length */
+    es_optimizer optimizer;  /* ADAMW */
+    int batch_size;          /* 32 sequences (used by es_train_run) */
+    int bptt_frames;         /* 0 = full BPTT; else the gradient is cut every this many
+                                frames (the state still carries forward) */
     float learning_rate;     /* 1e-3 (Adam) */
     float beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
-    float weight_decay;      /* 0 (decoupled, AdamW) */
+    float weight_decay;      /* 0; decoupled (AdamW), applied to matrices, not biases */
     float clip_norm;         /* 5.0: global gradient-norm clip, 0 = off */
     float lr_decay;          /* 1.0: learning rate multiplied by this after each epoch */
     int max_epochs;          /* 30 */
     int patience;            /* 5: epochs without validation improvement before stopping */
-    int threads;             /* 2 */
-    uint64_t seed;
+    int threads;             /* 2: each batch is split across this many workers */
+    int kws_margin_frames;   /* 10: KWS_MAXPOOL frames left unscored around the window */
+    uint64_t seed;           /* for anything random the trainer does (nothing yet but
+                                es_train_run's data callbacks may read it) */
 } es_train_config;
 
 void es_train_config_default(es_train_config *config);
 
 typedef struct es_trainer es_trainer;
 
+/* The trainer borrows `m` and updates its params in place (calling
+ * es_model_refresh after each step). ES_RNN_ERR_ARG when the config or the
+ * model's last layer does not fit the loss. */
 int es_trainer_create(es_model *m, const es_train_config *config, es_trainer **out);
 void es_trainer_destroy(es_trainer *t);
 
-/* One Adam step on a mini-batch; returns the mean loss per scored frame. */
+/* One optimiser step on a mini-batch; returns the mean loss per scored term
+ * before the step, or NaN (no step taken) when the batch is malformed
+ * (a target out of range, no frames) or memory ran out. */
 float es_trainer_step(es_trainer *t, const es_sequence *batch, int count);
 
-/* Mean loss of the sequences under the current weights (no update). */
-float es_trainer_loss(es_trainer *t, const es_sequence *seqs, int count);
+/* Mean loss of the sequences under the current weights (no update); when
+ * accuracy is not NULL, the fraction of scored terms decided right
+ * (argmax, or > 0.5 for SIGMOID_CE). */
+float es_trainer_loss(es_trainer *t, const es_sequence *seqs, int count, float *accuracy);
 
 /* Loss and gradient of every parameter (same layout as es_model_params) for
  * one batch, without updating: for gradient checks. */
 float es_trainer_gradient(es_trainer *t, const es_sequence *batch, int count, float *grad);
+
+/* Loss of one sequence and its gradient w.r.t. the inputs (frames x
+ * input_size), e.g. to measure how far back gradients reach. */
+float es_trainer_input_gradient(es_trainer *t, const es_sequence *seq, float *input_grad);
+
+/* Global norm of the last step's gradient, before clipping. */
+float es_trainer_grad_norm(const es_trainer *t);
+float es_trainer_learning_rate(const es_trainer *t);
+void es_trainer_set_learning_rate(es_trainer *t, float learning_rate);
+
+/* ---- training loop ---- */
+
+/* A source of batches. `next` fills *batch with *count sequences (at most
+ * config.batch_size) for batch number `index` of `epoch`; they stay valid
+ * until the next call. Returns 1 when it gave a batch, 0 when the epoch is
+ * over, or a negative ES_RNN_ERR_* to stop training. Being called anew each
+ * epoch lets it shuffle and re-augment. */
+typedef struct es_train_data {
+    int (*next)(void *user, int epoch, int index, const es_sequence **batch, int *count);
+    void *user;
+    int batches_per_epoch; /* for the ETA; 0 = unknown */
+} es_train_data;
+
+typedef struct es_train_progress {
+    int epoch;             /* 0-based */
+    int batch;             /* batches done in this epoch */
+    int batches_per_epoch; /* 0 = unknown */
+    int epoch_done;        /* 1 on the report that ends an epoch (validation filled in) */
+    float train_loss;      /* mean over this epoch's batches so far */
+    float valid_loss;      /* NaN until the first validation */
+    float valid_accuracy;  /* fraction of scored terms decided right */
+    float valid_metric;    /* what early stopping follows: higher is better */
+    float best_metric;
+    int best_epoch;
+    float learning_rate;
+    double elapsed_s;
+    double eta_s; /* to max_epochs; < 0 = unknown */
+} es_train_progress;
+
+/* Returns nonzero to stop training (e.g. on Ctrl-C). */
+typedef int (*es_train_progress_fn)(const es_train_progress *progress, void *user);
+
+/* Optional validation metric, higher is better (default: -validation loss). */
+typedef float (*es_train_metric_fn)(es_model *m, void *user);
+
+/* Trains for up to max_epochs, validating after each: stops after `patience`
+ * epochs without improvement, or when progress asks, and leaves the model
+ * with the best-validating weights (the last ones when valid is NULL and
+ * metric is NULL). progress and metric may be NULL; `user` goes to both.
+ * Returns the number of epochs run, or a negative ES_RNN_ERR_*. */
+int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data *valid,
+                 es_train_metric_fn metric, es_train_progress_fn progress, void *user);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,365 @@
+/*
+ * The trainer: splits each mini-batch across worker threads, reduces their
+ * gradients in a fixed order, clips by global norm and applies AdamW (or
+ * SGD); and es_train_run, the epoch loop with validation, early stopping,
+ * learning-rate decay and progress reports.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "train_internal.h"
+
+#define ES_MAX_TRAIN_THREADS 64
+
+typedef enum pass_kind {
+    PASS_LOSS,          /* forward and loss */
+    PASS_GRADIENT,      /* + parameter gradients */
+    PASS_INPUT_GRADIENT /* + gradients w.r.t. the inputs */
+} pass_kind;
+
+typedef struct worker {
+    es_trainer *trainer;
+    es_train_pass pass;
+    float *arena; /* the pass's buffers */
+    size_t arena_floats;
+    int *lengths;
+    int lengths_capacity;
+    float *grad; /* this worker's summed (not yet averaged) gradient */
+    const es_sequence *seqs;
+    int count;
+    pass_kind kind;
+    es_loss_sum sum;
+    int status;
+} worker;
+
+struct es_trainer {
+    es_model *model;
+    es_train_config config;
+    size_t transposed_offset[ES_MAX_LAYERS * 4];
+    float *transposed;
+    float *grad;
+    float *moment1, *moment2;
+    unsigned char *decay_mask;
+    long steps;
+    float learning_rate;
+    float grad_norm;
+    int worker_count;
+    worker workers[ES_MAX_TRAIN_THREADS];
+};
+
+void es_train_config_default(es_train_config *config) {
+    memset(config, 0, sizeof *config);
+    config->loss = ES_LOSS_SOFTMAX_CE;
+    config->optimizer = ES_OPTIMIZER_ADAMW;
+    config->batch_size = 32;
+    config->bptt_frames = 0;
+    config->learning_rate = 1e-3f;
+    config->beta1 = 0.9f;
+    config->beta2 = 0.999f;
+    config->eps = 1e-8f;
+    config->weight_decay = 0.0f;
+    config->clip_norm = 5.0f;
+    config->lr_decay = 1.0f;
+    config->max_epochs = 30;
+    config->patience = 5;
+    config->threads = 2;
+    config->kws_margin_frames = 10;
+    config->seed = 1;
+}
+
+static int config_fits_model(const es_train_config *c, const es_model *m) {
+    if (m->layer_count < 1 || c->threads < 1 || c->threads > ES_MAX_TRAIN_THREADS) return 0;
+    if (c->bptt_frames < 0 || c->kws_margin_frames < 0 || c->batch_size < 1) return 0;
+    if (!(c->learning_rate > 0.0f) || !(c->clip_norm >= 0.0f) || !(c->weight_decay >= 0.0f))
+        return 0;
+    const es_layer *last = &m->layers[m->layer_count - 1];
+    if (last->type != ES_LAYER_DENSE && last->type != ES_LAYER_CONV1D) return 0;
+    switch (c->loss) {
+    case ES_LOSS_SOFTMAX_CE:
+    case ES_LOSS_KWS_MAXPOOL:
+        return last->activation == ES_ACT_SOFTMAX;
+    case ES_LOSS_SIGMOID_CE:
+        return last->activation == ES_ACT_SIGMOID;
+    }
+    return 0;
+}
+
+int es_trainer_create(es_model *m, const es_train_config *config, es_trainer **out) {
+    *out = NULL;
+    if (!m || !config || !config_fits_model(config, m)) return ES_RNN_ERR_ARG;
+    es_trainer *t = calloc(1, sizeof *t);
+    if (!t) return ES_RNN_ERR_NOMEM;
+    t->model = m;
+    t->config = *config;
+    t->learning_rate = config->learning_rate;
+    t->worker_count = config->threads;
+    size_t n = m->param_count;
+    size_t transposed = es_train_transposed_layout(m, t->transposed_offset);
+    t->transposed = malloc(sizeof(float) * (transposed ? transposed : 1));
+    t->grad = calloc(n, sizeof(float));
+    t->moment1 = calloc(n, sizeof(float));
+    t->moment2 = calloc(n, sizeof(float));
+    t->decay_mask = calloc(n, 1);
+    int ok = t->transposed && t->grad && t->moment1 && t->moment2 && t->decay_mask;
+    for (int w = 0; w < t->worker_count && ok; w++) {
+        t->workers[w].trainer = t;
+        t->workers[w].grad = calloc(n, sizeof(float));
+        ok = t->workers[w].grad != NULL;
+    }
+    if (!ok) {
+        es_trainer_destroy(t);
+        return ES_RNN_ERR_NOMEM;
+    }
+    es_train_decay_mask(m, t->decay_mask);
+    *out = t;
+    return ES_RNN_OK;
+}
+
+void es_trainer_destroy(es_trainer *t) {
+    if (!t) return;
+    for (int w = 0; w < t->worker_count; w++) {
+        free(t->workers[w].arena);
+        free(t->workers[w].lengths);
+        free(t->workers[w].grad);
+    }
+    free(t->transposed);
+    free(t->grad);
+    free(t->moment1);
+    free(t->moment2);
+    free(t->decay_mask);
+    free(t);
+}
+
+/* ---- one pass over a batch --------------------------------------------------------- */
+
+static int sequence_is_valid(const es_trainer *t, const es_sequence *s) {
+    int outputs = t->model->output_size;
+    if (s->frames < 1 || !s->inputs) return 0;
+    switch (t->config.loss) {
+    case ES_LOSS_SOFTMAX_CE:
+        if (!s->class_targets) return 0;
+        for (int i = 0; i < s->frames; i++)
+            if (s->class_targets[i] < -1 || s->class_targets[i] >= outputs) return 0;
+        return 1;
+    case ES_LOSS_SIGMOID_CE:
+        return s->targets != NULL;
+    case ES_LOSS_KWS_MAXPOOL:
+        return s->keyword == -1 || (s->keyword >= 1 && s->keyword < outputs);
+    }
+    return 0;
+}
+
+static int ensure_worker_memory(worker *w, int frames, int want_dinputs) {
+    es_trainer *t = w->trainer;
+    w->pass.model = t->model;
+    size_t floats = es_train_pass_layout(&w->pass, frames, w->count, want_dinputs, NULL);
+    if (floats > w->arena_floats) {
+        free(w->arena);
+        w->arena = aligned_alloc(64, floats * sizeof(float));
+        w->arena_floats = w->arena ? floats : 0;
+        if (!w->arena) return ES_RNN_ERR_NOMEM;
+    }
+    if (w->count > w->lengths_capacity) {
+        free(w->lengths);
+        w->lengths = malloc(sizeof(int) * w->count);
+        w->lengths_capacity = w->lengths ? w->count : 0;
+        if (!w->lengths) return ES_RNN_ERR_NOMEM;
+    }
+    es_train_pass_layout(&w->pass, frames, w->count, want_dinputs, w->arena);
+    return ES_RNN_OK;
+}
+
+/* Lays the slice's sequences out time-major, zero-padded. */
+static void load_inputs(worker *w) {
+    es_train_pass *p = &w->pass;
+    int in = w->trainer->model->input_size;
+    memset(p->inputs, 0, sizeof(float) * p->frames * p->batch * in);
+    for (int b = 0; b < p->batch; b++) {
+        const es_sequence *s = &w->seqs[b];
+        w->lengths[b] = s->frames;
+        for (int t = 0; t < s->frames; t++)
+            memcpy(p->inputs + ((size_t)t * p->batch + b) * in, s->inputs + (size_t)t * in,
+                   sizeof(float) * in);
+    }
+}
+
+static void *run_worker(void *arg) {
+    worker *w = arg;
+    es_trainer *t = w->trainer;
+    memset(&w->sum, 0, sizeof w->sum);
+    if (w->count == 0) return NULL;
+    int frames = 0;
+    for (int i = 0; i < w->count; i++)
+        frames = w->seqs[i].frames > frames ? w->seqs[i].frames : frames;
+    w->status = ensure_worker_memory(w, frames, w->kind == PASS_INPUT_GRADIENT);
+    if (w->status != ES_RNN_OK) return NULL;
+    es_train_pass *p = &w->pass;
+    p->transposed = t->transposed;
+    p->transposed_offset = t->transposed_offset;
+    p->lengths = w->lengths;
+    p->bptt_frames = t->config.bptt_frames;
+    load_inputs(w);
+    es_train_forward(p);
+    es_train_loss(p, &t->config, w->seqs, w->kind != PASS_LOSS, &w->sum);
+    if (w->kind != PASS_LOSS) {
+        memset(w->grad, 0, sizeof(float) * t->model->param_count);
+        es_train_backward(p, w->grad);
+    }
+    return NULL;
+}
+
+/* Runs the batch split across the workers (a fixed split, so a fixed
+ * thread count gives fixed results) and sums their losses; for gradient
+ * passes, t->grad receives the mean gradient. */
+static int run_batch(es_trainer *t, const es_sequence *seqs, int count, pass_kind kind,
+                     es_loss_sum *sum) {
+    memset(sum, 0, sizeof *sum);
+    if (count < 1 || !seqs) return ES_RNN_ERR_ARG;
+    for (int i = 0; i < count; i++)
+        if (!sequence_is_valid(t, &seqs[i])) return ES_RNN_ERR_ARG;
+    es_train_transpose_weights(t->model, t->transposed_offset, t->transposed);
+    int workers = kind == PASS_INPUT_GRADIENT ? 1 : t->worker_count;
+    if (workers > count) workers = count;
+    pthread_t threads[ES_MAX_TRAIN_THREADS];
+    int started[ES_MAX_TRAIN_THREADS] = {0};
+    for (int i = 0; i < workers; i++) {
+        worker *w = &t->workers[i];
+        int first = (int)((long)count * i / workers), end = (int)((long)count * (i + 1) / workers);
+        w->seqs = seqs + first;
+        w->count = end - first;
+        w->kind = kind;
+        w->status = ES_RNN_OK;
+        if (i > 0) started[i] = pthread_create(&threads[i], NULL, run_worker, w) == 0;
+    }
+    run_worker(&t->workers[0]);
+    for (int i = 1; i < workers; i++) {
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        else
+            run_worker(&t->workers[i]); /* no thread to be had: same result, more slowly */
+    }
+    int status = ES_RNN_OK;
+    for (int i = 0; i < workers; i++) {
+        const worker *w = &t->workers[i];
+        if (w->status != ES_RNN_OK) status = w->status;
+        sum->loss += w->sum.loss;
+        sum->scored += w->sum.scored;
+        sum->correct += w->sum.correct;
+    }
+    if (status != ES_RNN_OK || kind == PASS_LOSS) return status;
+    size_t n = t->model->param_count;
+    float scale = sum->scored > 0.0 ? (float)(1.0 / sum->scored) : 0.0f;
+    memcpy(t->grad, t->workers[0].grad, sizeof(float) * n);
+    for (int i = 1; i < workers; i++) {
+        const float *g = t->workers[i].grad;
+        for (size_t k = 0; k < n; k++)
+            t->grad[k] += g[k];
+    }
+    for (size_t k = 0; k < n; k++)
+        t->grad[k] *= scale;
+    return ES_RNN_OK;
+}
+
+static float mean_loss(const es_loss_sum *sum) {
+    return sum->scored > 0.0 ? (float)(sum->loss / sum->scored) : 0.0f;
+}
+
+float es_trainer_gradient(es_trainer *t, const es_sequence *batch, int count, float *grad) {
+    es_loss_sum sum;
+    if (run_batch(t, batch, count, PASS_GRADIENT, &sum) != ES_RNN_OK) return NAN;
+    memcpy(grad, t->grad, sizeof(float) * t->model->param_count);
+    return mean_loss(&sum);
+}
+
+float es_trainer_loss(es_trainer *t, const es_sequence *seqs, int count, float *accuracy) {
+    es_loss_sum sum;
+    if (run_batch(t, seqs, count, PASS_LOSS, &sum) != ES_RNN_OK) return NAN;
+    if (accuracy) *accuracy = sum.scored > 0.0 ? (float)(sum.correct / sum.scored) : 0.0f;
+    return mean_loss(&sum);
+}
+
+float es_trainer_input_gradient(es_trainer *t, const es_sequence *seq, float *input_grad) {
+    es_loss_sum sum;
+    if (run_batch(t, seq, 1, PASS_INPUT_GRADIENT, &sum) != ES_RNN_OK) return NAN;
+    const es_train_pass *p = &t->workers[0].pass;
+    float scale = sum.scored > 0.0 ? (float)(1.0 / sum.scored) : 0.0f;
+    size_t n = (size_t)seq->frames * t->model->input_size;
+    for (size_t i = 0; i < n; i++)
+        input_grad[i] = p->dinputs[i] * scale; /* batch of one: [T][1][in] is [T][in] */
+    return mean_loss(&sum);
+}
+
+/* ---- optimiser ------------------------------------------------------------------------ */
+
+static double global_norm(const float *g, size_t n) {
+    double sq = 0.0;
+    for (size_t i = 0; i < n; i++)
+        sq += (double)g[i] * g[i];
+    return sqrt(sq);
+}
+
+static void apply_update(es_trainer *t, float grad_scale) {
+    const es_train_config *c = &t->config;
+    float *params = t->model->params;
+    size_t n = t->model->param_count;
+    t->steps++;
+    float lr = t->learning_rate, decay = t->learning_rate * c->weight_decay;
+    if (c->optimizer == ES_OPTIMIZER_SGD) {
+        for (size_t i = 0; i < n; i++) {
+            float g = t->grad[i] * grad_scale;
+            t->moment1[i] = c->beta1 * t->moment1[i] + g;
+            params[i] -= lr * t->moment1[i] + (t->decay_mask[i] ? decay * params[i] : 0.0f);
+        }
+        return;
+    }
+    float correction1 = 1.0f - powf(c->beta1, (float)t->steps);
+    float correction2 = 1.0f - powf(c->beta2, (float)t->steps);
+    for (size_t i = 0; i < n; i++) {
+        float g = t->grad[i] * grad_scale;
+        t->moment1[i] = c->beta1 * t->moment1[i] + (1.0f - c->beta1) * g;
+        t->moment2[i] = c->beta2 * t->moment2[i] + (1.0f - c->beta2) * g * g;
+        float m = t->moment1[i] / correction1, v = t->moment2[i] / correction2;
+        params[i] -= lr * m / (sqrtf(v) + c->eps) + (t->decay_mask[i] ? decay * params[i] : 0.0f);
+    }
+}
+
+static int train_step(es_trainer *t, const es_sequence *batch, int count, es_loss_sum *sum) {
+    int status = run_batch(t, batch, count, PASS_GRADIENT, sum);
+    if (status != ES_RNN_OK) return status;
+    double norm = global_norm(t->grad, t->model->param_count);
+    t->grad_norm = (float)norm;
+    float scale = 1.0f;
+    if (t->config.clip_norm > 0.0f && norm > t->config.clip_norm)
+        scale = (float)(t->config.clip_norm / norm);
+    apply_update(t, scale);
+    return es_model_refresh(t->model);
+}
+
+float es_trainer_step(es_trainer *t, const es_sequence *batch, int count) {
+    es_loss_sum sum;
+    if (train_step(t, batch, count, &sum) != ES_RNN_OK) return NAN;
+    return mean_loss(&sum);
+}
+
+float es_trainer_grad_norm(const es_trainer *t) {
+    return t->grad_norm;
+}
+
+float es_trainer_learning_rate(const es_trainer *t) {
+    return t->learning_rate;
+}
+
+void es_trainer_set_learning_rate(es_trainer *t, float learning_rate) {
+    t->learning_rate = learning_rate;
+}
+
+es_model *es_trainer_model(es_trainer *t) {
+    return t->model;
+}
+
+const es_train_config *es_trainer_config(const es_trainer *t) {
+    return &t->config;
+}

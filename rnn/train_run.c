@@ -1,0 +1,128 @@
+/*
+ * es_train_run: epochs of es_trainer_step over a batch source, validation
+ * after each, early stopping that keeps the best weights, learning-rate
+ * decay, and progress reports with an ETA.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "train_internal.h"
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double eta_seconds(const es_train_progress *p, int max_epochs) {
+    double done, total;
+    if (p->batches_per_epoch > 0) {
+        done = (double)p->epoch * p->batches_per_epoch + p->batch;
+        total = (double)max_epochs * p->batches_per_epoch;
+    } else {
+        done = p->epoch + (p->epoch_done ? 1 : 0);
+        total = max_epochs;
+    }
+    return done > 0 ? p->elapsed_s / done * (total - done) : -1.0;
+}
+
+/* Mean loss and accuracy over every batch of `valid`'s epoch `epoch`. */
+static int validate(es_trainer *t, const es_train_data *valid, int epoch, float *loss,
+                    float *accuracy) {
+    double loss_sum = 0.0, correct_sum = 0.0, weight = 0.0;
+    for (int index = 0;; index++) {
+        const es_sequence *batch = NULL;
+        int count = 0;
+        int more = valid->next(valid->user, epoch, index, &batch, &count);
+        if (more < 0) return more;
+        if (more == 0) break;
+        float batch_accuracy = 0.0f;
+        float batch_loss = es_trainer_loss(t, batch, count, &batch_accuracy);
+        if (isnan(batch_loss)) return ES_RNN_ERR_ARG;
+        /* Batches weigh by their sequences: close to per-frame for similar lengths. */
+        loss_sum += (double)batch_loss * count;
+        correct_sum += (double)batch_accuracy * count;
+        weight += count;
+    }
+    *loss = weight > 0 ? (float)(loss_sum / weight) : NAN;
+    *accuracy = weight > 0 ? (float)(correct_sum / weight) : NAN;
+    return ES_RNN_OK;
+}
+
+int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data *valid,
+                 es_train_metric_fn metric, es_train_progress_fn progress, void *user) {
+    es_model *m = es_trainer_model(t);
+    const es_train_config *config = es_trainer_config(t);
+    if (!train || !train->next) return ES_RNN_ERR_ARG;
+    size_t n = m->param_count;
+    float *best = malloc(sizeof(float) * n);
+    if (!best) return ES_RNN_ERR_NOMEM;
+    memcpy(best, m->params, sizeof(float) * n);
+    int judged = valid != NULL || metric != NULL;
+    es_train_progress p = {0};
+    p.batches_per_epoch = train->batches_per_epoch;
+    p.valid_loss = p.valid_accuracy = p.valid_metric = NAN;
+    p.best_metric = -INFINITY;
+    p.best_epoch = -1;
+    double start = seconds_now();
+    int status = ES_RNN_OK, epochs = 0, stale = 0, stop = 0;
+    for (int epoch = 0; epoch < config->max_epochs && !stop; epoch++) {
+        double loss_sum = 0.0;
+        p.epoch = epoch;
+        p.epoch_done = 0;
+        for (int index = 0;; index++) {
+            const es_sequence *batch = NULL;
+            int count = 0;
+            int more = train->next(train->user, epoch, index, &batch, &count);
+            if (more < 0) status = more;
+            if (more <= 0) break;
+            float loss = es_trainer_step(t, batch, count);
+            if (isnan(loss)) {
+                status = ES_RNN_ERR_ARG;
+                break;
+            }
+            loss_sum += loss;
+            p.batch = index + 1;
+            p.train_loss = (float)(loss_sum / p.batch);
+            p.learning_rate = es_trainer_learning_rate(t);
+            p.elapsed_s = seconds_now() - start;
+            p.eta_s = eta_seconds(&p, config->max_epochs);
+            if (progress && progress(&p, user)) {
+                stop = 1;
+                break;
+            }
+        }
+        if (status != ES_RNN_OK) break;
+        epochs++;
+        if (valid) {
+            status = validate(t, valid, epoch, &p.valid_loss, &p.valid_accuracy);
+            if (status != ES_RNN_OK) break;
+        }
+        if (judged) {
+            p.valid_metric = metric ? metric(m, user) : -p.valid_loss;
+            if (p.valid_metric > p.best_metric) {
+                p.best_metric = p.valid_metric;
+                p.best_epoch = epoch;
+                memcpy(best, m->params, sizeof(float) * n);
+                stale = 0;
+            } else {
+                stale++;
+            }
+        }
+        p.epoch_done = 1;
+        p.elapsed_s = seconds_now() - start;
+        p.eta_s = eta_seconds(&p, config->max_epochs);
+        if (progress && progress(&p, user)) stop = 1;
+        es_trainer_set_learning_rate(t, es_trainer_learning_rate(t) * config->lr_decay);
+        if (judged && stale >= config->patience) break;
+    }
+    if (judged && p.best_epoch >= 0) {
+        memcpy(m->params, best, sizeof(float) * n);
+        int refreshed = es_model_refresh(m);
+        if (status == ES_RNN_OK) status = refreshed;
+    }
+    free(best);
+    return status != ES_RNN_OK ? status : epochs;
+}
