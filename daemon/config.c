@@ -39,6 +39,9 @@ typedef struct key_spec {
     long min, max; /* VALUE_INT */
 } key_spec;
 
+/* The same ranges as the command-line flags (cli_util.c). */
+#define MAX_DURATION_MS 3600000L
+
 #define FIELD(f) offsetof(es_daemon_config, f), sizeof(((es_daemon_config *)0)->f)
 
 /* The keys of the fixed sections; [source.NAME], [models] kws and
@@ -47,13 +50,13 @@ static const key_spec KEYS[] = {
     {"models", "vad", VALUE_STRING, FIELD(vad_model), 0, 0},
     {"vad", "threshold", VALUE_PROBABILITY, FIELD(vad.onset_threshold), 0, 0},
     {"vad", "offset_threshold", VALUE_PROBABILITY, FIELD(vad.offset_threshold), 0, 0},
-    {"vad", "min_speech_ms", VALUE_INT, FIELD(vad.min_speech_ms), 0, 600000},
-    {"vad", "min_silence_ms", VALUE_INT, FIELD(vad.min_silence_ms), 0, 600000},
-    {"vad", "max_speech_ms", VALUE_INT, FIELD(vad.max_speech_ms), 0, 3600000},
+    {"vad", "min_speech_ms", VALUE_INT, FIELD(vad.min_speech_ms), 0, MAX_DURATION_MS},
+    {"vad", "min_silence_ms", VALUE_INT, FIELD(vad.min_silence_ms), 0, MAX_DURATION_MS},
+    {"vad", "max_speech_ms", VALUE_INT, FIELD(vad.max_speech_ms), 0, MAX_DURATION_MS},
     {"vad", "speech_pad_ms", VALUE_INT, FIELD(vad.pad_ms), 0, 10000},
     {"keywords", "threshold", VALUE_PROBABILITY, FIELD(kws.default_threshold), 0, 0},
-    {"keywords", "smooth_ms", VALUE_INT, FIELD(kws.smooth_ms), 10, 10000},
-    {"keywords", "refractory_ms", VALUE_INT, FIELD(kws.refractory_ms), 0, 600000},
+    {"keywords", "smooth_ms", VALUE_INT, FIELD(kws.smooth_ms), 0, 10000},
+    {"keywords", "refractory_ms", VALUE_INT, FIELD(kws.refractory_ms), 0, MAX_DURATION_MS},
     {"keywords", "vad_gate", VALUE_BOOL, FIELD(kws.vad_gate), 0, 0},
     {"events", "socket", VALUE_PATH, FIELD(socket_path), 0, 0},
     {"events", "socket_mode", VALUE_MODE, FIELD(socket_mode), 0, 0},
@@ -184,8 +187,11 @@ static char *read_line(char *out, int capacity, void *stream) {
     size_t len = newline ? (size_t)(newline - start) + 1 : p->size - p->pos;
     p->pos += len;
     p->line++;
+    size_t content = len;
+    while (content && (start[content - 1] == '\n' || start[content - 1] == '\r'))
+        content--;
     /* inih needs room for '\r', '\n' and '\0'. */
-    if (len + 3 > (size_t)capacity) {
+    if (content + 3 > (size_t)capacity) {
         fail(p, p->line, "line is longer than %d characters", capacity - 3);
         len = 0;
     } else if (memchr(start, '\0', len)) {
@@ -383,10 +389,6 @@ static int key_index(const char *section, const char *key) {
     return -1;
 }
 
-static int key_given(const parser *p, const char *section, const char *key) {
-    return (p->keys_seen >> key_index(section, key)) & 1u;
-}
-
 static void check_whole_file(parser *p) {
     es_daemon_config *c = p->config;
     if (c->source_count == 0) fail(p, 0, "no [source.NAME] section: nothing to listen to");
@@ -394,16 +396,13 @@ static void check_whole_file(parser *p) {
         if (!c->sources[i].kind)
             fail(p, c->sources[i].line, "[source.%s] needs device = or file =", c->sources[i].name);
 
-    /* A lower onset than the default offset would make hysteresis inverted;
-     * follow the onset down unless the offset was set explicitly. */
-    if (key_given(p, "vad", "threshold") && !key_given(p, "vad", "offset_threshold") &&
-        c->vad.offset_threshold > c->vad.onset_threshold)
-        c->vad.offset_threshold = c->vad.onset_threshold;
     if (c->vad.offset_threshold > c->vad.onset_threshold) {
         int line = p->key_line[key_index("vad", "offset_threshold")];
+        if (!line) line = p->key_line[key_index("vad", "threshold")];
         fail(p, line, "[vad] offset_threshold (%g) must not exceed threshold (%g)",
              (double)c->vad.offset_threshold, (double)c->vad.onset_threshold);
     }
+    if (p->failed) return; /* the detectors' own checks would repeat it less precisely */
     const char *why = es_vad_config_check(&c->vad);
     if (why) fail(p, p->section_line[fixed_section_index("vad")], "[vad]: %s", why);
     why = es_kws_config_check(&c->kws);

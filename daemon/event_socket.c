@@ -202,7 +202,7 @@ static int backlog_append(es_event_hub *hub, subscriber *s, const char *line, si
     if (s->events + 1 > hub->config.backlog_events || pending + len > hub->config.backlog_bytes)
         return -1;
     if (s->end + len > s->allocated) {
-        memmove(s->bytes, s->bytes + s->start, pending);
+        if (s->start) memmove(s->bytes, s->bytes + s->start, pending);
         s->start = 0;
         s->end = pending;
         if (pending + len > s->allocated) {

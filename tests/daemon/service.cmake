@@ -1,0 +1,19 @@
+# The service: config, event hub, notify glue, units, and the daemon end to end.
+# The unit tests build from their own sources so they do not wait on the rest
+# of es_daemon.
+pkg_check_modules(SERVICE_INIH REQUIRED IMPORTED_TARGET inih)
+
+es_add_test(test_service_config
+            SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_service_config.c
+                    ${PROJECT_SOURCE_DIR}/daemon/config.c ${PROJECT_SOURCE_DIR}/daemon/detect.c
+            LIBS PkgConfig::SERVICE_INIH m)
+target_include_directories(test_service_config PRIVATE ${PROJECT_SOURCE_DIR}/daemon
+                                                       ${PROJECT_SOURCE_DIR}/dsp
+                                                       ${PROJECT_SOURCE_DIR}/rnn)
+
+es_add_test(test_event_hub
+            SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_event_hub.c
+                    ${PROJECT_SOURCE_DIR}/daemon/event_socket.c
+            LIBS Threads::Threads)
+target_include_directories(test_event_hub PRIVATE ${PROJECT_SOURCE_DIR}/daemon)
+set_tests_properties(test_event_hub PROPERTIES LABELS tsan)
