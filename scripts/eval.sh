@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Measures earshot on the held-out evaluation set (tools/eval/build.js builds it from the
+# test split of data/manifest.tsv and caches it under data/eval/):
+#   VAD: frame ROC-AUC overall and per SNR, F1 of the speech segments;
+#   KWS: recall per keyword and SNR, recall on real recorded keywords, false alarms per
+#        hour of keyword-free speech, music and noise.
+# Prints markdown tables and writes them to data/eval/results.md.
+#
+#   scripts/eval.sh [--quick | --smoke] [--hours H] [--seed N] [--manifest FILE] [--earshot BIN]
+#
+# --quick: 3 min of VAD audio per SNR, 6 keyword clips per keyword, 0.25 h keyword-free.
+# --smoke: about a minute of espeak-ng audio made on the spot; needs no data/ (CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/eval/common.sh
+eval_parse_args "$@"
+
+eval_build_set
+eval_log "running $earshot on $set_dir"
+eval_run_earshot
+node tools/eval/report.js eval --set "$set_dir" --system earshot >"$set_dir/results.md"
+cp "$set_dir/results.md" data/eval/results.md
+cat data/eval/results.md
+eval_log "wrote data/eval/results.md"

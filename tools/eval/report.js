@@ -1,0 +1,346 @@
+'use strict';
+// Scores the runs of an evaluation set (tools/eval/build.js) and prints markdown.
+//
+//   node report.js eval    --set DIR [--system earshot]
+//   node report.js compare --set DIR
+//
+// Runs live in DIR/runs/<system>/: <file>.frames.csv (time_s,speech,... as earshot's
+// `--format frames`) and <file>.jsonl (events); DIR/runs/speed.tsv holds speed runs
+// (system, audio_s, cpu_s, wall_s). Scoring rules:
+//   VAD   frame ROC-AUC of the `speech` column against vad.truth.tsv; F1 of frames with
+//         speech >= 0.5 ("raw"), and F1 of the jsonl speech segments rasterised to frames.
+//   KWS   a truth keyword is found when an event of the same keyword fires (its `time`)
+//         between 0.2 s before the word starts and 1 s after it ends; every other event
+//         is a false alarm. Recall for test voices per keyword and SNR; recall of real
+//         recorded keywords apart; false alarms per hour of the keyword-free fa_*.wav.
+const fs = require('fs');
+const path = require('path');
+const L = require('./lib.js');
+
+const EARLY_S = 0.2;
+const LATE_S = 1.0;
+
+function readTsv(file) {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split('\t'));
+}
+
+function readFrames(file, column = 'speech') {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const head = lines[0].split(',');
+  const c = head.indexOf(column);
+  if (head[0] !== 'time_s' || c < 0) throw new Error(`${file}: header must be time_s,${column},...`);
+  const out = [];
+  for (let i = 1; i < lines.length; i++) {
+    if (!lines[i]) continue;
+    const f = lines[i].split(',');
+    out[Math.round(Number(f[0]) / (L.HOP / L.RATE))] = Number(f[c]);
+  }
+  return Float64Array.from(out, (v) => (Number.isFinite(v) ? v : 0));
+}
+
+function readEvents(file) {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l, i) => {
+      try {
+        return JSON.parse(l);
+      } catch (e) {
+        throw new Error(`${file}:${i + 1}: not JSON: ${e.message}`);
+      }
+    });
+}
+
+// Mann-Whitney form of the ROC area; ties count one half.
+function rocAuc(scores, labels) {
+  const n = Math.min(scores.length, labels.length);
+  const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
+  let pos = 0;
+  let rankSum = 0;
+  for (let i = 0; i < n; ) {
+    let j = i;
+    while (j < n && scores[idx[j]] === scores[idx[i]]) j++;
+    const avgRank = (i + 1 + j) / 2;
+    for (let k = i; k < j; k++) if (labels[idx[k]]) (pos++, (rankSum += avgRank));
+    i = j;
+  }
+  const neg = n - pos;
+  return pos && neg ? (rankSum - (pos * (pos + 1)) / 2) / (pos * neg) : NaN;
+}
+
+function f1(pred, labels) {
+  const n = Math.min(pred.length, labels.length);
+  let tp = 0;
+  let fp = 0;
+  let fn = 0;
+  for (let i = 0; i < n; i++) {
+    if (pred[i] && labels[i]) tp++;
+    else if (pred[i]) fp++;
+    else if (labels[i]) fn++;
+  }
+  return tp ? (2 * tp) / (2 * tp + fp + fn) : 0;
+}
+
+const fmt = (v, d = 3) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(d));
+const pct = (hit, n) => (n ? `${((100 * hit) / n).toFixed(1)}% (${hit}/${n})` : '–');
+const snrName = (s) => (s === 'clean' ? 'clean' : `${s} dB`);
+
+function table(head, rows) {
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${head.map((_, i) => (i ? '---:' : '---')).join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+  ].join('\n');
+}
+
+class EvalSet {
+  constructor(dir) {
+    this.dir = dir;
+    this.meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
+    this.vadTruth = L.segmentsToLabels(
+      readTsv(path.join(dir, 'vad.truth.tsv')).map((r) => [Number(r[0]), Number(r[1])]),
+      this.meta.vad.frames,
+    );
+    this.kwTruth = readTsv(path.join(dir, 'kws.truth.tsv')).map((r) => ({
+      kw: r[0],
+      start: Number(r[1]),
+      end: Number(r[2]),
+      voice: r[3],
+      real: r[3].startsWith('real:') || r[3].startsWith('librivox:'),
+    }));
+  }
+  run(system, file, ext) {
+    const p = path.join(this.dir, 'runs', system, file.replace(/\.wav$/, ext));
+    return fs.existsSync(p) ? p : null;
+  }
+
+  // { perSnr: {snr: {auc, f1raw, f1seg}}, all: {...} } or null if the system has no VAD runs
+  vad(system) {
+    const perSnr = {};
+    const allScores = [];
+    const allLabels = [];
+    let any = false;
+    for (const { snr, file } of this.meta.vad.files) {
+      const csv = this.run(system, file, '.frames.csv');
+      const jsonl = this.run(system, file, '.jsonl');
+      const r = { auc: NaN, f1raw: NaN, f1seg: NaN };
+      if (csv) {
+        any = true;
+        const s = readFrames(csv);
+        const n = Math.min(s.length, this.vadTruth.length);
+        r.auc = rocAuc(s.subarray(0, n), this.vadTruth);
+        r.f1raw = f1(Array.from(s.subarray(0, n), (v) => v >= 0.5), this.vadTruth);
+        for (let i = 0; i < n; i++) allScores.push(s[i]), allLabels.push(this.vadTruth[i]);
+      }
+      if (jsonl) {
+        any = true;
+        const segs = readEvents(jsonl)
+          .filter((e) => e.type === 'speech')
+          .map((e) => [e.start, e.end]);
+        r.f1seg = f1(L.segmentsToLabels(segs, this.vadTruth.length), this.vadTruth);
+      }
+      perSnr[snr] = r;
+    }
+    if (!any) return null;
+    const mean = (k) => {
+      const v = Object.values(perSnr)
+        .map((r) => r[k])
+        .filter((x) => !Number.isNaN(x));
+      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
+    };
+    return { perSnr, all: { auc: rocAuc(allScores, allLabels), f1raw: mean('f1raw'), f1seg: mean('f1seg') } };
+  }
+
+  // Recall and false alarms of a system's keyword events.
+  kws(system) {
+    const hits = {}; // `${snr}|${kw}|real|synthetic` -> [found, total]
+    let streamFalse = 0;
+    let streamHours = 0;
+    let any = false;
+    for (const { snr, file, seconds } of this.meta.kws.files) {
+      const jsonl = this.run(system, file, '.jsonl');
+      if (!jsonl) continue;
+      any = true;
+      streamHours += seconds / 3600;
+      const events = readEvents(jsonl).filter((e) => e.type === 'keyword');
+      const used = new Array(events.length).fill(false);
+      for (const t of this.kwTruth) {
+        let found = false;
+        events.forEach((e, i) => {
+          if (e.keyword === t.kw && e.time >= t.start - EARLY_S && e.time <= t.end + LATE_S) {
+            found = true;
+            used[i] = true; // repeats within the window are not false alarms
+          }
+        });
+        const key = `${snr}|${t.kw}|${t.real ? 'real' : 'synthetic'}`;
+        const h = (hits[key] = hits[key] || [0, 0]);
+        h[0] += found ? 1 : 0;
+        h[1] += 1;
+      }
+      streamFalse += used.filter((u) => !u).length;
+    }
+    const fa = { total: 0, hours: 0, byCategory: {}, byKeyword: {} };
+    for (const { file, seconds } of this.meta.fa) {
+      const jsonl = this.run(system, file, '.jsonl');
+      if (!jsonl) continue;
+      any = true;
+      fa.hours += seconds / 3600;
+      const cats = readTsv(path.join(this.dir, file.replace('.wav', '.truth.tsv')));
+      for (const c of cats) {
+        const b = (fa.byCategory[c[3]] = fa.byCategory[c[3]] || { events: 0, hours: 0 });
+        b.hours += (Number(c[2]) - Number(c[1])) / 3600;
+      }
+      for (const e of readEvents(jsonl).filter((x) => x.type === 'keyword')) {
+        fa.total++;
+        fa.byKeyword[e.keyword] = (fa.byKeyword[e.keyword] || 0) + 1;
+        const c = cats.find((r) => e.time >= Number(r[1]) && e.time <= Number(r[2]) + LATE_S);
+        const b = (fa.byCategory[c ? c[3] : 'silence'] = fa.byCategory[c ? c[3] : 'silence'] || { events: 0, hours: 0 });
+        b.events++;
+      }
+    }
+    if (!any) return null;
+    const sum = (pred) =>
+      Object.entries(hits)
+        .filter(([k]) => pred(k.split('|')))
+        .reduce((a, [, h]) => [a[0] + h[0], a[1] + h[1]], [0, 0]);
+    return { hits, sum, streamFalse, streamHours, fa };
+  }
+
+  speed() {
+    const p = path.join(this.dir, 'runs', 'speed.tsv');
+    if (!fs.existsSync(p)) return {};
+    const out = {};
+    for (const [system, audio, cpu, wall] of readTsv(p)) out[system] = { audio: Number(audio), cpu: Number(cpu), wall: Number(wall) };
+    return out;
+  }
+}
+
+function header(set) {
+  const m = set.meta;
+  const fa = m.fa.reduce((a, f) => a + f.seconds, 0) / 3600;
+  return [
+    `Evaluation set \`${set.dir}\` (${m.size}, seed ${m.seed}) from \`${m.manifest}\`: ` +
+      `VAD ${(m.vad.files[0].seconds / 60).toFixed(1)} min per SNR (${m.vad.frames} frames, ${((100 * m.vad.speech_frames) / m.vad.frames).toFixed(0)}% speech); ` +
+      `KWS ${m.kws.keywords} keywords per SNR (${m.kws.real_keywords} real recorded); ${fa >= 0.1 ? `${fa.toFixed(2)} h` : `${(fa * 60).toFixed(1)} min`} keyword-free. ` +
+      `Noise: ${m.noise}.` +
+      (m.real_keywords_from && m.real_keywords_from.length ? ` Real keywords from: ${m.real_keywords_from.join(', ')}.` : ''),
+    '',
+  ].join('\n');
+}
+
+function evalReport(set, system) {
+  const out = [header(set)];
+  const v = set.vad(system);
+  if (v) {
+    out.push(`### VAD (${system})\n`);
+    out.push(
+      table(
+        ['SNR', 'ROC-AUC', 'F1 frames >= 0.5', 'F1 speech segments'],
+        [...set.meta.snrs.map((s) => [snrName(s), fmt(v.perSnr[s].auc), fmt(v.perSnr[s].f1raw), fmt(v.perSnr[s].f1seg)]), ['all', fmt(v.all.auc), fmt(v.all.f1raw), fmt(v.all.f1seg)]],
+      ),
+    );
+  }
+  const k = set.kws(system);
+  if (k) {
+    out.push(`### KWS (${system}): recall of test voices' keywords\n`);
+    const snrs = set.meta.snrs;
+    const rows = L.KEYWORDS.map((kw) => [kw, ...snrs.map((s) => pct(...k.sum(([sn, w, r]) => sn === s && w === kw && r === 'synthetic'))), pct(...k.sum(([, w, r]) => w === kw && r === 'real'))]);
+    rows.push(['**all**', ...snrs.map((s) => pct(...k.sum(([sn, , r]) => sn === s && r === 'synthetic'))), pct(...k.sum(([, , r]) => r === 'real'))]);
+    out.push(table(['keyword', ...snrs.map(snrName), 'real recorded (all SNRs)'], rows));
+    out.push(`### KWS (${system}): false alarms\n`);
+    const cats = Object.entries(k.fa.byCategory).sort();
+    out.push(
+      table(
+        ['audio', 'hours', 'false alarms', 'per hour'],
+        [
+          ...cats.map(([c, b]) => [c, fmt(b.hours, 2), String(b.events), b.hours ? fmt(b.events / b.hours, 1) : '–']),
+          ['**keyword-free total**', fmt(k.fa.hours, 2), String(k.fa.total), k.fa.hours ? fmt(k.fa.total / k.fa.hours, 1) : '–'],
+          ['keyword streams (wrong word or time)', fmt(k.streamHours, 2), String(k.streamFalse), k.streamHours ? fmt(k.streamFalse / k.streamHours, 1) : '–'],
+        ],
+      ),
+    );
+    const byKw = Object.entries(k.fa.byKeyword).sort((a, b) => b[1] - a[1]);
+    if (byKw.length) out.push(`False alarms by keyword: ${byKw.map(([w, n]) => `${w} ${n}`).join(', ')}\n`);
+  }
+  if (!v && !k) out.push(`No runs of ${system} under ${set.dir}/runs/${system}.\n`);
+  return out.join('\n');
+}
+
+function compareReport(set) {
+  const out = [header(set)];
+  const speed = set.speed();
+  const base = speed.earshot;
+  const xrt = (s) => (s ? s.audio / s.cpu : NaN);
+  const vadSystems = ['earshot', 'webrtc', 'silero'];
+  const names = { earshot: 'earshot', webrtc: 'WebRTC VAD (libfvad)', silero: 'Silero VAD v5 (1 thread)', pocketsphinx: 'pocketsphinx -kws' };
+  const snrs = set.meta.snrs;
+  const vrows = [];
+  for (const sys of vadSystems) {
+    const v = set.vad(sys);
+    if (!v) continue;
+    const sp = speed[sys];
+    vrows.push([
+      names[sys],
+      fmt(v.all.auc),
+      ...snrs.map((s) => fmt(v.perSnr[s].auc)),
+      fmt(v.all.f1raw),
+      sys === 'earshot' ? fmt(v.all.f1seg) : '–',
+      sp ? fmt(xrt(sp), 0) : '–',
+      sp && base ? `${fmt(xrt(sp) / xrt(base), 2)}x` : '–',
+    ]);
+  }
+  out.push('### VAD\n');
+  out.push(table(['system', 'ROC-AUC all', ...snrs.map((s) => `AUC ${snrName(s)}`), 'F1 frames', 'F1 segments', 'x real time (1 CPU)', 'speed vs earshot'], vrows));
+  const sp0 = Object.values(speed)[0];
+  if (sp0) out.push(`Speed: CPU time (user+sys) of one process over the same ${(sp0.audio / 60).toFixed(1)} min 16 kHz file (\`${set.meta.fa[0].file}\`), x real time = audio seconds / CPU seconds. earshot computes both VAD and KWS there. WebRTC VAD: score = share of its 4 aggressiveness modes that say speech (F1 frames: 2 or more modes); its speed is one mode (3).\n`);
+  const krows = [];
+  for (const sys of ['earshot', 'pocketsphinx']) {
+    const k = set.kws(sys);
+    if (!k) continue;
+    const [h, n] = k.sum(([, , r]) => r === 'synthetic');
+    const [rh, rn] = k.sum(([, , r]) => r === 'real');
+    const sp = speed[sys === 'earshot' ? 'earshot' : sys];
+    krows.push([
+      names[sys],
+      pct(h, n),
+      ...snrs.map((s) => pct(...k.sum(([sn, , r]) => sn === s && r === 'synthetic'))),
+      pct(rh, rn),
+      k.fa.hours ? fmt(k.fa.total / k.fa.hours, 1) : '–',
+      sp ? fmt(xrt(sp), 0) : '–',
+    ]);
+  }
+  out.push('### Keyword spotting\n');
+  out.push(table(['system', 'recall test voices', ...snrs.map(snrName), 'recall real recorded', 'false alarms / h (keyword-free)', 'x real time'], krows));
+  return out.join('\n');
+}
+
+function main() {
+  const [mode, ...rest] = process.argv.slice(2);
+  let dir = null;
+  let system = 'earshot';
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === '--set') dir = rest[++i];
+    else if (rest[i] === '--system') system = rest[++i];
+    else throw Object.assign(new Error(`unknown option ${rest[i]}`), { usage: true });
+  }
+  if (!dir || !['eval', 'compare'].includes(mode)) throw Object.assign(new Error('usage: node report.js eval|compare --set DIR [--system NAME]'), { usage: true });
+  const set = new EvalSet(dir);
+  process.stdout.write(mode === 'eval' ? evalReport(set, system) : compareReport(set));
+}
+
+if (require.main === module) {
+  try {
+    main();
+  } catch (e) {
+    process.stderr.write(`report: ${e.message}\n`);
+    process.exit(e.usage ? 2 : 1);
+  }
+}
+
+module.exports = { rocAuc, f1 };
