@@ -171,11 +171,21 @@ static size_t skip_priming_output(es_resampler *rs, float *output, size_t produc
     return produced - skip;
 }
 
-static float downmix_frame(const float *frame, int channels) {
-    float sum = 0.0f;
-    for (int c = 0; c < channels; c++)
-        sum += frame[c];
-    return sum / (float)channels;
+/* Mono is the plain mean of the channels (a 5.1 LFE channel counts like any
+ * other: speech lives in the others, and simple beats clever here). */
+static void downmix(const float *input, size_t frames, int channels, float *mono) {
+    if (channels == 1) {
+        memcpy(mono, input, sizeof(float) * frames);
+        return;
+    }
+    const float scale = 1.0f / (float)channels;
+    for (size_t i = 0; i < frames; i++) {
+        const float *frame = input + i * (size_t)channels;
+        float sum = 0.0f;
+        for (int c = 0; c < channels; c++)
+            sum += frame[c];
+        mono[i] = sum * scale;
+    }
 }
 
 size_t es_resampler_output_bound(const es_resampler *rs, size_t input_frames) {
@@ -189,19 +199,21 @@ long es_resampler_process(es_resampler *rs, const float *input, size_t input_fra
                           size_t output_capacity) {
     if (input_frames > rs->max_input_frames || rs->draining) return ES_DSP_ERR_CONFIG;
     if (output_capacity < es_resampler_output_bound(rs, input_frames)) return ES_DSP_ERR_CONFIG;
-    const int channels = rs->channels;
-
     if (!rs->soxr) {
-        for (size_t i = 0; i < input_frames; i++) {
-            output[i] = downmix_frame(input + i * (size_t)channels, channels);
-        }
+        downmix(input, input_frames, rs->channels, output);
         return (long)input_frames;
     }
 
     size_t written = 0;
-    for (size_t i = 0; i < input_frames; i++) {
-        rs->block[rs->block_filled++] = downmix_frame(input + i * (size_t)channels, channels);
-        if (rs->block_filled < rs->block_frames) continue;
+    while (input_frames > 0) {
+        size_t take = rs->block_frames - rs->block_filled;
+        if (take > input_frames) take = input_frames;
+        downmix(input, take, rs->channels, rs->block + rs->block_filled);
+        rs->block_filled += take;
+        input += take * (size_t)rs->channels;
+        input_frames -= take;
+        if (rs->block_filled < rs->block_frames) break;
+
         rs->block_filled = 0;
         size_t consumed = 0, produced = 0;
         if (soxr_process(rs->soxr, rs->block, rs->block_frames, &consumed, output + written,

@@ -1,0 +1,177 @@
+/* The [rt] calls never allocate: es_frontend_process, es_resampler_process,
+ * and the ring's push/pop.
+ *
+ * This executable replaces malloc and friends with counting wrappers around
+ * glibc's __libc_* entry points; shared libraries (FFTW, libsoxr) resolve
+ * malloc to the executable's definition, so their allocations are counted
+ * too. It is labelled no-asan: AddressSanitizer owns malloc itself. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dsp.h"
+#include "test_signals.h"
+
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *pointer, size_t size);
+extern void *__libc_memalign(size_t alignment, size_t size);
+extern void __libc_free(void *pointer);
+
+static atomic_int counting;
+static atomic_long allocations;
+
+static void count_allocation(void) {
+    if (atomic_load(&counting)) atomic_fetch_add(&allocations, 1);
+}
+
+void *malloc(size_t size) {
+    count_allocation();
+    return __libc_malloc(size);
+}
+
+void *calloc(size_t count, size_t size) {
+    count_allocation();
+    return __libc_calloc(count, size);
+}
+
+void *realloc(void *pointer, size_t size) {
+    count_allocation();
+    return __libc_realloc(pointer, size);
+}
+
+void *memalign(size_t alignment, size_t size) {
+    count_allocation();
+    return __libc_memalign(alignment, size);
+}
+
+void *aligned_alloc(size_t alignment, size_t size) {
+    count_allocation();
+    return __libc_memalign(alignment, size);
+}
+
+int posix_memalign(void **out, size_t alignment, size_t size) {
+    count_allocation();
+    *out = __libc_memalign(alignment, size);
+    return *out ? 0 : ENOMEM;
+}
+
+void free(void *pointer) {
+    __libc_free(pointer);
+}
+
+static void start_counting(void) {
+    atomic_store(&allocations, 0);
+    atomic_store(&counting, 1);
+}
+
+static long stop_counting(void) {
+    atomic_store(&counting, 0);
+    return atomic_load(&allocations);
+}
+
+/* Proof that the counter sees allocations at all, so a zero means something. */
+static void counter_sees_allocations(void **state) {
+    (void)state;
+    start_counting();
+    void *volatile p = malloc(100);
+    free(p);
+    assert_int_equal(stop_counting(), 1);
+}
+
+static void count_frames(const es_frame *frame, void *user) {
+    (void)frame;
+    (*(size_t *)user)++;
+}
+
+static void frontend_process_does_not_allocate(void **state) {
+    (void)state;
+    es_frontend_config config;
+    es_frontend_config_default(&config);
+    es_frontend *fe = NULL;
+    assert_int_equal(es_frontend_create(&config, &fe), ES_DSP_OK);
+    const size_t count = 16000;
+    float *samples = malloc(count * sizeof(float));
+    assert_non_null(samples);
+    test_render_tones_and_noise(samples, count, 3);
+    size_t frames = 0;
+    start_counting();
+    es_frontend_process(fe, samples, count, count_frames, &frames);
+    es_frontend_process(fe, samples, 7, count_frames, &frames);
+    es_frontend_reset(fe);
+    es_frontend_process(fe, samples, count, count_frames, &frames);
+    assert_int_equal(stop_counting(), 0);
+    assert_true(frames > 150);
+    free(samples);
+    es_frontend_destroy(fe);
+}
+
+/* soxr allocates lazily during its first few hundred milliseconds of input;
+ * es_resampler_create primes it so that none of that happens here. */
+static void resampler_process_does_not_allocate(void **state) {
+    (void)state;
+    const double rates[] = {8000, 11025, 22050, 32000, 44100, 48000, 96000};
+    for (size_t r = 0; r < sizeof(rates) / sizeof(rates[0]); r++) {
+        const size_t chunk = 512, channels = 2;
+        es_resampler *rs = NULL;
+        assert_int_equal(es_resampler_create(rates[r], (int)channels, 16000, chunk, &rs),
+                         ES_DSP_OK);
+        const size_t bound = es_resampler_output_bound(rs, chunk);
+        float *input = malloc(chunk * channels * sizeof(float));
+        float *output = malloc(bound * sizeof(float));
+        assert_non_null(input);
+        assert_non_null(output);
+        uint32_t seed = 11;
+        long produced = 0;
+        start_counting();
+        /* Five seconds of input, well past soxr's lazy set-up. */
+        for (size_t fed = 0; fed < (size_t)(5 * rates[r]); fed += chunk) {
+            for (size_t i = 0; i < chunk * channels; i++) {
+                input[i] = 0.3f * test_random_symmetric(&seed);
+            }
+            const long got = es_resampler_process(rs, input, chunk, output, bound);
+            assert_true(got >= 0);
+            produced += got;
+        }
+        const long allocated = stop_counting();
+        printf("%6.0f Hz: %ld samples out, %ld allocations\n", rates[r], produced, allocated);
+        assert_int_equal(allocated, 0);
+        free(input);
+        free(output);
+        es_resampler_destroy(rs);
+    }
+}
+
+static void ring_does_not_allocate(void **state) {
+    (void)state;
+    es_ring *ring = NULL;
+    assert_int_equal(es_ring_create(8, &ring), ES_DSP_OK);
+    es_frame frame = {0};
+    start_counting();
+    for (int i = 0; i < 100; i++) {
+        es_ring_push_overwrite(ring, &frame);
+        (void)es_ring_push(ring, &frame);
+        (void)es_ring_pop(ring, &frame);
+    }
+    assert_int_equal(stop_counting(), 0);
+    es_ring_destroy(ring);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(counter_sees_allocations),
+        cmocka_unit_test(frontend_process_does_not_allocate),
+        cmocka_unit_test(resampler_process_does_not_allocate),
+        cmocka_unit_test(ring_does_not_allocate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
