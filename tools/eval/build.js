@@ -15,7 +15,9 @@
 // inputs change (a .key file beside it), so asking for more hours adds files.
 //
 // Usage: node build.js --out DIR (--manifest FILE | --smoke) [--size full|quick|smoke]
-//                      [--hours H] [--seed N]
+//                      [--hours H] [--seed N] [--split test|valid]
+// --split valid builds the same kind of set from the validation voices, for tuning
+// (thresholds of peers, say) without touching the test voices.
 const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
@@ -33,7 +35,7 @@ const SIZES = {
 const SPEECH_DBFS = -26; // active speech level that the noise is scaled against
 
 function parseArgs(argv) {
-  const o = { seed: 1, size: null, hours: null, manifest: null, out: null, smoke: false };
+  const o = { seed: 1, size: null, hours: null, manifest: null, out: null, smoke: false, split: 'test' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -46,6 +48,7 @@ function parseArgs(argv) {
     else if (a === '--size') o.size = val();
     else if (a === '--hours') o.hours = Number(val());
     else if (a === '--smoke') o.smoke = true;
+    else if (a === '--split') o.split = val();
     else usage(`unknown option ${a}`);
   }
   o.size = o.size || (o.smoke ? 'smoke' : 'full');
@@ -53,11 +56,12 @@ function parseArgs(argv) {
   if (!o.out || (!o.manifest && !o.smoke)) usage('--out and one of --manifest or --smoke are required');
   if (o.hours !== null && !(o.hours > 0)) usage('--hours must be a positive number');
   if (!Number.isInteger(o.seed)) usage('--seed must be an integer');
+  if (!['test', 'valid'].includes(o.split)) usage('--split must be test or valid');
   return o;
 }
 
 function usage(msg) {
-  process.stderr.write(`build: ${msg}\nusage: node build.js --out DIR (--manifest FILE | --smoke) [--size full|quick|smoke] [--hours H] [--seed N]\n`);
+  process.stderr.write(`build: ${msg}\nusage: node build.js --out DIR (--manifest FILE | --smoke) [--size full|quick|smoke] [--hours H] [--seed N] [--split test|valid]\n`);
   process.exit(2);
 }
 
@@ -216,7 +220,7 @@ function buildKws(out, pools, noiseClips, size, seed) {
       end = segs.length ? segs[segs.length - 1][1] : c.x.length / L.RATE;
     }
     const at = lay.place(c, rand.uniform(-2, 2));
-    truth.push([row.label, at + start, at + end, row.voice + (row.split === 'test' ? '' : ` (${row.split})`)]);
+    truth.push([row.label, at + start, at + end, row.voice]);
     lay.gap(rand.uniform(0.4, 1.2));
   }
   lay.gap(1);
@@ -317,7 +321,7 @@ function main() {
   const manifest = o.smoke ? smokeManifest(o.out) : o.manifest;
   if (!fs.existsSync(manifest)) throw new Error(`${manifest}: no such manifest (scripts/data.sh writes data/manifest.tsv)`);
   const all = L.readManifest(manifest);
-  const rows = all.filter((r) => r.split === 'test');
+  const rows = all.filter((r) => r.split === o.split);
   const isKw = (r) => r.kind === 'keyword' && L.KEYWORDS.includes(r.label);
   const pools = {
     speech: rows.filter((r) => r.kind === 'sentence' || r.kind === 'speech'),
@@ -330,12 +334,12 @@ function main() {
   };
   if (!pools.realKw.length) pools.realKw = all.filter((r) => r.split === 'valid' && isKw(r) && isReal(r.voice));
   if (!pools.speech.length || !pools.kw.length) {
-    throw new Error(`${manifest}: the test split needs keyword clips and sentence/speech clips (has ${pools.kw.length} and ${pools.speech.length})`);
+    throw new Error(`${manifest}: the ${o.split} split needs keyword clips and sentence/speech clips (has ${pools.kw.length} and ${pools.speech.length})`);
   }
   const st = fs.statSync(manifest);
-  const base = `v${VERSION} seed=${o.seed} manifest=${path.resolve(manifest)}:${st.size}:${st.mtimeMs}`;
+  const base = `v${VERSION} seed=${o.seed} split=${o.split} manifest=${path.resolve(manifest)}:${st.size}:${st.mtimeMs}`;
   const noiseSources = [...new Set(pools.noise.map((r) => r.voice))].sort();
-  let noiseNote = `held-out noise from the manifest's test split: ${noiseSources.join(', ')}`;
+  let noiseNote = `held-out noise from the manifest's ${o.split} split: ${noiseSources.join(', ')}`;
   let noiseClipsMemo = null;
   const noiseClips = () => {
     if (noiseClipsMemo) return noiseClipsMemo;
@@ -343,8 +347,8 @@ function main() {
       noiseClipsMemo = pools.noise.map((r) => L.decode(r.path));
     } else {
       // No held-out noise: brown noise and hum, which training may also have used.
-      process.stderr.write('build: warning: the test split has no noise clips; mixing generated noise instead\n');
-      noiseNote = 'generated (brown noise, mains hum): the test split had no noise';
+      process.stderr.write(`build: warning: the ${o.split} split has no noise clips; mixing generated noise instead\n`);
+      noiseNote = `generated (brown noise, mains hum): the ${o.split} split had no noise`;
       const r = L.rng(o.seed);
       const brown = new Float32Array(10 * L.RATE);
       let b = 0;
@@ -357,7 +361,7 @@ function main() {
 
   const metaFile = path.join(o.out, 'meta.json');
   const old = fs.existsSync(metaFile) ? JSON.parse(fs.readFileSync(metaFile, 'utf8')) : {};
-  const meta = { version: VERSION, size: o.size, seed: o.seed, manifest: path.resolve(manifest), snrs: size.snrs };
+  const meta = { version: VERSION, size: o.size, split: o.split, seed: o.seed, manifest: path.resolve(manifest), snrs: size.snrs };
   const sizeKey = (part) => crypto.createHash('sha1').update(`${base} ${part}`).digest('hex') + '\n';
 
   const vadStamp = stamp(path.join(o.out, 'vad.key'), sizeKey(`vad ${size.vad_s} ${size.snrs}`));

@@ -343,4 +343,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { rocAuc, f1 };
+module.exports = { rocAuc, f1, EvalSet };
