@@ -219,8 +219,10 @@ static void fill_orthogonal(float *w, size_t stride, int n, uint64_t *seed) {
             for (int j = 0; j < n; j++)
                 norm += row[j] * row[j];
             norm = sqrt(norm);
-            for (int j = 0; j < n; j++)
-                w[(size_t)i * stride + j] = (float)(norm > 0 ? row[j] / norm : 0.0);
+            for (int j = 0; j < n; j++) {
+                row[j] = norm > 0 ? row[j] / norm : 0.0; /* later rows project onto it */
+                w[(size_t)i * stride + j] = (float)row[j];
+            }
         }
     }
     free(q);

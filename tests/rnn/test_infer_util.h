@@ -21,7 +21,7 @@ typedef struct test_layer {
     int kernel;
 } test_layer;
 
-static uint64_t test_random_next(uint64_t *state) {
+static inline uint64_t test_random_next(uint64_t *state) {
     /* xorshift64*: independent of the library's generator. */
     uint64_t x = *state;
     x ^= x >> 12;
@@ -32,13 +32,13 @@ static uint64_t test_random_next(uint64_t *state) {
 }
 
 /* Uniform in [-scale, scale). */
-static float test_random_float(uint64_t *state, float scale) {
+static inline float test_random_float(uint64_t *state, float scale) {
     double u = (double)(test_random_next(state) >> 11) / 9007199254740992.0;
     return (float)((2.0 * u - 1.0) * scale);
 }
 
 /* Every parameter (biases included) uniform in [-scale, scale), then repacked. */
-static void test_randomise_params(es_model *m, uint64_t seed, float scale) {
+static inline void test_randomise_params(es_model *m, uint64_t seed, float scale) {
     uint64_t state = seed * 2654435761u + 1;
     float *p = es_model_params(m);
     for (size_t i = 0; i < es_model_param_count(m); i++)
@@ -47,8 +47,8 @@ static void test_randomise_params(es_model *m, uint64_t seed, float scale) {
 }
 
 /* A model from a layer list, random parameters; NULL on any failure. */
-static es_model *test_make_model(int input_size, const test_layer *layers, int count,
-                                 uint64_t seed) {
+static inline es_model *test_make_model(int input_size, const test_layer *layers, int count,
+                                        uint64_t seed) {
     es_model *m = NULL;
     if (es_model_create(&test_features, input_size, &m) != ES_RNN_OK) return NULL;
     for (int i = 0; i < count; i++) {
@@ -62,7 +62,7 @@ static es_model *test_make_model(int input_size, const test_layer *layers, int c
     return m;
 }
 
-static float *test_random_inputs(int frames, int size, uint64_t seed) {
+static inline float *test_random_inputs(int frames, int size, uint64_t seed) {
     uint64_t state = seed * 2 + 1; /* xorshift needs a non-zero state */
     float *x = malloc(sizeof(float) * (size_t)frames * (size_t)size);
     for (int i = 0; x && i < frames * size; i++)

@@ -191,11 +191,16 @@ static void test_init_weights_is_deterministic(void **state) {
     assert_true(p[lstm_bias] == 0.0f);
     assert_true(p[lstm_bias + 33] == 1.0f);
     assert_true(p[lstm_bias + 66] == 0.0f);
-    /* Recurrent blocks are orthonormal: rows of U_i have unit length. */
-    double norm = 0;
-    for (int k = 0; k < 33; k++)
-        norm += (double)p[4 * 33 * 40 + k] * p[4 * 33 * 40 + k];
-    assert_true(fabs(norm - 1.0) < 1e-4);
+    /* Recurrent blocks are orthonormal: U_i U_i^T = I. */
+    const float *u_i = p + 4 * 33 * 40;
+    for (int r = 0; r < 33; r++) {
+        for (int q = 0; q < 33; q++) {
+            double dot = 0;
+            for (int k = 0; k < 33; k++)
+                dot += (double)u_i[r * 33 + k] * u_i[q * 33 + k];
+            assert_true(fabs(dot - (r == q ? 1.0 : 0.0)) < 1e-4);
+        }
+    }
     es_model_destroy(a);
     es_model_destroy(b);
 }
