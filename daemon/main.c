@@ -21,6 +21,7 @@ typedef struct command {
 static const command commands[] = {
     {"file", es_cmd_file, "analyse recorded audio: speech segments and keywords"},
     {"bench", es_cmd_bench, "measure the speed of each stage on this machine"},
+    {"train", es_cmd_train, "train a speech or keyword model from a data manifest"},
     /* ---- Add a row here when your subcommand's implementation lands (one row
      * per command, declared in commands.h): mic, devices, daemon, listen,
      * train, train-keyword. ---- */

@@ -10,3 +10,6 @@ es_add_test(test_labels SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_labels.c
 foreach(test test_augment test_labels)
   target_include_directories(${test} PRIVATE ${PROJECT_SOURCE_DIR}/daemon)
 endforeach()
+
+# Smoke test of `earshot train`: synthesises its own clips with espeak-ng.
+es_add_test(test_train_cmd SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_train_cmd.c LIBS es_daemon)

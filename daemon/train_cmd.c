@@ -1,0 +1,1058 @@
+/*
+ * earshot train MANIFEST -o MODEL — trains the VAD or the keyword model from a
+ * data manifest (models/MANIFEST.md, made by scripts/data.sh).
+ *
+ * Every epoch draws fresh training sequences: clips picked at random, framed
+ * by lead-in and tail silence (KWS: keyword-free speech may precede a keyword,
+ * and filler sequences join several clips), sped up or slowed down, labelled
+ * from the clean result, then reverberated, band-limited, mixed with noise,
+ * gain-changed, turned into features by the very front end inference uses,
+ * and finally warped and masked. Validation sequences are drawn the same way
+ * once, from a fixed seed, from the valid split's voices and noises. The test
+ * split is never read.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <soxr.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "audio_file.h"
+#include "augment.h"
+#include "cli_util.h"
+#include "commands.h"
+#include "dsp.h"
+#include "labels.h"
+#include "pipeline.h"
+#include "rnn.h"
+
+enum { TASK_VAD = 0, TASK_KWS = 1 };
+enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2, SPLIT_COUNT = 3 };
+enum { KIND_KEYWORD = 0, KIND_SENTENCE = 1, KIND_SPEECH = 2, KIND_NOISE = 3, KIND_COUNT = 4 };
+
+static const char *const split_names[SPLIT_COUNT] = {"train", "valid", "test"};
+static const char *const kind_names[KIND_COUNT] = {"keyword", "sentence", "speech", "noise"};
+
+/* The keyword model's outputs: filler first, then these in this order; a
+ * manifest's other keyword labels are appended in order of appearance. */
+static const char *const standard_keywords[] = {
+    "yes",  "no",  "up",  "down",  "left", "right", "on",  "off",   "stop",  "go",
+    "zero", "one", "two", "three", "four", "five",  "six", "seven", "eight", "nine"};
+#define STANDARD_KEYWORD_COUNT (sizeof standard_keywords / sizeof standard_keywords[0])
+
+#define SAMPLE_RATE_HZ 16000
+#define MAX_BATCH 256
+#define MAX_CLIP_S 30.0
+
+/* ---- options ------------------------------------------------------------------ */
+
+typedef struct train_options {
+    const char *manifest_path;
+    const char *output_path;
+    int task;
+    int epochs;
+    float minutes;
+    uint64_t seed;
+    int threads;
+    int hidden;
+    int small;
+    int clips_per_epoch;
+    int valid_clips;
+    int batch_size;
+    float learning_rate;
+} train_options;
+
+static const char usage_text[] =
+    "Usage: earshot train MANIFEST -o MODEL [options]\n"
+    "Trains a speech (VAD) or keyword (KWS) model from a data manifest\n"
+    "(models/MANIFEST.md; scripts/data.sh makes one in data/manifest.tsv).\n"
+    "\n"
+    "  -o, --output PATH       where to write the model (required)\n"
+    "      --task vad|kws      which model (default vad)\n"
+    "      --epochs N          at most N epochs (default 30; early stopping on valid)\n"
+    "      --minutes M         stop after about M minutes of training (default: no limit)\n"
+    "      --seed S            seed of every random choice (default 1)\n"
+    "      --threads T         trainer threads (default 1: the machine is usually shared)\n"
+    "      --hidden H          units of each recurrent layer (VAD 48, KWS 128)\n"
+    "      --clips N           training sequences per epoch (VAD 2000, KWS 4000)\n"
+    "      --valid-clips N     validation sequences (default 400)\n"
+    "      --batch N           sequences per batch (default 32)\n"
+    "      --learning-rate LR  Adam's step size (default 0.002)\n"
+    "      --small             a tiny model and epoch, for smoke tests\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "Default architectures: VAD CONV1D 32 (kernel 3, relu) -> GRU 48 -> DENSE 1 sigmoid,\n"
+    "per-frame sigmoid cross-entropy on energy labels of the clean clip; KWS GRU 128 x 2\n"
+    "-> DENSE 21 softmax (filler + 20 keywords), max-pooling loss.\n";
+
+static int parse_options(int argc, char **argv, train_options *opt) {
+    enum {
+        OPT_TASK = 0x100,
+        OPT_EPOCHS,
+        OPT_MINUTES,
+        OPT_SEED,
+        OPT_THREADS,
+        OPT_HIDDEN,
+        OPT_SMALL,
+        OPT_CLIPS,
+        OPT_VALID_CLIPS,
+        OPT_BATCH,
+        OPT_LR
+    };
+    static const struct option options[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"task", required_argument, NULL, OPT_TASK},
+        {"epochs", required_argument, NULL, OPT_EPOCHS},
+        {"minutes", required_argument, NULL, OPT_MINUTES},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"hidden", required_argument, NULL, OPT_HIDDEN},
+        {"small", no_argument, NULL, OPT_SMALL},
+        {"clips", required_argument, NULL, OPT_CLIPS},
+        {"valid-clips", required_argument, NULL, OPT_VALID_CLIPS},
+        {"batch", required_argument, NULL, OPT_BATCH},
+        {"learning-rate", required_argument, NULL, OPT_LR},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    *opt = (train_options){.task = TASK_VAD,
+                           .epochs = 30,
+                           .seed = 1,
+                           .threads = 1,
+                           .valid_clips = 400,
+                           .batch_size = 32,
+                           .learning_rate = 0.002f};
+    int seed = 1;
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:h", options, NULL)) != -1) {
+        int rc = 0;
+        switch (c) {
+        case 'o':
+            opt->output_path = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 1;
+        case OPT_TASK:
+            if (strcmp(optarg, "vad") == 0)
+                opt->task = TASK_VAD;
+            else if (strcmp(optarg, "kws") == 0)
+                opt->task = TASK_KWS;
+            else {
+                es_cli_error("train: --task: '%s' is not vad or kws", optarg);
+                rc = -1;
+            }
+            break;
+        case OPT_EPOCHS:
+            rc = es_cli_parse_int("--epochs", optarg, 1, 100000, &opt->epochs);
+            break;
+        case OPT_MINUTES:
+            rc = es_cli_parse_float("--minutes", optarg, 0.01, 1e6, &opt->minutes);
+            break;
+        case OPT_SEED:
+            rc = es_cli_parse_int("--seed", optarg, 0, 2147483647, &seed);
+            opt->seed = (uint64_t)seed;
+            break;
+        case OPT_THREADS:
+            rc = es_cli_parse_int("--threads", optarg, 1, 64, &opt->threads);
+            break;
+        case OPT_HIDDEN:
+            rc = es_cli_parse_int("--hidden", optarg, 1, 1024, &opt->hidden);
+            break;
+        case OPT_SMALL:
+            opt->small = 1;
+            break;
+        case OPT_CLIPS:
+            rc = es_cli_parse_int("--clips", optarg, 1, 10000000, &opt->clips_per_epoch);
+            break;
+        case OPT_VALID_CLIPS:
+            rc = es_cli_parse_int("--valid-clips", optarg, 1, 1000000, &opt->valid_clips);
+            break;
+        case OPT_BATCH:
+            rc = es_cli_parse_int("--batch", optarg, 1, MAX_BATCH, &opt->batch_size);
+            break;
+        case OPT_LR:
+            rc = es_cli_parse_float("--learning-rate", optarg, 1e-6, 1.0, &opt->learning_rate);
+            break;
+        case ':':
+            es_cli_error("train: %s needs a value", argv[optind - 1]);
+            rc = -1;
+            break;
+        default:
+            es_cli_error("train: unknown option '%s' (try 'earshot train --help')",
+                         argv[optind - 1]);
+            rc = -1;
+        }
+        if (rc < 0) return -1;
+    }
+    if (optind != argc - 1) {
+        es_cli_error("train: expected one MANIFEST (try 'earshot train --help')");
+        return -1;
+    }
+    opt->manifest_path = argv[optind];
+    if (!opt->output_path) {
+        es_cli_error("train: -o MODEL is required");
+        return -1;
+    }
+    if (opt->hidden == 0) opt->hidden = opt->task == TASK_VAD ? 48 : 128;
+    if (opt->clips_per_epoch == 0) opt->clips_per_epoch = opt->task == TASK_VAD ? 2000 : 4000;
+    if (opt->small) {
+        opt->hidden = opt->task == TASK_VAD ? 8 : 16;
+        opt->clips_per_epoch = 16;
+        opt->valid_clips = 8;
+        if (opt->batch_size > 8) opt->batch_size = 8;
+    }
+    return 0;
+}
+
+/* ---- manifest --------------------------------------------------------------------- */
+
+typedef struct clip {
+    char *path; /* as the manifest names it, resolved against its folder */
+    int split, kind;
+    int output; /* KWS output index of the keyword; 0 for everything else */
+    double start_s, end_s;
+} clip;
+
+typedef struct manifest {
+    clip *clips;
+    int count, capacity;
+    const char *labels[ES_MAX_OUTPUTS]; /* KWS outputs; [0] = "filler" */
+    char *owned_labels[ES_MAX_OUTPUTS];
+    int label_count;
+    int *by_split_kind[SPLIT_COUNT][KIND_COUNT];
+    int kind_count[SPLIT_COUNT][KIND_COUNT];
+} manifest;
+
+static void manifest_free(manifest *mf) {
+    for (int i = 0; i < mf->count; i++)
+        free(mf->clips[i].path);
+    free(mf->clips);
+    for (int i = 0; i < ES_MAX_OUTPUTS; i++)
+        free(mf->owned_labels[i]);
+    for (int s = 0; s < SPLIT_COUNT; s++)
+        for (int k = 0; k < KIND_COUNT; k++)
+            free(mf->by_split_kind[s][k]);
+}
+
+static int name_index(const char *name, const char *const *names, int count) {
+    for (int i = 0; i < count; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+static int keyword_output(manifest *mf, const char *label) {
+    for (int i = 1; i < mf->label_count; i++)
+        if (strcmp(mf->labels[i], label) == 0) return i;
+    if (mf->label_count >= ES_MAX_OUTPUTS || strlen(label) >= ES_MAX_LABEL) return -1;
+    char *copy = strdup(label);
+    if (!copy) return -1;
+    mf->owned_labels[mf->label_count] = copy;
+    mf->labels[mf->label_count] = copy;
+    return mf->label_count++;
+}
+
+static int parse_seconds(const char *text, double *out) {
+    char *end = NULL;
+    errno = 0;
+    const double value = strtod(text, &end);
+    if (errno || end == text || *end != '\0' || !isfinite(value) || value < 0.0) return -1;
+    *out = value;
+    return 0;
+}
+
+/* Splits `line` at tabs into at most `max` fields; returns how many. */
+static int split_fields(char *line, char **fields, int max) {
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        fields[n++] = p;
+        char *tab = strchr(p, '\t');
+        if (!tab) break;
+        *tab = '\0';
+        p = tab + 1;
+    }
+    return strchr(p, '\t') ? max + 1 : n;
+}
+
+/* Parses one data line; on error writes the reason to `why`. */
+static int parse_clip(manifest *mf, char *line, const char *folder, clip *out, char *why,
+                      size_t why_size) {
+    char *f[8];
+    const int n = split_fields(line, f, 7);
+    if (n != 7) {
+        snprintf(why, why_size, "expected 7 tab-separated columns, found %d", n);
+        return -1;
+    }
+    *out = (clip){.split = name_index(f[1], split_names, SPLIT_COUNT),
+                  .kind = name_index(f[2], kind_names, KIND_COUNT)};
+    if (f[0][0] == '\0') {
+        snprintf(why, why_size, "empty path");
+        return -1;
+    }
+    if (out->split < 0) {
+        snprintf(why, why_size, "split '%s' is not train, valid or test", f[1]);
+        return -1;
+    }
+    if (out->kind < 0) {
+        snprintf(why, why_size, "kind '%s' is not keyword, sentence, speech or noise", f[2]);
+        return -1;
+    }
+    if (f[6][0] == '\0') {
+        snprintf(why, why_size, "empty voice");
+        return -1;
+    }
+    if (out->kind == KIND_KEYWORD) {
+        if (parse_seconds(f[4], &out->start_s) || parse_seconds(f[5], &out->end_s) ||
+            out->end_s <= out->start_s) {
+            snprintf(why, why_size, "keyword start_s '%s' and end_s '%s' are not 0 <= start < end",
+                     f[4], f[5]);
+            return -1;
+        }
+        out->output = keyword_output(mf, f[3]);
+        if (out->output < 0) {
+            snprintf(why, why_size, "keyword label '%s' is too long or one too many", f[3]);
+            return -1;
+        }
+    }
+    const size_t size = strlen(folder) + strlen(f[0]) + 2;
+    out->path = malloc(size);
+    if (!out->path) {
+        snprintf(why, why_size, "out of memory");
+        return -1;
+    }
+    if (f[0][0] == '/')
+        snprintf(out->path, size, "%s", f[0]);
+    else
+        snprintf(out->path, size, "%s/%s", folder, f[0]);
+    return 0;
+}
+
+static int index_clips(manifest *mf) {
+    for (int s = 0; s < SPLIT_COUNT; s++)
+        for (int k = 0; k < KIND_COUNT; k++) {
+            mf->by_split_kind[s][k] = malloc(sizeof(int) * (size_t)(mf->count + 1));
+            if (!mf->by_split_kind[s][k]) return -1;
+        }
+    for (int i = 0; i < mf->count; i++) {
+        const clip *c = &mf->clips[i];
+        mf->by_split_kind[c->split][c->kind][mf->kind_count[c->split][c->kind]++] = i;
+    }
+    return 0;
+}
+
+/* Prints `earshot: FILE:LINE: why` for the first bad line and returns -1. */
+static int read_manifest(const char *path, manifest *mf) {
+    memset(mf, 0, sizeof(*mf));
+    mf->labels[0] = "filler";
+    mf->label_count = 1;
+    for (size_t i = 0; i < STANDARD_KEYWORD_COUNT; i++)
+        mf->labels[mf->label_count++] = standard_keywords[i];
+    FILE *file = fopen(path, "r");
+    if (!file) {
+        es_cli_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char folder[4096];
+    snprintf(folder, sizeof folder, "%s", path);
+    char *slash = strrchr(folder, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(folder, sizeof folder, ".");
+
+    char *line = NULL;
+    size_t line_size = 0;
+    long line_number = 0;
+    int rc = 0;
+    while (getline(&line, &line_size, file) != -1) {
+        line_number++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0') continue;
+        if (mf->count == mf->capacity) {
+            const int capacity = mf->capacity ? 2 * mf->capacity : 1024;
+            clip *grown = realloc(mf->clips, sizeof(clip) * (size_t)capacity);
+            if (!grown) {
+                es_cli_error("%s: out of memory", path);
+                rc = -1;
+                break;
+            }
+            mf->clips = grown;
+            mf->capacity = capacity;
+        }
+        char why[256];
+        if (parse_clip(mf, line, folder, &mf->clips[mf->count], why, sizeof why) != 0) {
+            es_cli_error("%s:%ld: %s", path, line_number, why);
+            rc = -1;
+            break;
+        }
+        mf->count++;
+    }
+    free(line);
+    fclose(file);
+    if (rc == 0 && index_clips(mf) != 0) {
+        es_cli_error("%s: out of memory", path);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* ---- audio ----------------------------------------------------------------------- */
+
+/* Reads a whole clip as 16 kHz mono (at most MAX_CLIP_S); prints the reason on failure. */
+static int load_clip(const char *path, float **out, size_t *out_count) {
+    *out = NULL;
+    *out_count = 0;
+    char why[256];
+    es_audio_file *file = NULL;
+    if (es_audio_file_open(path, &file, why, sizeof why) != 0) {
+        es_cli_error("%s: %s", path, why);
+        return -1;
+    }
+    const es_audio_info *info = es_audio_file_info(file);
+    const size_t max_frames = (size_t)(MAX_CLIP_S * info->sample_rate_hz);
+    float *mono = malloc(sizeof(float) * max_frames);
+    float *chunk = malloc(sizeof(float) * 4096 * (size_t)info->channels);
+    size_t count = 0;
+    int rc = mono && chunk ? 0 : -1;
+    if (rc) es_cli_error("%s: out of memory", path);
+    while (rc == 0 && count < max_frames) {
+        size_t want = max_frames - count < 4096 ? max_frames - count : 4096;
+        const long got = es_audio_file_read(file, chunk, want, why, sizeof why);
+        if (got < 0) {
+            es_cli_error("%s: %s", path, why);
+            rc = -1;
+        }
+        if (got <= 0) break;
+        for (long i = 0; i < got; i++) {
+            float sum = 0.0f;
+            for (int ch = 0; ch < info->channels; ch++)
+                sum += chunk[(size_t)i * info->channels + ch];
+            mono[count++] = sum / (float)info->channels;
+        }
+    }
+    const int rate_hz = info->sample_rate_hz;
+    free(chunk);
+    es_audio_file_close(file);
+    if (rc == 0 && rate_hz != SAMPLE_RATE_HZ) {
+        /* Manifests from scripts/data.sh are 16 kHz already; others are converted. */
+        const size_t capacity = (size_t)((double)count * SAMPLE_RATE_HZ / rate_hz) + 16;
+        float *resampled = malloc(sizeof(float) * capacity);
+        size_t produced = 0;
+        if (!resampled || soxr_oneshot(rate_hz, SAMPLE_RATE_HZ, 1, mono, count, NULL, resampled,
+                                       capacity, &produced, NULL, NULL, NULL) != NULL) {
+            es_cli_error("%s: cannot resample from %d Hz", path, rate_hz);
+            free(resampled);
+            rc = -1;
+        } else {
+            free(mono);
+            mono = resampled;
+            count = produced;
+        }
+    }
+    if (rc != 0) {
+        free(mono);
+        return -1;
+    }
+    *out = mono;
+    *out_count = count;
+    return 0;
+}
+
+/* The noises of one split, in memory: mixed into every sequence of that split. */
+typedef struct noise_pool {
+    float **samples;
+    size_t *counts;
+    int count;
+} noise_pool;
+
+static void noise_pool_free(noise_pool *pool) {
+    for (int i = 0; i < pool->count; i++)
+        free(pool->samples[i]);
+    free(pool->samples);
+    free(pool->counts);
+}
+
+static int noise_pool_load(const manifest *mf, int split, noise_pool *pool) {
+    const int n = mf->kind_count[split][KIND_NOISE];
+    pool->samples = calloc((size_t)n + 1, sizeof(float *));
+    pool->counts = calloc((size_t)n + 1, sizeof(size_t));
+    pool->count = 0;
+    if (!pool->samples || !pool->counts) return -1;
+    for (int i = 0; i < n; i++) {
+        const clip *c = &mf->clips[mf->by_split_kind[split][KIND_NOISE][i]];
+        if (load_clip(c->path, &pool->samples[pool->count], &pool->counts[pool->count]) != 0)
+            return -1;
+        if (pool->counts[pool->count] > 0)
+            pool->count++;
+        else
+            free(pool->samples[pool->count]);
+    }
+    return 0;
+}
+
+/* ---- sequences ----------------------------------------------------------------------- */
+
+typedef struct sample_buffer {
+    float *data;
+    size_t count, capacity;
+} sample_buffer;
+
+static int buffer_reserve(sample_buffer *b, size_t more) {
+    if (b->count + more <= b->capacity) return 0;
+    size_t capacity = b->capacity ? b->capacity : 65536;
+    while (capacity < b->count + more)
+        capacity *= 2;
+    float *grown = realloc(b->data, sizeof(float) * capacity);
+    if (!grown) return -1;
+    b->data = grown;
+    b->capacity = capacity;
+    return 0;
+}
+
+static int buffer_append(sample_buffer *b, const float *samples, size_t count) {
+    if (buffer_reserve(b, count)) return -1;
+    if (samples)
+        memcpy(b->data + b->count, samples, sizeof(float) * count);
+    else
+        memset(b->data + b->count, 0, sizeof(float) * count);
+    b->count += count;
+    return 0;
+}
+
+typedef struct built_sequence {
+    es_sequence seq;
+    float *inputs;
+    float *targets;
+} built_sequence;
+
+static void built_free(built_sequence *b) {
+    free(b->inputs);
+    free(b->targets);
+    memset(b, 0, sizeof(*b));
+}
+
+typedef struct frame_collector {
+    float *inputs;
+    int frames, capacity, bands;
+} frame_collector;
+
+static void collect_frame(const es_frame *frame, void *user) {
+    frame_collector *fc = user;
+    if (fc->frames >= fc->capacity) return;
+    memcpy(fc->inputs + (size_t)fc->frames * fc->bands, frame->features,
+           sizeof(float) * (size_t)fc->bands);
+    fc->frames++;
+}
+
+typedef struct trainer_data {
+    const train_options *opt;
+    const manifest *mf;
+    es_frontend *frontend;
+    es_frontend_config frontend_config;
+    es_augment_config augment;
+    es_speech_label_config labels;
+    noise_pool noises[2]; /* train, valid */
+    es_rng rng;
+    sample_buffer clean;
+    /* The batch being handed out, and the cached validation set. */
+    built_sequence batch[MAX_BATCH];
+    es_sequence batch_seqs[MAX_BATCH];
+    built_sequence *valid;
+    es_sequence *valid_seqs;
+    int valid_count;
+    int batches_per_epoch;
+    /* Progress. */
+    double last_epoch_s;
+    int stopped_for_time;
+} trainer_data;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Sequence recipes: how often each kind leads a sequence. Keyword-free speech
+ * dominates the KWS mix on purpose: the prototype's false alarms came from it. */
+static int draw_kind(const trainer_data *d, int split, es_rng *rng) {
+    static const float vad_weights[KIND_COUNT] = {0.2f, 0.35f, 0.3f, 0.15f};
+    static const float kws_weights[KIND_COUNT] = {0.45f, 0.4f, 0.15f, 0.0f};
+    const float *w = d->opt->task == TASK_VAD ? vad_weights : kws_weights;
+    float total = 0.0f;
+    for (int k = 0; k < KIND_COUNT; k++)
+        if (d->mf->kind_count[split][k] > 0) total += w[k];
+    if (total <= 0.0f) return -1;
+    float x = (float)es_rng_uniform(rng, 0.0, total);
+    for (int k = 0; k < KIND_COUNT; k++) {
+        if (d->mf->kind_count[split][k] == 0 || w[k] == 0.0f) continue;
+        if (x < w[k]) return k;
+        x -= w[k];
+    }
+    for (int k = KIND_COUNT - 1; k >= 0; k--)
+        if (d->mf->kind_count[split][k] > 0 && w[k] > 0.0f) return k;
+    return -1;
+}
+
+static const clip *draw_clip(const trainer_data *d, int split, int kind, es_rng *rng) {
+    const int n = d->mf->kind_count[split][kind];
+    return n > 0 ? &d->mf->clips[d->mf->by_split_kind[split][kind][es_rng_below(rng, n)]] : NULL;
+}
+
+static size_t seconds_to_samples(double s) {
+    return (size_t)(s * SAMPLE_RATE_HZ);
+}
+
+/* Appends a clip; returns its offset in the buffer, or (size_t)-1. */
+static size_t append_clip(sample_buffer *b, const clip *c) {
+    float *samples = NULL;
+    size_t count = 0;
+    if (load_clip(c->path, &samples, &count) != 0) return (size_t)-1;
+    const size_t offset = b->count;
+    const int rc = buffer_append(b, samples, count);
+    free(samples);
+    return rc ? (size_t)-1 : offset;
+}
+
+/* Builds one sequence of `split` into *out. Returns 0, or -1 (printed). */
+static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_features,
+                          built_sequence *out) {
+    const int kind = draw_kind(d, split, rng);
+    if (kind < 0) {
+        es_cli_error("%s: no usable clips in the %s split", d->opt->manifest_path,
+                     split_names[split]);
+        return -1;
+    }
+    const int kws = d->opt->task == TASK_KWS;
+    sample_buffer *clean = &d->clean;
+    clean->count = 0;
+    /* Lead-in long enough for the running-mean normalisation to settle on the
+     * background, as it has in a live stream. */
+    if (buffer_append(clean, NULL, seconds_to_samples(es_rng_uniform(rng, 0.3, 1.0)))) return -1;
+    const size_t content_start = clean->count;
+    const clip *target = draw_clip(d, split, kind, rng);
+    int parts = 1;
+    if (kws && kind != KIND_KEYWORD) parts = 1 + es_rng_below(rng, 3);
+    if (kws && kind == KIND_KEYWORD && es_rng_uniform(rng, 0, 1) < 0.3) parts = 2;
+    size_t target_offset = 0;
+    for (int p = 0; p < parts; p++) {
+        const clip *c = target;
+        if (p < parts - 1) {
+            /* Context before the last clip: keyword-free speech. */
+            c = draw_clip(d, split, KIND_SENTENCE, rng);
+            if (!c) c = draw_clip(d, split, KIND_SPEECH, rng);
+            if (!c) c = target;
+        }
+        const size_t offset = append_clip(clean, c);
+        if (offset == (size_t)-1) return -1;
+        if (p == parts - 1) target_offset = offset;
+        const double gap_s = p < parts - 1 ? es_rng_uniform(rng, 0.05, 0.4) : 0.0;
+        if (buffer_append(clean, NULL, seconds_to_samples(gap_s))) return -1;
+    }
+    const size_t content_end = clean->count;
+    if (buffer_append(clean, NULL, seconds_to_samples(es_rng_uniform(rng, 0.2, 0.6)))) return -1;
+    const double signal_power =
+        es_mean_power(clean->data + content_start, content_end - content_start);
+
+    /* Speed first: the labels below must follow the stretched clip. */
+    const float speed = es_augment_draw_speed(&d->augment, rng);
+    float *sped = NULL;
+    size_t sped_count = 0;
+    if (es_augment_speed(clean->data, clean->count, speed, SAMPLE_RATE_HZ, &sped, &sped_count))
+        return -1;
+
+    const int frames_expected = es_label_frame_count(&d->labels, sped_count);
+    uint8_t *speech = malloc((size_t)frames_expected + 1);
+    float *inputs = NULL;
+    float *targets = NULL;
+    if (!speech) goto fail;
+    if (kind == KIND_NOISE)
+        memset(speech, 0, (size_t)frames_expected + 1);
+    else if (es_speech_labels(&d->labels, sped, sped_count, speech) < 0)
+        goto fail;
+
+    es_augment_draw draw;
+    es_augment_draw_params(&d->augment, rng, &draw);
+    /* A faint floor everywhere: real inputs are never digital silence. */
+    const double floor_amplitude = pow(10.0, es_rng_uniform(rng, -85.0, -60.0) / 20.0);
+    for (size_t i = 0; i < sped_count; i++)
+        sped[i] += (float)(floor_amplitude * es_rng_gaussian(rng));
+    const noise_pool *noise = &d->noises[split == SPLIT_TRAIN ? 0 : 1];
+    if (noise->count == 0) noise = &d->noises[0];
+    const float *noise_samples = NULL;
+    size_t noise_count = 0;
+    if (noise->count > 0) {
+        const int which = es_rng_below(rng, noise->count);
+        noise_samples = noise->samples[which];
+        noise_count = noise->counts[which];
+    }
+    if (es_augment_audio(&draw, rng, sped, sped_count, signal_power, noise_samples, noise_count,
+                         SAMPLE_RATE_HZ))
+        goto fail;
+
+    const int bands = d->frontend_config.mel_bands;
+    inputs = malloc(sizeof(float) * (size_t)(frames_expected + 1) * bands);
+    if (!inputs) goto fail;
+    frame_collector fc = {.inputs = inputs, .capacity = frames_expected, .bands = bands};
+    es_frontend_reset(d->frontend);
+    es_frontend_process(d->frontend, sped, sped_count, collect_frame, &fc);
+    const int frames = fc.frames;
+    if (frames == 0) goto fail;
+    if (augment_features) {
+        es_augment_warp_mel(inputs, frames, bands, bands, d->frontend_config.mel_low_hz,
+                            d->frontend_config.mel_high_hz, draw.warp);
+        es_augment_spec_mask(&d->augment, rng, inputs, frames, bands, bands);
+    }
+
+    *out = (built_sequence){.inputs = inputs};
+    out->seq.frames = frames;
+    out->seq.inputs = inputs;
+    out->seq.keyword = -1;
+    if (kws) {
+        if (kind == KIND_KEYWORD) {
+            const double offset_s = (double)target_offset / SAMPLE_RATE_HZ;
+            es_keyword_window_frames(&d->labels, (offset_s + target->start_s) / speed,
+                                     (offset_s + target->end_s) / speed, frames, &out->seq.kw_start,
+                                     &out->seq.kw_end);
+            if (out->seq.kw_end > out->seq.kw_start) out->seq.keyword = target->output;
+        }
+    } else {
+        targets = malloc(sizeof(float) * (size_t)frames);
+        if (!targets) goto fail;
+        for (int t = 0; t < frames; t++)
+            targets[t] = speech[t];
+        out->targets = targets;
+        out->seq.targets = targets;
+    }
+    free(speech);
+    free(sped);
+    return 0;
+fail:
+    es_cli_error("%s: cannot build a training sequence (out of memory?)", d->opt->manifest_path);
+    free(speech);
+    free(sped);
+    free(inputs);
+    free(targets);
+    return -1;
+}
+
+static int next_train_batch(void *user, int epoch, int index, const es_sequence **batch,
+                            int *count) {
+    trainer_data *d = user;
+    (void)epoch;
+    if (index >= d->batches_per_epoch || interrupted) return 0;
+    const int remaining = d->opt->clips_per_epoch - index * d->opt->batch_size;
+    const int n = remaining < d->opt->batch_size ? remaining : d->opt->batch_size;
+    for (int i = 0; i < n; i++) {
+        built_free(&d->batch[i]);
+        /* The shared generator moves on every draw: each epoch sees new augmentations. */
+        if (build_sequence(d, SPLIT_TRAIN, &d->rng, 1, &d->batch[i]) != 0) return ES_RNN_ERR_IO;
+        d->batch_seqs[i] = d->batch[i].seq;
+    }
+    *batch = d->batch_seqs;
+    *count = n;
+    return 1;
+}
+
+static int next_valid_batch(void *user, int epoch, int index, const es_sequence **batch,
+                            int *count) {
+    trainer_data *d = user;
+    (void)epoch;
+    const int start = index * d->opt->batch_size;
+    if (start >= d->valid_count) return 0;
+    const int left = d->valid_count - start;
+    *batch = d->valid_seqs + start;
+    *count = left < d->opt->batch_size ? left : d->opt->batch_size;
+    return 1;
+}
+
+static int build_valid_set(trainer_data *d) {
+    const int has_valid = d->mf->kind_count[SPLIT_VALID][KIND_KEYWORD] +
+                              d->mf->kind_count[SPLIT_VALID][KIND_SENTENCE] +
+                              d->mf->kind_count[SPLIT_VALID][KIND_SPEECH] >
+                          0;
+    if (!has_valid) return 0;
+    d->valid = calloc((size_t)d->opt->valid_clips, sizeof(built_sequence));
+    d->valid_seqs = calloc((size_t)d->opt->valid_clips, sizeof(es_sequence));
+    if (!d->valid || !d->valid_seqs) return -1;
+    es_rng rng;
+    es_rng_seed(&rng, d->opt->seed ^ 0x76616c6964ULL); /* the same draw whatever the epochs */
+    for (int i = 0; i < d->opt->valid_clips; i++) {
+        if (build_sequence(d, SPLIT_VALID, &rng, 0, &d->valid[i]) != 0) return -1;
+        d->valid_seqs[i] = d->valid[i].seq;
+        d->valid_count++;
+    }
+    return 0;
+}
+
+/* ---- validation metric and progress --------------------------------------------------- */
+
+typedef struct kws_figures {
+    float recall;       /* keyword sequences whose keyword peaks above 0.5 in its window */
+    float false_alarms; /* filler sequences where any keyword goes above 0.5 */
+} kws_figures;
+
+static float vad_metric(const trainer_data *d, es_model *m) {
+    long right = 0, total = 0;
+    for (int i = 0; i < d->valid_count; i++) {
+        const es_sequence *s = &d->valid_seqs[i];
+        float *out = malloc(sizeof(float) * (size_t)s->frames);
+        if (!out || es_model_forward_sequence(m, s->inputs, s->frames, out) != ES_RNN_OK) {
+            free(out);
+            return NAN;
+        }
+        for (int t = 0; t < s->frames; t++)
+            right += (out[t] > 0.5f) == (s->targets[t] > 0.5f);
+        total += s->frames;
+        free(out);
+    }
+    return total ? (float)right / (float)total : NAN;
+}
+
+static kws_figures kws_measure(const trainer_data *d, es_model *m) {
+    const int outputs = es_model_output_size(m);
+    int keyword_seqs = 0, hits = 0, filler_seqs = 0, alarms = 0;
+    for (int i = 0; i < d->valid_count; i++) {
+        const es_sequence *s = &d->valid_seqs[i];
+        float *out = malloc(sizeof(float) * (size_t)s->frames * outputs);
+        if (!out || es_model_forward_sequence(m, s->inputs, s->frames, out) != ES_RNN_OK) {
+            free(out);
+            return (kws_figures){NAN, NAN};
+        }
+        if (s->keyword > 0) {
+            keyword_seqs++;
+            /* Allow the detector a little past the word's end, as the loss does. */
+            const int end = s->kw_end + 10 < s->frames ? s->kw_end + 10 : s->frames;
+            float peak = 0.0f;
+            for (int t = s->kw_start; t < end; t++)
+                peak = fmaxf(peak, out[(size_t)t * outputs + s->keyword]);
+            hits += peak > 0.5f;
+        } else {
+            filler_seqs++;
+            int alarm = 0;
+            for (int t = 0; t < s->frames && !alarm; t++)
+                for (int k = 1; k < outputs; k++)
+                    alarm |= out[(size_t)t * outputs + k] > 0.5f;
+            alarms += alarm;
+        }
+        free(out);
+    }
+    return (kws_figures){keyword_seqs ? (float)hits / keyword_seqs : 0.0f,
+                         filler_seqs ? (float)alarms / filler_seqs : 0.0f};
+}
+
+static float validation_metric(es_model *m, void *user) {
+    const trainer_data *d = user;
+    if (d->valid_count == 0) return NAN;
+    if (d->opt->task == TASK_VAD) return vad_metric(d, m);
+    const kws_figures f = kws_measure(d, m);
+    return f.recall - f.false_alarms;
+}
+
+static void format_duration(double s, char *buf, size_t size) {
+    if (s < 0)
+        snprintf(buf, size, "?");
+    else if (s < 120)
+        snprintf(buf, size, "%.0f s", s);
+    else if (s < 7200)
+        snprintf(buf, size, "%.1f min", s / 60);
+    else
+        snprintf(buf, size, "%.1f h", s / 3600);
+}
+
+static int report_progress(const es_train_progress *p, void *user) {
+    trainer_data *d = user;
+    const double budget_s = d->opt->minutes > 0 ? d->opt->minutes * 60.0 : INFINITY;
+    char elapsed[32], eta[32];
+    format_duration(p->elapsed_s, elapsed, sizeof elapsed);
+    format_duration(p->eta_s, eta, sizeof eta);
+    if (!p->epoch_done) {
+        if (isatty(STDERR_FILENO))
+            fprintf(stderr, "\rearshot: train: epoch %d batch %d/%d loss %.4f  ", p->epoch + 1,
+                    p->batch, p->batches_per_epoch, p->train_loss);
+        /* A budget overrun by more than an epoch's worth stops mid-epoch. */
+        return interrupted || p->elapsed_s > budget_s + d->last_epoch_s;
+    }
+    if (isatty(STDERR_FILENO)) fputc('\r', stderr);
+    fprintf(stderr,
+            "earshot: train: epoch %d/%d: train loss %.4f, valid loss %.4f, accuracy %.3f, "
+            "metric %.3f (best %.3f, epoch %d), lr %.2g, %s, ETA %s\n",
+            p->epoch + 1, d->opt->epochs, p->train_loss, p->valid_loss, p->valid_accuracy,
+            p->valid_metric, p->best_metric, p->best_epoch + 1, p->learning_rate, elapsed, eta);
+    d->last_epoch_s = p->elapsed_s / (p->epoch + 1);
+    if (p->elapsed_s + d->last_epoch_s > budget_s) {
+        d->stopped_for_time = 1;
+        return 1;
+    }
+    return interrupted;
+}
+
+/* ---- model ------------------------------------------------------------------------------- */
+
+static int build_model(const train_options *opt, const manifest *mf,
+                       const es_frontend_config *frontend, es_model **out) {
+    es_feature_spec spec;
+    es_pipeline_feature_spec(frontend, &spec);
+    es_model *m = NULL;
+    int rc = es_model_create(&spec, frontend->mel_bands, &m);
+    if (rc != ES_RNN_OK) return rc;
+    if (opt->task == TASK_VAD) {
+        const char *labels[] = {"speech"};
+        if ((rc = es_model_add_layer(m, ES_LAYER_CONV1D, opt->small ? 8 : 32, ES_ACT_RELU, 3)) ||
+            (rc = es_model_add_layer(m, ES_LAYER_GRU, opt->hidden, ES_ACT_TANH, 0)) ||
+            (rc = es_model_add_layer(m, ES_LAYER_DENSE, 1, ES_ACT_SIGMOID, 0)) ||
+            (rc = es_model_set_labels(m, 1, labels))) {
+            es_model_destroy(m);
+            return rc;
+        }
+    } else {
+        if ((rc = es_model_add_layer(m, ES_LAYER_GRU, opt->hidden, ES_ACT_TANH, 0)) ||
+            (rc = es_model_add_layer(m, ES_LAYER_GRU, opt->hidden, ES_ACT_TANH, 0)) ||
+            (rc = es_model_add_layer(m, ES_LAYER_DENSE, mf->label_count, ES_ACT_SOFTMAX, 0)) ||
+            (rc = es_model_set_labels(m, mf->label_count, mf->labels))) {
+            es_model_destroy(m);
+            return rc;
+        }
+    }
+    es_model_init_weights(m, opt->seed);
+    *out = m;
+    return ES_RNN_OK;
+}
+
+/* ---- the command ------------------------------------------------------------------------- */
+
+static void trainer_data_free(trainer_data *d) {
+    for (int i = 0; i < MAX_BATCH; i++)
+        built_free(&d->batch[i]);
+    for (int i = 0; i < d->valid_count; i++)
+        built_free(&d->valid[i]);
+    free(d->valid);
+    free(d->valid_seqs);
+    noise_pool_free(&d->noises[0]);
+    noise_pool_free(&d->noises[1]);
+    free(d->clean.data);
+    es_frontend_destroy(d->frontend);
+}
+
+static void print_data_summary(const train_options *opt, const manifest *mf) {
+    fprintf(stderr,
+            "earshot: train: %s task, %d clips in %s:", opt->task == TASK_VAD ? "vad" : "kws",
+            mf->count, opt->manifest_path);
+    for (int s = SPLIT_TRAIN; s <= SPLIT_VALID; s++) {
+        fprintf(stderr, " %s", split_names[s]);
+        for (int k = 0; k < KIND_COUNT; k++)
+            fprintf(stderr, " %d %s%s", mf->kind_count[s][k], kind_names[k],
+                    k < KIND_COUNT - 1 ? "," : ";");
+    }
+    fputc('\n', stderr);
+}
+
+int es_cmd_train(int argc, char **argv) {
+    train_options opt;
+    interrupted = 0;
+    const int parsed = parse_options(argc, argv, &opt);
+    if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
+
+    manifest mf;
+    if (read_manifest(opt.manifest_path, &mf) != 0) {
+        manifest_free(&mf);
+        return ES_EXIT_FAILURE;
+    }
+    print_data_summary(&opt, &mf);
+
+    trainer_data d = {.opt = &opt, .mf = &mf};
+    es_model *model = NULL;
+    es_trainer *trainer = NULL;
+    int status = ES_EXIT_FAILURE;
+    es_frontend_config_default(&d.frontend_config);
+    es_augment_config_default(&d.augment);
+    es_speech_label_config_default(&d.labels);
+    d.labels.sample_rate_hz = d.frontend_config.sample_rate_hz;
+    d.labels.window_samples = d.frontend_config.window_samples;
+    d.labels.hop_samples = d.frontend_config.hop_samples;
+    es_rng_seed(&d.rng, opt.seed);
+    d.batches_per_epoch = (opt.clips_per_epoch + opt.batch_size - 1) / opt.batch_size;
+
+    const int kws_trainable = mf.kind_count[SPLIT_TRAIN][KIND_KEYWORD] > 0;
+    if (opt.task == TASK_KWS && !kws_trainable) {
+        es_cli_error("%s: no keyword clips in the train split", opt.manifest_path);
+        goto done;
+    }
+    if (es_frontend_create(&d.frontend_config, &d.frontend) != ES_DSP_OK) {
+        es_cli_error("train: cannot create the front end");
+        goto done;
+    }
+    if (noise_pool_load(&mf, SPLIT_TRAIN, &d.noises[0]) != 0 ||
+        noise_pool_load(&mf, SPLIT_VALID, &d.noises[1]) != 0)
+        goto done;
+    if (build_valid_set(&d) != 0) goto done;
+    fprintf(stderr, "earshot: train: %d validation sequences, %d training sequences per epoch\n",
+            d.valid_count, opt.clips_per_epoch);
+
+    int rc = build_model(&opt, &mf, &d.frontend_config, &model);
+    if (rc != ES_RNN_OK) {
+        es_cli_error("train: cannot build the model: %s", es_rnn_strerror(rc));
+        goto done;
+    }
+    fprintf(stderr, "earshot: train: model of %zu parameters, %d outputs\n",
+            es_model_param_count(model), es_model_output_size(model));
+
+    es_train_config config;
+    es_train_config_default(&config);
+    config.loss = opt.task == TASK_VAD ? ES_LOSS_SIGMOID_CE : ES_LOSS_KWS_MAXPOOL;
+    config.batch_size = opt.batch_size;
+    config.learning_rate = opt.learning_rate;
+    config.lr_decay = 0.95f;
+    config.max_epochs = opt.epochs;
+    config.threads = opt.threads;
+    config.seed = opt.seed;
+    rc = es_trainer_create(model, &config, &trainer);
+    if (rc != ES_RNN_OK) {
+        es_cli_error("train: cannot create the trainer: %s", es_rnn_strerror(rc));
+        goto done;
+    }
+    const es_train_data train_data = {next_train_batch, &d, d.batches_per_epoch};
+    const es_train_data valid_data = {next_valid_batch, &d, 0};
+    void (*previous_handler)(int) = signal(SIGINT, on_interrupt);
+    rc = es_train_run(trainer, &train_data, d.valid_count ? &valid_data : NULL,
+                      d.valid_count ? validation_metric : NULL, report_progress, &d);
+    signal(SIGINT, previous_handler);
+    if (rc < 0) {
+        es_cli_error("train: training failed: %s", es_rnn_strerror(rc));
+        goto done;
+    }
+    if (interrupted) fprintf(stderr, "earshot: train: interrupted; saving the best model so far\n");
+    if (d.stopped_for_time)
+        fprintf(stderr, "earshot: train: --minutes %.4g reached after %d epochs\n", opt.minutes,
+                rc);
+    if (d.valid_count && opt.task == TASK_KWS) {
+        const kws_figures f = kws_measure(&d, model);
+        fprintf(stderr,
+                "earshot: train: valid keyword recall %.3f, filler sequences with a false "
+                "alarm %.3f (threshold 0.5)\n",
+                f.recall, f.false_alarms);
+    } else if (d.valid_count) {
+        fprintf(stderr, "earshot: train: valid frame accuracy %.4f\n", vad_metric(&d, model));
+    }
+    es_rnn_error err;
+    if (es_model_save(model, opt.output_path, &err) != ES_RNN_OK) {
+        es_cli_error("%s: %s", opt.output_path, err.why);
+        goto done;
+    }
+    fprintf(stderr, "earshot: train: wrote %s\n", opt.output_path);
+    status = ES_EXIT_OK;
+done:
+    es_trainer_destroy(trainer);
+    es_model_destroy(model);
+    trainer_data_free(&d);
+    manifest_free(&mf);
+    return status;
+}

@@ -1,0 +1,161 @@
+/* `earshot train` end to end on a handful of clips synthesised here: one epoch
+ * of each task must write a model that loads with the right outputs, and bad
+ * input must fail with the documented exit statuses. */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "commands.h"
+#include "rnn.h"
+
+static char folder[PATH_MAX];
+
+static int run(const char *command) {
+    return system(command);
+}
+
+/* espeak-ng writes 22050 Hz WAV: the trainer's resampling is exercised too. */
+static void speak(const char *voice, const char *text, const char *name) {
+    char command[1024];
+    snprintf(command, sizeof command, "espeak-ng -v %s -w '%s/%s.wav' '%s'", voice, folder, name,
+             text);
+    assert_int_equal(run(command), 0);
+}
+
+static int setup(void **state) {
+    (void)state;
+    if (run("command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1") != 0)
+        return 0; /* the tests skip */
+    snprintf(folder, sizeof folder, "/tmp/earshot-train-test-XXXXXX");
+    if (!mkdtemp(folder)) return -1;
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/manifest.tsv", folder);
+    FILE *manifest = fopen(path, "w");
+    if (!manifest) return -1;
+    fprintf(manifest, "# path\tsplit\tkind\tlabel\tstart_s\tend_s\tvoice\n");
+    const char *voices[] = {"en-us", "en-us+m3", "en-gb+f2"};
+    const char *splits[] = {"train", "train", "valid"};
+    const char *keywords[] = {"yes", "left", "nine"};
+    const char *sentences[] = {"the weather is mild this morning", "please open the window"};
+    for (int v = 0; v < 3; v++) {
+        char name[64];
+        for (int k = 0; k < 3; k++) {
+            snprintf(name, sizeof name, "kw-%d-%d", v, k);
+            speak(voices[v], keywords[k], name);
+            fprintf(manifest, "%s.wav\t%s\tkeyword\t%s\t0.05\t0.40\tespeak:%s\n", name, splits[v],
+                    keywords[k], voices[v]);
+        }
+        for (int s = 0; s < 2; s++) {
+            snprintf(name, sizeof name, "sent-%d-%d", v, s);
+            speak(voices[v], sentences[s], name);
+            fprintf(manifest, "%s.wav\t%s\tsentence\t-\t-\t-\tespeak:%s\n", name, splits[v],
+                    voices[v]);
+        }
+    }
+    char command[PATH_MAX + 128];
+    snprintf(command, sizeof command,
+             "sox -R -n -r 16000 -c 1 -b 16 '%s/pink.wav' synth 3 pinknoise", folder);
+    if (run(command) != 0) return -1;
+    fprintf(manifest, "pink.wav\ttrain\tnoise\t-\t-\t-\tnoise:generated\n");
+    return fclose(manifest) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (folder[0] == '\0') return 0;
+    char command[PATH_MAX + 16];
+    snprintf(command, sizeof command, "rm -rf '%s'", folder);
+    return run(command) == 0 ? 0 : -1;
+}
+
+static int train(const char *manifest_name, const char *task, const char *model_name) {
+    char manifest[PATH_MAX + 32], model[PATH_MAX + 32];
+    snprintf(manifest, sizeof manifest, "%s/%s", folder, manifest_name);
+    snprintf(model, sizeof model, "%s/%s", folder, model_name);
+    char *argv[] = {"train",    manifest, "-o",      model,    "--task", (char *)task,
+                    "--epochs", "1",      "--small", "--seed", "3",      NULL};
+    return es_cmd_train(11, argv);
+}
+
+static es_model *load(const char *model_name) {
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", folder, model_name);
+    es_model *m = NULL;
+    es_rnn_error err;
+    assert_int_equal(es_model_load_file(path, &m, &err), ES_RNN_OK);
+    return m;
+}
+
+static void test_vad_one_epoch_writes_a_speech_model(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    assert_int_equal(train("manifest.tsv", "vad", "vad.model"), 0);
+    es_model *m = load("vad.model");
+    assert_int_equal(es_model_input_size(m), 40);
+    assert_int_equal(es_model_output_size(m), 1);
+    assert_string_equal(es_model_label(m, 0), "speech");
+    assert_int_equal(es_model_features(m)->mel_bands, 40);
+    assert_int_equal(es_model_features(m)->hop_samples, 160);
+    es_model_destroy(m);
+}
+
+static void test_kws_one_epoch_writes_filler_and_keywords(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    assert_int_equal(train("manifest.tsv", "kws", "kws.model"), 0);
+    es_model *m = load("kws.model");
+    assert_int_equal(es_model_output_size(m), 21);
+    assert_string_equal(es_model_label(m, 0), "filler");
+    assert_string_equal(es_model_label(m, 1), "yes");
+    assert_string_equal(es_model_label(m, 5), "left");
+    assert_string_equal(es_model_label(m, 20), "nine");
+    es_model_destroy(m);
+}
+
+static void test_bad_manifest_line_fails(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/bad.tsv", folder);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "kw-0-0.wav\ttrain\tkeyword\tyes\t0.4\t0.1\tespeak:en-us\n"); /* end < start */
+    fclose(f);
+    assert_int_equal(train("bad.tsv", "vad", "never.model"), 1);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "kw-0-0.wav\ttrain\tkeyword\n");
+    fclose(f);
+    assert_int_equal(train("bad.tsv", "vad", "never.model"), 1);
+    assert_int_equal(train("missing.tsv", "vad", "never.model"), 1);
+    snprintf(path, sizeof path, "%s/never.model", folder);
+    assert_int_not_equal(access(path, F_OK), 0);
+}
+
+static void test_usage_errors(void **state) {
+    (void)state;
+    char *no_output[] = {"train", "manifest.tsv", NULL};
+    assert_int_equal(es_cmd_train(2, no_output), 2);
+    char *bad_task[] = {"train", "manifest.tsv", "-o", "x", "--task", "asr", NULL};
+    assert_int_equal(es_cmd_train(6, bad_task), 2);
+    char *help[] = {"train", "--help", NULL};
+    assert_int_equal(es_cmd_train(2, help), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vad_one_epoch_writes_a_speech_model),
+        cmocka_unit_test(test_kws_one_epoch_writes_filler_and_keywords),
+        cmocka_unit_test(test_bad_manifest_line_fails),
+        cmocka_unit_test(test_usage_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
