@@ -53,7 +53,29 @@ typedef struct es_frame {
     float features[ES_MAX_MEL_BANDS]; /* first `mel_bands` are used */
 } es_frame;
 
-/* ---- front end ----------------------------------------------------------- */
+/* ---- front end -----------------------------------------------------------
+ *
+ * Exactly what a frame holds (defaults in brackets):
+ * - window: the last window_samples [400] samples times a periodic Hann
+ *   window, 0.5 - 0.5 cos(2 pi n / N), zero-padded at the end to fft_size
+ *   [512]; frame k starts at sample k * hop_samples [160].
+ * - power: |X[k]|^2 of the unnormalised r2c FFT, bins 0 .. fft_size / 2.
+ *   Samples are floats in [-1, 1]; a full-scale sine peaks near 1e4.
+ * - mel: mel_bands [40] triangles on the HTK mel scale
+ *   m(f) = 2595 log10(1 + f / 700): mel_bands + 2 edges equally spaced in m
+ *   from mel_low_hz [20] to mel_high_hz [7600]; band b rises from edge b to
+ *   1 at edge b + 1 and falls to 0 at edge b + 2. Normalisation: each band's
+ *   weights sum to 1, so a band is the weighted MEAN power of its bins (not
+ *   Slaney's equal-area scaling; a constant offset in log either way). Every
+ *   bin strictly between mel_low_hz and mel_high_hz has a weight in some band.
+ * - log: natural log of (band power + power_floor).
+ * - ES_NORM_RUNNING_MEAN: per band, mean = a * mean + (1 - a) * x with
+ *   a = exp(-hop / (rate * norm_time_constant_s)), started at the first
+ *   frame's value; the feature is x - mean. A constant input gain g adds
+ *   2 ln g to every x and so cancels (measured: -20 dB changes features by
+ *   1e-5 on average, 1e-3 at most, where the power floor matters).
+ * Features [mel_bands .. ES_MAX_MEL_BANDS) of a frame are 0.
+ */
 
 typedef enum es_normalisation {
     ES_NORM_NONE = 0,         /* plain log-mel (natural log of power + floor) */
@@ -80,7 +102,10 @@ typedef struct es_frontend es_frontend;
 /* Called for each finished frame, in order, from inside es_frontend_process. */
 typedef void (*es_frame_sink)(const es_frame *frame, void *user);
 
-/* Builds windows, the mel filterbank and the FFTW plan. */
+/* Builds windows, the mel filterbank and the FFTW plan (plans are made under
+ * a process-wide lock, as FFTW's planner is not thread-safe). Returns
+ * ES_DSP_ERR_CONFIG for a field out of range or a band so narrow that no
+ * FFT bin falls inside it. */
 int es_frontend_create(const es_frontend_config *config, es_frontend **out);
 void es_frontend_destroy(es_frontend *fe);
 
@@ -103,27 +128,44 @@ float es_frontend_mel_weight(const es_frontend *fe, int band, int bin);
 typedef struct es_resampler es_resampler;
 
 /* Converts interleaved float input at `input_rate_hz` with `channels`
- * channels to mono at `output_rate_hz`. `max_input_frames` bounds one call's
- * input so that all buffers are made here. */
+ * channels to mono at `output_rate_hz` (libsoxr, high quality, one thread).
+ * Rates are whole hertz in [1000, 1e6]; channels 1..64; mono is the plain
+ * mean of the channels. Equal rates skip soxr and only downmix.
+ * `max_input_frames` bounds one call's input so that all buffers are made
+ * here. Creation runs ~1 s of silence through soxr (a few ms of CPU) so that
+ * its lazy allocations happen here and not in process; the output stays
+ * aligned: output sample j is stream time j / output_rate_hz. */
 int es_resampler_create(double input_rate_hz, int channels, double output_rate_hz,
                         size_t max_input_frames, es_resampler **out);
 void es_resampler_destroy(es_resampler *rs);
 
 /* [rt] Consumes `input_frames` interleaved frames (<= max_input_frames) and
- * writes up to `output_capacity` mono samples; returns how many it wrote, or
- * a negative ES_DSP_* code. `output_capacity` of
- * es_resampler_output_bound(rs, input_frames) never truncates.
- * Input is regrouped in fixed blocks internally, so output does not depend on
- * how the input was split into calls. */
+ * writes mono samples; returns how many it wrote, or a negative ES_DSP_*
+ * code. `output_capacity` must be at least
+ * es_resampler_output_bound(rs, input_frames), else ES_DSP_ERR_CONFIG is
+ * returned and nothing is consumed; so nothing is ever truncated.
+ * Input is regrouped in fixed 10 ms blocks internally, so output does not
+ * depend on how the input was split into calls. soxr emits in bursts: expect
+ * 0 samples from some calls and several blocks' worth from others, and a
+ * latency of tens of milliseconds. */
 long es_resampler_process(es_resampler *rs, const float *input, size_t input_frames, float *output,
                           size_t output_capacity);
 
-/* Flushes the filter's tail at end of stream; same return as process. */
+/* End of stream: flushes the last partial block and the filters' tail into
+ * `output` (any capacity > 0). Call it until it returns 0; then the stream's
+ * total output is its input length times the rate ratio. After the first
+ * drain, process is refused. Same return as process. */
 long es_resampler_drain(es_resampler *rs, float *output, size_t output_capacity);
 
+/* Most samples one process call with `input_frames` frames can write; it
+ * does not depend on earlier calls, so a buffer sized with max_input_frames
+ * once serves every call. Generous (soxr's largest burst per 10 ms block). */
 size_t es_resampler_output_bound(const es_resampler *rs, size_t input_frames);
 
-/* ---- frame ring (lock-free SPSC) ----------------------------------------- */
+/* ---- frame ring (lock-free SPSC) -----------------------------------------
+ * One producer thread, one consumer thread. push/pop are lock-free; when the
+ * other side sleeps in a *_wait call they wake it with sem_post, which never
+ * blocks. */
 
 typedef struct es_ring es_ring;
 
@@ -143,7 +185,9 @@ int es_ring_pop(es_ring *ring, es_frame *frame);
 
 /* Blocking wrappers for offline back-pressure: they sleep (never spin) until
  * there is room / a frame. pop returns ES_DSP_ERR_CLOSED once the producer has
- * called es_ring_close and everything is consumed. */
+ * called es_ring_close and everything is consumed; push returns
+ * ES_DSP_ERR_CLOSED after close. es_ring_close is called by the producer when
+ * its stream ends; it wakes a sleeping consumer. */
 int es_ring_push_wait(es_ring *ring, const es_frame *frame);
 int es_ring_pop_wait(es_ring *ring, es_frame *frame);
 void es_ring_close(es_ring *ring);

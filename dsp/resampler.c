@@ -174,6 +174,7 @@ static size_t skip_priming_output(es_resampler *rs, float *output, size_t produc
 /* Mono is the plain mean of the channels (a 5.1 LFE channel counts like any
  * other: speech lives in the others, and simple beats clever here). */
 static void downmix(const float *input, size_t frames, int channels, float *mono) {
+    if (frames == 0) return; /* input may then be NULL, which memcpy must not see */
     if (channels == 1) {
         memcpy(mono, input, sizeof(float) * frames);
         return;
@@ -227,9 +228,9 @@ long es_resampler_process(es_resampler *rs, const float *input, size_t input_fra
 }
 
 long es_resampler_drain(es_resampler *rs, float *output, size_t output_capacity) {
+    rs->draining = true;
     if (!rs->soxr) return 0;
     if (output_capacity == 0) return ES_DSP_ERR_CONFIG;
-    rs->draining = true;
     for (;;) {
         size_t consumed = 0, produced = 0;
         if (rs->block_filled > 0) {

@@ -90,7 +90,10 @@ static void identity_rate_only_downmixes(void **state) {
     float out[3];
     assert_int_equal(es_resampler_process(rs, stereo, 3, out, 3), 3);
     assert_true(out[0] == 0.5f && out[1] == 0.0f && out[2] == -0.375f);
+    assert_int_equal(es_resampler_process(rs, NULL, 0, out, 0), 0);
     assert_int_equal(es_resampler_drain(rs, out, 3), 0);
+    /* The stream has ended: more input is refused. */
+    assert_int_equal(es_resampler_process(rs, stereo, 1, out, 3), ES_DSP_ERR_CONFIG);
     /* More frames than promised at create are refused, not overrun. */
     float big_input[8] = {0};
     assert_int_equal(es_resampler_process(rs, big_input, 4, out, 3), ES_DSP_ERR_CONFIG);
@@ -116,6 +119,7 @@ static void bad_arguments_are_refused(void **state) {
     /* Too small an output buffer is refused before anything is consumed. */
     assert_int_equal(es_resampler_process(rs, input, 441, out, bound - 1), ES_DSP_ERR_CONFIG);
     assert_true(es_resampler_process(rs, input, 441, out, bound) >= 0);
+    assert_int_equal(es_resampler_process(rs, NULL, 0, out, bound), 0);
     free(out);
     es_resampler_destroy(rs);
 }
