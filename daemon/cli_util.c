@@ -144,7 +144,7 @@ int es_cli_detector_option(es_cli_detector_flags *flags, int option, const char 
         rc = set_keyword_threshold(kws, arg);
         break;
     case ES_CLI_OPT_KW_SMOOTH_MS:
-        rc = es_cli_parse_int("--kw-smooth-ms", arg, 0, 10000, &kws->smooth_ms);
+        rc = es_cli_parse_int("--kw-smooth-ms", arg, 0, 1000, &kws->smooth_ms);
         break;
     case ES_CLI_OPT_REFRACTORY_MS:
         rc = es_cli_parse_int("--refractory-ms", arg, 0, MAX_DURATION_MS, &kws->refractory_ms);
