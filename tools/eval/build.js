@@ -15,7 +15,9 @@
 // inputs change (a .key file beside it), so asking for more hours adds files.
 //
 // Usage: node build.js --out DIR (--manifest FILE | --smoke) [--size full|quick|smoke]
-//                      [--hours H] [--seed N] [--split test|valid]
+//                      [--hours H] [--seed N] [--split test|valid] [--noise-list FILE]
+// --noise-list names more noise files, one path a line: sounds of kinds that training never
+// heard (scripts/eval.sh passes ringtones and desktop sounds), mixed in beside the split's.
 // --split valid builds the same kind of set from the validation voices, for tuning
 // (thresholds of peers, say) without touching the test voices.
 const fs = require('fs');
@@ -35,7 +37,7 @@ const SIZES = {
 const SPEECH_DBFS = -26; // active speech level that the noise is scaled against
 
 function parseArgs(argv) {
-  const o = { seed: 1, size: null, hours: null, manifest: null, out: null, smoke: false, split: 'test' };
+  const o = { seed: 1, size: null, hours: null, manifest: null, out: null, smoke: false, split: 'test', noiseList: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -49,6 +51,7 @@ function parseArgs(argv) {
     else if (a === '--hours') o.hours = Number(val());
     else if (a === '--smoke') o.smoke = true;
     else if (a === '--split') o.split = val();
+    else if (a === '--noise-list') o.noiseList = val();
     else usage(`unknown option ${a}`);
   }
   o.size = o.size || (o.smoke ? 'smoke' : 'full');
@@ -61,7 +64,7 @@ function parseArgs(argv) {
 }
 
 function usage(msg) {
-  process.stderr.write(`build: ${msg}\nusage: node build.js --out DIR (--manifest FILE | --smoke) [--size full|quick|smoke] [--hours H] [--seed N] [--split test|valid]\n`);
+  process.stderr.write(`build: ${msg}\nusage: node build.js --out DIR (--manifest FILE | --smoke) [--size full|quick|smoke] [--hours H] [--seed N] [--split test|valid] [--noise-list FILE]\n`);
   process.exit(2);
 }
 
@@ -337,14 +340,17 @@ function main() {
     throw new Error(`${manifest}: the ${o.split} split needs keyword clips and sentence/speech clips (has ${pools.kw.length} and ${pools.speech.length})`);
   }
   const st = fs.statSync(manifest);
-  const base = `v${VERSION} seed=${o.seed} split=${o.split} manifest=${path.resolve(manifest)}:${st.size}:${st.mtimeMs}`;
-  const noiseSources = [...new Set(pools.noise.map((r) => r.voice))].sort();
-  let noiseNote = `held-out noise from the manifest's ${o.split} split: ${noiseSources.join(', ')}`;
+  const extraNoise = o.noiseList ? fs.readFileSync(o.noiseList, 'utf8').split('\n').filter((l) => l.trim()) : [];
+  const noiseSources = [...new Set(pools.noise.map((r) => r.voice.replace(/-.*/, '')))].sort();
+  let noiseNote =
+    `the manifest's ${o.split}-split noise files (${pools.noise.length}: ${noiseSources.join(', ')})` +
+    (extraNoise.length ? ` and ${extraNoise.length} files of kinds never trained on (${o.noiseList})` : '');
+  const base = `v${VERSION} seed=${o.seed} split=${o.split} manifest=${path.resolve(manifest)}:${st.size}:${st.mtimeMs} noise=${extraNoise.join(',')}`;
   let noiseClipsMemo = null;
   const noiseClips = () => {
     if (noiseClipsMemo) return noiseClipsMemo;
-    if (pools.noise.length) {
-      noiseClipsMemo = pools.noise.map((r) => L.decode(r.path));
+    if (pools.noise.length || extraNoise.length) {
+      noiseClipsMemo = [...pools.noise.map((r) => r.path), ...extraNoise].map((f) => L.decode(f));
     } else {
       // No held-out noise: brown noise and hum, which training may also have used.
       process.stderr.write(`build: warning: the ${o.split} split has no noise clips; mixing generated noise instead\n`);

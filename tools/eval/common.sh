@@ -35,6 +35,26 @@ eval_parse_args() {
 
 eval_log() { echo "$(basename "$0" .sh): $*" >&2; }
 
+# Noise of kinds that training never heard (models/recipe/SOURCES.md trains on music,
+# game effects, colours and hum): phone ringtones, notification and desktop sounds from
+# two Debian packages. Installs them when missing; prints the path of the file list.
+eval_unseen_noise() {
+  local pkgs=(oxygen-sounds lomiri-sounds) missing=() p list=$set_dir/unseen-noise.txt
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    eval_log "installing ${missing[*]} (noise never used in training)"
+    $sudo_cmd apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  mkdir -p "$set_dir"
+  dpkg -L "${pkgs[@]}" | grep -E '\.(ogg|oga|wav)$' | sort >"$list"
+  echo "$list"
+}
+
 # Builds (or reuses) the evaluation set in $set_dir.
 eval_build_set() {
   local args=(--out "$set_dir" --size "$size" --seed "$seed")
@@ -46,7 +66,7 @@ eval_build_set() {
       eval_log "$manifest: no manifest; run scripts/data.sh first (or use --smoke)"
       exit 1
     fi
-    args+=(--manifest "$manifest")
+    args+=(--manifest "$manifest" --noise-list "$(eval_unseen_noise)")
   fi
   nice -n 10 node tools/eval/build.js "${args[@]}"
 }
