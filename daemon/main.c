@@ -22,6 +22,8 @@ static const command commands[] = {
     {"file", es_cmd_file, "analyse recorded audio: speech segments and keywords"},
     {"bench", es_cmd_bench, "measure the speed of each stage on this machine"},
     {"train", es_cmd_train, "train a speech or keyword model from a data manifest"},
+    {"daemon", es_cmd_daemon, "run the detection service (systemd/earshot.service)"},
+    {"listen", es_cmd_listen, "print a running daemon's events as they happen"},
     /* ---- Add a row here when your subcommand's implementation lands (one row
      * per command, declared in commands.h): mic, devices, daemon, listen,
      * train, train-keyword. ---- */
