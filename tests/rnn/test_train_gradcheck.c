@@ -168,13 +168,16 @@ static void test_bidir_lstm(void **state) {
     check_model("bidir lstm", layers, 1, ES_LOSS_SOFTMAX_CE);
 }
 
-/* Gradients flow through a stack: conv -> GRU -> LSTM -> head. */
+/* Gradients flow through a stack: conv -> GRU -> LSTM -> head. (Not ReLU
+ * here: with it, a pre-activation of this model lies within 1e-3 of the
+ * kink, and the finite difference at eps 1e-2 straddles it; at eps 1e-4 it
+ * agrees with the analytic gradient.) */
 static void test_stack(void **state) {
     (void)state;
-    test_layer layers[] = {{ES_LAYER_CONV1D, UNITS, ES_ACT_RELU, 2},
+    test_layer layers[] = {{ES_LAYER_CONV1D, UNITS, ES_ACT_SIGMOID, 2},
                            {ES_LAYER_GRU, UNITS, ES_ACT_TANH, 0},
                            {ES_LAYER_LSTM, UNITS, ES_ACT_TANH, 0}};
-    check_model("conv relu > gru > lstm", layers, 3, ES_LOSS_SOFTMAX_CE);
+    check_model("conv sigmoid > gru > lstm", layers, 3, ES_LOSS_SOFTMAX_CE);
 }
 
 static void test_sigmoid_loss(void **state) {
