@@ -282,6 +282,11 @@ static void accept_subscribers(es_event_hub *hub) {
             counter_add(&hub->rejected, 1);
             continue;
         }
+        /* The kernel's send buffer is a second backlog in front of the
+         * subscriber; bound it too, or a stalled reader would hold a
+         * default-sized one (~200 KB) before its own backlog even starts. */
+        int sndbuf = (int)hub->config.backlog_bytes;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         hub->subscribers[hub->subscriber_count++] = (subscriber){.fd = fd};
         atomic_store_explicit(&hub->subscribers_now, hub->subscriber_count, memory_order_relaxed);
         counter_add(&hub->accepted, 1);

@@ -59,7 +59,7 @@ typedef struct es_event_hub_config {
     int socket_mode;          /* 0660; -1 = leave as bind made it */
     const char *socket_group; /* NULL or "" = leave alone; else a group name or number */
     size_t backlog_events;    /* 1024 per subscriber */
-    size_t backlog_bytes;     /* 256 KiB per subscriber */
+    size_t backlog_bytes;     /* 256 KiB per subscriber; also its socket's SO_SNDBUF */
     size_t max_subscribers;   /* 256; more connections are accepted and closed at once */
     size_t queue_lines;       /* 4096 between publishers and the hub thread */
     int linger_ms;            /* 200: on destroy, how long to keep sending backlogs */

@@ -17,3 +17,8 @@ es_add_test(test_event_hub
             LIBS Threads::Threads)
 target_include_directories(test_event_hub PRIVATE ${PROJECT_SOURCE_DIR}/daemon)
 set_tests_properties(test_event_hub PROPERTIES LABELS tsan)
+
+# systemd-analyze verify/security on the units generated for this build tree
+# (systemd/CMakeLists.txt); verify needs the binary ExecStart names.
+es_add_test(test_units SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_units.c)
+add_dependencies(test_units earshot)
