@@ -42,6 +42,13 @@ enum {
 /* A static English sentence for an ES_DSP_* code. */
 const char *es_dsp_strerror(int code);
 
+/* FFTW's planner (fftwf_plan_*, fftwf_destroy_plan) is not thread-safe; only
+ * fftwf_execute is. Any other code in the process that makes or destroys
+ * FFTW plans while front ends may be created on other threads brackets those
+ * calls with this lock, which es_frontend_create/destroy take too. */
+void es_dsp_fftw_planner_lock(void);
+void es_dsp_fftw_planner_unlock(void);
+
 /* ---- feature frames ---------------------------------------------------- */
 
 #define ES_MAX_MEL_BANDS 64

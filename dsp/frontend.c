@@ -21,7 +21,15 @@
  * create or destroy front ends from different threads, so every call that
  * makes or frees a plan goes through this lock. Executing a plan needs no
  * lock. */
-static pthread_mutex_t es_fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t es_fftw_planner_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void es_dsp_fftw_planner_lock(void) {
+    pthread_mutex_lock(&es_fftw_planner_mutex);
+}
+
+void es_dsp_fftw_planner_unlock(void) {
+    pthread_mutex_unlock(&es_fftw_planner_mutex);
+}
 
 struct es_frontend {
     es_frontend_config config;
@@ -183,10 +191,10 @@ int es_frontend_create(const es_frontend_config *config, es_frontend **out) {
     /* FFTW_ESTIMATE picks the plan from the size alone, without timing trial
      * runs, so every front end of a build computes identical frames. The input
      * is preserved, so its zero padding is written once. */
-    pthread_mutex_lock(&es_fftw_planner_lock);
+    es_dsp_fftw_planner_lock();
     fe->fft_plan = fftwf_plan_dft_r2c_1d(config->fft_size, fe->fft_input, fe->fft_output,
                                          FFTW_ESTIMATE | FFTW_PRESERVE_INPUT);
-    pthread_mutex_unlock(&es_fftw_planner_lock);
+    es_dsp_fftw_planner_unlock();
     if (!fe->fft_plan) {
         es_frontend_destroy(fe);
         return ES_DSP_ERR_NOMEM;
@@ -204,9 +212,9 @@ int es_frontend_create(const es_frontend_config *config, es_frontend **out) {
 void es_frontend_destroy(es_frontend *fe) {
     if (!fe) return;
     if (fe->fft_plan) {
-        pthread_mutex_lock(&es_fftw_planner_lock);
+        es_dsp_fftw_planner_lock();
         fftwf_destroy_plan(fe->fft_plan);
-        pthread_mutex_unlock(&es_fftw_planner_lock);
+        es_dsp_fftw_planner_unlock();
     }
     fftwf_free(fe->fft_input);
     fftwf_free(fe->fft_output);

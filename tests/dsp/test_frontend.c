@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,57 @@ static void features_ignore_input_gain(void **state) {
     free(quiet);
 }
 
+typedef struct planner_worker {
+    const float *samples;
+    size_t count;
+    es_frame last_frame;
+    int failures;
+} planner_worker;
+
+static void keep_last_frame(const es_frame *frame, void *user) {
+    ((planner_worker *)user)->last_frame = *frame;
+}
+
+/* Front ends made and destroyed on several threads at once (FFTW's planner
+ * is serialised inside dsp) all compute the same frames. */
+static void *make_and_run_frontends(void *arg) {
+    planner_worker *worker = arg;
+    es_frontend_config config;
+    es_frontend_config_default(&config);
+    for (int i = 0; i < 20; i++) {
+        es_frontend *fe = NULL;
+        if (es_frontend_create(&config, &fe) != ES_DSP_OK) {
+            worker->failures++;
+            continue;
+        }
+        es_frontend_process(fe, worker->samples, worker->count, keep_last_frame, worker);
+        es_frontend_destroy(fe);
+    }
+    return NULL;
+}
+
+static void frontends_made_on_many_threads_agree(void **state) {
+    (void)state;
+    enum { THREADS = 4 };
+    const size_t count = 4000;
+    float *samples = malloc(count * sizeof(float));
+    assert_non_null(samples);
+    test_render_tones_and_noise(samples, count, 31);
+    planner_worker workers[THREADS];
+    pthread_t threads[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        workers[t] = (planner_worker){.samples = samples, .count = count};
+        assert_int_equal(pthread_create(&threads[t], NULL, make_and_run_frontends, &workers[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(threads[t], NULL);
+    for (int t = 0; t < THREADS; t++) {
+        assert_int_equal(workers[t].failures, 0);
+        assert_memory_equal(&workers[t].last_frame, &workers[0].last_frame, sizeof(es_frame));
+    }
+    free(samples);
+}
+
 static void bad_configs_are_refused(void **state) {
     (void)state;
     es_frontend_config good;
@@ -333,6 +385,7 @@ int main(void) {
         cmocka_unit_test(reset_restarts_the_stream),
         cmocka_unit_test(features_ignore_input_gain),
         cmocka_unit_test(bad_configs_are_refused),
+        cmocka_unit_test(frontends_made_on_many_threads_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,10 +26,13 @@
 #define UNDER_TSAN 0
 #endif
 
-/* 1e7 frames in an optimised build; ThreadSanitizer makes every atomic
- * access ~10x dearer and an unoptimised sanitizer build is ~10x slower too,
- * so those pass 1e6 to stay within seconds. */
-#if UNDER_TSAN || !defined(__OPTIMIZE__)
+/* 1e7 frames in an optimised build. An unoptimised sanitizer build is ~10x
+ * slower: 1e6. ThreadSanitizer makes each of the ~70 atomic accesses per
+ * frame far dearer still (1e6 frames took 17 s on a loaded 2-core machine):
+ * 3e5, which still interleaves the threads millions of times. */
+#if UNDER_TSAN
+#define THREADED_FRAMES 300000
+#elif !defined(__OPTIMIZE__)
 #define THREADED_FRAMES 1000000
 #else
 #define THREADED_FRAMES 10000000
@@ -207,7 +210,7 @@ static void sleep_ms(long ms) {
 static void blocking_wrappers_apply_back_pressure(void **state) {
     (void)state;
     es_ring *ring = make_ring(16);
-    const int64_t frames = 200000;
+    const int64_t frames = THREADED_FRAMES / 20;
     producer_args args = {ring, frames, PUSH_WAIT};
     pthread_t producer;
     assert_int_equal(pthread_create(&producer, NULL, produce, &args), 0);
@@ -216,7 +219,8 @@ static void blocking_wrappers_apply_back_pressure(void **state) {
     int rc;
     while ((rc = es_ring_pop_wait(ring, &frame)) == ES_DSP_OK) {
         assert_int_equal(frame.time_samples, expected);
-        if (expected % 20000 == 0) sleep_ms(5); /* let the producer fill the ring and wait */
+        if (expected % (frames / 10) == 0)
+            sleep_ms(5); /* let the producer fill the ring and wait */
         expected++;
     }
     assert_int_equal(rc, ES_DSP_ERR_CLOSED);
