@@ -26,7 +26,7 @@ const crypto = require('crypto');
 const { spawnSync } = require('child_process');
 const L = require('./lib.js');
 
-const VERSION = 1;
+const VERSION = 2; // bump when what is built changes: cached parts are then rebuilt
 const SIZES = {
   // vad_s: length of the VAD stream; kw_per: keyword clips per keyword (and as many real
   // ones if the test split has real voices); fa_h: hours of keyword-free audio.
@@ -241,8 +241,9 @@ function buildKws(out, pools, noiseClips, size, seed) {
   return { files, keywords: truth.length, real_keywords: truth.filter((t) => isReal(t[3])).length };
 }
 
-// One file of keyword-free audio: test speech (60% of items; clean or with noise at
-// 20/10/5 dB) and stretches of held-out music and noise.
+// One file of keyword-free audio: test speech (about 60% of the time; clean or with noise
+// at 20/10/5 dB) and stretches of held-out music and noise between.
+const FA_SPEECH_SHARE = 0.6;
 function buildFaPart(out, index, seconds, pools, noiseClips, seed) {
   const rand = L.rng(seed * 7919 + 100 + index);
   const length = Math.round(seconds * L.RATE);
@@ -250,8 +251,9 @@ function buildFaPart(out, index, seconds, pools, noiseClips, seed) {
   const truth = [];
   const clips = new Clips();
   let pos = 0;
+  let speech = 0;
   while (pos < length) {
-    if (pools.speech.length && rand() < 0.6) {
+    if (pools.speech.length && speech < FA_SPEECH_SHARE * pos + 1) {
       const c = clips.get(rand.pick(pools.speech));
       const n = Math.min(c.x.length, length - pos);
       const g = Math.pow(10, rand.uniform(-3, 3) / 20);
@@ -263,9 +265,10 @@ function buildFaPart(out, index, seconds, pools, noiseClips, seed) {
         for (let i = 0; i < n; i++) y[pos + i] += gn * bed[i];
       }
       truth.push([pos, pos + n, isReal(c.row.voice) ? 'real-speech' : 'synthetic-speech']);
+      speech += n;
       pos += n + Math.round(rand.uniform(0.2, 1.5) * L.RATE);
     } else {
-      const n = Math.min(length - pos, Math.round(rand.uniform(5, 30) * L.RATE));
+      const n = Math.min(length - pos, Math.round(rand.uniform(3, 15) * L.RATE));
       const bed = noiseBed(n, noiseClips, rand);
       const g = Math.sqrt(dbToPower(SPEECH_DBFS + rand.uniform(-12, 0)));
       for (let i = 0; i < n; i++) y[pos + i] += g * bed[i];
