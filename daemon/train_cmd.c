@@ -800,21 +800,32 @@ typedef struct kws_figures {
     float false_alarms; /* filler sequences where any keyword goes above 0.5 */
 } kws_figures;
 
-static float vad_metric(const trainer_data *d, es_model *m) {
-    long right = 0, total = 0;
+typedef struct vad_figures {
+    float accuracy;      /* frames decided right at 0.5 */
+    float speech_recall; /* speech frames called speech */
+    float false_speech;  /* non-speech frames called speech */
+} vad_figures;
+
+static vad_figures vad_measure(const trainer_data *d, es_model *m) {
+    long counts[2][2] = {{0, 0}, {0, 0}}; /* [truth][decision] */
     for (int i = 0; i < d->valid_count; i++) {
         const es_sequence *s = &d->valid_seqs[i];
         float *out = malloc(sizeof(float) * (size_t)s->frames);
         if (!out || es_model_forward_sequence(m, s->inputs, s->frames, out) != ES_RNN_OK) {
             free(out);
-            return NAN;
+            return (vad_figures){NAN, NAN, NAN};
         }
         for (int t = 0; t < s->frames; t++)
-            right += (out[t] > 0.5f) == (s->targets[t] > 0.5f);
-        total += s->frames;
+            counts[s->targets[t] > 0.5f][out[t] > 0.5f]++;
         free(out);
     }
-    return total ? (float)right / (float)total : NAN;
+    const long speech = counts[1][0] + counts[1][1], other = counts[0][0] + counts[0][1];
+    return (vad_figures){
+        .accuracy =
+            (float)(counts[0][0] + counts[1][1]) / (float)(speech + other > 0 ? speech + other : 1),
+        .speech_recall = speech ? (float)counts[1][1] / (float)speech : NAN,
+        .false_speech = other ? (float)counts[0][1] / (float)other : NAN,
+    };
 }
 
 static kws_figures kws_measure(const trainer_data *d, es_model *m) {
@@ -852,7 +863,7 @@ static kws_figures kws_measure(const trainer_data *d, es_model *m) {
 static float validation_metric(es_model *m, void *user) {
     const trainer_data *d = user;
     if (d->valid_count == 0) return NAN;
-    if (d->opt->task == TASK_VAD) return vad_metric(d, m);
+    if (d->opt->task == TASK_VAD) return vad_measure(d, m).accuracy;
     const kws_figures f = kws_measure(d, m);
     return f.recall - f.false_alarms;
 }
@@ -1040,7 +1051,11 @@ int es_cmd_train(int argc, char **argv) {
                 "alarm %.3f (threshold 0.5)\n",
                 f.recall, f.false_alarms);
     } else if (d.valid_count) {
-        fprintf(stderr, "earshot: train: valid frame accuracy %.4f\n", vad_metric(&d, model));
+        const vad_figures f = vad_measure(&d, model);
+        fprintf(stderr,
+                "earshot: train: valid frame accuracy %.4f, speech frames found %.4f, "
+                "non-speech frames called speech %.4f (threshold 0.5)\n",
+                f.accuracy, f.speech_recall, f.false_speech);
     }
     es_rnn_error err;
     if (es_model_save(model, opt.output_path, &err) != ES_RNN_OK) {

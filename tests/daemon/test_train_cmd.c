@@ -24,7 +24,7 @@ static int run(const char *command) {
 
 /* espeak-ng writes 22050 Hz WAV: the trainer's resampling is exercised too. */
 static void speak(const char *voice, const char *text, const char *name) {
-    char command[1024];
+    char command[2 * PATH_MAX + 256];
     snprintf(command, sizeof command, "espeak-ng -v %s -w '%s/%s.wav' '%s'", voice, folder, name,
              text);
     assert_int_equal(run(command), 0);
