@@ -11,3 +11,7 @@ set_tests_properties(daemon_pipeline PROPERTIES LABELS tsan)
 es_add_test(daemon_cli SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli.c LIBS m)
 target_compile_definitions(daemon_cli PRIVATE EARSHOT_BINARY="$<TARGET_FILE:earshot>")
 add_dependencies(daemon_cli earshot)
+# `earshot file -j 3` runs worker threads: that case alone also runs in the TSan build
+# (the whole CLI suite takes ~50 s there on a loaded 2-core machine).
+add_test(NAME daemon_cli_jobs COMMAND daemon_cli test_parallel_keeps_input_order)
+set_tests_properties(daemon_cli_jobs PROPERTIES LABELS tsan)
