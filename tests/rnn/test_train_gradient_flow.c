@@ -3,9 +3,9 @@
  *
  * Vanishing: on a sequence scored only at its last frame, the gradient
  * w.r.t. the first frame's input, relative to the last frame's, shrinks by
- * orders of magnitude for a vanilla RNN; far less for an LSTM, and for a
- * GRU once it has learnt to keep its state (gates let the state pass
- * unchanged; a vanilla RNN's Jacobians multiply).
+ * orders of magnitude for a vanilla RNN (its Jacobians multiply); far less
+ * for an LSTM, whose forget gate lets the cell pass unchanged; and for a
+ * GRU once it has learnt to keep its state.
  *
  * Exploding: a vanilla RNN with large recurrent weights (a chaotic regime)
  * has huge gradients; plain SGD without clipping throws its weights far
@@ -33,8 +33,8 @@ static void make_sequence(float *inputs, int *classes, uint64_t seed) {
         classes[t] = t == FRAMES - 1 ? (int)(seed % 2) : -1;
 }
 
-static es_model *one_layer_model(es_layer_type type, int inputs) {
-    test_layer layers[] = {{type, UNITS, ES_ACT_TANH, 0}};
+static es_model *one_layer_model(es_layer_type type, int inputs, int units) {
+    test_layer layers[] = {{type, units, ES_ACT_TANH, 0}};
     es_model *m = test_model(inputs, layers, 1, 2, ES_ACT_SOFTMAX, 13);
     assert_non_null(m);
     test_gru_remember_by_default(m);
@@ -81,7 +81,7 @@ static void test_vanishing_at_initialisation(void **state) {
     double ratio[3];
     es_layer_type types[3] = {ES_LAYER_RNN, ES_LAYER_GRU, ES_LAYER_LSTM};
     for (int i = 0; i < 3; i++) {
-        es_model *m = one_layer_model(types[i], INPUTS);
+        es_model *m = one_layer_model(types[i], INPUTS, UNITS);
         es_trainer *t = adam_trainer(m, 1e-3f);
         ratio[i] = first_to_last_ratio(t, seqs, 4, INPUTS);
         es_trainer_destroy(t);
@@ -93,40 +93,40 @@ static void test_vanishing_at_initialisation(void **state) {
     assert_true(ratio[2] > 100.0 * ratio[0]);
 }
 
-/* After 200 steps on the 50-frame recall task, the GRU has learnt to hold
- * the bit and its gradient reaches frame 0 almost undiminished (measured
- * 0.69). An orthogonally initialised 32-unit RNN learns this task too, but
- * its gradient still fades along the way (measured 0.048). */
-static void test_vanishing_after_learning(void **state) {
+/* Training on the 50-frame recall task teaches the GRU to hold the bit: the
+ * gradient then reaches frame 0 almost undiminished (measured: 1.7e-4 at
+ * initialisation, 0.76 after 160 steps). Note that an orthogonally
+ * initialised vanilla RNN learns this easy task as well (ratio ~1 after
+ * training, measured); what the gates buy shows at initialisation (LSTM,
+ * above) and on harder tasks. */
+static void test_gru_learns_to_pass_gradients(void **state) {
     (void)state;
-    enum { STEPS = 200 };
-    test_recall_batch *d = malloc(sizeof *d);
+    enum { STEPS = 160 };
+    test_recall_batch *d = malloc(sizeof *d), *probe = malloc(sizeof *probe);
     assert_non_null(d);
-    double ratio[2];
-    float accuracy[2];
-    es_layer_type types[2] = {ES_LAYER_RNN, ES_LAYER_GRU};
-    for (int i = 0; i < 2; i++) {
-        es_model *m = one_layer_model(types[i], TEST_RECALL_INPUTS);
-        es_trainer *t = adam_trainer(m, 1e-2f);
-        test_rng train_rng = {1}, test_rng_state = {2};
-        for (int step = 0; step < STEPS; step++) {
-            test_make_recall_batch(d, &train_rng);
-            assert_true(isfinite(es_trainer_step(t, d->seqs, TEST_RECALL_BATCH)));
-        }
-        test_make_recall_batch(d, &test_rng_state);
-        assert_true(isfinite(es_trainer_loss(t, d->seqs, TEST_RECALL_BATCH, &accuracy[i])));
-        ratio[i] = first_to_last_ratio(t, d->seqs, 8, TEST_RECALL_INPUTS);
-        es_trainer_destroy(t);
-        es_model_destroy(m);
+    assert_non_null(probe);
+    test_rng train_rng = {1}, probe_rng = {2};
+    test_make_recall_batch(probe, &probe_rng);
+    es_model *m = one_layer_model(ES_LAYER_GRU, TEST_RECALL_INPUTS, 16);
+    es_trainer *t = adam_trainer(m, 1e-2f);
+    double before = first_to_last_ratio(t, probe->seqs, 8, TEST_RECALL_INPUTS);
+    for (int step = 0; step < STEPS; step++) {
+        test_make_recall_batch(d, &train_rng);
+        assert_true(isfinite(es_trainer_step(t, d->seqs, TEST_RECALL_BATCH)));
     }
-    printf("after %d steps on recall over %d frames: RNN %.0f%% right, |dL/dx_0| / |dL/dx_%d| "
-           "%.2e; GRU %.0f%% right, %.2e\n",
-           STEPS, TEST_RECALL_DELAY, 100.0f * accuracy[0], TEST_RECALL_DELAY, ratio[0],
-           100.0f * accuracy[1], ratio[1]);
-    assert_true(accuracy[1] > 0.95f);
-    assert_true(ratio[1] > 0.1);
-    assert_true(ratio[1] > 5.0 * ratio[0]);
+    float accuracy = 0.0f;
+    assert_true(isfinite(es_trainer_loss(t, probe->seqs, TEST_RECALL_BATCH, &accuracy)));
+    double after = first_to_last_ratio(t, probe->seqs, 8, TEST_RECALL_INPUTS);
+    printf("GRU on recall over %d frames, |dL/dx_0| / |dL/dx_%d|: %.2e at initialisation, "
+           "%.2e after %d steps (%.0f%% right)\n",
+           TEST_RECALL_DELAY, TEST_RECALL_DELAY, before, after, STEPS, 100.0f * accuracy);
+    assert_true(accuracy > 0.95f);
+    assert_true(after > 0.1);
+    assert_true(after > 100.0 * before);
+    es_trainer_destroy(t);
+    es_model_destroy(m);
     free(d);
+    free(probe);
 }
 
 typedef struct exploding_run {
@@ -190,7 +190,7 @@ static void test_clipping_tames_exploding_gradients(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vanishing_at_initialisation),
-        cmocka_unit_test(test_vanishing_after_learning),
+        cmocka_unit_test(test_gru_learns_to_pass_gradients),
         cmocka_unit_test(test_clipping_tames_exploding_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
