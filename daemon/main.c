@@ -21,6 +21,8 @@ typedef struct command {
 static const command commands[] = {
     {"file", es_cmd_file, "analyse recorded audio: speech segments and keywords"},
     {"bench", es_cmd_bench, "measure the speed of each stage on this machine"},
+    {"mic", es_cmd_mic, "detect speech and keywords live from an input device"},
+    {"devices", es_cmd_devices, "list the audio input devices"},
     {"train", es_cmd_train, "train a speech or keyword model from a data manifest"},
     {"daemon", es_cmd_daemon, "run the detection service (systemd/earshot.service)"},
     {"listen", es_cmd_listen, "print a running daemon's events as they happen"},
