@@ -770,6 +770,30 @@ static void test_other_rates_agree(void **state) {
     compare_rate("demo.flac", (const char *[]){NULL}, 1e-6, &ref);
 }
 
+/* ---- earshot bench ---------------------------------------------------------------------- */
+
+static void test_bench_tsv(void **state) {
+    (void)state;
+    run_result r = EARSHOT("bench", "--seconds", "1", "--format", "tsv");
+    expect_success(&r);
+    static const char *const stages[] = {
+        "frontend_16k_mono", "frontend_48k_stereo", "gru_2x128", "lstm_2x128", "vad", "kws",
+        "pipeline"};
+    int line = 0;
+    for (char *save = NULL, *text = strtok_r(r.out, "\n", &save); text;
+         text = strtok_r(NULL, "\n", &save), line++) {
+        char *f[5];
+        assert_int_equal(split(text, "\t", f, 5), 4);
+        assert_true(line < 7);
+        assert_string_equal(f[0], stages[line]);
+        assert_true(number(f[1]) > 0); /* x real time */
+        assert_true(number(f[2]) > 0); /* ns per frame */
+        assert_true(number(f[3]) > 0); /* peak RSS, kB */
+    }
+    assert_int_equal(line, 7);
+    free_result(&r);
+}
+
 /* ---- fixtures -------------------------------------------------------------------------- */
 
 static int setup(void **state) {
@@ -800,6 +824,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_stdin_matches_path),
         cmocka_unit_test(test_parallel_keeps_input_order),
         cmocka_unit_test(test_other_rates_agree),
+        cmocka_unit_test(test_bench_tsv),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
