@@ -681,10 +681,11 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
 
     es_augment_draw draw;
     es_augment_draw_params(&d->augment, rng, &draw);
-    /* A faint floor everywhere: real inputs are never digital silence. */
-    const double floor_amplitude = pow(10.0, es_rng_uniform(rng, -85.0, -60.0) / 20.0);
+    /* A faint floor everywhere: real inputs are never digital silence. Uniform
+     * noise (cheaper than Gaussian) of the drawn RMS level. */
+    const double floor_peak = sqrt(3.0) * pow(10.0, es_rng_uniform(rng, -85.0, -60.0) / 20.0);
     for (size_t i = 0; i < sped_count; i++)
-        sped[i] += (float)(floor_amplitude * es_rng_gaussian(rng));
+        sped[i] += (float)es_rng_uniform(rng, -floor_peak, floor_peak);
     const noise_pool *noise = &d->noises[split == SPLIT_TRAIN ? 0 : 1];
     if (noise->count == 0) noise = &d->noises[0];
     const float *noise_samples = NULL;
