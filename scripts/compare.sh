@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs earshot and its peers on the same files of the evaluation set, in the same run, and
-# prints one markdown comparison (also written to data/eval/compare.md):
+# prints one markdown comparison (also written to data/eval/compare.md; --quick and --smoke
+# runs to data/eval/quick/ and data/eval/smoke/):
 #   VAD: earshot vs WebRTC VAD vs Silero VAD: ROC-AUC, F1, and speed (x real time in CPU
 #        time on the set's first keyword-free file, one hour in a full set; Silero on one
 #        thread) with the ratio to earshot;
@@ -56,6 +57,10 @@ cpu_time() {
 } >"$set_dir/runs/speed.tsv"
 
 node tools/eval/report.js compare --set "$set_dir" >"$set_dir/compare.md"
-cp "$set_dir/compare.md" data/eval/compare.md
-cat data/eval/compare.md
-eval_log "wrote data/eval/compare.md"
+report=$set_dir/compare.md
+if [ "$size" = full ]; then
+  cp "$report" data/eval/compare.md
+  report=data/eval/compare.md
+fi
+cat "$report"
+eval_log "wrote $report"

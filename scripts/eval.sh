@@ -4,7 +4,8 @@
 #   VAD: frame ROC-AUC overall and per SNR, F1 of the speech segments;
 #   KWS: recall per keyword and SNR, recall on real recorded keywords, false alarms per
 #        hour of keyword-free speech, music and noise.
-# Prints markdown tables and writes them to data/eval/results.md.
+# Prints markdown tables and writes them to data/eval/results.md (a --quick or --smoke run:
+# to data/eval/quick/results.md or data/eval/smoke/results.md, leaving the full one).
 #
 #   scripts/eval.sh [--quick | --smoke] [--hours H] [--seed N] [--manifest FILE] [--earshot BIN]
 #
@@ -19,6 +20,10 @@ eval_build_set
 eval_log "running $earshot on $set_dir"
 eval_run_earshot
 node tools/eval/report.js eval --set "$set_dir" --system earshot >"$set_dir/results.md"
-cp "$set_dir/results.md" data/eval/results.md
-cat data/eval/results.md
-eval_log "wrote data/eval/results.md"
+report=$set_dir/results.md
+if [ "$size" = full ]; then
+  cp "$report" data/eval/results.md
+  report=data/eval/results.md
+fi
+cat "$report"
+eval_log "wrote $report"
