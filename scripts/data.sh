@@ -62,7 +62,12 @@ if [ "$small" = 0 ]; then
         [ -f "$f" ] && text_sources+=("$f")
     done
 fi
-perl $recipe/sentences.pl $recipe/keywords.txt "${text_sources[@]}" >"$out/text/sentences.txt"
+# Made once per data folder: the README files found depend on what is installed,
+# and the render jobs name sentences by their index in this list.
+if [ ! -s "$out/text/sentences.txt" ]; then
+    perl $recipe/sentences.pl $recipe/keywords.txt "${text_sources[@]}" >"$out/text/sentences.part"
+    mv "$out/text/sentences.part" "$out/text/sentences.txt"
+fi
 log "$(wc -l <"$out/text/sentences.txt") keyword-free sentences from ${#text_sources[@]} texts"
 
 # ---- voices -------------------------------------------------------------------
@@ -239,8 +244,12 @@ done
     [ "$small" = 1 ] && printf ' --small'
     printf '\n'
     printf '# path\tsplit\tkind\tlabel\tstart_s\tend_s\tvoice\n'
-    find "$out/clips" "$out/real" "$out/noise" -name '*.tsv' 2>/dev/null | sort |
-        xargs -r cat | grep -v '^#'
+    # Synthetic clips of this plan only (a changed plan leaves stale files behind).
+    # A job whose rendering failed has no sidecar: cat's complaint is dropped and
+    # the count below shows the gap.
+    cut -f1 "$out/text/jobs.tsv" | sed "s|^|$out/clips/|; s|\$|.tsv|" |
+        { xargs -r cat 2>/dev/null || true; } | grep -v '^#'
+    find "$out/real" "$out/noise" -name '*.tsv' 2>/dev/null | sort | xargs -r cat | grep -v '^#'
 } >"$out/manifest.tsv.part"
 mv "$out/manifest.tsv.part" "$out/manifest.tsv"
 
@@ -251,4 +260,7 @@ find "$out/clips" "$out/real" "$out/noise" -name '*.wav' -printf '%s %h\n' 2>/de
 grep -v '^#' "$out/manifest.tsv" | awk -F'\t' '{ n[$2 " " $3]++; v[$7] = 1 }
     END { for (k in n) printf "data: %-16s %6d clips\n", k, n[k]; printf "data: %d voices\n", length(v) }' |
     sort >&2
+rendered=$(grep -c '^clips/' "$out/manifest.tsv" || true)
+[ "$rendered" -lt "$total_jobs" ] &&
+    log "warning: $((total_jobs - rendered)) of $total_jobs synthetic clips silent or missing (a rerun retries missing ones)"
 log "wrote $out/manifest.tsv ($(grep -vc '^#' "$out/manifest.tsv") clips)"

@@ -34,20 +34,20 @@ trimmed_16k() {
     soxi -D "$2"
 }
 
-done_count=0
-while IFS=$'\t' read -r id engine voice rate pitch text prefix split kind label voice_tag; do
-    meta="$clips_dir/$id.tsv"
-    [ -s "$meta" ] && continue
-    wav="$clips_dir/$id.wav"
-    mkdir -p "$(dirname "$wav")"
-    synth "$engine" "$voice" "$rate" "$pitch" "$text" "$tmp/full.wav"
-    duration=$(trimmed_16k "$tmp/full.wav" "$wav")
-    start=- end=-
+# render_job: one job's clip and sidecar; non-zero when a tool failed.
+render_job() {
+    local id=$1 engine=$2 voice=$3 rate=$4 pitch=$5 text=$6 prefix=$7 split=$8 kind=$9
+    local label=${10} voice_tag=${11}
+    local meta="$clips_dir/$id.tsv" wav="$clips_dir/$id.wav"
+    mkdir -p "$(dirname "$wav")" || return 1
+    synth "$engine" "$voice" "$rate" "$pitch" "$text" "$tmp/full.wav" || return 1
+    local duration start=- end=-
+    duration=$(trimmed_16k "$tmp/full.wav" "$wav") || return 1
     if [ "$kind" = keyword ]; then
         start=0 end=$duration
         if [ "$prefix" != - ]; then
-            synth "$engine" "$voice" "$rate" "$pitch" "$prefix" "$tmp/prefix.wav"
-            start=$(trimmed_16k "$tmp/prefix.wav" "$tmp/prefix16.wav")
+            synth "$engine" "$voice" "$rate" "$pitch" "$prefix" "$tmp/prefix.wav" || return 1
+            start=$(trimmed_16k "$tmp/prefix.wav" "$tmp/prefix16.wav") || return 1
         fi
         # A keyword shorter than 0.15 s means the timing failed: fall back to
         # the clip's last 0.4 s rather than a nonsense window.
@@ -58,14 +58,25 @@ while IFS=$'\t' read -r id engine voice rate pitch text prefix split kind label 
     if awk -v d="$duration" 'BEGIN { exit !(d < 0.05) }'; then
         echo "render.sh: $id: synthesiser produced silence, skipped" >&2
         printf '# %s: silent\n' "$id" >"$meta"
-        continue
+        return 0
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$prefix_dir/$id.wav" "$split" "$kind" "$label" \
-        "$start" "$end" "$voice_tag" >"$meta.part"
+        "$start" "$end" "$voice_tag" >"$meta.part" || return 1
     mv "$meta.part" "$meta"
-    done_count=$((done_count + 1))
-    if [ $((done_count % 500)) -eq 0 ]; then
+}
+
+done_count=0 failed_count=0
+while IFS=$'\t' read -r id engine voice rate pitch text prefix split kind label voice_tag; do
+    [ -s "$clips_dir/$id.tsv" ] && continue
+    if render_job "$id" "$engine" "$voice" "$rate" "$pitch" "$text" "$prefix" "$split" "$kind" \
+        "$label" "$voice_tag"; then
+        done_count=$((done_count + 1))
+    else
+        echo "render.sh: $id: rendering failed, skipped (a rerun retries it)" >&2
+        failed_count=$((failed_count + 1))
+    fi
+    if [ $(((done_count + failed_count) % 500)) -eq 0 ]; then
         echo "data: worker $worker rendered $done_count clips" >&2
     fi
 done
-echo "data: worker $worker finished, $done_count new clips" >&2
+echo "data: worker $worker finished, $done_count new clips, $failed_count failed" >&2
