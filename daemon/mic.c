@@ -401,6 +401,9 @@ static int run_mic(mic_options *options, const es_cli_models *models, FILE *out)
         es_cli_error("mic: %s", cerr.why);
         status = ES_EXIT_FAILURE;
     } else {
+        fprintf(stderr, "earshot: mic: listening to %s (%.0f Hz, %d channel%s)\n",
+                es_capture_device_name(capture), es_capture_sample_rate(capture),
+                es_capture_channels(capture), es_capture_channels(capture) == 1 ? "" : "s");
         status = run_until_stopped(pipeline, capture, &run);
         print_stats(pipeline, capture, &run);
     }
