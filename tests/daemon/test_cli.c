@@ -184,6 +184,36 @@ static void write_wav(const char *path, uint32_t channels, uint32_t rate_hz) {
     write_bytes(path, wav, sizeof wav);
 }
 
+/* Two seconds of 32-bit float noise at 16 kHz, with `specials` put at fixed places. */
+static void write_float_wav(const char *path, const float specials[4]) {
+    enum { FRAMES = 32000 };
+    static unsigned char wav[44 + FRAMES * 4];
+    memcpy(wav, "RIFF", 4);
+    put_le(wav + 4, sizeof wav - 8, 4);
+    memcpy(wav + 8, "WAVEfmt ", 8);
+    put_le(wav + 16, 16, 4);
+    put_le(wav + 20, 3, 2); /* IEEE float */
+    put_le(wav + 22, 1, 2);
+    put_le(wav + 24, 16000, 4);
+    put_le(wav + 28, 16000 * 4, 4);
+    put_le(wav + 32, 4, 2);
+    put_le(wav + 34, 32, 2);
+    memcpy(wav + 36, "data", 4);
+    put_le(wav + 40, FRAMES * 4, 4);
+    static const int special_at[4] = {8000, 9000, 9500, 10000};
+    uint32_t noise = 1;
+    for (int i = 0; i < FRAMES; i++) {
+        noise = noise * 1664525u + 1013904223u;
+        float sample = ((float)(noise >> 8) / 16777216.0f - 0.5f) * 0.6f;
+        for (int k = 0; k < 4; k++)
+            if (i == special_at[k]) sample = specials[k];
+        uint32_t bits;
+        memcpy(&bits, &sample, 4);
+        put_le(wav + 44 + 4 * i, bits, 4);
+    }
+    write_bytes(path, wav, sizeof wav);
+}
+
 static void expect_bad_input(const char *name, const char *reason) {
     char path[128];
     temp_path(path, sizeof path, name);
@@ -617,6 +647,26 @@ static void test_formats(void **state) {
     free_result(&to_file);
 }
 
+/* NaN and infinite samples in a float file are silence, not poison: the
+ * output equals that of the same file with zeros there (and the huge value
+ * clipped as the reader clips it). */
+static void test_non_finite_samples(void **state) {
+    (void)state;
+    char poisoned[128], clean[128];
+    temp_path(poisoned, sizeof poisoned, "non-finite.wav");
+    temp_path(clean, sizeof clean, "finite.wav");
+    write_float_wav(poisoned, (const float[4]){NAN, INFINITY, -INFINITY, 1e30f});
+    write_float_wav(clean, (const float[4]){0.0f, 0.0f, 0.0f, 1000.0f});
+    run_result a = EARSHOT("file", "--format", "frames", poisoned);
+    run_result b = EARSHOT("file", "--format", "frames", clean);
+    expect_success(&a);
+    expect_success(&b);
+    assert_in_range(check_frames(a.out, NULL, 0), 190, 200);
+    assert_string_equal(a.out, b.out);
+    free_result(&a);
+    free_result(&b);
+}
+
 /* ---- stdin, parallel files ------------------------------------------------------------ */
 
 /* Replaces every occurrence of `from` by `to`. */
@@ -818,6 +868,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_bad_input_among_good),
+        cmocka_unit_test(test_non_finite_samples),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_formats),
