@@ -639,9 +639,13 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
     if (buffer_append(clean, NULL, seconds_to_samples(es_rng_uniform(rng, 0.3, 1.0)))) return -1;
     const size_t content_start = clean->count;
     const clip *target = draw_clip(d, split, kind, rng);
+    /* KWS: filler runs of up to 3 clips; a keyword after speech now and then.
+     * VAD: up to 2 clips, so sequences hold speech ends and restarts. */
     int parts = 1;
     if (kws && kind != KIND_KEYWORD) parts = 1 + es_rng_below(rng, 3);
     if (kws && kind == KIND_KEYWORD && es_rng_uniform(rng, 0, 1) < 0.3) parts = 2;
+    if (!kws && kind != KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
+    const double max_gap_s = kws ? 0.4 : 1.2;
     size_t target_offset = 0;
     for (int p = 0; p < parts; p++) {
         const clip *c = target;
@@ -654,7 +658,7 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
         const size_t offset = append_clip(clean, c);
         if (offset == (size_t)-1) return -1;
         if (p == parts - 1) target_offset = offset;
-        const double gap_s = p < parts - 1 ? es_rng_uniform(rng, 0.05, 0.4) : 0.0;
+        const double gap_s = p < parts - 1 ? es_rng_uniform(rng, 0.05, max_gap_s) : 0.0;
         if (buffer_append(clean, NULL, seconds_to_samples(gap_s))) return -1;
     }
     const size_t content_end = clean->count;
