@@ -105,7 +105,9 @@ typedef struct es_model es_model;
 int es_model_create(const es_feature_spec *features, int input_size, es_model **out);
 /* `units` is the layer's output size (BIDIR: per direction); `kernel` is for CONV1D. */
 int es_model_add_layer(es_model *m, es_layer_type type, int units, es_activation act, int kernel);
-/* Names the outputs; count must equal the last layer's output size. */
+/* Names the outputs; count must equal the last layer's output size. Labels
+ * are shorter than ES_MAX_LABEL and printable ASCII without '"', '\\' or ','
+ * (they end up in JSON events and CSV headers). Adding a layer clears them. */
 int es_model_set_labels(es_model *m, int count, const char *const *labels);
 /* Glorot-uniform weights, orthogonal-ish recurrent matrices, zero biases
  * (LSTM forget bias 1), from a deterministic seed. */
@@ -140,6 +142,11 @@ const char *es_model_kernel_name(const es_model *m);
 
 typedef struct es_state es_state;
 
+/* A state for one stream of `m`, all zeros. Create states once the model's
+ * layers are final; they stay valid when es_model_refresh() repacks new
+ * parameters, and `m` must outlive them. Any number of states, in any
+ * threads, may step one model at once: stepping only reads the model.
+ * ES_RNN_ERR_STREAMING for a model with a BIDIR layer. */
 int es_state_create(const es_model *m, es_state **out);
 void es_state_destroy(es_state *s);
 void es_state_reset(es_state *s); /* [rt] zero every hidden/cell/history */
