@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <sndfile.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,31 +107,10 @@ const es_audio_info *es_audio_file_info(const es_audio_file *file) {
     return &file->info;
 }
 
-/* Float files can hold anything. One NaN or infinity would poison every
- * later frame through the front end's running normalisation and the
- * networks' recurrent state, so it becomes silence; huge values are clipped
- * far above full scale, where the features no longer care. */
-#define MAX_SAMPLE_MAGNITUDE 1000.0f
-
-static void sanitise(float *samples, size_t count) {
-    for (size_t i = 0; i < count; i++) {
-        float s = samples[i];
-        if (!isfinite(s))
-            samples[i] = 0.0f;
-        else if (s > MAX_SAMPLE_MAGNITUDE)
-            samples[i] = MAX_SAMPLE_MAGNITUDE;
-        else if (s < -MAX_SAMPLE_MAGNITUDE)
-            samples[i] = -MAX_SAMPLE_MAGNITUDE;
-    }
-}
-
 long es_audio_file_read(es_audio_file *file, float *interleaved, size_t max_frames, char *why,
                         size_t why_size) {
     sf_count_t got = sf_readf_float(file->sf, interleaved, (sf_count_t)max_frames);
-    if (got > 0) {
-        sanitise(interleaved, (size_t)got * (size_t)file->info.channels);
-        return (long)got;
-    }
+    if (got > 0) return (long)got;
     int error = sf_error(file->sf);
     if (error != SF_ERR_NO_ERROR) {
         snprintf(why, why_size, "read failed (%s)", sf_error_number(error));

@@ -6,6 +6,7 @@
  */
 #include "pipeline.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@ struct es_pipeline {
 
     /* producer half */
     es_resampler *resampler; /* NULL when the input is already 16 kHz mono */
+    float *cleaned;          /* one chunk of input, non-finite samples removed */
     float *resampled;
     size_t resampled_capacity;
     es_frontend *frontend;
@@ -239,6 +241,8 @@ static int create_input_stages(es_pipeline *p, es_pipeline_error *err) {
     int rc = es_frontend_create(&c->frontend, &p->frontend);
     if (rc != ES_DSP_OK)
         return fail(err, ES_PIPELINE_ERR_DSP, "front end: %s", es_dsp_strerror(rc));
+    p->cleaned = malloc(c->max_input_frames * (size_t)c->input_channels * sizeof *p->cleaned);
+    if (!p->cleaned) return fail(err, ES_PIPELINE_ERR_NOMEM, "input buffer: out of memory");
     if (c->input_channels == 1 && c->input_rate_hz == (double)c->frontend.sample_rate_hz)
         return ES_PIPELINE_OK;
     rc = es_resampler_create(c->input_rate_hz, c->input_channels, c->frontend.sample_rate_hz,
@@ -372,6 +376,7 @@ void es_pipeline_destroy(es_pipeline *p) {
     if (p->ring) es_ring_destroy(p->ring);
     free((void *)p->fed_at_ns);
     if (p->resampler) es_resampler_destroy(p->resampler);
+    free(p->cleaned);
     free(p->resampled);
     if (p->frontend) es_frontend_destroy(p->frontend);
     free(p->source);
@@ -448,16 +453,35 @@ static void flush_detectors(es_pipeline *p) {
 
 /* ---- producer stages --------------------------------------------------------- */
 
+/* Any source can deliver anything (a float file, a FIFO): one NaN or
+ * infinity would poison every later frame through the resampler, the front
+ * end's running normalisation and the networks' recurrent state, so it
+ * becomes silence; huge values are clipped far above full scale, where the
+ * log-mel features no longer care. */
+#define MAX_SAMPLE_MAGNITUDE 1000.0f
+
+static const float *clean_input(es_pipeline *p, const float *interleaved, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        float s = interleaved[i];
+        if (!isfinite(s)) s = 0.0f;
+        p->cleaned[i] = s > MAX_SAMPLE_MAGNITUDE    ? MAX_SAMPLE_MAGNITUDE
+                        : s < -MAX_SAMPLE_MAGNITUDE ? -MAX_SAMPLE_MAGNITUDE
+                                                    : s;
+    }
+    return p->cleaned;
+}
+
 /* Resamples (when needed) and makes features from at most max_input_frames
  * frames, handing each finished feature frame to `sink`. */
 static void make_features(es_pipeline *p, const float *interleaved, size_t frames,
                           es_frame_sink sink) {
+    const float *input = clean_input(p, interleaved, frames * (size_t)p->config.input_channels);
     if (!p->resampler) {
-        es_frontend_process(p->frontend, interleaved, frames, sink, p);
+        es_frontend_process(p->frontend, input, frames, sink, p);
         return;
     }
-    long produced = es_resampler_process(p->resampler, interleaved, frames, p->resampled,
-                                         p->resampled_capacity);
+    long produced =
+        es_resampler_process(p->resampler, input, frames, p->resampled, p->resampled_capacity);
     if (produced > 0) es_frontend_process(p->frontend, p->resampled, (size_t)produced, sink, p);
 }
 

@@ -27,6 +27,10 @@
  *   detectors and sinks. Events and posteriors are the same as offline for
  *   the same samples as long as no frame was dropped.
  *
+ * Input samples that are NaN or infinite are taken as silence and magnitudes
+ * are clipped at 1000 (far above full scale), so no source can poison the
+ * recurrent state for the rest of a stream.
+ *
  * Several pipelines may live in one process: each owns its states, detectors,
  * buffers and FFTW plan; the models are borrowed and only read, so many
  * pipelines may share one es_model.

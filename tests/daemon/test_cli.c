@@ -649,7 +649,7 @@ static void test_formats(void **state) {
 
 /* NaN and infinite samples in a float file are silence, not poison: the
  * output equals that of the same file with zeros there (and the huge value
- * clipped as the reader clips it). */
+ * clipped as the pipeline clips it). */
 static void test_non_finite_samples(void **state) {
     (void)state;
     char poisoned[128], clean[128];
