@@ -128,6 +128,7 @@ function noiseBed(length, noiseClips, rand) {
   while (pos < length) {
     const c = rand.pick(noiseClips);
     const want = Math.min(length - pos, Math.round(rand.uniform(3, 20) * L.RATE));
+    if (want < L.HOP) break; // a few samples at the very end stay silent
     const off = c.length > want ? rand.int(c.length - want) : 0;
     const n = Math.min(want, c.length - off);
     const p = L.power(c, off, off + n);
