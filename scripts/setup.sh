@@ -10,7 +10,7 @@ packages=(
   libportaudio2 portaudio19-dev libsndfile1-dev libfftw3-dev libcmocka-dev
   libsoxr-dev libsystemd-dev libinih-dev
   # tests: audio tools, live-capture fakes, service checks
-  sox valgrind systemd
+  sox valgrind systemd jackd2 jack-tools
   # training data (models/)
   espeak-ng flite
   # real read speech (librivox/ folder only) for the shipped demo clip and regressions
