@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "model_internal.h"
 
@@ -420,40 +421,64 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_e
 }
 
 /* Files beyond this are not models this daemon could run (the unit caps
- * allow ~2 GiB only for absurd stacks); refusing early avoids a huge read. */
+ * allow more only for absurd stacks); refusing early avoids a huge read. */
 #define ES_MAX_MODEL_FILE_BYTES ((size_t)1 << 31)
+
+/* Reads a whole file, regular or not (a pipe has no size to ask for). */
+static int read_whole_file(const char *path, unsigned char **out, size_t *size, es_rnn_error *err) {
+    FILE *file = fopen(path, "rb");
+    if (!file) return fail(err, ES_RNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat info;
+    if (fstat(fileno(file), &info) == 0 && S_ISDIR(info.st_mode)) {
+        fclose(file);
+        return fail(err, ES_RNN_ERR_IO, "cannot read %s: it is a directory", path);
+    }
+    size_t capacity = S_ISREG(info.st_mode) && info.st_size > 0 ? (size_t)info.st_size + 1 : 65536;
+    if (capacity > ES_MAX_MODEL_FILE_BYTES) capacity = ES_MAX_MODEL_FILE_BYTES + 1;
+    unsigned char *bytes = malloc(capacity);
+    size_t length = 0;
+    int rc = ES_RNN_OK;
+    while (bytes) {
+        length += fread(bytes + length, 1, capacity - length, file);
+        if (length < capacity) break; /* end of file or an error */
+        if (capacity > ES_MAX_MODEL_FILE_BYTES) {
+            rc = fail(err, ES_RNN_ERR_FORMAT, "%s is larger than any valid model (over %zu bytes)",
+                      path, ES_MAX_MODEL_FILE_BYTES);
+            break;
+        }
+        size_t grown =
+            capacity * 2 > ES_MAX_MODEL_FILE_BYTES + 1 ? ES_MAX_MODEL_FILE_BYTES + 1 : capacity * 2;
+        unsigned char *larger = realloc(bytes, grown);
+        if (!larger) {
+            free(bytes);
+            bytes = NULL;
+            break;
+        }
+        bytes = larger;
+        capacity = grown;
+    }
+    if (rc == ES_RNN_OK && !bytes)
+        rc = fail(err, ES_RNN_ERR_NOMEM, "no memory to read %s", path);
+    else if (rc == ES_RNN_OK && ferror(file))
+        rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    fclose(file);
+    if (rc != ES_RNN_OK) {
+        free(bytes);
+        return rc;
+    }
+    *out = bytes;
+    *size = length;
+    return ES_RNN_OK;
+}
 
 int es_model_load_file(const char *path, es_model **out, es_rnn_error *err) {
     if (out) *out = NULL;
     if (!path || !out) return fail(err, ES_RNN_ERR_ARG, "no path or no place for the model");
-    FILE *file = fopen(path, "rb");
-    if (!file) return fail(err, ES_RNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    long length = -1;
-    if (fseek(file, 0, SEEK_END) == 0) length = ftell(file);
-    if (length < 0 || fseek(file, 0, SEEK_SET) != 0) {
-        int saved = errno;
-        fclose(file);
-        return fail(err, ES_RNN_ERR_IO, "cannot measure %s: %s", path, strerror(saved));
-    }
-    if ((unsigned long)length > ES_MAX_MODEL_FILE_BYTES) {
-        fclose(file);
-        return fail(err, ES_RNN_ERR_FORMAT, "%s is %ld bytes, larger than any valid model", path,
-                    length);
-    }
-    unsigned char *bytes = malloc(length > 0 ? (size_t)length : 1);
-    if (!bytes) {
-        fclose(file);
-        return fail(err, ES_RNN_ERR_NOMEM, "no memory to read %s (%ld bytes)", path, length);
-    }
-    size_t got = fread(bytes, 1, (size_t)length, file);
-    int read_failed = ferror(file);
-    fclose(file);
-    if (got != (size_t)length || read_failed) {
-        free(bytes);
-        return fail(err, ES_RNN_ERR_IO, "cannot read %s: short read (%zu of %ld bytes)", path, got,
-                    length);
-    }
-    int rc = es_model_load_memory(bytes, (size_t)length, out, err);
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    int rc = read_whole_file(path, &bytes, &size, err);
+    if (rc != ES_RNN_OK) return rc;
+    rc = es_model_load_memory(bytes, size, out, err);
     free(bytes);
     return rc;
 }

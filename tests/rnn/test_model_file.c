@@ -335,6 +335,8 @@ static void test_io_errors_name_the_file(void **state) {
     assert_int_equal(es_model_load_file(missing, &m, &err), ES_RNN_ERR_IO);
     assert_null(m);
     assert_non_null(strstr(err.why, missing));
+    assert_int_equal(es_model_load_file("/tmp", &m, &err), ES_RNN_ERR_IO);
+    assert_non_null(strstr(err.why, "directory"));
     es_model *tiny_model = make_tiny();
     assert_int_equal(es_model_save(tiny_model, missing, &err), ES_RNN_ERR_IO);
     assert_non_null(strstr(err.why, missing));
