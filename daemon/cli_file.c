@@ -37,6 +37,7 @@ static const char file_usage[] =
     "                           rttm: speech segments as RTTM SPEAKER lines\n"
     "                           audacity: label track (start, end, label)\n"
     "                           frames: CSV of per-frame posteriors, one row per 10 ms\n"
+    "                           (a header line starts each input's rows)\n"
     "  -o, --output FILE        write there instead of stdout\n"
     "  -j, --jobs N             analyse N files at once (output stays in input order)\n"
     "  -h, --help               show this help\n"
