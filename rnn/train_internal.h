@@ -28,7 +28,8 @@ void es_train_matmul(int M, int N, int K, const float *a, ptrdiff_t a_row, ptrdi
 void es_train_transpose(int rows, int cols, const float *src, float *dst);
 
 /* sum[n] += Σ_m rows[m*ld + n] */
-void es_train_add_column_sums(int M, int N, const float *rows, ptrdiff_t ld, float *sum);
+void es_train_add_column_sums(int M, int N, const float *restrict rows, ptrdiff_t ld,
+                              float *restrict sum);
 
 void es_train_sigmoid(float *x, int n);
 void es_train_tanh(float *x, int n);

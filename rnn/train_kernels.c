@@ -5,12 +5,13 @@
  * read row by row (vectorised along N) and A element by element through two
  * strides, so the same code computes X·Wᵀ (with Wᵀ prepared once per step),
  * dY·W, and the weight gradients dYᵀ·X (A read transposed) without copies.
- * The AVX2 path holds a 4 x 16 block of C in eight registers over the whole
- * K loop: each k costs two loads of B, four broadcasts of A and eight FMAs.
+ * The AVX2 path holds a 6 x 16 block of C in twelve registers over a slice
+ * of K: each k costs two loads of B, six broadcasts of A and twelve FMAs,
+ * enough independent FMAs to cover their latency on two FMA pipes.
  */
-#include <math.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "train_internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -32,23 +33,31 @@ static void matmul_generic(int M, int N, int K, const float *a, ptrdiff_t a_row,
 }
 
 #ifdef ES_TRAIN_X86
-/* C[rows][16] += A(rows, 0..K) · B[0..K][16]; rows is a constant after inlining. */
+/* The row loops below are unrolled so that the accumulators live in registers. */
+#define ES_BLOCK_ROWS 6
+
+/* C[rows][16] += A(rows, 0..K) · B[0..K][16]; rows is a constant after inlining.
+ * (mask: for the same signature as block_masked_avx2; all 16 columns are used.) */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 block16_avx2(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col, const float *b,
-             ptrdiff_t ldb, float *c, ptrdiff_t ldc) {
-    __m256 acc[4][2];
-    for (int i = 0; i < 4; i++)
+             ptrdiff_t ldb, float *c, ptrdiff_t ldc, __m256i mask) {
+    (void)mask;
+    __m256 acc[ES_BLOCK_ROWS][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < ES_BLOCK_ROWS; i++)
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
         __m256 b0 = _mm256_loadu_ps(b + k * ldb);
         __m256 b1 = _mm256_loadu_ps(b + k * ldb + 8);
         const float *ak = a + k * a_col;
+#pragma GCC unroll 6
         for (int i = 0; i < rows; i++) {
             __m256 av = _mm256_broadcast_ss(ak + i * a_row);
             acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
         }
     }
+#pragma GCC unroll 6
     for (int i = 0; i < rows; i++) {
         float *ci = c + i * ldc;
         _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]));
@@ -56,53 +65,87 @@ block16_avx2(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col, 
     }
 }
 
+/* C[rows][w] += A · B[0..K][w] for the w = popcount(mask) <= 8 leftmost columns;
+ * masked-off lanes of B and C are neither read nor written. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
-block8_avx2(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col, const float *b,
-            ptrdiff_t ldb, float *c, ptrdiff_t ldc) {
-    __m256 acc[4];
-    for (int i = 0; i < 4; i++)
+block_masked_avx2(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col, const float *b,
+                  ptrdiff_t ldb, float *c, ptrdiff_t ldc, __m256i mask) {
+    __m256 acc[ES_BLOCK_ROWS];
+#pragma GCC unroll 6
+    for (int i = 0; i < ES_BLOCK_ROWS; i++)
         acc[i] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
-        __m256 b0 = _mm256_loadu_ps(b + k * ldb);
+        __m256 b0 = _mm256_maskload_ps(b + k * ldb, mask);
         const float *ak = a + k * a_col;
+#pragma GCC unroll 6
         for (int i = 0; i < rows; i++)
             acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ak + i * a_row), b0, acc[i]);
     }
-    for (int i = 0; i < rows; i++)
-        _mm256_storeu_ps(c + i * ldc, _mm256_add_ps(_mm256_loadu_ps(c + i * ldc), acc[i]));
+#pragma GCC unroll 6
+    for (int i = 0; i < rows; i++) {
+        __m256 sum = _mm256_add_ps(_mm256_maskload_ps(c + i * ldc, mask), acc[i]);
+        _mm256_maskstore_ps(c + i * ldc, mask, sum);
+    }
 }
 
-/* The columns of one 16- or 8-wide strip, for every row of C. */
-#define ES_FOR_ROW_BLOCKS(block)                                                                   \
+/* The columns of one 16- or 8-wide strip, for rows [m_begin, m_end) of C,
+ * ES_BLOCK_ROWS at a time; the leftover rows get a block of their own size. */
+#define ES_BLOCK_AT(block, rows, m, k_count)                                                       \
+    block(rows, k_count, ak + (m)*a_row, a_row, a_col, bk, ldb, c + (m)*ldc + n, ldc, mask)
+#define ES_FOR_ROW_BLOCKS(block, m_begin, m_end, k_count)                                          \
     do {                                                                                           \
-        int m = 0;                                                                                 \
-        for (; m + 4 <= M; m += 4)                                                                 \
-            block(4, K, a + m * a_row, a_row, a_col, b + n, ldb, c + m * ldc + n, ldc);            \
-        switch (M - m) {                                                                           \
+        int m = (m_begin);                                                                         \
+        const float *ak = a + k0 * a_col, *bk = b + k0 * ldb + n;                                  \
+        for (; m + ES_BLOCK_ROWS <= (m_end); m += ES_BLOCK_ROWS)                                   \
+            ES_BLOCK_AT(block, ES_BLOCK_ROWS, m, k_count);                                         \
+        switch ((m_end)-m) {                                                                       \
+        case 5:                                                                                    \
+            ES_BLOCK_AT(block, 5, m, k_count);                                                     \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            ES_BLOCK_AT(block, 4, m, k_count);                                                     \
+            break;                                                                                 \
         case 3:                                                                                    \
-            block(3, K, a + m * a_row, a_row, a_col, b + n, ldb, c + m * ldc + n, ldc);            \
+            ES_BLOCK_AT(block, 3, m, k_count);                                                     \
             break;                                                                                 \
         case 2:                                                                                    \
-            block(2, K, a + m * a_row, a_row, a_col, b + n, ldb, c + m * ldc + n, ldc);            \
+            ES_BLOCK_AT(block, 2, m, k_count);                                                     \
             break;                                                                                 \
         case 1:                                                                                    \
-            block(1, K, a + m * a_row, a_row, a_col, b + n, ldb, c + m * ldc + n, ldc);            \
+            ES_BLOCK_AT(block, 1, m, k_count);                                                     \
             break;                                                                                 \
         default:                                                                                   \
             break;                                                                                 \
         }                                                                                          \
     } while (0)
 
+/* Cache blocking: a KC-deep slice of B (KC x N) and an MC x KC panel of A
+ * stay in L2 while every 4 x 16 block of C that they feed is computed, so
+ * long products (weight gradients sum over every frame of the batch) do not
+ * stream A and B from memory once per block of C. */
+#define ES_MATMUL_KC 256
+#define ES_MATMUL_MC 96
+
 __attribute__((target("avx2,fma"))) static void matmul_avx2(int M, int N, int K, const float *a,
                                                             ptrdiff_t a_row, ptrdiff_t a_col,
                                                             const float *b, ptrdiff_t ldb, float *c,
                                                             ptrdiff_t ldc) {
-    int n = 0;
-    for (; n + 16 <= N; n += 16)
-        ES_FOR_ROW_BLOCKS(block16_avx2);
-    for (; n + 8 <= N; n += 8)
-        ES_FOR_ROW_BLOCKS(block8_avx2);
-    if (n < N) matmul_generic(M, N - n, K, a, a_row, a_col, b + n, ldb, c + n, ldc);
+    for (int k0 = 0; k0 < K; k0 += ES_MATMUL_KC) {
+        int kc = K - k0 < ES_MATMUL_KC ? K - k0 : ES_MATMUL_KC;
+        for (int m0 = 0; m0 < M; m0 += ES_MATMUL_MC) {
+            int m1 = M - m0 < ES_MATMUL_MC ? M : m0 + ES_MATMUL_MC;
+            int n = 0;
+            __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            __m256i mask = _mm256_set1_epi32(-1);
+            for (; n + 16 <= N; n += 16)
+                ES_FOR_ROW_BLOCKS(block16_avx2, m0, m1, kc);
+            for (; n < N; n += 8) {
+                int width = N - n < 8 ? N - n : 8;
+                mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
+                ES_FOR_ROW_BLOCKS(block_masked_avx2, m0, m1, kc);
+            }
+        }
+    }
 }
 #endif
 
@@ -124,18 +167,19 @@ void es_train_transpose(int rows, int cols, const float *src, float *dst) {
             dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
 
-void es_train_add_column_sums(int M, int N, const float *rows, ptrdiff_t ld, float *sum) {
+void es_train_add_column_sums(int M, int N, const float *restrict rows, ptrdiff_t ld,
+                              float *restrict sum) {
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++)
             sum[n] += rows[m * ld + n];
 }
 
+/* The inference kernels' own functions: training then computes exactly
+ * the nonlinearities the trained model will run with. */
 void es_train_sigmoid(float *x, int n) {
-    for (int i = 0; i < n; i++)
-        x[i] = 1.0f / (1.0f + expf(-x[i]));
+    es_kernels_for(ES_ISA_AUTO)->sigmoid(x, n);
 }
 
 void es_train_tanh(float *x, int n) {
-    for (int i = 0; i < n; i++)
-        x[i] = tanhf(x[i]);
+    es_kernels_for(ES_ISA_AUTO)->tanh(x, n);
 }

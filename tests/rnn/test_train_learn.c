@@ -37,7 +37,7 @@ static int steps_to_learn(es_layer_type type, float *accuracy_out) {
     for (int step = 1; step <= MAX_STEPS && learned_at < 0; step++) {
         test_make_recall_batch(d, &train_rng);
         assert_true(isfinite(es_trainer_step(t, d->seqs, BATCH)));
-        if (step % 10) continue;
+        if (step % 25) continue;
         /* 4 fresh batches: 128 sequences the model never saw. */
         float correct = 0.0f;
         for (int k = 0; k < 4; k++) {
