@@ -294,7 +294,8 @@ typedef float (*es_train_metric_fn)(es_model *m, void *user);
  * epochs without improvement, or when progress asks, and leaves the model
  * with the best-validating weights (the last ones when valid is NULL and
  * metric is NULL). progress and metric may be NULL; `user` goes to both.
- * Returns the number of epochs run, or a negative ES_RNN_ERR_*. */
+ * Returns the number of whole epochs run (one stopped by progress midway is
+ * neither counted nor validated), or a negative ES_RNN_ERR_*. */
 int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data *valid,
                  es_train_metric_fn metric, es_train_progress_fn progress, void *user);
 

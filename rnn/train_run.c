@@ -94,7 +94,7 @@ int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data 
                 break;
             }
         }
-        if (status != ES_RNN_OK) break;
+        if (status != ES_RNN_OK || stop) break; /* a partial epoch is neither counted nor judged */
         epochs++;
         if (valid) {
             status = validate(t, valid, epoch, &p.valid_loss, &p.valid_accuracy);
