@@ -158,9 +158,38 @@ int es_cli_detector_option(es_cli_detector_flags *flags, int option, const char 
     return rc == 0 ? 1 : -1;
 }
 
+/* The rules between flags, said in flag names; anything else the detectors
+ * refuse is reported in their words. */
 int es_cli_detector_check(const es_cli_detector_flags *flags) {
-    const char *why = es_vad_config_check(&flags->vad);
-    if (!why) why = es_kws_config_check(&flags->kws);
+    const es_vad_config *vad = &flags->vad;
+    const es_kws_config *kws = &flags->kws;
+    if (vad->onset_threshold <= 0.0f) {
+        es_cli_error("--vad-threshold: must be greater than 0");
+        return -1;
+    }
+    if (vad->offset_threshold > vad->onset_threshold) {
+        es_cli_error("--vad-offset-threshold: %g is above --vad-threshold %g",
+                     vad->offset_threshold, vad->onset_threshold);
+        return -1;
+    }
+    if (vad->max_speech_ms != 0 && vad->max_speech_ms <= vad->min_speech_ms) {
+        es_cli_error("--max-speech-ms: %d must be 0 (no limit) or longer than --min-speech-ms %d",
+                     vad->max_speech_ms, vad->min_speech_ms);
+        return -1;
+    }
+    if (kws->default_threshold <= 0.0f) {
+        es_cli_error("--kw-threshold: must be greater than 0");
+        return -1;
+    }
+    for (int i = 0; i < kws->threshold_count; i++) {
+        if (kws->thresholds[i].threshold <= 0.0f) {
+            es_cli_error("--kw-threshold-for: %s: the threshold must be greater than 0",
+                         kws->thresholds[i].keyword);
+            return -1;
+        }
+    }
+    const char *why = es_vad_config_check(vad);
+    if (!why) why = es_kws_config_check(kws);
     if (why) {
         es_cli_error("detector options: %s", why);
         return -1;

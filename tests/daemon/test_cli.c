@@ -333,7 +333,13 @@ static void test_bad_flags(void **state) {
     /* Onset below offset is caught as a whole, after parsing. */
     expect_failure(
         EARSHOT("file", "--vad-threshold", "0.2", "--vad-offset-threshold", "0.6", DEMO_CLIP), 2,
-        "earshot: ");
+        "earshot: --vad-offset-threshold: 0.6 is above --vad-threshold 0.2");
+    expect_failure(EARSHOT("file", "--vad-threshold", "0", DEMO_CLIP), 2, "--vad-threshold");
+    expect_failure(EARSHOT("file", "--kw-threshold", "0", DEMO_CLIP), 2, "--kw-threshold");
+    expect_failure(EARSHOT("file", "--kw-threshold-for", "stop=0", DEMO_CLIP), 2,
+                   "--kw-threshold-for");
+    expect_failure(EARSHOT("file", "--min-speech-ms", "500", "--max-speech-ms", "400", DEMO_CLIP),
+                   2, "--max-speech-ms");
     /* Not a usage error but a runtime one: the model file does not exist. */
     char missing[128];
     temp_path(missing, sizeof missing, "missing.model");
