@@ -72,8 +72,11 @@ int es_audio_file_open(const char *path, es_audio_file **out, char *why, size_t 
     SNDFILE *sf = sf_open_fd(fd, SFM_READ, &sfinfo, fd != STDIN_FILENO);
     if (!sf) {
         const char *reason = sf_strerror(NULL);
-        snprintf(why, why_size, "not an audio file libsndfile reads (%s)",
-                 reason && *reason ? reason : "unknown format");
+        /* FLAC and some others need to seek, which a pipe cannot. */
+        int is_pipe = lseek(fd, 0, SEEK_CUR) < 0;
+        snprintf(why, why_size, "not an audio file libsndfile reads (%s)%s",
+                 reason && *reason ? reason : "unknown format",
+                 is_pipe ? "; a pipe must carry WAV, AU or OGG: save other formats to a file" : "");
         if (fd != STDIN_FILENO) close(fd);
         return -1;
     }
