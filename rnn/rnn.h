@@ -234,8 +234,11 @@ void es_trainer_destroy(es_trainer *t);
 
 /* One optimiser step on a mini-batch; returns the mean loss per scored term
  * before the step, or NaN (no step taken) when the batch is malformed
- * (a target out of range, no frames) or memory ran out. */
+ * (a target out of range, no frames) or memory ran out. A step whose
+ * gradient is not finite is skipped (the weights stay as they were) and
+ * counted: see es_trainer_skipped_steps. */
 float es_trainer_step(es_trainer *t, const es_sequence *batch, int count);
+int es_trainer_skipped_steps(const es_trainer *t);
 
 /* Mean loss of the sequences under the current weights (no update); when
  * accuracy is not NULL, the fraction of scored terms decided right
@@ -280,6 +283,7 @@ typedef struct es_train_progress {
     float best_metric;
     int best_epoch;
     float learning_rate;
+    int skipped_steps; /* so far, for a non-finite gradient (see es_trainer_step) */
     double elapsed_s;
     double eta_s; /* to max_epochs; < 0 = unknown */
 } es_train_progress;

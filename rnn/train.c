@@ -44,6 +44,7 @@ struct es_trainer {
     float *moment1, *moment2;
     unsigned char *decay_mask;
     long steps;
+    int skipped_steps;
     float learning_rate;
     float grad_norm;
     int worker_count;
@@ -225,9 +226,19 @@ static int run_batch(es_trainer *t, const es_sequence *seqs, int count, pass_kin
     if (workers > count) workers = count;
     pthread_t threads[ES_MAX_TRAIN_THREADS];
     int started[ES_MAX_TRAIN_THREADS] = {0};
+    /* Contiguous slices of about equal frame counts: a fixed function of the
+     * batch, so the sums, and the result, are too. */
+    long long total_frames = 0, frames_before = 0;
+    for (int i = 0; i < count; i++)
+        total_frames += seqs[i].frames;
+    int end = 0;
     for (int i = 0; i < workers; i++) {
         worker *w = &t->workers[i];
-        int first = (int)((long)count * i / workers), end = (int)((long)count * (i + 1) / workers);
+        int first = end;
+        long long share_end = total_frames * (i + 1) / workers;
+        while (end < count &&
+               (i == workers - 1 || frames_before + seqs[end].frames / 2 < share_end))
+            frames_before += seqs[end++].frames;
         w->seqs = seqs + first;
         w->count = end - first;
         w->kind = kind;
@@ -252,8 +263,9 @@ static int run_batch(es_trainer *t, const es_sequence *seqs, int count, pass_kin
     if (status != ES_RNN_OK || kind == PASS_LOSS) return status;
     size_t n = t->model->param_count;
     float scale = sum->scored > 0.0 ? (float)(1.0 / sum->scored) : 0.0f;
-    memcpy(t->grad, t->workers[0].grad, sizeof(float) * n);
-    for (int i = 1; i < workers; i++) {
+    memset(t->grad, 0, sizeof(float) * n);
+    for (int i = 0; i < workers; i++) {
+        if (t->workers[i].count == 0) continue; /* its buffer holds an older batch */
         const float *g = t->workers[i].grad;
         for (size_t k = 0; k < n; k++)
             t->grad[k] += g[k];
@@ -326,11 +338,20 @@ static void apply_update(es_trainer *t, float grad_scale) {
     }
 }
 
-static int train_step(es_trainer *t, const es_sequence *batch, int count, es_loss_sum *sum) {
-    int status = run_batch(t, batch, count, PASS_GRADIENT, sum);
+/* A non-finite gradient (the model diverged, or an input held inf/NaN)
+ * would poison every weight through the moments: that step is skipped. */
+int es_trainer_step_checked(es_trainer *t, const es_sequence *batch, int count, float *loss) {
+    es_loss_sum sum;
+    *loss = NAN;
+    int status = run_batch(t, batch, count, PASS_GRADIENT, &sum);
     if (status != ES_RNN_OK) return status;
+    *loss = mean_loss(&sum);
     double norm = global_norm(t->grad, t->model->param_count);
     t->grad_norm = (float)norm;
+    if (!isfinite(norm)) {
+        t->skipped_steps++;
+        return ES_RNN_OK;
+    }
     float scale = 1.0f;
     if (t->config.clip_norm > 0.0f && norm > t->config.clip_norm)
         scale = (float)(t->config.clip_norm / norm);
@@ -339,9 +360,12 @@ static int train_step(es_trainer *t, const es_sequence *batch, int count, es_los
 }
 
 float es_trainer_step(es_trainer *t, const es_sequence *batch, int count) {
-    es_loss_sum sum;
-    if (train_step(t, batch, count, &sum) != ES_RNN_OK) return NAN;
-    return mean_loss(&sum);
+    float loss;
+    return es_trainer_step_checked(t, batch, count, &loss) == ES_RNN_OK ? loss : NAN;
+}
+
+int es_trainer_skipped_steps(const es_trainer *t) {
+    return t->skipped_steps;
 }
 
 float es_trainer_grad_norm(const es_trainer *t) {

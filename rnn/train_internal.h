@@ -97,6 +97,9 @@ void es_train_backward(es_train_pass *p, float *grad);
 
 es_model *es_trainer_model(es_trainer *t);
 const es_train_config *es_trainer_config(const es_trainer *t);
+/* es_trainer_step that tells a malformed batch (its error) from a
+ * diverged step (ES_RNN_OK, loss not finite, step skipped). */
+int es_trainer_step_checked(es_trainer *t, const es_sequence *batch, int count, float *loss);
 
 /* ---- losses (train_loss.c) ------------------------------------------------------- */
 

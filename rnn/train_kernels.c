@@ -169,8 +169,19 @@ void es_train_transpose(int rows, int cols, const float *src, float *dst) {
 
 void es_train_add_column_sums(int M, int N, const float *restrict rows, ptrdiff_t ld,
                               float *restrict sum) {
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++)
+    /* Fixed 8-wide strips: -O2's cheap vectoriser takes a loop it needs no
+     * scalar remainder for. */
+    int n = 0;
+    for (; n + 8 <= N; n += 8) {
+        float strip[8] = {0};
+        for (int m = 0; m < M; m++)
+            for (int j = 0; j < 8; j++)
+                strip[j] += rows[m * ld + n + j];
+        for (int j = 0; j < 8; j++)
+            sum[n + j] += strip[j];
+    }
+    for (; n < N; n++)
+        for (int m = 0; m < M; m++)
             sum[n] += rows[m * ld + n];
 }
 

@@ -26,7 +26,8 @@ static int argmax(const float *v, int n) {
 
 /* Softmax cross-entropy of one frame towards class `target`. */
 static void score_class(const float *p, int outputs, int target, float *grad, es_loss_sum *sum) {
-    float pt = p[target] > ES_MIN_PROBABILITY ? p[target] : ES_MIN_PROBABILITY;
+    /* (a NaN posterior stays NaN, so a diverged model shows in the loss) */
+    float pt = p[target] < ES_MIN_PROBABILITY ? ES_MIN_PROBABILITY : p[target];
     sum->loss -= log(pt);
     sum->scored += 1.0;
     sum->correct += argmax(p, outputs) == target;
@@ -41,8 +42,8 @@ static void score_sigmoid(const float *p, const float *target, int outputs, floa
     for (int k = 0; k < outputs; k++) {
         if (isnan(target[k])) continue;
         float q = p[k], y = target[k];
-        float on = q > ES_MIN_PROBABILITY ? q : ES_MIN_PROBABILITY;
-        float off = 1.0f - q > ES_MIN_PROBABILITY ? 1.0f - q : ES_MIN_PROBABILITY;
+        float on = q < ES_MIN_PROBABILITY ? ES_MIN_PROBABILITY : q;
+        float off = 1.0f - q < ES_MIN_PROBABILITY ? ES_MIN_PROBABILITY : 1.0f - q;
         sum->loss -= y * log(on) + (1.0f - y) * log(off);
         sum->scored += 1.0;
         sum->correct += (q > 0.5f) == (y > 0.5f);

@@ -70,6 +70,7 @@ int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data 
     int status = ES_RNN_OK, epochs = 0, stale = 0, stop = 0;
     for (int epoch = 0; epoch < config->max_epochs && !stop; epoch++) {
         double loss_sum = 0.0;
+        int finite_batches = 0;
         p.epoch = epoch;
         p.epoch_done = 0;
         for (int index = 0;; index++) {
@@ -78,14 +79,13 @@ int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data 
             int more = train->next(train->user, epoch, index, &batch, &count);
             if (more < 0) status = more;
             if (more <= 0) break;
-            float loss = es_trainer_step(t, batch, count);
-            if (isnan(loss)) {
-                status = ES_RNN_ERR_ARG;
-                break;
-            }
-            loss_sum += loss;
+            float loss;
+            status = es_trainer_step_checked(t, batch, count, &loss);
+            if (status != ES_RNN_OK) break;
+            if (isfinite(loss)) loss_sum += loss, finite_batches++;
             p.batch = index + 1;
-            p.train_loss = (float)(loss_sum / p.batch);
+            p.train_loss = finite_batches ? (float)(loss_sum / finite_batches) : NAN;
+            p.skipped_steps = es_trainer_skipped_steps(t);
             p.learning_rate = es_trainer_learning_rate(t);
             p.elapsed_s = seconds_now() - start;
             p.eta_s = eta_seconds(&p, config->max_epochs);

@@ -165,6 +165,18 @@ static void test_refuses_mismatched_head_and_bad_batches(void **state) {
     seq.frames = FRAMES;
     assert_true(isfinite(es_trainer_step(t, &seq, 1)));
     assert_true(bias[0] != before);
+    assert_int_equal(es_trainer_skipped_steps(t), 0);
+
+    /* A non-finite input gives a non-finite gradient: the step is skipped. */
+    size_t n = es_model_param_count(m);
+    float *saved = malloc(sizeof(float) * n);
+    assert_non_null(saved);
+    memcpy(saved, es_model_params(m), sizeof(float) * n);
+    x[CLASSES + 1] = INFINITY;
+    assert_false(isfinite(es_trainer_step(t, &seq, 1)));
+    assert_int_equal(es_trainer_skipped_steps(t), 1);
+    assert_memory_equal(saved, es_model_params(m), sizeof(float) * n);
+    free(saved);
     es_trainer_destroy(t);
     es_model_destroy(m);
 }
