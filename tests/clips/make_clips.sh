@@ -34,7 +34,12 @@ keyword seven
 silence tail 0.8
 
 sox "$work/lead.wav" "$work/speech.wav" "$work/gap1.wav" "$work/left.wav" "$work/gap2.wav" \
-    "$work/stop.wav" "$work/gap3.wav" "$work/seven.wav" "$work/tail.wav" "${fmt[@]}" demo.wav
+    "$work/stop.wav" "$work/gap3.wav" "$work/seven.wav" "$work/tail.wav" "${fmt[@]}" "$work/parts.wav"
+# A quiet pink-noise floor (about -60 dBFS) under everything: no microphone
+# delivers digital silence, and the gaps should not be the only zeros the
+# models ever see.
+sox -n "${fmt[@]}" "$work/floor.wav" synth "$(soxi -D "$work/parts.wav")" pinknoise vol 0.002
+sox -m -v 1 "$work/parts.wav" -v 1 "$work/floor.wav" "${fmt[@]}" demo.wav
 # Where each part lies, for the README and for checking results by ear.
 for part in lead speech gap1 left gap2 stop gap3 seven tail; do
   echo "$part $(soxi -D "$work/$part.wav")"
