@@ -61,6 +61,7 @@ typedef struct train_options {
     int threads;
     int hidden;
     int small;
+    int kws_frame_targets;
     int clips_per_epoch;
     int valid_clips;
     int batch_size;
@@ -83,6 +84,8 @@ static const char usage_text[] =
     "      --valid-clips N     validation sequences (default 400)\n"
     "      --batch N           sequences per batch (default 32)\n"
     "      --learning-rate LR  Adam's step size (default 0.002)\n"
+    "      --kws-loss maxpool|frames  KWS loss: max-pooling over the keyword's window\n"
+    "                          (default), or per-frame targets on its last 0.3 s\n"
     "      --small             a tiny model and epoch, for smoke tests\n"
     "  -h, --help              this help\n"
     "\n"
@@ -102,7 +105,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_CLIPS,
         OPT_VALID_CLIPS,
         OPT_BATCH,
-        OPT_LR
+        OPT_LR,
+        OPT_KWS_LOSS
     };
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
@@ -117,6 +121,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"valid-clips", required_argument, NULL, OPT_VALID_CLIPS},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"learning-rate", required_argument, NULL, OPT_LR},
+        {"kws-loss", required_argument, NULL, OPT_KWS_LOSS},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -168,6 +173,16 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_SMALL:
             opt->small = 1;
+            break;
+        case OPT_KWS_LOSS:
+            if (strcmp(optarg, "maxpool") == 0)
+                opt->kws_frame_targets = 0;
+            else if (strcmp(optarg, "frames") == 0)
+                opt->kws_frame_targets = 1;
+            else {
+                es_cli_error("train: --kws-loss: '%s' is not maxpool or frames", optarg);
+                rc = -1;
+            }
             break;
         case OPT_CLIPS:
             rc = es_cli_parse_int("--clips", optarg, 1, 10000000, &opt->clips_per_epoch);
@@ -530,12 +545,14 @@ static int buffer_append(sample_buffer *b, const float *samples, size_t count) {
 typedef struct built_sequence {
     es_sequence seq;
     float *inputs;
-    float *targets;
+    float *targets;     /* VAD */
+    int *class_targets; /* KWS with --kws-loss frames */
 } built_sequence;
 
 static void built_free(built_sequence *b) {
     free(b->inputs);
     free(b->targets);
+    free(b->class_targets);
     memset(b, 0, sizeof(*b));
 }
 
@@ -620,6 +637,26 @@ static size_t append_clip(sample_buffer *b, const clip *c) {
     const int rc = buffer_append(b, samples, count);
     free(samples);
     return rc ? (size_t)-1 : offset;
+}
+
+/* Per-frame classes for --kws-loss frames: the keyword on the window's last
+ * KEYWORD_FRAMES frames (where the word is complete) and a few after it, not
+ * scored on its earlier, ambiguous frames, filler everywhere else. */
+static int *frame_class_targets(const es_sequence *seq) {
+    enum { KEYWORD_FRAMES = 30, AFTER_FRAMES = 5 };
+    int *classes = malloc(sizeof(int) * (size_t)seq->frames);
+    if (!classes) return NULL;
+    for (int t = 0; t < seq->frames; t++)
+        classes[t] = 0;
+    if (seq->keyword > 0) {
+        int first = seq->kw_end - KEYWORD_FRAMES;
+        if (first < seq->kw_start) first = seq->kw_start;
+        for (int t = seq->kw_start; t < first; t++)
+            classes[t] = -1;
+        for (int t = first; t < seq->kw_end + AFTER_FRAMES && t < seq->frames; t++)
+            classes[t] = seq->keyword;
+    }
+    return classes;
 }
 
 /* Builds one sequence of `split` into *out. Returns 0, or -1 (printed). */
@@ -728,6 +765,11 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
                                      (offset_s + target->end_s) / speed, frames, &out->seq.kw_start,
                                      &out->seq.kw_end);
             if (out->seq.kw_end > out->seq.kw_start) out->seq.keyword = target->output;
+        }
+        if (d->opt->kws_frame_targets) {
+            out->class_targets = frame_class_targets(&out->seq);
+            if (!out->class_targets) goto fail;
+            out->seq.class_targets = out->class_targets;
         }
     } else {
         targets = malloc(sizeof(float) * (size_t)frames);
@@ -1023,7 +1065,9 @@ int es_cmd_train(int argc, char **argv) {
 
     es_train_config config;
     es_train_config_default(&config);
-    config.loss = opt.task == TASK_VAD ? ES_LOSS_SIGMOID_CE : ES_LOSS_KWS_MAXPOOL;
+    config.loss = opt.task == TASK_VAD    ? ES_LOSS_SIGMOID_CE
+                  : opt.kws_frame_targets ? ES_LOSS_SOFTMAX_CE
+                                          : ES_LOSS_KWS_MAXPOOL;
     config.batch_size = opt.batch_size;
     config.learning_rate = opt.learning_rate;
     config.lr_decay = 0.95f;

@@ -76,13 +76,20 @@ static int teardown(void **state) {
     return run(command) == 0 ? 0 : -1;
 }
 
-static int train(const char *manifest_name, const char *task, const char *model_name) {
+/* One epoch of the small model; `extra` is one more flag and its value, or NULL. */
+static int train_with(const char *manifest_name, const char *task, const char *model_name,
+                      const char *extra, const char *extra_value) {
     char manifest[PATH_MAX + 32], model[PATH_MAX + 32];
     snprintf(manifest, sizeof manifest, "%s/%s", folder, manifest_name);
     snprintf(model, sizeof model, "%s/%s", folder, model_name);
-    char *argv[] = {"train",    manifest, "-o",      model,    "--task", (char *)task,
-                    "--epochs", "1",      "--small", "--seed", "3",      NULL};
-    return es_cmd_train(11, argv);
+    char *argv[] = {
+        "train", manifest,  "-o",     model, "--task",      (char *)task,        "--epochs",
+        "1",     "--small", "--seed", "3",   (char *)extra, (char *)extra_value, NULL};
+    return es_cmd_train(extra ? 13 : 11, argv);
+}
+
+static int train(const char *manifest_name, const char *task, const char *model_name) {
+    return train_with(manifest_name, task, model_name, NULL, NULL);
 }
 
 static es_model *load(const char *model_name) {
@@ -120,6 +127,17 @@ static void test_kws_one_epoch_writes_filler_and_keywords(void **state) {
     es_model_destroy(m);
 }
 
+static void test_kws_frame_targets_train_too(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    assert_int_equal(train_with("manifest.tsv", "kws", "kws-frames.model", "--kws-loss", "frames"),
+                     0);
+    es_model *m = load("kws-frames.model");
+    assert_int_equal(es_model_output_size(m), 21);
+    es_model_destroy(m);
+    assert_int_equal(train_with("manifest.tsv", "kws", "never.model", "--kws-loss", "ctc"), 2);
+}
+
 static void test_bad_manifest_line_fails(void **state) {
     (void)state;
     if (folder[0] == '\0') skip();
@@ -154,6 +172,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vad_one_epoch_writes_a_speech_model),
         cmocka_unit_test(test_kws_one_epoch_writes_filler_and_keywords),
+        cmocka_unit_test(test_kws_frame_targets_train_too),
         cmocka_unit_test(test_bad_manifest_line_fails),
         cmocka_unit_test(test_usage_errors),
     };
