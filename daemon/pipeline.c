@@ -128,6 +128,8 @@ void es_pipeline_feature_spec(const es_frontend_config *frontend, es_feature_spe
     spec->normalisation = (uint32_t)frontend->normalisation;
 }
 
+static int find_speech_output(const es_model *m);
+
 /* Whether a model fits the front end and can run frame by frame. */
 static int check_model(const es_model *m, const es_frontend_config *frontend, const char *what,
                        es_pipeline_error *err) {
@@ -171,6 +173,11 @@ int es_pipeline_load_model(const char *path, const char *builtin_name,
         return fail(err, ES_PIPELINE_ERR_MODEL, "%s: %s", what,
                     rnn_err.why[0] ? rnn_err.why : es_rnn_strerror(rc));
     rc = check_model(m, frontend, what, err);
+    if (rc == ES_PIPELINE_OK && builtin_name && strcmp(builtin_name, "vad") == 0 &&
+        find_speech_output(m) < 0)
+        rc = fail(err, ES_PIPELINE_ERR_MODEL,
+                  "%s: not a speech model: %d outputs and none is labelled \"speech\"", what,
+                  es_model_output_size(m));
     if (rc != ES_PIPELINE_OK) {
         es_model_destroy(m);
         return rc;

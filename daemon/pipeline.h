@@ -75,9 +75,10 @@ const char *es_pipeline_strerror(int code);
 
 /* Loads a model for the pipeline: from the file at `path`, or — when `path` is
  * NULL or "builtin" — the model compiled into the binary under `builtin_name`
- * ("vad" or "kws"). The model's feature spec is checked against `frontend`
- * (NULL: the default front end). The caller destroys *out with
- * es_model_destroy. */
+ * ("vad" or "kws"), which also names the model's role: a "vad" model must
+ * have a "speech" output (or only one output). The model's feature spec is
+ * checked against `frontend` (NULL: the default front end); errors name the
+ * file. The caller destroys *out with es_model_destroy. */
 int es_pipeline_load_model(const char *path, const char *builtin_name,
                            const es_frontend_config *frontend, es_model **out,
                            es_pipeline_error *err);

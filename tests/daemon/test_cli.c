@@ -23,6 +23,9 @@
 
 #include <cmocka.h>
 
+#include "builtin.h"
+#include "pipeline.h"
+
 #define DEMO_CLIP ES_SOURCE_DIR "/tests/clips/demo.wav"
 #define DEMO_TRUTH ES_SOURCE_DIR "/tests/clips/demo.truth.tsv"
 #define MAX_ARGS 32
@@ -907,6 +910,70 @@ static void test_demo_regression(void **state) {
     free_result(&r);
 }
 
+/* ---- model files ------------------------------------------------------------------ */
+
+/* Writes built-in model `name` to a file, as a user's model file would be. */
+static void write_builtin(const char *name, char *path, size_t size) {
+    char file[64];
+    snprintf(file, sizeof file, "%s.esm", name);
+    temp_path(path, size, file);
+    size_t bytes = 0;
+    const unsigned char *image = es_builtin_model(name, &bytes);
+    assert_non_null(image);
+    write_bytes(path, image, bytes);
+}
+
+static void test_model_flags(void **state) {
+    (void)state;
+    char vad[128], kws[128];
+    write_builtin("vad", vad, sizeof vad);
+    write_builtin("kws", kws, sizeof kws);
+    /* The built-in models from files: the same results as built in. */
+    run_result builtin = EARSHOT("file", "--format", "frames", DEMO_CLIP);
+    run_result files =
+        EARSHOT("file", "--format", "frames", "--vad-model", vad, "--kws-model", kws, DEMO_CLIP);
+    expect_success(&builtin);
+    expect_success(&files);
+    assert_string_equal(builtin.out, files.out);
+
+    /* Two keyword models: both sets of columns, in order. */
+    run_result twice =
+        EARSHOT("file", "--format", "frames", "--kws-model", kws, "--kws-model", kws, DEMO_CLIP);
+    expect_success(&twice);
+    const char *header_end = strchr(builtin.out, '\n');
+    size_t keyword_part = (size_t)(header_end - builtin.out) - strlen("time_s,speech");
+    assert_int_equal(strchr(twice.out, '\n') - twice.out,
+                     header_end - builtin.out + (long)keyword_part);
+    free_result(&builtin);
+    free_result(&files);
+    free_result(&twice);
+
+    /* A model for other features is refused, naming the file and the difference. */
+    es_feature_spec spec;
+    es_pipeline_feature_spec(NULL, &spec);
+    spec.mel_bands = 64;
+    es_model *wide = NULL;
+    assert_int_equal(es_model_create(&spec, 64, &wide), ES_RNN_OK);
+    assert_int_equal(es_model_add_layer(wide, ES_LAYER_DENSE, 1, ES_ACT_SIGMOID, 0), ES_RNN_OK);
+    const char *labels[] = {"speech"};
+    assert_int_equal(es_model_set_labels(wide, 1, labels), ES_RNN_OK);
+    char wide_path[128];
+    temp_path(wide_path, sizeof wide_path, "wide.esm");
+    es_rnn_error err;
+    assert_int_equal(es_model_save(wide, wide_path, &err), ES_RNN_OK);
+    es_model_destroy(wide);
+    char needle[160];
+    snprintf(needle, sizeof needle, "earshot: %s: ", wide_path);
+    run_result refused = EARSHOT("file", "--vad-model", wide_path, DEMO_CLIP);
+    assert_int_equal(refused.status, 1);
+    assert_non_null(strstr(refused.err, needle));
+    assert_non_null(strstr(refused.err, "mel"));
+    free_result(&refused);
+
+    /* A keyword model where a VAD model belongs: no "speech" output. */
+    expect_failure(EARSHOT("file", "--vad-model", kws, DEMO_CLIP), 1, "speech");
+}
+
 /* ---- earshot bench ---------------------------------------------------------------------- */
 
 static void test_bench_tsv(void **state) {
@@ -962,6 +1029,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_stdin_matches_path),
         cmocka_unit_test(test_parallel_keeps_input_order),
         cmocka_unit_test(test_other_rates_agree),
+        cmocka_unit_test(test_model_flags),
         cmocka_unit_test(test_demo_regression),
         cmocka_unit_test(test_bench_tsv),
     };
