@@ -67,6 +67,9 @@ struct es_pipeline {
     atomic_uint_fast64_t latency_max_ns;
 };
 
+static int fail(es_pipeline_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int fail(es_pipeline_error *err, int code, const char *fmt, ...) {
     if (err) {
         err->code = code;
