@@ -354,6 +354,10 @@ static void test_bad_flags(void **state) {
     /* An output that cannot be created. */
     expect_failure(EARSHOT("file", "-o", "/nonexistent-dir/out.jsonl", DEMO_CLIP), 1,
                    "/nonexistent-dir/out.jsonl");
+    /* A full disk is a failure, not a silent loss. */
+    if (access("/dev/full", W_OK) == 0)
+        expect_failure(EARSHOT("file", "-o", "/dev/full", DEMO_CLIP), 1,
+                       "earshot: /dev/full: write failed");
 
     /* No command at all: the usage, on stderr, as a usage error. */
     run_result r = run_earshot(NULL, (const char *[]){NULL});
