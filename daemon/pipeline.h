@@ -97,6 +97,8 @@ typedef enum es_pipeline_mode {
 typedef enum es_ring_policy {
     ES_RING_DROP_OLDEST = 0, /* capture: never block, count the drop ([rt]) */
     ES_RING_WAIT = 1,        /* file or FIFO read by a thread: wait for room */
+    /* With ES_RING_WAIT the consumer must keep consuming until it sees
+     * ES_PIPELINE_CLOSED, or a feeding producer waits for room forever. */
 } es_ring_policy;
 
 /* One frame's model outputs, before any smoothing. */
