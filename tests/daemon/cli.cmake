@@ -9,7 +9,7 @@ set_tests_properties(daemon_pipeline PROPERTIES LABELS tsan)
 
 # The built binary from outside: exit codes, messages, formats, stdin, -j, other rates (sox).
 # Links es_daemon only to write model files for the --vad-model/--kws-model cases.
-es_add_test(daemon_cli SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli.c LIBS es_daemon m)
+es_add_test(daemon_cli SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli.c LIBS es_daemon util m)
 target_compile_definitions(daemon_cli PRIVATE EARSHOT_BINARY="$<TARGET_FILE:earshot>")
 add_dependencies(daemon_cli earshot)
 # `earshot file -j 3` runs worker threads: that case alone also runs in the TSan build

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pty.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -978,6 +979,54 @@ static void test_model_flags(void **state) {
     expect_failure(EARSHOT("file", "--vad-model", kws, DEMO_CLIP), 1, "speech");
 }
 
+/* ---- progress bar ---------------------------------------------------------------- */
+
+/* On a terminal, a long input gets a progress bar with ETA on stderr, erased
+ * at the end; the results on stdout are the same. */
+static void test_progress_on_tty(void **state) {
+    (void)state;
+    char long_clip[128];
+    /* 8.7 s x 8 = 70 s: above the one-minute threshold of the bar. */
+    make_variant("long.wav", (const char *[]){"repeat", "7", NULL}, long_clip, sizeof long_clip);
+    int master, slave;
+    assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+    char out_path[128];
+    temp_path(out_path, sizeof out_path, "tty-stdout.txt");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(out, STDOUT_FILENO);
+        dup2(slave, STDERR_FILENO);
+        close(master);
+        execl(EARSHOT_BINARY, EARSHOT_BINARY, "file", "--format", "rttm", long_clip, (char *)NULL);
+        _exit(127);
+    }
+    close(slave);
+    char tty[16384];
+    size_t got = 0;
+    ssize_t n;
+    /* read fails with EIO once the child has closed its side. */
+    while (got < sizeof tty - 1 && (n = read(master, tty + got, sizeof tty - 1 - got)) > 0)
+        got += (size_t)n;
+    tty[got] = '\0';
+    close(master);
+    int wstatus;
+    assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+    assert_true(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    if (!strstr(tty, "ETA") || !strstr(tty, "%") || tty[0] != '\r')
+        fail_msg("no progress bar on the terminal: \"%s\"", tty);
+    /* It ends by erasing itself: the last thing written is a bare return. */
+    assert_true(got > 0 && tty[got - 1] == '\r');
+
+    run_result plain = EARSHOT("file", "--format", "rttm", long_clip);
+    expect_success(&plain);
+    char *on_tty = read_whole(out_path);
+    assert_string_equal(on_tty, plain.out);
+    free(on_tty);
+    free_result(&plain);
+}
+
 /* ---- earshot bench ---------------------------------------------------------------------- */
 
 static void test_bench_tsv(void **state) {
@@ -1034,6 +1083,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_parallel_keeps_input_order),
         cmocka_unit_test(test_other_rates_agree),
         cmocka_unit_test(test_model_flags),
+        cmocka_unit_test(test_progress_on_tty),
         cmocka_unit_test(test_demo_regression),
         cmocka_unit_test(test_bench_tsv),
     };
