@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audio_file.h"
@@ -322,7 +323,10 @@ static int analyse_in_parallel(const file_context *ctx, char **inputs, int count
 static double known_audio_seconds(char **inputs, int count) {
     double total_s = 0;
     for (int i = 0; i < count; i++) {
-        if (strcmp(inputs[i], "-") == 0) continue;
+        /* Only regular files: opening a FIFO here would eat its stream. */
+        struct stat st;
+        if (strcmp(inputs[i], "-") == 0 || stat(inputs[i], &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
         es_audio_file *audio = NULL;
         char why[256];
         if (es_audio_file_open(inputs[i], &audio, why, sizeof why) != 0) continue;

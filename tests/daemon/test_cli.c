@@ -720,6 +720,35 @@ static void test_stdin_matches_path(void **state) {
     }
 }
 
+/* A FIFO named on the command line streams like stdin. */
+static void test_fifo_path(void **state) {
+    (void)state;
+    char fifo[128];
+    temp_path(fifo, sizeof fifo, "stream.fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    pid_t writer = fork();
+    assert_true(writer >= 0);
+    if (writer == 0) {
+        char *bytes = read_whole(DEMO_CLIP);
+        FILE *f = fopen(DEMO_CLIP, "rb");
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fclose(f);
+        int fd = open(fifo, O_WRONLY);
+        ssize_t done = fd >= 0 ? write(fd, bytes, (size_t)size) : -1;
+        _exit(done == size ? 0 : 1);
+    }
+    run_result by_fifo = EARSHOT("file", "--format", "frames", fifo);
+    int wstatus;
+    assert_int_equal(waitpid(writer, &wstatus, 0), writer);
+    run_result by_path = EARSHOT("file", "--format", "frames", DEMO_CLIP);
+    expect_success(&by_fifo);
+    expect_success(&by_path);
+    assert_string_equal(by_fifo.out, by_path.out);
+    free_result(&by_fifo);
+    free_result(&by_path);
+}
+
 static void test_parallel_keeps_input_order(void **state) {
     (void)state;
     char stereo[128];
@@ -1080,6 +1109,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_stdin_matches_path),
+        cmocka_unit_test(test_fifo_path),
         cmocka_unit_test(test_parallel_keeps_input_order),
         cmocka_unit_test(test_other_rates_agree),
         cmocka_unit_test(test_model_flags),
