@@ -419,33 +419,20 @@ static stream_end run_pipeline(source *src, const char *pipe_path, char *why, si
     return STREAM_EOF;
 }
 
-/* Opens the path without blocking (a FIFO would wait for a writer) and runs
- * streams from it until it ends, fails or the source stops. */
-static stream_end run_file(source *src, int *is_fifo, char *why, size_t why_size) {
-    int in_fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (in_fd < 0) {
-        snprintf(why, why_size, "%s: %s", src->config.target, strerror(errno));
-        *is_fifo = 1; /* unknown yet: worth retrying */
-        return STREAM_ERROR;
-    }
-    struct stat st;
-    *is_fifo = fstat(in_fd, &st) == 0 && S_ISFIFO(st.st_mode);
-    atomic_store(&src->state, SOURCE_RUNNING);
-    atomic_store(&src->attempted, 1);
+/* One stream read from `in_fd` (left open) through a pump. */
+static stream_end run_stream(source *src, int in_fd, int is_fifo, char *why, size_t why_size) {
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
         snprintf(why, why_size, "pipe: %s", strerror(errno));
-        close(in_fd);
         return STREAM_ERROR;
     }
     fcntl(pipe_fds[1], F_SETFL, O_NONBLOCK);
-    pump pu = {.src = src, .in_fd = in_fd, .out_fd = pipe_fds[1], .is_fifo = *is_fifo};
+    pump pu = {.src = src, .in_fd = in_fd, .out_fd = pipe_fds[1], .is_fifo = is_fifo};
     int rc = pthread_create(&pu.thread, NULL, pump_thread, &pu);
     if (rc != 0) {
         snprintf(why, why_size, "cannot start a thread: %s", strerror(rc));
         close(pipe_fds[0]);
         close(pipe_fds[1]);
-        close(in_fd);
         return STREAM_ERROR;
     }
     char pipe_path[64];
@@ -453,10 +440,22 @@ static stream_end run_file(source *src, int *is_fifo, char *why, size_t why_size
     stream_end end = run_pipeline(src, pipe_path, why, why_size);
     close(pipe_fds[0]); /* a pump still writing gets EPIPE and ends */
     pthread_join(pu.thread, NULL);
-    close(in_fd);
-    /* A writer that connected and left without a byte is not an error. */
-    if (end == STREAM_ERROR && pu.bytes == 0 && *is_fifo) end = STREAM_EOF;
     return end;
+}
+
+/* The path is opened once, without blocking (a FIFO would wait for a
+ * writer), and stays open: a FIFO carries one stream per writer, and a
+ * reader that closed between writers would make the next writer fail with
+ * EPIPE. */
+static int open_input(source *src, int *is_fifo, char *why, size_t why_size) {
+    int fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, why_size, "%s: %s", src->config.target, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    *is_fifo = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+    return fd;
 }
 
 static void report_retry(source *src, const char *why, char *last_why, size_t last_size) {
@@ -473,9 +472,15 @@ static void *file_worker(void *arg) {
     source *src = arg;
     int delay_ms = RETRY_FIRST_MS;
     char why[320] = "", last_why[320] = "";
+    int in_fd = -1, is_fifo = 0;
     while (!atomic_load(&src->stopping)) {
-        int is_fifo = 0;
-        stream_end end = run_file(src, &is_fifo, why, sizeof why);
+        stream_end end = STREAM_ERROR;
+        if (in_fd < 0) in_fd = open_input(src, &is_fifo, why, sizeof why);
+        if (in_fd >= 0) {
+            atomic_store(&src->state, SOURCE_RUNNING);
+            atomic_store(&src->attempted, 1);
+            end = run_stream(src, in_fd, is_fifo, why, sizeof why);
+        }
         if (end == STREAM_STOPPED || atomic_load(&src->stopping)) break;
         if (end == STREAM_EOF) {
             last_why[0] = '\0';
@@ -485,15 +490,17 @@ static void *file_worker(void *arg) {
             log_at(LOG_INFO, "source %s: %s read to its end", src->config.name, src->config.target);
             break;
         }
-        if (!is_fifo) {
+        if (in_fd >= 0 && !is_fifo) {
             atomic_store(&src->state, SOURCE_FAILED);
             log_at(LOG_ERR, "source %s: %s: %s", src->config.name, src->config.target, why);
             break;
         }
+        /* Missing path, or a writer that sent no audio: try again later. */
         report_retry(src, why, last_why, sizeof last_why);
         if (wait_for_stop(src, delay_ms)) break;
         delay_ms = delay_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay_ms * 2;
     }
+    if (in_fd >= 0) close(in_fd);
     atomic_store(&src->attempted, 1);
     return NULL;
 }

@@ -22,3 +22,10 @@ set_tests_properties(test_event_hub PROPERTIES LABELS tsan)
 # (systemd/CMakeLists.txt); verify needs the binary ExecStart names.
 es_add_test(test_units SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_units.c)
 add_dependencies(test_units earshot)
+
+# The daemon end to end, as a child process: sd_notify, watchdog, signals,
+# reload, subscribers vs `earshot file`, churn. Labelled tsan so the TSan
+# build runs the (instrumented) daemon's threads too.
+es_add_test(test_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_daemon.c LIBS Threads::Threads)
+add_dependencies(test_daemon earshot)
+set_tests_properties(test_daemon PROPERTIES LABELS tsan)

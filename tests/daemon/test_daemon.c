@@ -1,0 +1,660 @@
+/*
+ * `earshot daemon` end to end, as a child process of the test:
+ *   - --check-config names the bad line;
+ *   - sd_notify: READY=1 once the sources run, WATCHDOG=1 every half of
+ *     WATCHDOG_USEC, no pings while the engine loop is stalled (test hook
+ *     EARSHOT_TEST_ENGINE_STALL_MS), STOPPING=1 and exit 0 soon after SIGTERM;
+ *   - several subscribers (and `earshot listen`) receive exactly the events
+ *     `earshot file` finds in the same audio, streamed through a FIFO;
+ *   - SIGHUP with a corrupt model is refused and the old model keeps serving;
+ *   - 200+ subscribers churning and one that never reads cost the live ones
+ *     nothing, and the daemon's fd count returns to where it started.
+ * The clip is synthesised with espeak-ng (installed by scripts/setup.sh).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EARSHOT ES_BINARY_DIR "/daemon/earshot"
+#define MAX_EVENTS 256
+#define MAX_LINE 1024
+
+extern char **environ;
+
+static char work_dir[40];
+static char clip_path[128];
+/* What `earshot file` reports for the clip, with "source" and "wallclock"
+ * removed (they name the input and the moment, not what was heard). */
+static char expected[MAX_EVENTS][MAX_LINE];
+static int expected_count;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Removes `"source":"...",` and `,"wallclock":"..."` from an event line. */
+static void normalise(char *line) {
+    static const char *const keys[] = {"\"source\":\"", ",\"wallclock\":\""};
+    for (int k = 0; k < 2; k++) {
+        char *start = strstr(line, keys[k]);
+        if (!start) continue;
+        char *end = strchr(start + strlen(keys[k]), '"');
+        if (!end) continue;
+        end++;
+        if (k == 0 && *end == ',') end++;
+        memmove(start, end, strlen(end) + 1);
+    }
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+}
+
+static int setup_clip(void **state) {
+    (void)state;
+    snprintf(work_dir, sizeof work_dir, "/tmp/es-daemon-test-XXXXXX");
+    if (!mkdtemp(work_dir)) return -1;
+    snprintf(clip_path, sizeof clip_path, "%s/clip.wav", work_dir);
+    char command[512];
+    snprintf(command, sizeof command,
+             "espeak-ng -w '%s' 'Turn left at the door. Then stop and wait for me. "
+             "Go right, go up, and say yes or no.' 2>/dev/null",
+             clip_path);
+    if (system(command) != 0) return -1;
+    snprintf(command, sizeof command, "'%s' file '%s'", EARSHOT, clip_path);
+    FILE *p = popen(command, "r");
+    if (!p) return -1;
+    while (expected_count < MAX_EVENTS && fgets(expected[expected_count], MAX_LINE, p))
+        normalise(expected[expected_count++]);
+    if (pclose(p) != 0 || expected_count == 0) {
+        fprintf(stderr, "earshot file found no events in the clip\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown_clip(void **state) {
+    (void)state;
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf '%s'", work_dir);
+    return system(command) == 0 ? 0 : -1;
+}
+
+/* ---- the daemon as a child -------------------------------------------------------------- */
+
+typedef struct daemon_proc {
+    pid_t pid;
+    char dir[64];
+    char config[100];
+    char fifo[100];
+    char socket[100];
+    char notify[100];
+    char out_log[100];
+    char err_log[100];
+    int notify_fd;
+} daemon_proc;
+
+static int test_counter;
+/* Children still running when a test fails; killed by its teardown. */
+static pid_t running_daemon, running_listener;
+
+static int kill_leftovers(void **state) {
+    (void)state;
+    pid_t pids[2] = {running_daemon, running_listener};
+    for (int i = 0; i < 2; i++) {
+        if (pids[i] <= 0) continue;
+        kill(pids[i], SIGKILL);
+        waitpid(pids[i], NULL, 0);
+    }
+    running_daemon = running_listener = 0;
+    return 0;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Config text for a daemon with one FIFO source; `extra` is appended. */
+static void write_config(daemon_proc *d, const char *extra) {
+    char text[2048];
+    snprintf(text, sizeof text, "[source.pipe]\nfile = %s\n[events]\nsocket = %s\nstdout = yes\n%s",
+             d->fifo, d->socket, extra ? extra : "");
+    write_file(d->config, text);
+}
+
+static void prepare(daemon_proc *d, const char *extra_config, int with_notify) {
+    memset(d, 0, sizeof *d);
+    d->notify_fd = -1;
+    snprintf(d->dir, sizeof d->dir, "%s/run%d", work_dir, ++test_counter);
+    assert_int_equal(mkdir(d->dir, 0700), 0);
+    snprintf(d->config, sizeof d->config, "%s/earshot.conf", d->dir);
+    snprintf(d->fifo, sizeof d->fifo, "%s/in.fifo", d->dir);
+    snprintf(d->socket, sizeof d->socket, "%s/events.sock", d->dir);
+    snprintf(d->notify, sizeof d->notify, "%s/notify.sock", d->dir);
+    snprintf(d->out_log, sizeof d->out_log, "%s/stdout.log", d->dir);
+    snprintf(d->err_log, sizeof d->err_log, "%s/stderr.log", d->dir);
+    assert_int_equal(mkfifo(d->fifo, 0600), 0);
+    write_config(d, extra_config);
+    if (with_notify) {
+        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un addr = {.sun_family = AF_UNIX};
+        snprintf(addr.sun_path, sizeof addr.sun_path, "%s", d->notify);
+        assert_int_equal(bind(d->notify_fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    }
+}
+
+/* Starts `earshot daemon` with the test's environment plus `env` (NULL-ended). */
+static void start(daemon_proc *d, const char *const *env) {
+    char *envp[256];
+    int n = 0;
+    for (char **e = environ; *e && n < 200; e++)
+        if (strncmp(*e, "NOTIFY_SOCKET=", 14) && strncmp(*e, "WATCHDOG_", 9)) envp[n++] = *e;
+    static char notify_env[160];
+    if (d->notify_fd >= 0) {
+        snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", d->notify);
+        envp[n++] = notify_env;
+    }
+    for (int i = 0; env && env[i]; i++)
+        envp[n++] = (char *)env[i];
+    envp[n] = NULL;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, d->out_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, d->err_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char *argv[] = {(char *)EARSHOT, (char *)"daemon", (char *)"--config", d->config, NULL};
+    assert_int_equal(posix_spawn(&d->pid, EARSHOT, &actions, NULL, argv, envp), 0);
+    running_daemon = d->pid;
+    posix_spawn_file_actions_destroy(&actions);
+}
+
+static void dump_log(const daemon_proc *d) {
+    char command[256];
+    snprintf(command, sizeof command, "cat '%s' >&2", d->err_log);
+    if (system(command) != 0) return;
+}
+
+static int log_contains(const daemon_proc *d, const char *text) {
+    FILE *f = fopen(d->err_log, "r");
+    if (!f) return 0;
+    char line[2048];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+static void wait_for_log(const daemon_proc *d, const char *text, int timeout_ms) {
+    for (int64_t end = now_ms() + timeout_ms; now_ms() < end; sleep_ms(10))
+        if (log_contains(d, text)) return;
+    dump_log(d);
+    fail_msg("the daemon never logged '%s'", text);
+}
+
+/* Sends SIGTERM; returns the exit status; `took_ms` how long the exit took. */
+static int stop(daemon_proc *d, int64_t *took_ms) {
+    int64_t start_ms = now_ms();
+    kill(d->pid, SIGTERM);
+    int status = 0;
+    assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
+    running_daemon = 0;
+    if (took_ms) *took_ms = now_ms() - start_ms;
+    if (d->notify_fd >= 0) close(d->notify_fd);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) dump_log(d);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- notify messages -------------------------------------------------------------------- */
+
+/* Waits for a datagram containing `what`; returns its arrival time (ms) or -1. */
+static int64_t wait_notify(daemon_proc *d, const char *what, int timeout_ms) {
+    for (int64_t end = now_ms() + timeout_ms; now_ms() < end;) {
+        struct pollfd p = {.fd = d->notify_fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - now_ms())) <= 0) continue;
+        char msg[1024];
+        ssize_t n = recv(d->notify_fd, msg, sizeof msg - 1, 0);
+        if (n <= 0) continue;
+        msg[n] = '\0';
+        if (strstr(msg, what)) return now_ms();
+    }
+    return -1;
+}
+
+/* Collects the arrival times of WATCHDOG=1 for `duration_ms`. */
+static int collect_pings(daemon_proc *d, int duration_ms, int64_t *times, int max) {
+    int count = 0;
+    for (int64_t end = now_ms() + duration_ms; now_ms() < end;) {
+        struct pollfd p = {.fd = d->notify_fd, .events = POLLIN};
+        int left = (int)(end - now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0) continue;
+        char msg[1024];
+        ssize_t n = recv(d->notify_fd, msg, sizeof msg - 1, 0);
+        if (n <= 0) continue;
+        msg[n] = '\0';
+        if (strstr(msg, "WATCHDOG=1") && count < max) times[count++] = now_ms();
+    }
+    return count;
+}
+
+static int64_t longest_gap(const int64_t *times, int count, int64_t from) {
+    int64_t gap = 0, last = from;
+    for (int i = 0; i < count; i++) {
+        if (times[i] - last > gap) gap = times[i] - last;
+        last = times[i];
+    }
+    return gap;
+}
+
+/* ---- audio in, events out ---------------------------------------------------------------- */
+
+/* Writes the clip into the FIFO as one stream (one writer session). */
+static void write_clip(const char *fifo) {
+    int in = open(clip_path, O_RDONLY);
+    assert_true(in >= 0);
+    int out = open(fifo, O_WRONLY);
+    assert_true(out >= 0);
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        for (ssize_t done = 0, wrote; done < n; done += wrote) {
+            wrote = write(out, buf + done, (size_t)(n - done));
+            assert_true(wrote > 0);
+        }
+    }
+    close(in);
+    close(out);
+}
+
+static int count_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[MAX_LINE];
+    int lines = 0;
+    while (fgets(line, sizeof line, f))
+        lines++;
+    fclose(f);
+    return lines;
+}
+
+/* A FIFO carries one stream per writer, and the daemon can only tell them
+ * apart once the last one ended: wait until its events are all out (on the
+ * daemon's stdout) before the next writer comes. */
+static void wait_for_events(const daemon_proc *d, int count) {
+    for (int64_t end = now_ms() + 30000; now_ms() < end; sleep_ms(10))
+        if (count_lines(d->out_log) >= count) return;
+    dump_log(d);
+    fail_msg("the daemon printed %d events, expected %d", count_lines(d->out_log), count);
+}
+
+/* Streams the clip `times` times, one writer after the other. */
+static void stream_clips(const daemon_proc *d, int times) {
+    int before = count_lines(d->out_log);
+    for (int i = 1; i <= times; i++) {
+        write_clip(d->fifo);
+        wait_for_events(d, before + i * expected_count);
+    }
+}
+
+typedef struct writer {
+    const char *fifo;
+    int times;
+    pthread_t thread;
+} writer;
+
+static void *writer_thread(void *arg) {
+    writer *w = arg;
+    for (int i = 0; i < w->times; i++)
+        write_clip(w->fifo);
+    return NULL;
+}
+
+static int connect_to(const char *path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A subscriber that reads lines in its own thread until EOF. */
+typedef struct subscriber {
+    int fd;
+    int count;
+    char (*lines)[MAX_LINE];
+    pthread_t thread;
+} subscriber;
+
+static void *subscriber_thread(void *arg) {
+    subscriber *s = arg;
+    FILE *in = fdopen(s->fd, "r");
+    char line[MAX_LINE];
+    while (in && fgets(line, sizeof line, in)) {
+        if (s->count < 4 * MAX_EVENTS) {
+            normalise(line);
+            memcpy(s->lines[s->count], line, MAX_LINE);
+        }
+        s->count++;
+    }
+    if (in) fclose(in);
+    return NULL;
+}
+
+static void subscribe(subscriber *s, const char *socket_path) {
+    memset(s, 0, sizeof *s);
+    s->fd = connect_to(socket_path);
+    assert_true(s->fd >= 0);
+    s->lines = calloc(4 * MAX_EVENTS, MAX_LINE);
+    assert_non_null(s->lines);
+    pthread_create(&s->thread, NULL, subscriber_thread, s);
+}
+
+/* After the daemon closed the socket: every stream's events, in order. */
+static void check_subscriber(subscriber *s, int streams) {
+    pthread_join(s->thread, NULL);
+    assert_int_equal(s->count, streams * expected_count);
+    for (int i = 0; i < s->count; i++)
+        assert_string_equal(s->lines[i], expected[i % expected_count]);
+    free(s->lines);
+}
+
+static int daemon_fd_count(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir) return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL)
+        if (entry->d_name[0] != '.') count++;
+    closedir(dir);
+    return count;
+}
+
+/* Waits until the hub has accepted the connections just made: a
+ * connection still in the listen queue would miss the first events. */
+static void settle(void) {
+    sleep_ms(200);
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+static void check_config_names_the_bad_line(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, "[vad]\nthreshold = 0.5\nmin_speach_ms = 3\n", 0);
+    char command[512];
+    snprintf(command, sizeof command, "'%s' daemon --config '%s' --check-config 2>&1", EARSHOT,
+             d.config);
+    FILE *p = popen(command, "r");
+    char out[2048] = "";
+    size_t len = fread(out, 1, sizeof out - 1, p);
+    out[len] = '\0';
+    int status = pclose(p);
+    assert_int_equal(WEXITSTATUS(status), 1);
+    char where[256];
+    snprintf(where, sizeof where, "%s:8: unknown key 'min_speach_ms' in [vad]", d.config);
+    if (!strstr(out, where)) fail_msg("expected '%s' in: %s", where, out);
+
+    write_config(&d, "[vad]\nthreshold = 0.5\n");
+    p = popen(command, "r");
+    len = fread(out, 1, sizeof out - 1, p);
+    out[len] = '\0';
+    status = pclose(p);
+    if (WEXITSTATUS(status) != 0) fail_msg("valid config refused: %s", out);
+}
+
+static void notify_ready_watchdog_stall_and_stop(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 1);
+    const char *env[] = {"WATCHDOG_USEC=400000", "EARSHOT_TEST_ENGINE_STALL_MS=2500", NULL};
+    start(&d, env);
+    if (wait_notify(&d, "READY=1", 10000) < 0) {
+        dump_log(&d);
+        fail_msg("no READY=1");
+    }
+    /* READY=1 only once the source runs: the FIFO has its reader. */
+    int probe = open(d.fifo, O_WRONLY | O_NONBLOCK);
+    assert_true(probe >= 0);
+    close(probe);
+
+    /* Idle engines are healthy: pings every ~200 ms (half of WATCHDOG_USEC). */
+    int64_t pings[256];
+    int64_t from = now_ms();
+    int count = collect_pings(&d, 1500, pings, 256);
+    printf("watchdog: %d pings in 1.5 s with WATCHDOG_USEC=400000 (expect ~7)\n", count);
+    assert_true(count >= 3 && count <= 15);
+    assert_true(longest_gap(pings, count, from) < 800);
+
+    /* Audio makes the engine loop stall for 2.5 s: the pings stop. */
+    writer w = {.fifo = d.fifo, .times = 1};
+    pthread_create(&w.thread, NULL, writer_thread, &w);
+    wait_for_log(&d, "engine loop stalls", 10000);
+    from = now_ms();
+    count = collect_pings(&d, 4000, pings, 256);
+    int64_t gap = longest_gap(pings, count, from);
+    printf("watchdog: longest silence during a 2.5 s engine stall: %lld ms\n", (long long)gap);
+    assert_true(gap >= 1200);
+    /* ...and resume once it runs again. */
+    assert_true(count >= 1 && pings[count - 1] > from + 2500);
+    pthread_join(w.thread, NULL);
+
+    int64_t took_ms;
+    assert_int_equal(stop(&d, &took_ms), 0);
+    printf("SIGTERM to exit: %lld ms\n", (long long)took_ms);
+    assert_true(took_ms < 1000);
+    assert_true(log_contains(&d, "<6>earshot: stopped"));
+}
+
+static void subscribers_receive_what_earshot_file_finds(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    enum { SUBSCRIBERS = 3, STREAMS = 2 };
+    subscriber subs[SUBSCRIBERS];
+    for (int i = 0; i < SUBSCRIBERS; i++)
+        subscribe(&subs[i], d.socket);
+    /* And the command-line subscriber. */
+    char listen_out[160];
+    snprintf(listen_out, sizeof listen_out, "%s/listen.out", d.dir);
+    pid_t listener;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, listen_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char *argv[] = {(char *)EARSHOT, (char *)"listen", (char *)"--socket", d.socket, NULL};
+    assert_int_equal(posix_spawn(&listener, EARSHOT, &actions, NULL, argv, environ), 0);
+    running_listener = listener;
+    posix_spawn_file_actions_destroy(&actions);
+    settle();
+
+    stream_clips(&d, STREAMS);
+    assert_int_equal(stop(&d, NULL), 0);
+    for (int i = 0; i < SUBSCRIBERS; i++)
+        check_subscriber(&subs[i], STREAMS);
+
+    int status;
+    assert_int_equal(waitpid(listener, &status, 0), listener);
+    running_listener = 0;
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    FILE *f = fopen(listen_out, "r");
+    char line[MAX_LINE];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        assert_non_null(strstr(line, "\"source\":\"pipe\""));
+        normalise(line);
+        assert_true(n < STREAMS * expected_count);
+        assert_string_equal(line, expected[n % expected_count]);
+        n++;
+    }
+    fclose(f);
+    assert_int_equal(n, STREAMS * expected_count);
+    printf("%d subscribers and earshot listen each got %d events = earshot file's %d x %d\n",
+           SUBSCRIBERS, n, expected_count, STREAMS);
+}
+
+static void reload_refuses_a_corrupt_model_and_keeps_serving(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 1);
+    start(&d, NULL);
+    assert_true(wait_notify(&d, "READY=1", 10000) >= 0);
+    subscriber sub;
+    subscribe(&sub, d.socket);
+    settle();
+
+    char corrupt[160], extra[256];
+    snprintf(corrupt, sizeof corrupt, "%s/corrupt.esm", d.dir);
+    write_file(corrupt, "this is not a model, only bytes pretending to be one");
+    snprintf(extra, sizeof extra, "[models]\nvad = %s\n", corrupt);
+    write_config(&d, extra);
+    kill(d.pid, SIGHUP);
+    assert_true(wait_notify(&d, "RELOADING=1", 5000) >= 0);
+    assert_true(wait_notify(&d, "READY=1", 5000) >= 0);
+    wait_for_log(&d, "reload refused", 5000);
+    assert_true(log_contains(&d, "<3>earshot: reload refused"));
+    stream_clips(&d, 1); /* served by the old model */
+
+    /* A good reload is taken, and the next stream runs on it. */
+    write_config(&d, "[models]\nvad = builtin\n");
+    kill(d.pid, SIGHUP);
+    wait_for_log(&d, "reloaded", 5000);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+    check_subscriber(&sub, 2);
+}
+
+typedef struct churner {
+    const char *socket;
+    atomic_int stop;
+    atomic_int connections;
+    pthread_t thread;
+} churner;
+
+static void *churn_thread(void *arg) {
+    churner *c = arg;
+    while (!atomic_load(&c->stop)) {
+        int fd = connect_to(c->socket);
+        if (fd < 0) {
+            sleep_ms(1);
+            continue;
+        }
+        atomic_fetch_add(&c->connections, 1);
+        if (atomic_load(&c->connections) % 3 == 0) sleep_ms(2); /* some stay a moment */
+        close(fd);
+    }
+    return NULL;
+}
+
+static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) {
+    (void)state;
+    daemon_proc d;
+    /* Small backlogs, so the subscriber that never reads is cut off soon. */
+    prepare(&d, "backlog_events = 4\nbacklog_bytes = 1024\n", 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    sleep_ms(100);
+    int fds_at_start = daemon_fd_count(d.pid);
+
+    enum { LIVE = 3, MIN_STREAMS = 3 };
+    subscriber live[LIVE];
+    for (int i = 0; i < LIVE; i++)
+        subscribe(&live[i], d.socket);
+    int stalled = connect_to(d.socket);
+    assert_true(stalled >= 0);
+    churner c = {.socket = d.socket};
+    pthread_create(&c.thread, NULL, churn_thread, &c);
+    settle();
+
+    /* At least 200 connections come and go while audio streams. */
+    int streams = 0;
+    while (streams < MIN_STREAMS || atomic_load(&c.connections) < 200) {
+        stream_clips(&d, 1);
+        assert_true(++streams < 100);
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(c.thread, NULL);
+    /* Every stream's events reach the live subscribers... */
+    for (int64_t end = now_ms() + 20000; now_ms() < end; sleep_ms(20)) {
+        int done = 1;
+        for (int i = 0; i < LIVE; i++)
+            done &= live[i].count >= streams * expected_count;
+        if (done) break;
+    }
+    /* ...while the stalled one was disconnected. */
+    char buf[65536];
+    ssize_t n;
+    size_t stalled_bytes = 0;
+    while ((n = read(stalled, buf, sizeof buf)) > 0)
+        stalled_bytes += (size_t)n;
+    assert_int_equal(n, 0);
+    close(stalled);
+    printf("churn: %d connections during %d streams; the stalled subscriber was cut off "
+           "after %zu bytes\n",
+           atomic_load(&c.connections), streams, stalled_bytes);
+
+    /* Only the live subscribers remain: close them and the daemon's fds
+     * return to their count before any subscriber came. */
+    for (int i = 0; i < LIVE; i++)
+        shutdown(live[i].fd, SHUT_RDWR);
+    int fds_now = -1;
+    for (int64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(20))
+        if ((fds_now = daemon_fd_count(d.pid)) == fds_at_start) break;
+    printf("daemon fds: %d at start, %d after churn\n", fds_at_start, fds_now);
+    assert_int_equal(fds_now, fds_at_start);
+    assert_int_equal(stop(&d, NULL), 0);
+    for (int i = 0; i < LIVE; i++) {
+        pthread_join(live[i].thread, NULL);
+        assert_int_equal(live[i].count, streams * expected_count);
+        for (int k = 0; k < live[i].count; k++)
+            assert_string_equal(live[i].lines[k], expected[k % expected_count]);
+        free(live[i].lines);
+    }
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(check_config_names_the_bad_line, kill_leftovers),
+        cmocka_unit_test_teardown(notify_ready_watchdog_stall_and_stop, kill_leftovers),
+        cmocka_unit_test_teardown(subscribers_receive_what_earshot_file_finds, kill_leftovers),
+        cmocka_unit_test_teardown(reload_refuses_a_corrupt_model_and_keeps_serving, kill_leftovers),
+        cmocka_unit_test_teardown(churn_and_a_stalled_subscriber_cost_live_ones_nothing,
+                                  kill_leftovers),
+    };
+    return cmocka_run_group_tests(tests, setup_clip, teardown_clip);
+}
