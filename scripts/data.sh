@@ -2,13 +2,14 @@
 # Builds the training data of earshot's models into data/ (or --out DIR) from
 # Debian packages only, and writes DIR/manifest.tsv (format: models/MANIFEST.md).
 #
-#   scripts/data.sh [--small] [--out DIR] [--jobs N]
+#   scripts/data.sh [--small] [--out DIR] [--jobs N] [--skip-render]
 #
 # Idempotent and resumable: every clip is written with a .tsv sidecar holding
 # its manifest line, and a clip whose sidecar exists is never redone. Progress
 # goes to stderr. --small makes a tiny set (a few voices and sentences, under a
-# minute) for CI's smoke training run. The method and every source with its
-# licence: models/recipe/README.md and models/recipe/SOURCES.md.
+# minute) for CI's smoke training run. --skip-render leaves the synthetic clips
+# as they are (e.g. while another run renders them) and does the rest.
+# Method and sources: models/recipe/README.md and models/recipe/SOURCES.md.
 #
 # Knobs (environment): ES_SENTENCES_PER_VOICE (25), ES_DATA_SEED (1).
 set -euo pipefail
@@ -23,7 +24,8 @@ while [ $# -gt 0 ]; do
     --small) small=1 ;;
     --out) out=$2 && shift ;;
     --jobs) jobs=$2 && shift ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    --skip-render) jobs=0 ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
     *) echo "data.sh: unknown argument '$1' (try --help)" >&2 && exit 2 ;;
     esac
     shift
@@ -82,16 +84,19 @@ log "$(wc -l <"$out/text/sentences.txt") keyword-free sentences from ${#text_sou
         sed "s|^|espeak\t$accent+|" "$out/text/variants"
     done <"$out/text/accents"
     for voice in kal kal16 slt; do printf 'flite\t%s\n' "$voice"; done
-} >"$out/text/voices.tsv"
+} >"$out/text/voices.part"
+mv "$out/text/voices.part" "$out/text/voices.tsv"
 log "$(wc -l <"$out/text/voices.tsv") voices"
 
 # ---- synthetic speech -----------------------------------------------------------
 plan_args=(--seed "${ES_DATA_SEED:-1}" --sentences-per-voice "${ES_SENTENCES_PER_VOICE:-25}")
 [ "$small" = 1 ] && plan_args+=(--small)
 perl $recipe/plan.pl "${plan_args[@]}" "$out/text/voices.tsv" $recipe/keywords.txt \
-    $recipe/near_misses.txt $recipe/carriers.txt "$out/text/sentences.txt" >"$out/text/jobs.tsv"
+    $recipe/near_misses.txt $recipe/carriers.txt "$out/text/sentences.txt" >"$out/text/jobs.part"
+# A rename, not a rewrite: workers of an earlier run may still be reading the old list.
+mv "$out/text/jobs.part" "$out/text/jobs.tsv"
 total_jobs=$(wc -l <"$out/text/jobs.tsv")
-log "rendering $total_jobs synthetic clips with $jobs workers"
+[ "$jobs" -gt 0 ] && log "rendering $total_jobs synthetic clips with $jobs workers"
 mkdir -p "$out/clips"
 pids=()
 for ((w = 0; w < jobs; w++)); do
