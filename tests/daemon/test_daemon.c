@@ -352,7 +352,7 @@ static int connect_to(const char *path) {
 /* A subscriber that reads lines in its own thread until EOF. */
 typedef struct subscriber {
     int fd;
-    int count;
+    atomic_int count; /* lines read so far; the test polls it while the thread reads */
     char (*lines)[MAX_LINE];
     pthread_t thread;
 } subscriber;
@@ -362,11 +362,12 @@ static void *subscriber_thread(void *arg) {
     FILE *in = fdopen(s->fd, "r");
     char line[MAX_LINE];
     while (in && fgets(line, sizeof line, in)) {
-        if (s->count < 4 * MAX_EVENTS) {
+        int n = atomic_load(&s->count);
+        if (n < 4 * MAX_EVENTS) {
             normalise(line);
-            memcpy(s->lines[s->count], line, MAX_LINE);
+            memcpy(s->lines[n], line, MAX_LINE);
         }
-        s->count++;
+        atomic_store(&s->count, n + 1);
     }
     if (in) fclose(in);
     return NULL;
@@ -374,6 +375,7 @@ static void *subscriber_thread(void *arg) {
 
 static void subscribe(subscriber *s, const char *socket_path) {
     memset(s, 0, sizeof *s);
+    atomic_init(&s->count, 0);
     s->fd = connect_to(socket_path);
     assert_true(s->fd >= 0);
     s->lines = calloc(4 * MAX_EVENTS, MAX_LINE);
