@@ -199,8 +199,9 @@ class EvalSet {
       for (const e of readEvents(jsonl).filter((x) => x.type === 'keyword')) {
         fa.total++;
         fa.byKeyword[e.keyword] = (fa.byKeyword[e.keyword] || 0) + 1;
-        const c = cats.find((r) => e.time >= Number(r[1]) && e.time <= Number(r[2]) + LATE_S);
-        const b = (fa.byCategory[c ? c[3] : 'silence'] = fa.byCategory[c ? c[3] : 'silence'] || { events: 0, hours: 0 });
+        // the stretch the event falls in, or the one before the pause it falls in
+        const c = cats.filter((r) => Number(r[1]) <= e.time).pop() || cats[0];
+        const b = (fa.byCategory[c[3]] = fa.byCategory[c[3]] || { events: 0, hours: 0 });
         b.events++;
       }
     }
