@@ -72,7 +72,8 @@ const dbToPower = (db) => Math.pow(10, db / 10);
 const snrDb = (name) => (name === 'clean' ? null : Number(name));
 const isReal = (voice) => voice.startsWith('real:') || voice.startsWith('librivox:');
 
-// Decoded clips, kept while the set is built (the test split is small).
+// Decoded clips, levelled to SPEECH_DBFS, kept while the set is built: every part draws
+// from the same split, so each clip is decoded once.
 class Clips {
   constructor() {
     this.cache = new Map();
@@ -90,6 +91,8 @@ class Clips {
     return c;
   }
 }
+
+const CLIPS = new Clips();
 
 // A stream being laid out: clips placed on 10 ms frame boundaries so labels line up.
 class Layout {
@@ -157,7 +160,7 @@ function mix(clean, bed, snr) {
 
 function buildVad(out, pools, noiseClips, size, seed) {
   const rand = L.rng(seed * 7919 + 1);
-  const clips = new Clips();
+  const clips = CLIPS;
   const lay = new Layout();
   lay.gap(1);
   while (lay.pos < size.vad_s * L.RATE) {
@@ -202,7 +205,7 @@ function chooseKeywords(rows, per, rand) {
 
 function buildKws(out, pools, noiseClips, size, seed) {
   const rand = L.rng(seed * 7919 + 2);
-  const clips = new Clips();
+  const clips = CLIPS;
   const synth = pools.kw.filter((r) => !isReal(r.voice));
   const real = pools.realKw;
   const chosen = rand
@@ -250,7 +253,7 @@ function buildFaPart(out, index, seconds, pools, noiseClips, seed) {
   const length = Math.round(seconds * L.RATE);
   const y = new Float32Array(length);
   const truth = [];
-  const clips = new Clips();
+  const clips = CLIPS;
   let pos = 0;
   let speech = 0;
   while (pos < length) {
