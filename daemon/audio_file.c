@@ -18,6 +18,7 @@
 
 struct es_audio_file {
     SNDFILE *sf;
+    int fd; /* stdin stays open */
     es_audio_info info;
 };
 
@@ -59,38 +60,44 @@ static int check_format(const SF_INFO *sfinfo, char *why, size_t why_size) {
     return 0;
 }
 
+static void close_descriptor(int fd) {
+    if (fd >= 0 && fd != STDIN_FILENO) close(fd);
+}
+
 int es_audio_file_open(const char *path, es_audio_file **out, char *why, size_t why_size) {
     *out = NULL;
     int fd;
     if (open_descriptor(path, &fd, why, why_size) != 0) {
-        if (fd >= 0 && fd != STDIN_FILENO) close(fd);
+        close_descriptor(fd);
         return -1;
     }
+    /* FLAC and some others need to seek, which a pipe cannot. */
+    int seekable = lseek(fd, 0, SEEK_CUR) >= 0;
     SF_INFO sfinfo;
     memset(&sfinfo, 0, sizeof sfinfo);
-    /* libsndfile closes the descriptor itself only when told to; stdin stays open. */
-    SNDFILE *sf = sf_open_fd(fd, SFM_READ, &sfinfo, fd != STDIN_FILENO);
+    /* The descriptor is ours to close, once: told to own it, libsndfile also
+     * closes it when the open fails, and a second close could then hit a
+     * descriptor another thread (earshot file -j) has just opened. */
+    SNDFILE *sf = sf_open_fd(fd, SFM_READ, &sfinfo, 0);
     if (!sf) {
         const char *reason = sf_strerror(NULL);
-        /* FLAC and some others need to seek, which a pipe cannot. */
-        int is_pipe = lseek(fd, 0, SEEK_CUR) < 0;
         snprintf(why, why_size, "not an audio file libsndfile reads (%s)%s",
                  reason && *reason ? reason : "unknown format",
-                 is_pipe ? "; a pipe must carry WAV, AU or OGG: save other formats to a file" : "");
-        if (fd != STDIN_FILENO) close(fd);
+                 seekable ? ""
+                          : "; a pipe must carry WAV, AU or OGG: save other formats to a file");
+        close_descriptor(fd);
         return -1;
     }
-    if (check_format(&sfinfo, why, why_size) != 0) {
-        sf_close(sf);
-        return -1;
-    }
-    es_audio_file *file = calloc(1, sizeof *file);
-    if (!file) {
+    es_audio_file *file = NULL;
+    if (check_format(&sfinfo, why, why_size) == 0 && !(file = calloc(1, sizeof *file)))
         snprintf(why, why_size, "out of memory");
+    if (!file) {
         sf_close(sf);
+        close_descriptor(fd);
         return -1;
     }
     file->sf = sf;
+    file->fd = fd;
     file->info.sample_rate_hz = sfinfo.samplerate;
     file->info.channels = sfinfo.channels;
     /* Through a pipe libsndfile cannot know the length; it reports a huge
@@ -103,6 +110,7 @@ int es_audio_file_open(const char *path, es_audio_file **out, char *why, size_t 
 void es_audio_file_close(es_audio_file *file) {
     if (!file) return;
     sf_close(file->sf);
+    close_descriptor(file->fd);
     free(file);
 }
 

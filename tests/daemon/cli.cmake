@@ -3,6 +3,9 @@
 # Events as JSON and the shared flag parsers, in-process.
 es_add_test(daemon_event SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_event.c LIBS es_daemon)
 
+# File input: refusal reasons, descriptors neither leaked nor closed twice.
+es_add_test(daemon_audio_file SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_audio_file.c LIBS es_daemon)
+
 # Chunking independence, live producer/consumer threads against offline, config errors.
 es_add_test(daemon_pipeline SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pipeline.c LIBS es_daemon)
 set_tests_properties(daemon_pipeline PROPERTIES LABELS tsan)
