@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "audio_file.h"
+#include "capture.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "config.h"
@@ -166,6 +167,7 @@ typedef struct service {
     source *sources[ES_CONFIG_MAX_SOURCES];
     int source_count;
 
+    int capture_initialised; /* PortAudio, once a device source needs it */
     int test_stall_ms;
     atomic_int test_stall_done;
     atomic_uint_fast64_t events;
@@ -203,6 +205,8 @@ struct source {
     es_heartbeat heartbeat;
     atomic_int engines_running;
     atomic_uint_fast64_t events;
+    int input_fd; /* file sources: the path, open across streams (worker's alone) */
+    int input_is_fifo;
 };
 
 static int wait_for_stop(source *src, int timeout_ms) {
@@ -213,6 +217,9 @@ static int wait_for_stop(source *src, int timeout_ms) {
 /* One stream: a pipeline and the consumer thread that runs it. */
 typedef struct stream {
     source *src;
+    double input_rate_hz;
+    int input_channels;
+    es_ring_policy ring_policy;
     engine *engine;
     unsigned generation;
     es_pipeline *pipeline;
@@ -262,7 +269,7 @@ static void *consumer_thread(void *arg) {
     return NULL;
 }
 
-static int stream_start(stream *st, const es_audio_info *info, char *why, size_t why_size) {
+static int stream_start(stream *st, char *why, size_t why_size) {
     st->engine = current_engine(st->src->svc, &st->generation);
     es_pipeline_config pc;
     es_pipeline_config_default(&pc, ES_PIPELINE_LIVE);
@@ -273,12 +280,10 @@ static int stream_start(stream *st, const es_audio_info *info, char *why, size_t
     pc.kws_model_count = st->engine->kws_count;
     pc.vad = st->engine->vad_config;
     pc.kws = st->engine->kws_config;
-    pc.input_rate_hz = info->sample_rate_hz;
-    pc.input_channels = info->channels;
+    pc.input_rate_hz = st->input_rate_hz;
+    pc.input_channels = st->input_channels;
     pc.max_input_frames = READ_CHUNK_FRAMES;
-    /* A file or FIFO waits for room: nothing is lost, and the writer is
-     * slowed down instead. */
-    pc.ring_policy = ES_RING_WAIT;
+    pc.ring_policy = st->ring_policy;
     pc.on_event = publish_event;
     pc.event_user = st;
     es_pipeline_error err = {0};
@@ -373,39 +378,50 @@ static void *pump_thread(void *arg) {
     return NULL;
 }
 
-/* ---- one stream of a file or FIFO -------------------------------------------------------- */
+/* ---- file and FIFO sources ------------------------------------------------------------ */
 
-typedef enum stream_end { STREAM_EOF, STREAM_STOPPED, STREAM_ERROR } stream_end;
+/* How one run of a source ended, and so what its worker does next. */
+typedef enum run_end {
+    RUN_STOPPED,  /* the source is being stopped */
+    RUN_AGAIN,    /* start the next run now: a FIFO's next writer, new settings */
+    RUN_FINISHED, /* a regular file read to its end */
+    RUN_FATAL,    /* cannot work, and trying again will not help */
+    RUN_RETRY,    /* failed (missing path, device gone): try again after a back-off */
+} run_end;
 
 /* Switches the stream to a newer engine at a chunk boundary. */
-static void follow_reload(stream *st, const es_audio_info *info, uint64_t *frames_fed) {
+static void follow_reload(stream *st, uint64_t *frames_fed) {
     if (atomic_load(&st->src->svc->engine_generation) == st->generation) return;
     stream_finish(st);
-    st->time_offset_s += (double)*frames_fed / info->sample_rate_hz;
+    st->time_offset_s += (double)*frames_fed / st->input_rate_hz;
     *frames_fed = 0;
     char why[256];
-    if (stream_start(st, info, why, sizeof why) != 0)
+    if (stream_start(st, why, sizeof why) != 0)
         log_at(LOG_ERR, "source %s: new settings: %s", st->src->config.name, why);
 }
 
-/* Reads the WAV stream from the pump's pipe into a pipeline until it ends. */
-static stream_end run_pipeline(source *src, const char *pipe_path, char *why, size_t why_size) {
+/* Reads the WAV stream from the pump's pipe into a pipeline until it ends;
+ * 0, or -1 with `why`. */
+static int run_pipeline(source *src, const char *pipe_path, char *why, size_t why_size) {
     es_audio_file *audio;
-    if (es_audio_file_open(pipe_path, &audio, why, why_size) != 0)
-        return atomic_load(&src->stopping) ? STREAM_STOPPED : STREAM_ERROR;
+    if (es_audio_file_open(pipe_path, &audio, why, why_size) != 0) return -1;
     const es_audio_info *info = es_audio_file_info(audio);
-    stream st = {.src = src};
-    if (stream_start(&st, info, why, why_size) != 0) {
+    /* A file or FIFO waits for room: nothing is lost, and the writer is
+     * slowed down instead. */
+    stream st = {.src = src,
+                 .input_rate_hz = info->sample_rate_hz,
+                 .input_channels = info->channels,
+                 .ring_policy = ES_RING_WAIT};
+    if (stream_start(&st, why, why_size) != 0) {
         es_audio_file_close(audio);
-        return STREAM_ERROR;
+        return -1;
     }
-    atomic_store(&src->state, SOURCE_RUNNING);
     float *samples = malloc(sizeof(float) * READ_CHUNK_FRAMES * (size_t)info->channels);
     uint64_t frames_fed = 0;
     long got = samples ? 0 : -1;
     while (samples &&
            (got = es_audio_file_read(audio, samples, READ_CHUNK_FRAMES, why, why_size)) > 0) {
-        if (st.pipeline) follow_reload(&st, info, &frames_fed);
+        if (st.pipeline) follow_reload(&st, &frames_fed);
         if (!st.pipeline) break;
         es_pipeline_feed(st.pipeline, samples, (size_t)got);
         frames_fed += (uint64_t)got;
@@ -414,104 +430,161 @@ static stream_end run_pipeline(source *src, const char *pipe_path, char *why, si
     if (st.pipeline) stream_finish(&st);
     free(samples);
     es_audio_file_close(audio);
-    if (atomic_load(&src->stopping)) return STREAM_STOPPED;
-    if (got < 0 || lost_pipeline) return STREAM_ERROR;
-    return STREAM_EOF;
+    if (lost_pipeline) snprintf(why, why_size, "the new settings could not be applied");
+    return got < 0 || lost_pipeline ? -1 : 0;
 }
 
 /* One stream read from `in_fd` (left open) through a pump. */
-static stream_end run_stream(source *src, int in_fd, int is_fifo, char *why, size_t why_size) {
+static int run_stream(source *src, char *why, size_t why_size) {
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
         snprintf(why, why_size, "pipe: %s", strerror(errno));
-        return STREAM_ERROR;
+        return -1;
     }
     fcntl(pipe_fds[1], F_SETFL, O_NONBLOCK);
-    pump pu = {.src = src, .in_fd = in_fd, .out_fd = pipe_fds[1], .is_fifo = is_fifo};
+    pump pu = {
+        .src = src, .in_fd = src->input_fd, .out_fd = pipe_fds[1], .is_fifo = src->input_is_fifo};
     int rc = pthread_create(&pu.thread, NULL, pump_thread, &pu);
     if (rc != 0) {
         snprintf(why, why_size, "cannot start a thread: %s", strerror(rc));
         close(pipe_fds[0]);
         close(pipe_fds[1]);
-        return STREAM_ERROR;
+        return -1;
     }
     char pipe_path[64];
     snprintf(pipe_path, sizeof pipe_path, "/proc/self/fd/%d", pipe_fds[0]);
-    stream_end end = run_pipeline(src, pipe_path, why, why_size);
+    rc = run_pipeline(src, pipe_path, why, why_size);
     close(pipe_fds[0]); /* a pump still writing gets EPIPE and ends */
     pthread_join(pu.thread, NULL);
-    return end;
+    return rc;
 }
 
 /* The path is opened once, without blocking (a FIFO would wait for a
  * writer), and stays open: a FIFO carries one stream per writer, and a
  * reader that closed between writers would make the next writer fail with
  * EPIPE. */
-static int open_input(source *src, int *is_fifo, char *why, size_t why_size) {
-    int fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(why, why_size, "%s: %s", src->config.target, strerror(errno));
-        return -1;
+static run_end run_file(source *src, char *why, size_t why_size) {
+    if (src->input_fd < 0) {
+        src->input_fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (src->input_fd < 0) {
+            snprintf(why, why_size, "%s: %s", src->config.target, strerror(errno));
+            return RUN_RETRY;
+        }
+        struct stat st;
+        src->input_is_fifo = fstat(src->input_fd, &st) == 0 && S_ISFIFO(st.st_mode);
     }
-    struct stat st;
-    *is_fifo = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
-    return fd;
-}
-
-static void report_retry(source *src, const char *why, char *last_why, size_t last_size) {
-    atomic_store(&src->state, SOURCE_RETRYING);
+    atomic_store(&src->state, SOURCE_RUNNING);
     atomic_store(&src->attempted, 1);
-    /* A source that keeps failing the same way is reported once. */
-    if (strcmp(last_why, why) != 0)
-        log_at(LOG_WARNING, "source %s: %s; retrying (every %d s at most)", src->config.name, why,
-               RETRY_MAX_MS / 1000);
-    snprintf(last_why, last_size, "%s", why);
+    int rc = run_stream(src, why, why_size);
+    if (atomic_load(&src->stopping)) return RUN_STOPPED;
+    if (src->input_is_fifo) return rc == 0 ? RUN_AGAIN : RUN_RETRY; /* next writer */
+    return rc == 0 ? RUN_FINISHED : RUN_FATAL;
 }
 
-static void *file_worker(void *arg) {
+/* ---- device sources ---------------------------------------------------------------------- */
+
+#define DEVICE_STALL_MS 3000 /* no audio for this long: the device is gone */
+#define DEVICE_POLL_MS 100
+
+/* [rt] PortAudio's callback thread. */
+static void on_capture(const float *interleaved, size_t frames, int input_overflow, void *user) {
+    stream *st = user;
+    if (input_overflow) es_pipeline_note_input_overflow(st->pipeline);
+    es_pipeline_feed(st->pipeline, interleaved, frames);
+}
+
+/* Captures until the device is lost, the settings change or the source stops. */
+static run_end run_device(source *src, char *why, size_t why_size) {
+    /* Capture never waits: a late engine costs the oldest frames, counted. */
+    stream st = {.src = src, .ring_policy = ES_RING_DROP_OLDEST};
+    es_capture_config cc;
+    es_capture_config_default(&cc);
+    cc.device = src->config.target;
+    cc.on_audio = on_capture;
+    cc.user = &st;
+    es_capture *capture;
+    es_capture_error cerr = {0};
+    if (es_capture_open(&cc, &capture, &cerr) != 0) {
+        snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
+        return RUN_RETRY;
+    }
+    st.input_rate_hz = es_capture_sample_rate(capture);
+    st.input_channels = es_capture_channels(capture);
+    if (stream_start(&st, why, why_size) != 0) {
+        es_capture_close(capture);
+        return RUN_FATAL;
+    }
+    if (es_capture_start(capture, &cerr) != 0) {
+        snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
+        es_capture_close(capture);
+        stream_finish(&st);
+        return RUN_RETRY;
+    }
+    atomic_store(&src->state, SOURCE_RUNNING);
+    atomic_store(&src->attempted, 1);
+    log_at(LOG_INFO, "source %s: capturing from %s (%.0f Hz, %d channels)", src->config.name,
+           es_capture_device_name(capture), st.input_rate_hz, st.input_channels);
+    run_end end = RUN_STOPPED;
+    while (!wait_for_stop(src, DEVICE_POLL_MS)) {
+        int health = es_capture_check(capture, DEVICE_STALL_MS, &cerr);
+        if (health == ES_CAPTURE_ERR_LOST || health == ES_CAPTURE_ERR_STALLED) {
+            snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
+            end = RUN_RETRY;
+            break;
+        }
+        /* New settings: a fresh stream (device time restarts; events carry
+         * wallclock). */
+        if (atomic_load(&src->svc->engine_generation) != st.generation) {
+            end = RUN_AGAIN;
+            break;
+        }
+    }
+    es_capture_close(capture); /* the callback never runs after this */
+    stream_finish(&st);
+    return end;
+}
+
+/* ---- the worker every source runs ------------------------------------------------------- */
+
+static void *source_worker(void *arg) {
     source *src = arg;
+    run_end (*run)(source *, char *, size_t) =
+        src->config.kind == ES_SOURCE_FILE ? run_file : run_device;
     int delay_ms = RETRY_FIRST_MS;
     char why[320] = "", last_why[320] = "";
-    int in_fd = -1, is_fifo = 0;
     while (!atomic_load(&src->stopping)) {
-        stream_end end = STREAM_ERROR;
-        if (in_fd < 0) in_fd = open_input(src, &is_fifo, why, sizeof why);
-        if (in_fd >= 0) {
-            atomic_store(&src->state, SOURCE_RUNNING);
-            atomic_store(&src->attempted, 1);
-            end = run_stream(src, in_fd, is_fifo, why, sizeof why);
-        }
-        if (end == STREAM_STOPPED || atomic_load(&src->stopping)) break;
-        if (end == STREAM_EOF) {
-            last_why[0] = '\0';
-            delay_ms = RETRY_FIRST_MS;
-            if (is_fifo) continue; /* the next writer is the next stream */
+        run_end end = run(src, why, sizeof why);
+        if (end == RUN_STOPPED || atomic_load(&src->stopping)) break;
+        int was_running = atomic_load(&src->state) == SOURCE_RUNNING;
+        if (end == RUN_AGAIN) continue;
+        if (end == RUN_FINISHED) {
             atomic_store(&src->state, SOURCE_FINISHED);
             log_at(LOG_INFO, "source %s: %s read to its end", src->config.name, src->config.target);
             break;
         }
-        if (in_fd >= 0 && !is_fifo) {
+        if (end == RUN_FATAL) {
             atomic_store(&src->state, SOURCE_FAILED);
-            log_at(LOG_ERR, "source %s: %s: %s", src->config.name, src->config.target, why);
+            log_at(LOG_ERR, "source %s: %s", src->config.name, why);
             break;
         }
-        /* Missing path, or a writer that sent no audio: try again later. */
-        report_retry(src, why, last_why, sizeof last_why);
+        /* A source that worked and then failed is a new incident: report it
+         * and start the back-off over. */
+        if (was_running) {
+            last_why[0] = '\0';
+            delay_ms = RETRY_FIRST_MS;
+        }
+        atomic_store(&src->state, SOURCE_RETRYING);
+        atomic_store(&src->attempted, 1);
+        /* A source that keeps failing the same way is reported once. */
+        if (strcmp(last_why, why) != 0)
+            log_at(LOG_WARNING, "source %s: %s; retrying with back-off (at most every %d s)",
+                   src->config.name, why, RETRY_MAX_MS / 1000);
+        snprintf(last_why, sizeof last_why, "%s", why);
         if (wait_for_stop(src, delay_ms)) break;
         delay_ms = delay_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay_ms * 2;
     }
-    if (in_fd >= 0) close(in_fd);
+    if (src->input_fd >= 0) close(src->input_fd);
     atomic_store(&src->attempted, 1);
-    return NULL;
-}
-
-/* Device sources need the PortAudio capture wrapper (see README, "Service"). */
-static void *device_worker(void *arg) {
-    source *src = arg;
-    atomic_store(&src->state, SOURCE_FAILED);
-    atomic_store(&src->attempted, 1);
-    log_at(LOG_ERR, "source %s: device sources are not supported by this build yet",
-           src->config.name);
     return NULL;
 }
 
@@ -523,8 +596,8 @@ static source *source_start(service *svc, const es_source_config *config) {
     atomic_init(&src->state, SOURCE_STARTING);
     es_heartbeat_init(&src->heartbeat);
     src->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    void *(*worker)(void *) = config->kind == ES_SOURCE_FILE ? file_worker : device_worker;
-    if (src->stop_fd < 0 || pthread_create(&src->worker, NULL, worker, src) != 0) {
+    src->input_fd = -1;
+    if (src->stop_fd < 0 || pthread_create(&src->worker, NULL, source_worker, src) != 0) {
         if (src->stop_fd >= 0) close(src->stop_fd);
         free(src);
         return NULL;
@@ -587,7 +660,24 @@ static void send_status(service *svc, char *last, size_t last_size) {
 
 /* ---- start, reload, stop -------------------------------------------------------------------- */
 
+/* PortAudio is initialised from the main thread (capture.h), the first time
+ * a config has a device source. */
+static void prepare_capture(service *svc, const es_daemon_config *config) {
+    if (svc->capture_initialised) return;
+    for (int i = 0; i < config->source_count; i++) {
+        if (config->sources[i].kind != ES_SOURCE_DEVICE) continue;
+        es_capture_error err = {0};
+        if (es_capture_init(&err) != 0) {
+            log_at(LOG_ERR, "PortAudio: %s", err.why);
+            return;
+        }
+        svc->capture_initialised = 1;
+        return;
+    }
+}
+
 static int start_sources(service *svc) {
+    prepare_capture(svc, &svc->config);
     for (int i = 0; i < svc->config.source_count; i++) {
         source *src = source_start(svc, &svc->config.sources[i]);
         if (!src) {
@@ -686,6 +776,7 @@ static void reload(service *svc) {
         atomic_fetch_add(&svc->engine_generation, 1);
         pthread_mutex_unlock(&svc->engine_lock);
         engine_release(old);
+        prepare_capture(svc, fresh);
         apply_sources(svc, fresh);
         /* The socket and stdout stay as they were opened. */
         copy_events_section(fresh, &svc->config);
@@ -704,6 +795,8 @@ static void stop_everything(service *svc) {
     svc->hub = NULL;
     es_line_writer_destroy(svc->stdout_writer);
     svc->stdout_writer = NULL;
+    if (svc->capture_initialised) es_capture_terminate();
+    svc->capture_initialised = 0;
 }
 
 /* ---- main loop ---------------------------------------------------------------------------------

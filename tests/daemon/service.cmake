@@ -26,6 +26,9 @@ add_dependencies(test_units earshot)
 # The daemon end to end, as a child process: sd_notify, watchdog, signals,
 # reload, subscribers vs `earshot file`, churn. Labelled tsan so the TSan
 # build runs the (instrumented) daemon's threads too.
-es_add_test(test_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_daemon.c LIBS Threads::Threads)
+# The ALSA fixture of the live-capture tests (live.cmake) keeps PortAudio off
+# real hardware when a device source is configured.
+es_add_test(test_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_daemon.c
+            LIBS es_live_fixture Threads::Threads)
 add_dependencies(test_daemon earshot)
 set_tests_properties(test_daemon PROPERTIES LABELS tsan)
