@@ -11,6 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+/* Streams given up after their device vanished; PortAudio must then not be
+ * terminated (see capture.h). Process-wide like PortAudio itself. */
+static atomic_int abandoned_streams;
+
 /* Above this the pipeline refuses the input anyway (es_pipeline_config). */
 #define ES_CAPTURE_MAX_CHANNELS 64
 #define ES_CAPTURE_NAME_BYTES 128
@@ -25,9 +29,11 @@ struct es_capture {
     char device_name[ES_CAPTURE_NAME_BYTES];
 
     int running;                 /* started and not yet stopped by us */
+    int lost;                    /* es_capture_check saw the device go */
     atomic_uint_fast64_t frames; /* written by the callback only */
     atomic_uint_fast64_t overflows;
-    atomic_int finished; /* PortAudio's stream-finished callback ran */
+    atomic_int finished;  /* PortAudio's stream-finished callback ran */
+    atomic_int abandoned; /* lost: the callback must not touch the caller's state */
 
     /* es_capture_check's own memory (one checking thread). */
     uint64_t frames_at_last_check;
@@ -63,7 +69,7 @@ int es_capture_init(es_capture_error *err) {
 }
 
 void es_capture_terminate(void) {
-    Pa_Terminate();
+    if (atomic_load(&abandoned_streams) == 0) Pa_Terminate();
 }
 
 /* ---- devices ------------------------------------------------------------------- */
@@ -161,6 +167,7 @@ static int capture_callback(const void *input, void *output, unsigned long frame
     (void)output;
     (void)time_info;
     es_capture *c = user;
+    if (atomic_load_explicit(&c->abandoned, memory_order_acquire)) return paAbort;
     int overflow = (status & paInputOverflow) != 0;
     if (overflow) atomic_fetch_add_explicit(&c->overflows, 1, memory_order_relaxed);
     uint64_t delivered = atomic_load_explicit(&c->frames, memory_order_relaxed);
@@ -227,8 +234,8 @@ int es_capture_open(const es_capture_config *config, es_capture **out, es_captur
     es_capture_device d;
     es_capture_device_get(index, &d);
     PaTime latency_s = config->latency_s > 0 ? config->latency_s : d.default_low_latency_s;
-    double rate;
-    int channels;
+    double rate = 0.0;
+    int channels = 0;
     rc = choose_format(config, &d, latency_s, &rate, &channels, err);
     if (rc != ES_CAPTURE_OK) return rc;
 
@@ -243,6 +250,7 @@ int es_capture_open(const es_capture_config *config, es_capture **out, es_captur
     atomic_init(&c->frames, 0);
     atomic_init(&c->overflows, 0);
     atomic_init(&c->finished, 0);
+    atomic_init(&c->abandoned, 0);
 
     PaStreamParameters params = {
         .device = index,
@@ -279,8 +287,11 @@ int es_capture_start(es_capture *c, es_capture_error *err) {
 void es_capture_stop(es_capture *c) {
     if (!c->running) return;
     c->running = 0;
-    /* A stream that ended by itself needs no draining; a lost device might
-     * never drain, so it is aborted rather than stopped. */
+    if (c->lost) {
+        atomic_store_explicit(&c->abandoned, 1, memory_order_release);
+        return;
+    }
+    /* A stream that ended by itself (max_seconds) has nothing to drain. */
     if (atomic_load_explicit(&c->finished, memory_order_acquire) ||
         Pa_IsStreamActive(c->stream) != 1)
         Pa_AbortStream(c->stream);
@@ -290,32 +301,39 @@ void es_capture_stop(es_capture *c) {
 
 void es_capture_close(es_capture *c) {
     if (!c) return;
-    if (c->stream) {
-        es_capture_stop(c);
-        Pa_CloseStream(c->stream);
+    es_capture_stop(c);
+    if (c->lost) {
+        /* PortAudio keeps a pointer to `c`: it stays allocated. */
+        atomic_fetch_add(&abandoned_streams, 1);
+        return;
     }
+    if (c->stream) Pa_CloseStream(c->stream);
     free(c);
+}
+
+static int lose(es_capture *c, es_capture_error *err, int code, const char *why) {
+    c->lost = 1;
+    return fail(err, code, "%s %s", c->device_name, why);
 }
 
 int es_capture_check(es_capture *c, int stall_timeout_ms, es_capture_error *err) {
     uint64_t frames = atomic_load_explicit(&c->frames, memory_order_acquire);
     if (c->max_frames && frames >= c->max_frames) return ES_CAPTURE_FINISHED;
+    if (c->lost) return fail(err, ES_CAPTURE_ERR_LOST, "%s is gone", c->device_name);
     if (!c->running) return ES_CAPTURE_OK;
     PaError active = Pa_IsStreamActive(c->stream);
-    if (active < 0)
-        return fail(err, ES_CAPTURE_ERR_LOST, "%s stopped: %s", c->device_name,
-                    Pa_GetErrorText(active));
+    if (active < 0) return lose(c, err, ES_CAPTURE_ERR_LOST, Pa_GetErrorText(active));
     if (active == 0 || atomic_load_explicit(&c->finished, memory_order_acquire))
-        return fail(err, ES_CAPTURE_ERR_LOST,
-                    "%s stopped delivering audio (device unplugged or sound server gone?)",
-                    c->device_name);
+        return lose(c, err, ES_CAPTURE_ERR_LOST,
+                    "stopped delivering audio (device unplugged or sound server gone?)");
     int64_t now = monotonic_ns();
     if (frames != c->frames_at_last_check) {
         c->frames_at_last_check = frames;
         c->progress_ns = now;
     } else if (stall_timeout_ms > 0 && now - c->progress_ns > (int64_t)stall_timeout_ms * 1000000) {
-        return fail(err, ES_CAPTURE_ERR_STALLED, "%s delivered no audio for %d ms", c->device_name,
-                    stall_timeout_ms);
+        char why[64];
+        snprintf(why, sizeof why, "delivered no audio for %d ms", stall_timeout_ms);
+        return lose(c, err, ES_CAPTURE_ERR_STALLED, why);
     }
     return ES_CAPTURE_OK;
 }

@@ -16,6 +16,15 @@
  * may redirect it around es_capture_init() (earshot mic and devices do unless
  * --verbose is given).
  *
+ * A lost stream (ES_CAPTURE_ERR_LOST or _STALLED from es_capture_check) is
+ * abandoned, not closed: PortAudio's JACK host waits ten minutes for a dead
+ * server when a stream is stopped or closed, then aborts the process. So
+ * after a loss es_capture_stop/close make no PortAudio call (the callback is
+ * told never to call the caller again), the stream's few hundred bytes stay
+ * allocated, and es_capture_terminate leaves PortAudio initialised. A
+ * process that lost a device should exit, or open another device (the
+ * device list is PortAudio's from initialisation).
+ *
  * Real-time safety: the callback this module installs only counts, checks a
  * limit and calls the caller's es_capture_fn; that function must itself be
  * [rt] (e.g. es_pipeline_feed with ES_RING_DROP_OLDEST).

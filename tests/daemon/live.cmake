@@ -20,3 +20,5 @@ set_tests_properties(daemon_capture PROPERTIES LABELS tsan)
 es_add_test(daemon_mic SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_mic.c LIBS es_live_fixture m)
 target_compile_definitions(daemon_mic PRIVATE EARSHOT_BINARY="$<TARGET_FILE:earshot>")
 add_dependencies(daemon_mic earshot)
+# The binary runs PortAudio's callback thread and the consumer: TSan-checked too (~12 s there).
+set_tests_properties(daemon_mic PROPERTIES LABELS tsan)

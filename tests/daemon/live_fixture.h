@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "rnn.h"
 
@@ -51,5 +52,22 @@ es_model *live_fixture_kws_model(uint64_t seed);
 
 /* Runs a shell command; returns its exit status, or -1 if it did not exit. */
 int live_fixture_run(const char *command);
+
+/* ---- child processes -------------------------------------------------------- */
+
+/* Starts `args` (NULL-terminated; args[0] is looked up in PATH) with stdin
+ * from /dev/null and stdout / stderr into the files (NULL: /dev/null).
+ * Returns the pid, or -1. */
+pid_t live_fixture_spawn(const char *const *args, const char *out_path, const char *err_path);
+
+/* Waits for `pid`: its exit status, 128 + the signal that ended it, or -1
+ * when it is still running after `timeout_s` (it is then killed). */
+int live_fixture_wait(pid_t pid, double timeout_s);
+
+/* A whole file as a NUL-terminated string (malloc'd), or NULL. */
+char *live_fixture_read(const char *path);
+
+double live_fixture_now_s(void); /* monotonic clock */
+void live_fixture_sleep_s(double seconds);
 
 #endif

@@ -35,7 +35,9 @@
 
 /* ---- allocation counting ------------------------------------------------------ */
 
-static _Thread_local int in_callback;
+/* volatile: the compiler assumes malloc reads no user memory and would drop
+ * the flag's stores around a bare malloc call. */
+static _Thread_local volatile int in_callback;
 static atomic_long allocations;
 static atomic_long frees;
 

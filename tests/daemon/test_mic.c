@@ -9,7 +9,6 @@
  * - bad flags exit 2, a missing device exits 1, each with a message;
  * - `earshot devices` lists the input and marks the default.
  */
-#include <fcntl.h>
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -20,9 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -45,47 +41,16 @@ typedef struct mic_test {
 /* ---- running the binary ---------------------------------------------------------- */
 
 static pid_t spawn(const mic_test *t, const char *const *args) {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int out = open(t->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int err = open(t->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int in = open("/dev/null", O_RDONLY);
-        if (out < 0 || err < 0 || in < 0) _exit(127);
-        dup2(in, STDIN_FILENO);
-        dup2(out, STDOUT_FILENO);
-        dup2(err, STDERR_FILENO);
-        execv(EARSHOT_BINARY, (char *const *)args);
-        _exit(127);
-    }
+    pid_t pid = live_fixture_spawn(args, t->out_path, t->err_path);
+    assert_true(pid > 0);
     return pid;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double seconds) {
-    struct timespec pause = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    nanosleep(&pause, NULL);
-}
-
-/* The exit status; a hang (60 s, sanitizer builds are slow) fails the test. */
+/* The exit status; a hang (60 s: sanitizer builds are slow) fails the test. */
 static int wait_exit(pid_t pid) {
-    double give_up = now_s() + 60.0;
-    int status;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (now_s() > give_up) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("earshot did not exit within 60 s");
-        }
-        sleep_s(0.01);
-    }
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    int status = live_fixture_wait(pid, 60.0);
+    if (status < 0) fail_msg("earshot did not exit within 60 s");
+    return status;
 }
 
 static int run(const mic_test *t, const char *const *args) {
@@ -93,16 +58,8 @@ static int run(const mic_test *t, const char *const *args) {
 }
 
 static char *read_whole(const char *path) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    char *text = malloc((size_t)size + 1);
+    char *text = live_fixture_read(path);
     assert_non_null(text);
-    assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
-    text[size] = '\0';
-    fclose(f);
     return text;
 }
 
@@ -196,15 +153,15 @@ static void test_frames_match_offline(void **state) {
     mic_test *t = *state;
     /* A ring for the whole clip: the file plugin is not paced, so audio
      * arrives far faster than real time and a small ring would drop. */
-    const char *live[] = {"earshot", "mic",      "--seconds", t->seconds, "--ring-ms",
-                          "20000",   "--format", "frames",    NULL};
+    const char *live[] = {EARSHOT_BINARY, "mic",      "--seconds", t->seconds, "--ring-ms",
+                          "20000",        "--format", "frames",    NULL};
     assert_int_equal(run(t, live), 0);
     char *live_csv = read_whole(t->out_path);
     char *report = read_whole(t->err_path);
     assert_non_null(strstr(report, " 0 ring drops"));
     assert_non_null(strstr(report, " 0 input overflows"));
 
-    const char *offline[] = {"earshot", "file", "--format", "frames", t->clip_wav, NULL};
+    const char *offline[] = {EARSHOT_BINARY, "file", "--format", "frames", t->clip_wav, NULL};
     assert_int_equal(run(t, offline), 0);
     char *offline_csv = read_whole(t->out_path);
 
@@ -219,10 +176,11 @@ static void test_frames_match_offline(void **state) {
 
 static void test_events_match_offline(void **state) {
     mic_test *t = *state;
-    const char *live[] = {"earshot", "mic", "--seconds", t->seconds, "--ring-ms", "20000", NULL};
+    const char *live[] = {EARSHOT_BINARY, "mic",   "--seconds", t->seconds,
+                          "--ring-ms",    "20000", NULL};
     assert_int_equal(run(t, live), 0);
     char *live_text = read_whole(t->out_path);
-    const char *offline[] = {"earshot", "file", t->clip_wav, NULL};
+    const char *offline[] = {EARSHOT_BINARY, "file", t->clip_wav, NULL};
     assert_int_equal(run(t, offline), 0);
     char *offline_text = read_whole(t->out_path);
 
@@ -248,22 +206,22 @@ static void test_events_match_offline(void **state) {
 
 static void test_signals_report_and_stop(void **state) {
     mic_test *t = *state;
-    const char *args[] = {"earshot", "mic", "--ring-ms", "1000", NULL};
+    const char *args[] = {EARSHOT_BINARY, "mic", "--ring-ms", "1000", NULL};
     pid_t pid = spawn(t, args);
     /* Signals only once it says it listens: before that they would kill it. */
-    double give_up = now_s() + 30.0;
+    double give_up = live_fixture_now_s() + 30.0;
     for (;;) {
         char *err = read_whole(t->err_path);
         int listening =
             strstr(err, "earshot: mic: listening to default (48000 Hz, 2 channels)\n") != NULL;
         free(err);
         if (listening) break;
-        assert_true(now_s() < give_up);
-        sleep_s(0.05);
+        assert_true(live_fixture_now_s() < give_up);
+        live_fixture_sleep_s(0.05);
     }
-    sleep_s(0.3);
+    live_fixture_sleep_s(0.3);
     kill(pid, SIGUSR1);
-    sleep_s(0.5);
+    live_fixture_sleep_s(0.5);
     kill(pid, SIGINT);
     assert_int_equal(wait_exit(pid), 0);
     char *report = read_whole(t->err_path);
@@ -285,18 +243,18 @@ static void expect_usage_error(const mic_test *t, const char *const *args, const
 static void test_bad_flags_exit_2(void **state) {
     mic_test *t = *state;
     const char *const cases[][6] = {
-        {"earshot", "mic", "--bogus", NULL},
-        {"earshot", "mic", "--seconds", "abc", NULL},
-        {"earshot", "mic", "--seconds", "-1", NULL},
-        {"earshot", "mic", "--rate", "5", NULL},
-        {"earshot", "mic", "--channels", "0", NULL},
-        {"earshot", "mic", "--ring-ms", "x", NULL},
-        {"earshot", "mic", "--format", "xml", NULL},
-        {"earshot", "mic", "--vad-threshold", "2", NULL},
-        {"earshot", "mic", "stray", NULL},
-        {"earshot", "mic", "--device", NULL},
-        {"earshot", "devices", "--bogus", NULL},
-        {"earshot", "devices", "stray", NULL},
+        {EARSHOT_BINARY, "mic", "--bogus", NULL},
+        {EARSHOT_BINARY, "mic", "--seconds", "abc", NULL},
+        {EARSHOT_BINARY, "mic", "--seconds", "-1", NULL},
+        {EARSHOT_BINARY, "mic", "--rate", "5", NULL},
+        {EARSHOT_BINARY, "mic", "--channels", "0", NULL},
+        {EARSHOT_BINARY, "mic", "--ring-ms", "x", NULL},
+        {EARSHOT_BINARY, "mic", "--format", "xml", NULL},
+        {EARSHOT_BINARY, "mic", "--vad-threshold", "2", NULL},
+        {EARSHOT_BINARY, "mic", "stray", NULL},
+        {EARSHOT_BINARY, "mic", "--device", NULL},
+        {EARSHOT_BINARY, "devices", "--bogus", NULL},
+        {EARSHOT_BINARY, "devices", "stray", NULL},
     };
     const char *mentions[] = {"--bogus",    "--seconds", "--seconds", "--rate",
                               "--channels", "--ring-ms", "--format",  "threshold",
@@ -307,12 +265,12 @@ static void test_bad_flags_exit_2(void **state) {
 
 static void test_missing_device_exits_1(void **state) {
     mic_test *t = *state;
-    const char *by_name[] = {"earshot", "mic", "--device", "no such card", NULL};
+    const char *by_name[] = {EARSHOT_BINARY, "mic", "--device", "no such card", NULL};
     assert_int_equal(run(t, by_name), 1);
     char *err = read_whole(t->err_path);
     assert_non_null(strstr(err, "earshot: mic: no input device named 'no such card'"));
     free(err);
-    const char *by_index[] = {"earshot", "mic", "--device", "42", NULL};
+    const char *by_index[] = {EARSHOT_BINARY, "mic", "--device", "42", NULL};
     assert_int_equal(run(t, by_index), 1);
     err = read_whole(t->err_path);
     assert_non_null(strstr(err, "42"));
@@ -321,7 +279,7 @@ static void test_missing_device_exits_1(void **state) {
 
 static void test_devices_lists_default(void **state) {
     mic_test *t = *state;
-    const char *args[] = {"earshot", "devices", NULL};
+    const char *args[] = {EARSHOT_BINARY, "devices", NULL};
     assert_int_equal(run(t, args), 0);
     char *out = read_whole(t->out_path);
     char *err = read_whole(t->err_path);
@@ -334,7 +292,7 @@ static void test_devices_lists_default(void **state) {
     free(out);
     free(err);
 
-    const char *help[] = {"earshot", "mic", "--help", NULL};
+    const char *help[] = {EARSHOT_BINARY, "mic", "--help", NULL};
     assert_int_equal(run(t, help), 0);
     out = read_whole(t->out_path);
     assert_non_null(strstr(out, "Usage: earshot mic"));
