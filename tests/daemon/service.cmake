@@ -32,3 +32,16 @@ es_add_test(test_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_daemon.c
             LIBS es_live_fixture Threads::Threads)
 add_dependencies(test_daemon earshot)
 set_tests_properties(test_daemon PROPERTIES LABELS tsan)
+
+# libFuzzer target for the config parser (ES_FUZZ=ON with clang).
+if(ES_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
+  add_executable(fuzz_daemon_config ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_daemon_config.c
+                                    ${PROJECT_SOURCE_DIR}/daemon/config.c
+                                    ${PROJECT_SOURCE_DIR}/daemon/detect.c)
+  target_include_directories(fuzz_daemon_config PRIVATE ${PROJECT_SOURCE_DIR}/daemon
+                                                        ${PROJECT_SOURCE_DIR}/dsp
+                                                        ${PROJECT_SOURCE_DIR}/rnn)
+  target_compile_options(fuzz_daemon_config PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_daemon_config PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_daemon_config PRIVATE PkgConfig::SERVICE_INIH m)
+endif()

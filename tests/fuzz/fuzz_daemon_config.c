@@ -1,0 +1,37 @@
+/*
+ * libFuzzer target for the daemon's config parser: whatever the bytes,
+ * parsing either succeeds with a config that passes its own checks, or fails
+ * with a message that names the file (and a line within the text).
+ * Registered by tests/daemon/service.cmake.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int count_lines(const uint8_t *data, size_t size) {
+    int lines = 1;
+    for (size_t i = 0; i < size; i++)
+        lines += data[i] == '\n';
+    return lines;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    es_daemon_config config;
+    es_config_error err = {0};
+    int rc = es_daemon_config_parse((const char *)data, size, "fuzz.conf", &config, &err);
+    if (rc != 0) {
+        if (strncmp(err.message, "fuzz.conf:", 10) != 0) abort();
+        if (err.line < 0 || err.line > count_lines(data, size)) abort();
+        return 0;
+    }
+    if (config.source_count < 1 || config.source_count > ES_CONFIG_MAX_SOURCES) abort();
+    for (int i = 0; i < config.source_count; i++)
+        if (!config.sources[i].kind || !config.sources[i].target[0]) abort();
+    if (es_vad_config_check(&config.vad) || es_kws_config_check(&config.kws)) abort();
+    return 0;
+}
