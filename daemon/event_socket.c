@@ -278,8 +278,8 @@ static void accept_subscribers(es_event_hub *hub) {
             return; /* EAGAIN, or out of fds: retried on the next poll */
         }
         if (hub->subscriber_count == hub->config.max_subscribers) {
+            counter_add(&hub->rejected, 1); /* before the peer can see the close */
             close(fd);
-            counter_add(&hub->rejected, 1);
             continue;
         }
         /* The kernel's send buffer is a second backlog in front of the

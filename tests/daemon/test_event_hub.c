@@ -154,6 +154,27 @@ static void subscribers_get_every_event_in_order(void **state) {
     assert_int_equal(count_open_fds(), fds_before);
 }
 
+static void socket_group_is_applied(void **state) {
+    (void)state;
+    char path[108], group[32];
+    socket_path(path, sizeof path, "group");
+    /* Our own group is the one group any process may give its files. */
+    snprintf(group, sizeof group, "%u", (unsigned)getegid());
+    es_event_hub_config config;
+    es_event_hub_config_default(&config);
+    config.socket_path = path;
+    config.socket_mode = 0640;
+    config.socket_group = group;
+    es_event_hub *hub;
+    es_hub_error err;
+    assert_int_equal(es_event_hub_create(&config, &hub, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_gid, getegid());
+    assert_int_equal(st.st_mode & 0777, 0640);
+    es_event_hub_destroy(hub);
+}
+
 static void malformed_lines_are_refused(void **state) {
     (void)state;
     char path[108];
@@ -437,6 +458,7 @@ static void line_writer_writes_everything_before_it_stops(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(subscribers_get_every_event_in_order),
+        cmocka_unit_test(socket_group_is_applied),
         cmocka_unit_test(malformed_lines_are_refused),
         cmocka_unit_test(a_live_socket_is_not_stolen_but_a_stale_one_is_replaced),
         cmocka_unit_test(churn_and_a_stalled_subscriber_never_cost_live_ones_an_event),
