@@ -204,7 +204,6 @@ struct source {
     atomic_int attempted; /* the first open attempt is over (for READY=1) */
     es_heartbeat heartbeat;
     atomic_int engines_running;
-    atomic_uint_fast64_t events;
     int input_fd; /* file sources: the path, open across streams (worker's alone) */
     int input_is_fifo;
 };
@@ -239,7 +238,6 @@ static void publish_event(const es_event *event, void *user) {
     service *svc = st->src->svc;
     es_event_hub_publish(svc->hub, line, (size_t)len);
     if (svc->stdout_writer) es_line_writer_publish(svc->stdout_writer, line, (size_t)len);
-    atomic_fetch_add(&st->src->events, 1);
     atomic_fetch_add(&svc->events, 1);
 }
 
