@@ -22,3 +22,10 @@ target_compile_definitions(daemon_mic PRIVATE EARSHOT_BINARY="$<TARGET_FILE:ears
 add_dependencies(daemon_mic earshot)
 # The binary runs PortAudio's callback thread and the consumer: TSan-checked too (~12 s there).
 set_tests_properties(daemon_mic PROPERTIES LABELS tsan)
+
+# The binary on a JACK dummy server: real-time pacing, latency report, the
+# server vanishing under it. Skips without jackd2 / jack-tools.
+es_add_test(daemon_mic_jack SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_mic_jack.c
+            LIBS es_live_fixture)
+target_compile_definitions(daemon_mic_jack PRIVATE EARSHOT_BINARY="$<TARGET_FILE:earshot>")
+add_dependencies(daemon_mic_jack earshot)
