@@ -162,6 +162,7 @@ struct es_event_hub {
     dev_t socket_dev;
     ino_t socket_ino;
     int listen_fd;
+    int64_t accept_paused_until_ms; /* hub thread's alone */
     int stop_fd;
     es_line_queue *queue;
     pthread_t thread;
@@ -270,12 +271,21 @@ static void drain_queue(es_event_hub *hub) {
     }
 }
 
+#define ACCEPT_PAUSE_MS 100
+
+static int64_t now_ms(void);
+
 static void accept_subscribers(es_event_hub *hub) {
     for (;;) {
         int fd = accept4(hub->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            return; /* EAGAIN, or out of fds: retried on the next poll */
+            /* Out of fds or memory: the connection stays queued and the
+             * listener readable; stop polling it for a moment rather than
+             * spin on it. */
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                hub->accept_paused_until_ms = now_ms() + ACCEPT_PAUSE_MS;
+            return;
         }
         if (hub->subscriber_count == hub->config.max_subscribers) {
             counter_add(&hub->rejected, 1); /* before the peer can see the close */
@@ -351,14 +361,17 @@ static void *hub_thread(void *arg) {
         hub->pollfds[POLL_STOP] = (struct pollfd){.fd = hub->stop_fd, .events = POLLIN};
         hub->pollfds[POLL_QUEUE] =
             (struct pollfd){.fd = es_line_queue_wakeup_fd(hub->queue), .events = POLLIN};
-        hub->pollfds[POLL_LISTEN] = (struct pollfd){.fd = hub->listen_fd, .events = POLLIN};
+        int accept_paused = now_ms() < hub->accept_paused_until_ms;
+        /* A negative fd is skipped by poll(). */
+        hub->pollfds[POLL_LISTEN] =
+            (struct pollfd){.fd = accept_paused ? -1 : hub->listen_fd, .events = POLLIN};
         size_t polled = hub->subscriber_count;
         for (size_t i = 0; i < polled; i++) {
             subscriber *s = &hub->subscribers[i];
             short events = POLLIN | (s->end > s->start ? POLLOUT : 0);
             hub->pollfds[POLL_FIXED + i] = (struct pollfd){.fd = s->fd, .events = events};
         }
-        if (poll(hub->pollfds, POLL_FIXED + polled, -1) < 0) {
+        if (poll(hub->pollfds, POLL_FIXED + polled, accept_paused ? ACCEPT_PAUSE_MS : -1) < 0) {
             if (errno == EINTR) continue;
             break;
         }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -366,6 +367,49 @@ static void max_subscribers_turns_extra_connections_away(void **state) {
     es_event_hub_destroy(hub);
 }
 
+/* With the process out of file descriptors, a pending connection keeps the
+ * listener readable; the hub must wait, not spin, and accept it once fds
+ * are free again. */
+static void running_out_of_fds_does_not_spin_the_hub(void **state) {
+    (void)state;
+    char path[108];
+    socket_path(path, sizeof path, "emfile");
+    es_event_hub_config config;
+    es_event_hub_config_default(&config);
+    config.socket_path = path;
+    es_event_hub *hub;
+    es_hub_error err;
+    assert_int_equal(es_event_hub_create(&config, &hub, &err), 0);
+
+    struct rlimit saved, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    tight = saved;
+    tight.rlim_cur = (rlim_t)count_open_fds() + 16;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    int fillers[64], filled = 0;
+    while (filled < 64 && (fillers[filled] = dup(0)) >= 0)
+        filled++;
+    assert_true(filled < 64);
+    close(fillers[--filled]); /* room for the client's socket, none for accept */
+    int client = connect_to(path);
+    assert_true(client >= 0);
+
+    struct timespec cpu0, cpu1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+    sleep_ms(500);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+    double cpu_ms =
+        (double)(cpu1.tv_sec - cpu0.tv_sec) * 1e3 + (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e6;
+    printf("hub out of fds: %.1f ms of CPU in 500 ms\n", cpu_ms);
+    while (filled > 0)
+        close(fillers[--filled]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_true(cpu_ms < 50.0); /* spinning burns what the machine gives it: 200+ */
+    wait_for_subscribers(hub, 1);
+    close(client);
+    es_event_hub_destroy(hub);
+}
+
 /* ---- queue ------------------------------------------------------------------------- */
 
 typedef struct producer {
@@ -463,6 +507,7 @@ int main(void) {
         cmocka_unit_test(a_live_socket_is_not_stolen_but_a_stale_one_is_replaced),
         cmocka_unit_test(churn_and_a_stalled_subscriber_never_cost_live_ones_an_event),
         cmocka_unit_test(max_subscribers_turns_extra_connections_away),
+        cmocka_unit_test(running_out_of_fds_does_not_spin_the_hub),
         cmocka_unit_test(queue_keeps_each_producers_order_across_threads),
         cmocka_unit_test(a_full_queue_refuses_and_counts),
         cmocka_unit_test(line_writer_writes_everything_before_it_stops),
