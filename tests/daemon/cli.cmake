@@ -19,3 +19,12 @@ add_dependencies(daemon_cli earshot)
 # (the whole CLI suite takes ~50 s there on a loaded 2-core machine).
 add_test(NAME daemon_cli_jobs COMMAND daemon_cli test_parallel_keeps_input_order)
 set_tests_properties(daemon_cli_jobs PROPERTIES LABELS tsan)
+
+# libFuzzer target for audio input through the whole offline pipeline (ES_FUZZ=ON, clang):
+#   build/tests/daemon/fuzz_audio_input -max_total_time=60 CORPUS tests/fuzz/corpus/audio_input
+if(ES_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
+  add_executable(fuzz_audio_input ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_audio_input.c)
+  target_compile_options(fuzz_audio_input PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_audio_input PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_audio_input PRIVATE es_daemon)
+endif()

@@ -6,6 +6,7 @@
  *
  * The bytes are handed over as a file (a memfd) because that is how earshot
  * receives them: libsndfile parses the header from a descriptor.
+ * Built by tests/daemon/cli.cmake when ES_FUZZ=ON (clang).
  */
 #define _GNU_SOURCE
 #include <stdint.h>
