@@ -488,13 +488,19 @@ int es_cmd_devices(int argc, char **argv) {
     }
     int count = es_capture_device_count();
     int inputs = 0;
-    printf("  index  channels  rate_hz  host_api  name\n");
+    int api_width = (int)strlen("host_api");
     for (int i = 0; i < count; i++) {
         es_capture_device d;
         if (es_capture_device_get(i, &d) != 1) continue;
         inputs++;
-        printf("%c %5d  %8d  %7.0f  %-8s  %s\n", d.is_default ? '*' : ' ', d.index,
-               d.max_input_channels, d.default_rate_hz, d.host_api, d.name);
+        if ((int)strlen(d.host_api) > api_width) api_width = (int)strlen(d.host_api);
+    }
+    printf("  index  channels  rate_hz  %-*s  name\n", api_width, "host_api");
+    for (int i = 0; i < count; i++) {
+        es_capture_device d;
+        if (es_capture_device_get(i, &d) != 1) continue;
+        printf("%c %5d  %8d  %7.0f  %-*s  %s\n", d.is_default ? '*' : ' ', d.index,
+               d.max_input_channels, d.default_rate_hz, api_width, d.host_api, d.name);
     }
     if (inputs == 0)
         printf("(no input devices)\n");
