@@ -439,6 +439,17 @@ static void check_config_names_the_bad_line(void **state) {
     out[len] = '\0';
     status = pclose(p);
     if (WEXITSTATUS(status) != 0) fail_msg("valid config refused: %s", out);
+
+    /* The shipped reference config is valid as it stands, models included. */
+    snprintf(command, sizeof command,
+             "'%s' daemon --config '" ES_SOURCE_DIR "/systemd/earshot.conf.example' "
+             "--check-config 2>&1",
+             EARSHOT);
+    p = popen(command, "r");
+    len = fread(out, 1, sizeof out - 1, p);
+    out[len] = '\0';
+    status = pclose(p);
+    if (WEXITSTATUS(status) != 0) fail_msg("earshot.conf.example refused: %s", out);
 }
 
 static void notify_ready_watchdog_stall_and_stop(void **state) {
