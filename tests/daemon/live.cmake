@@ -29,3 +29,4 @@ es_add_test(daemon_mic_jack SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_mic_jack.c
             LIBS es_live_fixture)
 target_compile_definitions(daemon_mic_jack PRIVATE EARSHOT_BINARY="$<TARGET_FILE:earshot>")
 add_dependencies(daemon_mic_jack earshot)
+set_tests_properties(daemon_mic_jack PROPERTIES LABELS tsan)
