@@ -662,6 +662,56 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
     }
 }
 
+typedef struct slow_writer {
+    const char *fifo;
+    atomic_int stop;
+    pthread_t thread;
+} slow_writer;
+
+/* Streams the clip over and over in small pieces, like a live producer,
+ * until told to stop or the reader goes away. Not a cmocka thread: no
+ * asserts. */
+static void *slow_writer_thread(void *arg) {
+    slow_writer *w = arg;
+    int out = open(w->fifo, O_WRONLY);
+    char buf[2048];
+    while (out >= 0 && !atomic_load(&w->stop)) {
+        int in = open(clip_path, O_RDONLY);
+        ssize_t n;
+        int broken = 0;
+        while (!broken && !atomic_load(&w->stop) && (n = read(in, buf, sizeof buf)) > 0) {
+            broken = write(out, buf, (size_t)n) != n;
+            sleep_ms(10);
+        }
+        close(in);
+        if (broken) break;
+    }
+    if (out >= 0) close(out);
+    return NULL;
+}
+
+static void sigterm_mid_stream_drains_and_exits_within_a_second(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    slow_writer w = {.fifo = d.fifo};
+    atomic_init(&w.stop, 0);
+    pthread_create(&w.thread, NULL, slow_writer_thread, &w);
+    /* Until the first speech segment is out: audio is flowing. */
+    for (int64_t end = now_ms() + 20000; now_ms() < end && count_lines(d.out_log) < 1;)
+        sleep_ms(10);
+    assert_true(count_lines(d.out_log) >= 1);
+    int64_t took_ms;
+    assert_int_equal(stop(&d, &took_ms), 0);
+    atomic_store(&w.stop, 1);
+    pthread_join(w.thread, NULL);
+    printf("SIGTERM mid-stream to exit: %lld ms\n", (long long)took_ms);
+    assert_true(took_ms < 1000);
+    assert_true(log_contains(&d, "<6>earshot: stopped"));
+}
+
 /* A device that is not there is reported once and retried with back-off,
  * and the other sources keep working meanwhile. PortAudio runs against a
  * private ALSA config (live_fixture.h), so no sound card is needed. */
@@ -702,6 +752,8 @@ int main(void) {
         cmocka_unit_test_teardown(subscribers_receive_what_earshot_file_finds, kill_leftovers),
         cmocka_unit_test_teardown(reload_refuses_a_corrupt_model_and_keeps_serving, kill_leftovers),
         cmocka_unit_test_teardown(churn_and_a_stalled_subscriber_cost_live_ones_nothing,
+                                  kill_leftovers),
+        cmocka_unit_test_teardown(sigterm_mid_stream_drains_and_exits_within_a_second,
                                   kill_leftovers),
         cmocka_unit_test_teardown(a_missing_device_is_retried_while_other_sources_run,
                                   kill_leftovers),
