@@ -7,7 +7,8 @@
  *   ring drop; the latency report (decision delay, processing
  *   latency) is printed, not asserted: speed belongs to benchmarks;
  * - killing the server (the "device" vanishes) ends earshot with exit 1 and
- *   a message, promptly instead of hanging.
+ *   a message, promptly instead of hanging; so does stopping it (SIGSTOP: a
+ *   driver that hangs), after the 3 s stall timeout.
  *
  * Skipped when jackd2 / jack-tools are not installed. The server gets a
  * private name, so parallel runs and other JACK users are not disturbed.
@@ -153,16 +154,42 @@ static void test_paced_capture(void **state) {
     free(report);
 }
 
-static void test_server_loss_exits_1(void **state) {
-    jack_test *t = *state;
-    skip_without_jack(t);
-    /* The lost stream is abandoned, not freed or joined (capture.h): no
-     * leak report for its memory or for JACK's finished thread. */
+/* A lost stream is abandoned, not freed or joined (capture.h): no leak
+ * report for its memory or for JACK's finished thread. */
+static void tolerate_abandoned_stream(void) {
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
     const char *tsan = getenv("TSAN_OPTIONS");
+    if (tsan && strstr(tsan, "report_thread_leaks=0")) return;
     char tsan_options[512];
     snprintf(tsan_options, sizeof tsan_options, "%s report_thread_leaks=0", tsan ? tsan : "");
     setenv("TSAN_OPTIONS", tsan_options, 1);
+}
+
+/* A server that hangs (stopped, not gone) leaves PortAudio's stream active
+ * but silent: earshot notices the stall and exits instead of waiting. */
+static void test_server_stall_exits_1(void **state) {
+    jack_test *t = *state;
+    skip_without_jack(t);
+    tolerate_abandoned_stream();
+    pid_t mic = start_mic(t, NULL);
+    live_fixture_sleep_s(0.5);
+    kill(t->server_pid, SIGSTOP);
+    double stalled_at_s = live_fixture_now_s();
+    int status = live_fixture_wait(mic, TIMEOUT_S);
+    double exited_after_s = live_fixture_now_s() - stalled_at_s;
+    kill(t->server_pid, SIGCONT);
+    assert_int_equal(status, 1);
+    print_message("earshot exited %.3f s after the server stalled\n", exited_after_s);
+    char *err = read_whole(t->err_path);
+    assert_non_null(strstr(err, "earshot: mic: system delivered no audio for 3000 ms"));
+    assert_non_null(strstr(err, "frames processed"));
+    free(err);
+}
+
+static void test_server_loss_exits_1(void **state) {
+    jack_test *t = *state;
+    skip_without_jack(t);
+    tolerate_abandoned_stream();
     pid_t mic = start_mic(t, NULL);
     live_fixture_sleep_s(0.5);
     kill(t->server_pid, SIGTERM);
@@ -180,7 +207,7 @@ static void test_server_loss_exits_1(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_paced_capture),
+        cmocka_unit_test(test_paced_capture), cmocka_unit_test(test_server_stall_exits_1),
         cmocka_unit_test(test_server_loss_exits_1), /* last: it ends the server */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
