@@ -8,11 +8,7 @@
  *   front end, ring push) on real captured audio, never allocates or frees.
  *
  * Allocations are counted only on the callback's thread while it is inside
- * our callback (a thread-local flag). In plain builds this executable
- * replaces malloc and friends (shared libraries such as libsoxr, FFTW and
- * PortAudio resolve to the executable's definitions); under AddressSanitizer
- * or ThreadSanitizer, which own malloc, it installs the sanitizer allocator's
- * hooks instead, so it runs in every CI build.
+ * our callback (alloc_count.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +17,6 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,89 +24,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc_count.h"
 #include "capture.h"
 #include "live_fixture.h"
 #include "pipeline.h"
-
-/* ---- allocation counting ------------------------------------------------------ */
-
-/* volatile: the compiler assumes malloc reads no user memory and would drop
- * the flag's stores around a bare malloc call. */
-static _Thread_local volatile int in_callback;
-static atomic_long allocations;
-static atomic_long frees;
-
-static void count_allocation(void) {
-    if (in_callback) atomic_fetch_add(&allocations, 1);
-}
-
-static void count_free(void) {
-    if (in_callback) atomic_fetch_add(&frees, 1);
-}
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
-                                              void (*free_hook)(const volatile void *));
-
-static void malloc_hook(const volatile void *pointer, size_t size) {
-    (void)pointer;
-    (void)size;
-    count_allocation();
-}
-
-static void free_hook(const volatile void *pointer) {
-    (void)pointer;
-    count_free();
-}
-
-static void install_counters(void) {
-    __sanitizer_install_malloc_and_free_hooks(malloc_hook, free_hook);
-}
-#else
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *pointer, size_t size);
-extern void *__libc_memalign(size_t alignment, size_t size);
-extern void __libc_free(void *pointer);
-
-void *malloc(size_t size) {
-    count_allocation();
-    return __libc_malloc(size);
-}
-
-void *calloc(size_t count, size_t size) {
-    count_allocation();
-    return __libc_calloc(count, size);
-}
-
-void *realloc(void *pointer, size_t size) {
-    count_allocation();
-    return __libc_realloc(pointer, size);
-}
-
-void *memalign(size_t alignment, size_t size) {
-    count_allocation();
-    return __libc_memalign(alignment, size);
-}
-
-void *aligned_alloc(size_t alignment, size_t size) {
-    count_allocation();
-    return __libc_memalign(alignment, size);
-}
-
-int posix_memalign(void **out, size_t alignment, size_t size) {
-    count_allocation();
-    *out = __libc_memalign(alignment, size);
-    return *out ? 0 : ENOMEM;
-}
-
-void free(void *pointer) {
-    if (pointer) count_free();
-    __libc_free(pointer);
-}
-
-static void install_counters(void) {}
-#endif
 
 /* ---- fixture ------------------------------------------------------------------ */
 
@@ -164,7 +80,7 @@ static int setup(void **state) {
         print_error("%s\n", err.why);
         return -1;
     }
-    install_counters();
+    alloc_count_install();
     *state = t;
     return 0;
 }
@@ -286,23 +202,22 @@ typedef struct counted_feed {
 static void counted_feed_pipeline(const float *interleaved, size_t frames, int input_overflow,
                                   void *user) {
     counted_feed *feed = user;
-    in_callback = 1;
+    alloc_count_open();
     if (input_overflow) es_pipeline_note_input_overflow(feed->pipeline);
     es_pipeline_feed(feed->pipeline, interleaved, frames);
-    in_callback = 0;
+    alloc_count_close();
     atomic_fetch_add(&feed->callbacks, 1);
 }
 
 static void test_counter_counts(void **state) {
     (void)state;
-    atomic_store(&allocations, 0);
-    atomic_store(&frees, 0);
-    in_callback = 1;
+    alloc_count_reset();
+    alloc_count_open();
     void *volatile p = malloc(64);
     free(p);
-    in_callback = 0;
-    assert_int_equal(atomic_load(&allocations), 1);
-    assert_int_equal(atomic_load(&frees), 1);
+    alloc_count_close();
+    assert_int_equal(alloc_count_allocations(), 1);
+    assert_int_equal(alloc_count_frees(), 1);
 }
 
 static void test_callback_never_allocates(void **state) {
@@ -335,8 +250,7 @@ static void test_callback_never_allocates(void **state) {
     es_pipeline_error perr = {0};
     assert_int_equal(es_pipeline_create(&config, &feed.pipeline, &perr), ES_PIPELINE_OK);
 
-    atomic_store(&allocations, 0);
-    atomic_store(&frees, 0);
+    alloc_count_reset();
     assert_int_equal(es_capture_start(capture, &cerr), ES_CAPTURE_OK);
     double give_up = now_s() + 20.0;
     int input_open = 1;
@@ -361,8 +275,8 @@ static void test_callback_never_allocates(void **state) {
     assert_true(atomic_load(&feed.callbacks) > 10);
     /* 3 s of audio: 300 hops, minus the window's tail at the end. */
     assert_in_range(stats.frames_processed + stats.ring_drops, 290, 301);
-    assert_int_equal(atomic_load(&allocations), 0);
-    assert_int_equal(atomic_load(&frees), 0);
+    assert_int_equal(alloc_count_allocations(), 0);
+    assert_int_equal(alloc_count_frees(), 0);
 
     es_capture_close(capture);
     es_pipeline_destroy(feed.pipeline);

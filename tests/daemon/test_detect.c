@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "alloc_count.h"
 #include "detect.h"
 
 #define RATE_HZ 16000
@@ -523,7 +524,51 @@ static void test_kws_config_check(void **state) {
                      ES_DETECT_ERR_CONFIG);
 }
 
+/* Steps and flushes touch no heap: a long run through every path (onsets,
+ * bridges, splits, padding, keyword waits, refractory, flush) inside an
+ * allocation-counting window. */
+static void test_steps_never_allocate(void **state) {
+    (void)state;
+    es_vad_config vad_config;
+    es_vad_config_default(&vad_config);
+    vad_config.max_speech_ms = 2000;
+    es_kws_config kws_config;
+    es_kws_config_default(&kws_config);
+    kws_config.vad_gate = 1;
+    kws_config.refractory_ms = 300;
+    es_vad_detector *vad = NULL;
+    es_kws_detector *kws = NULL;
+    assert_int_equal(es_vad_detector_create(&vad_config, RATE_HZ, HOP, &vad), ES_DETECT_OK);
+    assert_int_equal(es_kws_detector_create(&kws_config, 3, labels3, RATE_HZ, HOP, &kws),
+                     ES_DETECT_OK);
+    recorded r = {0};
+    int events = 0;
+    alloc_count_reset();
+    alloc_count_open();
+    for (int i = 0; i < 6000; i++) {
+        float p_speech = (i % 700) < 500 ? ((i % 37) < 30 ? 0.9f : 0.1f) : 0.0f;
+        float posteriors[3] = {0.5f, (i % 250) < 40 ? 0.9f : 0.1f, (i % 410) < 30 ? 0.8f : 0.0f};
+        es_vad_detector_step(vad, (int64_t)i * HOP, p_speech, record, &r);
+        es_kws_detector_step(kws, (int64_t)i * HOP, posteriors, es_vad_detector_in_speech(vad),
+                             record, &r);
+        if (r.count > MAX_EVENTS - 4) { /* keep recording, not growing */
+            events += r.count;
+            r.count = 0;
+        }
+    }
+    es_kws_detector_flush(kws, record, &r);
+    es_vad_detector_flush(vad, record, &r);
+    alloc_count_close();
+    events += r.count;
+    assert_true(events > 20);
+    assert_int_equal(alloc_count_allocations(), 0);
+    assert_int_equal(alloc_count_frees(), 0);
+    es_kws_detector_destroy(kws);
+    es_vad_detector_destroy(vad);
+}
+
 int main(void) {
+    alloc_count_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vad_one_segment_and_score),
         cmocka_unit_test(test_vad_hysteresis_dither_stays_one_segment),
@@ -543,6 +588,7 @@ int main(void) {
         cmocka_unit_test(test_kws_per_keyword_threshold),
         cmocka_unit_test(test_kws_labels),
         cmocka_unit_test(test_kws_config_check),
+        cmocka_unit_test(test_steps_never_allocate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
