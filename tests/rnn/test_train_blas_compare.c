@@ -29,7 +29,7 @@ static double seconds_now(void) {
 static float *random_floats(size_t n) {
     float *p = malloc(sizeof(float) * n);
     for (size_t i = 0; p && i < n; i++)
-        p[i] = (float)rand() / RAND_MAX - 0.5f;
+        p[i] = (float)((double)rand() / RAND_MAX - 0.5);
     return p;
 }
 
@@ -45,8 +45,8 @@ int main(void) {
         {"head forward", 1600, 21, 128, 0},
     };
     openblas_set_num_threads(1);
-    printf("%-28s %6s %6s %6s %10s %10s %8s\n", "product", "M", "N", "K", "own GF/s", "blas GF/s",
-           "own/blas");
+    printf("%-28s %6s %6s %6s %10s %10s %12s\n", "product", "M", "N", "K", "own GF/s", "blas GF/s",
+           "own speedup");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const shape *sh = &shapes[s];
         float *a = random_floats((size_t)sh->M * sh->K), *b = random_floats((size_t)sh->K * sh->N);
@@ -72,7 +72,7 @@ int main(void) {
             }
             seconds[which] = best;
         }
-        printf("%-28s %6d %6d %6d %10.1f %10.1f %8.2f\n", sh->what, sh->M, sh->N, sh->K,
+        printf("%-28s %6d %6d %6d %10.1f %10.1f %12.2f\n", sh->what, sh->M, sh->N, sh->K,
                flops / seconds[0] * 1e-9, flops / seconds[1] * 1e-9, seconds[1] / seconds[0]);
         free(a);
         free(b);
