@@ -49,6 +49,8 @@ int live_fixture_use_raw(live_fixture *f, const char *raw_path, int rate_hz, int
     if (fclose(config) != 0) return -1;
     setenv("ALSA_CONFIG_PATH", config_path, 1);
     setenv("JACK_NO_START_SERVER", "1", 1);
+    /* A JACK server someone runs on this machine must not add devices. */
+    setenv("JACK_DEFAULT_SERVER", "earshot-test-no-server", 1);
     return 0;
 }
 

@@ -35,8 +35,9 @@ void live_fixture_path(const live_fixture *f, const char *name, char *path, size
 
 /* Writes the ALSA config capturing `raw_path` (interleaved FLOAT_LE at
  * `rate_hz` with `channels`) and points this process (and
- * its children) at it: ALSA_CONFIG_PATH, and JACK_NO_START_SERVER so
- * PortAudio's JACK probe never starts a server. Call before PortAudio
+ * its children) at it: ALSA_CONFIG_PATH; JACK_NO_START_SERVER and a JACK
+ * server name nobody uses, so PortAudio's JACK probe neither starts a server
+ * nor finds one. Call before PortAudio
  * initialises. The file plugin repeats old samples after the end of the
  * file: capture less than its length. Returns 0 or -1. */
 int live_fixture_use_raw(live_fixture *f, const char *raw_path, int rate_hz, int channels);
