@@ -206,7 +206,7 @@ typedef enum es_optimizer {
 typedef struct es_train_config {
     es_loss loss;
     es_optimizer optimizer;  /* ADAMW */
-    int batch_size;          /* 32 sequences (used by es_train_run) */
+    int batch_size;          /* 32: what a data source should give (steps take any count) */
     int bptt_frames;         /* 0 = full BPTT; else the gradient is cut every this many
                                 frames (the state still carries forward) */
     float learning_rate;     /* 1e-3 (Adam) */
@@ -260,9 +260,9 @@ void es_trainer_set_learning_rate(es_trainer *t, float learning_rate);
 
 /* ---- training loop ---- */
 
-/* A source of batches. `next` fills *batch with *count sequences (at most
- * config.batch_size) for batch number `index` of `epoch`; they stay valid
- * until the next call. Returns 1 when it gave a batch, 0 when the epoch is
+/* A source of batches. `next` fills *batch with *count sequences (by
+ * convention config.batch_size) for batch number `index` of `epoch`; they
+ * stay valid until the next call. Returns 1 when it gave a batch, 0 when the epoch is
  * over, or a negative ES_RNN_ERR_* to stop training. Being called anew each
  * epoch lets it shuffle and re-augment. */
 typedef struct es_train_data {
