@@ -14,7 +14,11 @@
  *
  * Time conventions in events: a frame stamped t covers [t, t + hop). A speech
  * segment runs from its first speech frame's start to the end of its last
- * speech frame, widened by the padding. A keyword's `time` is the end of the
+ * speech frame, widened by the padding; its score is the mean speech
+ * probability over its frames (bridged gaps included, padding not). It is
+ * sent once the silence after it reaches max(min_silence, 2 x padding) --
+ * then it can neither be bridged nor padded into the next one -- or at flush.
+ * A keyword's score is the peak smoothed posterior. Its `time` is the end of the
  * frame at which the smoothed posterior first reached the threshold (the
  * crossing frame, not the peak: that is the earliest moment the decision can
  * be made); `start` is where the smoothed posterior last rose above half the

@@ -253,7 +253,7 @@ static void on_event(const es_event *event, void *user) {
     mic_run *run = user;
     /* The pipeline runs the detectors before the frame sink, so the deciding
      * frame is the one after the last frame seen; its end is when it was
-     * complete. At end of input (flush) there is no deciding frame. */
+     * complete. Events of the final flush count from the last frame. */
     if (run->last_frame_time >= 0) {
         double decided_s =
             (double)(run->last_frame_time + 2 * run->hop_samples) / run->sample_rate_hz;
