@@ -304,17 +304,71 @@ static int is_masked(const es_train_pass *p, int d, int t, int b) {
     return d == 1 && t >= p->lengths[b];
 }
 
+/* The gates and state of frame t, sequence b, from its input projection
+ * (already in gates) and recurrent projection rh = U h_{t-1} (+ c). */
+static void cell_forward(const es_train_pass *p, int l, int d, int t, int b, const float *rh,
+                         const float *hp) {
+    const es_layer *layer = &p->model->layers[l];
+    const es_train_direction *dir = &p->layer[l].dir[d];
+    int units = layer->units, gates = gates_per_unit(layer->type) * units;
+    size_t row = (size_t)t * p->batch + b;
+    float *g = dir->gates + row * gates;
+    float *h = hidden_row(p, l, d, t) + (size_t)b * layer->output_size;
+    if (is_gru(layer->type)) {
+        float *hidden_n = dir->hidden_n + row * units;
+        for (int j = 0; j < 2 * units; j++)
+            g[j] += rh[j];
+        es_train_sigmoid(g, 2 * units);
+        for (int j = 0; j < units; j++) {
+            hidden_n[j] = rh[2 * units + j];
+            g[2 * units + j] += g[units + j] * hidden_n[j];
+        }
+        es_train_tanh(g + 2 * units, units);
+        for (int j = 0; j < units; j++) {
+            float z = g[j], n = g[2 * units + j];
+            h[j] = (1.0f - z) * n + (hp ? z * hp[j] : 0.0f);
+        }
+    } else if (is_lstm(layer->type)) {
+        float *cell = dir->cell + row * units;
+        float *cell_tanh = dir->cell_tanh + row * units;
+        int prev = previous_frame(p, d, t);
+        const float *cell_prev =
+            prev >= 0 ? dir->cell + ((size_t)prev * p->batch + b) * units : NULL;
+        for (int j = 0; j < gates; j++)
+            g[j] += rh[j];
+        es_train_sigmoid(g, 2 * units);
+        es_train_tanh(g + 2 * units, units);
+        es_train_sigmoid(g + 3 * units, units);
+        for (int j = 0; j < units; j++) {
+            float i = g[j], f = g[units + j], gg = g[2 * units + j];
+            cell[j] = i * gg + (cell_prev ? f * cell_prev[j] : 0.0f);
+            cell_tanh[j] = cell[j];
+        }
+        es_train_tanh(cell_tanh, units);
+        for (int j = 0; j < units; j++)
+            h[j] = g[3 * units + j] * cell_tanh[j];
+    } else {
+        for (int j = 0; j < units; j++)
+            g[j] += rh[j];
+        es_train_tanh(g, units);
+        memcpy(h, g, sizeof(float) * units);
+    }
+    if (is_masked(p, d, t, b)) {
+        memset(h, 0, sizeof(float) * units);
+        if (is_lstm(layer->type)) memset(dir->cell + row * units, 0, sizeof(float) * units);
+    }
+}
+
 static void recurrent_forward(es_train_pass *p, int l, int d) {
     const es_layer *layer = &p->model->layers[l];
-    const es_model *m = p->model;
     direction_params dp = direction_layout(layer);
-    const float *params = m->params + layer->param_offset + d * dp.size;
+    const float *params = p->model->params + layer->param_offset + d * dp.size;
     es_train_direction *dir = &p->layer[l].dir[d];
     int units = layer->units, batch = p->batch, ld = layer->output_size;
     int gates = gates_per_unit(layer->type) * units;
     size_t rows = (size_t)p->frames * batch;
-    const float *u_transposed = transposed_u(p, l, d);
 
+    /* Every frame's input projection in one product; then frame by frame. */
     affine_rows(rows, layer->input_size, layer_input(p, l), transposed_w(p, l, d), params + dp.b,
                 gates, dir->gates);
     for (int s = 0; s < p->frames; s++) {
@@ -329,57 +383,11 @@ static void recurrent_forward(es_train_pass *p, int l, int d) {
                 memset(recurrent + (size_t)b * gates, 0, sizeof(float) * gates);
         }
         if (h_prev)
-            es_train_matmul(batch, gates, units, h_prev, ld, 1, u_transposed, gates, recurrent,
-                            gates);
-        for (int b = 0; b < batch; b++) {
-            size_t row = (size_t)t * batch + b;
-            float *g = dir->gates + row * gates;
-            const float *rh = recurrent + (size_t)b * gates;
-            const float *hp = h_prev ? h_prev + (size_t)b * ld : NULL;
-            float *h = hidden_row(p, l, d, t) + (size_t)b * ld;
-            if (is_gru(layer->type)) {
-                float *hidden_n = dir->hidden_n + row * units;
-                for (int j = 0; j < 2 * units; j++)
-                    g[j] += rh[j];
-                es_train_sigmoid(g, 2 * units);
-                for (int j = 0; j < units; j++) {
-                    hidden_n[j] = rh[2 * units + j];
-                    g[2 * units + j] += g[units + j] * hidden_n[j];
-                }
-                es_train_tanh(g + 2 * units, units);
-                for (int j = 0; j < units; j++) {
-                    float z = g[j], n = g[2 * units + j];
-                    h[j] = (1.0f - z) * n + (hp ? z * hp[j] : 0.0f);
-                }
-            } else if (is_lstm(layer->type)) {
-                float *cell = dir->cell + row * units;
-                float *cell_tanh = dir->cell_tanh + row * units;
-                const float *cell_prev =
-                    prev >= 0 ? dir->cell + ((size_t)prev * batch + b) * units : NULL;
-                for (int j = 0; j < gates; j++)
-                    g[j] += rh[j];
-                es_train_sigmoid(g, 2 * units);
-                es_train_tanh(g + 2 * units, units);
-                es_train_sigmoid(g + 3 * units, units);
-                for (int j = 0; j < units; j++) {
-                    float i = g[j], f = g[units + j], gg = g[2 * units + j];
-                    cell[j] = i * gg + (cell_prev ? f * cell_prev[j] : 0.0f);
-                    cell_tanh[j] = cell[j];
-                }
-                es_train_tanh(cell_tanh, units);
-                for (int j = 0; j < units; j++)
-                    h[j] = g[3 * units + j] * cell_tanh[j];
-            } else {
-                for (int j = 0; j < units; j++)
-                    g[j] += rh[j];
-                es_train_tanh(g, units);
-                memcpy(h, g, sizeof(float) * units);
-            }
-            if (is_masked(p, d, t, b)) {
-                memset(h, 0, sizeof(float) * units);
-                if (is_lstm(layer->type)) memset(dir->cell + row * units, 0, sizeof(float) * units);
-            }
-        }
+            es_train_matmul(batch, gates, units, h_prev, ld, 1, transposed_u(p, l, d), gates,
+                            recurrent, gates);
+        for (int b = 0; b < batch; b++)
+            cell_forward(p, l, d, t, b, recurrent + (size_t)b * gates,
+                         h_prev ? h_prev + (size_t)b * ld : NULL);
     }
 }
 
