@@ -212,22 +212,10 @@ static void *run_worker(void *arg) {
     return NULL;
 }
 
-/* Runs the batch split across the workers (a fixed split, so a fixed
- * thread count gives fixed results) and sums their losses; for gradient
- * passes, t->grad receives the mean gradient. */
-static int run_batch(es_trainer *t, const es_sequence *seqs, int count, pass_kind kind,
-                     es_loss_sum *sum) {
-    memset(sum, 0, sizeof *sum);
-    if (count < 1 || !seqs) return ES_RNN_ERR_ARG;
-    for (int i = 0; i < count; i++)
-        if (!sequence_is_valid(t, &seqs[i])) return ES_RNN_ERR_ARG;
-    es_train_transpose_weights(t->model, t->transposed_offset, t->transposed);
-    int workers = kind == PASS_INPUT_GRADIENT ? 1 : t->worker_count;
-    if (workers > count) workers = count;
-    pthread_t threads[ES_MAX_TRAIN_THREADS];
-    int started[ES_MAX_TRAIN_THREADS] = {0};
-    /* Contiguous slices of about equal frame counts: a fixed function of the
-     * batch, so the sums, and the result, are too. */
+/* Gives the workers contiguous slices of about equal frame counts: a fixed
+ * function of the batch, so the sums, and the result, are too. */
+static void assign_slices(es_trainer *t, const es_sequence *seqs, int count, int workers,
+                          pass_kind kind) {
     long long total_frames = 0, frames_before = 0;
     for (int i = 0; i < count; i++)
         total_frames += seqs[i].frames;
@@ -243,8 +231,15 @@ static int run_batch(es_trainer *t, const es_sequence *seqs, int count, pass_kin
         w->count = end - first;
         w->kind = kind;
         w->status = ES_RNN_OK;
-        if (i > 0) started[i] = pthread_create(&threads[i], NULL, run_worker, w) == 0;
     }
+}
+
+/* Worker 0 runs on the calling thread, the others on threads of their own. */
+static void run_workers(es_trainer *t, int workers) {
+    pthread_t threads[ES_MAX_TRAIN_THREADS];
+    int started[ES_MAX_TRAIN_THREADS] = {0};
+    for (int i = 1; i < workers; i++)
+        started[i] = pthread_create(&threads[i], NULL, run_worker, &t->workers[i]) == 0;
     run_worker(&t->workers[0]);
     for (int i = 1; i < workers; i++) {
         if (started[i])
@@ -252,17 +247,11 @@ static int run_batch(es_trainer *t, const es_sequence *seqs, int count, pass_kin
         else
             run_worker(&t->workers[i]); /* no thread to be had: same result, more slowly */
     }
-    int status = ES_RNN_OK;
-    for (int i = 0; i < workers; i++) {
-        const worker *w = &t->workers[i];
-        if (w->status != ES_RNN_OK) status = w->status;
-        sum->loss += w->sum.loss;
-        sum->scored += w->sum.scored;
-        sum->correct += w->sum.correct;
-    }
-    if (status != ES_RNN_OK || kind == PASS_LOSS) return status;
+}
+
+/* t->grad = (Σ of the workers' gradients, in worker order) * scale. */
+static void reduce_gradients(es_trainer *t, int workers, float scale) {
     size_t n = t->model->param_count;
-    float scale = sum->scored > 0.0 ? (float)(1.0 / sum->scored) : 0.0f;
     memset(t->grad, 0, sizeof(float) * n);
     for (int i = 0; i < workers; i++) {
         if (t->workers[i].count == 0) continue; /* its buffer holds an older batch */
@@ -272,6 +261,31 @@ static int run_batch(es_trainer *t, const es_sequence *seqs, int count, pass_kin
     }
     for (size_t k = 0; k < n; k++)
         t->grad[k] *= scale;
+}
+
+/* Runs the batch split across the workers and sums their losses; for
+ * gradient passes, t->grad receives the mean gradient. */
+static int run_batch(es_trainer *t, const es_sequence *seqs, int count, pass_kind kind,
+                     es_loss_sum *sum) {
+    memset(sum, 0, sizeof *sum);
+    if (count < 1 || !seqs) return ES_RNN_ERR_ARG;
+    for (int i = 0; i < count; i++)
+        if (!sequence_is_valid(t, &seqs[i])) return ES_RNN_ERR_ARG;
+    es_train_transpose_weights(t->model, t->transposed_offset, t->transposed);
+    int workers = kind == PASS_INPUT_GRADIENT ? 1 : t->worker_count;
+    if (workers > count) workers = count;
+    assign_slices(t, seqs, count, workers, kind);
+    run_workers(t, workers);
+    int status = ES_RNN_OK;
+    for (int i = 0; i < workers; i++) {
+        const worker *w = &t->workers[i];
+        if (w->status != ES_RNN_OK) status = w->status;
+        sum->loss += w->sum.loss;
+        sum->scored += w->sum.scored;
+        sum->correct += w->sum.correct;
+    }
+    if (status != ES_RNN_OK || kind == PASS_LOSS) return status;
+    reduce_gradients(t, workers, sum->scored > 0.0 ? (float)(1.0 / sum->scored) : 0.0f);
     return ES_RNN_OK;
 }
 
