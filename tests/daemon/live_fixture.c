@@ -101,7 +101,17 @@ int live_fixture_run(const char *command) {
     return WEXITSTATUS(status);
 }
 
+/* Empties `path` now, so that the caller never reads a previous run's output
+ * in the moment before the child opens it. */
+static void truncate_output(const char *path) {
+    if (!path) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) close(fd);
+}
+
 pid_t live_fixture_spawn(const char *const *args, const char *out_path, const char *err_path) {
+    truncate_output(out_path);
+    truncate_output(err_path);
     pid_t pid = fork();
     if (pid != 0) return pid;
     int in = open("/dev/null", O_RDONLY);

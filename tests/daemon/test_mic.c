@@ -204,8 +204,9 @@ static void test_events_match_offline(void **state) {
     free(offline_text);
 }
 
-static void test_signals_report_and_stop(void **state) {
-    mic_test *t = *state;
+/* Runs `earshot mic` until it listens, asks for a report with SIGUSR1, then
+ * stops it with `stop_signal`: a clean exit with two reports. */
+static void check_report_and_stop(const mic_test *t, int stop_signal) {
     const char *args[] = {EARSHOT_BINARY, "mic", "--ring-ms", "1000", NULL};
     pid_t pid = spawn(t, args);
     /* Signals only once it says it listens: before that they would kill it. */
@@ -222,7 +223,7 @@ static void test_signals_report_and_stop(void **state) {
     live_fixture_sleep_s(0.3);
     kill(pid, SIGUSR1);
     live_fixture_sleep_s(0.5);
-    kill(pid, SIGINT);
+    kill(pid, stop_signal);
     assert_int_equal(wait_exit(pid), 0);
     char *report = read_whole(t->err_path);
     /* One report for SIGUSR1, one on exit. */
@@ -230,6 +231,12 @@ static void test_signals_report_and_stop(void **state) {
     assert_int_equal(count_substring(report, "ring drops"), 2);
     assert_int_equal(count_substring(report, "input overflows"), 2);
     free(report);
+}
+
+static void test_signals_report_and_stop(void **state) {
+    const mic_test *t = *state;
+    check_report_and_stop(t, SIGINT);
+    check_report_and_stop(t, SIGTERM);
 }
 
 static void expect_usage_error(const mic_test *t, const char *const *args, const char *mention) {
