@@ -48,6 +48,7 @@ static const char *const standard_keywords[] = {
 #define SAMPLE_RATE_HZ 16000
 #define MAX_BATCH 256
 #define MAX_CLIP_S 30.0
+#define MIN_NOISE_SAMPLES (SAMPLE_RATE_HZ / 2)
 
 /* ---- options ------------------------------------------------------------------ */
 
@@ -505,7 +506,9 @@ static int noise_pool_load(const manifest *mf, int split, noise_pool *pool) {
         const clip *c = &mf->clips[mf->by_split_kind[split][KIND_NOISE][i]];
         if (load_clip(c->path, &pool->samples[pool->count], &pool->counts[pool->count]) != 0)
             return -1;
-        if (pool->counts[pool->count] > 0)
+        /* Noise is read cyclically: a very short effect would repeat into a tone.
+         * Short clips still serve the VAD as speech-free sequences. */
+        if (pool->counts[pool->count] >= MIN_NOISE_SAMPLES)
             pool->count++;
         else
             free(pool->samples[pool->count]);
