@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audio_file.h"
@@ -63,6 +64,7 @@ typedef struct train_options {
     int hidden;
     int small;
     int kws_frame_targets;
+    int warmup_epochs; /* KWS max-pool: epochs of frame targets first */
     int clips_per_epoch;
     int valid_clips;
     int batch_size;
@@ -87,6 +89,7 @@ static const char usage_text[] =
     "      --learning-rate LR  Adam's step size (default 0.002)\n"
     "      --kws-loss maxpool|frames  KWS loss: max-pooling over the keyword's window\n"
     "                          (default), or per-frame targets on its last 0.3 s\n"
+    "      --warmup-epochs N   KWS max-pool: first N epochs on per-frame targets (2)\n"
     "      --small             a tiny model and epoch, for smoke tests\n"
     "  -h, --help              this help\n"
     "\n"
@@ -107,7 +110,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_VALID_CLIPS,
         OPT_BATCH,
         OPT_LR,
-        OPT_KWS_LOSS
+        OPT_KWS_LOSS,
+        OPT_WARMUP
     };
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
@@ -123,6 +127,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"batch", required_argument, NULL, OPT_BATCH},
         {"learning-rate", required_argument, NULL, OPT_LR},
         {"kws-loss", required_argument, NULL, OPT_KWS_LOSS},
+        {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -131,6 +136,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
                            .seed = 1,
                            .threads = 1,
                            .valid_clips = 400,
+                           .warmup_epochs = 2,
                            .batch_size = 32,
                            .learning_rate = 0.002f};
     int seed = 1;
@@ -174,6 +180,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_SMALL:
             opt->small = 1;
+            break;
+        case OPT_WARMUP:
+            rc = es_cli_parse_int("--warmup-epochs", optarg, 0, 100000, &opt->warmup_epochs);
             break;
         case OPT_KWS_LOSS:
             if (strcmp(optarg, "maxpool") == 0)
@@ -592,6 +601,8 @@ typedef struct trainer_data {
     /* Progress. */
     double last_epoch_s;
     int stopped_for_time;
+    double started_s; /* the clock at the start of the first phase */
+    int epoch_offset; /* epochs run by earlier phases */
 } trainer_data;
 
 static volatile sig_atomic_t interrupted;
@@ -769,7 +780,8 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
                                      &out->seq.kw_end);
             if (out->seq.kw_end > out->seq.kw_start) out->seq.keyword = target->output;
         }
-        if (d->opt->kws_frame_targets) {
+        {
+            /* Built for either KWS loss: a max-pool run warms up on them. */
             out->class_targets = frame_class_targets(&out->seq);
             if (!out->class_targets) goto fail;
             out->seq.class_targets = out->class_targets;
@@ -929,27 +941,35 @@ static void format_duration(double s, char *buf, size_t size) {
         snprintf(buf, size, "%.1f h", s / 3600);
 }
 
+static double monotonic_s(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
 static int report_progress(const es_train_progress *p, void *user) {
     trainer_data *d = user;
     const double budget_s = d->opt->minutes > 0 ? d->opt->minutes * 60.0 : INFINITY;
+    const double total_elapsed_s = monotonic_s() - d->started_s;
     char elapsed[32], eta[32];
-    format_duration(p->elapsed_s, elapsed, sizeof elapsed);
+    format_duration(total_elapsed_s, elapsed, sizeof elapsed);
     format_duration(p->eta_s, eta, sizeof eta);
     if (!p->epoch_done) {
         if (isatty(STDERR_FILENO))
-            fprintf(stderr, "\rearshot: train: epoch %d batch %d/%d loss %.4f  ", p->epoch + 1,
-                    p->batch, p->batches_per_epoch, p->train_loss);
+            fprintf(stderr, "\rearshot: train: epoch %d batch %d/%d loss %.4f  ",
+                    d->epoch_offset + p->epoch + 1, p->batch, p->batches_per_epoch, p->train_loss);
         /* A budget overrun by more than an epoch's worth stops mid-epoch. */
-        return interrupted || p->elapsed_s > budget_s + d->last_epoch_s;
+        return interrupted || total_elapsed_s > budget_s + d->last_epoch_s;
     }
     if (isatty(STDERR_FILENO)) fputc('\r', stderr);
     fprintf(stderr,
             "earshot: train: epoch %d/%d: train loss %.4f, valid loss %.4f, accuracy %.3f, "
             "metric %.3f (best %.3f, epoch %d), lr %.2g, %s, ETA %s\n",
-            p->epoch + 1, d->opt->epochs, p->train_loss, p->valid_loss, p->valid_accuracy,
-            p->valid_metric, p->best_metric, p->best_epoch + 1, p->learning_rate, elapsed, eta);
+            d->epoch_offset + p->epoch + 1, d->opt->epochs, p->train_loss, p->valid_loss,
+            p->valid_accuracy, p->valid_metric, p->best_metric, d->epoch_offset + p->best_epoch + 1,
+            p->learning_rate, elapsed, eta);
     d->last_epoch_s = p->elapsed_s / (p->epoch + 1);
-    if (p->elapsed_s + d->last_epoch_s > budget_s) {
+    if (total_elapsed_s + d->last_epoch_s > budget_s) {
         d->stopped_for_time = 1;
         return 1;
     }
@@ -1066,32 +1086,58 @@ int es_cmd_train(int argc, char **argv) {
     fprintf(stderr, "earshot: train: model of %zu parameters, %d outputs\n",
             es_model_param_count(model), es_model_output_size(model));
 
-    es_train_config config;
-    es_train_config_default(&config);
-    config.loss = opt.task == TASK_VAD    ? ES_LOSS_SIGMOID_CE
-                  : opt.kws_frame_targets ? ES_LOSS_SOFTMAX_CE
-                                          : ES_LOSS_KWS_MAXPOOL;
-    config.batch_size = opt.batch_size;
-    config.learning_rate = opt.learning_rate;
-    config.lr_decay = 0.95f;
-    config.max_epochs = opt.epochs;
-    config.threads = opt.threads;
-    config.seed = opt.seed;
-    rc = es_trainer_create(model, &config, &trainer);
-    if (rc != ES_RNN_OK) {
-        es_cli_error("train: cannot create the trainer: %s", es_rnn_strerror(rc));
-        goto done;
+    /* KWS with max-pooling starts from per-frame targets: the max-pool loss
+     * scores one keyword frame per sequence, which barely moves an untrained
+     * model (Sun et al. 2016 also start from a cross-entropy model). */
+    es_loss losses[2];
+    int phase_epochs[2], phases = 1;
+    losses[0] = opt.task == TASK_VAD ? ES_LOSS_SIGMOID_CE : ES_LOSS_SOFTMAX_CE;
+    phase_epochs[0] = opt.epochs;
+    if (opt.task == TASK_KWS && !opt.kws_frame_targets) {
+        const int warmup = opt.warmup_epochs < opt.epochs ? opt.warmup_epochs : opt.epochs - 1;
+        phase_epochs[0] = warmup;
+        losses[1] = ES_LOSS_KWS_MAXPOOL;
+        phase_epochs[1] = opt.epochs - warmup;
+        phases = 2;
     }
     const es_train_data train_data = {next_train_batch, &d, d.batches_per_epoch};
     const es_train_data valid_data = {next_valid_batch, &d, 0};
     void (*previous_handler)(int) = signal(SIGINT, on_interrupt);
-    rc = es_train_run(trainer, &train_data, d.valid_count ? &valid_data : NULL,
-                      d.valid_count ? validation_metric : NULL, report_progress, &d);
+    d.started_s = monotonic_s();
+    for (int phase = 0; phase < phases && rc >= 0; phase++) {
+        if (phase_epochs[phase] <= 0) continue;
+        if (interrupted || d.stopped_for_time) break;
+        es_train_config config;
+        es_train_config_default(&config);
+        config.loss = losses[phase];
+        config.batch_size = opt.batch_size;
+        config.learning_rate = opt.learning_rate;
+        config.lr_decay = 0.95f;
+        config.max_epochs = phase_epochs[phase];
+        config.threads = opt.threads;
+        config.seed = opt.seed + (uint64_t)phase;
+        if (phases > 1)
+            fprintf(stderr, "earshot: train: %s loss for up to %d epochs\n",
+                    config.loss == ES_LOSS_KWS_MAXPOOL ? "max-pooling" : "per-frame warm-up",
+                    config.max_epochs);
+        es_trainer_destroy(trainer);
+        trainer = NULL;
+        rc = es_trainer_create(model, &config, &trainer);
+        if (rc != ES_RNN_OK) {
+            es_cli_error("train: cannot create the trainer: %s", es_rnn_strerror(rc));
+            signal(SIGINT, previous_handler);
+            goto done;
+        }
+        rc = es_train_run(trainer, &train_data, d.valid_count ? &valid_data : NULL,
+                          d.valid_count ? validation_metric : NULL, report_progress, &d);
+        if (rc > 0) d.epoch_offset += rc;
+    }
     signal(SIGINT, previous_handler);
     if (rc < 0) {
         es_cli_error("train: training failed: %s", es_rnn_strerror(rc));
         goto done;
     }
+    rc = d.epoch_offset;
     if (interrupted) fprintf(stderr, "earshot: train: interrupted; saving the best model so far\n");
     if (d.stopped_for_time)
         fprintf(stderr, "earshot: train: --minutes %.4g reached after %d epochs\n", opt.minutes,
