@@ -48,7 +48,7 @@ struct es_trainer {
     float learning_rate;
     float grad_norm;
     int worker_count;
-    worker workers[ES_MAX_TRAIN_THREADS];
+    worker *workers; /* worker_count of them */
 };
 
 void es_train_config_default(es_train_config *config) {
@@ -104,7 +104,8 @@ int es_trainer_create(es_model *m, const es_train_config *config, es_trainer **o
     t->moment1 = calloc(n, sizeof(float));
     t->moment2 = calloc(n, sizeof(float));
     t->decay_mask = calloc(n, 1);
-    int ok = t->transposed && t->grad && t->moment1 && t->moment2 && t->decay_mask;
+    t->workers = calloc((size_t)t->worker_count, sizeof *t->workers);
+    int ok = t->transposed && t->grad && t->moment1 && t->moment2 && t->decay_mask && t->workers;
     for (int w = 0; w < t->worker_count && ok; w++) {
         t->workers[w].trainer = t;
         t->workers[w].grad = calloc(n, sizeof(float));
@@ -121,11 +122,12 @@ int es_trainer_create(es_model *m, const es_train_config *config, es_trainer **o
 
 void es_trainer_destroy(es_trainer *t) {
     if (!t) return;
-    for (int w = 0; w < t->worker_count; w++) {
+    for (int w = 0; t->workers && w < t->worker_count; w++) {
         free(t->workers[w].arena);
         free(t->workers[w].lengths);
         free(t->workers[w].grad);
     }
+    free(t->workers);
     free(t->transposed);
     free(t->grad);
     free(t->moment1);
