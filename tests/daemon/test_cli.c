@@ -786,13 +786,17 @@ static double covered_s(const segment *segments, int count, double from, double 
 }
 
 /* Whether the built-in VAD finds the read sentence of demo.wav (0.85-3.55 s)
- * and not the silences around it (tests/clips/README.md). A random
- * placeholder model does not, and then only resampling that keeps the whole
- * band (44.1/48 kHz) can be expected to agree with 16 kHz. */
+ * and not the silences between the keywords (tests/clips/demo.truth.tsv). A
+ * random placeholder model does not, and then only resampling that keeps the
+ * whole band (44.1/48 kHz) can be expected to agree with 16 kHz. The first
+ * half second is left out: the front end's running normalisation has no
+ * history there yet. */
 static int vad_is_trained(const segment *segments, int count) {
-    return covered_s(segments, count, 0.95, 3.45) > 0.8 * 2.5 &&
-           covered_s(segments, count, 0.0, 0.45) < 0.1 &&
-           covered_s(segments, count, 3.75, 4.45) < 0.1;
+    static const double gaps[][2] = {{3.75, 4.45}, {5.2, 5.8}, {6.65, 7.2}};
+    if (covered_s(segments, count, 0.95, 3.45) < 0.8 * 2.5) return 0;
+    for (int i = 0; i < 3; i++)
+        if (covered_s(segments, count, gaps[i][0], gaps[i][1]) > 0.1) return 0;
+    return 1;
 }
 
 typedef struct rate_reference {
@@ -917,7 +921,8 @@ static void test_demo_regression(void **state) {
         found_in_speech_s +=
             covered_s(segments, segment_count, items[i].start_s - 0.35, items[i].end_s + 0.35);
     }
-    double found_s = covered_s(segments, segment_count, 0, 1e9);
+    /* From 0.5 s: see vad_is_trained() on the normalisation's first frames. */
+    double found_s = covered_s(segments, segment_count, 0.5, 1e9);
     if (found_s - found_in_speech_s > 0.3)
         fail_msg("%.2f s of speech segments outside the speech (+-0.35 s)",
                  found_s - found_in_speech_s);
