@@ -172,6 +172,14 @@ int es_model_forward_sequence(const es_model *m, const float *inputs, int frames
  * Determinism: for a given seed, model, data and `threads`, the weights after
  * any number of steps are bit-identical from run to run (each worker sums its
  * own sequences' gradients; workers' sums are added in a fixed order).
+ *
+ * Threads and memory: each call that runs a batch splits it into `threads`
+ * contiguous slices of about equal frames, runs one on the calling thread and
+ * the others on threads it starts and joins (no spinning, so a busy core
+ * slows a step but never stalls it). Every activation of a slice is kept for
+ * the backward pass, also with truncated BPTT (memory grows with the longest
+ * sequence; the buffers are reused from call to call). No training call is
+ * [rt]; a trainer is used by one thread at a time.
  */
 
 typedef enum es_loss {
@@ -264,7 +272,9 @@ void es_trainer_set_learning_rate(es_trainer *t, float learning_rate);
  * convention config.batch_size) for batch number `index` of `epoch`; they
  * stay valid until the next call. Returns 1 when it gave a batch, 0 when the epoch is
  * over, or a negative ES_RNN_ERR_* to stop training. Being called anew each
- * epoch lets it shuffle and re-augment. */
+ * epoch lets it shuffle and re-augment. A validation source is read after
+ * each training epoch, with that epoch's number; it would usually give the
+ * same sequences every time. */
 typedef struct es_train_data {
     int (*next)(void *user, int epoch, int index, const es_sequence **batch, int *count);
     void *user;
