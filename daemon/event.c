@@ -28,7 +28,7 @@ static void put_bytes(json_writer *w, const char *text, size_t n) {
 }
 
 static void put_format(json_writer *w, const char *fmt, ...) {
-    char tmp[64];
+    char tmp[400]; /* "%.3f" of the largest double is 313 characters */
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);

@@ -80,6 +80,19 @@ static void test_json_non_finite_is_null(void **state) {
     assert_non_null(strstr(line, "\"score\":null"));
 }
 
+static void test_json_huge_numbers_stay_valid(void **state) {
+    (void)state;
+    es_event e = speech_event();
+    e.end_s = 1e308;
+    char line[1024];
+    int n = es_event_to_json(&e, line, sizeof line);
+    assert_true(n > 300 && (size_t)n < sizeof line);
+    assert_int_equal(line[n - 1], '\n');
+    assert_int_equal(line[n - 2], '}');
+    assert_non_null(strstr(line, "\"end\":1000"));
+    assert_non_null(strstr(line, ".000,\"score\":0.970}"));
+}
+
 static void test_json_truncates_like_snprintf(void **state) {
     (void)state;
     es_event e = keyword_event();
@@ -233,6 +246,7 @@ int main(void) {
         cmocka_unit_test(test_json_matches_design),
         cmocka_unit_test(test_json_escapes_strings),
         cmocka_unit_test(test_json_non_finite_is_null),
+        cmocka_unit_test(test_json_huge_numbers_stay_valid),
         cmocka_unit_test(test_json_truncates_like_snprintf),
         cmocka_unit_test(test_json_wallclock_iso8601),
         cmocka_unit_test(test_sink_lines),
