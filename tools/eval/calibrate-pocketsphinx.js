@@ -6,7 +6,7 @@
 // threshold at which it raised at most --max-fa false alarms per hour on the keyword-free
 // validation audio. Prints each keyword's choice with its validation recall (clean).
 //
-// Usage: node calibrate-pocketsphinx.js [--manifest data/manifest.tsv] [--hours 0.5]
+// Usage: node calibrate-pocketsphinx.js [--manifest data/manifest.tsv] [--hours 1]
 //                                       [--max-fa 0.5] [--out data/eval/valid]
 const fs = require('fs');
 const path = require('path');
@@ -14,9 +14,9 @@ const { spawnSync } = require('child_process');
 const L = require('./lib.js');
 const { EvalSet } = require('./report.js');
 
-const GRID = [-20, -10, -5, -2, 0, 2, 4, 6, 8, 10, 15]; // exponents of 10, loosest first
+const GRID = [-10, -5, 0, 2, 4, 6, 8, 10, 12, 15, 20]; // exponents of 10, loosest first
 const root = path.join(__dirname, '..', '..');
-const o = { manifest: path.join(root, 'data/manifest.tsv'), hours: 0.5, maxFa: 0.5, out: path.join(root, 'data/eval/valid') };
+const o = { manifest: path.join(root, 'data/manifest.tsv'), hours: 1, maxFa: 0.5, out: path.join(root, 'data/eval/valid') };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const k = argv[i];

@@ -273,6 +273,14 @@ function evalReport(set, system) {
   return out.join('\n');
 }
 
+// False alarms per hour over the keyword-free stretches whose category passes `pick`.
+function perHour(fa, pick) {
+  const b = Object.entries(fa.byCategory)
+    .filter(([c]) => pick(c))
+    .reduce((a, [, v]) => [a[0] + v.events, a[1] + v.hours], [0, 0]);
+  return b[1] ? fmt(b[0] / b[1], 1) : '–';
+}
+
 function compareReport(set) {
   const out = [header(set)];
   const speed = set.speed();
@@ -313,11 +321,18 @@ function compareReport(set) {
       ...snrs.map((s) => pct(...k.sum(([sn, , r]) => sn === s && r === 'synthetic'))),
       pct(rh, rn),
       k.fa.hours ? fmt(k.fa.total / k.fa.hours, 1) : '–',
+      perHour(k.fa, (c) => c.endsWith('speech')),
+      perHour(k.fa, (c) => !c.endsWith('speech')),
       sp ? fmt(xrt(sp), 0) : '–',
     ]);
   }
   out.push('### Keyword spotting\n');
-  out.push(table(['system', 'recall test voices', ...snrs.map(snrName), 'recall real recorded', 'false alarms / h (keyword-free)', 'x real time'], krows));
+  out.push(
+    table(
+      ['system', 'recall test voices', ...snrs.map(snrName), 'recall real recorded', 'false alarms / h (keyword-free)', 'per h of its speech', 'per h of its music & noise', 'x real time'],
+      krows,
+    ),
+  );
   return out.join('\n');
 }
 
