@@ -26,7 +26,7 @@ const crypto = require('crypto');
 const { spawnSync } = require('child_process');
 const L = require('./lib.js');
 
-const VERSION = 2; // bump when what is built changes: cached parts are then rebuilt
+const VERSION = 3; // bump when what is built changes: cached parts are then rebuilt
 const SIZES = {
   // vad_s: length of the VAD stream; kw_per: keyword clips per keyword (and as many real
   // ones if the test split has real voices); fa_h: hours of keyword-free audio.
@@ -268,9 +268,10 @@ function buildFaPart(out, index, seconds, pools, noiseClips, seed) {
         const gn = g * Math.sqrt(dbToPower(SPEECH_DBFS - snr));
         for (let i = 0; i < n; i++) y[pos + i] += gn * bed[i];
       }
-      truth.push([pos, pos + n, isReal(c.row.voice) ? 'real-speech' : 'synthetic-speech']);
+      const pause = Math.round(rand.uniform(0.2, 1.5) * L.RATE); // counted with the speech
+      truth.push([pos, pos + n + pause, isReal(c.row.voice) ? 'real-speech' : 'synthetic-speech']);
       speech += n;
-      pos += n + Math.round(rand.uniform(0.2, 1.5) * L.RATE);
+      pos += n + pause;
     } else {
       const n = Math.min(length - pos, Math.round(rand.uniform(3, 15) * L.RATE));
       const bed = noiseBed(n, noiseClips, rand);
