@@ -252,6 +252,10 @@ static void init_direction(const es_layer *layer, float *p, uint64_t *seed) {
     if (layer->type == ES_LAYER_LSTM || layer->type == ES_LAYER_BIDIR_LSTM)
         for (int j = 0; j < u; j++)
             bias[u + j] = 1.0f; /* forget gate open: remember by default */
+    if (layer->type == ES_LAYER_GRU || layer->type == ES_LAYER_BIDIR_GRU)
+        for (int j = 0; j < u; j++)
+            bias[j] = 1.0f; /* update gate leaning to keep h: a 16-unit GRU learns a
+                               50-frame recall in ~150 steps instead of not at all */
 }
 
 void es_model_init_weights(es_model *m, uint64_t seed) {

@@ -110,7 +110,7 @@ int es_model_add_layer(es_model *m, es_layer_type type, int units, es_activation
  * (they end up in JSON events and CSV headers). Adding a layer clears them. */
 int es_model_set_labels(es_model *m, int count, const char *const *labels);
 /* Glorot-uniform weights, orthogonal-ish recurrent matrices, zero biases
- * (LSTM forget bias 1), from a deterministic seed. */
+ * (LSTM forget-gate and GRU update-gate biases 1), from a deterministic seed. */
 void es_model_init_weights(es_model *m, uint64_t seed);
 void es_model_destroy(es_model *m);
 
