@@ -154,6 +154,7 @@ typedef struct subscriber {
     char *bytes;
     size_t allocated, start, end;
     size_t events;
+    int input_closed; /* it sends nothing more; it may still read */
 } subscriber;
 
 struct es_event_hub {
@@ -303,13 +304,18 @@ static void accept_subscribers(es_event_hub *hub) {
     }
 }
 
-/* Reads and discards what a subscriber sent; -1 once it hung up. */
+/* Reads and discards what a subscriber sent; -1 when the connection broke. */
 static int discard_input(subscriber *s) {
     char scratch[512];
     for (;;) {
         ssize_t got = recv(s->fd, scratch, sizeof scratch, MSG_DONTWAIT);
         if (got > 0) continue;
-        if (got == 0) return -1;
+        if (got == 0) {
+            /* It shut down its sending side only (`socat -u`, a shell
+             * redirect): still a reader. A full close shows as POLLHUP. */
+            s->input_closed = 1;
+            return 0;
+        }
         if (errno == EINTR) continue;
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
     }
@@ -323,8 +329,8 @@ static void serve_subscribers(es_event_hub *hub, size_t polled) {
         short revents = hub->pollfds[POLL_FIXED + i].revents;
         subscriber *s = &hub->subscribers[i];
         int broken = 0;
-        if (revents & (POLLERR | POLLNVAL)) broken = 1;
-        if (!broken && (revents & (POLLIN | POLLHUP))) broken = discard_input(s) < 0;
+        if (revents & (POLLERR | POLLNVAL | POLLHUP)) broken = 1;
+        if (!broken && (revents & POLLIN)) broken = discard_input(s) < 0;
         if (!broken && (revents & POLLOUT)) broken = backlog_flush(s) < 0;
         if (broken) remove_subscriber(hub, i);
     }
@@ -368,7 +374,7 @@ static void *hub_thread(void *arg) {
         size_t polled = hub->subscriber_count;
         for (size_t i = 0; i < polled; i++) {
             subscriber *s = &hub->subscribers[i];
-            short events = POLLIN | (s->end > s->start ? POLLOUT : 0);
+            short events = (s->input_closed ? 0 : POLLIN) | (s->end > s->start ? POLLOUT : 0);
             hub->pollfds[POLL_FIXED + i] = (struct pollfd){.fd = s->fd, .events = events};
         }
         if (poll(hub->pollfds, POLL_FIXED + polled, accept_paused ? ACCEPT_PAUSE_MS : -1) < 0) {

@@ -176,6 +176,36 @@ static void socket_group_is_applied(void **state) {
     es_event_hub_destroy(hub);
 }
 
+/* A subscriber that closed its sending side is still a reader; one that
+ * closed altogether is gone. */
+static void half_closed_subscribers_keep_reading(void **state) {
+    (void)state;
+    char path[108];
+    socket_path(path, sizeof path, "half");
+    es_event_hub_config config;
+    es_event_hub_config_default(&config);
+    config.socket_path = path;
+    es_event_hub *hub;
+    es_hub_error err;
+    assert_int_equal(es_event_hub_create(&config, &hub, &err), 0);
+    reader half = {.fd = connect_to(path)};
+    int gone = connect_to(path);
+    wait_for_subscribers(hub, 2);
+    assert_int_equal(shutdown(half.fd, SHUT_WR), 0);
+    close(gone);
+    wait_for_subscribers(hub, 1);
+    pthread_t thread;
+    pthread_create(&thread, NULL, reader_thread, &half);
+    char line[1024];
+    for (int seq = 0; seq < 10; seq++) {
+        int len = make_line(line, sizeof line, seq);
+        assert_int_equal(es_event_hub_publish(hub, line, (size_t)len), 0);
+    }
+    es_event_hub_destroy(hub);
+    pthread_join(thread, NULL);
+    assert_int_equal(half.received, 10);
+}
+
 static void malformed_lines_are_refused(void **state) {
     (void)state;
     char path[108];
@@ -503,6 +533,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(subscribers_get_every_event_in_order),
         cmocka_unit_test(socket_group_is_applied),
+        cmocka_unit_test(half_closed_subscribers_keep_reading),
         cmocka_unit_test(malformed_lines_are_refused),
         cmocka_unit_test(a_live_socket_is_not_stolen_but_a_stale_one_is_replaced),
         cmocka_unit_test(churn_and_a_stalled_subscriber_never_cost_live_ones_an_event),
