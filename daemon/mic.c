@@ -390,12 +390,6 @@ static int run_mic(mic_options *options, const es_cli_models *models, FILE *out)
     status = create_pipeline(options, models, capture, &run, &pipeline);
     if (status != ES_EXIT_OK) goto done;
 
-    struct sigaction old_int, old_term, old_usr1;
-    stop_requested = 0;
-    stats_requested = 0;
-    install_signal(SIGINT, on_stop_signal, &old_int);
-    install_signal(SIGTERM, on_stop_signal, &old_term);
-    install_signal(SIGUSR1, on_stats_signal, &old_usr1);
     es_sink_begin(run.sink, pipeline);
     if (es_capture_start(capture, &cerr) != ES_CAPTURE_OK) {
         es_cli_error("mic: %s", cerr.why);
@@ -412,9 +406,6 @@ static int run_mic(mic_options *options, const es_cli_models *models, FILE *out)
                      options->output_path ? options->output_path : "stdout");
         status = ES_EXIT_FAILURE;
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGUSR1, &old_usr1, NULL);
 
 done:
     es_capture_close(capture); /* stops the callback before the pipeline goes */
@@ -424,26 +415,42 @@ done:
     return status;
 }
 
-int es_cmd_mic(int argc, char **argv) {
-    mic_options options;
-    int status = parse_mic_options(argc, argv, &options);
-    if (status >= 0) return status;
+/* Loads the models and runs; the signals are ours from the start, so a
+ * SIGUSR1 or SIGINT while models load or the device opens is not fatal. */
+static int load_and_run(mic_options *options) {
     es_frontend_config frontend;
     es_frontend_config_default(&frontend);
     es_cli_models models;
     memset(&models, 0, sizeof models);
-    status = es_cli_models_load(&options.detector, &frontend, &models);
+    int status = es_cli_models_load(&options->detector, &frontend, &models);
     if (status != ES_EXIT_OK) return status;
     FILE *out = NULL;
-    status = open_output(&options, &out);
+    status = open_output(options, &out);
     if (status == ES_EXIT_OK) {
-        status = run_mic(&options, &models, out);
+        status = run_mic(options, &models, out);
         if (out != stdout && fclose(out) != 0 && status == ES_EXIT_OK) {
-            es_cli_error("%s: cannot write: %s", options.output_path, strerror(errno));
+            es_cli_error("%s: cannot write: %s", options->output_path, strerror(errno));
             status = ES_EXIT_FAILURE;
         }
     }
     es_cli_models_destroy(&models);
+    return status;
+}
+
+int es_cmd_mic(int argc, char **argv) {
+    mic_options options;
+    int status = parse_mic_options(argc, argv, &options);
+    if (status >= 0) return status;
+    struct sigaction old_int, old_term, old_usr1;
+    stop_requested = 0;
+    stats_requested = 0;
+    install_signal(SIGINT, on_stop_signal, &old_int);
+    install_signal(SIGTERM, on_stop_signal, &old_term);
+    install_signal(SIGUSR1, on_stats_signal, &old_usr1);
+    status = load_and_run(&options);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
     return status;
 }
 
