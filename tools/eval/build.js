@@ -312,7 +312,7 @@ function smokeManifest(dir) {
     ['brown.wav', ['brownnoise']],
     ['hum.wav', ['sine', '50', 'sine', '150']],
   ]) {
-    const r = spawnSync('sox', ['-V1', '-n', '-r', '16000', '-c', '1', '-b', '16', path.join(src, name), 'synth', '6', ...synth, 'vol', '0.3']);
+    const r = spawnSync('sox', ['-V1', '-R', '-n', '-r', '16000', '-c', '1', '-b', '16', path.join(src, name), 'synth', '6', ...synth, 'vol', '0.3']);
     if (r.status !== 0) throw new Error(`sox synth failed: ${r.stderr}`);
     rows.push([name, 'test', 'noise', '-', '-', '-', 'noise:generated']);
   }

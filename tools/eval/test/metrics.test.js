@@ -55,3 +55,24 @@ test('written WAV reads back within dither', () => {
   assert.strictEqual(y.length, x.length);
   for (let i = 0; i < x.length; i++) assert.ok(Math.abs(y[i] / 32767 - x[i]) < 3 / 32767);
 });
+
+test('the smoke set is the same for the same seed, different for another', () => {
+  const { spawnSync } = require('child_process');
+  const crypto = require('crypto');
+  const build = path.join(__dirname, '..', 'build.js');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'eval-set-'));
+  const digest = (dir) =>
+    crypto
+      .createHash('sha1')
+      .update(['vad_10.wav', 'kws_10.wav', 'fa_00.wav', 'kws.truth.tsv'].map((f) => fs.readFileSync(path.join(dir, f))).join(''))
+      .digest('hex');
+  const make = (name, seed) => {
+    const r = spawnSync('node', [build, '--smoke', '--out', path.join(tmp, name), '--seed', String(seed)], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 0, r.stderr);
+    return digest(path.join(tmp, name));
+  };
+  const a = make('a', 3);
+  assert.strictEqual(make('b', 3), a);
+  assert.notStrictEqual(make('c', 4), a);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
