@@ -58,13 +58,13 @@ static const key_spec KEYS[] = {
     {"keywords", "smooth_ms", VALUE_INT, FIELD(kws.smooth_ms), 0, 10000},
     {"keywords", "refractory_ms", VALUE_INT, FIELD(kws.refractory_ms), 0, MAX_DURATION_MS},
     {"keywords", "vad_gate", VALUE_BOOL, FIELD(kws.vad_gate), 0, 0},
-    {"events", "socket", VALUE_PATH, FIELD(socket_path), 0, 0},
-    {"events", "socket_mode", VALUE_MODE, FIELD(socket_mode), 0, 0},
-    {"events", "socket_group", VALUE_STRING, FIELD(socket_group), 0, 0},
-    {"events", "backlog_events", VALUE_INT, FIELD(backlog_events), 1, 1000000},
-    {"events", "backlog_bytes", VALUE_INT, FIELD(backlog_bytes), 1024, 64 << 20},
-    {"events", "max_subscribers", VALUE_INT, FIELD(max_subscribers), 1, 65536},
-    {"events", "stdout", VALUE_BOOL, FIELD(events_to_stdout), 0, 0},
+    {"events", "socket", VALUE_PATH, FIELD(events.socket_path), 0, 0},
+    {"events", "socket_mode", VALUE_MODE, FIELD(events.socket_mode), 0, 0},
+    {"events", "socket_group", VALUE_STRING, FIELD(events.socket_group), 0, 0},
+    {"events", "backlog_events", VALUE_INT, FIELD(events.backlog_events), 1, 1000000},
+    {"events", "backlog_bytes", VALUE_INT, FIELD(events.backlog_bytes), 1024, 64 << 20},
+    {"events", "max_subscribers", VALUE_INT, FIELD(events.max_subscribers), 1, 65536},
+    {"events", "stdout", VALUE_BOOL, FIELD(events.to_stdout), 0, 0},
 };
 #define KEY_COUNT (sizeof KEYS / sizeof KEYS[0])
 
@@ -418,12 +418,13 @@ void es_daemon_config_default(es_daemon_config *config) {
     snprintf(config->kws_models[0], sizeof config->kws_models[0], "builtin");
     es_vad_config_default(&config->vad);
     es_kws_config_default(&config->kws);
-    snprintf(config->socket_path, sizeof config->socket_path, "/run/earshot/events.sock");
-    config->socket_mode = 0660;
-    config->backlog_events = 1024;
-    config->backlog_bytes = 256 * 1024;
-    config->max_subscribers = 256;
-    config->events_to_stdout = 1;
+    snprintf(config->events.socket_path, sizeof config->events.socket_path,
+             "/run/earshot/events.sock");
+    config->events.socket_mode = 0660;
+    config->events.backlog_events = 1024;
+    config->events.backlog_bytes = 256 * 1024;
+    config->events.max_subscribers = 256;
+    config->events.to_stdout = 1;
 }
 
 int es_daemon_config_find_source(const es_daemon_config *config, const char *name) {

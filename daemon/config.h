@@ -39,6 +39,18 @@ typedef struct es_source_config {
     int line;                         /* of the section header, for messages */
 } es_source_config;
 
+/* [events]: how events leave the daemon. Fixed for the daemon's life (a
+ * reload keeps the socket it has). */
+typedef struct es_events_config {
+    char socket_path[108];                 /* sun_path's size */
+    int socket_mode;                       /* permission bits, e.g. 0660 */
+    char socket_group[ES_CONFIG_NAME_MAX]; /* "" = leave the group alone */
+    int backlog_events;                    /* per subscriber, before it is dropped */
+    int backlog_bytes;
+    int max_subscribers;
+    int to_stdout; /* 1: also print events as JSON lines on stdout */
+} es_events_config;
+
 typedef struct es_daemon_config {
     int source_count;
     es_source_config sources[ES_CONFIG_MAX_SOURCES];
@@ -50,13 +62,7 @@ typedef struct es_daemon_config {
     es_vad_config vad;
     es_kws_config kws;
 
-    char socket_path[108];                 /* sun_path's size */
-    int socket_mode;                       /* permission bits, e.g. 0660 */
-    char socket_group[ES_CONFIG_NAME_MAX]; /* "" = leave the group alone */
-    int backlog_events;                    /* per subscriber, before it is dropped */
-    int backlog_bytes;
-    int max_subscribers;
-    int events_to_stdout; /* 1: also print events as JSON lines on stdout */
+    es_events_config events;
 } es_daemon_config;
 
 typedef struct es_config_error {
@@ -64,7 +70,8 @@ typedef struct es_config_error {
     char message[320]; /* "FILE:LINE: unknown key 'x' in [vad]" */
 } es_config_error;
 
-/* Every field at its documented default, with no sources. */
+/* Every field at its documented default, with no sources. Unused bytes are
+ * zero, so two configs' sections compare with memcmp. */
 void es_daemon_config_default(es_daemon_config *config);
 
 /* Parses and validates a config file. Returns 0, or -1 with *err filled

@@ -691,26 +691,12 @@ static int same_source(const es_source_config *a, const es_source_config *b) {
     return a->kind == b->kind && strcmp(a->target, b->target) == 0;
 }
 
-static int same_events_section(const es_daemon_config *a, const es_daemon_config *b) {
-    return strcmp(a->socket_path, b->socket_path) == 0 && a->socket_mode == b->socket_mode &&
-           strcmp(a->socket_group, b->socket_group) == 0 &&
-           a->backlog_events == b->backlog_events && a->backlog_bytes == b->backlog_bytes &&
-           a->max_subscribers == b->max_subscribers && a->events_to_stdout == b->events_to_stdout;
-}
-
-static void copy_events_section(es_daemon_config *dst, const es_daemon_config *src) {
-    memcpy(dst->socket_path, src->socket_path, sizeof dst->socket_path);
-    dst->socket_mode = src->socket_mode;
-    memcpy(dst->socket_group, src->socket_group, sizeof dst->socket_group);
-    dst->backlog_events = src->backlog_events;
-    dst->backlog_bytes = src->backlog_bytes;
-    dst->max_subscribers = src->max_subscribers;
-    dst->events_to_stdout = src->events_to_stdout;
-}
-
+/* Zero-filled, so that [events] sections still compare with memcmp. */
 static void apply_socket_override(const service *svc, es_daemon_config *config) {
-    if (svc->socket_override)
-        snprintf(config->socket_path, sizeof config->socket_path, "%s", svc->socket_override);
+    if (!svc->socket_override) return;
+    memset(config->events.socket_path, 0, sizeof config->events.socket_path);
+    snprintf(config->events.socket_path, sizeof config->events.socket_path, "%s",
+             svc->socket_override);
 }
 
 /* Loads a new config and its models; logs why and returns -1 when unusable. */
@@ -766,7 +752,7 @@ static void reload(service *svc) {
     if (!fresh) {
         log_at(LOG_ERR, "reload refused: out of memory; keeping the running configuration");
     } else if (load_fresh(svc, fresh, &e) == 0) {
-        if (!same_events_section(&svc->config, fresh))
+        if (memcmp(&svc->config.events, &fresh->events, sizeof fresh->events) != 0)
             log_at(LOG_WARNING, "[events] changes take effect when the service restarts");
         pthread_mutex_lock(&svc->engine_lock);
         engine *old = svc->engine;
@@ -777,7 +763,7 @@ static void reload(service *svc) {
         prepare_capture(svc, fresh);
         apply_sources(svc, fresh);
         /* The socket and stdout stay as they were opened. */
-        copy_events_section(fresh, &svc->config);
+        fresh->events = svc->config.events;
         svc->config = *fresh;
         log_at(LOG_INFO, "reloaded %s: %d sources", svc->config_path, svc->source_count);
     }
@@ -825,7 +811,7 @@ static int serve(service *svc, int signal_fd) {
             ready = 1;
             es_notify_ready();
             log_at(LOG_INFO, "ready: %d sources, events on %s", svc->source_count,
-                   svc->config.socket_path);
+                   svc->config.events.socket_path);
         }
         int sleep_ms = STATUS_PERIOD_MS;
         if (ready) {
@@ -862,18 +848,18 @@ static int serve(service *svc, int signal_fd) {
 static int open_outputs(service *svc) {
     es_event_hub_config hc;
     es_event_hub_config_default(&hc);
-    hc.socket_path = svc->config.socket_path;
-    hc.socket_mode = svc->config.socket_mode;
-    hc.socket_group = svc->config.socket_group;
-    hc.backlog_events = (size_t)svc->config.backlog_events;
-    hc.backlog_bytes = (size_t)svc->config.backlog_bytes;
-    hc.max_subscribers = (size_t)svc->config.max_subscribers;
+    hc.socket_path = svc->config.events.socket_path;
+    hc.socket_mode = svc->config.events.socket_mode;
+    hc.socket_group = svc->config.events.socket_group;
+    hc.backlog_events = (size_t)svc->config.events.backlog_events;
+    hc.backlog_bytes = (size_t)svc->config.events.backlog_bytes;
+    hc.max_subscribers = (size_t)svc->config.events.max_subscribers;
     es_hub_error err = {0};
     if (es_event_hub_create(&hc, &svc->hub, &err) != 0) {
         log_at(LOG_ERR, "event socket: %s", err.why);
         return -1;
     }
-    if (svc->config.events_to_stdout &&
+    if (svc->config.events.to_stdout &&
         es_line_writer_create(STDOUT_FILENO, 4096, &svc->stdout_writer, &err) != 0) {
         log_at(LOG_ERR, "stdout: %s", err.why);
         return -1;
@@ -960,10 +946,11 @@ static int parse_daemon_args(int argc, char **argv, service *svc, int *check_onl
         es_cli_error("daemon: --config FILE is required (try 'earshot daemon --help')");
         return -1;
     }
-    if (svc->socket_override && (svc->socket_override[0] != '/' ||
-                                 strlen(svc->socket_override) >= sizeof svc->config.socket_path)) {
+    if (svc->socket_override &&
+        (svc->socket_override[0] != '/' ||
+         strlen(svc->socket_override) >= sizeof svc->config.events.socket_path)) {
         es_cli_error("daemon: --socket: '%s' is not an absolute path of at most %zu bytes",
-                     svc->socket_override, sizeof svc->config.socket_path - 1);
+                     svc->socket_override, sizeof svc->config.events.socket_path - 1);
         return -1;
     }
     return 0;

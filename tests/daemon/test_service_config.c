@@ -94,13 +94,13 @@ static void full_config_parses(void **state) {
     assert_string_equal(c.kws.thresholds[0].keyword, "left");
     assert_float_equal(c.kws.thresholds[0].threshold, 0.9, 1e-6);
     assert_string_equal(c.kws.thresholds[1].keyword, "right");
-    assert_string_equal(c.socket_path, "/tmp/x/events.sock");
-    assert_int_equal(c.socket_mode, 0640);
-    assert_string_equal(c.socket_group, "audio");
-    assert_int_equal(c.backlog_events, 10);
-    assert_int_equal(c.backlog_bytes, 4096);
-    assert_int_equal(c.max_subscribers, 3);
-    assert_int_equal(c.events_to_stdout, 0);
+    assert_string_equal(c.events.socket_path, "/tmp/x/events.sock");
+    assert_int_equal(c.events.socket_mode, 0640);
+    assert_string_equal(c.events.socket_group, "audio");
+    assert_int_equal(c.events.backlog_events, 10);
+    assert_int_equal(c.events.backlog_bytes, 4096);
+    assert_int_equal(c.events.max_subscribers, 3);
+    assert_int_equal(c.events.to_stdout, 0);
 }
 
 static void defaults_fill_what_is_left_out(void **state) {
@@ -114,10 +114,10 @@ static void defaults_fill_what_is_left_out(void **state) {
     assert_string_equal(c.kws_models[0], "builtin");
     assert_memory_equal(&c.vad, &defaults.vad, sizeof c.vad);
     assert_memory_equal(&c.kws, &defaults.kws, sizeof c.kws);
-    assert_string_equal(c.socket_path, "/run/earshot/events.sock");
-    assert_int_equal(c.socket_mode, 0660);
-    assert_string_equal(c.socket_group, "");
-    assert_int_equal(c.events_to_stdout, 1);
+    assert_string_equal(c.events.socket_path, "/run/earshot/events.sock");
+    assert_int_equal(c.events.socket_mode, 0660);
+    assert_string_equal(c.events.socket_group, "");
+    assert_int_equal(c.events.to_stdout, 1);
 }
 
 static void kws_none_means_no_keyword_models(void **state) {
@@ -139,11 +139,11 @@ static void the_shipped_example_parses(void **state) {
     /* The example spells out every default: parsing it must change nothing. */
     assert_memory_equal(&c.vad, &defaults.vad, sizeof c.vad);
     assert_memory_equal(&c.kws, &defaults.kws, sizeof c.kws);
-    assert_int_equal(c.backlog_events, defaults.backlog_events);
-    assert_int_equal(c.backlog_bytes, defaults.backlog_bytes);
-    assert_int_equal(c.max_subscribers, defaults.max_subscribers);
-    assert_int_equal(c.socket_mode, defaults.socket_mode);
-    assert_string_equal(c.socket_path, defaults.socket_path);
+    assert_int_equal(c.events.backlog_events, defaults.events.backlog_events);
+    assert_int_equal(c.events.backlog_bytes, defaults.events.backlog_bytes);
+    assert_int_equal(c.events.max_subscribers, defaults.events.max_subscribers);
+    assert_int_equal(c.events.socket_mode, defaults.events.socket_mode);
+    assert_string_equal(c.events.socket_path, defaults.events.socket_path);
 }
 
 static void unknown_sections_and_keys_name_their_line(void **state) {
