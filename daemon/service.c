@@ -61,7 +61,7 @@
  * the watchdog pings stop. */
 #define TEST_STALL_ENV "EARSHOT_TEST_ENGINE_STALL_MS"
 
-/* ---- logging: stderr with sd-daemon priority prefixes ------------------------------ */
+/* ---- logging: stderr with sd-daemon priority prefixes --------------------------------- */
 
 enum { LOG_ERR = 3, LOG_WARNING = 4, LOG_INFO = 6 };
 
@@ -148,7 +148,7 @@ static int engine_load(const es_daemon_config *c, engine **out, char *why, size_
     return 0;
 }
 
-/* ---- the service ------------------------------------------------------------------------ */
+/* ---- the service ---------------------------------------------------------------------- */
 
 typedef struct source source;
 
@@ -181,7 +181,7 @@ static engine *current_engine(service *svc, unsigned *generation) {
     return e;
 }
 
-/* ---- sources ------------------------------------------------------------------------------ */
+/* ---- sources -------------------------------------------------------------------------- */
 
 typedef enum source_state {
     SOURCE_STARTING,
@@ -479,7 +479,7 @@ static run_end run_file(source *src, char *why, size_t why_size) {
     return rc == 0 ? RUN_FINISHED : RUN_FATAL;
 }
 
-/* ---- device sources ---------------------------------------------------------------------- */
+/* ---- device sources ------------------------------------------------------------------- */
 
 #define DEVICE_STALL_MS 3000 /* no audio for this long: the device is gone */
 #define DEVICE_POLL_MS 100
@@ -542,7 +542,7 @@ static run_end run_device(source *src, char *why, size_t why_size) {
     return end;
 }
 
-/* ---- the worker every source runs ------------------------------------------------------- */
+/* ---- the worker every source runs ----------------------------------------------------- */
 
 static void *source_worker(void *arg) {
     source *src = arg;
@@ -630,7 +630,7 @@ static int all_sources_attempted(const service *svc) {
     return 1;
 }
 
-/* ---- status ---------------------------------------------------------------------------------- */
+/* ---- status --------------------------------------------------------------------------- */
 
 static void send_status(service *svc, char *last, size_t last_size) {
     int running = 0;
@@ -656,7 +656,7 @@ static void send_status(service *svc, char *last, size_t last_size) {
     es_notify_status("%s", status);
 }
 
-/* ---- start, reload, stop -------------------------------------------------------------------- */
+/* ---- start, reload, stop -------------------------------------------------------------- */
 
 /* PortAudio is initialised from the main thread (capture.h), the first time
  * a config has a device source. */
@@ -783,8 +783,7 @@ static void stop_everything(service *svc) {
     svc->capture_initialised = 0;
 }
 
-/* ---- main loop ---------------------------------------------------------------------------------
- */
+/* ---- main loop ------------------------------------------------------------------------ */
 
 static int open_signals(sigset_t *handled) {
     sigemptyset(handled);
