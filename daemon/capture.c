@@ -32,8 +32,9 @@ struct es_capture {
     int lost;                    /* es_capture_check saw the device go */
     atomic_uint_fast64_t frames; /* written by the callback only */
     atomic_uint_fast64_t overflows;
-    atomic_int finished;  /* PortAudio's stream-finished callback ran */
-    atomic_int abandoned; /* lost: the callback must not touch the caller's state */
+    atomic_int finished;    /* PortAudio's stream-finished callback ran */
+    atomic_int abandoned;   /* lost: the callback must not touch the caller's state */
+    atomic_int in_callback; /* the callback is running (0 or 1) */
 
     /* es_capture_check's own memory (one checking thread). */
     uint64_t frames_at_last_check;
@@ -161,13 +162,8 @@ void es_capture_config_default(es_capture_config *config) {
     memset(config, 0, sizeof *config);
 }
 
-static int capture_callback(const void *input, void *output, unsigned long frames,
-                            const PaStreamCallbackTimeInfo *time_info, PaStreamCallbackFlags status,
-                            void *user) {
-    (void)output;
-    (void)time_info;
-    es_capture *c = user;
-    if (atomic_load_explicit(&c->abandoned, memory_order_acquire)) return paAbort;
+static int deliver(es_capture *c, const void *input, unsigned long frames,
+                   PaStreamCallbackFlags status) {
     int overflow = (status & paInputOverflow) != 0;
     if (overflow) atomic_fetch_add_explicit(&c->overflows, 1, memory_order_relaxed);
     uint64_t delivered = atomic_load_explicit(&c->frames, memory_order_relaxed);
@@ -180,6 +176,20 @@ static int capture_callback(const void *input, void *output, unsigned long frame
     atomic_store_explicit(&c->frames, delivered + count, memory_order_release);
     if (c->max_frames && delivered + count >= c->max_frames) return paComplete;
     return paContinue;
+}
+
+static int capture_callback(const void *input, void *output, unsigned long frames,
+                            const PaStreamCallbackTimeInfo *time_info, PaStreamCallbackFlags status,
+                            void *user) {
+    (void)output;
+    (void)time_info;
+    es_capture *c = user;
+    /* Sequentially consistent with es_capture_stop's store and load: either
+     * it sees this callback running, or this callback sees it abandoned. */
+    atomic_store(&c->in_callback, 1);
+    int result = atomic_load(&c->abandoned) ? paAbort : deliver(c, input, frames, status);
+    atomic_store(&c->in_callback, 0);
+    return result;
 }
 
 static void stream_finished(void *user) {
@@ -251,6 +261,7 @@ int es_capture_open(const es_capture_config *config, es_capture **out, es_captur
     atomic_init(&c->overflows, 0);
     atomic_init(&c->finished, 0);
     atomic_init(&c->abandoned, 0);
+    atomic_init(&c->in_callback, 0);
 
     PaStreamParameters params = {
         .device = index,
@@ -288,7 +299,13 @@ void es_capture_stop(es_capture *c) {
     if (!c->running) return;
     c->running = 0;
     if (c->lost) {
-        atomic_store_explicit(&c->abandoned, 1, memory_order_release);
+        /* No PortAudio call (capture.h); a callback already past its check
+         * is let finish, for a bounded time: ours never blocks. */
+        atomic_store(&c->abandoned, 1);
+        for (int waited_ms = 0; atomic_load(&c->in_callback) && waited_ms < 500; waited_ms++) {
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, NULL);
+        }
         return;
     }
     /* A stream that ended by itself (max_seconds) has nothing to drain. */
