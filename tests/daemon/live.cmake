@@ -24,7 +24,8 @@ add_dependencies(daemon_mic earshot)
 set_tests_properties(daemon_mic PROPERTIES LABELS tsan)
 
 # The binary on a JACK dummy server: real-time pacing, latency report, the
-# server vanishing under it. Skips without jackd2 / jack-tools.
+# server hanging (SIGSTOP) or vanishing under it: exit 1, no hang. Skips
+# without jackd2 / jack-tools or when the server cannot start.
 es_add_test(daemon_mic_jack SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_mic_jack.c
             LIBS es_live_fixture)
 target_compile_definitions(daemon_mic_jack PRIVATE EARSHOT_BINARY="$<TARGET_FILE:earshot>")
