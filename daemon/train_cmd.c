@@ -64,7 +64,8 @@ typedef struct train_options {
     int hidden;
     int small;
     int kws_frame_targets;
-    int warmup_epochs; /* KWS max-pool: epochs of frame targets first */
+    int warmup_epochs;          /* KWS max-pool: epochs of frame targets first */
+    int manifest_keywords_only; /* KWS outputs: filler + the manifest's keywords (custom models) */
     int clips_per_epoch;
     int valid_clips;
     int batch_size;
@@ -90,6 +91,8 @@ static const char usage_text[] =
     "      --kws-loss maxpool|frames  KWS loss: max-pooling over the keyword's window\n"
     "                          (default), or per-frame targets on its last 0.3 s\n"
     "      --warmup-epochs N   KWS max-pool: first N epochs on per-frame targets (2)\n"
+    "      --manifest-keywords-only  KWS outputs: filler and the manifest's keyword labels\n"
+    "                          only, without the 20 standard keywords (custom keywords)\n"
     "      --small             a tiny model and epoch, for smoke tests\n"
     "  -h, --help              this help\n"
     "\n"
@@ -111,7 +114,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_BATCH,
         OPT_LR,
         OPT_KWS_LOSS,
-        OPT_WARMUP
+        OPT_WARMUP,
+        OPT_MANIFEST_KEYWORDS_ONLY
     };
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
@@ -128,6 +132,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"learning-rate", required_argument, NULL, OPT_LR},
         {"kws-loss", required_argument, NULL, OPT_KWS_LOSS},
         {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
+        {"manifest-keywords-only", no_argument, NULL, OPT_MANIFEST_KEYWORDS_ONLY},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -183,6 +188,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_WARMUP:
             rc = es_cli_parse_int("--warmup-epochs", optarg, 0, 100000, &opt->warmup_epochs);
+            break;
+        case OPT_MANIFEST_KEYWORDS_ONLY:
+            opt->manifest_keywords_only = 1;
             break;
         case OPT_KWS_LOSS:
             if (strcmp(optarg, "maxpool") == 0)
@@ -374,11 +382,11 @@ static int index_clips(manifest *mf) {
 }
 
 /* Prints `earshot: FILE:LINE: why` for the first bad line and returns -1. */
-static int read_manifest(const char *path, manifest *mf) {
+static int read_manifest(const char *path, int standard_outputs, manifest *mf) {
     memset(mf, 0, sizeof(*mf));
     mf->labels[0] = "filler";
     mf->label_count = 1;
-    for (size_t i = 0; i < STANDARD_KEYWORD_COUNT; i++)
+    for (size_t i = 0; standard_outputs && i < STANDARD_KEYWORD_COUNT; i++)
         mf->labels[mf->label_count++] = standard_keywords[i];
     FILE *file = fopen(path, "r");
     if (!file) {
@@ -1043,7 +1051,7 @@ int es_cmd_train(int argc, char **argv) {
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
 
     manifest mf;
-    if (read_manifest(opt.manifest_path, &mf) != 0) {
+    if (read_manifest(opt.manifest_path, !opt.manifest_keywords_only, &mf) != 0) {
         manifest_free(&mf);
         return ES_EXIT_FAILURE;
     }
