@@ -224,6 +224,7 @@ typedef struct stream {
     es_pipeline *pipeline;
     pthread_t consumer;
     double time_offset_s; /* stream time before the last engine switch */
+    uint64_t events;      /* the consumer's; read once it has been joined */
 } stream;
 
 static void publish_event(const es_event *event, void *user) {
@@ -239,6 +240,7 @@ static void publish_event(const es_event *event, void *user) {
     es_event_hub_publish(svc->hub, line, (size_t)len);
     if (svc->stdout_writer) es_line_writer_publish(svc->stdout_writer, line, (size_t)len);
     atomic_fetch_add(&svc->events, 1);
+    st->events++;
 }
 
 static void stall_for_test(stream *st) {
@@ -428,6 +430,8 @@ static int run_pipeline(source *src, const char *pipe_path, char *why, size_t wh
     if (st.pipeline) stream_finish(&st);
     free(samples);
     es_audio_file_close(audio);
+    log_at(LOG_INFO, "source %s: stream ended: %.2f s of audio, %llu events", src->config.name,
+           st.time_offset_s + (double)frames_fed / st.input_rate_hz, (unsigned long long)st.events);
     if (lost_pipeline) snprintf(why, why_size, "the new settings could not be applied");
     return got < 0 || lost_pipeline ? -1 : 0;
 }
