@@ -297,6 +297,23 @@ static int create_vad(es_pipeline *p, es_pipeline_error *err) {
     return ES_PIPELINE_OK;
 }
 
+/* A model's calibrated thresholds (rnn.h) become per-keyword thresholds
+ * unless the config already names that keyword: flags and config files win. */
+static void add_model_thresholds(const es_model *m, es_kws_config *kws) {
+    const float *thresholds = es_model_thresholds(m);
+    for (int i = 0; thresholds && i < es_model_output_size(m); i++) {
+        const char *label = es_model_label(m, i);
+        int skip = thresholds[i] <= 0.0f || kws->threshold_count >= ES_KWS_MAX_KEYWORDS ||
+                   strlen(label) >= sizeof kws->thresholds[0].keyword;
+        for (int j = 0; j < kws->threshold_count && !skip; j++)
+            skip = strcmp(kws->thresholds[j].keyword, label) == 0;
+        if (skip) continue;
+        snprintf(kws->thresholds[kws->threshold_count].keyword, sizeof kws->thresholds[0].keyword,
+                 "%s", label);
+        kws->thresholds[kws->threshold_count++].threshold = thresholds[i];
+    }
+}
+
 static int create_kws(es_pipeline *p, es_pipeline_error *err) {
     const es_pipeline_config *c = &p->config;
     int columns = 0;
@@ -328,7 +345,9 @@ static int create_kws(es_pipeline *p, es_pipeline_error *err) {
         }
         if (es_state_create(m, &p->kws_states[k]) != ES_RNN_OK)
             return fail(err, ES_PIPELINE_ERR_NOMEM, "keyword model state: out of memory");
-        if (es_kws_detector_create(&c->kws, outputs, labels, c->frontend.sample_rate_hz,
+        es_kws_config kws = c->kws;
+        add_model_thresholds(m, &kws);
+        if (es_kws_detector_create(&kws, outputs, labels, c->frontend.sample_rate_hz,
                                    c->frontend.hop_samples, &p->kws_detectors[k]) != 0)
             return fail(err, ES_PIPELINE_ERR_CONFIG,
                         "keyword detector for model %d: cannot be created", k + 1);

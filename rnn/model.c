@@ -133,6 +133,7 @@ int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activat
     m->param_count = needed;
     m->output_size = output_size;
     m->label_count = 0; /* the outputs changed meaning */
+    m->has_thresholds = 0;
     return ES_RNN_OK;
 }
 
@@ -153,6 +154,27 @@ int es_model_set_labels(es_model *m, int count, const char *const *labels) {
     }
     m->label_count = count;
     return ES_RNN_OK;
+}
+
+int es_threshold_is_valid(float threshold) {
+    return isfinite(threshold) && threshold >= 0.0f && threshold <= 1.0f;
+}
+
+int es_model_set_thresholds(es_model *m, const float *thresholds) {
+    if (!m || m->layer_count == 0) return ES_RNN_ERR_ARG;
+    if (!thresholds) {
+        m->has_thresholds = 0;
+        return ES_RNN_OK;
+    }
+    for (int i = 0; i < m->output_size; i++)
+        if (!es_threshold_is_valid(thresholds[i])) return ES_RNN_ERR_ARG;
+    memcpy(m->thresholds, thresholds, sizeof(float) * (size_t)m->output_size);
+    m->has_thresholds = 1;
+    return ES_RNN_OK;
+}
+
+const float *es_model_thresholds(const es_model *m) {
+    return m && m->has_thresholds ? m->thresholds : NULL;
 }
 
 int es_label_is_valid(const char *label) {

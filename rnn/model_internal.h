@@ -29,6 +29,8 @@ struct es_model {
     es_layer layers[ES_MAX_LAYERS];
     int label_count;
     char labels[ES_MAX_OUTPUTS][ES_MAX_LABEL];
+    int has_thresholds; /* detection thresholds travel with the model (format version 2) */
+    float thresholds[ES_MAX_OUTPUTS];
     float *params; /* every layer's parameters, contiguous, 64-byte aligned */
     size_t param_count;
     size_t param_capacity;
@@ -48,6 +50,8 @@ int es_model_refresh(es_model *m);
 /* Labels end up in JSON events and CSV headers: printable ASCII without
  * '"', '\\' or ','. */
 int es_label_is_valid(const char *label);
+/* A stored detection threshold: finite, in [0, 1]. */
+int es_threshold_is_valid(float threshold);
 
 int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activation act,
                           int kernel);

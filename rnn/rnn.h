@@ -109,6 +109,14 @@ int es_model_add_layer(es_model *m, es_layer_type type, int units, es_activation
  * are shorter than ES_MAX_LABEL and printable ASCII without '"', '\\' or ','
  * (they end up in JSON events and CSV headers). Adding a layer clears them. */
 int es_model_set_labels(es_model *m, int count, const char *const *labels);
+/* Detection thresholds, one per output (output_size floats, each in [0, 1];
+ * 0: none of its own, the detector's default applies), e.g. calibrated for a
+ * false-alarm rate; saved with the model (format version 2). NULL removes
+ * them; adding a layer removes them too. ES_RNN_ERR_ARG for a value outside
+ * [0, 1] or a model without layers. */
+int es_model_set_thresholds(es_model *m, const float *thresholds);
+/* output_size floats, or NULL when the model carries none. */
+const float *es_model_thresholds(const es_model *m);
 /* Glorot-uniform weights, orthogonal-ish recurrent matrices, zero biases
  * (LSTM forget-gate and GRU update-gate biases 1), from a deterministic seed. */
 void es_model_init_weights(es_model *m, uint64_t seed);

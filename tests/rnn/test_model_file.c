@@ -216,7 +216,8 @@ static void test_out_of_range_fields_are_rejected(void **state) {
     assert_non_null(m);
     file_image image = save_to_image(m);
     size_t conv = HEADER_BYTES, gru = HEADER_BYTES + LAYER_RECORD_BYTES;
-    expect_patch_rejected(&image, 4, 2, "version");
+    expect_patch_rejected(&image, 4, 3, "version");
+    expect_patch_rejected(&image, 4, 0, "version");
     expect_patch_rejected(&image, 32, 0, "input size");
     expect_patch_rejected(&image, 32, 100000, "input size");
     expect_patch_rejected(&image, 36, 0, "layer count");
@@ -400,6 +401,58 @@ static void test_random_mutations_never_crash(void **state) {
     es_model_destroy(m);
 }
 
+/* Thresholds make a version-2 file; each is checked like a weight, and a
+ * model without them is still written (and read) as version 1. */
+static void test_thresholds_travel_with_the_model(void **state) {
+    (void)state;
+    es_model *m = make_tiny();
+    assert_null(es_model_thresholds(m));
+    file_image plain = save_to_image(m);
+    assert_int_equal(plain.bytes[4], 1);
+
+    const float bad[] = {0.0f, 1.5f}, nan_pair[] = {NAN, 0.5f}, good[] = {0.0f, 0.8125f};
+    assert_int_equal(es_model_set_thresholds(m, bad), ES_RNN_ERR_ARG);
+    assert_int_equal(es_model_set_thresholds(m, nan_pair), ES_RNN_ERR_ARG);
+    assert_null(es_model_thresholds(m));
+    assert_int_equal(es_model_set_thresholds(m, good), ES_RNN_OK);
+    file_image image = save_to_image(m);
+    assert_int_equal(image.bytes[4], 2);
+    assert_int_equal(image.size, plain.size + 2 * 4);
+
+    es_model *loaded = NULL;
+    es_rnn_error err = {0};
+    assert_int_equal(es_model_load_memory(image.bytes, image.size, &loaded, &err), ES_RNN_OK);
+    assert_same_model(m, loaded);
+    const float *thresholds = es_model_thresholds(loaded);
+    assert_non_null(thresholds);
+    assert_true(thresholds[0] == 0.0f && thresholds[1] == 0.8125f);
+    es_model_destroy(loaded);
+
+    /* The thresholds follow the labels "filler" and "yes". */
+    size_t at = HEADER_BYTES + 2 * LAYER_RECORD_BYTES + sizeof "filler" + sizeof "yes";
+    uint32_t above_one, not_a_number;
+    const float above = 1.25f, nan_value = NAN;
+    memcpy(&above_one, &above, 4);
+    memcpy(&not_a_number, &nan_value, 4);
+    expect_patch_rejected(&image, at + 4, above_one, "threshold of output 1");
+    expect_patch_rejected(&image, at, not_a_number, "threshold of output 0");
+    for (size_t size = 0; size < image.size; size++)
+        expect_rejected(image.bytes, size, ES_RNN_ERR_FORMAT, NULL);
+    /* A version-1 header over a version-2 body misreads the thresholds as the
+     * parameter count, which the loader refuses. */
+    expect_patch_rejected(&image, 4, 1, NULL);
+
+    /* Adding a layer changes the outputs' meaning: the thresholds go. */
+    assert_int_equal(es_model_set_thresholds(m, NULL), ES_RNN_OK);
+    assert_null(es_model_thresholds(m));
+    assert_int_equal(es_model_set_thresholds(m, good), ES_RNN_OK);
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_DENSE, 2, ES_ACT_SOFTMAX, 0), ES_RNN_OK);
+    assert_null(es_model_thresholds(m));
+    free(plain.bytes);
+    free(image.bytes);
+    es_model_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_save_load_roundtrip),
@@ -411,6 +464,7 @@ int main(void) {
         cmocka_unit_test(test_feature_mismatch_names_the_field),
         cmocka_unit_test(test_io_errors_name_the_file),
         cmocka_unit_test(test_random_mutations_never_crash),
+        cmocka_unit_test(test_thresholds_travel_with_the_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
