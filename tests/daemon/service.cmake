@@ -11,6 +11,12 @@ target_include_directories(test_service_config PRIVATE ${PROJECT_SOURCE_DIR}/dae
                                                        ${PROJECT_SOURCE_DIR}/dsp
                                                        ${PROJECT_SOURCE_DIR}/rnn)
 
+pkg_check_modules(SERVICE_LIBSYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+es_add_test(test_notify
+            SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_notify.c ${PROJECT_SOURCE_DIR}/daemon/notify.c
+            LIBS PkgConfig::SERVICE_LIBSYSTEMD)
+target_include_directories(test_notify PRIVATE ${PROJECT_SOURCE_DIR}/daemon)
+
 es_add_test(test_event_hub
             SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_event_hub.c
                     ${PROJECT_SOURCE_DIR}/daemon/event_socket.c
