@@ -868,6 +868,10 @@ static int build_valid_set(trainer_data *d) {
 typedef struct kws_figures {
     float recall;       /* keyword sequences whose keyword peaks above 0.5 in its window */
     float false_alarms; /* filler sequences where any keyword goes above 0.5 */
+    /* The same with the peak posteriors themselves instead of decisions: these
+     * move before any decision flips, so early stopping sees early progress. */
+    float mean_keyword_peak;
+    float mean_filler_peak;
 } kws_figures;
 
 typedef struct vad_figures {
@@ -901,12 +905,13 @@ static vad_figures vad_measure(const trainer_data *d, es_model *m) {
 static kws_figures kws_measure(const trainer_data *d, es_model *m) {
     const int outputs = es_model_output_size(m);
     int keyword_seqs = 0, hits = 0, filler_seqs = 0, alarms = 0;
+    double keyword_peaks = 0.0, filler_peaks = 0.0;
     for (int i = 0; i < d->valid_count; i++) {
         const es_sequence *s = &d->valid_seqs[i];
         float *out = malloc(sizeof(float) * (size_t)s->frames * outputs);
         if (!out || es_model_forward_sequence(m, s->inputs, s->frames, out) != ES_RNN_OK) {
             free(out);
-            return (kws_figures){NAN, NAN};
+            return (kws_figures){NAN, NAN, NAN, NAN};
         }
         if (s->keyword > 0) {
             keyword_seqs++;
@@ -916,18 +921,24 @@ static kws_figures kws_measure(const trainer_data *d, es_model *m) {
             for (int t = s->kw_start; t < end; t++)
                 peak = fmaxf(peak, out[(size_t)t * outputs + s->keyword]);
             hits += peak > 0.5f;
+            keyword_peaks += peak;
         } else {
             filler_seqs++;
-            int alarm = 0;
-            for (int t = 0; t < s->frames && !alarm; t++)
+            float peak = 0.0f;
+            for (int t = 0; t < s->frames; t++)
                 for (int k = 1; k < outputs; k++)
-                    alarm |= out[(size_t)t * outputs + k] > 0.5f;
-            alarms += alarm;
+                    peak = fmaxf(peak, out[(size_t)t * outputs + k]);
+            alarms += peak > 0.5f;
+            filler_peaks += peak;
         }
         free(out);
     }
-    return (kws_figures){keyword_seqs ? (float)hits / keyword_seqs : 0.0f,
-                         filler_seqs ? (float)alarms / filler_seqs : 0.0f};
+    return (kws_figures){
+        .recall = keyword_seqs ? (float)hits / keyword_seqs : 0.0f,
+        .false_alarms = filler_seqs ? (float)alarms / filler_seqs : 0.0f,
+        .mean_keyword_peak = keyword_seqs ? (float)(keyword_peaks / keyword_seqs) : 0.0f,
+        .mean_filler_peak = filler_seqs ? (float)(filler_peaks / filler_seqs) : 0.0f,
+    };
 }
 
 static float validation_metric(es_model *m, void *user) {
@@ -935,7 +946,7 @@ static float validation_metric(es_model *m, void *user) {
     if (d->valid_count == 0) return NAN;
     if (d->opt->task == TASK_VAD) return vad_measure(d, m).accuracy;
     const kws_figures f = kws_measure(d, m);
-    return f.recall - f.false_alarms;
+    return f.mean_keyword_peak - f.mean_filler_peak;
 }
 
 static void format_duration(double s, char *buf, size_t size) {
@@ -1154,8 +1165,8 @@ int es_cmd_train(int argc, char **argv) {
         const kws_figures f = kws_measure(&d, model);
         fprintf(stderr,
                 "earshot: train: valid keyword recall %.3f, filler sequences with a false "
-                "alarm %.3f (threshold 0.5)\n",
-                f.recall, f.false_alarms);
+                "alarm %.3f (threshold 0.5); mean peak posterior: keyword %.3f, filler %.3f\n",
+                f.recall, f.false_alarms, f.mean_keyword_peak, f.mean_filler_peak);
     } else if (d.valid_count) {
         const vad_figures f = vad_measure(&d, model);
         fprintf(stderr,
