@@ -439,10 +439,13 @@ static int daemon_fd_count(pid_t pid) {
     return count;
 }
 
-/* Waits until the hub has accepted the connections just made: a
- * connection still in the listen queue would miss the first events. */
-static void settle(void) {
-    sleep_ms(200);
+/* Waits until the daemon holds `fds` descriptors, i.e. its hub accepted
+ * the connections just made: one still in the listen queue would miss the
+ * first events. */
+static void wait_for_daemon_fds(const daemon_proc *d, int fds) {
+    for (int64_t end = now_ms() + 10000; now_ms() < end; sleep_ms(5))
+        if (daemon_fd_count(d->pid) >= fds) return;
+    fail_msg("the daemon holds %d fds, expected %d", daemon_fd_count(d->pid), fds);
 }
 
 /* ---- tests ----------------------------------------------------------------------------------- */
@@ -532,6 +535,7 @@ static void subscribers_receive_what_earshot_file_finds(void **state) {
     prepare(&d, NULL, 0);
     start(&d, NULL);
     wait_for_log(&d, "ready", 10000);
+    int idle_fds = daemon_fd_count(d.pid);
     enum { SUBSCRIBERS = 3, STREAMS = 2 };
     subscriber subs[SUBSCRIBERS];
     for (int i = 0; i < SUBSCRIBERS; i++)
@@ -547,7 +551,7 @@ static void subscribers_receive_what_earshot_file_finds(void **state) {
     assert_int_equal(posix_spawn(&listener, EARSHOT, &actions, NULL, argv, environ), 0);
     running_listener = listener;
     posix_spawn_file_actions_destroy(&actions);
-    settle();
+    wait_for_daemon_fds(&d, idle_fds + SUBSCRIBERS + 1);
 
     stream_clips(&d, STREAMS);
     assert_int_equal(stop(&d, NULL), 0);
@@ -580,9 +584,10 @@ static void reload_refuses_a_corrupt_model_and_keeps_serving(void **state) {
     prepare(&d, NULL, 1);
     start(&d, NULL);
     assert_true(wait_notify(&d, "READY=1", 10000) >= 0);
+    int idle_fds = daemon_fd_count(d.pid);
     subscriber sub;
     subscribe(&sub, d.socket);
-    settle();
+    wait_for_daemon_fds(&d, idle_fds + 1);
 
     char corrupt[160], extra[256];
     snprintf(corrupt, sizeof corrupt, "%s/corrupt.esm", d.dir);
@@ -647,9 +652,9 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
         subscribe(&live[i], d.socket);
     int stalled = connect_to(d.socket);
     assert_true(stalled >= 0);
+    wait_for_daemon_fds(&d, fds_at_start + LIVE + 1);
     churner c = {.socket = d.socket};
     pthread_create(&c.thread, NULL, churn_thread, &c);
-    settle();
 
     /* At least 200 connections come and go while audio streams. */
     int streams = 0;
