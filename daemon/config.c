@@ -166,6 +166,7 @@ static void enter_section(parser *p, const char *section) {
 /* Notices section headers the way inih parses them: '[' after leading
  * blanks, the name up to the first ']' (not trimmed). */
 static void look_for_section(parser *p, const char *line) {
+    if (p->line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3; /* as inih: a BOM */
     while (*line == ' ' || *line == '\t')
         line++;
     if (*line != '[') return;

@@ -120,6 +120,16 @@ static void defaults_fill_what_is_left_out(void **state) {
     assert_int_equal(c.events.to_stdout, 1);
 }
 
+static void a_byte_order_mark_is_allowed(void **state) {
+    (void)state;
+    es_daemon_config c;
+    es_config_error err = {0};
+    assert_int_equal(parse("\xEF\xBB\xBF[source.a]\nfile = /x.wav\n", &c, &err), 0);
+    assert_string_equal(c.sources[0].name, "a");
+    /* ...and the section is known, so a second one is still a duplicate. */
+    expect_error("\xEF\xBB\xBF[vad]\n[source.a]\nfile = /x\n[vad]\n", 4, "twice");
+}
+
 static void kws_none_means_no_keyword_models(void **state) {
     (void)state;
     es_daemon_config c;
@@ -224,6 +234,7 @@ int main(void) {
         cmocka_unit_test(full_config_parses),
         cmocka_unit_test(defaults_fill_what_is_left_out),
         cmocka_unit_test(kws_none_means_no_keyword_models),
+        cmocka_unit_test(a_byte_order_mark_is_allowed),
         cmocka_unit_test(the_shipped_example_parses),
         cmocka_unit_test(unknown_sections_and_keys_name_their_line),
         cmocka_unit_test(bad_values_name_their_line),
