@@ -24,6 +24,7 @@ static const command commands[] = {
     {"mic", es_cmd_mic, "detect speech and keywords live from an input device"},
     {"devices", es_cmd_devices, "list the audio input devices"},
     {"train", es_cmd_train, "train a speech or keyword model from a data manifest"},
+    {"train-keyword", es_cmd_train_keyword, "make a keyword model from nothing but the phrase"},
     {"daemon", es_cmd_daemon, "run the detection service (systemd/earshot.service)"},
     {"listen", es_cmd_listen, "print a running daemon's events as they happen"},
     /* ---- Add a row here when your subcommand's implementation lands (one row

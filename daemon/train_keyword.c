@@ -1,0 +1,1667 @@
+/*
+ * earshot train-keyword "PHRASE" -o MODEL — a custom keyword model from
+ * nothing but the phrase.
+ *
+ *   1. voices: every espeak-ng English accent with every variant, and flite's
+ *      kal, kal16 and slt; split train/valid/test by variant exactly as
+ *      scripts/data.sh splits them (models/recipe/plan.pl), so held-out
+ *      voices are never heard in training, here or in data/;
+ *   2. render: each voice speaks the phrase (positives) and confusable
+ *      phrases derived from its phonemes (`espeak-ng -q -x`): the phrase's
+ *      words alone and beside other words, its first and last parts, and
+ *      single-phoneme substitutions and deletions, spoken as phoneme input;
+ *   3. train: a manifest (models/MANIFEST.md) of those clips plus the
+ *      keyword-free sentences, short words, real speech and noise of data/
+ *      (scripts/data.sh) when it exists, run through `earshot train`'s code
+ *      (es_cmd_train) with the phrase as the only keyword;
+ *   4. calibrate: the model runs, through the very pipeline `earshot file`
+ *      uses, over a stream of held-out (valid-split) negatives with valid
+ *      positives among them; the threshold is the lowest that keeps false
+ *      alarms at or under the target rate, with the detector's smoothing and
+ *      refractory period;
+ *   5. test: the same over test-split voices and negatives: recall on voices
+ *      never used in training or calibration, and false alarms per hour;
+ *   6. write the model with its threshold (rnn.h, es_model_set_thresholds)
+ *      and a model card, MODEL.md beside it.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audio_file.h"
+#include "augment.h"
+#include "cli_util.h"
+#include "commands.h"
+#include "pipeline.h"
+#include "rnn.h"
+
+#define SAMPLE_RATE_HZ 16000
+#define MAX_PHRASE_BYTES (ES_MAX_LABEL - 1)
+#define MAX_PHRASE_WORDS 5
+#define MAX_TOKENS 128
+#define MAX_CONFUSABLES 256
+#define MAX_WORKERS 16
+
+enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2, SPLIT_COUNT = 3 };
+static const char *const split_names[SPLIT_COUNT] = {"train", "valid", "test"};
+
+/* ---- options ---------------------------------------------------------------- */
+
+typedef struct keyword_options {
+    char phrase[MAX_PHRASE_BYTES + 1];
+    const char *output_path;
+    const char *data_dir; /* scripts/data.sh output, or NULL */
+    const char *work_dir; /* NULL: a temporary folder, removed at the end */
+    float minutes;        /* the whole run's budget */
+    float max_alarms_per_hour;
+    int seed;
+    int threads;
+    int hidden;
+    int small;
+} keyword_options;
+
+static const char usage_text[] =
+    "Usage: earshot train-keyword \"PHRASE\" -o MODEL [options]\n"
+    "Makes a keyword model for PHRASE from nothing but the phrase: synthesises it with\n"
+    "every espeak-ng English voice and variant and flite's kal, kal16 and slt, adds\n"
+    "confusable phrases made from its phonemes and keyword-free speech, trains, and\n"
+    "calibrates the detection threshold on held-out negative audio. Writes MODEL (with\n"
+    "its threshold) and a model card beside it (MODEL without extension + .md).\n"
+    "\n"
+    "  -o, --output PATH        where to write the model (required)\n"
+    "      --minutes M          budget of the whole run (default 15)\n"
+    "      --data DIR           scripts/data.sh's output for keyword-free speech and noise\n"
+    "                           (default: $EARSHOT_DATA, else ./data when it has a\n"
+    "                           manifest.tsv; without it a modest set is synthesised)\n"
+    "      --max-false-alarms R false alarms per hour the threshold allows (default 0.5)\n"
+    "      --hidden H           units of each of the two GRU layers (default 64)\n"
+    "      --threads T          synthesiser processes and trainer threads (default 2)\n"
+    "      --seed S             seed of every random choice (default 1)\n"
+    "      --work DIR           keep the clips and manifest in DIR (default: a temporary\n"
+    "                           folder, removed at the end)\n"
+    "      --small              a few voices and a tiny model, for smoke tests\n"
+    "  -h, --help               this help\n"
+    "\n"
+    "PHRASE: 1 to 5 English words of letters (apostrophes and hyphens inside words),\n"
+    "at most 31 characters; numbers must be written as words.\n";
+
+/* Lower-cases and checks the phrase; prints why and returns -1 when it cannot be used. */
+static int normalise_phrase(const char *text, char *phrase) {
+    size_t length = 0;
+    int words = 0, in_word = 0;
+    for (const char *c = text; *c; c++) {
+        const unsigned char ch = (unsigned char)*c;
+        if (ch == ' ' || ch == '\t') {
+            in_word = 0;
+            continue;
+        }
+        const int letter = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+        if (!letter && !((ch == '\'' || ch == '-') && in_word)) {
+            if (ch >= 0x20 && ch < 0x7f)
+                es_cli_error("train-keyword: '%c' in \"%s\" cannot be used: a phrase is words of "
+                             "letters (apostrophes and hyphens inside words; numbers as words)",
+                             ch, text);
+            else
+                es_cli_error("train-keyword: \"%s\" has a character other than English letters, "
+                             "spaces, apostrophes and hyphens (byte 0x%02x)",
+                             text, ch);
+            return -1;
+        }
+        if (!in_word) {
+            words++;
+            if (length > 0 && length < MAX_PHRASE_BYTES + 1) phrase[length++] = ' ';
+            in_word = 1;
+        }
+        if (length < MAX_PHRASE_BYTES + 1) phrase[length++] = (char)(letter ? ch | 0x20 : ch);
+    }
+    if (words == 0) {
+        es_cli_error("train-keyword: the phrase is empty");
+        return -1;
+    }
+    if (length > MAX_PHRASE_BYTES || words > MAX_PHRASE_WORDS) {
+        es_cli_error("train-keyword: \"%s\" is too long: at most %d words and %d characters", text,
+                     MAX_PHRASE_WORDS, MAX_PHRASE_BYTES);
+        return -1;
+    }
+    phrase[length] = '\0';
+    if (phrase[length - 1] == '\'' || phrase[length - 1] == '-') {
+        es_cli_error("train-keyword: \"%s\" ends with '%c'", text, phrase[length - 1]);
+        return -1;
+    }
+    if (!es_kws_label_is_keyword(phrase)) {
+        es_cli_error("train-keyword: \"%s\" names the filler output, not a keyword", phrase);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *default_data_dir(void) {
+    const char *env = getenv("EARSHOT_DATA");
+    if (env && *env) return env;
+    return access("data/manifest.tsv", R_OK) == 0 ? "data" : NULL;
+}
+
+static int parse_options(int argc, char **argv, keyword_options *opt) {
+    enum {
+        OPT_MINUTES = 0x100,
+        OPT_DATA,
+        OPT_MAX_ALARMS,
+        OPT_HIDDEN,
+        OPT_THREADS,
+        OPT_SEED,
+        OPT_WORK,
+        OPT_SMALL
+    };
+    static const struct option options[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"minutes", required_argument, NULL, OPT_MINUTES},
+        {"data", required_argument, NULL, OPT_DATA},
+        {"max-false-alarms", required_argument, NULL, OPT_MAX_ALARMS},
+        {"hidden", required_argument, NULL, OPT_HIDDEN},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"work", required_argument, NULL, OPT_WORK},
+        {"small", no_argument, NULL, OPT_SMALL},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    *opt = (keyword_options){.minutes = 15.0f,
+                             .max_alarms_per_hour = 0.5f,
+                             .seed = 1,
+                             .threads = 2,
+                             .hidden = 64,
+                             .data_dir = default_data_dir()};
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:h", options, NULL)) != -1) {
+        int rc = 0;
+        switch (c) {
+        case 'o':
+            opt->output_path = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 1;
+        case OPT_MINUTES:
+            rc = es_cli_parse_float("--minutes", optarg, 0.05, 1e5, &opt->minutes);
+            break;
+        case OPT_DATA:
+            opt->data_dir = optarg;
+            break;
+        case OPT_MAX_ALARMS:
+            rc = es_cli_parse_float("--max-false-alarms", optarg, 0.0, 1e4,
+                                    &opt->max_alarms_per_hour);
+            break;
+        case OPT_HIDDEN:
+            rc = es_cli_parse_int("--hidden", optarg, 4, 512, &opt->hidden);
+            break;
+        case OPT_THREADS:
+            rc = es_cli_parse_int("--threads", optarg, 1, MAX_WORKERS, &opt->threads);
+            break;
+        case OPT_SEED:
+            rc = es_cli_parse_int("--seed", optarg, 0, 2147483647, &opt->seed);
+            break;
+        case OPT_WORK:
+            opt->work_dir = optarg;
+            break;
+        case OPT_SMALL:
+            opt->small = 1;
+            break;
+        case ':':
+            es_cli_error("train-keyword: %s needs a value", argv[optind - 1]);
+            rc = -1;
+            break;
+        default:
+            es_cli_error("train-keyword: unknown option '%s' (try 'earshot train-keyword --help')",
+                         argv[optind - 1]);
+            rc = -1;
+        }
+        if (rc < 0) return -1;
+    }
+    if (optind != argc - 1) {
+        es_cli_error("train-keyword: expected one PHRASE (try 'earshot train-keyword --help')");
+        return -1;
+    }
+    if (normalise_phrase(argv[optind], opt->phrase) != 0) return -1;
+    if (!opt->output_path) {
+        es_cli_error("train-keyword: -o MODEL is required");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+static double monotonic_s(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+static void format_duration(double s, char *buf, size_t size) {
+    if (!(s >= 0))
+        snprintf(buf, size, "?");
+    else if (s < 120)
+        snprintf(buf, size, "%.0f s", s);
+    else
+        snprintf(buf, size, "%.1f min", s / 60);
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    fputs("earshot: train-keyword: ", stderr);
+    vfprintf(stderr, fmt, args);
+    fputc('\n', stderr);
+    va_end(args);
+}
+
+/* Appends `text` single-quoted for sh. */
+static void append_quoted(char *buf, size_t size, const char *text) {
+    size_t n = strlen(buf);
+    if (n + 1 < size) buf[n++] = '\'';
+    for (const char *c = text; *c && n + 5 < size; c++) {
+        if (*c == '\'') {
+            memcpy(buf + n, "'\\''", 4);
+            n += 4;
+        } else
+            buf[n++] = *c;
+    }
+    if (n + 1 < size) buf[n++] = '\'';
+    buf[n] = '\0';
+}
+
+/* Runs a command and returns its standard output's first line (trailing
+ * newline removed), or NULL. */
+static char *command_line_output(const char *command) {
+    FILE *pipe = popen(command, "r");
+    if (!pipe) return NULL;
+    char *line = NULL;
+    size_t size = 0;
+    ssize_t got = getline(&line, &size, pipe);
+    while (got >= 0 && fgetc(pipe) != EOF) {
+    }
+    const int status = pclose(pipe);
+    if (got < 0 || status != 0) {
+        free(line);
+        return NULL;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    return line;
+}
+
+static int tool_exists(const char *name) {
+    char command[128];
+    snprintf(command, sizeof command, "command -v %s >/dev/null 2>&1", name);
+    return system(command) == 0;
+}
+
+/* FNV-1a, 32 bits: models/recipe/plan.pl splits voices with it. */
+static uint32_t fnv1a(const char *text) {
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return h;
+}
+
+/* ---- voices ---------------------------------------------------------------------- */
+
+typedef enum engine { ENGINE_ESPEAK = 0, ENGINE_FLITE = 1 } engine;
+
+typedef struct voice {
+    engine engine;
+    char name[96]; /* espeak "en-us+m3", flite "slt" */
+    int split;
+} voice;
+
+typedef struct voice_list {
+    voice *items;
+    int count, capacity;
+} voice_list;
+
+static int voice_add(voice_list *list, engine e, const char *name, int split) {
+    if (list->count == list->capacity) {
+        const int capacity = list->capacity ? 2 * list->capacity : 256;
+        voice *grown = realloc(list->items, sizeof(voice) * (size_t)capacity);
+        if (!grown) return -1;
+        list->items = grown;
+        list->capacity = capacity;
+    }
+    voice *v = &list->items[list->count++];
+    v->engine = e;
+    snprintf(v->name, sizeof v->name, "%s", name);
+    v->split = split;
+    return 0;
+}
+
+/* The split of an espeak variant, as models/recipe/plan.pl decides it. */
+static int variant_split(const char *variant) {
+    const uint32_t bucket = fnv1a(variant) % 10;
+    return bucket == 0 ? SPLIT_VALID : bucket == 1 ? SPLIT_TEST : SPLIT_TRAIN;
+}
+
+/* Reads a column of `espeak-ng --voices=...` lines through a filter; one item per line. */
+static char **read_list(const char *command, int *count) {
+    *count = 0;
+    FILE *pipe = popen(command, "r");
+    if (!pipe) return NULL;
+    char **items = NULL;
+    char line[256];
+    while (fgets(line, sizeof line, pipe)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0]) continue;
+        char **grown = realloc(items, sizeof(char *) * (size_t)(*count + 1));
+        if (!grown) break;
+        items = grown;
+        items[(*count)++] = strdup(line);
+    }
+    pclose(pipe);
+    return items;
+}
+
+static void free_list(char **items, int count) {
+    for (int i = 0; i < count; i++)
+        free(items[i]);
+    free(items);
+}
+
+/* Every espeak-ng English accent of its own (gmw/) data with every variant,
+ * and flite's allowed voices; --small keeps a few of each split. */
+static int list_voices(const keyword_options *opt, int have_flite, voice_list *voices) {
+    int accent_count = 0, variant_count = 0;
+    char **accents = read_list("espeak-ng --voices=en | awk '$5 ~ /^gmw\\// { print $2 }' | "
+                               "sort -u",
+                               &accent_count);
+    char **variants = read_list("espeak-ng --voices=variant | awk 'NR > 1 { print $5 }' | "
+                                "sed -n 's|^!v/\\([A-Za-z0-9_-]*\\)$|\\1|p' | sort -u",
+                                &variant_count);
+    int wanted[SPLIT_COUNT] = {2, 1, 1}, taken[SPLIT_COUNT] = {0, 0, 0};
+    int rc = 0;
+    for (int a = 0; a < accent_count && rc == 0; a++) {
+        if (!opt->small) rc = voice_add(voices, ENGINE_ESPEAK, accents[a], SPLIT_TRAIN);
+        for (int v = 0; v < variant_count && rc == 0; v++) {
+            const int split = variant_split(variants[v]);
+            if (opt->small && taken[split] >= wanted[split]) continue;
+            taken[split]++;
+            char name[96];
+            snprintf(name, sizeof name, "%s+%s", accents[a], variants[v]);
+            rc = voice_add(voices, ENGINE_ESPEAK, name, split);
+        }
+    }
+    static const char *const flite_voices[] = {"kal", "kal16", "slt"};
+    for (int i = 0; have_flite && i < (opt->small ? 1 : 3) && rc == 0; i++)
+        rc = voice_add(voices, ENGINE_FLITE, flite_voices[i], SPLIT_TRAIN);
+    free_list(accents, accent_count);
+    free_list(variants, variant_count);
+    return rc;
+}
+
+/* ---- phonemes and confusable phrases ------------------------------------------------ */
+
+/* espeak-ng's English phoneme mnemonics, longest first where one begins another. */
+static const char *const vowels[] = {
+    "aI@", "aU@", "i@3", "eI", "aI", "aU", "OI", "oU", "@U", "i@", "e@", "U@", "O@", "o@",
+    "a@",  "A@",  "3:",  "i:", "u:", "A:", "O:", "a#", "@L", "@2", "@5", "I2", "I#", "E2",
+    "V",   "U",   "I",   "E",  "a",  "0",  "@",  "3",  "i",  "u",  "O",  "A",  "e",  "o"};
+static const char *const consonants[] = {
+    "tS", "dZ", "t#", "t2", "d#", "n-", "l/", "r-", "T", "D", "S", "Z", "N", "j", "w", "h",
+    "p",  "b",  "t",  "d",  "k",  "g",  "f",  "v",  "s", "z", "m", "n", "l", "r", "x", "?"};
+/* Substitutes: a clear vowel for a vowel; a consonant of the same manner. */
+static const char *const clear_vowels[] = {"a", "A:", "E", "eI", "I",  "i:", "0",  "O:", "oU",
+                                           "U", "u:", "V", "aI", "aU", "OI", "3:", "e@"};
+static const char *const manner_groups[][9] = {
+    {"p", "b", "t", "d", "k", "g", NULL},
+    {"f", "v", "T", "D", "s", "z", "S", "Z", NULL},
+    {"m", "n", "N", NULL},
+    {"l", "r", "w", "j", NULL},
+    {"tS", "dZ", "S", NULL},
+};
+/* Weak vowels: changing one hardly changes the word, so it would be a positive. */
+static const char *const weak_vowels[] = {"@", "3", "@2", "@5", "I2", "I#", "i", "a#", "@L"};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct token {
+    char text[8];
+    int is_vowel, is_phoneme; /* stress marks and word breaks are neither */
+} token;
+
+static int in_list(const char *s, const char *const *list, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(s, list[i]) == 0) return 1;
+    return 0;
+}
+
+static int match_longest(const char *at, const char *const *list, size_t count) {
+    int best = 0;
+    for (size_t i = 0; i < count; i++) {
+        const int n = (int)strlen(list[i]);
+        if (n > best && strncmp(at, list[i], (size_t)n) == 0) best = n;
+    }
+    return best;
+}
+
+static int tokenize(const char *phonemes, token *tokens) {
+    int count = 0;
+    for (const char *p = phonemes; *p && count < MAX_TOKENS;) {
+        token *t = &tokens[count++];
+        memset(t, 0, sizeof *t);
+        const int v = match_longest(p, vowels, COUNT_OF(vowels));
+        const int c = match_longest(p, consonants, COUNT_OF(consonants));
+        int n = 1;
+        if (v > 0 && v >= c) {
+            n = v;
+            t->is_vowel = t->is_phoneme = 1;
+        } else if (c > 0) {
+            n = c;
+            t->is_phoneme = 1;
+        } else if (*p == ' ' || *p == '_') {
+            t->text[0] = ' ';
+            p++;
+            continue;
+        }
+        memcpy(t->text, p, (size_t)n);
+        t->text[n] = '\0';
+        p += n;
+    }
+    return count;
+}
+
+typedef struct confusables {
+    char *items[MAX_CONFUSABLES]; /* plain text, or "[[phonemes]]" for espeak */
+    int count;
+    int text_count; /* the first text_count are plain text (any engine can say them) */
+} confusables;
+
+static void confusable_add(confusables *c, const char *text) {
+    if (c->count >= MAX_CONFUSABLES || !text[0]) return;
+    for (int i = 0; i < c->count; i++)
+        if (strcmp(c->items[i], text) == 0) return;
+    char *copy = strdup(text);
+    if (copy) c->items[c->count++] = copy;
+}
+
+/* "[[" + tokens[from, to) with `replace` at `at` (NULL: delete it) + "]]". */
+static void phoneme_text(const token *tokens, int from, int to, int at, const char *replace,
+                         char *out, size_t size) {
+    snprintf(out, size, "[[");
+    for (int i = from; i < to; i++) {
+        const char *piece = i == at ? replace : tokens[i].text;
+        if (piece) strncat(out, piece, size - strlen(out) - 3);
+    }
+    strncat(out, "]]", size - strlen(out) - 1);
+}
+
+/* Common words to pair with the phrase's own words and to make keyword-free
+ * sentences when data/ is missing. */
+static const char *const common_words[] = {
+    "the",     "a",      "and",    "you",    "there",  "that",   "this",    "my",     "your",
+    "we",      "they",   "it",     "is",     "was",    "will",   "can",     "not",    "with",
+    "from",    "about",  "when",   "what",   "where",  "good",   "new",     "old",    "small",
+    "big",     "house",  "water",  "light",  "door",   "window", "table",   "music",  "morning",
+    "evening", "today",  "friend", "people", "little", "garden", "kitchen", "please", "thanks",
+    "maybe",   "always", "never",  "really", "very",   "quite",  "again",   "later",  "soon",
+    "come",    "take",   "make",   "look",   "think",  "know",   "want",    "call",   "play",
+    "read",    "walk",   "talk",   "open",   "close",  "turn",   "bring",   "paper",  "river",
+    "street",  "city",   "yellow", "green",  "quiet",  "happy",  "letter",  "number", "story"};
+
+static int phrase_has_word(const char *phrase, const char *word) {
+    const size_t n = strlen(word);
+    for (const char *p = phrase; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == phrase || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ')) return 1;
+    return 0;
+}
+
+static const char *other_word(const char *phrase, es_rng *rng) {
+    for (;;) {
+        const char *w = common_words[es_rng_below(rng, (int)COUNT_OF(common_words))];
+        if (!phrase_has_word(phrase, w)) return w;
+    }
+}
+
+/* The phrase's words alone and beside other words, its first and last
+ * parts, and single-phoneme substitutions and deletions. */
+static void make_confusables(const char *phrase, const char *phonemes, es_rng *rng,
+                             confusables *out) {
+    char words[MAX_PHRASE_WORDS][MAX_PHRASE_BYTES + 1];
+    int word_count = 0;
+    char copy[MAX_PHRASE_BYTES + 1];
+    snprintf(copy, sizeof copy, "%s", phrase);
+    for (char *save = NULL, *w = strtok_r(copy, " ", &save); w && word_count < MAX_PHRASE_WORDS;
+         w = strtok_r(NULL, " ", &save))
+        snprintf(words[word_count++], sizeof words[0], "%s", w);
+    char text[256];
+    if (word_count > 1) {
+        for (int i = 0; i < word_count; i++) {
+            confusable_add(out, words[i]);
+            for (int k = 0; k < 3; k++) {
+                snprintf(text, sizeof text, "%s %s", words[i], other_word(phrase, rng));
+                confusable_add(out, text);
+                snprintf(text, sizeof text, "%s %s", other_word(phrase, rng), words[i]);
+                confusable_add(out, text);
+            }
+        }
+        /* The words in another order or with one left out. */
+        snprintf(text, sizeof text, "%s %s", words[word_count - 1], words[0]);
+        confusable_add(out, text);
+    } else {
+        for (int k = 0; k < 3; k++) {
+            snprintf(text, sizeof text, "the %s", other_word(phrase, rng));
+            confusable_add(out, text);
+        }
+    }
+    out->text_count = out->count;
+
+    token tokens[MAX_TOKENS];
+    const int count = tokenize(phonemes, tokens);
+    int phoneme_at[MAX_TOKENS], phoneme_count = 0;
+    for (int i = 0; i < count; i++)
+        if (tokens[i].is_phoneme) phoneme_at[phoneme_count++] = i;
+    if (phoneme_count >= 4) {
+        /* First and last parts: shared syllables. */
+        const int cuts[] = {phoneme_count / 2, (2 * phoneme_count + 2) / 3};
+        for (size_t k = 0; k < COUNT_OF(cuts); k++) {
+            phoneme_text(tokens, 0, phoneme_at[cuts[k]], -1, NULL, text, sizeof text);
+            confusable_add(out, text);
+            phoneme_text(tokens, phoneme_at[phoneme_count - cuts[k]], count, -1, NULL, text,
+                         sizeof text);
+            confusable_add(out, text);
+        }
+    }
+    for (int p = 0; p < phoneme_count; p++) {
+        const token *t = &tokens[phoneme_at[p]];
+        if (t->is_vowel && in_list(t->text, weak_vowels, COUNT_OF(weak_vowels))) continue;
+        for (int k = 0; k < 2; k++) {
+            const char *replace = NULL;
+            if (t->is_vowel) {
+                replace = clear_vowels[es_rng_below(rng, (int)COUNT_OF(clear_vowels))];
+            } else {
+                for (size_t g = 0; g < COUNT_OF(manner_groups) && !replace; g++) {
+                    int n = 0, member = 0;
+                    while (manner_groups[g][n]) {
+                        member |= strcmp(manner_groups[g][n], t->text) == 0;
+                        n++;
+                    }
+                    if (member) replace = manner_groups[g][es_rng_below(rng, n)];
+                }
+            }
+            if (replace && strcmp(replace, t->text) != 0) {
+                phoneme_text(tokens, 0, count, phoneme_at[p], replace, text, sizeof text);
+                confusable_add(out, text);
+            }
+        }
+        if (phoneme_count >= 4 && p > 0) {
+            phoneme_text(tokens, 0, count, phoneme_at[p], NULL, text, sizeof text);
+            confusable_add(out, text);
+        }
+    }
+}
+
+static void confusables_free(confusables *c) {
+    for (int i = 0; i < c->count; i++)
+        free(c->items[i]);
+}
+
+/* ---- rendering -------------------------------------------------------------------------- */
+
+/* What a clip is; the manifest's kind of each: keyword, sentence, sentence,
+ * noise, speech (real recordings). */
+enum { CLIP_POSITIVE = 0, CLIP_CONFUSABLE = 1, CLIP_SENTENCE = 2, CLIP_NOISE = 3, CLIP_SPEECH = 4 };
+static const char *const clip_kinds[] = {"keyword", "sentence", "sentence", "noise", "speech"};
+
+typedef struct render_job {
+    const voice *voice; /* NULL for generated noise */
+    int kind, split;
+    char *text;
+    char path[64];     /* relative to the work folder */
+    double duration_s; /* after rendering; 0 = failed or silent */
+    int rate;          /* espeak words per minute; flite: duration stretch x 100 */
+    int pitch;         /* espeak 0-99; flite: F0 in Hz */
+} render_job;
+
+typedef struct job_list {
+    render_job *items;
+    int count, capacity;
+} job_list;
+
+static render_job *job_add(job_list *jobs, const voice *v, int kind, int split, const char *text,
+                           es_rng *rng) {
+    if (jobs->count == jobs->capacity) {
+        const int capacity = jobs->capacity ? 2 * jobs->capacity : 1024;
+        render_job *grown = realloc(jobs->items, sizeof(render_job) * (size_t)capacity);
+        if (!grown) return NULL;
+        jobs->items = grown;
+        jobs->capacity = capacity;
+    }
+    render_job *j = &jobs->items[jobs->count];
+    *j = (render_job){.voice = v, .kind = kind, .split = split, .text = strdup(text)};
+    if (!j->text) return NULL;
+    snprintf(j->path, sizeof j->path, "clips/%05d.wav", jobs->count);
+    if (v && v->engine == ENGINE_ESPEAK) {
+        j->rate = 120 + es_rng_below(rng, 91);
+        j->pitch = 25 + es_rng_below(rng, 51);
+    } else if (v) {
+        const int f0_hz = strcmp(v->name, "slt") == 0 ? 170 : 105;
+        j->rate = 80 + es_rng_below(rng, 46);
+        j->pitch = (int)(f0_hz * es_rng_uniform(rng, 0.8, 1.25));
+    }
+    jobs->count++;
+    return j;
+}
+
+static void job_command(const render_job *j, const char *work, char *cmd, size_t size) {
+    char raw[4096 + 32], out[4096 + 80];
+    snprintf(raw, sizeof raw, "%s/%s.raw.wav", work, j->path);
+    snprintf(out, sizeof out, "%s/%s", work, j->path);
+    cmd[0] = '\0';
+    if (!j->voice) {
+        /* Generated noise: the text names sox's synth arguments. */
+        snprintf(cmd, size, "sox -R -n -r 16000 -c 1 -b 16 ");
+        append_quoted(cmd, size, out);
+        strncat(cmd, " synth ", size - strlen(cmd) - 1);
+        strncat(cmd, j->text, size - strlen(cmd) - 1);
+        return;
+    }
+    if (j->voice->engine == ENGINE_ESPEAK) {
+        snprintf(cmd, size, "espeak-ng -v %s -s %d -p %d -w ", j->voice->name, j->rate, j->pitch);
+        append_quoted(cmd, size, raw);
+        strncat(cmd, " -- ", size - strlen(cmd) - 1);
+        append_quoted(cmd, size, j->text);
+    } else {
+        snprintf(cmd, size,
+                 "flite -voice %s --setf duration_stretch=%.2f --setf "
+                 "int_f0_target_mean=%d -t ",
+                 j->voice->name, j->rate / 100.0, j->pitch);
+        append_quoted(cmd, size, j->text);
+        strncat(cmd, " -o ", size - strlen(cmd) - 1);
+        append_quoted(cmd, size, raw);
+        strncat(cmd, " >/dev/null", size - strlen(cmd) - 1);
+    }
+    /* As models/recipe/render.sh: 16 kHz mono 16-bit, silence trimmed at both ends. */
+    strncat(cmd, " && sox -G -V1 ", size - strlen(cmd) - 1);
+    append_quoted(cmd, size, raw);
+    strncat(cmd, " -r 16000 -c 1 -b 16 ", size - strlen(cmd) - 1);
+    append_quoted(cmd, size, out);
+    strncat(cmd, " silence 1 0.01 -45d reverse silence 1 0.01 -45d reverse; status=$?; rm -f ",
+            size - strlen(cmd) - 1);
+    append_quoted(cmd, size, raw);
+    strncat(cmd, "; exit $status", size - strlen(cmd) - 1);
+}
+
+static double clip_duration_s(const char *path) {
+    char why[256];
+    es_audio_file *file = NULL;
+    if (es_audio_file_open(path, &file, why, sizeof why) != 0) return 0.0;
+    const es_audio_info *info = es_audio_file_info(file);
+    const double seconds = info->frames > 0 ? (double)info->frames / info->sample_rate_hz : 0.0;
+    es_audio_file_close(file);
+    return seconds;
+}
+
+/* Runs every job's command, `workers` at a time, reporting progress with an ETA. */
+static int render_all(job_list *jobs, const char *work, int workers) {
+    const double started = monotonic_s();
+    pid_t running[MAX_WORKERS] = {0};
+    int owner[MAX_WORKERS] = {0};
+    int next = 0, done = 0, failed = 0, active = 0;
+    const int report_every = jobs->count / 10 > 0 ? jobs->count / 10 : 1;
+    char *cmd = malloc(16384);
+    if (!cmd) return -1;
+    while (done < jobs->count) {
+        while (active < workers && next < jobs->count) {
+            job_command(&jobs->items[next], work, cmd, 16384);
+            const pid_t pid = fork();
+            if (pid < 0) {
+                es_cli_error("train-keyword: cannot start the synthesiser: %s", strerror(errno));
+                free(cmd);
+                return -1;
+            }
+            if (pid == 0) {
+                execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+                _exit(127);
+            }
+            for (int s = 0; s < MAX_WORKERS; s++)
+                if (running[s] == 0) {
+                    running[s] = pid;
+                    owner[s] = next;
+                    break;
+                }
+            active++;
+            next++;
+        }
+        int status = 0;
+        const pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        for (int s = 0; s < MAX_WORKERS; s++) {
+            if (running[s] != pid) continue;
+            running[s] = 0;
+            active--;
+            done++;
+            render_job *j = &jobs->items[owner[s]];
+            char path[4096 + 80];
+            snprintf(path, sizeof path, "%s/%s", work, j->path);
+            const int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            j->duration_s = ok ? clip_duration_s(path) : 0.0;
+            if (j->duration_s < 0.1) {
+                j->duration_s = 0.0;
+                failed++;
+            }
+            if (done % report_every == 0 || done == jobs->count) {
+                const double elapsed = monotonic_s() - started;
+                char spent[32], eta[32];
+                format_duration(elapsed, spent, sizeof spent);
+                format_duration(elapsed / done * (jobs->count - done), eta, sizeof eta);
+                note("rendered %d/%d clips, %s, ETA %s", done, jobs->count, spent, eta);
+            }
+        }
+    }
+    free(cmd);
+    if (failed > jobs->count / 4) {
+        es_cli_error("train-keyword: %d of %d clips failed to render (is espeak-ng working?)",
+                     failed, jobs->count);
+        return -1;
+    }
+    if (failed) note("%d clips were silent or failed and are left out", failed);
+    return 0;
+}
+
+/* ---- data/: keyword-free speech and noise from scripts/data.sh ------------------------- */
+
+typedef struct data_clip {
+    char *path; /* absolute or relative to the current directory */
+    int split;
+    int kind; /* CLIP_SENTENCE (sentences, near misses, other keywords), CLIP_SPEECH, CLIP_NOISE */
+} data_clip;
+
+typedef struct data_set {
+    data_clip *items;
+    int count, capacity;
+    int excluded; /* sentences that say the phrase */
+} data_set;
+
+/* Lower-case letters and single spaces: "Open, Sesame!" -> "open sesame". */
+static void plain_words(const char *text, char *out, size_t size) {
+    size_t n = 0;
+    int space = 1;
+    for (const char *c = text; *c && n + 2 < size; c++) {
+        char ch = *c;
+        if (ch >= 'A' && ch <= 'Z') ch = (char)(ch | 0x20);
+        if ((ch >= 'a' && ch <= 'z') || ch == '\'') {
+            out[n++] = ch;
+            space = 0;
+        } else if (!space) {
+            out[n++] = ' ';
+            space = 1;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Clip paths (data/-relative) of jobs whose text says the phrase, even as the
+ * start of a longer word ("computers"): those are not keyword-free. */
+static char **clips_saying(const char *data_dir, const char *phrase, int *count) {
+    *count = 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/text/jobs.tsv", data_dir);
+    FILE *file = fopen(path, "r");
+    if (!file) return NULL;
+    char **found = NULL;
+    char *line = NULL;
+    size_t line_size = 0;
+    char words[4096], needle[MAX_PHRASE_BYTES + 3];
+    snprintf(needle, sizeof needle, " %s", phrase);
+    while (getline(&line, &line_size, file) != -1) {
+        char *fields[7];
+        int n = 0;
+        for (char *save = NULL, *f = strtok_r(line, "\t", &save); f && n < 7;
+             f = strtok_r(NULL, "\t", &save))
+            fields[n++] = f;
+        if (n < 6) continue;
+        words[0] = ' ';
+        plain_words(fields[5], words + 1, sizeof words - 1);
+        if (!strstr(words, needle)) continue;
+        char **grown = realloc(found, sizeof(char *) * (size_t)(*count + 1));
+        if (!grown) break;
+        found = grown;
+        char clip[600];
+        snprintf(clip, sizeof clip, "clips/%s.wav", fields[0]);
+        found[(*count)++] = strdup(clip);
+    }
+    free(line);
+    fclose(file);
+    return found;
+}
+
+static int load_data_set(const char *data_dir, const char *phrase, data_set *set) {
+    memset(set, 0, sizeof *set);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/manifest.tsv", data_dir);
+    FILE *file = fopen(path, "r");
+    if (!file) {
+        es_cli_error("train-keyword: %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int saying_count = 0;
+    char **saying = clips_saying(data_dir, phrase, &saying_count);
+    char *line = NULL;
+    size_t line_size = 0;
+    int rc = 0;
+    while (rc == 0 && getline(&line, &line_size, file) != -1) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0') continue;
+        char *fields[7];
+        int n = 0;
+        for (char *save = NULL, *f = strtok_r(line, "\t", &save); f && n < 7;
+             f = strtok_r(NULL, "\t", &save))
+            fields[n++] = f;
+        if (n != 7) continue;
+        int split = -1;
+        for (int s = 0; s < SPLIT_COUNT; s++)
+            if (strcmp(fields[1], split_names[s]) == 0) split = s;
+        int kind = -1;
+        if (strcmp(fields[2], "sentence") == 0 || strcmp(fields[2], "keyword") == 0)
+            kind = CLIP_SENTENCE;
+        else if (strcmp(fields[2], "speech") == 0)
+            kind = CLIP_SPEECH;
+        else if (strcmp(fields[2], "noise") == 0)
+            kind = CLIP_NOISE;
+        if (split < 0 || kind < 0) continue;
+        /* data/'s own keywords are keyword-free speech here, unless the phrase has them. */
+        if (strcmp(fields[2], "keyword") == 0 && phrase_has_word(phrase, fields[3])) continue;
+        int says_phrase = 0;
+        for (int i = 0; i < saying_count && !says_phrase; i++)
+            says_phrase = strcmp(saying[i], fields[0]) == 0;
+        if (says_phrase) {
+            set->excluded++;
+            continue;
+        }
+        if (set->count == set->capacity) {
+            const int capacity = set->capacity ? 2 * set->capacity : 4096;
+            data_clip *grown = realloc(set->items, sizeof(data_clip) * (size_t)capacity);
+            if (!grown) {
+                rc = -1;
+                break;
+            }
+            set->items = grown;
+            set->capacity = capacity;
+        }
+        char *clip_path = malloc(strlen(data_dir) + strlen(fields[0]) + 2);
+        if (!clip_path) {
+            rc = -1;
+            break;
+        }
+        if (fields[0][0] == '/')
+            strcpy(clip_path, fields[0]);
+        else
+            sprintf(clip_path, "%s/%s", data_dir, fields[0]);
+        set->items[set->count++] = (data_clip){clip_path, split, kind};
+    }
+    free(line);
+    fclose(file);
+    free_list(saying, saying_count);
+    if (rc) es_cli_error("train-keyword: %s: out of memory", path);
+    return rc;
+}
+
+static void data_set_free(data_set *set) {
+    for (int i = 0; i < set->count; i++)
+        free(set->items[i].path);
+    free(set->items);
+}
+
+/* ---- the training manifest ----------------------------------------------------------------- */
+
+/* Absolute form of `path` (relative to the current directory) for the manifest. */
+static void absolute_path(const char *path, char *out, size_t size) {
+    if (path[0] == '/') {
+        snprintf(out, size, "%s", path);
+        return;
+    }
+    char cwd[2048];
+    if (!getcwd(cwd, sizeof cwd)) cwd[0] = '\0';
+    snprintf(out, size, "%s/%s", cwd, path);
+}
+
+/* Draws of the trainer are uniform over a kind's lines, so line counts set the
+ * mix: confusables are repeated until they make up about `share` of the
+ * keyword-free sentences of their split. */
+static int confusable_repeats(const job_list *jobs, const data_set *data, int split, double share) {
+    int confusable = 0, sentences = 0;
+    for (int i = 0; i < jobs->count; i++) {
+        const render_job *j = &jobs->items[i];
+        if (j->split != split || j->duration_s <= 0) continue;
+        confusable += j->kind == CLIP_CONFUSABLE;
+        sentences += j->kind == CLIP_SENTENCE;
+    }
+    for (int i = 0; data && i < data->count; i++)
+        sentences += data->items[i].split == split && data->items[i].kind == CLIP_SENTENCE;
+    if (confusable == 0) return 0;
+    const int repeats = (int)lround(share / (1.0 - share) * sentences / confusable);
+    return repeats < 1 ? 1 : repeats > 50 ? 50 : repeats;
+}
+
+static int write_manifest(const char *path, const char *work, const char *phrase,
+                          const job_list *jobs, const data_set *data) {
+    FILE *file = fopen(path, "w");
+    if (!file) {
+        es_cli_error("train-keyword: cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(file, "# earshot training manifest v1 (models/MANIFEST.md), made by "
+                  "earshot train-keyword\n# path\tsplit\tkind\tlabel\tstart_s\tend_s\tvoice\n");
+    for (int split = SPLIT_TRAIN; split <= SPLIT_VALID; split++) {
+        const int repeats = confusable_repeats(jobs, data, split, 0.35);
+        for (int i = 0; i < jobs->count; i++) {
+            const render_job *j = &jobs->items[i];
+            if (j->split != split || j->duration_s <= 0) continue;
+            const char *engine = !j->voice                           ? "noise"
+                                 : j->voice->engine == ENGINE_ESPEAK ? "espeak"
+                                                                     : "flite";
+            const char *voice = j->voice ? j->voice->name : "generated";
+            if (j->kind == CLIP_POSITIVE)
+                fprintf(file, "%s/%s\t%s\tkeyword\t%s\t0.000\t%.3f\t%s:%s\n", work, j->path,
+                        split_names[split], phrase, j->duration_s, engine, voice);
+            else
+                for (int r = 0; r < (j->kind == CLIP_CONFUSABLE ? repeats : 1); r++)
+                    fprintf(file, "%s/%s\t%s\t%s\t-\t-\t-\t%s:%s\n", work, j->path,
+                            split_names[split], clip_kinds[j->kind], engine, voice);
+        }
+        for (int i = 0; data && i < data->count; i++) {
+            const data_clip *c = &data->items[i];
+            if (c->split != split) continue;
+            char clip_path[4096];
+            absolute_path(c->path, clip_path, sizeof clip_path);
+            fprintf(file, "%s\t%s\t%s\t-\t-\t-\tdata:%s\n", clip_path, split_names[split],
+                    clip_kinds[c->kind], split_names[split]);
+        }
+    }
+    if (fclose(file) != 0) {
+        es_cli_error("train-keyword: cannot write %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- evaluation streams -------------------------------------------------------------------- */
+
+/* A clip in memory, 16 kHz mono; NULL on failure or another rate. */
+static float *read_clip(const char *path, size_t max_samples, size_t *count) {
+    *count = 0;
+    char why[256];
+    es_audio_file *file = NULL;
+    if (es_audio_file_open(path, &file, why, sizeof why) != 0) return NULL;
+    const es_audio_info *info = es_audio_file_info(file);
+    float *samples = NULL;
+    if (info->sample_rate_hz == SAMPLE_RATE_HZ && info->channels == 1)
+        samples = malloc(sizeof(float) * max_samples);
+    long got = 0;
+    while (samples && *count < max_samples &&
+           (got = es_audio_file_read(file, samples + *count, max_samples - *count, why,
+                                     sizeof why)) > 0)
+        *count += (size_t)got;
+    es_audio_file_close(file);
+    if (samples && (got < 0 || *count == 0)) {
+        free(samples);
+        samples = NULL;
+    }
+    return samples;
+}
+
+typedef struct eval_item {
+    const char *path;
+    int positive;
+} eval_item;
+
+typedef struct posterior_log {
+    float *values; /* the phrase's posterior per frame */
+    size_t count, capacity;
+} posterior_log;
+
+static void log_posterior(const es_frame_posteriors *frame, void *user) {
+    posterior_log *log = user;
+    if (log->count == log->capacity) {
+        const size_t capacity = log->capacity ? 2 * log->capacity : 65536;
+        float *grown = realloc(log->values, sizeof(float) * capacity);
+        if (!grown) return;
+        log->values = grown;
+        log->capacity = capacity;
+    }
+    log->values[log->count++] = frame->keyword_count > 0 ? frame->keywords[0] : 0.0f;
+}
+
+typedef struct window {
+    int64_t start, end; /* samples: a positive's clip and the half second after it */
+} window;
+
+typedef struct eval_stream {
+    posterior_log posteriors;
+    window *positives;
+    int positive_count;
+    double seconds;
+    double negative_seconds; /* outside the positives' windows */
+    int clips;
+} eval_stream;
+
+static void shuffle(eval_item *items, int count, es_rng *rng) {
+    for (int i = count - 1; i > 0; i--) {
+        const int k = es_rng_below(rng, i + 1);
+        const eval_item t = items[i];
+        items[i] = items[k];
+        items[k] = t;
+    }
+}
+
+/* One long stream through the pipeline `earshot file` uses: negatives in
+ * random order with the positives spread among them, silence of 0.3-1 s
+ * between clips, a faint noise floor, and a third of the clips mixed with
+ * the split's noise at 5-20 dB SNR. Collects the phrase's posterior per frame. */
+static int run_stream(const es_model *model, eval_item *items, int count, float **noises,
+                      const size_t *noise_counts, int noise_clips, uint64_t seed,
+                      eval_stream *out) {
+    memset(out, 0, sizeof *out);
+    es_rng rng;
+    es_rng_seed(&rng, seed);
+    shuffle(items, count, &rng);
+    es_pipeline_error err;
+    es_model *vad = NULL;
+    if (es_pipeline_load_model(NULL, "vad", NULL, &vad, &err) != ES_PIPELINE_OK) {
+        es_cli_error("train-keyword: the built-in VAD model: %s", err.why);
+        return -1;
+    }
+    es_pipeline_config config;
+    es_pipeline_config_default(&config, ES_PIPELINE_OFFLINE);
+    config.source = "calibration";
+    config.vad_model = vad;
+    config.kws_models[0] = model;
+    config.kws_model_count = 1;
+    config.input_rate_hz = SAMPLE_RATE_HZ;
+    config.input_channels = 1;
+    config.on_frame = log_posterior;
+    config.frame_user = &out->posteriors;
+    es_pipeline *pipeline = NULL;
+    if (es_pipeline_create(&config, &pipeline, &err) != ES_PIPELINE_OK) {
+        es_cli_error("train-keyword: cannot run the model: %s", err.why);
+        es_model_destroy(vad);
+        return -1;
+    }
+    out->positives = calloc((size_t)count + 1, sizeof(window));
+    const size_t max_samples = 30 * SAMPLE_RATE_HZ;
+    float *gap = malloc(sizeof(float) * SAMPLE_RATE_HZ);
+    int64_t position = 0;
+    int rc = out->positives && gap ? 0 : -1;
+    for (int i = 0; i < count && rc == 0; i++) {
+        size_t n = 0;
+        float *samples = read_clip(items[i].path, max_samples, &n);
+        if (!samples) continue;
+        const double floor_peak = sqrt(3.0) * pow(10.0, es_rng_uniform(&rng, -80.0, -60.0) / 20.0);
+        if (noise_clips > 0 && es_rng_uniform(&rng, 0, 1) < 1.0 / 3) {
+            const int which = es_rng_below(&rng, noise_clips);
+            es_augment_add_noise(samples, n, es_mean_power(samples, n), noises[which],
+                                 noise_counts[which],
+                                 (size_t)es_rng_below(&rng, (int)noise_counts[which]),
+                                 (float)es_rng_uniform(&rng, 5.0, 20.0));
+        }
+        for (size_t s = 0; s < n; s++)
+            samples[s] += (float)es_rng_uniform(&rng, -floor_peak, floor_peak);
+        const size_t gap_count = (size_t)(es_rng_uniform(&rng, 0.3, 1.0) * SAMPLE_RATE_HZ);
+        for (size_t s = 0; s < gap_count; s++)
+            gap[s] = (float)es_rng_uniform(&rng, -floor_peak, floor_peak);
+        if (items[i].positive)
+            out->positives[out->positive_count++] =
+                (window){position, position + (int64_t)n + SAMPLE_RATE_HZ / 2};
+        if (es_pipeline_push(pipeline, samples, n) != ES_PIPELINE_OK ||
+            es_pipeline_push(pipeline, gap, gap_count) != ES_PIPELINE_OK)
+            rc = -1;
+        position += (int64_t)(n + gap_count);
+        out->clips++;
+        free(samples);
+    }
+    if (rc == 0 && es_pipeline_finish(pipeline) != ES_PIPELINE_OK) rc = -1;
+    free(gap);
+    es_pipeline_destroy(pipeline);
+    es_model_destroy(vad);
+    out->seconds = (double)position / SAMPLE_RATE_HZ;
+    double positive_s = 0;
+    for (int i = 0; i < out->positive_count; i++)
+        positive_s += (double)(out->positives[i].end - out->positives[i].start) / SAMPLE_RATE_HZ;
+    out->negative_seconds = out->seconds - positive_s;
+    if (rc) es_cli_error("train-keyword: the evaluation stream failed (out of memory?)");
+    return rc;
+}
+
+static void eval_stream_free(eval_stream *s) {
+    free(s->posteriors.values);
+    free(s->positives);
+}
+
+typedef struct detection_counts {
+    int hits;         /* positives with an event inside their window */
+    int false_alarms; /* events outside every window */
+} detection_counts;
+
+typedef struct count_state {
+    const eval_stream *stream;
+    char *hit;
+    int false_alarms;
+} count_state;
+
+static void count_event(const es_event *event, void *user) {
+    count_state *c = user;
+    const int64_t at = (int64_t)llround(event->time_s * SAMPLE_RATE_HZ);
+    /* Windows are in stream order: binary search for the last starting at or before `at`. */
+    int low = 0, high = c->stream->positive_count - 1, found = -1;
+    while (low <= high) {
+        const int mid = (low + high) / 2;
+        if (c->stream->positives[mid].start <= at) {
+            found = mid;
+            low = mid + 1;
+        } else
+            high = mid - 1;
+    }
+    if (found >= 0 && at < c->stream->positives[found].end)
+        c->hit[found] = 1;
+    else
+        c->false_alarms++;
+}
+
+/* The detector `earshot file` runs, with its default smoothing and refractory
+ * period, at `threshold`, over the logged posteriors. */
+static detection_counts detect_at(const eval_stream *stream, const char *phrase, float threshold) {
+    detection_counts result = {0, 0};
+    es_kws_config config;
+    es_kws_config_default(&config);
+    config.default_threshold = threshold;
+    es_frontend_config frontend;
+    es_frontend_config_default(&frontend);
+    const char *labels[] = {phrase};
+    es_kws_detector *detector = NULL;
+    if (es_kws_detector_create(&config, 1, labels, frontend.sample_rate_hz, frontend.hop_samples,
+                               &detector) != ES_DETECT_OK)
+        return (detection_counts){-1, -1};
+    count_state c = {stream, calloc((size_t)stream->positive_count + 1, 1), 0};
+    for (size_t t = 0; c.hit && t < stream->posteriors.count; t++)
+        es_kws_detector_step(detector, (int64_t)t * frontend.hop_samples,
+                             &stream->posteriors.values[t], 1, count_event, &c);
+    es_kws_detector_flush(detector, count_event, &c);
+    es_kws_detector_destroy(detector);
+    for (int i = 0; c.hit && i < stream->positive_count; i++)
+        result.hits += c.hit[i];
+    result.false_alarms = c.false_alarms;
+    free(c.hit);
+    return result;
+}
+
+static double per_hour(int count, double seconds) {
+    return seconds > 0 ? count * 3600.0 / seconds : NAN;
+}
+
+/* The lowest threshold of the grid at and above which the stream's false
+ * alarms stay within the budget; *met says whether even the highest did. */
+static float calibrate(const eval_stream *valid, const char *phrase, float max_per_hour, int *met) {
+    float grid[128];
+    int n = 0;
+    for (int i = 5; i <= 95; i++)
+        grid[n++] = (float)i / 100.0f;
+    const float top[] = {0.96f, 0.97f, 0.98f, 0.99f, 0.995f, 0.998f, 0.999f};
+    for (size_t i = 0; i < COUNT_OF(top); i++)
+        grid[n++] = top[i];
+    float chosen = grid[n - 1];
+    *met = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        const detection_counts d = detect_at(valid, phrase, grid[i]);
+        if (d.false_alarms < 0 || per_hour(d.false_alarms, valid->negative_seconds) > max_per_hour)
+            break;
+        chosen = grid[i];
+        *met = 1;
+    }
+    return chosen;
+}
+
+/* Items of one split: this run's clips and data/'s, noise aside. */
+static int collect_items(const job_list *jobs, const data_set *data, const char *work, int split,
+                         eval_item **items, char ***owned, int *count, int *owned_count) {
+    *count = *owned_count = 0;
+    const int capacity = jobs->count + (data ? data->count : 0) + 1;
+    *items = calloc((size_t)capacity, sizeof(eval_item));
+    *owned = calloc((size_t)capacity, sizeof(char *));
+    if (!*items || !*owned) return -1;
+    for (int i = 0; i < jobs->count; i++) {
+        const render_job *j = &jobs->items[i];
+        if (j->split != split || j->duration_s <= 0 || j->kind == CLIP_NOISE) continue;
+        char *path = malloc(strlen(work) + strlen(j->path) + 2);
+        if (!path) return -1;
+        sprintf(path, "%s/%s", work, j->path);
+        (*owned)[(*owned_count)++] = path;
+        (*items)[(*count)++] = (eval_item){path, j->kind == CLIP_POSITIVE};
+    }
+    for (int i = 0; data && i < data->count; i++)
+        if (data->items[i].split == split && data->items[i].kind != CLIP_NOISE)
+            (*items)[(*count)++] = (eval_item){data->items[i].path, 0};
+    return 0;
+}
+
+typedef struct noise_set {
+    float *samples[512];
+    size_t counts[512];
+    int count;
+} noise_set;
+
+static void load_noises(const job_list *jobs, const data_set *data, const char *work, int split,
+                        noise_set *noises) {
+    noises->count = 0;
+    char path[4096 + 80];
+    for (int i = 0; i < jobs->count && noises->count < 512; i++) {
+        const render_job *j = &jobs->items[i];
+        if (j->split != split || j->kind != CLIP_NOISE || j->duration_s <= 0) continue;
+        snprintf(path, sizeof path, "%s/%s", work, j->path);
+        float *s = read_clip(path, 60 * SAMPLE_RATE_HZ, &noises->counts[noises->count]);
+        if (s && noises->counts[noises->count] >= SAMPLE_RATE_HZ / 2)
+            noises->samples[noises->count++] = s;
+        else
+            free(s);
+    }
+    for (int i = 0; data && i < data->count && noises->count < 512; i++) {
+        if (data->items[i].split != split || data->items[i].kind != CLIP_NOISE) continue;
+        float *s =
+            read_clip(data->items[i].path, 60 * SAMPLE_RATE_HZ, &noises->counts[noises->count]);
+        if (s && noises->counts[noises->count] >= SAMPLE_RATE_HZ / 2)
+            noises->samples[noises->count++] = s;
+        else
+            free(s);
+    }
+}
+
+static void noises_free(noise_set *noises) {
+    for (int i = 0; i < noises->count; i++)
+        free(noises->samples[i]);
+}
+
+/* A split's stream: its speech clips, then each of its noises alone as well. */
+static int evaluate_split(const es_model *model, const job_list *jobs, const data_set *data,
+                          const char *work, int split, uint64_t seed, eval_stream *stream) {
+    eval_item *items = NULL;
+    char **owned = NULL;
+    int count = 0, owned_count = 0;
+    noise_set noises = {0};
+    int rc = collect_items(jobs, data, work, split, &items, &owned, &count, &owned_count);
+    if (rc == 0) {
+        load_noises(jobs, data, work, split, &noises);
+        rc = run_stream(model, items, count, noises.samples, noises.counts, noises.count, seed,
+                        stream);
+    }
+    noises_free(&noises);
+    for (int i = 0; i < owned_count; i++)
+        free(owned[i]);
+    free(owned);
+    free(items);
+    return rc;
+}
+
+/* ---- model card -------------------------------------------------------------------------- */
+
+typedef struct run_figures {
+    const char *phonemes;
+    int voices[SPLIT_COUNT];
+    int positives[SPLIT_COUNT];
+    int confusable_clips[SPLIT_COUNT];
+    int confusable_kinds;
+    int data_clips;
+    int data_excluded;
+    double train_minutes;
+    double total_minutes;
+    float threshold;
+    int threshold_met;
+    eval_stream *valid, *test;
+    detection_counts valid_at, test_at;
+} run_figures;
+
+static void card_path(const char *model_path, char *out, size_t size) {
+    snprintf(out, size, "%s", model_path);
+    char *slash = strrchr(out, '/');
+    char *dot = strrchr(out, '.');
+    if (dot && (!slash || dot > slash)) *dot = '\0';
+    strncat(out, ".md", size - strlen(out) - 1);
+}
+
+static int write_card(const keyword_options *opt, const run_figures *f, const char *path) {
+    FILE *file = fopen(path, "w");
+    if (!file) {
+        es_cli_error("train-keyword: cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    const double test_recall =
+        f->test->positive_count ? (double)f->test_at.hits / f->test->positive_count : NAN;
+    const double valid_recall =
+        f->valid->positive_count ? (double)f->valid_at.hits / f->valid->positive_count : NAN;
+    fprintf(file,
+            "# Keyword model: \"%s\"\n\n"
+            "Made by `earshot train-keyword \"%s\" -o %s --minutes %g --seed %d --hidden %d%s` "
+            "in %.1f minutes (%.1f of them training). Outputs: `filler`, `%s`. The detection "
+            "threshold travels in the model file; `--kw-threshold-for \"%s=P\"` overrides it.\n\n"
+            "## Figures\n\n"
+            "| | voices | positives | recall | false alarms | keyword-free audio | "
+            "false alarms / hour |\n"
+            "|---|---|---|---|---|---|---|\n"
+            "| calibration (valid split) | %d | %d | %.3f | %d | %.2f h | %.2f |\n"
+            "| test (voices never used) | %d | %d | %.3f | %d | %.2f h | %.2f |\n\n"
+            "Threshold **%.3f**: the lowest that keeps false alarms on the calibration audio at "
+            "or under %.2f per hour%s, with the detector's defaults (50 ms smoothing, 1 s "
+            "refractory period). A positive counts as found when the detector fires between "
+            "the start of its clip and half a second after its end; any other event is a false "
+            "alarm.\n\n",
+            opt->phrase, opt->phrase, opt->output_path, opt->minutes, opt->seed, opt->hidden,
+            opt->small ? " --small" : "", f->total_minutes, f->train_minutes, opt->phrase,
+            opt->phrase, f->voices[SPLIT_VALID], f->valid->positive_count, valid_recall,
+            f->valid_at.false_alarms, f->valid->negative_seconds / 3600,
+            per_hour(f->valid_at.false_alarms, f->valid->negative_seconds), f->voices[SPLIT_TEST],
+            f->test->positive_count, test_recall, f->test_at.false_alarms,
+            f->test->negative_seconds / 3600,
+            per_hour(f->test_at.false_alarms, f->test->negative_seconds), (double)f->threshold,
+            (double)opt->max_alarms_per_hour,
+            f->threshold_met ? "" : " (**not met**: even the highest threshold tried exceeds it)");
+    fprintf(file,
+            "## Data\n\n"
+            "- Phonemes (espeak-ng `-x`): `%s`.\n"
+            "- Voices: espeak-ng English accents x variants and flite's allowed voices, split by "
+            "variant as scripts/data.sh splits them: %d train, %d valid, %d test.\n"
+            "- Positives (the phrase alone, random rate and pitch): %d train, %d valid, %d "
+            "test.\n"
+            "- Confusables (%d phrases from its words and phonemes: words alone and beside "
+            "others, first and last parts, single-phoneme substitutions and deletions): %d "
+            "train, %d valid, %d test clips.\n"
+            "- Keyword-free speech and noise: %s (%d clips%s).\n"
+            "- Calibration and test streams: every clip of the split in random order, 0.3-1 s "
+            "apart, a third mixed with the split's noise at 5-20 dB SNR, then faint noise; "
+            "training adds reverberation, band limits, noise, gain, speed, warping and masks "
+            "(`earshot train`).\n\n"
+            "## Limits\n\n"
+            "All figures are on synthetic voices. Recall on real human speech is not measured "
+            "and is expected to be lower (MODEL-NOTES.md: about half of the synthetic figure "
+            "for the 20 built-in keywords), and false alarms on real conversation higher.\n",
+            f->phonemes, f->voices[SPLIT_TRAIN], f->voices[SPLIT_VALID], f->voices[SPLIT_TEST],
+            f->positives[SPLIT_TRAIN], f->positives[SPLIT_VALID], f->positives[SPLIT_TEST],
+            f->confusable_kinds, f->confusable_clips[SPLIT_TRAIN], f->confusable_clips[SPLIT_VALID],
+            f->confusable_clips[SPLIT_TEST],
+            opt->data_dir ? "scripts/data.sh's sentences, other keywords, real speech and noise"
+                          : "synthesised word sequences and generated noise (no data/ found)",
+            f->data_clips, f->data_excluded ? "; sentences that say the phrase left out" : "");
+    return fclose(file) == 0 ? 0 : -1;
+}
+
+/* ---- the command --------------------------------------------------------------------------- */
+
+static int remove_entry(const char *path, const struct stat *info, int flag, struct FTW *ftw) {
+    (void)info;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Plans the clips: per voice, positives and confusables; word sequences and
+ * noise when there is no data/. */
+static int plan_jobs(const keyword_options *opt, const voice_list *voices, const confusables *conf,
+                     es_rng *rng, job_list *jobs) {
+    const int per_voice = opt->small ? 3 : 2;
+    for (int i = 0; i < voices->count; i++) {
+        const voice *v = &voices->items[i];
+        const int flite = v->engine == ENGINE_FLITE;
+        /* Three flite voices against ~800 espeak ones: each says more. */
+        const int positives = flite && !opt->small ? 30 : per_voice;
+        const int confusable = flite && !opt->small ? 20 : per_voice;
+        for (int k = 0; k < positives; k++)
+            if (!job_add(jobs, v, CLIP_POSITIVE, v->split, opt->phrase, rng)) return -1;
+        const int choices = flite ? conf->text_count : conf->count;
+        for (int k = 0; k < confusable && choices > 0; k++)
+            if (!job_add(jobs, v, CLIP_CONFUSABLE, v->split,
+                         conf->items[es_rng_below(rng, choices)], rng))
+                return -1;
+        if (!opt->data_dir) {
+            char sentence[256] = "";
+            const int words = 5 + es_rng_below(rng, 5);
+            for (int w = 0; w < words; w++) {
+                strcat(sentence, w ? " " : "");
+                strcat(sentence, other_word(opt->phrase, rng));
+            }
+            if (!job_add(jobs, v, CLIP_SENTENCE, v->split, sentence, rng)) return -1;
+        }
+    }
+    if (!opt->data_dir) {
+        static const char *const colours[] = {"whitenoise", "pinknoise", "brownnoise"};
+        for (int split = 0; split < SPLIT_COUNT; split++)
+            for (size_t c = 0; c < COUNT_OF(colours); c++) {
+                char args[96];
+                snprintf(args, sizeof args, "20 %s vol 0.3", colours[c]);
+                if (!job_add(jobs, NULL, CLIP_NOISE, split, args, rng)) return -1;
+            }
+    }
+    return 0;
+}
+
+static int train_model(const keyword_options *opt, const char *manifest, const char *model_path,
+                       double minutes) {
+    char minutes_text[32], hidden[16], seed[16], threads[16];
+    snprintf(minutes_text, sizeof minutes_text, "%.2f", minutes);
+    snprintf(hidden, sizeof hidden, "%d", opt->hidden);
+    snprintf(seed, sizeof seed, "%d", opt->seed);
+    snprintf(threads, sizeof threads, "%d", opt->threads);
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = "train";
+    argv[argc++] = (char *)manifest;
+    argv[argc++] = "-o";
+    argv[argc++] = (char *)model_path;
+    argv[argc++] = "--task";
+    argv[argc++] = "kws";
+    argv[argc++] = "--manifest-keywords-only";
+    argv[argc++] = "--kws-loss";
+    argv[argc++] = "frames";
+    argv[argc++] = "--minutes";
+    argv[argc++] = minutes_text;
+    argv[argc++] = "--seed";
+    argv[argc++] = seed;
+    argv[argc++] = "--threads";
+    argv[argc++] = threads;
+    if (opt->small) {
+        argv[argc++] = "--small";
+        argv[argc++] = "--epochs";
+        argv[argc++] = "2";
+    } else {
+        argv[argc++] = "--hidden";
+        argv[argc++] = hidden;
+        argv[argc++] = "--clips";
+        argv[argc++] = "1500";
+    }
+    argv[argc] = NULL;
+    return es_cmd_train(argc, argv);
+}
+
+int es_cmd_train_keyword(int argc, char **argv) {
+    keyword_options opt;
+    const int parsed = parse_options(argc, argv, &opt);
+    if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
+    const double started = monotonic_s();
+
+    if (!tool_exists("espeak-ng") || !tool_exists("sox")) {
+        es_cli_error("train-keyword: espeak-ng and sox are needed (apt install espeak-ng sox)");
+        return ES_EXIT_FAILURE;
+    }
+    char command[256];
+    snprintf(command, sizeof command, "espeak-ng -q -x -v en-us -- ");
+    append_quoted(command, sizeof command, opt.phrase);
+    char *phonemes = command_line_output(command);
+    if (!phonemes || !phonemes[0] || strchr(phonemes, '(')) {
+        es_cli_error("train-keyword: espeak-ng cannot say \"%s\" in English (phonemes: %s)",
+                     opt.phrase, phonemes ? phonemes : "none");
+        free(phonemes);
+        return ES_EXIT_USAGE;
+    }
+    /* Leading spaces and espeak's word-break underscores carry nothing. */
+    char *trimmed = phonemes + strspn(phonemes, " ");
+    if (opt.data_dir && access(opt.data_dir, R_OK) != 0) {
+        es_cli_error("train-keyword: --data %s: %s", opt.data_dir, strerror(errno));
+        free(phonemes);
+        return ES_EXIT_USAGE;
+    }
+
+    char work[4096];
+    int own_work = !opt.work_dir;
+    if (own_work) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(work, sizeof work, "%s/earshot-train-keyword-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(work)) {
+            es_cli_error("train-keyword: cannot make a work folder: %s", strerror(errno));
+            free(phonemes);
+            return ES_EXIT_FAILURE;
+        }
+    } else {
+        absolute_path(opt.work_dir, work, sizeof work);
+        mkdir(work, 0777);
+    }
+    char clips_dir[4096 + 8];
+    snprintf(clips_dir, sizeof clips_dir, "%s/clips", work);
+    mkdir(clips_dir, 0777);
+
+    int status = ES_EXIT_FAILURE;
+    es_rng rng;
+    es_rng_seed(&rng, (uint64_t)opt.seed * 0x9E3779B97F4A7C15ULL + 0x6b7764ULL);
+    voice_list voices = {0};
+    confusables conf = {0};
+    job_list jobs = {0};
+    data_set data = {0};
+    es_model *model = NULL;
+    eval_stream valid = {0}, test = {0};
+    run_figures figures = {.phonemes = trimmed};
+
+    note("\"%s\" [%s]: budget %.1f min, work folder %s", opt.phrase, trimmed, opt.minutes, work);
+    if (list_voices(&opt, tool_exists("flite"), &voices) != 0 || voices.count == 0) {
+        es_cli_error("train-keyword: espeak-ng lists no English voices");
+        goto done;
+    }
+    make_confusables(opt.phrase, trimmed, &rng, &conf);
+    if (opt.data_dir && load_data_set(opt.data_dir, opt.phrase, &data) != 0) goto done;
+    if (plan_jobs(&opt, &voices, &conf, &rng, &jobs) != 0) {
+        es_cli_error("train-keyword: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < voices.count; i++)
+        figures.voices[voices.items[i].split]++;
+    note("step 1/4: rendering %d clips with %d voices (%d train, %d valid, %d test), %d "
+         "confusable phrases; %s",
+         jobs.count, voices.count, figures.voices[0], figures.voices[1], figures.voices[2],
+         conf.count,
+         opt.data_dir ? "keyword-free speech and noise from data/" : "no data/: a modest set");
+    if (render_all(&jobs, work, opt.threads) != 0) goto done;
+    for (int i = 0; i < jobs.count; i++) {
+        const render_job *j = &jobs.items[i];
+        if (j->duration_s <= 0) continue;
+        figures.positives[j->split] += j->kind == CLIP_POSITIVE;
+        figures.confusable_clips[j->split] += j->kind == CLIP_CONFUSABLE;
+    }
+    figures.confusable_kinds = conf.count;
+    figures.data_clips = data.count;
+    figures.data_excluded = data.excluded;
+
+    char manifest[4096 + 16], trained[4096 + 16];
+    snprintf(manifest, sizeof manifest, "%s/manifest.tsv", work);
+    snprintf(trained, sizeof trained, "%s/model.esm", work);
+    if (write_manifest(manifest, work, opt.phrase, &jobs, opt.data_dir ? &data : NULL) != 0)
+        goto done;
+
+    /* Whatever the rendering left of the budget, less the evaluation's share. */
+    const double spent_min = (monotonic_s() - started) / 60.0;
+    const double evaluation_min = opt.small ? 0.2 : 1.5;
+    double train_min = opt.minutes - spent_min - evaluation_min;
+    if (train_min < 0.05) train_min = 0.05;
+    char eta[32];
+    format_duration((train_min + evaluation_min) * 60, eta, sizeof eta);
+    note("step 2/4: training for up to %.1f min (ETA of the whole run: %s)", train_min, eta);
+    const double train_started = monotonic_s();
+    const int trained_status = train_model(&opt, manifest, trained, train_min);
+    if (trained_status != ES_EXIT_OK) {
+        status = trained_status;
+        goto done;
+    }
+    figures.train_minutes = (monotonic_s() - train_started) / 60.0;
+
+    es_rnn_error err;
+    if (es_model_load_file(trained, &model, &err) != ES_RNN_OK) {
+        es_cli_error("train-keyword: %s: %s", trained, err.why);
+        goto done;
+    }
+    note("step 3/4: calibrating on held-out voices and keyword-free audio (valid split)");
+    if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_VALID,
+                       (uint64_t)opt.seed + 11, &valid) != 0)
+        goto done;
+    figures.threshold =
+        calibrate(&valid, opt.phrase, opt.max_alarms_per_hour, &figures.threshold_met);
+    figures.valid_at = detect_at(&valid, opt.phrase, figures.threshold);
+    note("threshold %.3f: %d false alarms in %.2f h of keyword-free audio (%.2f/h), recall "
+         "%d/%d",
+         (double)figures.threshold, figures.valid_at.false_alarms, valid.negative_seconds / 3600,
+         per_hour(figures.valid_at.false_alarms, valid.negative_seconds), figures.valid_at.hits,
+         valid.positive_count);
+    if (!figures.threshold_met)
+        note("warning: even threshold %.3f gives more than %.2f false alarms per hour",
+             (double)figures.threshold, (double)opt.max_alarms_per_hour);
+
+    note("step 4/4: testing on voices never used in training or calibration (test split)");
+    if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_TEST,
+                       (uint64_t)opt.seed + 23, &test) != 0)
+        goto done;
+    figures.test_at = detect_at(&test, opt.phrase, figures.threshold);
+    figures.valid = &valid;
+    figures.test = &test;
+
+    float thresholds[ES_MAX_OUTPUTS] = {0};
+    for (int i = 0; i < es_model_output_size(model); i++)
+        thresholds[i] = strcmp(es_model_label(model, i), opt.phrase) == 0 ? figures.threshold : 0;
+    if (es_model_set_thresholds(model, thresholds) != ES_RNN_OK ||
+        es_model_save(model, opt.output_path, &err) != ES_RNN_OK) {
+        es_cli_error("%s: %s", opt.output_path, err.why);
+        goto done;
+    }
+    figures.total_minutes = (monotonic_s() - started) / 60.0;
+    char card[4096 + 8];
+    card_path(opt.output_path, card, sizeof card);
+    if (write_card(&opt, &figures, card) != 0) goto done;
+    /* One machine-readable line for scripts (scripts/keyword-eval.sh). */
+    printf("phrase\t%s\tminutes\t%.1f\trecall\t%.3f\tfalse_alarms_per_hour\t%.2f\t"
+           "negative_hours\t%.2f\tthreshold\t%.3f\tpositives\t%d\n",
+           opt.phrase, figures.total_minutes,
+           test.positive_count ? (double)figures.test_at.hits / test.positive_count : NAN,
+           per_hour(figures.test_at.false_alarms, test.negative_seconds),
+           test.negative_seconds / 3600, (double)figures.threshold, test.positive_count);
+    fflush(stdout);
+    note("wrote %s and %s: test recall %d/%d, %d false alarms in %.2f h, %.1f min in all",
+         opt.output_path, card, figures.test_at.hits, test.positive_count,
+         figures.test_at.false_alarms, test.negative_seconds / 3600, figures.total_minutes);
+    status = ES_EXIT_OK;
+done:
+    es_model_destroy(model);
+    eval_stream_free(&valid);
+    eval_stream_free(&test);
+    for (int i = 0; i < jobs.count; i++)
+        free(jobs.items[i].text);
+    free(jobs.items);
+    free(voices.items);
+    confusables_free(&conf);
+    data_set_free(&data);
+    free(phonemes);
+    if (own_work) nftw(work, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return status;
+}
