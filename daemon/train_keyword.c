@@ -82,14 +82,15 @@ static const char usage_text[] =
     "      --minutes M          budget of the whole run (default 15)\n"
     "      --data DIR           scripts/data.sh's output for keyword-free speech and noise\n"
     "                           (default: $EARSHOT_DATA, else ./data when it has a\n"
-    "                           manifest.tsv; without it a modest set is synthesised)\n"
+    "                           manifest.tsv); 'none': synthesise a modest set instead\n"
     "      --max-false-alarms R false alarms per hour the threshold allows (default 0.5)\n"
     "      --hidden H           units of each of the two GRU layers (default 64)\n"
     "      --threads T          synthesiser processes and trainer threads (default 2)\n"
     "      --seed S             seed of every random choice (default 1)\n"
     "      --work DIR           keep the clips and manifest in DIR (default: a temporary\n"
     "                           folder, removed at the end)\n"
-    "      --small              a few voices and a tiny model, for smoke tests\n"
+    "      --small              a few voices, a tiny model and a fixed 40 short epochs\n"
+    "                           instead of the budget, for smoke tests\n"
     "  -h, --help               this help\n"
     "\n"
     "PHRASE: 1 to 5 English words of letters (apostrophes and hyphens inside words),\n"
@@ -197,7 +198,7 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
             rc = es_cli_parse_float("--minutes", optarg, 0.05, 1e5, &opt->minutes);
             break;
         case OPT_DATA:
-            opt->data_dir = optarg;
+            opt->data_dir = strcmp(optarg, "none") == 0 ? NULL : optarg;
             break;
         case OPT_MAX_ALARMS:
             rc = es_cli_parse_float("--max-false-alarms", optarg, 0.0, 1e4,
@@ -690,7 +691,7 @@ static void job_command(const render_job *j, const char *work, char *cmd, size_t
         strncat(cmd, " >/dev/null", size - strlen(cmd) - 1);
     }
     /* As models/recipe/render.sh: 16 kHz mono 16-bit, silence trimmed at both ends. */
-    strncat(cmd, " && sox -G -V1 ", size - strlen(cmd) - 1);
+    strncat(cmd, " && sox -R -G -V1 ", size - strlen(cmd) - 1);
     append_quoted(cmd, size, raw);
     strncat(cmd, " -r 16000 -c 1 -b 16 ", size - strlen(cmd) - 1);
     append_quoted(cmd, size, out);
@@ -955,8 +956,11 @@ static int confusable_repeats(const job_list *jobs, const data_set *data, int sp
     return repeats < 1 ? 1 : repeats > 50 ? 50 : repeats;
 }
 
+/* Without valid lines the trainer runs every epoch and keeps the last
+ * weights: --small does so, as early stopping on a handful of clips would
+ * keep an untrained first epoch. */
 static int write_manifest(const char *path, const char *work, const char *phrase,
-                          const job_list *jobs, const data_set *data) {
+                          const job_list *jobs, const data_set *data, int last_split) {
     FILE *file = fopen(path, "w");
     if (!file) {
         es_cli_error("train-keyword: cannot create %s: %s", path, strerror(errno));
@@ -964,7 +968,7 @@ static int write_manifest(const char *path, const char *work, const char *phrase
     }
     fprintf(file, "# earshot training manifest v1 (models/MANIFEST.md), made by "
                   "earshot train-keyword\n# path\tsplit\tkind\tlabel\tstart_s\tend_s\tvoice\n");
-    for (int split = SPLIT_TRAIN; split <= SPLIT_VALID; split++) {
+    for (int split = SPLIT_TRAIN; split <= last_split; split++) {
         const int repeats = confusable_repeats(jobs, data, split, 0.35);
         for (int i = 0; i < jobs->count; i++) {
             const render_job *j = &jobs->items[i];
@@ -1416,7 +1420,7 @@ static int remove_entry(const char *path, const struct stat *info, int flag, str
  * noise when there is no data/. */
 static int plan_jobs(const keyword_options *opt, const voice_list *voices, const confusables *conf,
                      es_rng *rng, job_list *jobs) {
-    const int per_voice = opt->small ? 3 : 2;
+    const int per_voice = opt->small ? 8 : 2;
     for (int i = 0; i < voices->count; i++) {
         const voice *v = &voices->items[i];
         const int flite = v->engine == ENGINE_FLITE;
@@ -1470,21 +1474,26 @@ static int train_model(const keyword_options *opt, const char *manifest, const c
     argv[argc++] = "--manifest-keywords-only";
     argv[argc++] = "--kws-loss";
     argv[argc++] = "frames";
-    argv[argc++] = "--minutes";
-    argv[argc++] = minutes_text;
+    if (!opt->small) {
+        argv[argc++] = "--minutes";
+        argv[argc++] = minutes_text;
+    }
     argv[argc++] = "--seed";
     argv[argc++] = seed;
     argv[argc++] = "--threads";
     argv[argc++] = threads;
+    argv[argc++] = "--hidden";
+    argv[argc++] = opt->small ? "32" : hidden;
+    argv[argc++] = "--clips";
+    argv[argc++] = opt->small ? "128" : "1500";
     if (opt->small) {
-        argv[argc++] = "--small";
+        /* A fixed amount of work rather than of time: the same model on a busy machine. */
         argv[argc++] = "--epochs";
-        argv[argc++] = "2";
-    } else {
-        argv[argc++] = "--hidden";
-        argv[argc++] = hidden;
-        argv[argc++] = "--clips";
-        argv[argc++] = "1500";
+        argv[argc++] = "40";
+        argv[argc++] = "--learning-rate";
+        argv[argc++] = "0.01";
+        argv[argc++] = "--batch";
+        argv[argc++] = "16";
     }
     argv[argc] = NULL;
     return es_cmd_train(argc, argv);
@@ -1579,7 +1588,8 @@ int es_cmd_train_keyword(int argc, char **argv) {
     char manifest[4096 + 16], trained[4096 + 16];
     snprintf(manifest, sizeof manifest, "%s/manifest.tsv", work);
     snprintf(trained, sizeof trained, "%s/model.esm", work);
-    if (write_manifest(manifest, work, opt.phrase, &jobs, opt.data_dir ? &data : NULL) != 0)
+    if (write_manifest(manifest, work, opt.phrase, &jobs, opt.data_dir ? &data : NULL,
+                       opt.small ? SPLIT_TRAIN : SPLIT_VALID) != 0)
         goto done;
 
     /* Whatever the rendering left of the budget, less the evaluation's share. */

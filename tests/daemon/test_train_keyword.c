@@ -1,0 +1,138 @@
+/* `earshot train-keyword` end to end with a tiny budget: the model it writes
+ * loads with the outputs filler and the phrase, carries its calibrated
+ * threshold, comes with a model card, and `earshot file` finds the phrase in
+ * a clip synthesised here; phrases it cannot use are usage errors (exit 2). */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "commands.h"
+#include "rnn.h"
+
+#define PHRASE "hey nova"
+
+static char folder[PATH_MAX];
+
+static int run(const char *command) {
+    return system(command);
+}
+
+static int setup(void **state) {
+    (void)state;
+    if (run("command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1") != 0)
+        return 0; /* the tests that synthesise skip */
+    snprintf(folder, sizeof folder, "/tmp/earshot-train-keyword-test-XXXXXX");
+    return mkdtemp(folder) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (folder[0] == '\0') return 0;
+    char command[PATH_MAX + 16];
+    snprintf(command, sizeof command, "rm -rf '%s'", folder);
+    return run(command) == 0 ? 0 : -1;
+}
+
+static int train_keyword(const char *phrase, const char *model) {
+    /* A few seconds of keyword-free audio cannot show 0.5 false alarms per
+     * hour: the rate allowed here is one or two alarms, so the threshold
+     * stays usable. --small trains a fixed number of epochs: deterministic. */
+    char *argv[] = {
+        "train-keyword", (char *)phrase, "-o", (char *)model,        "--small", "--data",
+        "none",          "--seed",       "2",  "--max-false-alarms", "300",     NULL};
+    return es_cmd_train_keyword(11, argv);
+}
+
+static void test_unusable_phrases_are_usage_errors(void **state) {
+    (void)state;
+    const char *model = "/tmp/earshot-train-keyword-never.esm";
+    const char *bad[] = {
+        "",                                         /* empty */
+        "   ",                                      /* no word */
+        "one two three four five six",              /* too many words */
+        "supercalifragilisticexpialidocious words", /* too many characters */
+        "hey 9",                                    /* digits: numbers must be words */
+        "hey, nova",                                /* labels forbid commas */
+        "say \"hi\"",                               /* and quotes */
+        "back\\slash",                              /* and backslashes */
+        "caf\xc3\xa9",                              /* not English letters */
+        "filler",                                   /* the filler output's name */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {"train-keyword", (char *)bad[i], "-o", (char *)model, NULL};
+        if (es_cmd_train_keyword(4, argv) != 2) fail_msg("phrase \"%s\" was not refused", bad[i]);
+    }
+    char *no_output[] = {"train-keyword", PHRASE, NULL};
+    assert_int_equal(es_cmd_train_keyword(2, no_output), 2);
+    char *two_phrases[] = {"train-keyword", "hey", "nova", "-o", (char *)model, NULL};
+    assert_int_equal(es_cmd_train_keyword(5, two_phrases), 2);
+    assert_int_not_equal(access(model, F_OK), 0);
+}
+
+static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    char model_path[PATH_MAX + 32], card_path[PATH_MAX + 32];
+    snprintf(model_path, sizeof model_path, "%s/hey-nova.esm", folder);
+    snprintf(card_path, sizeof card_path, "%s/hey-nova.md", folder);
+    assert_int_equal(train_keyword(PHRASE, model_path), 0);
+
+    es_model *m = NULL;
+    es_rnn_error err;
+    assert_int_equal(es_model_load_file(model_path, &m, &err), ES_RNN_OK);
+    assert_int_equal(es_model_output_size(m), 2);
+    assert_string_equal(es_model_label(m, 0), "filler");
+    assert_string_equal(es_model_label(m, 1), PHRASE);
+    const float *thresholds = es_model_thresholds(m);
+    assert_non_null(thresholds);
+    assert_true(thresholds[1] > 0.0f && thresholds[1] <= 1.0f);
+    es_model_destroy(m);
+
+    FILE *card = fopen(card_path, "r");
+    assert_non_null(card);
+    char text[8192];
+    const size_t length = fread(text, 1, sizeof text - 1, card);
+    text[length] = '\0';
+    fclose(card);
+    assert_non_null(strstr(text, "# Keyword model: \"" PHRASE "\""));
+    assert_non_null(strstr(text, "false alarms / hour"));
+
+    /* The phrase twice, by a voice the small run trains on, with pauses. */
+    char command[9 * PATH_MAX + 512];
+    snprintf(command, sizeof command,
+             "espeak-ng -v en-029+Alex -w '%s/say.wav' 'hey nova' && "
+             "sox -n -r 22050 -c 1 '%s/pause.wav' trim 0 1.5 && "
+             "sox '%s/pause.wav' '%s/say.wav' '%s/pause.wav' '%s/say.wav' '%s/pause.wav' "
+             "-r 16000 '%s/clip.wav'",
+             folder, folder, folder, folder, folder, folder, folder, folder);
+    assert_int_equal(run(command), 0);
+    char clip[PATH_MAX + 32], events[PATH_MAX + 32];
+    snprintf(clip, sizeof clip, "%s/clip.wav", folder);
+    snprintf(events, sizeof events, "%s/events.jsonl", folder);
+    char *argv[] = {"file", "--kws-model", model_path, "-o", events, clip, NULL};
+    assert_int_equal(es_cmd_file(6, argv), 0);
+    FILE *f = fopen(events, "r");
+    assert_non_null(f);
+    int found = 0;
+    char line[1024];
+    while (fgets(line, sizeof line, f))
+        found += strstr(line, "\"keyword\":\"" PHRASE "\"") != NULL;
+    fclose(f);
+    if (found < 1) fail_msg("\"%s\" was not found in the synthesised clip", PHRASE);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unusable_phrases_are_usage_errors),
+        cmocka_unit_test(test_tiny_budget_makes_a_model_that_finds_its_phrase),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
