@@ -4,7 +4,8 @@
 // pocketsphinx over it once per threshold of a grid (every keyword at the same threshold
 // in a pass; keyphrases are searched independently), and gives each keyword the loosest
 // threshold at which it raised at most --max-fa false alarms per hour on the keyword-free
-// validation audio. Prints each keyword's choice with its validation recall (clean).
+// validation audio. Prints each keyword's choice with its validation recall (clean), and
+// the recall / false-alarm trade-off of one threshold for all keywords.
 //
 // Usage: node calibrate-pocketsphinx.js [--manifest data/manifest.tsv] [--hours 1]
 //                                       [--max-fa 0.5] [--out data/eval/valid]
@@ -44,13 +45,14 @@ function main() {
   for (const e of GRID) {
     const sys = `ps_1e${e}`;
     const dir = path.join(o.out, 'runs', sys);
+    fs.rmSync(dir, { recursive: true, force: true }); // runs of an older set would not match
     fs.mkdirSync(dir, { recursive: true });
     const kws = path.join(dir, 'keywords.kws');
     fs.writeFileSync(kws, L.KEYWORDS.map((w) => `${w} /1e${e}/\n`).join(''));
     process.stderr.write(`calibrate: threshold 1e${e}\n`);
     for (const f of files) {
       const out = path.join(dir, f.replace('.wav', '.jsonl'));
-      if (!fs.existsSync(out)) run('nice', ['-n', '10', 'node', path.join(root, 'tools/peers/pocketsphinx.js'), path.join(o.out, f), out, '--kws', kws]);
+      run('nice', ['-n', '10', 'node', path.join(root, 'tools/peers/pocketsphinx.js'), path.join(o.out, f), out, '--kws', kws]);
     }
     perExp[e] = set.kws(sys);
   }
@@ -65,7 +67,13 @@ function main() {
   }
   // (the keyphrase file has no comment syntax: the method is told in pocketsphinx.js)
   fs.writeFileSync(path.join(root, 'tools/peers/keywords.kws'), lines.join(''));
-  process.stdout.write(rows.join('\n') + '\n');
+  process.stdout.write(rows.join('\n') + '\n\n');
+  // the whole trade-off, one threshold for every keyword
+  const curve = GRID.map((e) => {
+    const [h, n] = perExp[e].sum(([snr, , r]) => snr === 'clean' && r === 'synthetic');
+    return `| 1e${e} | ${h}/${n} | ${(perExp[e].fa.total / perExp[e].fa.hours).toFixed(0)} |`;
+  });
+  process.stdout.write(['| threshold, all keywords | recall (validation voices, clean) | false alarms / h |', '|---|---:|---:|', ...curve].join('\n') + '\n');
 }
 
 try {
