@@ -129,7 +129,10 @@ static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
     if (found < 1) fail_msg("\"%s\" was not found in the synthesised clip", PHRASE);
 }
 
-int main(void) {
+/* argv[1], if given, selects tests by name pattern (keyword.cmake runs the
+ * quick ones alone in the sanitizer build). */
+int main(int argc, char **argv) {
+    if (argc > 1) cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unusable_phrases_are_usage_errors),
         cmocka_unit_test(test_tiny_budget_makes_a_model_that_finds_its_phrase),
