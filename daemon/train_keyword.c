@@ -1404,6 +1404,16 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             opt->data_dir ? "scripts/data.sh's sentences, other keywords, real speech and noise"
                           : "synthesised word sequences and generated noise (no data/ found)",
             f->data_clips, f->data_excluded ? "; sentences that say the phrase left out" : "");
+    /* Other thresholds show what a looser false-alarm budget would buy. */
+    fprintf(file, "\n## Other thresholds (test split)\n\n"
+                  "| threshold | recall | false alarms / hour |\n|---|---|---|\n");
+    static const float others[] = {0.3f, 0.5f, 0.7f, 0.8f, 0.9f, 0.95f};
+    for (size_t i = 0; i < COUNT_OF(others); i++) {
+        const detection_counts d = detect_at(f->test, opt->phrase, others[i]);
+        fprintf(file, "| %.2f | %.3f | %.2f |\n", (double)others[i],
+                f->test->positive_count ? (double)d.hits / f->test->positive_count : NAN,
+                per_hour(d.false_alarms, f->test->negative_seconds));
+    }
     return fclose(file) == 0 ? 0 : -1;
 }
 
