@@ -41,7 +41,7 @@ for phrase in "${phrases[@]}"; do
   if line=$("$earshot" train-keyword "$phrase" -o "$out/$name.esm" --minutes "$minutes" \
     "${data_arg[@]}" 2>"$out/$name.log" | grep '^phrase'); then
     rows+=("$(printf '%s\n' "$line" | awk -F'\t' '{
-      printf "| %s | %s | %.1f %% (%d voices) | %s (%.2f h) | %s |", $2, $4, 100 * $6, $14, $8, $10, $12 }')")
+      printf "| %s | %s | %.1f %% of %d clips | %s (%.2f h) | %s |", $2, $4, 100 * $6, $14, $8, $10, $12 }')")
   else
     rows+=("| $phrase | failed: see $out/$name.log | | | |")
   fi
