@@ -1485,8 +1485,11 @@ static int train_model(const keyword_options *opt, const char *manifest, const c
     argv[argc++] = "--kws-loss";
     argv[argc++] = "frames";
     if (!opt->small) {
+        /* The budget, not the trainer's default 30 epochs, ends the run. */
         argv[argc++] = "--minutes";
         argv[argc++] = minutes_text;
+        argv[argc++] = "--epochs";
+        argv[argc++] = "1000";
     }
     argv[argc++] = "--seed";
     argv[argc++] = seed;
