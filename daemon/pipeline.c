@@ -189,12 +189,6 @@ int es_pipeline_load_model(const char *path, const char *builtin_name,
     return ES_PIPELINE_OK;
 }
 
-/* detect.h: outputs with these names are the "nothing said" class. */
-static int is_filler_label(const char *label) {
-    return strcmp(label, "filler") == 0 || strcmp(label, "_filler") == 0 ||
-           strcmp(label, "silence") == 0;
-}
-
 static int find_speech_output(const es_model *m) {
     int outputs = es_model_output_size(m);
     if (outputs == 1) return 0;
@@ -338,7 +332,7 @@ static int create_kws(es_pipeline *p, es_pipeline_error *err) {
         const char *labels[ES_MAX_OUTPUTS];
         for (int i = 0; i < outputs; i++) {
             labels[i] = es_model_label(m, i);
-            if (is_filler_label(labels[i])) continue;
+            if (!es_kws_label_is_keyword(labels[i])) continue;
             p->keyword_model[p->keyword_count] = k;
             p->keyword_output[p->keyword_count] = i;
             p->keyword_count++;
@@ -476,8 +470,12 @@ static void run_models(es_pipeline *p, const es_frame *frame) {
     atomic_fetch_add_explicit(&p->frames_processed, 1, memory_order_relaxed);
 }
 
+/* Keywords still waiting for their end are sent too: at the end of a file
+ * the word cannot get any longer. */
 static void flush_detectors(es_pipeline *p) {
     es_vad_detector_flush(p->vad, emit_event, p);
+    for (int k = 0; k < p->kws_model_count; k++)
+        es_kws_detector_flush(p->kws_detectors[k], emit_event, p);
 }
 
 /* ---- producer stages --------------------------------------------------------- */
