@@ -13,7 +13,7 @@ sanitizers+=" -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION"
 
 CC=clang cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DES_FUZZ=ON \
   -DES_WERROR=ON -DCMAKE_C_FLAGS="$sanitizers -fno-omit-frame-pointer" >/dev/null
-cmake --build "$build_dir" -j2 --target fuzz_model_load
+cmake --build "$build_dir" -j2 --target fuzz_model_load fuzz_audio_input fuzz_daemon_config
 
 # The working corpus grows in the build tree; the seeds stay read-only.
 run_fuzzer() {
@@ -22,7 +22,9 @@ run_fuzzer() {
   local corpus="$build_dir/corpus/$target" findings="$build_dir/findings/$target"
   mkdir -p "$corpus" "$findings"
   echo "fuzz: $target for ${seconds}s" >&2
-  "$build_dir/tests/fuzz/$target" -max_total_time="$seconds" -print_final_stats=1 \
+  local binary
+  binary=$(find "$build_dir/tests" -type f -name "$target" -perm -u+x | head -n 1)
+  "$binary" -max_total_time="$seconds" -print_final_stats=1 \
     -artifact_prefix="$findings/" "$corpus" "$seeds" "$@"
 }
 
@@ -31,3 +33,9 @@ model_seeds="$build_dir/seeds/model_load"
 mkdir -p "$model_seeds"
 cp tests/fuzz/corpus/model_load/*.esm models/*.esm "$model_seeds/"
 run_fuzzer fuzz_model_load "$model_seeds"
+run_fuzzer fuzz_audio_input tests/fuzz/corpus/audio_input
+# Config seeds: the shipped example config.
+config_seeds="$build_dir/seeds/daemon_config"
+mkdir -p "$config_seeds"
+cp systemd/earshot.conf.example "$config_seeds/"
+run_fuzzer fuzz_daemon_config "$config_seeds"
