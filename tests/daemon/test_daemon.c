@@ -443,6 +443,18 @@ static int daemon_fd_count(pid_t pid) {
 /* Waits until the daemon holds `fds` descriptors, i.e. its hub accepted
  * the connections just made: one still in the listen queue would miss the
  * first events. */
+/* Right after READY the sources may still be opening or closing files: the
+ * count the test compares against is the one that holds still for 150 ms. */
+static int settled_daemon_fd_count(const daemon_proc *d) {
+    int last = daemon_fd_count(d->pid), same = 0;
+    for (int64_t end = now_ms() + 5000; now_ms() < end && same < 3; sleep_ms(50)) {
+        int now = daemon_fd_count(d->pid);
+        same = now == last ? same + 1 : 0;
+        last = now;
+    }
+    return last;
+}
+
 static void wait_for_daemon_fds(const daemon_proc *d, int fds) {
     for (int64_t end = now_ms() + 10000; now_ms() < end; sleep_ms(5))
         if (daemon_fd_count(d->pid) >= fds) return;
@@ -585,7 +597,7 @@ static void reload_refuses_a_corrupt_model_and_keeps_serving(void **state) {
     prepare(&d, NULL, 1);
     start(&d, NULL);
     assert_true(wait_notify(&d, "READY=1", 10000) >= 0);
-    int idle_fds = daemon_fd_count(d.pid);
+    int idle_fds = settled_daemon_fd_count(&d);
     subscriber sub;
     subscribe(&sub, d.socket);
     wait_for_daemon_fds(&d, idle_fds + 1);
@@ -644,8 +656,7 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
     prepare(&d, "backlog_events = 4\nbacklog_bytes = 1024\n", 0);
     start(&d, NULL);
     wait_for_log(&d, "ready", 10000);
-    sleep_ms(100);
-    int fds_at_start = daemon_fd_count(d.pid);
+    int fds_at_start = settled_daemon_fd_count(&d);
 
     enum { LIVE = 3, MIN_STREAMS = 3 };
     subscriber live[LIVE];
