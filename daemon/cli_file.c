@@ -96,11 +96,7 @@ static int parse_options(int argc, char **argv, file_options *options) {
         if (handled > 0) continue;
         switch (opt) {
         case 'f':
-            if (es_output_format_parse(optarg, &options->format) != 0) {
-                es_cli_error("--format: unknown format '%s' (jsonl, rttm, audacity, frames)",
-                             optarg);
-                return ES_EXIT_USAGE;
-            }
+            if (es_cli_parse_format(optarg, &options->format) != 0) return ES_EXIT_USAGE;
             break;
         case 'o':
             options->output_path = optarg;

@@ -44,6 +44,12 @@ int es_cli_parse_float(const char *flag, const char *text, double min, double ma
     return 0;
 }
 
+int es_cli_parse_format(const char *text, es_output_format *out) {
+    if (es_output_format_parse(text, out) == 0) return 0;
+    es_cli_error("--format: unknown format '%s' (jsonl, rttm, audacity, frames)", text);
+    return -1;
+}
+
 /* ---- model and detector flags ------------------------------------------------ */
 
 const char es_cli_detector_help[] =

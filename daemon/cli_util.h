@@ -21,6 +21,7 @@
 #include <getopt.h>
 
 #include "pipeline.h"
+#include "sink.h"
 
 /* Exit statuses (DESIGN.md, "Command line"). */
 enum { ES_EXIT_OK = 0, ES_EXIT_FAILURE = 1, ES_EXIT_USAGE = 2 };
@@ -32,6 +33,8 @@ void es_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * "earshot: FLAG: 'TEXT' is not ..." and returns -1. */
 int es_cli_parse_int(const char *flag, const char *text, long min, long max, int *out);
 int es_cli_parse_float(const char *flag, const char *text, double min, double max, float *out);
+/* --format's value; on failure prints the choices and returns -1. */
+int es_cli_parse_format(const char *text, es_output_format *out);
 
 /* ---- model and detector flags ------------------------------------------------ */
 

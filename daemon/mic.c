@@ -191,11 +191,7 @@ static int parse_mic_options(int argc, char **argv, mic_options *options) {
             options->verbose = 1;
             break;
         case OPT_FORMAT:
-            if (es_output_format_parse(optarg, &options->format) != 0) {
-                es_cli_error("--format: unknown format '%s' (jsonl, rttm, audacity, frames)",
-                             optarg);
-                return ES_EXIT_USAGE;
-            }
+            if (es_cli_parse_format(optarg, &options->format) != 0) return ES_EXIT_USAGE;
             break;
         case 'o':
             options->output_path = optarg;
