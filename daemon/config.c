@@ -191,16 +191,17 @@ static char *read_line(char *out, int capacity, void *stream) {
     size_t content = len;
     while (content && (start[content - 1] == '\n' || start[content - 1] == '\r'))
         content--;
-    /* inih needs room for '\r', '\n' and '\0'. */
+    /* Only the content is copied: a line may end in any number of '\r', which
+     * must not count against inih's buffer (it once overflowed it). */
     if (content + 3 > (size_t)capacity) {
         fail(p, p->line, "line is longer than %d characters", capacity - 3);
-        len = 0;
+        content = 0;
     } else if (memchr(start, '\0', len)) {
         fail(p, p->line, "line contains a NUL byte");
-        len = 0;
+        content = 0;
     }
-    memcpy(out, start, len);
-    out[len] = '\0';
+    memcpy(out, start, content);
+    out[content] = '\0';
     look_for_section(p, out);
     return out;
 }

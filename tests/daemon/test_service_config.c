@@ -205,6 +205,20 @@ static void overlong_lines_are_refused_not_split(void **state) {
     expect_error(text, 2, "longer than");
 }
 
+/* Regression (found by fuzz_daemon_config): a short line ending in hundreds
+ * of '\r' was copied whole into inih's line buffer, overflowing it. */
+static void carriage_returns_do_not_count_against_the_line(void **state) {
+    (void)state;
+    char text[1200];
+    int n = snprintf(text, sizeof text, "[source.a]");
+    memset(text + n, '\r', 900);
+    snprintf(text + n + 900, sizeof text - (size_t)n - 900, "\nfile = /x.wav\r\n");
+    es_daemon_config c;
+    es_config_error err = {0};
+    assert_int_equal(parse(text, &c, &err), 0);
+    assert_string_equal(c.sources[0].target, "/x.wav");
+}
+
 static void the_first_error_in_file_order_wins(void **state) {
     (void)state;
     expect_error("[source.a]\nfile = /x\n[vad]\nthreshold = 7\n[nope]\n", 4, "0 to 1");
@@ -239,6 +253,7 @@ int main(void) {
         cmocka_unit_test(unknown_sections_and_keys_name_their_line),
         cmocka_unit_test(bad_values_name_their_line),
         cmocka_unit_test(overlong_lines_are_refused_not_split),
+        cmocka_unit_test(carriage_returns_do_not_count_against_the_line),
         cmocka_unit_test(the_first_error_in_file_order_wins),
         cmocka_unit_test(missing_file_is_an_error_naming_it),
         cmocka_unit_test(too_many_sources_are_refused),
