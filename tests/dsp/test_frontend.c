@@ -17,22 +17,6 @@
 
 #define RATE_HZ 16000
 
-typedef struct frame_list {
-    es_frame *frames;
-    size_t count;
-    size_t capacity;
-} frame_list;
-
-static void collect_frame(const es_frame *frame, void *user) {
-    frame_list *list = user;
-    if (list->count == list->capacity) {
-        list->capacity = list->capacity ? 2 * list->capacity : 256;
-        list->frames = realloc(list->frames, list->capacity * sizeof(es_frame));
-        assert_non_null(list->frames);
-    }
-    list->frames[list->count++] = *frame;
-}
-
 static es_frontend *make_frontend(es_normalisation normalisation) {
     es_frontend_config config;
     es_frontend_config_default(&config);

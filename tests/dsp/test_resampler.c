@@ -175,22 +175,6 @@ static void output_is_time_aligned(void **state) {
     }
 }
 
-typedef struct frame_list {
-    es_frame *frames;
-    size_t count;
-    size_t capacity;
-} frame_list;
-
-static void collect_frame(const es_frame *frame, void *user) {
-    frame_list *list = user;
-    if (list->count == list->capacity) {
-        list->capacity = list->capacity ? 2 * list->capacity : 256;
-        list->frames = realloc(list->frames, list->capacity * sizeof(es_frame));
-        assert_non_null(list->frames);
-    }
-    list->frames[list->count++] = *frame;
-}
-
 static frame_list features_of(const float *samples, size_t count) {
     es_frontend_config config;
     es_frontend_config_default(&config);

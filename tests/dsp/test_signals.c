@@ -1,6 +1,7 @@
 #include "test_signals.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 uint32_t test_random_next(uint32_t *state) {
     uint32_t x = *state;
@@ -82,4 +83,14 @@ void test_render_tones_and_noise(float *out, size_t count, uint32_t seed) {
                              0.1 * sin(2.0 * M_PI * 5555.0 * t + 1.1);
         out[n] = (float)tones + 0.05f * test_random_symmetric(&seed);
     }
+}
+
+void collect_frame(const es_frame *frame, void *user) {
+    frame_list *list = user;
+    if (list->count == list->capacity) {
+        list->capacity = list->capacity ? 2 * list->capacity : 256;
+        list->frames = realloc(list->frames, list->capacity * sizeof(es_frame));
+        if (!list->frames) abort();
+    }
+    list->frames[list->count++] = *frame;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dsp.h"
+
 /* xorshift32; never returns 0 for a non-zero seed. */
 uint32_t test_random_next(uint32_t *state);
 /* Uniform in [-1, 1). */
@@ -21,5 +23,15 @@ void test_render_speech_like(float *out, size_t count, double sample_rate_hz, do
 
 /* Mixed tones plus white noise at 16 kHz from a fixed seed. */
 void test_render_tones_and_noise(float *out, size_t count, uint32_t seed);
+
+/* Frames collected from a front end's sink, in order; free(list.frames) after. */
+typedef struct frame_list {
+    es_frame *frames;
+    size_t count;
+    size_t capacity;
+} frame_list;
+
+/* An es_frame_sink appending to the frame_list `user`; aborts when out of memory. */
+void collect_frame(const es_frame *frame, void *user);
 
 #endif
