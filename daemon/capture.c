@@ -4,6 +4,7 @@
 #include "capture.h"
 
 #include <portaudio.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,15 @@
 /* Streams given up after their device vanished; PortAudio must then not be
  * terminated (see capture.h). Process-wide like PortAudio itself. */
 static atomic_int abandoned_streams;
+
+/* Serialises PortAudio's lifecycle (es_capture_refresh_devices) against
+ * opening and closing streams, which workers of several sources may do at
+ * once. `open_streams` counts streams opened and not yet closed (abandoned
+ * ones included); `initialised` counts es_capture_init calls not yet
+ * terminated. Both under `pa_lock`. */
+static pthread_mutex_t pa_lock = PTHREAD_MUTEX_INITIALIZER;
+static int open_streams;
+static int initialised;
 
 /* Above this the pipeline refuses the input anyway (es_pipeline_config). */
 #define ES_CAPTURE_MAX_CHANNELS 64
@@ -27,6 +37,7 @@ struct es_capture {
     double sample_rate_hz;
     int channels;
     char device_name[ES_CAPTURE_NAME_BYTES];
+    int alsa; /* the device is ALSA's: a lost stream can be closed */
 
     int running;                 /* started and not yet stopped by us */
     int lost;                    /* es_capture_check saw the device go */
@@ -62,7 +73,10 @@ static int64_t monotonic_ns(void) {
 }
 
 int es_capture_init(es_capture_error *err) {
+    pthread_mutex_lock(&pa_lock);
     PaError pa = Pa_Initialize();
+    if (pa == paNoError) initialised++;
+    pthread_mutex_unlock(&pa_lock);
     if (pa != paNoError)
         return fail(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot initialise PortAudio: %s",
                     Pa_GetErrorText(pa));
@@ -70,7 +84,32 @@ int es_capture_init(es_capture_error *err) {
 }
 
 void es_capture_terminate(void) {
-    if (atomic_load(&abandoned_streams) == 0) Pa_Terminate();
+    pthread_mutex_lock(&pa_lock);
+    if (initialised > 0) {
+        initialised--;
+        if (atomic_load(&abandoned_streams) == 0) Pa_Terminate();
+    }
+    pthread_mutex_unlock(&pa_lock);
+}
+
+int es_capture_refresh_devices(es_capture_error *err) {
+    pthread_mutex_lock(&pa_lock);
+    int rc = 0;
+    if (initialised != 1 || open_streams > 0 || atomic_load(&abandoned_streams) > 0) {
+        rc = 0;
+    } else {
+        Pa_Terminate();
+        PaError pa = Pa_Initialize();
+        if (pa == paNoError) {
+            rc = 1;
+        } else {
+            initialised = 0;
+            rc = fail(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot initialise PortAudio again: %s",
+                      Pa_GetErrorText(pa));
+        }
+    }
+    pthread_mutex_unlock(&pa_lock);
+    return rc;
 }
 
 /* ---- devices ------------------------------------------------------------------- */
@@ -235,14 +274,27 @@ static int choose_format(const es_capture_config *config, const es_capture_devic
     return fail(err, ES_CAPTURE_ERR_FORMAT, "%s supports no float format earshot can use", d->name);
 }
 
+static int open_locked(const es_capture_config *config, es_capture **out, es_capture_error *err);
+
 int es_capture_open(const es_capture_config *config, es_capture **out, es_capture_error *err) {
     *out = NULL;
     if (!config->on_audio) return fail(err, ES_CAPTURE_ERR_FORMAT, "no audio callback given");
+    pthread_mutex_lock(&pa_lock);
+    int rc = initialised > 0 ? open_locked(config, out, err)
+                             : fail(err, ES_CAPTURE_ERR_PORTAUDIO, "PortAudio is not initialised");
+    pthread_mutex_unlock(&pa_lock);
+    return rc;
+}
+
+static void close_locked(es_capture *c);
+
+static int open_locked(const es_capture_config *config, es_capture **out, es_capture_error *err) {
     int index;
     int rc = es_capture_find_device(config->device, &index, err);
     if (rc != ES_CAPTURE_OK) return rc;
     es_capture_device d;
-    es_capture_device_get(index, &d);
+    if (es_capture_device_get(index, &d) < 0)
+        return fail(err, ES_CAPTURE_ERR_NO_DEVICE, "no device with index %d", index);
     PaTime latency_s = config->latency_s > 0 ? config->latency_s : d.default_low_latency_s;
     double rate = 0.0;
     int channels = 0;
@@ -257,6 +309,9 @@ int es_capture_open(const es_capture_config *config, es_capture **out, es_captur
     c->sample_rate_hz = rate;
     c->channels = channels;
     snprintf(c->device_name, sizeof c->device_name, "%s", d.name);
+    const PaDeviceInfo *info = Pa_GetDeviceInfo(index);
+    const PaHostApiInfo *api = info ? Pa_GetHostApiInfo(info->hostApi) : NULL;
+    c->alsa = api && api->type == paALSA;
     atomic_init(&c->frames, 0);
     atomic_init(&c->overflows, 0);
     atomic_init(&c->finished, 0);
@@ -273,11 +328,12 @@ int es_capture_open(const es_capture_config *config, es_capture **out, es_captur
         config->frames_per_buffer ? config->frames_per_buffer : paFramesPerBufferUnspecified;
     PaError pa =
         Pa_OpenStream(&c->stream, &params, NULL, rate, per_buffer, paClipOff, capture_callback, c);
+    if (pa == paNoError) open_streams++;
     if (pa == paNoError) pa = Pa_SetStreamFinishedCallback(c->stream, stream_finished);
     if (pa != paNoError) {
         fail(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot open %s at %.0f Hz, %d channel(s): %s", d.name,
              rate, channels, Pa_GetErrorText(pa));
-        es_capture_close(c);
+        close_locked(c);
         return ES_CAPTURE_ERR_PORTAUDIO;
     }
     *out = c;
@@ -299,13 +355,17 @@ void es_capture_stop(es_capture *c) {
     if (!c->running) return;
     c->running = 0;
     if (c->lost) {
-        /* No PortAudio call (capture.h); a callback already past its check
-         * is let finish, for a bounded time: ours never blocks. */
+        /* The callback must not call the caller again; one already past
+         * its check is let finish, for a bounded time: ours never blocks. */
         atomic_store(&c->abandoned, 1);
         for (int waited_ms = 0; atomic_load(&c->in_callback) && waited_ms < 500; waited_ms++) {
             struct timespec pause = {0, 1000000};
             nanosleep(&pause, NULL);
         }
+        /* No PortAudio call for a lost stream (capture.h), except ALSA's:
+         * its stream thread has ended by itself or waits in poll(), and
+         * aborting cancels it without waiting on the device. */
+        if (c->alsa) Pa_AbortStream(c->stream);
         return;
     }
     /* A stream that ended by itself (max_seconds) has nothing to drain. */
@@ -316,16 +376,25 @@ void es_capture_stop(es_capture *c) {
         Pa_StopStream(c->stream);
 }
 
-void es_capture_close(es_capture *c) {
-    if (!c) return;
+static void close_locked(es_capture *c) {
     es_capture_stop(c);
-    if (c->lost) {
+    if (c->lost && !c->alsa) {
         /* PortAudio keeps a pointer to `c`: it stays allocated. */
         atomic_fetch_add(&abandoned_streams, 1);
         return;
     }
-    if (c->stream) Pa_CloseStream(c->stream);
+    if (c->stream) {
+        Pa_CloseStream(c->stream);
+        open_streams--;
+    }
     free(c);
+}
+
+void es_capture_close(es_capture *c) {
+    if (!c) return;
+    pthread_mutex_lock(&pa_lock);
+    close_locked(c);
+    pthread_mutex_unlock(&pa_lock);
 }
 
 static int lose(es_capture *c, es_capture_error *err, int code, const char *why) {

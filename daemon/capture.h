@@ -16,14 +16,24 @@
  * may redirect it around es_capture_init() (earshot mic and devices do unless
  * --verbose is given).
  *
- * A lost stream (ES_CAPTURE_ERR_LOST or _STALLED from es_capture_check) is
- * abandoned, not closed: PortAudio's JACK host waits ten minutes for a dead
- * server when a stream is stopped or closed, then aborts the process. So
- * after a loss es_capture_stop/close make no PortAudio call (the callback is
- * told never to call the caller again), the stream's few hundred bytes stay
- * allocated, and es_capture_terminate leaves PortAudio initialised. A
- * process that lost a device should exit, or open another device (the
- * device list is PortAudio's from initialisation).
+ * A lost stream (ES_CAPTURE_ERR_LOST or _STALLED from es_capture_check) of
+ * any host API but ALSA is abandoned, not closed: PortAudio's JACK host
+ * waits ten minutes for a dead server when a stream is stopped or closed,
+ * then aborts the process. So after such a loss es_capture_stop/close make
+ * no PortAudio call (the callback is told never to call the caller again),
+ * the stream's few hundred bytes stay allocated, and es_capture_terminate
+ * leaves PortAudio initialised. A lost ALSA stream (device unplugged) is
+ * aborted and closed: PortAudio's ALSA stream thread has then ended or waits
+ * in poll(), which aborting cancels.
+ *
+ * Device list: PortAudio enumerates devices once, when it initialises. A
+ * device plugged in (or back) later is seen only after
+ * es_capture_refresh_devices(), which re-initialises PortAudio; it can do so
+ * only while no stream is open in the process (re-initialising invalidates
+ * every stream) and nothing was abandoned — the one-device-per-process case
+ * of earshot@.service. Opening, closing and refreshing are serialised by a
+ * process-wide lock; es_capture_device_get's strings are PortAudio's and
+ * become invalid at a refresh.
  *
  * Real-time safety: the callback this module installs only counts, checks a
  * limit and calls the caller's es_capture_fn; that function must itself be
@@ -54,6 +64,14 @@ typedef struct es_capture_error {
 /* Initialises / releases PortAudio (reference counted). */
 int es_capture_init(es_capture_error *err);
 void es_capture_terminate(void);
+
+/* Re-reads the device list (Pa_Terminate + Pa_Initialize), so that a device
+ * plugged in since initialisation can be found. Returns 1 when the list was
+ * re-read; 0 when it could not be because a stream is open (or was
+ * abandoned) in this process or es_capture_init was called more than once
+ * (nothing changed); ES_CAPTURE_ERR_PORTAUDIO if PortAudio failed to
+ * initialise again (it is then uninitialised; es_capture_open fails). */
+int es_capture_refresh_devices(es_capture_error *err);
 
 /* ---- devices --------------------------------------------------------------- */
 

@@ -171,6 +171,7 @@ typedef struct service {
     int test_stall_ms;
     atomic_int test_stall_done;
     atomic_uint_fast64_t events;
+    atomic_uint_fast64_t ring_drops; /* frames lost to full rings, all streams so far */
 } service;
 
 static engine *current_engine(service *svc, unsigned *generation) {
@@ -204,6 +205,7 @@ struct source {
     atomic_int attempted; /* the first open attempt is over (for READY=1) */
     es_heartbeat heartbeat;
     atomic_int engines_running;
+    atomic_uint_fast64_t stream_ring_drops; /* the running stream's, for STATUS */
     int input_fd; /* file sources: the path, open across streams (worker's alone) */
     int input_is_fifo;
 };
@@ -225,6 +227,7 @@ typedef struct stream {
     pthread_t consumer;
     double time_offset_s; /* stream time before the last engine switch */
     uint64_t events;      /* the consumer's; read once it has been joined */
+    uint64_t ring_drops;  /* of the pipelines finished so far */
 } stream;
 
 static void publish_event(const es_event *event, void *user) {
@@ -265,6 +268,9 @@ static void *consumer_thread(void *arg) {
             break;
         }
         if (rc > 0) stall_for_test(st);
+        es_pipeline_stats stats;
+        es_pipeline_get_stats(st->pipeline, &stats);
+        atomic_store(&st->src->stream_ring_drops, stats.ring_drops);
     }
     return NULL;
 }
@@ -311,6 +317,11 @@ static void stream_finish(stream *st) {
     es_pipeline_close_input(st->pipeline);
     pthread_join(st->consumer, NULL);
     atomic_fetch_sub(&st->src->engines_running, 1);
+    es_pipeline_stats stats;
+    es_pipeline_get_stats(st->pipeline, &stats);
+    st->ring_drops += stats.ring_drops;
+    atomic_fetch_add(&st->src->svc->ring_drops, stats.ring_drops);
+    atomic_store(&st->src->stream_ring_drops, 0);
     es_pipeline_destroy(st->pipeline);
     engine_release(st->engine);
     st->pipeline = NULL;
@@ -430,8 +441,9 @@ static int run_pipeline(source *src, const char *pipe_path, char *why, size_t wh
     if (st.pipeline) stream_finish(&st);
     free(samples);
     es_audio_file_close(audio);
-    log_at(LOG_INFO, "source %s: stream ended: %.2f s of audio, %llu events", src->config.name,
-           st.time_offset_s + (double)frames_fed / st.input_rate_hz, (unsigned long long)st.events);
+    log_at(LOG_INFO, "source %s: stream ended: %.2f s of audio, %llu events, %llu ring drops",
+           src->config.name, st.time_offset_s + (double)frames_fed / st.input_rate_hz,
+           (unsigned long long)st.events, (unsigned long long)st.ring_drops);
     if (lost_pipeline) snprintf(why, why_size, "the new settings could not be applied");
     return got < 0 || lost_pipeline ? -1 : 0;
 }
@@ -506,7 +518,17 @@ static run_end run_device(source *src, char *why, size_t why_size) {
     cc.user = &st;
     es_capture *capture;
     es_capture_error cerr = {0};
-    if (es_capture_open(&cc, &capture, &cerr) != 0) {
+    int rc = es_capture_open(&cc, &capture, &cerr);
+    /* PortAudio's device list is from its initialisation: a device plugged
+     * in (or back) since is found only in a fresh one, which is possible
+     * while no other stream is open (capture.h). */
+    if (rc == ES_CAPTURE_ERR_NO_DEVICE && es_capture_refresh_devices(&cerr) == 1) {
+        rc = es_capture_open(&cc, &capture, &cerr);
+        if (rc == 0)
+            log_at(LOG_INFO, "source %s: %s appeared in PortAudio's refreshed device list",
+                   src->config.name, src->config.target);
+    }
+    if (rc != 0) {
         snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
         return RUN_RETRY;
     }
@@ -638,16 +660,20 @@ static int all_sources_attempted(const service *svc) {
 
 static void send_status(service *svc, char *last, size_t last_size) {
     int running = 0;
-    for (int i = 0; i < svc->source_count; i++)
+    uint64_t ring_drops = atomic_load(&svc->ring_drops);
+    for (int i = 0; i < svc->source_count; i++) {
         running += atomic_load(&svc->sources[i]->state) == SOURCE_RUNNING;
+        ring_drops += atomic_load(&svc->sources[i]->stream_ring_drops);
+    }
     es_event_hub_stats hub;
     es_event_hub_get_stats(svc->hub, &hub);
     char status[512];
     int len = snprintf(status, sizeof status,
                        "%d/%d sources running; %llu events; %llu subscribers (%llu dropped as "
-                       "slow)",
+                       "slow); %llu ring drops",
                        running, svc->source_count, (unsigned long long)atomic_load(&svc->events),
-                       (unsigned long long)hub.subscribers, (unsigned long long)hub.dropped_slow);
+                       (unsigned long long)hub.subscribers, (unsigned long long)hub.dropped_slow,
+                       (unsigned long long)ring_drops);
     for (int i = 0; i < svc->source_count && len < (int)sizeof status; i++) {
         source *src = svc->sources[i];
         int state = atomic_load(&src->state);

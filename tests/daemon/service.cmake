@@ -54,3 +54,11 @@ if(ES_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   target_link_options(fuzz_daemon_config PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_daemon_config PRIVATE PkgConfig::SERVICE_INIH m)
 endif()
+
+# Soak (issue #6): minutes of audio pushed through a FIFO source as fast as
+# the daemon takes it, two `earshot listen` subscribers; exact events, no
+# drops, flat RSS, sanitizer-clean. CI runs 5 minutes of audio (also in the
+# ASan build); the full hour: SOAK_MINUTES=60 tests/daemon/soak.sh BUILD/daemon/earshot.
+add_test(NAME daemon_soak COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/soak.sh $<TARGET_FILE:earshot>)
+set_tests_properties(daemon_soak PROPERTIES ENVIRONMENT "SOAK_MINUTES=5" SKIP_RETURN_CODE 77
+                                            TIMEOUT 600)

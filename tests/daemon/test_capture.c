@@ -5,7 +5,10 @@
  * - device lookup by name, index and "default";
  * - the samples the capture callback receives are the clip's, exactly;
  * - the capture callback, running the pipeline's producer half (resampler,
- *   front end, ring push) on real captured audio, never allocates or frees.
+ *   front end, ring push) on real captured audio, never allocates or frees;
+ * - a device added to the ALSA config after PortAudio initialised is found
+ *   once es_capture_refresh_devices() re-reads the list, which it refuses
+ *   while a stream is open; a device removed is gone after a refresh.
  *
  * Allocations are counted only on the callback's thread while it is inside
  * our callback (alloc_count.h).
@@ -22,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "alloc_count.h"
@@ -284,12 +289,95 @@ static void test_callback_never_allocates(void **state) {
     es_model_destroy(vad);
 }
 
+#define REPLUGGED "earshot_replugged"
+
+/* Rewrites the fixture's ALSA config with or without a second capture PCM
+ * (the same clip) and moves its mtime on, so that alsa-lib, which reloads
+ * its config only when a file's mtime changed, reads it again even within
+ * the same second. */
+static void write_alsa_config(const capture_test *t, int with_replugged) {
+    static int generation;
+    char config_path[512], raw_path[512];
+    live_fixture_path(&t->fixture, "asound.conf", config_path, sizeof config_path);
+    live_fixture_path(&t->fixture, "clip.raw", raw_path, sizeof raw_path);
+    assert_int_equal(
+        live_fixture_use_raw((live_fixture *)&t->fixture, raw_path, CLIP_RATE_HZ, CLIP_CHANNELS),
+        0);
+    if (with_replugged) {
+        FILE *f = fopen(config_path, "a");
+        assert_non_null(f);
+        fprintf(
+            f,
+            "pcm." REPLUGGED " {\n"
+            "  type plug\n"
+            "  slave {\n"
+            "    pcm { type file  slave.pcm { type null }  file \"/dev/null\"  infile \"%s\" }\n"
+            "    format FLOAT_LE  rate %d  channels %d\n"
+            "  }\n"
+            "  hint { show on description \"plugged in later\" }\n"
+            "}\n",
+            raw_path, CLIP_RATE_HZ, CLIP_CHANNELS);
+        assert_int_equal(fclose(f), 0);
+    }
+    struct timeval times[2];
+    gettimeofday(&times[0], NULL);
+    times[1] = times[0];
+    times[1].tv_sec += 10 * ++generation;
+    assert_int_equal(utimes(config_path, times), 0);
+}
+
+static void test_refresh_finds_a_device_plugged_in_later(void **state) {
+    const capture_test *t = *state;
+    int index = -1;
+    es_capture_error err = {0};
+    assert_int_equal(es_capture_find_device(REPLUGGED, &index, &err), ES_CAPTURE_ERR_NO_DEVICE);
+
+    write_alsa_config(t, 1);
+    /* PortAudio's list is the one from initialisation... */
+    assert_int_equal(es_capture_find_device(REPLUGGED, &index, &err), ES_CAPTURE_ERR_NO_DEVICE);
+    /* ...and cannot be re-read under an open stream. */
+    sample_sink sink = {.channels = CLIP_CHANNELS, .capacity = t->clip_values};
+    sink.samples = calloc(sink.capacity, sizeof *sink.samples);
+    assert_non_null(sink.samples);
+    es_capture_config config;
+    es_capture_config_default(&config);
+    config.max_seconds = 0.5;
+    config.on_audio = copy_samples;
+    config.user = &sink;
+    es_capture *capture = NULL;
+    assert_int_equal(es_capture_open(&config, &capture, &err), ES_CAPTURE_OK);
+    assert_int_equal(es_capture_refresh_devices(&err), 0);
+    es_capture_close(capture);
+
+    assert_int_equal(es_capture_refresh_devices(&err), 1);
+    assert_int_equal(es_capture_find_device(REPLUGGED, &index, &err), ES_CAPTURE_OK);
+    config.device = REPLUGGED;
+    assert_int_equal(es_capture_open(&config, &capture, &err), ES_CAPTURE_OK);
+    assert_string_equal(es_capture_device_name(capture), REPLUGGED);
+    assert_int_equal(es_capture_start(capture, &err), ES_CAPTURE_OK);
+    wait_finished(capture);
+    es_capture_close(capture);
+    assert_int_equal(sink.count, (size_t)CLIP_RATE_HZ / 2 * CLIP_CHANNELS);
+    size_t mismatches = 0;
+    for (size_t i = 0; i < sink.count; i++)
+        mismatches += sink.samples[i] != t->clip[i];
+    free(sink.samples);
+    assert_int_equal(mismatches, 0);
+
+    /* Unplugged again: gone after the next refresh; "default" stays. */
+    write_alsa_config(t, 0);
+    assert_int_equal(es_capture_refresh_devices(&err), 1);
+    assert_int_equal(es_capture_find_device(REPLUGGED, &index, &err), ES_CAPTURE_ERR_NO_DEVICE);
+    assert_int_equal(es_capture_find_device("default", &index, &err), ES_CAPTURE_OK);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter_counts),
         cmocka_unit_test(test_device_lookup),
         cmocka_unit_test(test_captured_samples_are_the_clip),
         cmocka_unit_test(test_callback_never_allocates),
+        cmocka_unit_test(test_refresh_finds_a_device_plugged_in_later),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
