@@ -9,7 +9,9 @@
  *   - SIGHUP with a corrupt model is refused and the old model keeps serving;
  *   - 200+ subscribers churning and one that never reads cost the live ones
  *     nothing, and the daemon's fd count returns to where it started;
- *   - a missing capture device is reported and retried while a FIFO works.
+ *   - a missing capture device is reported and retried while a FIFO works;
+ *   - a device that appears later (added to the ALSA config) is captured
+ *     from without a restart: the retry re-reads PortAudio's device list.
  * The clip is synthesised with espeak-ng (installed by scripts/setup.sh).
  */
 #include <setjmp.h>
@@ -34,6 +36,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <utime.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -808,6 +811,59 @@ static void a_missing_device_is_retried_while_other_sources_run(void **state) {
     unsetenv("ALSA_CONFIG_PATH");
 }
 
+/* The device is not there when the daemon starts; it is "plugged in" (a
+ * second PCM added to the private ALSA config) while the source retries,
+ * and the daemon captures from it without a restart: the retry re-reads
+ * PortAudio's device list, as no other stream is open. */
+static void a_device_plugged_in_later_is_captured_without_restart(void **state) {
+    (void)state;
+    live_fixture fixture;
+    assert_int_equal(live_fixture_create(&fixture), 0);
+    char raw[300], alsa_config[300];
+    live_fixture_path(&fixture, "silence.raw", raw, sizeof raw);
+    live_fixture_path(&fixture, "asound.conf", alsa_config, sizeof alsa_config);
+    static float silence[16000];
+    assert_int_equal(live_fixture_write_raw(raw, silence, 16000), 0);
+    assert_int_equal(live_fixture_use_raw(&fixture, raw, 16000, 1), 0);
+
+    daemon_proc d;
+    prepare(&d, "[source.mic]\ndevice = earshot_replugged\n", 1);
+    start(&d, NULL);
+    assert_true(wait_notify(&d, "READY=1", 20000) >= 0);
+    wait_for_log(&d, "<4>earshot: source mic: earshot_replugged", 5000);
+    assert_true(wait_notify(&d, "mic retrying", 5000) >= 0);
+
+    FILE *f = fopen(alsa_config, "a");
+    assert_non_null(f);
+    fprintf(f,
+            "pcm.earshot_replugged {\n"
+            "  type plug\n"
+            "  slave {\n"
+            "    pcm { type file  slave.pcm { type null }  file \"/dev/null\"  infile \"%s\" }\n"
+            "    format FLOAT_LE  rate 16000  channels 1\n"
+            "  }\n"
+            "  hint { show on description \"plugged in later\" }\n"
+            "}\n",
+            raw);
+    fclose(f);
+    /* alsa-lib re-reads a config whose mtime changed: make sure it did. */
+    struct utimbuf later = {.actime = time(NULL) + 10, .modtime = time(NULL) + 10};
+    assert_int_equal(utime(alsa_config, &later), 0);
+    int64_t plugged_ms = now_ms();
+
+    /* Retries come 1, 2, 4 s apart: the next one finds it. */
+    wait_for_log(&d, "<6>earshot: source mic: capturing from earshot_replugged", 10000);
+    printf("captured from the device %lld ms after it was plugged in\n",
+           (long long)(now_ms() - plugged_ms));
+    assert_true(
+        log_contains(&d, "earshot_replugged appeared in PortAudio's refreshed device list"));
+    assert_true(wait_notify(&d, "2/2 sources running", 5000) >= 0);
+    stream_clips(&d, 1); /* the FIFO source still serves */
+    assert_int_equal(stop(&d, NULL), 0);
+    live_fixture_destroy(&fixture);
+    unsetenv("ALSA_CONFIG_PATH");
+}
+
 /* The capture device vanishes — its JACK server (dummy backend, private
  * name) shuts down: the source is reported and retried with back-off while
  * the FIFO source keeps delivering earshot file's events. Skipped without
@@ -881,6 +937,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(a_missing_device_is_retried_while_other_sources_run,
                                   kill_leftovers),
         cmocka_unit_test_teardown(a_vanished_device_is_retried_while_other_sources_run,
+                                  kill_leftovers),
+        cmocka_unit_test_teardown(a_device_plugged_in_later_is_captured_without_restart,
                                   kill_leftovers),
     };
     const char *group = argc > 1 ? argv[1] : "lifecycle";
