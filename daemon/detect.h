@@ -38,14 +38,22 @@ enum {
     ES_DETECT_ERR_NOMEM = -2,
 };
 
+/* offset_threshold value meaning "the onset threshold" (no hysteresis), so
+ * that lowering only the onset threshold needs no second setting. */
+#define ES_VAD_OFFSET_SAME_AS_ONSET (-1.0f)
+
+/* Defaults (es_vad_config_default) are tuned for the shipped VAD on the
+ * validation split by scripts/tune-detector.sh; rerun it for another model. */
 typedef struct es_vad_config {
-    float onset_threshold;  /* 0.5: speech starts when p >= this */
-    float offset_threshold; /* 0.35: and ends when p < this (hysteresis) */
-    int min_speech_ms;      /* 250: shorter segments are dropped */
-    int min_silence_ms;     /* 300: shorter gaps are bridged */
+    float onset_threshold;  /* 0.85: speech starts when p >= this */
+    float offset_threshold; /* ES_VAD_OFFSET_SAME_AS_ONSET: and ends when p < this
+                               (hysteresis when lower); any value < 0 means the
+                               onset threshold */
+    int min_speech_ms;      /* 70: shorter segments are dropped */
+    int min_silence_ms;     /* 150: shorter gaps are bridged */
     int max_speech_ms;      /* 30000: longer segments are split (at the last bridged gap
                                when there is one, else hard); 0 = no limit */
-    int pad_ms;             /* 30: added before start and after end; a start never
+    int pad_ms;             /* 0: added before start and after end; a start never
                                reaches back before 0 or into the previous segment */
 } es_vad_config;
 
@@ -67,6 +75,13 @@ int es_vad_detector_in_speech(const es_vad_detector *d);
 /* [rt] End of stream: closes an open segment (the end padding does not reach
  * past the last frame). The detector may then be fed a new stream. */
 void es_vad_detector_flush(es_vad_detector *d, es_event_sink sink, void *user);
+/* [rt] 1 right after the es_vad_detector_step call at which the open segment
+ * became long enough (min_speech) to be kept, else 0: the earliest moment a
+ * speech onset can be announced without ever being taken back (the segment's
+ * own event comes only once it has ended). `*start_samples` (may be NULL)
+ * gets the start its event will carry. Segments that begin at a max-speech
+ * split are not announced again. */
+int es_vad_detector_confirmed(const es_vad_detector *d, int64_t *start_samples);
 
 #define ES_KWS_MAX_KEYWORDS 64
 /* How far back before the firing frame a keyword's `start` may lie. */

@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# Detection latency of the current models on tests/clips/demo.wav, in stream
-# time: how long after a word starts the speech probability crosses the VAD
-# onset threshold, and how long after a keyword ends its event fires.
+# Detection latency of the current models and detector settings on
+# tests/clips/demo.wav, in stream time, against where speech and each keyword
+# really start and end (tests/clips/demo.truth.tsv):
+#   speech onset   end of the frame at which the detector opened the segment
+#                  (the speech probability reached the onset threshold) minus
+#                  the true start of the speech;
+#   speech event   stream time at which the segment's event is sent (its
+#                  silence reached max(min silence, 2 x padding)) minus the true
+#                  end of the speech;
+#   keyword        the event's `time` (the detector fired) minus the true end
+#                  of the word, and when the event is sent (once its end is
+#                  known: at most end_wait_ms after `time`).
 #
 # Stream time is the same live and offline (daemon_mic checks that `earshot
 # mic` and `earshot file` agree frame for frame), so this is measured
@@ -9,59 +18,77 @@
 # reports on exit (daemon_mic_jack prints it for a real-time JACK stream).
 #
 # Usage: tests/daemon/measure_latency.sh EARSHOT [earshot file options...]
-# The word boundaries are those of tests/clips/README.md.
+# e.g. tests/daemon/measure_latency.sh build/daemon/earshot --kws-model kws.esm
+# Exit status 0 whatever the figures (it measures, it does not judge).
 set -euo pipefail
-earshot=${1:?usage: $0 EARSHOT [options]}
+earshot=${1:?usage: $0 EARSHOT [earshot file options]}
 shift
-clip="$(dirname "$0")/../clips/demo.wav"
-onset=0.5
-for ((i = 1; i <= $#; i++)); do
-  [ "${!i}" = --vad-threshold ] && { j=$((i + 1)); onset=${!j}; }
+here=$(dirname "$0")
+clip=$here/../clips/demo.wav
+truth=$here/../clips/demo.truth.tsv
+
+# The detector's knobs: es_vad_config_default (daemon/detect.c) unless given.
+onset=0.85 min_silence_ms=150 pad_ms=0
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case ${args[i]} in
+  --vad-threshold) onset=${args[i + 1]} ;;
+  --min-silence-ms) min_silence_ms=${args[i + 1]} ;;
+  --speech-pad-ms) pad_ms=${args[i + 1]} ;;
+  --vad-threshold=*) onset=${args[i]#*=} ;;
+  --min-silence-ms=*) min_silence_ms=${args[i]#*=} ;;
+  --speech-pad-ms=*) pad_ms=${args[i]#*=} ;;
+  esac
 done
 
-# word, start_s, end_s (tests/clips/README.md)
-words="sentence 0.600 3.590
-left 4.590 5.063
-stop 5.963 6.476
-seven 7.376 7.921"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$earshot" file --format frames "$@" "$clip" >"$tmp/frames.csv"
+"$earshot" file --format jsonl "$@" "$clip" >"$tmp/events.jsonl"
 
-echo "speech onset (end of the frame where p rises through $onset, from 100 ms before the word):"
-"$earshot" file --format frames "$@" "$clip" |
-  awk -F, -v words="$words" -v onset="$onset" '
-    NR == 1 { next }
-    { t[NR] = $1; p[NR] = $2; n = NR }
-    END {
-      count = split(words, line, "\n")
-      for (w = 1; w <= count; w++) {
-        split(line[w], f, " ")
-        found = ""; already = 0
-        for (i = 3; i <= n; i++) {
-          if (t[i] < f[2] - 0.1 || t[i] >= f[3]) continue
-          if (p[i] >= onset && p[i - 1] < onset) { found = t[i] + 0.01; break }
-          if (p[i] >= onset && found == "" && t[i] <= f[2] - 0.1 + 0.005) already = 1
-        }
-        if (already) printf "  %-8s already above the threshold before the word\n", f[1]
-        else if (found == "") printf "  %-8s missed\n", f[1]
-        else printf "  %-8s %+6.0f ms\n", f[1], 1000 * (found - f[2])
-      }
-    }'
-
-echo "keywords (event time minus the word's end; sent up to end_wait_ms later):"
-"$earshot" file --format jsonl "$@" "$clip" |
-  awk -v words="$words" '
-    /"type":"keyword"/ {
-      match($0, /"keyword":"[^"]*"/); kw = substr($0, RSTART + 11, RLENGTH - 12)
-      match($0, /"time":[0-9.]+/); time = substr($0, RSTART + 7, RLENGTH - 7) + 0
-      count = split(words, line, "\n"); best = ""
-      for (w = 1; w <= count; w++) {
-        split(line[w], f, " ")
-        if (f[1] == kw && time > f[2] && time < f[3] + 1.5) best = f[3]
-      }
-      if (best == "") printf "  %-8s at %.2f s: no such word there (false alarm)\n", kw, time
-      else printf "  %-8s %+6.0f ms\n", kw, 1000 * (time - best)
-      seen[kw] = 1
+echo "speech (onset threshold $onset, min silence $min_silence_ms ms, padding $pad_ms ms):"
+awk -v onset="$onset" -v close_s="$(awk -v a="$min_silence_ms" -v b="$pad_ms" 'BEGIN { c = 2 * b; print (a > c ? a : c) / 1000 }')" \
+  -v pad_s="$(awk -v b="$pad_ms" 'BEGIN { print b / 1000 }')" '
+  FILENAME ~ /truth/ { if ($1 == "speech") { n++; label[n] = $2; ts[n] = $3; te[n] = $4 } next }
+  FILENAME ~ /frames/ { if (FNR > 1) { split($0, f, ","); t[FNR - 1] = f[1]; p[FNR - 1] = f[2]; frames = FNR - 1 } next }
+  /"type":"speech"/ {
+    match($0, /"start":[0-9.]+/); s = substr($0, RSTART + 8, RLENGTH - 8) + 0
+    match($0, /"end":[0-9.]+/); e = substr($0, RSTART + 6, RLENGTH - 6) + 0
+    m++; es[m] = s; ee[m] = e
+  }
+  END {
+    printf "  %-9s %8s %11s %12s\n", "part", "truth", "onset", "event sent"
+    for (i = 1; i <= n; i++) {
+      first = 0; last = 0
+      for (j = 1; j <= m; j++) if (ee[j] > ts[i] - 0.3 && es[j] < te[i]) { if (!first) first = j; last = j }
+      if (!first) { printf "  %-9s %.2f-%.2f  missed\n", label[i], ts[i], te[i]; continue }
+      # the segment opened at its first frame at or after its start that reached the threshold
+      k = 1; while (k <= frames && (t[k] + 0.0001 < es[first] || p[k] < onset)) k++
+      on = (k <= frames) ? sprintf("%+6.0f ms", 1000 * (t[k] + 0.01 - ts[i])) : "?"
+      sent = ee[last] - pad_s + close_s
+      printf "  %-9s %.2f-%.2f %11s %+9.0f ms\n", label[i], ts[i], te[i], on, 1000 * (sent - te[i])
     }
-    END {
-      count = split(words, line, "\n")
-      for (w = 2; w <= count; w++) { split(line[w], f, " "); if (!seen[f[1]]) printf "  %-8s missed\n", f[1] }
-    }'
+  }' "$truth" "$tmp/frames.csv" "$tmp/events.jsonl"
+
+echo "keywords (fired: the event's time minus the word's true end; sent: when its end was known):"
+awk '
+  FILENAME ~ /truth/ { if ($1 == "keyword") { n++; word[n] = $2; ws[n] = $3; we[n] = $4 } next }
+  /"type":"keyword"/ {
+    match($0, /"keyword":"[^"]*"/); kw = substr($0, RSTART + 11, RLENGTH - 12)
+    match($0, /"time":[0-9.]+/); time = substr($0, RSTART + 7, RLENGTH - 7) + 0
+    match($0, /"end":[0-9.]+/); end = substr($0, RSTART + 6, RLENGTH - 6) + 0
+    best = 0
+    for (w = 1; w <= n; w++) if (word[w] == kw && time > ws[w] && time < we[w] + 1.5) best = w
+    if (!best) { printf "  %-8s at %.2f s: no such word there (false alarm)\n", kw, time; fa++; next }
+    # an event is sent at its end, or in the frame that found the end (+10 ms at most)
+    printf "  %-8s fired %+5.0f ms, sent %+5.0f ms\n", kw, 1000 * (time - we[best]), 1000 * (end + 0.01 - we[best])
+    if (!seen[best]) { hits++; fired = 1000 * (time - we[best]); sent = 1000 * (end + 0.01 - we[best])
+      if (hits == 1 || fired > max_fired) max_fired = fired; if (hits == 1 || sent > max_sent) max_sent = sent }
+    seen[best] = 1
+  }
+  END {
+    for (w = 1; w <= n; w++) if (!seen[w]) printf "  %-8s missed\n", word[w]
+    if (hits) printf "  found %d of %d, %d false alarms; latest fired %+.0f ms, latest sent %+.0f ms after the word (target <= 300 ms)\n", hits, n, fa, max_fired, max_sent
+    else printf "  found 0 of %d, %d false alarms: no keyword latency (the keyword model never fired on a keyword)\n", n, fa
+  }
+' "$(dirname "$truth")/demo.truth.tsv" "$tmp/events.jsonl"

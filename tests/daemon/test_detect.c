@@ -41,9 +41,16 @@ static void record(const es_event *event, void *user) {
 
 /* ---- VAD ---------------------------------------------------------------------- */
 
+/* Fixed knobs, so that these tests check the mechanics, not the tuned
+ * defaults (test_vad_defaults checks those). */
 static es_vad_config plain_vad_config(void) {
     es_vad_config c;
     es_vad_config_default(&c);
+    c.onset_threshold = 0.5f;
+    c.offset_threshold = 0.35f;
+    c.min_speech_ms = 250;
+    c.min_silence_ms = 300;
+    c.max_speech_ms = 30000;
     c.pad_ms = 0;
     return c;
 }
@@ -234,10 +241,100 @@ static void test_vad_nan_is_silence(void **state) {
     assert_true(r.events[0].score > 0.8f && r.events[0].score < 0.9f);
 }
 
-static void test_vad_config_check(void **state) {
+/* The defaults scripts/tune-detector.sh chose for the shipped VAD. */
+static void test_vad_defaults(void **state) {
     (void)state;
     es_vad_config c;
     es_vad_config_default(&c);
+    assert_null(es_vad_config_check(&c));
+    assert_float_equal(c.onset_threshold, 0.85f, 1e-6);
+    assert_true(c.offset_threshold < 0.0f); /* the onset threshold */
+    assert_int_equal(c.min_speech_ms, 70);
+    assert_int_equal(c.min_silence_ms, 150);
+    assert_int_equal(c.max_speech_ms, 30000);
+    assert_int_equal(c.pad_ms, 0);
+
+    /* Speech rising at frame 40 opens a segment there; with no padding its
+     * start is that frame's start, and 150 ms of silence send it. */
+    float p[200] = {0};
+    fill(p, 40, 100, 0.95f);
+    fill(p, 100, 113, 0.5f); /* a 130 ms dip: bridged */
+    fill(p, 113, 120, 0.95f);
+    fill(p, 150, 156, 0.95f); /* 60 ms: shorter than 70 ms, dropped */
+    fill(p, 117, 119, 0.8f);  /* below 0.85: a dip too, as the offset is the onset */
+    recorded r;
+    run_vad(&c, p, 200, &r);
+    assert_int_equal(r.count, 1);
+    assert_segment(&r.events[0], 0.40, 1.20);
+    assert_int_equal(r.frame_of_event[0], 134);
+
+    /* Lowering only the onset threshold lowers the offset with it. */
+    c.onset_threshold = 0.4f;
+    assert_null(es_vad_config_check(&c));
+    run_vad(&c, p, 200, &r);
+    assert_int_equal(r.count, 1);
+    assert_segment(&r.events[0], 0.40, 1.20);
+    assert_float_equal(r.events[0].score, (0.95 * 60 + 0.5 * 13 + 0.95 * 5 + 0.8 * 2) / 80, 1e-5);
+}
+
+/* Feeds p[0..n) and lists the frames after which a segment was confirmed. */
+static int run_confirmed(const es_vad_config *config, const float *p, int n, int *frames,
+                         double *starts_s, int max) {
+    es_vad_detector *d = NULL;
+    assert_int_equal(es_vad_detector_create(config, RATE_HZ, HOP, &d), ES_DETECT_OK);
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        es_vad_detector_step(d, (int64_t)i * HOP, p[i], NULL, NULL);
+        int64_t start = -1;
+        if (es_vad_detector_confirmed(d, &start)) {
+            assert_true(count < max);
+            frames[count] = i;
+            starts_s[count++] = (double)start / RATE_HZ;
+        }
+    }
+    es_vad_detector_flush(d, NULL, NULL);
+    assert_false(es_vad_detector_confirmed(d, NULL));
+    es_vad_detector_destroy(d);
+    return count;
+}
+
+static void test_vad_confirmed_onset(void **state) {
+    (void)state;
+    float p[400] = {0};
+    fill(p, 20, 25, 0.9f);   /* 50 ms: never confirmed (and dropped) */
+    fill(p, 40, 100, 0.9f);  /* confirmed once 70 ms long: after frame 46 */
+    fill(p, 100, 105, 0.0f); /* a bridged gap: no second onset */
+    fill(p, 105, 150, 0.9f);
+    fill(p, 300, 320, 0.9f); /* a new segment: confirmed after frame 306 */
+    es_vad_config c;
+    es_vad_config_default(&c);
+    c.pad_ms = 30;
+    int frames[8];
+    double starts[8];
+    int count = run_confirmed(&c, p, 400, frames, starts, 8);
+    assert_int_equal(count, 2);
+    assert_int_equal(frames[0], 46);
+    assert_float_equal(starts[0], 0.37, 1e-9); /* padded, as its event will be */
+    assert_int_equal(frames[1], 306);
+    assert_float_equal(starts[1], 2.97, 1e-9);
+
+    /* The same segments' events carry the same starts. */
+    recorded r;
+    run_vad(&c, p, 400, &r);
+    assert_int_equal(r.count, 2);
+    assert_float_equal(r.events[0].start_s, starts[0], 1e-9);
+    assert_float_equal(r.events[1].start_s, starts[1], 1e-9);
+
+    /* No minimum: confirmed at the onset frame itself. */
+    c.min_speech_ms = 0;
+    count = run_confirmed(&c, p, 400, frames, starts, 8);
+    assert_int_equal(count, 3);
+    assert_int_equal(frames[0], 20);
+}
+
+static void test_vad_config_check(void **state) {
+    (void)state;
+    es_vad_config c = plain_vad_config();
     assert_null(es_vad_config_check(&c));
     assert_non_null(es_vad_config_check(NULL));
 
@@ -579,6 +676,8 @@ int main(void) {
         cmocka_unit_test(test_vad_padding),
         cmocka_unit_test(test_vad_in_speech),
         cmocka_unit_test(test_vad_nan_is_silence),
+        cmocka_unit_test(test_vad_defaults),
+        cmocka_unit_test(test_vad_confirmed_onset),
         cmocka_unit_test(test_vad_config_check),
         cmocka_unit_test(test_kws_fires_once_per_crossing),
         cmocka_unit_test(test_kws_end_from_fall_below_half_threshold),
