@@ -18,6 +18,9 @@
 #   - exit 0 on SIGTERM, and no sanitizer report on stderr (leaks included).
 # The audio is made at test time from tests/clips/demo.wav (speech and
 # keywords) and silence; nothing hour-long is stored anywhere but the FIFO.
+# SOAK_DAEMON_WRAPPER runs the daemon under a tool, e.g.
+#   SOAK_DAEMON_WRAPPER="valgrind --error-exitcode=99 --leak-check=full" (its
+# RSS is then valgrind's; raise SOAK_RSS_BOUND_KB).
 # Prints: audio hours, wall seconds, x real time, RSS warm/end/max, events,
 # drops. Exit 0 pass, 1 fail, 77 skip (no sox).
 set -u
@@ -105,14 +108,15 @@ EOF
     for _ in $(seq 100); do [ -S "$DIR/notify.sock" ] && break; sleep 0.05; done
     [ -S "$DIR/notify.sock" ] && have_notify=1
 fi
+wrapper=(${SOAK_DAEMON_WRAPPER:-})
 if [ $have_notify = 1 ]; then
-    NOTIFY_SOCKET=$DIR/notify.sock "$EARSHOT" daemon --config "$DIR/earshot.conf" 2>"$DIR/daemon.err" &
+    NOTIFY_SOCKET=$DIR/notify.sock "${wrapper[@]}" "$EARSHOT" daemon --config "$DIR/earshot.conf" 2>"$DIR/daemon.err" &
 else
-    "$EARSHOT" daemon --config "$DIR/earshot.conf" 2>"$DIR/daemon.err" &
+    "${wrapper[@]}" "$EARSHOT" daemon --config "$DIR/earshot.conf" 2>"$DIR/daemon.err" &
 fi
 daemon=$!
 pids+=($daemon)
-for _ in $(seq 400); do grep -q 'earshot: ready' "$DIR/daemon.err" && break; sleep 0.05; done
+for _ in $(seq 1200); do grep -q 'earshot: ready' "$DIR/daemon.err" && break; sleep 0.05; done
 grep -q 'earshot: ready' "$DIR/daemon.err" || fail "the daemon did not get ready"
 fds() { ls /proc/$daemon/fd 2>/dev/null | wc -l; }
 idle_fds=$(fds)
@@ -177,6 +181,9 @@ printf 'soak: daemon: %s\n' "$ended"
 [ $daemon_rc = 0 ] || fail "the daemon exited with $daemon_rc"
 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer' "$DIR/daemon.err"; then
     fail "sanitizer report"
+fi
+if [ -n "${SOAK_DAEMON_WRAPPER:-}" ]; then
+    grep -E '==[0-9]+== (ERROR SUMMARY|definitely|indirectly|possibly)' "$DIR/daemon.err" | sed 's/^/soak: /'
 fi
 [ "$daemon_audio_s" = "$audio_s" ] ||
     fail "the daemon read $daemon_audio_s s of $audio_s s"
