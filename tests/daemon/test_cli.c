@@ -528,7 +528,7 @@ static int check_jsonl(const char *text, const char *source, segment *segments, 
         if (*c.at != '{' || !json_object(&c) || *c.at != '\0')
             fail_msg("not one JSON object: %s", buf);
         assert_non_null(strstr(buf, expected_source));
-        double start, end, score, time;
+        double start = 0, end = 0, score = 0, time = 0;
         assert_true(json_field_number(buf, "start", &start));
         assert_true(json_field_number(buf, "end", &end));
         assert_true(json_field_number(buf, "score", &score));
@@ -986,7 +986,7 @@ static void test_demo_regression(void **state) {
         char needle[64];
         snprintf(needle, sizeof needle, "\"keyword\":\"%s\"", items[i].label);
         for (const char *at = r.out; (at = strstr(at, needle)); at++) {
-            double time;
+            double time = 0;
             assert_true(json_field_number(at, "time", &time));
             if (time >= items[i].start_s && time <= items[i].end_s + 0.6) {
                 found++;
@@ -995,7 +995,7 @@ static void test_demo_regression(void **state) {
         }
     }
     for (const char *at = r.out; (at = strstr(at, "\"type\":\"keyword\"")); at++) {
-        double time;
+        double time = 0;
         assert_true(json_field_number(at, "time", &time));
         for (int g = 0; g < 3; g++)
             if (time >= silent_gaps[g][0] && time <= silent_gaps[g][1])

@@ -192,8 +192,9 @@ static void bad_values_name_their_line(void **state) {
                  "threshold.left = 0.6\n",
                  5, "twice");
     /* Hysteresis the wrong way round names the line that set it. */
-    expect_error("[source.a]\nfile = /x\n[vad]\nthreshold = 0.3\n", 4, "offset_threshold");
-    expect_error("[source.a]\nfile = /x\n[vad]\noffset_threshold = 0.8\n", 4, "must not exceed");
+    expect_error("[source.a]\nfile = /x\n[vad]\nthreshold = 0.3\noffset_threshold = 0.4\n", 5,
+                 "must not exceed");
+    expect_error("[source.a]\nfile = /x\n[vad]\noffset_threshold = 0.9\n", 4, "must not exceed");
 }
 
 static void overlong_lines_are_refused_not_split(void **state) {
