@@ -249,6 +249,19 @@ void es_augment_config_default(es_augment_config *config) {
     };
 }
 
+void es_augment_config_scale(const es_augment_config *full, float strength,
+                             es_augment_config *out) {
+    const float s = strength < 0.0f ? 0.0f : strength > 1.0f ? 1.0f : strength;
+    *out = *full;
+    out->noise_probability = s * full->noise_probability;
+    out->snr_db_min = full->snr_db_max - s * (full->snr_db_max - full->snr_db_min);
+    out->reverb_probability = s * full->reverb_probability;
+    out->telephone_probability = s * full->telephone_probability;
+    out->warp_max = s * full->warp_max;
+    out->time_masks = (int)lroundf(s * (float)full->time_masks);
+    out->freq_masks = (int)lroundf(s * (float)full->freq_masks);
+}
+
 float es_augment_draw_speed(const es_augment_config *config, es_rng *rng) {
     return (float)es_rng_uniform(rng, 1.0 - config->speed_max, 1.0 + config->speed_max);
 }

@@ -82,6 +82,11 @@ typedef struct es_augment_config {
 
 void es_augment_config_default(es_augment_config *config);
 
+/* A milder copy of `full` for a curriculum: strength 0 is clean (no noise,
+ * room, phone line, warp or masks; the SNR floor at snr_db_max), 1 is `full`,
+ * in between scaled linearly. Gain and speed stay: they change no content. */
+void es_augment_config_scale(const es_augment_config *full, float strength, es_augment_config *out);
+
 /* One clip's draw of every random choice except the speed (drawn first,
  * separately, because labels follow it). NaN snr_db: no noise; 0 rt60_s: dry. */
 typedef struct es_augment_draw {

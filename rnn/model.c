@@ -297,6 +297,38 @@ void es_model_init_weights(es_model *m, uint64_t seed) {
     (void)es_model_refresh(m);
 }
 
+/* Folds (x - mean) / std into one direction of the first layer: each input
+ * column of W is divided by std, and the bias takes -W' mean, so the layer
+ * computes what it did on standardised inputs. */
+static void standardise_direction(const es_layer *layer, float *p, const float *mean,
+                                  const float *std) {
+    const int in = layer->input_size, taps = layer->type == ES_LAYER_CONV1D ? layer->kernel : 1;
+    const size_t rows = (size_t)gate_count(layer->type) * (size_t)layer->units;
+    const size_t cols = (size_t)taps * (size_t)in;
+    float *bias = p + rows * cols + (is_recurrent(layer->type) ? rows * (size_t)layer->units : 0);
+    for (size_t r = 0; r < rows; r++) {
+        float *w = p + r * cols;
+        double shift = 0.0;
+        for (size_t c = 0; c < cols; c++) {
+            w[c] /= std[c % (size_t)in];
+            shift += (double)w[c] * mean[c % (size_t)in];
+        }
+        bias[r] -= (float)shift;
+    }
+}
+
+int es_model_standardise_inputs(es_model *m, const float *mean, const float *std) {
+    if (!m || !mean || !std || m->layer_count == 0) return ES_RNN_ERR_ARG;
+    const es_layer *first = &m->layers[0];
+    for (int i = 0; i < first->input_size; i++)
+        if (!(std[i] > 0.0f) || !isfinite(std[i]) || !isfinite(mean[i])) return ES_RNN_ERR_ARG;
+    float *p = m->params + first->param_offset;
+    standardise_direction(first, p, mean, std);
+    if (is_bidirectional(first->type))
+        standardise_direction(first, p + first->param_count / 2, mean, std);
+    return es_model_refresh(m);
+}
+
 /* ---- packing ------------------------------------------------------------------ */
 
 static void layout_layer(const es_layer *layer, es_packed_layer *pl) {

@@ -120,6 +120,14 @@ const float *es_model_thresholds(const es_model *m);
 /* Glorot-uniform weights, orthogonal-ish recurrent matrices, zero biases
  * (LSTM forget-gate and GRU update-gate biases 1), from a deterministic seed. */
 void es_model_init_weights(es_model *m, uint64_t seed);
+/* Makes the first layer treat its inputs as if standardised per input,
+ * (x - mean[i]) / std[i], by folding both into its weights and biases: a
+ * data-dependent start for features that are far from zero mean and unit
+ * variance (log-mel after a running mean: ~5 +- 6), which would otherwise
+ * saturate a recurrent first layer's gates. (A CONV1D's zero history before
+ * the stream then counts as raw zeros.) ES_RNN_ERR_ARG for a std that is not
+ * positive and finite. */
+int es_model_standardise_inputs(es_model *m, const float *mean, const float *std);
 void es_model_destroy(es_model *m);
 
 /* Files (format in rnn/model_file.c and README). */
@@ -234,6 +242,9 @@ typedef struct es_train_config {
     int patience;            /* 5: epochs without validation improvement before stopping */
     int threads;             /* 2: each batch is split across this many workers */
     int kws_margin_frames;   /* 10: KWS_MAXPOOL frames left unscored around the window */
+    float keyword_weight;    /* 1: weight of a keyword term against a filler one (class 0):
+                                SOFTMAX_CE frames of class > 0 and the KWS_MAXPOOL peak,
+                                since a word's few frames compete with hundreds of filler */
     uint64_t seed;           /* for anything random the trainer does (nothing yet but
                                 es_train_run's data callbacks may read it) */
 } es_train_config;

@@ -24,17 +24,19 @@ static int argmax(const float *v, int n) {
     return best;
 }
 
-/* Softmax cross-entropy of one frame towards class `target`. */
-static void score_class(const float *p, int outputs, int target, float *grad, es_loss_sum *sum) {
+/* Softmax cross-entropy of one frame towards class `target`, counted
+ * `weight` times (in the loss, the gradient and the accuracy alike). */
+static void score_class(const float *p, int outputs, int target, float weight, float *grad,
+                        es_loss_sum *sum) {
     /* (a NaN posterior stays NaN, so a diverged model shows in the loss) */
     float pt = p[target] < ES_MIN_PROBABILITY ? ES_MIN_PROBABILITY : p[target];
-    sum->loss -= log(pt);
-    sum->scored += 1.0;
-    sum->correct += argmax(p, outputs) == target;
+    sum->loss -= weight * log(pt);
+    sum->scored += weight;
+    sum->correct += weight * (argmax(p, outputs) == target);
     if (!grad) return;
     for (int k = 0; k < outputs; k++)
-        grad[k] = p[k];
-    grad[target] -= 1.0f;
+        grad[k] = weight * p[k];
+    grad[target] -= weight;
 }
 
 static void score_sigmoid(const float *p, const float *target, int outputs, float *grad,
@@ -86,16 +88,19 @@ void es_train_loss(const es_train_pass *p, const es_train_config *config, const 
             switch (config->loss) {
             case ES_LOSS_SOFTMAX_CE:
                 if (seq->class_targets[t] >= 0)
-                    score_class(out + row, outputs, seq->class_targets[t], grad, sum);
+                    score_class(out + row, outputs, seq->class_targets[t],
+                                seq->class_targets[t] > 0 ? config->keyword_weight : 1.0f, grad,
+                                sum);
                 break;
             case ES_LOSS_SIGMOID_CE:
                 score_sigmoid(out + row, seq->targets + (size_t)t * outputs, outputs, grad, sum);
                 break;
             case ES_LOSS_KWS_MAXPOOL:
                 if (t == peak)
-                    score_class(out + row, outputs, seq->keyword, grad, sum);
+                    score_class(out + row, outputs, seq->keyword, config->keyword_weight, grad,
+                                sum);
                 else if (t < unscored_begin || t >= unscored_end)
-                    score_class(out + row, outputs, 0, grad, sum);
+                    score_class(out + row, outputs, 0, 1.0f, grad, sum);
                 break;
             }
         }

@@ -142,6 +142,27 @@ static void test_telephone_removes_out_of_band(void **state) {
     assert_true(band_power(samples, CLIP_SAMPLES, 6000.0f) < 1e-3 * out_band);
 }
 
+/* The curriculum's ends: strength 0 is clean audio, 1 the full config, and
+ * every knob in between lies between the two. */
+static void test_config_scale_goes_from_clean_to_full(void **state) {
+    (void)state;
+    es_augment_config full, clean, half, over;
+    es_augment_config_default(&full);
+    es_augment_config_scale(&full, 0.0f, &clean);
+    assert_true(clean.noise_probability == 0.0f && clean.reverb_probability == 0.0f &&
+                clean.telephone_probability == 0.0f && clean.warp_max == 0.0f);
+    assert_int_equal(clean.time_masks + clean.freq_masks, 0);
+    assert_true(clean.snr_db_min == full.snr_db_max);
+    assert_true(clean.gain_db_max == full.gain_db_max && clean.speed_max == full.speed_max);
+    es_augment_config_scale(&full, 1.0f, &over);
+    assert_memory_equal(&over, &full, sizeof full);
+    es_augment_config_scale(&full, 7.0f, &over); /* clamped */
+    assert_memory_equal(&over, &full, sizeof full);
+    es_augment_config_scale(&full, 0.5f, &half);
+    assert_true(half.noise_probability > 0.0f && half.noise_probability < full.noise_probability);
+    assert_true(half.snr_db_min > full.snr_db_min && half.snr_db_min < full.snr_db_max);
+}
+
 static void augment_once(uint64_t seed, float *samples, size_t count, const float *noise) {
     es_augment_config config;
     es_augment_config_default(&config);
@@ -245,6 +266,7 @@ int main(void) {
         cmocka_unit_test(test_speed_changes_duration_and_pitch),
         cmocka_unit_test(test_reverb_keeps_length_and_power_and_smears),
         cmocka_unit_test(test_telephone_removes_out_of_band),
+        cmocka_unit_test(test_config_scale_goes_from_clean_to_full),
         cmocka_unit_test(test_same_seed_same_result),
         cmocka_unit_test(test_draws_stay_in_configured_ranges),
         cmocka_unit_test(test_warp_moves_a_peak_up),

@@ -330,6 +330,49 @@ static void test_deepest_stack(void **state) {
     es_model_destroy(m);
 }
 
+/* Folding a standardisation into the first layer gives, on raw inputs, what
+ * the unfolded model gives on standardised ones: for every first-layer type. */
+static void test_standardised_inputs_fold_into_first_layer(void **state) {
+    (void)state;
+    enum { IN = 5 };
+    const es_layer_type firsts[] = {ES_LAYER_DENSE, ES_LAYER_CONV1D, ES_LAYER_GRU, ES_LAYER_LSTM,
+                                    ES_LAYER_BIDIR_GRU};
+    const float mean[IN] = {5.0f, -2.0f, 0.5f, 9.0f, 0.0f};
+    const float std[IN] = {6.0f, 0.5f, 1.0f, 3.0f, 2.0f};
+    for (size_t i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
+        const test_layer layers[] = {{firsts[i], 6, ES_ACT_TANH, 3},
+                                     {ES_LAYER_DENSE, 3, ES_ACT_SIGMOID, 0}};
+        es_model *plain = test_make_model(IN, layers, 2, 40 + i);
+        es_model *folded = test_make_model(IN, layers, 2, 40 + i);
+        assert_non_null(plain);
+        assert_non_null(folded);
+        assert_int_equal(es_model_standardise_inputs(folded, mean, std), ES_RNN_OK);
+        float *raw = test_random_inputs(FRAMES, IN, 9);
+        float scaled[FRAMES * IN];
+        for (int t = 0; t < FRAMES; t++)
+            for (int k = 0; k < IN; k++) {
+                raw[t * IN + k] = raw[t * IN + k] * std[k] + mean[k];
+                scaled[t * IN + k] = (raw[t * IN + k] - mean[k]) / std[k];
+            }
+        float *want = run_model(plain, scaled, FRAMES);
+        float *got = run_model(folded, raw, FRAMES);
+        /* A convolution's zero history before the stream is a raw zero once
+         * folded: its first kernel - 1 frames differ, by design. */
+        const int first = firsts[i] == ES_LAYER_CONV1D ? layers[0].kernel - 1 : 0;
+        for (int k = first * 3; k < FRAMES * 3; k++)
+            assert_true(fabsf(got[k] - want[k]) <= 1e-4f);
+        free(want);
+        free(got);
+        free(raw);
+        es_model_destroy(plain);
+        es_model_destroy(folded);
+    }
+    es_model *m = test_make_model(IN, (test_layer[]){{ES_LAYER_DENSE, 2, ES_ACT_LINEAR, 0}}, 1, 1);
+    const float zero_std[IN] = {1.0f, 0.0f, 1.0f, 1.0f, 1.0f};
+    assert_int_equal(es_model_standardise_inputs(m, mean, zero_std), ES_RNN_ERR_ARG);
+    es_model_destroy(m);
+}
+
 static void test_bad_layer_arguments(void **state) {
     (void)state;
     es_model *m = NULL;
@@ -471,6 +514,7 @@ int main(void) {
         cmocka_unit_test(test_bidirectional),
         cmocka_unit_test(test_stacks),
         cmocka_unit_test(test_deepest_stack),
+        cmocka_unit_test(test_standardised_inputs_fold_into_first_layer),
         cmocka_unit_test(test_bad_layer_arguments),
         cmocka_unit_test(test_flops_per_frame),
         cmocka_unit_test(test_matvec_kernels),

@@ -35,15 +35,20 @@ static void softmax(const float *x, double *p) {
         p[k] = exp(x[k]) / sum;
 }
 
-static es_trainer *trainer_for(es_model *m, es_loss loss, int margin) {
+static es_trainer *trainer_weighted(es_model *m, es_loss loss, int margin, float keyword_weight) {
     es_train_config config;
     es_train_config_default(&config);
     config.loss = loss;
     config.threads = 1;
     config.kws_margin_frames = margin;
+    config.keyword_weight = keyword_weight;
     es_trainer *t = NULL;
     assert_int_equal(es_trainer_create(m, &config, &t), ES_RNN_OK);
     return t;
+}
+
+static es_trainer *trainer_for(es_model *m, es_loss loss, int margin) {
+    return trainer_weighted(m, loss, margin, 1.0f);
 }
 
 static void fill_inputs(float *x, uint64_t seed) {
@@ -72,6 +77,37 @@ static void test_softmax_ce_skips_unscored(void **state) {
     es_sequence seq = {.frames = FRAMES, .inputs = x, .class_targets = classes};
     assert_float_equal(es_trainer_loss(t, &seq, 1, NULL), expected / scored, 1e-5);
     es_trainer_destroy(t);
+    es_model_destroy(m);
+}
+
+/* A keyword frame (class > 0) counts keyword_weight filler frames: in the
+ * sum and in the count the mean divides by. */
+static void test_softmax_ce_weighs_keyword_frames(void **state) {
+    (void)state;
+    const float weight = 4.0f;
+    es_model *m = identity_model(ES_ACT_SOFTMAX);
+    es_trainer *t = trainer_weighted(m, ES_LOSS_SOFTMAX_CE, 0, weight);
+    float x[FRAMES * CLASSES];
+    int classes[FRAMES];
+    fill_inputs(x, 5);
+    double expected = 0.0, scored = 0.0;
+    for (int f = 0; f < FRAMES; f++) {
+        classes[f] = f % CLASSES;
+        const double w = classes[f] > 0 ? weight : 1.0;
+        double p[CLASSES];
+        softmax(x + f * CLASSES, p);
+        expected -= w * log(p[classes[f]]);
+        scored += w;
+    }
+    es_sequence seq = {.frames = FRAMES, .inputs = x, .class_targets = classes};
+    assert_float_equal(es_trainer_loss(t, &seq, 1, NULL), expected / scored, 1e-5);
+    es_trainer_destroy(t);
+    /* A weight that is not positive is refused. */
+    es_train_config config;
+    es_train_config_default(&config);
+    config.loss = ES_LOSS_SOFTMAX_CE;
+    config.keyword_weight = 0.0f;
+    assert_int_equal(es_trainer_create(m, &config, &t), ES_RNN_ERR_ARG);
     es_model_destroy(m);
 }
 
@@ -184,6 +220,7 @@ static void test_refuses_mismatched_head_and_bad_batches(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_softmax_ce_skips_unscored),
+        cmocka_unit_test(test_softmax_ce_weighs_keyword_frames),
         cmocka_unit_test(test_sigmoid_ce_skips_nan),
         cmocka_unit_test(test_kws_maxpool_scores_peak_and_filler),
         cmocka_unit_test(test_refuses_mismatched_head_and_bad_batches),
