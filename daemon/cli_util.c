@@ -64,6 +64,10 @@ const char es_cli_detector_help[] =
     "  --min-silence-ms MS      bridge shorter gaps (150)\n"
     "  --max-speech-ms MS       split longer segments, 0 = never (30000)\n"
     "  --speech-pad-ms MS       widen each segment by this on both sides (0)\n"
+    "  --speech-start           also send a speech_start event (jsonl only) as soon\n"
+    "                           as a segment is long enough to be kept, before its\n"
+    "                           speech event: {\"type\":\"speech_start\",\"source\":...,\n"
+    "                           \"start\":<its start>,\"time\":<when known>}\n"
     "Keywords:\n"
     "  --kw-threshold P         fire when the smoothed posterior reaches P (0.5)\n"
     "  --kw-threshold-for WORD=P  threshold for one keyword (repeatable)\n"
@@ -157,6 +161,9 @@ int es_cli_detector_option(es_cli_detector_flags *flags, int option, const char 
         break;
     case ES_CLI_OPT_VAD_GATE:
         kws->vad_gate = 1;
+        return 1;
+    case ES_CLI_OPT_SPEECH_START:
+        vad->speech_start_events = 1;
         return 1;
     default:
         return 0;

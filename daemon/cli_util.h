@@ -52,6 +52,7 @@ enum {
     ES_CLI_OPT_KW_SMOOTH_MS,
     ES_CLI_OPT_REFRACTORY_MS,
     ES_CLI_OPT_VAD_GATE,
+    ES_CLI_OPT_SPEECH_START,
 };
 
 #define ES_CLI_DETECTOR_LONG_OPTIONS                                                               \
@@ -63,6 +64,7 @@ enum {
         {"min-silence-ms", required_argument, NULL, ES_CLI_OPT_MIN_SILENCE_MS},                    \
         {"max-speech-ms", required_argument, NULL, ES_CLI_OPT_MAX_SPEECH_MS},                      \
         {"speech-pad-ms", required_argument, NULL, ES_CLI_OPT_SPEECH_PAD_MS},                      \
+        {"speech-start", no_argument, NULL, ES_CLI_OPT_SPEECH_START},                              \
         {"kw-threshold", required_argument, NULL, ES_CLI_OPT_KW_THRESHOLD},                        \
         {"kw-threshold-for", required_argument, NULL, ES_CLI_OPT_KW_THRESHOLD_FOR},                \
         {"kw-smooth-ms", required_argument, NULL, ES_CLI_OPT_KW_SMOOTH_MS},                        \

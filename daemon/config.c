@@ -54,6 +54,7 @@ static const key_spec KEYS[] = {
     {"vad", "min_silence_ms", VALUE_INT, FIELD(vad.min_silence_ms), 0, MAX_DURATION_MS},
     {"vad", "max_speech_ms", VALUE_INT, FIELD(vad.max_speech_ms), 0, MAX_DURATION_MS},
     {"vad", "speech_pad_ms", VALUE_INT, FIELD(vad.pad_ms), 0, 10000},
+    {"vad", "speech_start_events", VALUE_BOOL, FIELD(vad.speech_start_events), 0, 0},
     {"keywords", "threshold", VALUE_PROBABILITY, FIELD(kws.default_threshold), 0, 0},
     {"keywords", "smooth_ms", VALUE_INT, FIELD(kws.smooth_ms), 0, 10000},
     {"keywords", "refractory_ms", VALUE_INT, FIELD(kws.refractory_ms), 0, MAX_DURATION_MS},

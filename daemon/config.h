@@ -4,7 +4,7 @@
  *   [source.NAME]   device = PortAudio input name or index   | file = path of a file or FIFO
  *   [models]        vad = builtin|PATH    kws = builtin|none|PATH[, PATH...]
  *   [vad]           threshold offset_threshold min_speech_ms min_silence_ms
- *                   max_speech_ms speech_pad_ms
+ *                   max_speech_ms speech_pad_ms speech_start_events
  *   [keywords]      threshold smooth_ms refractory_ms vad_gate threshold.KEYWORD
  *   [events]        socket socket_mode socket_group backlog_events backlog_bytes
  *                   max_subscribers stdout

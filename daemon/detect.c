@@ -63,6 +63,7 @@ void es_vad_config_default(es_vad_config *config) {
     config->min_silence_ms = 150;
     config->max_speech_ms = 30000;
     config->pad_ms = 0;
+    config->speech_start_events = 0;
 }
 
 const char *es_vad_config_check(const es_vad_config *config) {
@@ -85,6 +86,8 @@ const char *es_vad_config_check(const es_vad_config *config) {
         return "max speech must be 0 (no limit) or longer than min speech";
     if (config->pad_ms < 0 || config->pad_ms > 60000)
         return "padding must be between 0 and 60000 ms";
+    if (config->speech_start_events != 0 && config->speech_start_events != 1)
+        return "speech start events must be 0 or 1";
     return NULL;
 }
 
@@ -106,12 +109,14 @@ struct es_vad_detector {
     /* Silence after which a segment is sent: by then no bridge is possible and
      * the end padding cannot reach the next segment's start. */
     int64_t close_after;
+    int speech_start_events;
 
     vad_state state;
     int64_t start;      /* first frame of the open segment */
     int continued;      /* the segment began at a max-speech split: never dropped */
     int confirmed;      /* the open segment is long enough to be kept */
     int just_confirmed; /* ... and became so in the last step */
+    int announced;      /* its speech_start event was sent */
     double sum;         /* probabilities from `start` on, bridged gaps included */
     int64_t frames;
     int64_t gap_start; /* VAD_GAP: first silent frame */
@@ -147,6 +152,7 @@ int es_vad_detector_create(const es_vad_config *config, int sample_rate_hz, int 
     d->max_speech = max_speech;
     d->pad = ms_to_samples(config->pad_ms, sample_rate_hz);
     d->close_after = max_i64(d->min_silence, 2 * d->pad);
+    d->speech_start_events = config->speech_start_events;
     d->state = VAD_IDLE;
     *out = d;
     return ES_DETECT_OK;
@@ -156,11 +162,33 @@ void es_vad_detector_destroy(es_vad_detector *d) {
     free(d);
 }
 
+/* The start a segment's event carries: padded, but never before 0 or into
+ * the previous segment (already sent whenever a segment is open). */
+static int64_t padded_start(const es_vad_detector *d, int64_t raw_start) {
+    return max_i64(max_i64(raw_start - d->pad, d->previous_end), 0);
+}
+
+/* Sends the open segment's speech_start event, once per segment. */
+static void announce_segment(es_vad_detector *d, es_event_sink sink, void *user) {
+    if (!d->speech_start_events || d->announced) return;
+    d->announced = 1;
+    es_event event = {
+        .type = ES_EVENT_SPEECH_START,
+        .time_s = samples_to_s(d->stream_end, d->sample_rate_hz),
+        .start_s = samples_to_s(padded_start(d, d->start), d->sample_rate_hz),
+    };
+    if (sink) sink(&event, user);
+}
+
+/* Sends the open segment (starting at d->start) up to raw_end. */
 static void send_segment(es_vad_detector *d, int64_t raw_start, int64_t raw_end, double sum,
                          int64_t frames, int64_t end_pad, int droppable, es_event_sink sink,
                          void *user) {
     if (droppable && raw_end - raw_start < d->min_speech) return;
-    int64_t start = max_i64(max_i64(raw_start - d->pad, d->previous_end), 0);
+    /* Normally announced when confirmed; this catches a segment split by
+     * max_speech before it was confirmed. */
+    announce_segment(d, sink, user);
+    int64_t start = padded_start(d, raw_start);
     int64_t end = raw_end + end_pad;
     d->previous_end = end;
     es_event event = {
@@ -177,6 +205,7 @@ static void open_segment(es_vad_detector *d, int64_t t, int continued) {
     d->start = t;
     d->continued = continued;
     d->confirmed = continued;
+    d->announced = 0;
     d->sum = 0.0;
     d->frames = 0;
     d->has_bridge = 0;
@@ -271,11 +300,13 @@ void es_vad_detector_step(es_vad_detector *d, int64_t frame_time_samples, float 
         d->confirmed = 1;
         d->just_confirmed = 1;
     }
+    /* A new confirmed segment, or one begun at a max-speech split. */
+    if (d->state != VAD_IDLE && d->confirmed) announce_segment(d, sink, user);
 }
 
 int es_vad_detector_confirmed(const es_vad_detector *d, int64_t *start_samples) {
     if (!d->just_confirmed) return 0;
-    if (start_samples) *start_samples = max_i64(max_i64(d->start - d->pad, d->previous_end), 0);
+    if (start_samples) *start_samples = padded_start(d, d->start);
     return 1;
 }
 

@@ -18,6 +18,16 @@
  * probability over its frames (bridged gaps included, padding not). It is
  * sent once the silence after it reaches max(min_silence, 2 x padding) --
  * then it can neither be bridged nor padded into the next one -- or at flush.
+ * With speech_start_events, every speech event is preceded by exactly one
+ * speech_start event carrying the same (padded) `start`; its `time` is the
+ * stream time at which it was sent: the end of the frame at which the segment
+ * became long enough to be kept (min_speech), so it is never taken back. The
+ * padded start is already final then (the previous segment has been sent), so
+ * both starts are equal with any padding. A segment that begins at a
+ * max-speech split is announced at the split (its `time` is the end of the
+ * splitting frame); a segment sent without ever being confirmed (possible only
+ * when max_speech is barely above min_speech) is announced right before its
+ * speech event. Without the option no speech_start event is sent.
  * A keyword's score is the peak smoothed posterior. Its `time` is the end of the
  * frame at which the smoothed posterior first reached the threshold (the
  * crossing frame, not the peak: that is the earliest moment the decision can
@@ -45,16 +55,17 @@ enum {
 /* Defaults (es_vad_config_default) are tuned for the shipped VAD on the
  * validation split by scripts/tune-detector.sh; rerun it for another model. */
 typedef struct es_vad_config {
-    float onset_threshold;  /* 0.85: speech starts when p >= this */
-    float offset_threshold; /* ES_VAD_OFFSET_SAME_AS_ONSET: and ends when p < this
-                               (hysteresis when lower); any value < 0 means the
-                               onset threshold */
-    int min_speech_ms;      /* 70: shorter segments are dropped */
-    int min_silence_ms;     /* 150: shorter gaps are bridged */
-    int max_speech_ms;      /* 30000: longer segments are split (at the last bridged gap
-                               when there is one, else hard); 0 = no limit */
-    int pad_ms;             /* 0: added before start and after end; a start never
-                               reaches back before 0 or into the previous segment */
+    float onset_threshold;   /* 0.85: speech starts when p >= this */
+    float offset_threshold;  /* ES_VAD_OFFSET_SAME_AS_ONSET: and ends when p < this
+                                (hysteresis when lower); any value < 0 means the
+                                onset threshold */
+    int min_speech_ms;       /* 70: shorter segments are dropped */
+    int min_silence_ms;      /* 150: shorter gaps are bridged */
+    int max_speech_ms;       /* 30000: longer segments are split (at the last bridged gap
+                                when there is one, else hard); 0 = no limit */
+    int pad_ms;              /* 0: added before start and after end; a start never
+                                reaches back before 0 or into the previous segment */
+    int speech_start_events; /* 0: when 1, also send ES_EVENT_SPEECH_START (below) */
 } es_vad_config;
 
 void es_vad_config_default(es_vad_config *config);

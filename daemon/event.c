@@ -77,16 +77,26 @@ int es_event_to_json(const es_event *event, char *buf, size_t size) {
     json_writer w = {buf, size, 0};
     if (size > 0) buf[0] = '\0';
     int keyword = event->type == ES_EVENT_KEYWORD;
-    put_format(&w, "{\"type\":\"%s\",\"source\":", keyword ? "keyword" : "speech");
+    int speech_start = event->type == ES_EVENT_SPEECH_START;
+    put_format(&w, "{\"type\":\"%s\",\"source\":",
+               keyword        ? "keyword"
+               : speech_start ? "speech_start"
+                              : "speech");
     put_string(&w, event->source);
-    if (keyword) {
+    if (speech_start) {
+        /* The segment has begun; its end and score come with its speech event. */
+        put_number(&w, "start", event->start_s);
+        put_number(&w, "time", event->time_s);
+    } else if (keyword) {
         put_bytes(&w, ",\"keyword\":", 11);
         put_string(&w, event->keyword);
         put_number(&w, "time", event->time_s);
     }
-    put_number(&w, "start", event->start_s);
-    put_number(&w, "end", event->end_s);
-    put_number(&w, "score", event->score);
+    if (!speech_start) {
+        put_number(&w, "start", event->start_s);
+        put_number(&w, "end", event->end_s);
+        put_number(&w, "score", event->score);
+    }
     if (event->wallclock_s > 0) put_wallclock(&w, event->wallclock_s);
     put_bytes(&w, "}\n", 2);
     return (int)w.len;

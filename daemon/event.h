@@ -9,13 +9,17 @@
 typedef enum es_event_type {
     ES_EVENT_SPEECH = 1,
     ES_EVENT_KEYWORD = 2,
+    /* A speech segment has begun and will be kept (opt-in, detect.h):
+     * `start_s` is the start its speech event will carry, `time_s` when it
+     * was known; no end or score yet. */
+    ES_EVENT_SPEECH_START = 3,
 } es_event_type;
 
 typedef struct es_event {
     es_event_type type;
     const char *source;  /* filled in by the pipeline; detectors leave NULL */
     const char *keyword; /* keyword events: the model's label */
-    double time_s;       /* keyword: when the detector fired */
+    double time_s;       /* keyword: when the detector fired; speech_start: when sent */
     double start_s;
     double end_s;
     float score;

@@ -250,7 +250,9 @@ static void on_event(const es_event *event, void *user) {
     /* The pipeline runs the detectors before the frame sink, so the deciding
      * frame is the one after the last frame seen; its end is when it was
      * complete. Events of the final flush count from the last frame. */
-    if (run->last_frame_time >= 0) {
+    /* speech_start events are sent at the frame that decided them (their
+     * `time`): they would only dilute the end-of-speech delay measured here. */
+    if (run->last_frame_time >= 0 && event->type != ES_EVENT_SPEECH_START) {
         double decided_s =
             (double)(run->last_frame_time + 2 * run->hop_samples) / run->sample_rate_hz;
         double said_s = event->type == ES_EVENT_KEYWORD ? event->time_s : event->end_s;

@@ -100,6 +100,8 @@ void es_sink_event(const es_event *event, void *user) {
                 event->start_s, event->end_s - event->start_s);
         break;
     case ES_FORMAT_AUDACITY:
+        /* A label needs an end: the segment's speech event brings it. */
+        if (event->type == ES_EVENT_SPEECH_START) return;
         fprintf(sink->out, "%.3f\t%.3f\t%s\n", event->start_s, event->end_s,
                 event->type == ES_EVENT_KEYWORD ? event->keyword : "speech");
         break;

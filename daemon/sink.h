@@ -6,6 +6,9 @@
  *   audacity  label track: start<TAB>end<TAB>label (speech or the keyword)
  *   frames    CSV: time_s,speech,<keyword>,... one row per frame, raw posteriors
  *
+ * speech_start events (opt-in, detect.h) appear only in jsonl; the other
+ * formats ignore them.
+ *
  * A sink writes to a FILE it borrows; es_sink_attach() points a pipeline
  * config's callbacks at it, so formats that need events get events and
  * `frames` gets posteriors.

@@ -48,6 +48,7 @@ static void full_config_parses(void **state) {
                        "min_silence_ms = 100\n"
                        "max_speech_ms = 0\n"
                        "speech_pad_ms = 20\n"
+                       "speech_start_events = true\n"
                        "[keywords]\n"
                        "threshold = 0.7\n"
                        "smooth_ms = 80\n"
@@ -86,6 +87,7 @@ static void full_config_parses(void **state) {
     assert_int_equal(c.vad.min_silence_ms, 100);
     assert_int_equal(c.vad.max_speech_ms, 0);
     assert_int_equal(c.vad.pad_ms, 20);
+    assert_int_equal(c.vad.speech_start_events, 1);
     assert_float_equal(c.kws.default_threshold, 0.7, 1e-6);
     assert_int_equal(c.kws.smooth_ms, 80);
     assert_int_equal(c.kws.refractory_ms, 500);
@@ -114,6 +116,8 @@ static void defaults_fill_what_is_left_out(void **state) {
     assert_string_equal(c.kws_models[0], "builtin");
     assert_memory_equal(&c.vad, &defaults.vad, sizeof c.vad);
     assert_memory_equal(&c.kws, &defaults.kws, sizeof c.kws);
+    /* speech_start events are opt-in: existing configs stream what they did. */
+    assert_int_equal(c.vad.speech_start_events, 0);
     assert_string_equal(c.events.socket_path, "/run/earshot/events.sock");
     assert_int_equal(c.events.socket_mode, 0660);
     assert_string_equal(c.events.socket_group, "");
@@ -128,6 +132,24 @@ static void a_byte_order_mark_is_allowed(void **state) {
     assert_string_equal(c.sources[0].name, "a");
     /* ...and the section is known, so a second one is still a duplicate. */
     expect_error("\xEF\xBB\xBF[vad]\n[source.a]\nfile = /x\n[vad]\n", 4, "twice");
+}
+
+static void speech_start_events_take_any_boolean_spelling(void **state) {
+    (void)state;
+    static const char *const yes[] = {"yes", "true", "on", "1", "TRUE"};
+    static const char *const no[] = {"no", "false", "off", "0", "No"};
+    for (int i = 0; i < 5; i++) {
+        for (int want = 0; want <= 1; want++) {
+            char text[128];
+            snprintf(text, sizeof text,
+                     "[source.a]\nfile = /x.wav\n[vad]\nspeech_start_events = %s\n",
+                     want ? yes[i] : no[i]);
+            es_daemon_config c;
+            es_config_error err = {0};
+            assert_int_equal(parse(text, &c, &err), 0);
+            assert_int_equal(c.vad.speech_start_events, want);
+        }
+    }
 }
 
 static void kws_none_means_no_keyword_models(void **state) {
@@ -182,6 +204,8 @@ static void bad_values_name_their_line(void **state) {
     expect_error("[source.a]\nfile = /x\n[vad]\nmin_speech_ms = -5\n", 4, "whole number");
     expect_error("[source.a]\nfile = /x\n[vad]\nmin_speech_ms = 12abc\n", 4, "whole number");
     expect_error("[source.a]\nfile = /x\n[keywords]\nvad_gate = maybe\n", 4, "yes or no");
+    expect_error("[source.a]\nfile = /x\n[vad]\nspeech_start_events = 2\n", 4, "yes or no");
+    expect_error("[source.a]\nfile = /x\n[vad]\nspeech_start_events =\n", 4, "yes or no");
     expect_error("[source.a]\nfile = /x\n[events]\nsocket_mode = 0999\n", 4, "octal");
     expect_error("[source.a]\nfile = /x\n[events]\nsocket = relative.sock\n", 4, "absolute path");
     expect_error("[source.a]\nfile = /x\n[events]\nbacklog_events = 0\n", 4, "1 to");
@@ -249,6 +273,7 @@ int main(void) {
         cmocka_unit_test(full_config_parses),
         cmocka_unit_test(defaults_fill_what_is_left_out),
         cmocka_unit_test(kws_none_means_no_keyword_models),
+        cmocka_unit_test(speech_start_events_take_any_boolean_spelling),
         cmocka_unit_test(a_byte_order_mark_is_allowed),
         cmocka_unit_test(the_shipped_example_parses),
         cmocka_unit_test(unknown_sections_and_keys_name_their_line),
