@@ -332,6 +332,289 @@ static void test_vad_confirmed_onset(void **state) {
     assert_int_equal(frames[0], 20);
 }
 
+/* ---- speech_start events ------------------------------------------------------ */
+
+/* The invariant of speech_start events, over the events `r` recorded: they
+ * alternate speech_start, speech; each pair carries the same start; a
+ * speech_start is sent at the end of the frame being fed (`time`), after its
+ * start and never after its speech event. Returns the number of pairs. */
+static int assert_speech_start_pairs(const recorded *r) {
+    int pairs = 0;
+    for (int i = 0; i < r->count; i++) {
+        const es_event *e = &r->events[i];
+        if (i % 2 == 0) {
+            if (e->type != ES_EVENT_SPEECH_START)
+                fail_msg("event %d: speech without speech_start", i);
+            assert_float_equal(e->time_s, (r->frame_of_event[i] + 1) * FRAME_S, 1e-9);
+            assert_true(e->start_s < e->time_s);
+        } else {
+            const es_event *start = &r->events[i - 1];
+            if (e->type != ES_EVENT_SPEECH) fail_msg("event %d: two speech_start in a row", i);
+            assert_float_equal(e->start_s, start->start_s, 1e-12);
+            assert_true(r->frame_of_event[i - 1] <= r->frame_of_event[i]);
+            pairs++;
+        }
+    }
+    if (r->count % 2) fail_msg("a speech_start without its speech event");
+    return pairs;
+}
+
+/* Drops the speech_start events: what the detector sends without the option. */
+static void without_speech_starts(const recorded *in, recorded *out) {
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < in->count; i++) {
+        if (in->events[i].type == ES_EVENT_SPEECH_START) continue;
+        out->events[out->count] = in->events[i];
+        out->frame_of_event[out->count++] = in->frame_of_event[i];
+    }
+}
+
+static void assert_same_speech_events(const recorded *a, const recorded *b) {
+    assert_int_equal(a->count, b->count);
+    for (int i = 0; i < a->count; i++) {
+        assert_int_equal(a->events[i].type, b->events[i].type);
+        assert_true(a->events[i].start_s == b->events[i].start_s);
+        assert_true(a->events[i].end_s == b->events[i].end_s);
+        assert_true(a->events[i].score == b->events[i].score);
+        assert_int_equal(a->frame_of_event[i], b->frame_of_event[i]);
+    }
+}
+
+static void test_vad_speech_start_at_confirmation(void **state) {
+    (void)state;
+    float p[400] = {0};
+    fill(p, 20, 25, 0.9f);   /* 50 ms: never confirmed, dropped: no speech_start either */
+    fill(p, 40, 100, 0.9f);  /* confirmed once 70 ms long: after frame 46 */
+    fill(p, 100, 105, 0.0f); /* a bridged gap: no second speech_start */
+    fill(p, 105, 150, 0.9f);
+    fill(p, 300, 320, 0.9f); /* a new segment: confirmed after frame 306 */
+    es_vad_config c;
+    es_vad_config_default(&c);
+    recorded off, on, stripped;
+    run_vad(&c, p, 400, &off);
+    assert_int_equal(off.count, 2);
+    for (int i = 0; i < off.count; i++)
+        assert_int_equal(off.events[i].type, ES_EVENT_SPEECH); /* opt-in */
+
+    c.speech_start_events = 1;
+    run_vad(&c, p, 400, &on);
+    assert_int_equal(assert_speech_start_pairs(&on), 2);
+    assert_int_equal(on.frame_of_event[0], 46);
+    assert_float_equal(on.events[0].start_s, 0.40, 1e-9);
+    assert_float_equal(on.events[0].time_s, 0.47, 1e-9);
+    assert_int_equal(on.frame_of_event[2], 306);
+    assert_float_equal(on.events[2].start_s, 3.00, 1e-9);
+    assert_float_equal(on.events[2].time_s, 3.07, 1e-9);
+    /* The last segment is still open at the end: its speech event comes at flush. */
+    assert_int_equal(on.frame_of_event[3], 400 - 80 + 14); /* 150 ms of silence after 320 */
+    without_speech_starts(&on, &stripped);
+    assert_same_speech_events(&stripped, &off);
+
+    /* ...and the same frames as the confirmed-onset query. */
+    int frames[8];
+    double starts[8];
+    c.pad_ms = 30;
+    assert_int_equal(run_confirmed(&c, p, 400, frames, starts, 8), 2);
+    run_vad(&c, p, 400, &on);
+    assert_int_equal(assert_speech_start_pairs(&on), 2);
+    assert_int_equal(on.frame_of_event[0], frames[0]);
+    assert_float_equal(on.events[0].start_s, starts[0], 1e-12);
+    assert_int_equal(on.frame_of_event[2], frames[1]);
+    assert_float_equal(on.events[2].start_s, starts[1], 1e-12);
+}
+
+static void test_vad_speech_start_at_flush(void **state) {
+    (void)state;
+    float p[100] = {0};
+    fill(p, 50, 100, 0.9f); /* still speaking when the stream ends */
+    es_vad_config c = plain_vad_config();
+    c.speech_start_events = 1;
+    recorded r;
+    run_vad(&c, p, 100, &r);
+    assert_int_equal(assert_speech_start_pairs(&r), 1);
+    assert_int_equal(r.frame_of_event[0], 74); /* 250 ms of speech */
+    assert_int_equal(r.frame_of_event[1], 100);
+    assert_segment(&r.events[1], 0.50, 1.00);
+
+    /* Ended by the stream before it was long enough: neither event. */
+    run_vad(&c, p, 70, &r);
+    assert_int_equal(r.count, 0);
+}
+
+static void test_vad_speech_start_per_max_speech_split(void **state) {
+    (void)state;
+    float p[700] = {0};
+    fill(p, 0, 650, 0.9f);
+    es_vad_config c = plain_vad_config();
+    c.max_speech_ms = 3000;
+    c.pad_ms = 30;
+    c.speech_start_events = 1;
+    recorded r;
+    run_vad(&c, p, 700, &r);
+    assert_int_equal(assert_speech_start_pairs(&r), 3);
+    assert_int_equal(r.frame_of_event[0], 24);
+    /* A part begun at a split is announced in the frame that split it, right
+     * after the part before it. */
+    assert_int_equal(r.events[1].type, ES_EVENT_SPEECH);
+    assert_int_equal(r.frame_of_event[1], 300);
+    assert_int_equal(r.frame_of_event[2], 300);
+    assert_float_equal(r.events[2].start_s, 3.00, 1e-9);
+    assert_float_equal(r.events[2].time_s, 3.01, 1e-9);
+    assert_int_equal(r.frame_of_event[4], 600);
+    assert_segment(&r.events[5], 6.00, 6.53);
+
+    /* Split at a bridged gap: the second part starts after the gap, padded
+     * up to the first part's padded end. */
+    fill(p, 0, 700, 0.0f);
+    fill(p, 0, 200, 0.9f);
+    fill(p, 210, 400, 0.9f);
+    c.pad_ms = 100;
+    run_vad(&c, p, 500, &r);
+    assert_int_equal(assert_speech_start_pairs(&r), 2);
+    assert_float_equal(r.events[2].start_s, r.events[1].end_s, 1e-9);
+    assert_int_equal(r.frame_of_event[2], 300);
+}
+
+static void test_vad_speech_start_with_padding(void **state) {
+    (void)state;
+    float p[300] = {0};
+    fill(p, 2, 50, 0.9f);
+    fill(p, 100, 150, 0.9f);
+    es_vad_config c = plain_vad_config();
+    c.speech_start_events = 1;
+    recorded r;
+    /* The padded start is known at confirmation: clamped at 0, and (padding
+     * wider than half the gap) at the previous segment's padded end. */
+    c.pad_ms = 50;
+    run_vad(&c, p, 300, &r);
+    assert_int_equal(assert_speech_start_pairs(&r), 2);
+    assert_float_equal(r.events[0].start_s, 0.00, 1e-9);
+    assert_float_equal(r.events[2].start_s, 0.95, 1e-9);
+    c.pad_ms = 400;
+    run_vad(&c, p, 300, &r);
+    assert_int_equal(assert_speech_start_pairs(&r), 2);
+    assert_float_equal(r.events[2].start_s, 0.75, 1e-9);
+    /* The first segment was sent at the frame that opened the second (the
+     * silence was shorter than 2 x padding); the second is announced after. */
+    assert_int_equal(r.frame_of_event[1], 100);
+    assert_int_equal(r.frame_of_event[2], 124);
+}
+
+/* max_speech barely above min_speech: a part can be cut off before it was
+ * ever long enough to be confirmed; it is still announced, right before. */
+static void test_vad_speech_start_before_unconfirmed_split(void **state) {
+    (void)state;
+    float p[200] = {0};
+    p[10] = 0.9f;
+    fill(p, 11, 18, 0.0f); /* a 70 ms gap, bridged */
+    fill(p, 18, 60, 0.9f);
+    es_vad_config c = plain_vad_config();
+    c.min_speech_ms = 50;
+    c.max_speech_ms = 60;
+    c.min_silence_ms = 150;
+    c.speech_start_events = 1;
+    recorded r, off;
+    run_vad(&c, p, 200, &r);
+    int pairs = assert_speech_start_pairs(&r);
+    assert_true(pairs >= 2);
+    c.speech_start_events = 0;
+    run_vad(&c, p, 200, &off);
+    recorded stripped;
+    without_speech_starts(&r, &stripped);
+    assert_same_speech_events(&stripped, &off);
+    assert_int_equal(off.count, pairs);
+}
+
+/* Streams random posteriors through many configs: the pairs hold, and the
+ * speech events are exactly those sent without the option. */
+typedef struct pair_checker {
+    int pending; /* a speech_start waits for its speech event */
+    double pending_start;
+    double last_time;
+    int pairs, speeches_off, failures;
+    double off_start[4096], off_end[4096];
+    int off_count;
+} pair_checker;
+
+static void check_pair(const es_event *e, void *user) {
+    pair_checker *k = user;
+    if (e->type == ES_EVENT_SPEECH_START) {
+        if (k->pending || !(e->start_s < e->time_s) || e->time_s < k->last_time) k->failures++;
+        k->pending = 1;
+        k->pending_start = e->start_s;
+        k->last_time = e->time_s;
+    } else if (e->type == ES_EVENT_SPEECH) {
+        if (!k->pending || e->start_s != k->pending_start) k->failures++;
+        if (k->pairs >= k->off_count || e->start_s != k->off_start[k->pairs] ||
+            e->end_s != k->off_end[k->pairs])
+            k->failures++;
+        k->pending = 0;
+        k->pairs++;
+    }
+}
+
+static void collect_off(const es_event *e, void *user) {
+    pair_checker *k = user;
+    if (e->type != ES_EVENT_SPEECH || k->off_count == 4096) {
+        k->failures++;
+        return;
+    }
+    k->off_start[k->off_count] = e->start_s;
+    k->off_end[k->off_count++] = e->end_s;
+}
+
+static void test_vad_speech_start_invariant_random(void **state) {
+    (void)state;
+    static const int min_speech[] = {0, 30, 70, 250};
+    static const int min_silence[] = {0, 50, 150, 300};
+    static const int pad[] = {0, 30, 100, 400};
+    static const int max_speech[] = {0, 100, 400, 3000};
+    enum { N = 3000 };
+    static float p[N];
+    uint32_t seed = 12345;
+    int total_pairs = 0;
+    for (int run = 0; run < 256; run++) {
+        es_vad_config c = plain_vad_config();
+        c.min_speech_ms = min_speech[run % 4];
+        c.min_silence_ms = min_silence[(run / 4) % 4];
+        c.pad_ms = pad[(run / 16) % 4];
+        c.max_speech_ms = max_speech[(run / 64) % 4];
+        if (c.max_speech_ms != 0 && c.max_speech_ms <= c.min_speech_ms)
+            c.max_speech_ms = c.min_speech_ms + 10;
+        assert_null(es_vad_config_check(&c));
+        /* Runs of speech and silence 10..600 ms long, probabilities near the thresholds. */
+        for (int i = 0; i < N;) {
+            seed = seed * 1664525u + 1013904223u;
+            int len = 1 + (int)((seed >> 8) % 60);
+            int speech = (seed >> 4) & 1;
+            for (int j = 0; j < len && i < N; j++, i++) {
+                seed = seed * 1664525u + 1013904223u;
+                float u = (float)((seed >> 8) & 0xffff) / 65536.0f;
+                p[i] = speech ? 0.4f + 0.6f * u : 0.45f * u;
+            }
+        }
+        static pair_checker k;
+        memset(&k, 0, sizeof k);
+        for (int on = 0; on <= 1; on++) {
+            c.speech_start_events = on;
+            es_vad_detector *d = NULL;
+            assert_int_equal(es_vad_detector_create(&c, RATE_HZ, HOP, &d), ES_DETECT_OK);
+            es_event_sink sink = on ? check_pair : collect_off;
+            for (int i = 0; i < N; i++)
+                es_vad_detector_step(d, (int64_t)i * HOP, p[i], sink, &k);
+            es_vad_detector_flush(d, sink, &k);
+            es_vad_detector_destroy(d);
+        }
+        if (k.failures || k.pending || k.pairs != k.off_count)
+            fail_msg("run %d (min speech %d, min silence %d, pad %d, max speech %d): %d "
+                     "failures, %d pairs, %d speech events without the option",
+                     run, c.min_speech_ms, c.min_silence_ms, c.pad_ms, c.max_speech_ms, k.failures,
+                     k.pairs, k.off_count);
+        total_pairs += k.pairs;
+    }
+    assert_true(total_pairs > 1000);
+}
+
 static void test_vad_config_check(void **state) {
     (void)state;
     es_vad_config c = plain_vad_config();
@@ -370,6 +653,11 @@ static void test_vad_config_check(void **state) {
     bad.min_speech_ms = 0;
     bad.max_speech_ms = 5; /* shorter than one hop */
     assert_int_equal(es_vad_detector_create(&bad, RATE_HZ, HOP, &d), ES_DETECT_ERR_CONFIG);
+    bad = c;
+    bad.speech_start_events = 2; /* a flag: 0 or 1 */
+    assert_non_null(es_vad_config_check(&bad));
+    bad.speech_start_events = 1;
+    assert_null(es_vad_config_check(&bad));
 }
 
 /* ---- keywords --------------------------------------------------------------------- */
@@ -678,6 +966,12 @@ int main(void) {
         cmocka_unit_test(test_vad_nan_is_silence),
         cmocka_unit_test(test_vad_defaults),
         cmocka_unit_test(test_vad_confirmed_onset),
+        cmocka_unit_test(test_vad_speech_start_at_confirmation),
+        cmocka_unit_test(test_vad_speech_start_at_flush),
+        cmocka_unit_test(test_vad_speech_start_per_max_speech_split),
+        cmocka_unit_test(test_vad_speech_start_with_padding),
+        cmocka_unit_test(test_vad_speech_start_before_unconfirmed_split),
+        cmocka_unit_test(test_vad_speech_start_invariant_random),
         cmocka_unit_test(test_vad_config_check),
         cmocka_unit_test(test_kws_fires_once_per_crossing),
         cmocka_unit_test(test_kws_end_from_fall_below_half_threshold),
