@@ -37,6 +37,17 @@ static es_event keyword_event(void) {
     return e;
 }
 
+static es_event speech_start_event(void) {
+    es_event e = {0};
+    e.type = ES_EVENT_SPEECH_START;
+    e.source = "a.wav";
+    e.start_s = 1.23;
+    e.time_s = 1.30;
+    e.end_s = 99.0; /* not part of a speech_start line */
+    e.score = 0.5f; /* nor this */
+    return e;
+}
+
 static void test_json_matches_design(void **state) {
     (void)state;
     char line[256];
@@ -50,6 +61,21 @@ static void test_json_matches_design(void **state) {
     es_event_to_json(&e, line, sizeof line);
     assert_string_equal(line, "{\"type\":\"keyword\",\"source\":\"a.wav\",\"keyword\":\"left\","
                               "\"time\":3.410,\"start\":3.020,\"end\":3.410,\"score\":0.930}\n");
+}
+
+static void test_json_speech_start(void **state) {
+    (void)state;
+    char line[256];
+    es_event e = speech_start_event();
+    int n = es_event_to_json(&e, line, sizeof line);
+    assert_string_equal(line, "{\"type\":\"speech_start\",\"source\":\"a.wav\",\"start\":1.230,"
+                              "\"time\":1.300}\n");
+    assert_int_equal(n, (int)strlen(line));
+    /* Live sources carry the wallclock, like every event. */
+    e.wallclock_s = 1764077405.1234;
+    es_event_to_json(&e, line, sizeof line);
+    assert_string_equal(line, "{\"type\":\"speech_start\",\"source\":\"a.wav\",\"start\":1.230,"
+                              "\"time\":1.300,\"wallclock\":\"2025-11-25T13:30:05.123Z\"}\n");
 }
 
 static void test_json_escapes_strings(void **state) {
@@ -162,6 +188,26 @@ static void test_sink_lines(void **state) {
     free(frames);
 }
 
+/* speech_start is a jsonl event: segment formats wait for the segment. */
+static void test_sink_speech_start_only_in_jsonl(void **state) {
+    (void)state;
+    es_event events[3] = {speech_start_event(), speech_event(), keyword_event()};
+    char *rttm = sink_output(ES_FORMAT_RTTM, events, 3);
+    assert_string_equal(rttm, "SPEAKER meeting 1 1.230 1.640 <NA> <NA> speech <NA> <NA>\n");
+    free(rttm);
+    char *labels = sink_output(ES_FORMAT_AUDACITY, events, 3);
+    assert_string_equal(labels, "1.230\t2.870\tspeech\n3.020\t3.410\tleft\n");
+    free(labels);
+    char *frames = sink_output(ES_FORMAT_FRAMES, events, 3);
+    assert_string_equal(frames, "");
+    free(frames);
+    char *jsonl = sink_output(ES_FORMAT_JSONL, events, 3);
+    assert_int_equal(
+        strncmp(jsonl, "{\"type\":\"speech_start\",\"source\":\"a.wav\",\"start\":1.230", 50), 0);
+    assert_non_null(strstr(jsonl, "}\n{\"type\":\"speech\""));
+    free(jsonl);
+}
+
 static void test_sink_frames_rows(void **state) {
     (void)state;
     char *text = NULL;
@@ -239,17 +285,23 @@ static void test_keyword_thresholds(void **state) {
     assert_int_equal(es_cli_detector_option(&flags, 'o', "x"), 0);
     assert_int_equal(es_cli_detector_option(&flags, ES_CLI_OPT_VAD_GATE, NULL), 1);
     assert_int_equal(flags.kws.vad_gate, 1);
+    assert_int_equal(flags.vad.speech_start_events, 0); /* opt-in */
+    assert_int_equal(es_cli_detector_option(&flags, ES_CLI_OPT_SPEECH_START, NULL), 1);
+    assert_int_equal(flags.vad.speech_start_events, 1);
+    assert_non_null(strstr(es_cli_detector_help, "--speech-start"));
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_matches_design),
+        cmocka_unit_test(test_json_speech_start),
         cmocka_unit_test(test_json_escapes_strings),
         cmocka_unit_test(test_json_non_finite_is_null),
         cmocka_unit_test(test_json_huge_numbers_stay_valid),
         cmocka_unit_test(test_json_truncates_like_snprintf),
         cmocka_unit_test(test_json_wallclock_iso8601),
         cmocka_unit_test(test_sink_lines),
+        cmocka_unit_test(test_sink_speech_start_only_in_jsonl),
         cmocka_unit_test(test_sink_frames_rows),
         cmocka_unit_test(test_format_names),
         cmocka_unit_test(test_parse_numbers),
