@@ -662,6 +662,123 @@ static void test_formats(void **state) {
     free_result(&to_file);
 }
 
+/* Drops the lines starting with `prefix` (a new string). */
+static char *without_lines(const char *text, const char *prefix) {
+    char *out = malloc(strlen(text) + 1);
+    assert_non_null(out);
+    size_t len = 0;
+    for (const char *line = text; *line;) {
+        const char *next = strchr(line, '\n');
+        next = next ? next + 1 : line + strlen(line);
+        if (strncmp(line, prefix, strlen(prefix)) != 0) {
+            memcpy(out + len, line, (size_t)(next - line));
+            len += (size_t)(next - line);
+        }
+        line = next;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+/* --speech-start: a speech_start line before each speech line, with the same
+ * start, sent once the segment was 70 ms long (the default min speech);
+ * everything else byte for byte as without the flag, which adds nothing. */
+static void test_speech_start_flag(void **state) {
+    (void)state;
+    static const char start_prefix[] = "{\"type\":\"speech_start\",";
+    run_result plain = EARSHOT("file", DEMO_CLIP);
+    expect_success(&plain);
+    assert_null(strstr(plain.out, "speech_start"));
+    run_result with = EARSHOT("file", "--speech-start", DEMO_CLIP);
+    expect_success(&with);
+
+    char *stripped = without_lines(with.out, start_prefix);
+    assert_string_equal(stripped, plain.out);
+    free(stripped);
+
+    int pairs = 0, pending = 0;
+    double pending_start = -1, pending_time = -1;
+    for (const char *line = with.out; *line;) {
+        const char *newline = strchr(line, '\n');
+        assert_non_null(newline);
+        char buf[1024];
+        size_t len = (size_t)(newline - line);
+        assert_true(len < sizeof buf);
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        json_cursor c = {buf};
+        if (*c.at != '{' || !json_object(&c) || *c.at != '\0')
+            fail_msg("not one JSON object: %s", buf);
+        double start = 0, end = 0, time = 0;
+        if (strncmp(buf, start_prefix, strlen(start_prefix)) == 0) {
+            if (pending) fail_msg("two speech_start lines in a row: %s", buf);
+            assert_true(json_field_number(buf, "start", &start));
+            assert_true(json_field_number(buf, "time", &time));
+            assert_false(json_field_number(buf, "end", &end));
+            assert_null(strstr(buf, "score"));
+            assert_null(strstr(buf, "wallclock"));
+            assert_float_equal(time - start, 0.070, 1e-6);
+            pending = 1;
+            pending_start = start;
+            pending_time = time;
+        } else if (strncmp(buf, "{\"type\":\"speech\",", 17) == 0) {
+            if (!pending) fail_msg("a speech line without its speech_start: %s", buf);
+            assert_true(json_field_number(buf, "start", &start));
+            assert_true(json_field_number(buf, "end", &end));
+            assert_float_equal(start, pending_start, 1e-9);
+            assert_true(pending_time <= end);
+            pending = 0;
+            pairs++;
+        }
+        line = newline + 1;
+    }
+    assert_false(pending);
+    segment segments[64];
+    assert_int_equal(pairs, check_jsonl(plain.out, DEMO_CLIP, segments, 64));
+    assert_true(pairs > 0);
+
+    /* With padding the speech_start carries the padded start too. */
+    run_result padded = EARSHOT("file", "--speech-start", "--speech-pad-ms", "200", DEMO_CLIP);
+    expect_success(&padded);
+    run_result padded_plain = EARSHOT("file", "--speech-pad-ms", "200", DEMO_CLIP);
+    expect_success(&padded_plain);
+    stripped = without_lines(padded.out, start_prefix);
+    assert_string_equal(stripped, padded_plain.out);
+    free(stripped);
+    double first_start = -1, first_speech_start = -2;
+    assert_true(json_field_number(padded.out, "start", &first_start));
+    const char *first_speech = strstr(padded.out, "{\"type\":\"speech\",");
+    assert_non_null(first_speech);
+    assert_true(json_field_number(first_speech, "start", &first_speech_start));
+    assert_float_equal(first_start, first_speech_start, 1e-9);
+
+    /* The other formats ignore it. */
+    const char *formats[] = {"rttm", "audacity", "frames"};
+    for (int i = 0; i < 3; i++) {
+        run_result a = EARSHOT("file", "--format", formats[i], DEMO_CLIP);
+        run_result b = EARSHOT("file", "--format", formats[i], "--speech-start", DEMO_CLIP);
+        expect_success(&a);
+        expect_success(&b);
+        assert_string_equal(a.out, b.out);
+        free_result(&a);
+        free_result(&b);
+    }
+
+    /* Both live and offline commands document it. */
+    const char *commands[] = {"file", "mic"};
+    for (int i = 0; i < 2; i++) {
+        run_result help = EARSHOT(commands[i], "--help");
+        expect_success(&help);
+        assert_non_null(strstr(help.out, "--speech-start"));
+        free_result(&help);
+    }
+
+    free_result(&plain);
+    free_result(&with);
+    free_result(&padded);
+    free_result(&padded_plain);
+}
+
 /* NaN and infinite samples in a float file are silence, not poison: the
  * output equals that of the same file with zeros there (and the huge value
  * clipped as the pipeline clips it). */
@@ -1170,6 +1287,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_speech_start_flag),
         cmocka_unit_test(test_stdin_matches_path),
         cmocka_unit_test(test_fifo_path),
         cmocka_unit_test(test_parallel_keeps_input_order),
