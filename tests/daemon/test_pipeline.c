@@ -98,6 +98,10 @@ static int teardown(void **state) {
     return 0;
 }
 
+/* Set by a test for the runs it makes, then reset. */
+static int speech_start_events;
+static int live_wallclock;
+
 static void configure(const fixture *f, const clip *c, es_pipeline_mode mode,
                       es_pipeline_config *config) {
     es_pipeline_config_default(config, mode);
@@ -108,6 +112,8 @@ static void configure(const fixture *f, const clip *c, es_pipeline_mode mode,
     config->input_rate_hz = c->rate_hz;
     config->input_channels = c->channels;
     config->wallclock = 0; /* times must compare equal across runs */
+    config->vad.speech_start_events = speech_start_events;
+    if (mode == ES_PIPELINE_LIVE) config->wallclock = live_wallclock;
 }
 
 /* Everything a run wrote: events as JSON lines and the frames CSV. */
@@ -283,6 +289,49 @@ static void test_live_matches_offline(void **state) {
     free_output(&live);
 }
 
+/* speech_start events (opt-in) come out of a live pipeline as offline, and
+ * carry the wall clock like the other live events. */
+static void test_speech_start_live_and_offline(void **state) {
+    const fixture *f = *state;
+    speech_start_events = 1;
+    run_output offline, live, plain;
+    run_offline(f, &f->stereo, 4096, &offline);
+    es_pipeline_stats stats;
+    run_live(f, &f->stereo, &live, &stats);
+    assert_same_output(&offline, &live);
+    assert_int_equal(stats.events, count_lines(live.events));
+    size_t starts = 0, speeches = 0;
+    for (const char *at = live.events; (at = strstr(at, "{\"type\":\"speech_start\",")); at++)
+        starts++;
+    for (const char *at = live.events; (at = strstr(at, "{\"type\":\"speech\",")); at++)
+        speeches++;
+    assert_true(speeches > 0);
+    assert_int_equal(starts, speeches);
+
+    live_wallclock = 1;
+    run_output stamped;
+    run_live(f, &f->stereo, &stamped, &stats);
+    assert_int_equal(count_lines(stamped.events), count_lines(live.events));
+    for (const char *line = stamped.events; (line = strstr(line, "{\"type\":\"speech_start\","));
+         line++) {
+        const char *end = strchr(line, '\n');
+        const char *clock = strstr(line, ",\"wallclock\":\"");
+        assert_non_null(clock);
+        assert_true(clock < end);
+    }
+    live_wallclock = 0;
+    speech_start_events = 0;
+
+    /* Off (the default), the same run has no speech_start line. */
+    run_offline(f, &f->stereo, 4096, &plain);
+    assert_null(strstr(plain.events, "speech_start"));
+    assert_int_equal(count_lines(plain.events), count_lines(offline.events) - starts);
+    free_output(&offline);
+    free_output(&live);
+    free_output(&stamped);
+    free_output(&plain);
+}
+
 /* A live ring that overflows drops frames and counts them, without blocking. */
 static void test_live_overflow_counts_drops(void **state) {
     const fixture *f = *state;
@@ -411,6 +460,7 @@ int main(void) {
         cmocka_unit_test(test_chunking_16k_mono),
         cmocka_unit_test(test_chunking_resampled_stereo),
         cmocka_unit_test(test_live_matches_offline),
+        cmocka_unit_test(test_speech_start_live_and_offline),
         cmocka_unit_test(test_live_overflow_counts_drops),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_load_model_errors),
