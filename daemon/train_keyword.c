@@ -40,12 +40,12 @@
 
 #include "audio_file.h"
 #include "augment.h"
+#include "calibrate.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "pipeline.h"
 #include "rnn.h"
 
-#define SAMPLE_RATE_HZ 16000
 #define MAX_PHRASE_BYTES (ES_MAX_LABEL - 1)
 #define MAX_PHRASE_WORDS 5
 #define MAX_TOKENS 128
@@ -1001,247 +1001,15 @@ static int write_manifest(const char *path, const char *work, const char *phrase
     return 0;
 }
 
-/* ---- evaluation streams -------------------------------------------------------------------- */
+/* ---- evaluation streams (calibrate.h) -------------------------------------------------- */
 
-/* A clip in memory, 16 kHz mono; NULL on failure or another rate. */
-static float *read_clip(const char *path, size_t max_samples, size_t *count) {
-    *count = 0;
-    char why[256];
-    es_audio_file *file = NULL;
-    if (es_audio_file_open(path, &file, why, sizeof why) != 0) return NULL;
-    const es_audio_info *info = es_audio_file_info(file);
-    float *samples = NULL;
-    if (info->sample_rate_hz == SAMPLE_RATE_HZ && info->channels == 1)
-        samples = malloc(sizeof(float) * max_samples);
-    long got = 0;
-    while (samples && *count < max_samples &&
-           (got = es_audio_file_read(file, samples + *count, max_samples - *count, why,
-                                     sizeof why)) > 0)
-        *count += (size_t)got;
-    es_audio_file_close(file);
-    if (samples && (got < 0 || *count == 0)) {
-        free(samples);
-        samples = NULL;
-    }
-    return samples;
-}
-
-typedef struct eval_item {
-    const char *path;
-    int positive;
-} eval_item;
-
-typedef struct posterior_log {
-    float *values; /* the phrase's posterior per frame */
-    size_t count, capacity;
-} posterior_log;
-
-static void log_posterior(const es_frame_posteriors *frame, void *user) {
-    posterior_log *log = user;
-    if (log->count == log->capacity) {
-        const size_t capacity = log->capacity ? 2 * log->capacity : 65536;
-        float *grown = realloc(log->values, sizeof(float) * capacity);
-        if (!grown) return;
-        log->values = grown;
-        log->capacity = capacity;
-    }
-    log->values[log->count++] = frame->keyword_count > 0 ? frame->keywords[0] : 0.0f;
-}
-
-typedef struct window {
-    int64_t start, end; /* samples: a positive's clip and the half second after it */
-} window;
-
-typedef struct eval_stream {
-    posterior_log posteriors;
-    window *positives;
-    int positive_count;
-    double seconds;
-    double negative_seconds; /* outside the positives' windows */
-    int clips;
-} eval_stream;
-
-static void shuffle(eval_item *items, int count, es_rng *rng) {
-    for (int i = count - 1; i > 0; i--) {
-        const int k = es_rng_below(rng, i + 1);
-        const eval_item t = items[i];
-        items[i] = items[k];
-        items[k] = t;
-    }
-}
-
-/* One long stream through the pipeline `earshot file` uses: negatives in
- * random order with the positives spread among them, silence of 0.3-1 s
- * between clips, a faint noise floor, and a third of the clips mixed with
- * the split's noise at 5-20 dB SNR. Collects the phrase's posterior per frame. */
-static int run_stream(const es_model *model, eval_item *items, int count, float **noises,
-                      const size_t *noise_counts, int noise_clips, uint64_t seed,
-                      eval_stream *out) {
-    memset(out, 0, sizeof *out);
-    es_rng rng;
-    es_rng_seed(&rng, seed);
-    shuffle(items, count, &rng);
-    es_pipeline_error err;
-    es_model *vad = NULL;
-    if (es_pipeline_load_model(NULL, "vad", NULL, &vad, &err) != ES_PIPELINE_OK) {
-        es_cli_error("train-keyword: the built-in VAD model: %s", err.why);
-        return -1;
-    }
-    es_pipeline_config config;
-    es_pipeline_config_default(&config, ES_PIPELINE_OFFLINE);
-    config.source = "calibration";
-    config.vad_model = vad;
-    config.kws_models[0] = model;
-    config.kws_model_count = 1;
-    config.input_rate_hz = SAMPLE_RATE_HZ;
-    config.input_channels = 1;
-    config.on_frame = log_posterior;
-    config.frame_user = &out->posteriors;
-    es_pipeline *pipeline = NULL;
-    if (es_pipeline_create(&config, &pipeline, &err) != ES_PIPELINE_OK) {
-        es_cli_error("train-keyword: cannot run the model: %s", err.why);
-        es_model_destroy(vad);
-        return -1;
-    }
-    out->positives = calloc((size_t)count + 1, sizeof(window));
-    const size_t max_samples = 30 * SAMPLE_RATE_HZ;
-    float *gap = malloc(sizeof(float) * SAMPLE_RATE_HZ);
-    int64_t position = 0;
-    int rc = out->positives && gap ? 0 : -1;
-    for (int i = 0; i < count && rc == 0; i++) {
-        size_t n = 0;
-        float *samples = read_clip(items[i].path, max_samples, &n);
-        if (!samples) continue;
-        const double floor_peak = sqrt(3.0) * pow(10.0, es_rng_uniform(&rng, -80.0, -60.0) / 20.0);
-        if (noise_clips > 0 && es_rng_uniform(&rng, 0, 1) < 1.0 / 3) {
-            const int which = es_rng_below(&rng, noise_clips);
-            es_augment_add_noise(samples, n, es_mean_power(samples, n), noises[which],
-                                 noise_counts[which],
-                                 (size_t)es_rng_below(&rng, (int)noise_counts[which]),
-                                 (float)es_rng_uniform(&rng, 5.0, 20.0));
-        }
-        for (size_t s = 0; s < n; s++)
-            samples[s] += (float)es_rng_uniform(&rng, -floor_peak, floor_peak);
-        const size_t gap_count = (size_t)(es_rng_uniform(&rng, 0.3, 1.0) * SAMPLE_RATE_HZ);
-        for (size_t s = 0; s < gap_count; s++)
-            gap[s] = (float)es_rng_uniform(&rng, -floor_peak, floor_peak);
-        if (items[i].positive)
-            out->positives[out->positive_count++] =
-                (window){position, position + (int64_t)n + SAMPLE_RATE_HZ / 2};
-        if (es_pipeline_push(pipeline, samples, n) != ES_PIPELINE_OK ||
-            es_pipeline_push(pipeline, gap, gap_count) != ES_PIPELINE_OK)
-            rc = -1;
-        position += (int64_t)(n + gap_count);
-        out->clips++;
-        free(samples);
-    }
-    if (rc == 0 && es_pipeline_finish(pipeline) != ES_PIPELINE_OK) rc = -1;
-    free(gap);
-    es_pipeline_destroy(pipeline);
-    es_model_destroy(vad);
-    out->seconds = (double)position / SAMPLE_RATE_HZ;
-    double positive_s = 0;
-    for (int i = 0; i < out->positive_count; i++)
-        positive_s += (double)(out->positives[i].end - out->positives[i].start) / SAMPLE_RATE_HZ;
-    out->negative_seconds = out->seconds - positive_s;
-    if (rc) es_cli_error("train-keyword: the evaluation stream failed (out of memory?)");
-    return rc;
-}
-
-static void eval_stream_free(eval_stream *s) {
-    free(s->posteriors.values);
-    free(s->positives);
-}
-
-typedef struct detection_counts {
-    int hits;         /* positives with an event inside their window */
-    int false_alarms; /* events outside every window */
-} detection_counts;
-
-typedef struct count_state {
-    const eval_stream *stream;
-    char *hit;
-    int false_alarms;
-} count_state;
-
-static void count_event(const es_event *event, void *user) {
-    count_state *c = user;
-    const int64_t at = (int64_t)llround(event->time_s * SAMPLE_RATE_HZ);
-    /* Windows are in stream order: binary search for the last starting at or before `at`. */
-    int low = 0, high = c->stream->positive_count - 1, found = -1;
-    while (low <= high) {
-        const int mid = (low + high) / 2;
-        if (c->stream->positives[mid].start <= at) {
-            found = mid;
-            low = mid + 1;
-        } else
-            high = mid - 1;
-    }
-    if (found >= 0 && at < c->stream->positives[found].end)
-        c->hit[found] = 1;
-    else
-        c->false_alarms++;
-}
-
-/* The detector `earshot file` runs, with its default smoothing and refractory
- * period, at `threshold`, over the logged posteriors. */
-static detection_counts detect_at(const eval_stream *stream, const char *phrase, float threshold) {
-    detection_counts result = {0, 0};
-    es_kws_config config;
-    es_kws_config_default(&config);
-    config.default_threshold = threshold;
-    es_frontend_config frontend;
-    es_frontend_config_default(&frontend);
-    const char *labels[] = {phrase};
-    es_kws_detector *detector = NULL;
-    if (es_kws_detector_create(&config, 1, labels, frontend.sample_rate_hz, frontend.hop_samples,
-                               &detector) != ES_DETECT_OK)
-        return (detection_counts){-1, -1};
-    count_state c = {stream, calloc((size_t)stream->positive_count + 1, 1), 0};
-    for (size_t t = 0; c.hit && t < stream->posteriors.count; t++)
-        es_kws_detector_step(detector, (int64_t)t * frontend.hop_samples,
-                             &stream->posteriors.values[t], 1, count_event, &c);
-    es_kws_detector_flush(detector, count_event, &c);
-    es_kws_detector_destroy(detector);
-    for (int i = 0; c.hit && i < stream->positive_count; i++)
-        result.hits += c.hit[i];
-    result.false_alarms = c.false_alarms;
-    free(c.hit);
-    return result;
-}
-
-static double per_hour(int count, double seconds) {
-    return seconds > 0 ? count * 3600.0 / seconds : NAN;
-}
-
-/* The lowest threshold of the grid at and above which the stream's false
- * alarms stay within the budget; *met says whether even the highest did. */
-static float calibrate(const eval_stream *valid, const char *phrase, float max_per_hour, int *met) {
-    float grid[128];
-    int n = 0;
-    for (int i = 5; i <= 95; i++)
-        grid[n++] = (float)i / 100.0f;
-    const float top[] = {0.96f, 0.97f, 0.98f, 0.99f, 0.995f, 0.998f, 0.999f};
-    for (size_t i = 0; i < COUNT_OF(top); i++)
-        grid[n++] = top[i];
-    float chosen = grid[n - 1];
-    *met = 0;
-    for (int i = n - 1; i >= 0; i--) {
-        const detection_counts d = detect_at(valid, phrase, grid[i]);
-        if (d.false_alarms < 0 || per_hour(d.false_alarms, valid->negative_seconds) > max_per_hour)
-            break;
-        chosen = grid[i];
-        *met = 1;
-    }
-    return chosen;
-}
-
-/* Items of one split: this run's clips and data/'s, noise aside. */
+/* Items of one split: this run's clips (positives say the phrase, keyword
+ * column 0, over the whole clip) and data/'s, noise aside. */
 static int collect_items(const job_list *jobs, const data_set *data, const char *work, int split,
-                         eval_item **items, char ***owned, int *count, int *owned_count) {
+                         es_cal_item **items, char ***owned, int *count, int *owned_count) {
     *count = *owned_count = 0;
     const int capacity = jobs->count + (data ? data->count : 0) + 1;
-    *items = calloc((size_t)capacity, sizeof(eval_item));
+    *items = calloc((size_t)capacity, sizeof(es_cal_item));
     *owned = calloc((size_t)capacity, sizeof(char *));
     if (!*items || !*owned) return -1;
     for (int i = 0; i < jobs->count; i++) {
@@ -1251,69 +1019,59 @@ static int collect_items(const job_list *jobs, const data_set *data, const char 
         if (!path) return -1;
         sprintf(path, "%s/%s", work, j->path);
         (*owned)[(*owned_count)++] = path;
-        (*items)[(*count)++] = (eval_item){path, j->kind == CLIP_POSITIVE};
+        (*items)[(*count)++] = (es_cal_item){path, j->kind == CLIP_POSITIVE ? 0 : -1, 0, 0};
     }
     for (int i = 0; data && i < data->count; i++)
         if (data->items[i].split == split && data->items[i].kind != CLIP_NOISE)
-            (*items)[(*count)++] = (eval_item){data->items[i].path, 0};
+            (*items)[(*count)++] = (es_cal_item){data->items[i].path, -1, 0, 0};
     return 0;
 }
 
-typedef struct noise_set {
-    float *samples[512];
-    size_t counts[512];
-    int count;
-} noise_set;
+#define MAX_NOISES 512
 
-static void load_noises(const job_list *jobs, const data_set *data, const char *work, int split,
-                        noise_set *noises) {
-    noises->count = 0;
+static int load_noises(const job_list *jobs, const data_set *data, const char *work, int split,
+                       es_cal_noises *noises) {
     char path[4096 + 80];
-    for (int i = 0; i < jobs->count && noises->count < 512; i++) {
+    for (int i = 0; i < jobs->count && noises->count < MAX_NOISES; i++) {
         const render_job *j = &jobs->items[i];
         if (j->split != split || j->kind != CLIP_NOISE || j->duration_s <= 0) continue;
         snprintf(path, sizeof path, "%s/%s", work, j->path);
-        float *s = read_clip(path, 60 * SAMPLE_RATE_HZ, &noises->counts[noises->count]);
-        if (s && noises->counts[noises->count] >= SAMPLE_RATE_HZ / 2)
-            noises->samples[noises->count++] = s;
-        else
-            free(s);
+        if (es_cal_noises_add(noises, path) < 0) return -1;
     }
-    for (int i = 0; data && i < data->count && noises->count < 512; i++) {
+    for (int i = 0; data && i < data->count && noises->count < MAX_NOISES; i++) {
         if (data->items[i].split != split || data->items[i].kind != CLIP_NOISE) continue;
-        float *s =
-            read_clip(data->items[i].path, 60 * SAMPLE_RATE_HZ, &noises->counts[noises->count]);
-        if (s && noises->counts[noises->count] >= SAMPLE_RATE_HZ / 2)
-            noises->samples[noises->count++] = s;
-        else
-            free(s);
+        if (es_cal_noises_add(noises, data->items[i].path) < 0) return -1;
     }
+    return 0;
 }
 
-static void noises_free(noise_set *noises) {
-    for (int i = 0; i < noises->count; i++)
-        free(noises->samples[i]);
-}
-
-/* A split's stream: its speech clips, then each of its noises alone as well. */
+/* A split's stream: its speech clips, a third of them mixed with its noises. */
 static int evaluate_split(const es_model *model, const job_list *jobs, const data_set *data,
-                          const char *work, int split, uint64_t seed, eval_stream *stream) {
-    eval_item *items = NULL;
+                          const char *work, int split, uint64_t seed, es_cal_stream *stream) {
+    es_cal_item *items = NULL;
     char **owned = NULL;
     int count = 0, owned_count = 0;
-    noise_set noises = {0};
+    es_cal_noises noises = {0};
+    char why[512] = "out of memory";
     int rc = collect_items(jobs, data, work, split, &items, &owned, &count, &owned_count);
-    if (rc == 0) {
-        load_noises(jobs, data, work, split, &noises);
-        rc = run_stream(model, items, count, noises.samples, noises.counts, noises.count, seed,
-                        stream);
-    }
-    noises_free(&noises);
+    if (rc == 0) rc = load_noises(jobs, data, work, split, &noises);
+    if (rc == 0)
+        rc = es_cal_run_stream(model, items, count, &noises, seed, NULL, stream, why, sizeof why);
+    if (rc) es_cli_error("train-keyword: the %s stream: %s", split_names[split], why);
+    es_cal_noises_free(&noises);
     for (int i = 0; i < owned_count; i++)
         free(owned[i]);
     free(owned);
     free(items);
     return rc;
+}
+
+/* The phrase (column 0) at `threshold`. */
+static es_cal_counts detect_at(const es_cal_stream *stream, float threshold) {
+    es_cal_counts counts;
+    if (es_cal_detect(stream, 0, threshold, &counts) != 0)
+        counts = (es_cal_counts){stream->positives[0], -1, -1};
+    return counts;
 }
 
 /* ---- model card -------------------------------------------------------------------------- */
@@ -1330,8 +1088,8 @@ typedef struct run_figures {
     double total_minutes;
     float threshold;
     int threshold_met;
-    eval_stream *valid, *test;
-    detection_counts valid_at, test_at;
+    es_cal_stream *valid, *test;
+    es_cal_counts valid_at, test_at;
 } run_figures;
 
 static void card_path(const char *model_path, char *out, size_t size) {
@@ -1349,9 +1107,9 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
         return -1;
     }
     const double test_recall =
-        f->test->positive_count ? (double)f->test_at.hits / f->test->positive_count : NAN;
+        f->test_at.positives ? (double)f->test_at.hits / f->test_at.positives : NAN;
     const double valid_recall =
-        f->valid->positive_count ? (double)f->valid_at.hits / f->valid->positive_count : NAN;
+        f->valid_at.positives ? (double)f->valid_at.hits / f->valid_at.positives : NAN;
     fprintf(file,
             "# Keyword model: \"%s\"\n\n"
             "Made by `earshot train-keyword \"%s\" -o %s --minutes %g --seed %d --hidden %d%s` "
@@ -1370,13 +1128,13 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             "alarm.\n\n",
             opt->phrase, opt->phrase, opt->output_path, opt->minutes, opt->seed, opt->hidden,
             opt->small ? " --small" : "", f->total_minutes, f->train_minutes, opt->phrase,
-            opt->phrase, f->voices[SPLIT_VALID], f->valid->positive_count, valid_recall,
+            opt->phrase, f->voices[SPLIT_VALID], f->valid_at.positives, valid_recall,
             f->valid_at.false_alarms, f->valid->negative_seconds / 3600,
-            per_hour(f->valid_at.false_alarms, f->valid->negative_seconds), f->voices[SPLIT_TEST],
-            f->test->positive_count, test_recall, f->test_at.false_alarms,
+            es_cal_per_hour(f->valid_at.false_alarms, f->valid->negative_seconds),
+            f->voices[SPLIT_TEST], f->test_at.positives, test_recall, f->test_at.false_alarms,
             f->test->negative_seconds / 3600,
-            per_hour(f->test_at.false_alarms, f->test->negative_seconds), (double)f->threshold,
-            (double)opt->max_alarms_per_hour,
+            es_cal_per_hour(f->test_at.false_alarms, f->test->negative_seconds),
+            (double)f->threshold, (double)opt->max_alarms_per_hour,
             f->threshold_met ? "" : " (**not met**: even the highest threshold tried exceeds it)");
     fprintf(file,
             "## Data\n\n"
@@ -1409,10 +1167,10 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
                   "| threshold | recall | false alarms / hour |\n|---|---|---|\n");
     static const float others[] = {0.3f, 0.5f, 0.7f, 0.8f, 0.9f, 0.95f};
     for (size_t i = 0; i < COUNT_OF(others); i++) {
-        const detection_counts d = detect_at(f->test, opt->phrase, others[i]);
+        const es_cal_counts d = detect_at(f->test, others[i]);
         fprintf(file, "| %.2f | %.3f | %.2f |\n", (double)others[i],
-                f->test->positive_count ? (double)d.hits / f->test->positive_count : NAN,
-                per_hour(d.false_alarms, f->test->negative_seconds));
+                d.positives ? (double)d.hits / d.positives : NAN,
+                es_cal_per_hour(d.false_alarms, f->test->negative_seconds));
     }
     return fclose(file) == 0 ? 0 : -1;
 }
@@ -1569,7 +1327,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
     job_list jobs = {0};
     data_set data = {0};
     es_model *model = NULL;
-    eval_stream valid = {0}, test = {0};
+    es_cal_stream valid = {0}, test = {0};
     run_figures figures = {.phonemes = trimmed};
 
     note("\"%s\" [%s]: budget %.1f min, work folder %s", opt.phrase, trimmed, opt.minutes, work);
@@ -1633,14 +1391,19 @@ int es_cmd_train_keyword(int argc, char **argv) {
     if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_VALID,
                        (uint64_t)opt.seed + 11, &valid) != 0)
         goto done;
-    figures.threshold =
-        calibrate(&valid, opt.phrase, opt.max_alarms_per_hour, &figures.threshold_met);
-    figures.valid_at = detect_at(&valid, opt.phrase, figures.threshold);
+    es_cal_result calibrated;
+    if (es_cal_calibrate(&valid, opt.max_alarms_per_hour, &calibrated) != 0) {
+        es_cli_error("train-keyword: calibration: out of memory");
+        goto done;
+    }
+    figures.threshold = calibrated.thresholds[0];
+    figures.threshold_met = calibrated.met;
+    figures.valid_at = calibrated.counts[0];
     note("threshold %.3f: %d false alarms in %.2f h of keyword-free audio (%.2f/h), recall "
          "%d/%d",
          (double)figures.threshold, figures.valid_at.false_alarms, valid.negative_seconds / 3600,
-         per_hour(figures.valid_at.false_alarms, valid.negative_seconds), figures.valid_at.hits,
-         valid.positive_count);
+         es_cal_per_hour(figures.valid_at.false_alarms, valid.negative_seconds),
+         figures.valid_at.hits, figures.valid_at.positives);
     if (!figures.threshold_met)
         note("warning: even threshold %.3f gives more than %.2f false alarms per hour",
              (double)figures.threshold, (double)opt.max_alarms_per_hour);
@@ -1649,15 +1412,15 @@ int es_cmd_train_keyword(int argc, char **argv) {
     if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_TEST,
                        (uint64_t)opt.seed + 23, &test) != 0)
         goto done;
-    figures.test_at = detect_at(&test, opt.phrase, figures.threshold);
+    figures.test_at = detect_at(&test, figures.threshold);
     figures.valid = &valid;
     figures.test = &test;
 
-    float thresholds[ES_MAX_OUTPUTS] = {0};
-    for (int i = 0; i < es_model_output_size(model); i++)
-        thresholds[i] = strcmp(es_model_label(model, i), opt.phrase) == 0 ? figures.threshold : 0;
-    if (es_model_set_thresholds(model, thresholds) != ES_RNN_OK ||
-        es_model_save(model, opt.output_path, &err) != ES_RNN_OK) {
+    if (es_cal_apply(model, &valid, calibrated.thresholds) != 0) {
+        es_cli_error("%s: cannot store the threshold in the model", opt.output_path);
+        goto done;
+    }
+    if (es_model_save(model, opt.output_path, &err) != ES_RNN_OK) {
         es_cli_error("%s: %s", opt.output_path, err.why);
         goto done;
     }
@@ -1669,18 +1432,19 @@ int es_cmd_train_keyword(int argc, char **argv) {
     printf("phrase\t%s\tminutes\t%.1f\trecall\t%.3f\tfalse_alarms_per_hour\t%.2f\t"
            "negative_hours\t%.2f\tthreshold\t%.3f\tpositives\t%d\n",
            opt.phrase, figures.total_minutes,
-           test.positive_count ? (double)figures.test_at.hits / test.positive_count : NAN,
-           per_hour(figures.test_at.false_alarms, test.negative_seconds),
-           test.negative_seconds / 3600, (double)figures.threshold, test.positive_count);
+           figures.test_at.positives ? (double)figures.test_at.hits / figures.test_at.positives
+                                     : NAN,
+           es_cal_per_hour(figures.test_at.false_alarms, test.negative_seconds),
+           test.negative_seconds / 3600, (double)figures.threshold, figures.test_at.positives);
     fflush(stdout);
     note("wrote %s and %s: test recall %d/%d, %d false alarms in %.2f h, %.1f min in all",
-         opt.output_path, card, figures.test_at.hits, test.positive_count,
+         opt.output_path, card, figures.test_at.hits, figures.test_at.positives,
          figures.test_at.false_alarms, test.negative_seconds / 3600, figures.total_minutes);
     status = ES_EXIT_OK;
 done:
     es_model_destroy(model);
-    eval_stream_free(&valid);
-    eval_stream_free(&test);
+    es_cal_stream_free(&valid);
+    es_cal_stream_free(&test);
     for (int i = 0; i < jobs.count; i++)
         free(jobs.items[i].text);
     free(jobs.items);

@@ -1,0 +1,145 @@
+/*
+ * calibrate — per-keyword detection thresholds for a false-alarm budget,
+ * measured on held-out audio through the very pipeline `earshot file` runs.
+ *
+ * The story, as `earshot calibrate` and `earshot train-keyword` tell it:
+ *
+ *   1. A calibration stream (es_cal_run_stream): held-out clips in random
+ *      order, 0.3-1 s of near-silence between them, a faint noise floor, and
+ *      a third of the clips mixed with noise at 5-20 dB SNR, pushed through
+ *      es_pipeline with the built-in VAD and the keyword model. Every frame's
+ *      keyword posteriors are logged (one column per keyword output, filler
+ *      outputs excluded: es_pipeline_keyword_label order). A clip that says a
+ *      keyword records a window: from where the keyword starts to half a
+ *      second after it ends (ES_CAL_AFTER_S).
+ *   2. Detection replayed offline (es_cal_detect): for keyword k at
+ *      threshold T, the detector `earshot file` runs by default
+ *      (es_kws_config_default: smoothing, refractory period) steps over
+ *      column k alone. A hit is an event of k inside a window of k (each
+ *      window counts once); a false alarm is an event outside every window,
+ *      whichever keyword the windows belong to (an event of k inside another
+ *      keyword's window is neither). Rates per hour are over the stream's
+ *      seconds outside all windows (es_cal_stream.negative_seconds).
+ *   3. Thresholds (es_cal_calibrate) on a grid (0.05..0.95 by 0.01, then
+ *      0.96 .. 0.999) so that the SUM of false alarms over keywords stays
+ *      within the budget. Greedy: every keyword starts at the top of the
+ *      grid; a keyword's false alarms at T are taken as the most seen at any
+ *      grid threshold >= T (so lowering never looks cheaper than it was on
+ *      the way down). Each step lowers one keyword's threshold to a grid
+ *      point that keeps the total within budget, choosing the move with the
+ *      most extra hits per extra false alarm (moves that add no false alarm
+ *      first, the lowest such threshold). When no move gains hits, moves that
+ *      only spend budget are taken, cheapest first, until none fits: with one
+ *      keyword the result is exactly "the lowest threshold at and above
+ *      which the false alarms stay within the budget".
+ *
+ * Library code: errors are returned with a reason, never printed.
+ */
+#ifndef ES_CALIBRATE_H
+#define ES_CALIBRATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "detect.h"
+#include "progress.h"
+#include "rnn.h"
+
+#define ES_CAL_SAMPLE_RATE_HZ 16000
+/* A positive's window reaches this far past the end of its keyword. */
+#define ES_CAL_AFTER_S 0.5
+/* Clips are read up to this long; noises up to ES_CAL_MAX_NOISE_S. */
+#define ES_CAL_MAX_CLIP_S 30
+#define ES_CAL_MAX_NOISE_S 60
+
+/* One clip of the stream: 16 kHz mono (other clips are skipped and counted). */
+typedef struct es_cal_item {
+    const char *path;
+    int keyword;    /* column of the keyword it says, or -1: keyword-free */
+    double start_s; /* where in the clip the keyword starts ... */
+    double end_s;   /* ... and ends; end_s <= 0: the whole clip */
+} es_cal_item;
+
+/* Noise mixed into a third of the clips. */
+typedef struct es_cal_noises {
+    float **samples;
+    size_t *counts;
+    int count, capacity;
+} es_cal_noises;
+
+/* Reads a noise clip (16 kHz mono, at least half a second, up to
+ * ES_CAL_MAX_NOISE_S): 1 when added, 0 when unusable (skipped), -1 out of memory. */
+int es_cal_noises_add(es_cal_noises *noises, const char *path);
+void es_cal_noises_free(es_cal_noises *noises);
+
+typedef struct es_cal_window {
+    int64_t start, end; /* 16 kHz samples of stream time, end exclusive */
+    int keyword;        /* column */
+} es_cal_window;
+
+typedef struct es_cal_stream {
+    int keyword_count;
+    char labels[ES_KWS_MAX_KEYWORDS][ES_MAX_LABEL];
+    int outputs[ES_KWS_MAX_KEYWORDS]; /* the model output of each column (-1: unknown) */
+    float *posteriors;                /* frames x keyword_count, frame t at t x 10 ms */
+    size_t frames, capacity;
+    es_cal_window *windows; /* in order of start */
+    int window_count, window_capacity;
+    int64_t *reach; /* reach[i]: the latest end of windows[0..i] */
+    int positives[ES_KWS_MAX_KEYWORDS];
+    double seconds;          /* the whole stream */
+    double negative_seconds; /* outside every window */
+    int clips, skipped;      /* clips streamed; clips that could not be read */
+} es_cal_stream;
+
+/* The keyword columns of a model (outputs whose label is a keyword, in
+ * order): fills labels/outputs; keyword_count 0 when it has none. */
+void es_cal_stream_init(es_cal_stream *s, const es_model *model);
+/* Building a stream by hand (tests, other sources): columns named `labels`. */
+int es_cal_stream_init_labels(es_cal_stream *s, int count, const char *const *labels);
+/* Appends one frame's keyword_count posteriors; -1 out of memory. */
+int es_cal_stream_add_frame(es_cal_stream *s, const float *posteriors);
+/* Records a positive's window (starts must not decrease); -1 out of memory. */
+int es_cal_stream_add_window(es_cal_stream *s, int64_t start, int64_t end, int keyword);
+/* Closes the stream at `seconds`: negative_seconds, reach. */
+void es_cal_stream_finish(es_cal_stream *s, double seconds);
+void es_cal_stream_free(es_cal_stream *s);
+
+/* Step 1: the stream of `items` (shuffled in place by `seed`) through the
+ * pipeline with the built-in VAD and `model`. Item keywords are columns of
+ * es_cal_stream_init(model). `noises` may be NULL; `progress` (may be NULL)
+ * gets each clip's seconds. Returns 0, or -1 with a reason in `why`. */
+int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
+                      const es_cal_noises *noises, uint64_t seed, es_progress *progress,
+                      es_cal_stream *out, char *why, size_t why_size);
+
+typedef struct es_cal_counts {
+    int positives;    /* windows of the keyword */
+    int hits;         /* of them, with an event of the keyword inside */
+    int false_alarms; /* events of the keyword outside every window */
+} es_cal_counts;
+
+/* Step 2: keyword column `keyword` at `threshold`; -1 on a bad argument or
+ * out of memory. */
+int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, es_cal_counts *out);
+
+/* count per hour of `seconds` (NAN when seconds <= 0). */
+double es_cal_per_hour(int count, double seconds);
+
+typedef struct es_cal_result {
+    float thresholds[ES_KWS_MAX_KEYWORDS]; /* per column */
+    es_cal_counts counts[ES_KWS_MAX_KEYWORDS];
+    int hits, positives, false_alarms; /* totals */
+    int met; /* 1 when the total is within the budget (0: even the top of the grid exceeds it;
+                the thresholds are then the top of the grid) */
+} es_cal_result;
+
+/* Step 3: thresholds for at most `max_per_hour` false alarms per hour in
+ * total. Returns 0, or -1 out of memory. */
+int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *out);
+
+/* Stores per-column thresholds in `model` (the model es_cal_stream_init was
+ * given): each keyword output gets its column's, filler outputs 0. */
+int es_cal_apply(es_model *model, const es_cal_stream *s, const float *thresholds);
+
+#endif
