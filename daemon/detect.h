@@ -91,7 +91,8 @@ void es_vad_detector_flush(es_vad_detector *d, es_event_sink sink, void *user);
  * speech onset can be announced without ever being taken back (the segment's
  * own event comes only once it has ended). `*start_samples` (may be NULL)
  * gets the start its event will carry. Segments that begin at a max-speech
- * split are not announced again. */
+ * split are not announced again (unlike speech_start events, which the same
+ * step sends when speech_start_events is set, one per speech event). */
 int es_vad_detector_confirmed(const es_vad_detector *d, int64_t *start_samples);
 
 #define ES_KWS_MAX_KEYWORDS 64
