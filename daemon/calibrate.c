@@ -407,6 +407,7 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
     while (allowed > 0 && !(es_cal_per_hour(allowed, s->negative_seconds) <= max_per_hour))
         allowed--;
 
+    out->allowed = allowed;
     curve *curves = malloc(sizeof(curve) * (size_t)k_count);
     if (!curves) return -1;
     int cur[ES_KWS_MAX_KEYWORDS];

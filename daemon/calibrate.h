@@ -130,8 +130,9 @@ typedef struct es_cal_result {
     float thresholds[ES_KWS_MAX_KEYWORDS]; /* per column */
     es_cal_counts counts[ES_KWS_MAX_KEYWORDS];
     int hits, positives, false_alarms; /* totals */
-    int met; /* 1 when the total is within the budget (0: even the top of the grid exceeds it;
-                the thresholds are then the top of the grid) */
+    int allowed; /* the most false alarms in all the budget allows on this stream */
+    int met;     /* 1 when the total is within the budget (0: even the top of the grid exceeds it;
+                    the thresholds are then the top of the grid) */
 } es_cal_result;
 
 /* Step 3: thresholds for at most `max_per_hour` false alarms per hour in

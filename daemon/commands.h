@@ -14,5 +14,6 @@ int es_cmd_daemon(int argc, char **argv);        /* service.c */
 int es_cmd_listen(int argc, char **argv);        /* listen.c */
 int es_cmd_train(int argc, char **argv);         /* train_cmd.c */
 int es_cmd_train_keyword(int argc, char **argv); /* train_keyword.c */
+int es_cmd_calibrate(int argc, char **argv);     /* calibrate_cmd.c */
 
 #endif

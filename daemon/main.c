@@ -25,6 +25,7 @@ static const command commands[] = {
     {"devices", es_cmd_devices, "list the audio input devices"},
     {"train", es_cmd_train, "train a speech or keyword model from a data manifest"},
     {"train-keyword", es_cmd_train_keyword, "make a keyword model from nothing but the phrase"},
+    {"calibrate", es_cmd_calibrate, "set a keyword model's thresholds for a false-alarm budget"},
     {"daemon", es_cmd_daemon, "run the detection service (systemd/earshot.service)"},
     {"listen", es_cmd_listen, "print a running daemon's events as they happen"},
     /* ---- Add a row here when your subcommand's implementation lands (one row

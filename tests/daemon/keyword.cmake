@@ -6,3 +6,7 @@ es_add_test(test_train_keyword SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_train_ke
             LIBS es_daemon)
 set_tests_properties(test_train_keyword PROPERTIES LABELS no-asan)
 add_test(NAME test_train_keyword_phrases COMMAND test_train_keyword test_unusable_phrases*)
+# Per-keyword thresholds for a false-alarm budget (daemon/calibrate.h) on
+# synthetic posteriors, and `earshot calibrate` on clips cut from demo.wav.
+es_add_test(test_calibrate SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_calibrate.c LIBS es_daemon)
+add_dependencies(test_calibrate earshot)

@@ -1,0 +1,487 @@
+/* daemon/calibrate: exact hit and false-alarm counts on synthetic posteriors
+ * (known windows and spikes), thresholds that keep the total of false alarms
+ * within the budget (and the greedy's choice between keywords), one keyword
+ * = the lowest threshold within budget, thresholds stored in the model; and
+ * `earshot calibrate` on a tiny manifest cut from tests/clips/demo.wav at
+ * test time, with its bad inputs (exit 1 runtime, 2 usage). */
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sndfile.h>
+
+#include "audio_file.h"
+#include "calibrate.h"
+#include "commands.h"
+#include "pipeline.h"
+#include "rnn.h"
+
+#define EARSHOT ES_BINARY_DIR "/daemon/earshot"
+#define DEMO ES_SOURCE_DIR "/tests/clips/demo.wav"
+#define FPS 100 /* frames per second: 10 ms hop */
+#define SR ES_CAL_SAMPLE_RATE_HZ
+
+/* ---- synthetic streams ------------------------------------------------------------ */
+
+typedef struct spike {
+    int keyword;
+    double at_s;
+    float height; /* a 200 ms plateau */
+} spike;
+
+typedef struct span {
+    double start_s, end_s;
+    int keyword;
+} span;
+
+/* A stream of `seconds` with zero posteriors but for the spikes, and the windows. */
+static void make_stream(es_cal_stream *s, int keyword_count, const char *const *labels,
+                        double seconds, const spike *spikes, int spike_count, const span *windows,
+                        int window_count) {
+    assert_int_equal(es_cal_stream_init_labels(s, keyword_count, labels), 0);
+    const size_t frames = (size_t)llround(seconds * FPS);
+    float *all = calloc(frames * (size_t)keyword_count, sizeof(float));
+    assert_non_null(all);
+    for (int i = 0; i < spike_count; i++) {
+        const size_t first = (size_t)llround(spikes[i].at_s * FPS);
+        for (size_t t = first; t < first + 20 && t < frames; t++)
+            all[t * (size_t)keyword_count + (size_t)spikes[i].keyword] = spikes[i].height;
+    }
+    for (size_t t = 0; t < frames; t++)
+        assert_int_equal(es_cal_stream_add_frame(s, all + t * (size_t)keyword_count), 0);
+    free(all);
+    for (int i = 0; i < window_count; i++)
+        assert_int_equal(es_cal_stream_add_window(s, llround(windows[i].start_s * SR),
+                                                  llround(windows[i].end_s * SR),
+                                                  windows[i].keyword),
+                         0);
+    es_cal_stream_finish(s, seconds);
+}
+
+enum { YES = 0, NO = 1 };
+static const char *const yes_no[] = {"yes", "no"};
+
+/* Windows of 1 s around each positive's spike (0.2 s before, 0.8 s after);
+ * 8 windows = 8 s, so the stream has exactly one hour outside them. Heights
+ * sit between grid points (0.01 apart). */
+static const spike two_keyword_spikes[] = {
+    /* positives of yes: 0.955 0.855 0.755 0.655 0.555 */
+    {YES, 100, 0.955f},
+    {YES, 200, 0.855f},
+    {YES, 300, 0.755f},
+    {YES, 400, 0.655f},
+    {YES, 500, 0.555f},
+    /* positives of no: 0.905 0.705 0.505; yes fires inside the first: neither */
+    {NO, 600, 0.905f},
+    {YES, 600.5, 0.995f},
+    {NO, 700, 0.705f},
+    {NO, 800, 0.505f},
+    /* false alarms: yes 0.925 0.805 0.605; no 0.885 0.405 */
+    {YES, 1000, 0.925f},
+    {YES, 1500, 0.805f},
+    {YES, 2000, 0.605f},
+    {NO, 2500, 0.885f},
+    {NO, 3000, 0.405f},
+};
+static const span two_keyword_windows[] = {
+    {99.8, 100.8, YES},  {199.8, 200.8, YES}, {299.8, 300.8, YES}, {399.8, 400.8, YES},
+    {499.8, 500.8, YES}, {599.8, 600.8, NO},  {699.8, 700.8, NO},  {799.8, 800.8, NO},
+};
+
+static void two_keyword_stream(es_cal_stream *s) {
+    make_stream(s, 2, yes_no, 3608.0, two_keyword_spikes,
+                (int)(sizeof two_keyword_spikes / sizeof two_keyword_spikes[0]),
+                two_keyword_windows,
+                (int)(sizeof two_keyword_windows / sizeof two_keyword_windows[0]));
+}
+
+static void expect_counts(const es_cal_stream *s, int keyword, float threshold, int positives,
+                          int hits, int false_alarms) {
+    es_cal_counts c;
+    assert_int_equal(es_cal_detect(s, keyword, threshold, &c), 0);
+    if (c.positives != positives || c.hits != hits || c.false_alarms != false_alarms)
+        fail_msg("%s at %.3f: positives %d hits %d false alarms %d, expected %d %d %d",
+                 s->labels[keyword], (double)threshold, c.positives, c.hits, c.false_alarms,
+                 positives, hits, false_alarms);
+}
+
+static void test_detect_counts_hits_and_false_alarms_exactly(void **state) {
+    (void)state;
+    es_cal_stream s;
+    two_keyword_stream(&s);
+    assert_int_equal(s.positives[YES], 5);
+    assert_int_equal(s.positives[NO], 3);
+    assert_true(fabs(s.negative_seconds - 3600.0) < 1e-6);
+    expect_counts(&s, YES, 0.999f, 5, 0, 0);
+    /* 0.995 of yes inside a window of no: neither a hit nor a false alarm. */
+    expect_counts(&s, YES, 0.97f, 5, 0, 0);
+    expect_counts(&s, YES, 0.93f, 5, 1, 0);
+    expect_counts(&s, YES, 0.72f, 5, 3, 2);
+    expect_counts(&s, YES, 0.30f, 5, 5, 3);
+    expect_counts(&s, NO, 0.72f, 3, 1, 1);
+    expect_counts(&s, NO, 0.30f, 3, 3, 2);
+    es_cal_counts c;
+    assert_int_equal(es_cal_detect(&s, 2, 0.5f, &c), -1);
+    es_cal_stream_free(&s);
+}
+
+static void test_overlapping_windows_each_count_a_hit(void **state) {
+    (void)state;
+    es_cal_stream s;
+    const spike spikes[] = {{YES, 2.7, 0.9f}, {NO, 10.0, 0.9f}, {NO, 20.0, 0.9f}};
+    /* The second window starts inside the first; the spike lies in both. */
+    const span windows[] = {{1.0, 3.0, YES}, {2.5, 4.0, YES}, {9.9, 11.0, NO}};
+    make_stream(&s, 2, yes_no, 60.0, spikes, 3, windows, 3);
+    assert_true(fabs(s.negative_seconds - (60.0 - 3.0 - 1.1)) < 1e-6);
+    expect_counts(&s, YES, 0.5f, 2, 2, 0);
+    expect_counts(&s, NO, 0.5f, 1, 1, 1);
+    assert_true(fabs(es_cal_per_hour(1, s.negative_seconds) - 3600.0 / s.negative_seconds) < 1e-9);
+    es_cal_stream_free(&s);
+}
+
+static void test_thresholds_keep_the_total_within_budget(void **state) {
+    (void)state;
+    es_cal_stream s;
+    two_keyword_stream(&s);
+    es_cal_result r;
+    /* 2.5 per hour over one hour: two false alarms in all. Free moves take
+     * yes to 0.93 and no to 0.89; then no to 0.41 (2 hits for 1 alarm) beats
+     * yes to 0.61 (3 for 2) and to 0.81 (1 for 1); yes to 0.81 spends the rest. */
+    assert_int_equal(es_cal_calibrate(&s, 2.5f, &r), 0);
+    assert_int_equal(r.met, 1);
+    assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
+    assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
+    assert_int_equal(r.counts[YES].hits, 2);
+    assert_int_equal(r.counts[YES].false_alarms, 1);
+    assert_int_equal(r.counts[NO].hits, 3);
+    assert_int_equal(r.counts[NO].false_alarms, 1);
+    assert_int_equal(r.false_alarms, 2);
+    assert_int_equal(r.hits, 5);
+    assert_int_equal(r.positives, 8);
+    assert_true(es_cal_per_hour(r.false_alarms, s.negative_seconds) <= 2.5);
+
+    /* One alarm in all: it goes to the keyword that gains most per alarm (no). */
+    assert_int_equal(es_cal_calibrate(&s, 1.5f, &r), 0);
+    assert_true(fabsf(r.thresholds[YES] - 0.93f) < 1e-6f);
+    assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
+    assert_int_equal(r.false_alarms, 1);
+
+    /* Whatever the budget, the total stays within it. */
+    for (float budget = 0.0f; budget <= 6.0f; budget += 0.5f) {
+        assert_int_equal(es_cal_calibrate(&s, budget, &r), 0);
+        assert_int_equal(r.met, 1);
+        int total = 0;
+        for (int k = 0; k < 2; k++) {
+            es_cal_counts c;
+            assert_int_equal(es_cal_detect(&s, k, r.thresholds[k], &c), 0);
+            assert_int_equal(c.false_alarms, r.counts[k].false_alarms);
+            assert_int_equal(c.hits, r.counts[k].hits);
+            total += c.false_alarms;
+        }
+        assert_int_equal(total, r.false_alarms);
+        if (!(es_cal_per_hour(total, s.negative_seconds) <= budget + 1e-6))
+            fail_msg("budget %.1f: %d false alarms", (double)budget, total);
+    }
+    es_cal_stream_free(&s);
+}
+
+static void test_one_keyword_gets_the_lowest_threshold_within_budget(void **state) {
+    (void)state;
+    es_cal_stream s;
+    const char *const labels[] = {"hey nova"};
+    /* Alarms at 0.905 and 0.705, a positive at 0.305: with one alarm allowed
+     * the threshold is 0.71 (not lower, though a hit lies below). */
+    const spike spikes[] = {{0, 100, 0.305f}, {0, 1000, 0.905f}, {0, 2000, 0.705f}};
+    const span windows[] = {{99.8, 100.8, 0}};
+    make_stream(&s, 1, labels, 3601.0, spikes, 3, windows, 1);
+    es_cal_result r;
+    assert_int_equal(es_cal_calibrate(&s, 1.5f, &r), 0);
+    assert_int_equal(r.met, 1);
+    assert_true(fabsf(r.thresholds[0] - 0.71f) < 1e-6f);
+    assert_int_equal(r.counts[0].false_alarms, 1);
+    assert_int_equal(r.counts[0].hits, 0);
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, &r), 0);
+    assert_true(fabsf(r.thresholds[0] - 0.91f) < 1e-6f);
+    assert_int_equal(es_cal_calibrate(&s, 10.0f, &r), 0);
+    assert_true(fabsf(r.thresholds[0] - 0.05f) < 1e-6f);
+    assert_int_equal(r.counts[0].hits, 1);
+    es_cal_stream_free(&s);
+}
+
+static void test_budget_out_of_reach_keeps_the_top_of_the_grid(void **state) {
+    (void)state;
+    es_cal_stream s;
+    const spike spikes[] = {{YES, 10, 1.0f}, {NO, 20, 0.5f}};
+    make_stream(&s, 2, yes_no, 3600.0, spikes, 2, NULL, 0);
+    es_cal_result r;
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, &r), 0);
+    assert_int_equal(r.met, 0);
+    assert_true(fabsf(r.thresholds[YES] - 0.999f) < 1e-6f);
+    assert_true(fabsf(r.thresholds[NO] - 0.999f) < 1e-6f);
+    assert_int_equal(r.false_alarms, 1);
+    es_cal_stream_free(&s);
+}
+
+/* ---- models ------------------------------------------------------------------------- */
+
+static es_model *tiny_model(int count, const char *const *labels) {
+    es_frontend_config frontend;
+    es_frontend_config_default(&frontend);
+    es_feature_spec spec;
+    es_pipeline_feature_spec(&frontend, &spec);
+    es_model *m = NULL;
+    assert_int_equal(es_model_create(&spec, frontend.mel_bands, &m), ES_RNN_OK);
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_GRU, 8, ES_ACT_TANH, 0), ES_RNN_OK);
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_DENSE, count,
+                                        count > 1 ? ES_ACT_SOFTMAX : ES_ACT_SIGMOID, 0),
+                     ES_RNN_OK);
+    assert_int_equal(es_model_set_labels(m, count, labels), ES_RNN_OK);
+    es_model_init_weights(m, 7);
+    return m;
+}
+
+static void test_apply_stores_thresholds_by_output(void **state) {
+    (void)state;
+    const char *const labels[] = {"yes", "filler", "no"};
+    es_model *m = tiny_model(3, labels);
+    es_cal_stream s;
+    es_cal_stream_init(&s, m);
+    assert_int_equal(s.keyword_count, 2);
+    assert_string_equal(s.labels[0], "yes");
+    assert_string_equal(s.labels[1], "no");
+    const float thresholds[] = {0.3f, 0.6f};
+    assert_int_equal(es_cal_apply(m, &s, thresholds), 0);
+    const float *stored = es_model_thresholds(m);
+    assert_non_null(stored);
+    assert_true(stored[0] == 0.3f && stored[1] == 0.0f && stored[2] == 0.6f);
+    es_model_destroy(m);
+}
+
+/* ---- the command --------------------------------------------------------------------- */
+
+static char folder[PATH_MAX];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(folder, sizeof folder, "/tmp/earshot-calibrate-test-XXXXXX");
+    return mkdtemp(folder) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char command[PATH_MAX + 16];
+    snprintf(command, sizeof command, "rm -rf '%s'", folder);
+    return system(command) == 0 ? 0 : -1;
+}
+
+/* demo.wav's samples [from_s, to_s) into folder/name (16 kHz mono WAV). */
+static void cut(const float *demo, size_t count, double from_s, double to_s, const char *name) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", folder, name);
+    SF_INFO info = {.samplerate = SR, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
+    SNDFILE *f = sf_open(path, SFM_WRITE, &info);
+    assert_non_null(f);
+    size_t from = (size_t)(from_s * SR), to = (size_t)(to_s * SR);
+    if (to > count) to = count;
+    assert_int_equal(sf_writef_float(f, demo + from, (sf_count_t)(to - from)),
+                     (sf_count_t)(to - from));
+    sf_close(f);
+}
+
+static void write_text(const char *name, const char *text) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", folder, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Clips cut from demo.wav (tests/clips/demo.truth.tsv: a read sentence,
+ * then "left" 4.59-5.06, "stop" 5.96-6.48, "seven" 7.38-7.92) and a model
+ * that knows left, stop and go (no clips of go). */
+static void make_fixture(void) {
+    static int made;
+    if (made) return;
+    es_audio_file *file = NULL;
+    char why[256];
+    assert_int_equal(es_audio_file_open(DEMO, &file, why, sizeof why), 0);
+    const size_t max = 10 * SR;
+    float *demo = malloc(sizeof(float) * max);
+    assert_non_null(demo);
+    size_t count = 0;
+    long got;
+    while (count < max &&
+           (got = es_audio_file_read(file, demo + count, max - count, why, sizeof why)) > 0)
+        count += (size_t)got;
+    es_audio_file_close(file);
+    cut(demo, count, 0.0, 2.2, "sentence-a.wav");
+    cut(demo, count, 2.2, 4.3, "sentence-b.wav");
+    cut(demo, count, 4.3, 5.5, "left.wav");   /* left at 0.29-0.76 */
+    cut(demo, count, 5.7, 6.8, "stop.wav");   /* stop at 0.26-0.78 */
+    cut(demo, count, 7.1, 8.3, "seven.wav");  /* a word the model does not know */
+    cut(demo, count, 8.0, 8.72, "quiet.wav"); /* the end: near silence, as noise */
+    free(demo);
+    write_text("manifest.tsv", "# path\tsplit\tkind\tlabel\tstart_s\tend_s\tvoice\n"
+                               "sentence-a.wav\tvalid\tspeech\t-\t-\t-\tlibrivox:demo\n"
+                               "sentence-b.wav\tvalid\tsentence\t-\t-\t-\tlibrivox:demo\n"
+                               "left.wav\tvalid\tkeyword\tleft\t0.29\t0.76\tsynth:demo\n"
+                               "stop.wav\tvalid\tkeyword\tstop\t0.26\t0.78\tsynth:demo\n"
+                               "seven.wav\tvalid\tkeyword\tseven\t0.28\t0.82\tsynth:demo\n"
+                               "quiet.wav\tvalid\tnoise\t-\t-\t-\tnoise:demo\n"
+                               "missing-train-clip.wav\ttrain\tsentence\t-\t-\t-\tx\n");
+    write_text("positives-only.tsv", "left.wav\tvalid\tkeyword\tleft\t0.29\t0.76\tsynth:demo\n"
+                                     "sentence-a.wav\ttrain\tspeech\t-\t-\t-\tlibrivox:demo\n");
+    write_text("missing-clip.tsv", "sentence-a.wav\tvalid\tspeech\t-\t-\t-\tlibrivox:demo\n"
+                                   "gone.wav\tvalid\tsentence\t-\t-\t-\tx\n");
+    write_text("bad-line.tsv", "sentence-a.wav\tvalid\tspeech\t-\t-\n");
+    write_text("bad-times.tsv", "sentence-a.wav\tvalid\tspeech\t-\t-\t-\tx\n"
+                                "left.wav\tvalid\tkeyword\tleft\t0.8\t0.3\tx\n");
+    const char *const labels[] = {"filler", "left", "stop", "go"};
+    es_model *m = tiny_model(4, labels);
+    char path[PATH_MAX + 64];
+    es_rnn_error err;
+    snprintf(path, sizeof path, "%s/model.esm", folder);
+    assert_int_equal(es_model_save(m, path, &err), ES_RNN_OK);
+    es_model_destroy(m);
+    const char *const filler_only[] = {"filler"};
+    m = tiny_model(1, filler_only);
+    snprintf(path, sizeof path, "%s/filler.esm", folder);
+    assert_int_equal(es_model_save(m, path, &err), ES_RNN_OK);
+    es_model_destroy(m);
+    made = 1;
+}
+
+static int run(const char *args, const char *out_name) {
+    char command[4 * PATH_MAX];
+    snprintf(command, sizeof command, "cd '%s' && '%s' calibrate %s >'%s' 2>'%s.err'", folder,
+             EARSHOT, args, out_name, out_name);
+    const int status = system(command);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char *slurp(const char *name) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", folder, name);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char text[16384];
+    const size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+static void test_command_calibrates_a_tiny_manifest(void **state) {
+    (void)state;
+    make_fixture();
+    assert_int_equal(run("model.esm --manifest manifest.tsv -o out.esm --seed 3", "table.txt"), 0);
+    const char *table = slurp("table.txt");
+    assert_non_null(strstr(table, "keyword  threshold  positives  recall  false_alarms  per_hour"));
+    float t_left = 0, t_stop = 0, t_go = 0;
+    int p_left = -1, p_stop = -1, p_go = -1;
+    for (const char *line = table; line && *line; line = strchr(line, '\n'), line += !!line) {
+        char word[32], recall[16];
+        float t;
+        int positives, alarms;
+        if (sscanf(line, "%31s %f %d %15s %d", word, &t, &positives, recall, &alarms) != 5)
+            continue;
+        if (!strcmp(word, "left")) t_left = t, p_left = positives;
+        if (!strcmp(word, "stop")) t_stop = t, p_stop = positives;
+        if (!strcmp(word, "go")) {
+            t_go = t, p_go = positives;
+            assert_string_equal(recall, "-"); /* no clips of go */
+        }
+    }
+    assert_int_equal(p_left, 1);
+    assert_int_equal(p_stop, 1);
+    assert_int_equal(p_go, 0);
+    assert_non_null(strstr(table, "\ntotal "));
+    assert_null(strstr(table, "NOT met"));
+
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/out.esm", folder);
+    es_model *m = NULL;
+    es_rnn_error err;
+    assert_int_equal(es_model_load_file(path, &m, &err), ES_RNN_OK);
+    const float *stored = es_model_thresholds(m);
+    assert_non_null(stored);
+    assert_true(stored[0] == 0.0f);
+    assert_true(fabsf(stored[1] - t_left) < 1e-3f);
+    assert_true(fabsf(stored[2] - t_stop) < 1e-3f);
+    assert_true(fabsf(stored[3] - t_go) < 1e-3f);
+    for (int i = 1; i < 4; i++)
+        assert_true(stored[i] >= 0.05f && stored[i] <= 0.999f);
+    es_model_destroy(m);
+
+    /* The same seed gives the same model; --hours takes a subset. */
+    assert_int_equal(run("model.esm -m manifest.tsv -o again.esm --seed 3", "again.txt"), 0);
+    char command[3 * PATH_MAX];
+    snprintf(command, sizeof command, "cmp -s '%s/out.esm' '%s/again.esm'", folder, folder);
+    assert_int_equal(system(command), 0);
+    assert_int_equal(
+        run("model.esm -m manifest.tsv -o hour.esm --hours 0.0001 --max-alarms-per-hour 100",
+            "hour.txt"),
+        0);
+    assert_non_null(strstr(slurp("hour.txt.err"), "1 keyword-free clips"));
+}
+
+static void expect_status(const char *args, int status, const char *message) {
+    const int got = run(args, "bad.txt");
+    const char *err = slurp("bad.txt.err");
+    if (got != status || !strstr(err, message))
+        fail_msg("calibrate %s: exit %d (expected %d), stderr: %s", args, got, status, err);
+}
+
+static void test_command_refuses_bad_input(void **state) {
+    (void)state;
+    make_fixture();
+    /* Usage errors: exit 2. */
+    expect_status("", 2, "expected one MODEL");
+    expect_status("model.esm -o x.esm", 2, "--manifest FILE is required");
+    expect_status("model.esm -m manifest.tsv", 2, "-o OUT is required");
+    expect_status("model.esm -m manifest.tsv -o x.esm --hours -1", 2, "--hours");
+    expect_status("model.esm -m manifest.tsv -o x.esm --max-alarms-per-hour x", 2,
+                  "--max-alarms-per-hour");
+    expect_status("model.esm -m manifest.tsv -o x.esm --bogus", 2, "unknown option '--bogus'");
+    expect_status("a.esm b.esm -m manifest.tsv -o x.esm", 2, "expected one MODEL");
+    /* Runtime failures: exit 1, naming the file. */
+    expect_status("missing.esm -m manifest.tsv -o x.esm", 1, "missing.esm");
+    expect_status("manifest.tsv -m manifest.tsv -o x.esm", 1, "manifest.tsv");
+    expect_status("filler.esm -m manifest.tsv -o x.esm", 1, "no keyword outputs");
+    expect_status("model.esm -m missing.tsv -o x.esm", 1, "missing.tsv");
+    expect_status("model.esm -m positives-only.tsv -o x.esm", 1, "no keyword-free clips");
+    expect_status("model.esm -m missing-clip.tsv -o x.esm", 1, "missing-clip.tsv:2");
+    expect_status("model.esm -m bad-line.tsv -o x.esm", 1, "bad-line.tsv:1: expected 7");
+    expect_status("model.esm -m bad-times.tsv -o x.esm", 1, "bad-times.tsv:2");
+    expect_status("model.esm -m manifest.tsv -o no-such-folder/x.esm", 1, "no-such-folder");
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/x.esm", folder);
+    assert_int_not_equal(access(path, F_OK), 0);
+    /* --help: exit 0 with the usage on stdout. */
+    assert_int_equal(run("--help", "help.txt"), 0);
+    assert_non_null(strstr(slurp("help.txt"), "Usage: earshot calibrate MODEL"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_detect_counts_hits_and_false_alarms_exactly),
+        cmocka_unit_test(test_overlapping_windows_each_count_a_hit),
+        cmocka_unit_test(test_thresholds_keep_the_total_within_budget),
+        cmocka_unit_test(test_one_keyword_gets_the_lowest_threshold_within_budget),
+        cmocka_unit_test(test_budget_out_of_reach_keeps_the_top_of_the_grid),
+        cmocka_unit_test(test_apply_stores_thresholds_by_output),
+        cmocka_unit_test(test_command_calibrates_a_tiny_manifest),
+        cmocka_unit_test(test_command_refuses_bad_input),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
