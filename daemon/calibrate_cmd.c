@@ -461,6 +461,8 @@ int es_cmd_calibrate(int argc, char **argv) {
     note("streamed %.2f h in %.0f s (%.0fx real time)", stream.seconds / 3600, streamed - started,
          stream.seconds / (streamed - started));
 
+    note("choosing thresholds: %d keywords, %d positives, %d frames", stream.keyword_count,
+         stream.window_count, (int)stream.frames);
     es_cal_result result;
     if (es_cal_calibrate(&stream, opt.max_alarms_per_hour, &result) != 0) {
         es_cli_error("calibrate: out of memory");

@@ -18,7 +18,7 @@
  *      uses, over a stream of held-out (valid-split) negatives with valid
  *      positives among them; the threshold is the lowest that keeps false
  *      alarms at or under the target rate, with the detector's smoothing and
- *      refractory period;
+ *      refractory period (calibrate.h: the same code as `earshot calibrate`);
  *   5. test: the same over test-split voices and negatives: recall on voices
  *      never used in training or calibration, and false alarms per hour;
  *   6. write the model with its threshold (rnn.h, es_model_set_thresholds)
