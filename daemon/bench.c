@@ -475,12 +475,8 @@ int es_cmd_bench(int argc, char **argv) {
         case 'h':
             fputs(bench_usage, stdout);
             return ES_EXIT_OK;
-        case ':':
-            es_cli_error("bench: %s needs a value", argv[optind - 1]);
-            return ES_EXIT_USAGE;
         default:
-            es_cli_error("bench: unknown option '%s' (try 'earshot bench --help')",
-                         argv[optind - 1]);
+            es_cli_bad_option("bench", opt, argv);
             return ES_EXIT_USAGE;
         }
     }

@@ -110,14 +110,8 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
         case OPT_SEED:
             rc = es_cli_parse_int("--seed", optarg, 0, 2147483647, &opt->seed);
             break;
-        case ':':
-            es_cli_error("calibrate: %s needs a value", argv[optind - 1]);
-            rc = -1;
-            break;
         default:
-            es_cli_error("calibrate: unknown option '%s' (try 'earshot calibrate --help')",
-                         argv[optind - 1]);
-            rc = -1;
+            rc = es_cli_bad_option("calibrate", c, argv);
         }
         if (rc < 0) return -1;
     }

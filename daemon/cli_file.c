@@ -108,11 +108,8 @@ static int parse_options(int argc, char **argv, file_options *options) {
         case 'h':
             print_usage(stdout);
             return ES_EXIT_OK;
-        case ':':
-            es_cli_error("file: %s needs a value", argv[optind - 1]);
-            return ES_EXIT_USAGE;
         default:
-            es_cli_error("file: unknown option '%s' (try 'earshot file --help')", argv[optind - 1]);
+            es_cli_bad_option("file", opt, argv);
             return ES_EXIT_USAGE;
         }
     }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void es_cli_error(const char *fmt, ...) {
     va_list ap;
@@ -263,4 +264,14 @@ void es_cli_models_apply(const es_cli_detector_flags *flags, const es_cli_models
     config->kws_model_count = models->kws_count;
     config->vad = flags->vad;
     config->kws = flags->kws;
+}
+
+int es_cli_bad_option(const char *command, int getopt_result, char *const *argv) {
+    if (getopt_result == ':')
+        es_cli_error("%s: %s needs a value (try 'earshot %s --help')", command, argv[optind - 1],
+                     command);
+    else
+        es_cli_error("%s: unknown option '%s' (try 'earshot %s --help')", command, argv[optind - 1],
+                     command);
+    return -1;
 }

@@ -29,6 +29,11 @@ enum { ES_EXIT_OK = 0, ES_EXIT_FAILURE = 1, ES_EXIT_USAGE = 2 };
 /* Prints "earshot: " fmt "\n" on stderr. */
 void es_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* For getopt_long's ':' (an option without its value) and anything else it
+ * does not know: prints "COMMAND: --x needs a value" or "COMMAND: unknown
+ * option '--y'", each with a pointer to COMMAND's --help. Returns -1. */
+int es_cli_bad_option(const char *command, int getopt_result, char *const *argv);
+
 /* Whole-string numbers within [min, max]; on failure prints
  * "earshot: FLAG: 'TEXT' is not ..." and returns -1. */
 int es_cli_parse_int(const char *flag, const char *text, long min, long max, int *out);

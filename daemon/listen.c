@@ -87,13 +87,8 @@ int es_cmd_listen(int argc, char **argv) {
         case 'h':
             fputs(listen_usage, stdout);
             return ES_EXIT_OK;
-        case ':':
-            es_cli_error("listen: %s needs a value (try 'earshot listen --help')",
-                         argv[optind - 1]);
-            return ES_EXIT_USAGE;
         default:
-            es_cli_error("listen: unknown option '%s' (try 'earshot listen --help')",
-                         argv[optind - 1]);
+            es_cli_bad_option("listen", opt, argv);
             return ES_EXIT_USAGE;
         }
     }

@@ -199,11 +199,8 @@ static int parse_mic_options(int argc, char **argv, mic_options *options) {
         case 'h':
             printf(mic_usage, es_cli_detector_help);
             return ES_EXIT_OK;
-        case ':':
-            es_cli_error("mic: %s needs a value", argv[optind - 1]);
-            return ES_EXIT_USAGE;
         default:
-            es_cli_error("mic: unknown option '%s' (try 'earshot mic --help')", argv[optind - 1]);
+            es_cli_bad_option("mic", opt, argv);
             return ES_EXIT_USAGE;
         }
     }
@@ -473,8 +470,7 @@ int es_cmd_devices(int argc, char **argv) {
             fputs(devices_usage, stdout);
             return ES_EXIT_OK;
         default:
-            es_cli_error("devices: unknown option '%s' (try 'earshot devices --help')",
-                         argv[optind - 1]);
+            es_cli_bad_option("devices", opt, argv);
             return ES_EXIT_USAGE;
         }
     }

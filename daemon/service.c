@@ -957,13 +957,8 @@ static int parse_daemon_args(int argc, char **argv, service *svc, int *check_onl
         case 'h':
             fputs(daemon_usage, stdout);
             return 1;
-        case ':':
-            es_cli_error("daemon: %s needs a value (try 'earshot daemon --help')",
-                         argv[optind - 1]);
-            return -1;
         default:
-            es_cli_error("daemon: unknown option '%s' (try 'earshot daemon --help')",
-                         argv[optind - 1]);
+            es_cli_bad_option("daemon", opt, argv);
             return -1;
         }
     }

@@ -241,14 +241,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         case OPT_KEYWORD_WEIGHT:
             rc = es_cli_parse_float("--keyword-weight", optarg, 0.01, 1000.0, &opt->keyword_weight);
             break;
-        case ':':
-            es_cli_error("train: %s needs a value", argv[optind - 1]);
-            rc = -1;
-            break;
         default:
-            es_cli_error("train: unknown option '%s' (try 'earshot train --help')",
-                         argv[optind - 1]);
-            rc = -1;
+            rc = es_cli_bad_option("train", c, argv);
         }
         if (rc < 0) return -1;
     }
