@@ -1,7 +1,7 @@
 # Detectors (pure state machines: built from their one source so the test does
 # not wait on the rest of es_daemon) and live capture.
 es_add_test(daemon_detect SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_detect.c
-            ${CMAKE_CURRENT_LIST_DIR}/alloc_count.c ${PROJECT_SOURCE_DIR}/daemon/detect.c LIBS m)
+            ${ES_ALLOC_COUNT_SOURCE} ${PROJECT_SOURCE_DIR}/daemon/detect.c LIBS m)
 target_include_directories(daemon_detect PRIVATE ${PROJECT_SOURCE_DIR}/daemon)
 
 # Live capture without a sound card: ALSA's `file` plugin through the real
@@ -13,7 +13,7 @@ target_include_directories(es_live_fixture PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 # In-process: device lookup, exact samples, no allocation in the callback.
 # Threaded (PortAudio's callback thread).
 es_add_test(daemon_capture SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_capture.c
-            ${CMAKE_CURRENT_LIST_DIR}/alloc_count.c LIBS es_daemon es_live_fixture m)
+            ${ES_ALLOC_COUNT_SOURCE} LIBS es_daemon es_live_fixture m)
 set_tests_properties(daemon_capture PROPERTIES LABELS tsan)
 
 # The binary: `earshot mic` against `earshot file`, signals, flags, devices.

@@ -1,10 +1,6 @@
 /* The [rt] calls never allocate: es_frontend_process, es_resampler_process,
- * and the ring's push/pop.
- *
- * This executable replaces malloc and friends with counting wrappers around
- * glibc's __libc_* entry points; shared libraries (FFTW, libsoxr) resolve
- * malloc to the executable's definition, so their allocations are counted
- * too. It is labelled no-asan: AddressSanitizer owns malloc itself. */
+ * and the ring's push/pop. Heap calls are counted by tests/common/alloc_count
+ * (shared libraries such as FFTW and libsoxr included), in every build. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,73 +8,25 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <soxr.h>
 
+#include "alloc_count.h"
 #include "dsp.h"
 #include "test_signals.h"
 
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *pointer, size_t size);
-extern void *__libc_memalign(size_t alignment, size_t size);
-extern void __libc_free(void *pointer);
-
-static atomic_int counting;
-static atomic_long allocations;
-
-static void count_allocation(void) {
-    if (atomic_load(&counting)) atomic_fetch_add(&allocations, 1);
-}
-
-void *malloc(size_t size) {
-    count_allocation();
-    return __libc_malloc(size);
-}
-
-void *calloc(size_t count, size_t size) {
-    count_allocation();
-    return __libc_calloc(count, size);
-}
-
-void *realloc(void *pointer, size_t size) {
-    count_allocation();
-    return __libc_realloc(pointer, size);
-}
-
-void *memalign(size_t alignment, size_t size) {
-    count_allocation();
-    return __libc_memalign(alignment, size);
-}
-
-void *aligned_alloc(size_t alignment, size_t size) {
-    count_allocation();
-    return __libc_memalign(alignment, size);
-}
-
-int posix_memalign(void **out, size_t alignment, size_t size) {
-    count_allocation();
-    *out = __libc_memalign(alignment, size);
-    return *out ? 0 : ENOMEM;
-}
-
-void free(void *pointer) {
-    __libc_free(pointer);
-}
-
+/* Counts this thread's heap calls between start and stop (alloc_count.h). */
 static void start_counting(void) {
-    atomic_store(&allocations, 0);
-    atomic_store(&counting, 1);
+    alloc_count_reset();
+    alloc_count_open();
 }
 
 static long stop_counting(void) {
-    atomic_store(&counting, 0);
-    return atomic_load(&allocations);
+    alloc_count_close();
+    return alloc_count_allocations();
 }
 
 /* Proof that the counter sees allocations at all, so a zero means something. */
@@ -193,6 +141,7 @@ static void ring_does_not_allocate(void **state) {
 }
 
 int main(void) {
+    alloc_count_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(counter_sees_allocations),
         cmocka_unit_test(frontend_process_does_not_allocate),
