@@ -72,6 +72,7 @@ typedef struct train_options {
     float learning_rate;
     float keyword_weight;    /* KWS: a keyword frame's weight against a filler frame's */
     int patience;            /* epochs without validation progress before stopping */
+    float min_snr_db;        /* the noisiest mix augmentation makes */
     int augment_ramp_epochs; /* augmentation grows to full over this many epochs; -1: default */
 } train_options;
 
@@ -95,6 +96,7 @@ static const char usage_text[] =
     "      --kws-loss frames|maxpool  KWS loss: per-frame targets on the keyword's last\n"
     "                          0.3 s (default), or max-pooling over its window\n"
     "      --keyword-weight W  KWS: a keyword frame counts W filler frames in the loss (3)\n"
+    "      --min-snr DB        noise is mixed in at DB to 30 dB SNR (-5)\n"
     "      --patience N        stop after N epochs without validation progress (10)\n"
     "      --augment-ramp N    augmentation grows from clean to full over the first N\n"
     "                          epochs (KWS 30, VAD 0)\n"
@@ -126,7 +128,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_MANIFEST_KEYWORDS_ONLY,
         OPT_KEYWORD_WEIGHT,
         OPT_AUGMENT_RAMP,
-        OPT_PATIENCE
+        OPT_PATIENCE,
+        OPT_MIN_SNR
     };
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
@@ -147,6 +150,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"keyword-weight", required_argument, NULL, OPT_KEYWORD_WEIGHT},
         {"augment-ramp", required_argument, NULL, OPT_AUGMENT_RAMP},
         {"patience", required_argument, NULL, OPT_PATIENCE},
+        {"min-snr", required_argument, NULL, OPT_MIN_SNR},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -161,7 +165,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
                            .learning_rate = 0.002f,
                            .keyword_weight = 0.0f,
                            .augment_ramp_epochs = -1,
-                           .patience = 10};
+                           .patience = 10,
+                           .min_snr_db = -5.0f};
     int seed = 1;
     optind = 0;
     opterr = 0;
@@ -231,6 +236,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_LR:
             rc = es_cli_parse_float("--learning-rate", optarg, 1e-6, 1.0, &opt->learning_rate);
+            break;
+        case OPT_MIN_SNR:
+            rc = es_cli_parse_float("--min-snr", optarg, -30.0, 29.0, &opt->min_snr_db);
             break;
         case OPT_PATIENCE:
             rc = es_cli_parse_int("--patience", optarg, 1, 10000, &opt->patience);
@@ -1225,6 +1233,7 @@ int es_cmd_train(int argc, char **argv) {
     int status = ES_EXIT_FAILURE;
     es_frontend_config_default(&d.frontend_config);
     es_augment_config_default(&d.augment_full);
+    d.augment_full.snr_db_min = opt.min_snr_db;
     d.augment = d.augment_full;
     es_speech_label_config_default(&d.labels);
     d.labels.sample_rate_hz = d.frontend_config.sample_rate_hz;

@@ -164,6 +164,18 @@ static void test_usage_errors(void **state) {
     assert_int_equal(es_cmd_train(2, no_output), 2);
     char *bad_task[] = {"train", "manifest.tsv", "-o", "x", "--task", "asr", NULL};
     assert_int_equal(es_cmd_train(6, bad_task), 2);
+    /* Each of the trainer's numeric knobs is range-checked before any work. */
+    const char *bad_values[][2] = {
+        {"--min-snr", "31"},      {"--min-snr", "loud"}, {"--keyword-weight", "0"},
+        {"--augment-ramp", "-1"}, {"--patience", "0"},   {"--learning-rate", "2"},
+        {"--kws-loss", "ctc"},    {"--clips", "0"},
+    };
+    for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        char *args[] = {"train", "manifest.tsv",           "-o",
+                        "x",     (char *)bad_values[i][0], (char *)bad_values[i][1],
+                        NULL};
+        assert_int_equal(es_cmd_train(6, args), 2);
+    }
     char *help[] = {"train", "--help", NULL};
     assert_int_equal(es_cmd_train(2, help), 0);
 }
