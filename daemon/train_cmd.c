@@ -70,10 +70,11 @@ typedef struct train_options {
     int valid_clips;
     int batch_size;
     float learning_rate;
-    float keyword_weight;    /* KWS: a keyword frame's weight against a filler frame's */
-    int patience;            /* epochs without validation progress before stopping */
-    float min_snr_db;        /* the noisiest mix augmentation makes */
-    int augment_ramp_epochs; /* augmentation grows to full over this many epochs; -1: default */
+    float keyword_weight;       /* KWS: a keyword frame's weight against a filler frame's */
+    int patience;               /* epochs without validation progress before stopping */
+    float min_snr_db;           /* the noisiest mix augmentation makes */
+    float negative_peak_weight; /* KWS: extra weight of each negative's worst frame */
+    int augment_ramp_epochs;    /* augmentation grows to full over this many epochs; -1: default */
 } train_options;
 
 static const char usage_text[] =
@@ -98,6 +99,8 @@ static const char usage_text[] =
     "      --keyword-weight W  KWS: a keyword frame counts W filler frames in the loss (3)\n"
     "      --min-snr DB        noise is mixed in at DB to 30 dB SNR (-5)\n"
     "      --patience N        stop after N epochs without validation progress (10)\n"
+    "      --negative-peak-weight W  KWS: in keyword-free sequences the frame surest of a\n"
+    "                          keyword counts 1 + W frames (0)\n"
     "      --augment-ramp N    augmentation grows from clean to full over the first N\n"
     "                          epochs (KWS 30, VAD 0)\n"
     "      --warmup-epochs N   KWS max-pool: first N epochs on per-frame targets (2)\n"
@@ -129,7 +132,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_KEYWORD_WEIGHT,
         OPT_AUGMENT_RAMP,
         OPT_PATIENCE,
-        OPT_MIN_SNR
+        OPT_MIN_SNR,
+        OPT_NEGATIVE_PEAK_WEIGHT
     };
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
@@ -151,6 +155,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"augment-ramp", required_argument, NULL, OPT_AUGMENT_RAMP},
         {"patience", required_argument, NULL, OPT_PATIENCE},
         {"min-snr", required_argument, NULL, OPT_MIN_SNR},
+        {"negative-peak-weight", required_argument, NULL, OPT_NEGATIVE_PEAK_WEIGHT},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -236,6 +241,10 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_LR:
             rc = es_cli_parse_float("--learning-rate", optarg, 1e-6, 1.0, &opt->learning_rate);
+            break;
+        case OPT_NEGATIVE_PEAK_WEIGHT:
+            rc = es_cli_parse_float("--negative-peak-weight", optarg, 0.0, 10000.0,
+                                    &opt->negative_peak_weight);
             break;
         case OPT_MIN_SNR:
             rc = es_cli_parse_float("--min-snr", optarg, -30.0, 29.0, &opt->min_snr_db);
@@ -1294,6 +1303,7 @@ int es_cmd_train(int argc, char **argv) {
         config.batch_size = opt.batch_size;
         config.learning_rate = opt.learning_rate;
         config.keyword_weight = opt.keyword_weight;
+        config.negative_peak_weight = opt.negative_peak_weight;
         config.patience = opt.patience;
         /* 5 % less per 4000 sequences (KWS: per 10000, as its short sequences
          * make runs of a million), whatever the epoch size. */

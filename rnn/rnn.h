@@ -229,24 +229,28 @@ typedef enum es_optimizer {
 
 typedef struct es_train_config {
     es_loss loss;
-    es_optimizer optimizer;  /* ADAMW */
-    int batch_size;          /* 32: what a data source should give (steps take any count) */
-    int bptt_frames;         /* 0 = full BPTT; else the gradient is cut every this many
-                                frames (the state still carries forward) */
-    float learning_rate;     /* 1e-3 (Adam) */
-    float beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
-    float weight_decay;      /* 0; decoupled (AdamW), applied to matrices, not biases */
-    float clip_norm;         /* 5.0: global gradient-norm clip, 0 = off */
-    float lr_decay;          /* 1.0: learning rate multiplied by this after each epoch */
-    int max_epochs;          /* 30 */
-    int patience;            /* 5: epochs without validation improvement before stopping */
-    int threads;             /* 2: each batch is split across this many workers */
-    int kws_margin_frames;   /* 10: KWS_MAXPOOL frames left unscored around the window */
-    float keyword_weight;    /* 1: weight of a keyword term against a filler one (class 0):
-                                SOFTMAX_CE frames of class > 0 and the KWS_MAXPOOL peak,
-                                since a word's few frames compete with hundreds of filler */
-    uint64_t seed;           /* for anything random the trainer does (nothing yet but
-                                es_train_run's data callbacks may read it) */
+    es_optimizer optimizer;     /* ADAMW */
+    int batch_size;             /* 32: what a data source should give (steps take any count) */
+    int bptt_frames;            /* 0 = full BPTT; else the gradient is cut every this many
+                                   frames (the state still carries forward) */
+    float learning_rate;        /* 1e-3 (Adam) */
+    float beta1, beta2, eps;    /* 0.9, 0.999, 1e-8 */
+    float weight_decay;         /* 0; decoupled (AdamW), applied to matrices, not biases */
+    float clip_norm;            /* 5.0: global gradient-norm clip, 0 = off */
+    float lr_decay;             /* 1.0: learning rate multiplied by this after each epoch */
+    int max_epochs;             /* 30 */
+    int patience;               /* 5: epochs without validation improvement before stopping */
+    int threads;                /* 2: each batch is split across this many workers */
+    int kws_margin_frames;      /* 10: KWS_MAXPOOL frames left unscored around the window */
+    float keyword_weight;       /* 1: weight of a keyword term against a filler one (class 0):
+                                   SOFTMAX_CE frames of class > 0 and the KWS_MAXPOOL peak,
+                                   since a word's few frames compete with hundreds of filler */
+    float negative_peak_weight; /* 0: SOFTMAX_CE, in a sequence without keyword frames, the
+                                   filler frame where the model is surest of a keyword
+                                   counts 1 + this: each negative's worst moment, which
+                                   is what a false alarm is made of */
+    uint64_t seed;              /* for anything random the trainer does (nothing yet but
+                                   es_train_run's data callbacks may read it) */
 } es_train_config;
 
 void es_train_config_default(es_train_config *config);

@@ -69,6 +69,7 @@ void es_train_config_default(es_train_config *config) {
     config->threads = 2;
     config->kws_margin_frames = 10;
     config->keyword_weight = 1.0f;
+    config->negative_peak_weight = 0.0f;
     config->seed = 1;
 }
 
@@ -76,6 +77,7 @@ static int config_fits_model(const es_train_config *c, const es_model *m) {
     if (m->layer_count < 1 || c->threads < 1 || c->threads > ES_MAX_TRAIN_THREADS) return 0;
     if (c->bptt_frames < 0 || c->kws_margin_frames < 0 || c->batch_size < 1) return 0;
     if (!(c->keyword_weight > 0.0f) || !isfinite(c->keyword_weight)) return 0;
+    if (!(c->negative_peak_weight >= 0.0f) || !isfinite(c->negative_peak_weight)) return 0;
     if (!(c->learning_rate > 0.0f) || !(c->clip_norm >= 0.0f) || !(c->weight_decay >= 0.0f))
         return 0;
     const es_layer *last = &m->layers[m->layer_count - 1];

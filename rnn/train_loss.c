@@ -67,6 +67,22 @@ static int keyword_peak(const es_train_pass *p, const es_sequence *seq, int b, i
     return best;
 }
 
+/* In a sequence whose targets hold no keyword, the filler frame where the
+ * model is surest of some keyword (lowest filler posterior); -1 otherwise. */
+static int negative_peak(const es_train_pass *p, const es_sequence *seq, int b, int outputs) {
+    if (!seq->class_targets) return -1;
+    const float *out = p->layer[p->model->layer_count - 1].out;
+    int best = -1;
+    float lowest = 2.0f;
+    for (int t = 0; t < seq->frames; t++) {
+        if (seq->class_targets[t] > 0) return -1;
+        if (seq->class_targets[t] < 0) continue;
+        const float filler = out[((size_t)t * p->batch + b) * outputs];
+        if (filler < lowest) lowest = filler, best = t;
+    }
+    return best;
+}
+
 void es_train_loss(const es_train_pass *p, const es_train_config *config, const es_sequence *seqs,
                    int want_gradient, es_loss_sum *sum) {
     const es_model *m = p->model;
@@ -77,6 +93,10 @@ void es_train_loss(const es_train_pass *p, const es_train_config *config, const 
     for (int b = 0; b < p->batch; b++) {
         const es_sequence *seq = &seqs[b];
         int peak = -1, unscored_begin = 0, unscored_end = 0;
+        const int hard_negative =
+            config->loss == ES_LOSS_SOFTMAX_CE && config->negative_peak_weight > 0.0f
+                ? negative_peak(p, seq, b, outputs)
+                : -1;
         if (config->loss == ES_LOSS_KWS_MAXPOOL && seq->keyword >= 0) {
             peak = keyword_peak(p, seq, b, outputs);
             unscored_begin = seq->kw_start - config->kws_margin_frames;
@@ -89,8 +109,10 @@ void es_train_loss(const es_train_pass *p, const es_train_config *config, const 
             case ES_LOSS_SOFTMAX_CE:
                 if (seq->class_targets[t] >= 0)
                     score_class(out + row, outputs, seq->class_targets[t],
-                                seq->class_targets[t] > 0 ? config->keyword_weight : 1.0f, grad,
-                                sum);
+                                seq->class_targets[t] > 0 ? config->keyword_weight
+                                : t == hard_negative      ? 1.0f + config->negative_peak_weight
+                                                          : 1.0f,
+                                grad, sum);
                 break;
             case ES_LOSS_SIGMOID_CE:
                 score_sigmoid(out + row, seq->targets + (size_t)t * outputs, outputs, grad, sum);

@@ -111,6 +111,49 @@ static void test_softmax_ce_weighs_keyword_frames(void **state) {
     es_model_destroy(m);
 }
 
+/* A keyword-free sequence's worst frame (lowest filler posterior) counts
+ * 1 + negative_peak_weight; a sequence with keyword frames is left alone. */
+static void test_softmax_ce_weighs_each_negatives_worst_frame(void **state) {
+    (void)state;
+    const float extra = 9.0f;
+    es_model *m = identity_model(ES_ACT_SOFTMAX);
+    es_train_config config;
+    es_train_config_default(&config);
+    config.loss = ES_LOSS_SOFTMAX_CE;
+    config.threads = 1;
+    config.negative_peak_weight = extra;
+    es_trainer *t = NULL;
+    assert_int_equal(es_trainer_create(m, &config, &t), ES_RNN_OK);
+    float x[FRAMES * CLASSES];
+    int fillers[FRAMES], with_keyword[FRAMES];
+    fill_inputs(x, 11);
+    double frame_loss[FRAMES], lowest = 2.0;
+    int worst = -1;
+    for (int f = 0; f < FRAMES; f++) {
+        double p[CLASSES];
+        softmax(x + f * CLASSES, p);
+        frame_loss[f] = -log(p[0]);
+        fillers[f] = 0;
+        with_keyword[f] = f == 5 ? 2 : 0;
+        if (p[0] < lowest) lowest = p[0], worst = f;
+    }
+    double expected = 0.0;
+    for (int f = 0; f < FRAMES; f++)
+        expected += (f == worst ? 1.0 + extra : 1.0) * frame_loss[f];
+    es_sequence negative = {.frames = FRAMES, .inputs = x, .class_targets = fillers};
+    assert_float_equal(es_trainer_loss(t, &negative, 1, NULL), expected / (FRAMES + extra), 1e-5);
+    double plain = 0.0;
+    for (int f = 0; f < FRAMES; f++) {
+        double p[CLASSES];
+        softmax(x + f * CLASSES, p);
+        plain -= log(p[with_keyword[f]]);
+    }
+    es_sequence positive = {.frames = FRAMES, .inputs = x, .class_targets = with_keyword};
+    assert_float_equal(es_trainer_loss(t, &positive, 1, NULL), plain / FRAMES, 1e-5);
+    es_trainer_destroy(t);
+    es_model_destroy(m);
+}
+
 static void test_sigmoid_ce_skips_nan(void **state) {
     (void)state;
     es_model *m = identity_model(ES_ACT_SIGMOID);
@@ -221,6 +264,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_softmax_ce_skips_unscored),
         cmocka_unit_test(test_softmax_ce_weighs_keyword_frames),
+        cmocka_unit_test(test_softmax_ce_weighs_each_negatives_worst_frame),
         cmocka_unit_test(test_sigmoid_ce_skips_nan),
         cmocka_unit_test(test_kws_maxpool_scores_peak_and_filler),
         cmocka_unit_test(test_refuses_mismatched_head_and_bad_batches),
