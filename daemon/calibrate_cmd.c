@@ -35,6 +35,8 @@ typedef struct calibrate_options {
     float max_alarms_per_hour;
     float hours; /* 0: all */
     int seed;
+    const char *excluded_voices[8]; /* voice prefixes whose clips are not used */
+    int excluded_count;
 } calibrate_options;
 
 static const char usage_text[] =
@@ -54,6 +56,8 @@ static const char usage_text[] =
     "      --hours H                use at most H hours of keyword-free clips (default: all)\n"
     "      --seed S                 order of the clips, noise mixing and --hours subset\n"
     "                               (default 1)\n"
+    "      --exclude-voice PREFIX   leave out clips whose voice starts with PREFIX, e.g.\n"
+    "                               real:csmash, kept unseen for an evaluation (up to 8)\n"
     "  -h, --help                   this help\n";
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -74,13 +78,14 @@ static double monotonic_s(void) {
 
 /* 1: --help shown; 0: parsed; -1: usage error (printed). */
 static int parse_options(int argc, char **argv, calibrate_options *opt) {
-    enum { OPT_MAX_ALARMS = 0x100, OPT_HOURS, OPT_SEED };
+    enum { OPT_MAX_ALARMS = 0x100, OPT_HOURS, OPT_SEED, OPT_EXCLUDE_VOICE };
     static const struct option options[] = {
         {"manifest", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
         {"max-alarms-per-hour", required_argument, NULL, OPT_MAX_ALARMS},
         {"hours", required_argument, NULL, OPT_HOURS},
         {"seed", required_argument, NULL, OPT_SEED},
+        {"exclude-voice", required_argument, NULL, OPT_EXCLUDE_VOICE},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -106,6 +111,14 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
             break;
         case OPT_HOURS:
             rc = es_cli_parse_float("--hours", optarg, 1e-4, 1e5, &opt->hours);
+            break;
+        case OPT_EXCLUDE_VOICE:
+            if (opt->excluded_count == 8 || !*optarg) {
+                es_cli_error("calibrate: --exclude-voice: %s", *optarg ? "at most 8" : "empty");
+                rc = -1;
+            } else {
+                opt->excluded_voices[opt->excluded_count++] = optarg;
+            }
             break;
         case OPT_SEED:
             rc = es_cli_parse_int("--seed", optarg, 0, 2147483647, &opt->seed);
@@ -211,7 +224,15 @@ static int column_of(const es_cal_stream *columns, const char *label) {
 }
 
 /* Reads the valid split; returns ES_EXIT_OK or ES_EXIT_FAILURE (printed). */
-static int read_valid_split(const char *manifest, const es_cal_stream *columns, valid_split *v) {
+static int voice_excluded(const calibrate_options *opt, const char *voice) {
+    for (int i = 0; i < opt->excluded_count; i++)
+        if (strncmp(voice, opt->excluded_voices[i], strlen(opt->excluded_voices[i])) == 0) return 1;
+    return 0;
+}
+
+static int read_valid_split(const calibrate_options *opt, const es_cal_stream *columns,
+                            valid_split *v) {
+    const char *manifest = opt->manifest_path;
     memset(v, 0, sizeof *v);
     FILE *file = fopen(manifest, "r");
     if (!file) {
@@ -256,7 +277,7 @@ static int read_valid_split(const char *manifest, const es_cal_stream *columns, 
             rc = ES_EXIT_FAILURE;
             break;
         }
-        if (strcmp(f[1], "valid") != 0) continue;
+        if (strcmp(f[1], "valid") != 0 || voice_excluded(opt, f[6])) continue;
         char *path = malloc(strlen(folder) + strlen(f[0]) + 2);
         if (!path) {
             rc = ES_EXIT_FAILURE;
@@ -405,7 +426,7 @@ int es_cmd_calibrate(int argc, char **argv) {
     es_cal_stream stream = {0};
     es_cal_item *items = NULL;
     es_progress *progress = NULL;
-    if (read_valid_split(opt.manifest_path, &columns, &v) != ES_EXIT_OK) goto done;
+    if (read_valid_split(&opt, &columns, &v) != ES_EXIT_OK) goto done;
     if (v.unusable) note("%d clips are not 16 kHz mono and are left out", v.unusable);
     if (v.negatives.count == 0) {
         es_cli_error("calibrate: %s: no keyword-free clips (sentence or speech) in the valid "

@@ -433,6 +433,11 @@ static void test_command_calibrates_a_tiny_manifest(void **state) {
             "hour.txt"),
         0);
     assert_non_null(strstr(slurp("hour.txt.err"), "1 keyword-free clips"));
+    /* --exclude-voice: a voice kept for an evaluation is not heard at all. */
+    assert_int_equal(
+        run("model.esm -m manifest.tsv -o excl.esm --exclude-voice synth:", "excl.txt"), 0);
+    assert_non_null(strstr(slurp("excl.txt.err"), " 0 keyword clips"));
+    assert_non_null(strstr(slurp("excl.txt.err"), "2 keyword-free clips"));
 }
 
 static void expect_status(const char *args, int status, const char *message) {
@@ -454,6 +459,7 @@ static void test_command_refuses_bad_input(void **state) {
                   "--max-alarms-per-hour");
     expect_status("model.esm -m manifest.tsv -o x.esm --bogus", 2, "unknown option '--bogus'");
     expect_status("a.esm b.esm -m manifest.tsv -o x.esm", 2, "expected one MODEL");
+    expect_status("model.esm -m manifest.tsv -o x.esm --exclude-voice ''", 2, "--exclude-voice");
     /* Runtime failures: exit 1, naming the file. */
     expect_status("missing.esm -m manifest.tsv -o x.esm", 1, "missing.esm");
     expect_status("manifest.tsv -m manifest.tsv -o x.esm", 1, "manifest.tsv");
