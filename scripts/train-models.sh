@@ -42,7 +42,7 @@ if [ -z "$only" ] || [ "$only" = kws ]; then
   trap 'rm -f "$raw"' EXIT
   echo "train-models.sh: keywords -> $out/kws.esm (log $out/train-kws.log)" >&2
   "$earshot" train "$manifest" -o "$raw" --task kws --minutes 40 --patience 40 --threads 2 \
-    --seed 1 2> >(tee "$out/train-kws.log" >&2)
+    --min-snr 0 --negative-peak-weight 20 --seed 1 2> >(tee "$out/train-kws.log" >&2)
   # real:csmash, the one real speaker of keywords outside train, is what scripts/eval.sh
   # reports as "real recorded": it stays out of the calibration too.
   "$earshot" calibrate "$raw" --manifest "$manifest" -o "$out/kws.esm" --max-alarms-per-hour 0.5 \
