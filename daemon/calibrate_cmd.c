@@ -453,7 +453,9 @@ int es_cmd_calibrate(int argc, char **argv) {
         es_cli_error("calibrate: out of memory");
         goto done;
     }
-    memcpy(items, v.positives.items, sizeof(es_cal_item) * (size_t)v.positives.count);
+    /* (memcpy from NULL is undefined even for 0 bytes: a manifest may have no positives) */
+    if (v.positives.count)
+        memcpy(items, v.positives.items, sizeof(es_cal_item) * (size_t)v.positives.count);
     memcpy(items + v.positives.count, v.negatives.items,
            sizeof(es_cal_item) * (size_t)v.negatives.count);
     const double audio_s = v.positive_s + negative_s;
