@@ -128,11 +128,7 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
         }
         if (rc < 0) return -1;
     }
-    if (optind != argc - 1) {
-        es_cli_error("calibrate: expected one MODEL (try 'earshot calibrate --help')");
-        return -1;
-    }
-    opt->model_path = argv[optind];
+    if (!(opt->model_path = es_cli_one_operand("calibrate", "MODEL", argc, argv))) return -1;
     if (!opt->manifest_path) {
         es_cli_error("calibrate: --manifest FILE is required");
         return -1;

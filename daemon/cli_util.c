@@ -275,3 +275,9 @@ int es_cli_bad_option(const char *command, int getopt_result, char *const *argv)
                      command);
     return -1;
 }
+
+const char *es_cli_one_operand(const char *command, const char *name, int argc, char *const *argv) {
+    if (optind == argc - 1) return argv[optind];
+    es_cli_error("%s: expected one %s (try 'earshot %s --help')", command, name, command);
+    return NULL;
+}

@@ -34,6 +34,10 @@ void es_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * option '--y'", each with a pointer to COMMAND's --help. Returns -1. */
 int es_cli_bad_option(const char *command, int getopt_result, char *const *argv);
 
+/* After getopt: the one operand left (its NAME, e.g. "MANIFEST", for the
+ * message), or NULL with "COMMAND: expected one NAME" printed. */
+const char *es_cli_one_operand(const char *command, const char *name, int argc, char *const *argv);
+
 /* Whole-string numbers within [min, max]; on failure prints
  * "earshot: FLAG: 'TEXT' is not ..." and returns -1. */
 int es_cli_parse_int(const char *flag, const char *text, long min, long max, int *out);

@@ -263,11 +263,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         }
         if (rc < 0) return -1;
     }
-    if (optind != argc - 1) {
-        es_cli_error("train: expected one MANIFEST (try 'earshot train --help')");
-        return -1;
-    }
-    opt->manifest_path = argv[optind];
+    if (!(opt->manifest_path = es_cli_one_operand("train", "MANIFEST", argc, argv))) return -1;
     if (!opt->output_path) {
         es_cli_error("train: -o MODEL is required");
         return -1;

@@ -224,11 +224,9 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
         }
         if (rc < 0) return -1;
     }
-    if (optind != argc - 1) {
-        es_cli_error("train-keyword: expected one PHRASE (try 'earshot train-keyword --help')");
-        return -1;
-    }
-    if (normalise_phrase(argv[optind], opt->phrase) != 0) return -1;
+    const char *phrase = es_cli_one_operand("train-keyword", "PHRASE", argc, argv);
+    if (!phrase) return -1;
+    if (normalise_phrase(phrase, opt->phrase) != 0) return -1;
     if (!opt->output_path) {
         es_cli_error("train-keyword: -o MODEL is required");
         return -1;
