@@ -512,21 +512,27 @@ typedef struct segment {
 } segment;
 
 /* Checks every line of a jsonl output; returns the speech segments found. */
+/* Copies the line at *line into buf (size 1024), checks that it is terminated
+ * and holds exactly one JSON object, and moves *line past it. */
+static void next_json_line(const char **line, char *buf) {
+    const char *newline = strchr(*line, '\n');
+    assert_non_null(newline); /* every line ends */
+    size_t len = (size_t)(newline - *line);
+    assert_true(len < 1024);
+    memcpy(buf, *line, len);
+    buf[len] = '\0';
+    json_cursor c = {buf};
+    if (*c.at != '{' || !json_object(&c) || *c.at != '\0') fail_msg("not one JSON object: %s", buf);
+    *line = newline + 1;
+}
+
 static int check_jsonl(const char *text, const char *source, segment *segments, int capacity) {
     int count = 0;
     char expected_source[256];
     snprintf(expected_source, sizeof expected_source, "\"source\":\"%s\"", source);
     for (const char *line = text; *line;) {
-        const char *newline = strchr(line, '\n');
-        assert_non_null(newline); /* every line ends */
         char buf[1024];
-        size_t len = (size_t)(newline - line);
-        assert_true(len < sizeof buf);
-        memcpy(buf, line, len);
-        buf[len] = '\0';
-        json_cursor c = {buf};
-        if (*c.at != '{' || !json_object(&c) || *c.at != '\0')
-            fail_msg("not one JSON object: %s", buf);
+        next_json_line(&line, buf);
         assert_non_null(strstr(buf, expected_source));
         double start = 0, end = 0, score = 0, time = 0;
         assert_true(json_field_number(buf, "start", &start));
@@ -543,7 +549,6 @@ static int check_jsonl(const char *text, const char *source, segment *segments, 
             if (count < capacity) segments[count] = (segment){start, end};
             count++;
         }
-        line = newline + 1;
     }
     return count;
 }
@@ -699,16 +704,8 @@ static void test_speech_start_flag(void **state) {
     int pairs = 0, pending = 0;
     double pending_start = -1, pending_time = -1;
     for (const char *line = with.out; *line;) {
-        const char *newline = strchr(line, '\n');
-        assert_non_null(newline);
         char buf[1024];
-        size_t len = (size_t)(newline - line);
-        assert_true(len < sizeof buf);
-        memcpy(buf, line, len);
-        buf[len] = '\0';
-        json_cursor c = {buf};
-        if (*c.at != '{' || !json_object(&c) || *c.at != '\0')
-            fail_msg("not one JSON object: %s", buf);
+        next_json_line(&line, buf);
         double start = 0, end = 0, time = 0;
         if (strncmp(buf, start_prefix, strlen(start_prefix)) == 0) {
             if (pending) fail_msg("two speech_start lines in a row: %s", buf);
@@ -730,7 +727,6 @@ static void test_speech_start_flag(void **state) {
             pending = 0;
             pairs++;
         }
-        line = newline + 1;
     }
     assert_false(pending);
     segment segments[64];
