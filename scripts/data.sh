@@ -91,8 +91,17 @@ log "$(wc -l <"$out/text/voices.tsv") voices"
 # ---- synthetic speech -----------------------------------------------------------
 plan_args=(--seed "${ES_DATA_SEED:-1}" --sentences-per-voice "${ES_SENTENCES_PER_VOICE:-25}")
 [ "$small" = 1 ] && plan_args+=(--small)
+# Jobs whose text holds a keyword's homophone (models/recipe/homophones.txt) are
+# dropped: neither keyword nor keyword-free, they would teach a contradiction.
 perl $recipe/plan.pl "${plan_args[@]}" "$out/text/voices.tsv" $recipe/keywords.txt \
-    $recipe/near_misses.txt $recipe/carriers.txt "$out/text/sentences.txt" >"$out/text/jobs.part"
+    $recipe/near_misses.txt $recipe/carriers.txt "$out/text/sentences.txt" |
+    awk -F'\t' -v list=$recipe/homophones.txt '
+        BEGIN { while ((getline w < list) > 0) if (w !~ /^#/ && w != "") homophone[tolower(w)] = 1 }
+        { n = split(tolower($6), word, /[^a-z\047]+/)
+          for (i = 1; i <= n; i++) if (word[i] in homophone) { dropped++; next }
+          print }
+        END { printf "data: %d jobs left out for a keyword homophone\n", dropped > "/dev/stderr" }' \
+        >"$out/text/jobs.part"
 # A rename, not a rewrite: workers of an earlier run may still be reading the old list.
 mv "$out/text/jobs.part" "$out/text/jobs.tsv"
 total_jobs=$(wc -l <"$out/text/jobs.tsv")
