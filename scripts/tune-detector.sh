@@ -16,8 +16,8 @@
 #    over those probabilities for a grid of onset/offset thresholds, minimum speech,
 #    minimum silence and padding, scores each (tools/tune/vad_sweep.c says how) and
 #    picks the defaults:
-#      constraints: onset latency p90 <= 100 ms, onset latency + min speech (when a
-#                   segment is sure to be kept) median <= 100 ms, missed onsets <= 3 %,
+#      constraints: onset latency p90 <= 100 ms, speech_start latency (the event sent
+#                   when a segment is sure to be kept) p90 <= 100 ms, missed onsets <= 3 %,
 #                   min silence >= 150 ms (the truth itself closes shorter pauses);
 #      score:       mean of F1 frames and F1 segments (each the mean over the SNRs);
 #      choice:      among settings within 0.002 of the best score, the one whose events

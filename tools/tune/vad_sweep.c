@@ -25,7 +25,10 @@
  *                  after >= 300 ms of silence) the end of the frame where the
  *                  detector opened the segment that covers it, minus the true
  *                  start; all files pooled
- *   confirm_med    the same plus min_speech: when a segment is sure to be kept
+ *   confirm_med, confirm_p90   speech_start latency, ms: for the same onsets,
+ *                  the `time` of the speech_start event announcing the segment
+ *                  that covers it (sent once the segment is sure to be kept)
+ *                  minus the true start: what a live consumer waits
  *   onset_missed   share of onsets no segment covers
  *   onset_early    share of onsets inside a segment opened >= 300 ms before
  *                  (noise or a bridge held it open): no onset latency for them
@@ -81,8 +84,14 @@ static void seg_push(seg_list *l, double s, double e) {
     l->n++;
 }
 
+typedef struct {
+    seg_list segments, starts; /* starts: speech_start events (start, time) */
+} detections;
+
 static void collect(const es_event *event, void *user) {
-    if (event->type == ES_EVENT_SPEECH) seg_push(user, event->start_s, event->end_s);
+    detections *d = user;
+    if (event->type == ES_EVENT_SPEECH) seg_push(&d->segments, event->start_s, event->end_s);
+    if (event->type == ES_EVENT_SPEECH_START) seg_push(&d->starts, event->start_s, event->time_s);
 }
 
 static void read_truth(const char *path, seg_list *truth) {
@@ -189,11 +198,11 @@ static int is_offset(const seg_list *truth, int i) {
 
 typedef struct {
     double f1_frames[MAX_FILES], f1_frames_mean, f1_seg_mean;
-    double onset_med, onset_p90, confirm_med, missed, early, end_med, end_p90;
+    double onset_med, onset_p90, confirm_med, confirm_p90, missed, early, end_med, end_p90;
 } score;
 
-static double *latencies, *end_latencies;
-static int latency_cap, end_latency_cap;
+static double *latencies, *confirm_latencies, *end_latencies;
+static int latency_cap, confirm_latency_cap, end_latency_cap;
 
 static void push_latency(double **v, int *n, int *cap, double x) {
     if (*n == *cap) {
@@ -206,20 +215,22 @@ static void push_latency(double **v, int *n, int *cap, double x) {
 
 static void score_config(const es_vad_config *cfg, frames_file *files, int nfiles,
                          const seg_list *truth, score *out) {
-    int nl = 0, ne = 0, onsets = 0, missed = 0, early = 0;
+    int nl = 0, nc = 0, ne = 0, onsets = 0, missed = 0, early = 0;
     out->f1_frames_mean = out->f1_seg_mean = 0;
     for (int f = 0; f < nfiles; f++) {
         es_vad_detector *d;
         if (es_vad_detector_create(cfg, RATE, HOP, &d) != ES_DETECT_OK) die("bad config");
-        seg_list det = {0};
+        detections found = {0};
         const float *p = files[f].p;
         int n = files[f].n;
         for (int t = 0; t < n; t++) {
             now_s = (double)(t + 1) * HOP / RATE;
-            es_vad_detector_step(d, (int64_t)t * HOP, p[t], collect, &det);
+            es_vad_detector_step(d, (int64_t)t * HOP, p[t], collect, &found);
         }
-        es_vad_detector_flush(d, collect, &det);
+        es_vad_detector_flush(d, collect, &found);
         es_vad_detector_destroy(d);
+        const seg_list det = found.segments;
+        int k = 0; /* speech_start events come in the order of their segments */
 
         unsigned char *det_lab = malloc((size_t)n), *truth_lab = malloc((size_t)n);
         rasterise(&det, det_lab, n);
@@ -252,6 +263,11 @@ static void score_config(const es_vad_config *cfg, frames_file *files, int nfile
                 continue;
             }
             push_latency(&latencies, &nl, &latency_cap, 1000.0 * (open_end - s));
+            while (k < found.starts.n && found.starts.v[k].start < det.v[j].start)
+                k++;
+            if (k < found.starts.n && found.starts.v[k].start == det.v[j].start)
+                push_latency(&confirm_latencies, &nc, &confirm_latency_cap,
+                             1000.0 * (found.starts.v[k].end - s));
         }
         /* End of speech to its event: the last segment overlapping a true
          * segment that silence follows, sent when it can no longer grow. */
@@ -271,11 +287,13 @@ static void score_config(const es_vad_config *cfg, frames_file *files, int nfile
         }
         free(det_lab);
         free(truth_lab);
-        free(det.v);
+        free(found.segments.v);
+        free(found.starts.v);
     }
     out->onset_med = percentile(latencies, nl, 0.5);
     out->onset_p90 = percentile(latencies, nl, 0.9);
-    out->confirm_med = out->onset_med + cfg->min_speech_ms;
+    out->confirm_med = percentile(confirm_latencies, nc, 0.5);
+    out->confirm_p90 = percentile(confirm_latencies, nc, 0.9);
     out->end_med = percentile(end_latencies, ne, 0.5);
     out->end_p90 = percentile(end_latencies, ne, 0.9);
     out->missed = onsets ? (double)missed / onsets : 0;
@@ -377,7 +395,8 @@ int main(int argc, char **argv) {
     printf("onset\toffset\tmin_speech_ms\tmin_silence_ms\tpad_ms\tf1_frames\tf1_seg");
     for (int f = 0; f < nfiles; f++)
         printf("\tf1_%s", files[f].name);
-    printf("\tonset_med\tonset_p90\tconfirm_med\tonset_missed\tonset_early\tend_med\tend_p90\n");
+    printf("\tonset_med\tonset_p90\tconfirm_med\tconfirm_p90\tonset_missed\tonset_early\tend_"
+           "med\tend_p90\n");
 
     es_vad_config cfg;
     es_vad_config_default(&cfg);
@@ -401,6 +420,7 @@ int main(int argc, char **argv) {
                                 die("--only wants ON,OFF,MINSP,MINSIL,PAD");
                             a = n_on, b = n_ratio, c = n_msp, d = n_msl, e = n_pad;
                         }
+                        cfg.speech_start_events = 1; /* confirm_*; the segments are the same */
                         if (es_vad_config_check(&cfg)) continue;
                         score s;
                         score_config(&cfg, files, nfiles, &truth, &s);
@@ -411,8 +431,9 @@ int main(int argc, char **argv) {
                                s.f1_seg_mean);
                         for (int f = 0; f < nfiles; f++)
                             printf("\t%.4f", s.f1_frames[f]);
-                        printf("\t%.0f\t%.0f\t%.0f\t%.3f\t%.3f\t%.0f\t%.0f\n", s.onset_med,
-                               s.onset_p90, s.confirm_med, s.missed, s.early, s.end_med, s.end_p90);
+                        printf("\t%.0f\t%.0f\t%.0f\t%.0f\t%.3f\t%.3f\t%.0f\t%.0f\n", s.onset_med,
+                               s.onset_p90, s.confirm_med, s.confirm_p90, s.missed, s.early,
+                               s.end_med, s.end_p90);
                     }
     return 0;
 }
