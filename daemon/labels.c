@@ -102,3 +102,14 @@ void es_keyword_window_frames(const es_speech_label_config *config, double start
     *start_frame = first;
     *end_frame = last;
 }
+
+void es_keyword_frame_classes(int frames, int keyword, int kw_start, int kw_end, int *classes) {
+    for (int t = 0; t < frames; t++)
+        classes[t] = 0;
+    if (keyword <= 0) return;
+    const int first = kw_end + ES_KEYWORD_DECISION_DELAY_FRAMES;
+    for (int t = kw_start < 0 ? 0 : kw_start; t < first && t < frames; t++)
+        classes[t] = -1;
+    for (int t = first < 0 ? 0 : first; t < first + ES_KEYWORD_TARGET_FRAMES && t < frames; t++)
+        classes[t] = keyword;
+}

@@ -42,4 +42,18 @@ int es_speech_labels(const es_speech_label_config *config, const float *samples,
 void es_keyword_window_frames(const es_speech_label_config *config, double start_s, double end_s,
                               int frames, int *start_frame, int *end_frame);
 
+/* Per-frame classes for a keyword model's per-frame loss, for a sequence of
+ * `frames` frames whose keyword (class `keyword` > 0; <= 0: none) spans the
+ * frames [kw_start, kw_end): the keyword on ES_KEYWORD_TARGET_FRAMES frames
+ * starting ES_KEYWORD_DECISION_DELAY_FRAMES after its end, -1 (not scored)
+ * from its start up to there, 0 (filler) everywhere else.
+ *
+ * Why after the word: only after its end can a causal model tell "left" from
+ * "lefty", "yes" from "yesterday", "four" from "fourth". Asked to fire inside
+ * the word, it is taught both answers for the same sound and hedges. The delay
+ * gives the next word's onset time to show; the length outlasts the
+ * detector's smoothing. */
+enum { ES_KEYWORD_DECISION_DELAY_FRAMES = 4, ES_KEYWORD_TARGET_FRAMES = 30 };
+void es_keyword_frame_classes(int frames, int keyword, int kw_start, int kw_end, int *classes);
+
 #endif

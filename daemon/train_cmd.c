@@ -4,7 +4,9 @@
  *
  * Every epoch draws fresh training sequences: clips picked at random, framed
  * by lead-in and tail silence (KWS: keyword-free speech may precede a keyword,
- * and filler sequences join several clips), sped up or slowed down, labelled
+ * and filler sequences join several clips), most after a warm-up of other
+ * speech that only sets the front end's running mean (its frames are dropped,
+ * as a live stream has heard speech before), sped up or slowed down, labelled
  * from the clean result, then reverberated, band-limited, mixed with noise,
  * gain-changed, turned into features by the very front end inference uses,
  * and finally warped and masked. Validation sequences are drawn the same way
@@ -620,10 +622,15 @@ static void built_free(built_sequence *b) {
 typedef struct frame_collector {
     float *inputs;
     int frames, capacity, bands;
+    int skip; /* frames still to drop before collecting (the warm-up's) */
 } frame_collector;
 
 static void collect_frame(const es_frame *frame, void *user) {
     frame_collector *fc = user;
+    if (fc->skip > 0) {
+        fc->skip--;
+        return;
+    }
     if (fc->frames >= fc->capacity) return;
     memcpy(fc->inputs + (size_t)fc->frames * fc->bands, frame->features,
            sizeof(float) * (size_t)fc->bands);
@@ -733,6 +740,12 @@ static int append_clip(sample_buffer *b, const clip *c, clip_window w, double *o
  * size, and the keyword's own frames are what is scarce. Filler is a random
  * window of each clip; speech before a keyword, only its last moments. */
 #define KWS_FILLER_MAX_S 1.6
+
+/* How often a sequence has a warm-up, and how long it is: a few running-mean
+ * time constants (3 s) would be exact but cost a lot of front-end work. */
+#define WARMUP_SHARE 0.7
+#define WARMUP_MIN_S 1.0
+#define WARMUP_MAX_S 4.0
 #define KWS_CONTEXT_MAX_S 0.8
 
 static clip_window kws_filler_window(es_rng *rng) {
@@ -749,23 +762,11 @@ static clip_window kws_keyword_window(const clip *c, es_rng *rng) {
     return (clip_window){c->start_s - es_rng_uniform(rng, 0.1, KWS_CONTEXT_MAX_S), INFINITY, 0.0};
 }
 
-/* Per-frame classes for --kws-loss frames: the keyword on the window's last
- * KEYWORD_FRAMES frames (where the word is complete) and a few after it, not
- * scored on its earlier, ambiguous frames, filler everywhere else. */
+/* Per-frame classes for --kws-loss frames (labels.h says where and why). */
 static int *frame_class_targets(const es_sequence *seq) {
-    enum { KEYWORD_FRAMES = 30, AFTER_FRAMES = 5 };
     int *classes = malloc(sizeof(int) * (size_t)seq->frames);
-    if (!classes) return NULL;
-    for (int t = 0; t < seq->frames; t++)
-        classes[t] = 0;
-    if (seq->keyword > 0) {
-        int first = seq->kw_end - KEYWORD_FRAMES;
-        if (first < seq->kw_start) first = seq->kw_start;
-        for (int t = seq->kw_start; t < first; t++)
-            classes[t] = -1;
-        for (int t = first; t < seq->kw_end + AFTER_FRAMES && t < seq->frames; t++)
-            classes[t] = seq->keyword;
-    }
+    if (classes)
+        es_keyword_frame_classes(seq->frames, seq->keyword, seq->kw_start, seq->kw_end, classes);
     return classes;
 }
 
@@ -781,6 +782,21 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
     const int kws = d->opt->task == TASK_KWS;
     sample_buffer *clean = &d->clean;
     clean->count = 0;
+    /* Warm-up: a live stream's running-mean normalisation has usually heard
+     * seconds of speech before any word, so most sequences begin after some;
+     * its frames set the mean and are dropped before the network sees them. */
+    if (es_rng_uniform(rng, 0.0, 1.0) < WARMUP_SHARE) {
+        const clip *warm = draw_clip(d, split, KIND_SENTENCE, rng);
+        if (!warm) warm = draw_clip(d, split, KIND_SPEECH, rng);
+        if (warm) {
+            double unused_origin_s;
+            const double from = es_rng_uniform(rng, 0.0, 1.0);
+            const clip_window w = {from, from + es_rng_uniform(rng, WARMUP_MIN_S, WARMUP_MAX_S),
+                                   0.0};
+            if (append_clip(clean, warm, w, &unused_origin_s) != 0) return -1;
+        }
+    }
+    const size_t warmup_samples = clean->count;
     /* Lead-in long enough for the running-mean normalisation to settle on the
      * background, as it has in a live stream. */
     if (buffer_append(clean, NULL, seconds_to_samples(es_rng_uniform(rng, 0.3, 1.0)))) return -1;
@@ -825,14 +841,22 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
     if (es_augment_speed(clean->data, clean->count, speed, SAMPLE_RATE_HZ, &sped, &sped_count))
         return -1;
 
-    const int frames_expected = es_label_frame_count(&d->labels, sped_count);
+    /* The sequence starts at the first frame after the warm-up: frames are one
+     * hop apart from the buffer's start, so from there on they are the frames
+     * of the buffer cut at that hop. */
+    const int hop = d->labels.hop_samples;
+    const int warmup_frames = (int)((double)warmup_samples / speed / hop);
+    const size_t kept_from = (size_t)warmup_frames * (size_t)hop;
+    const float *kept = sped + (kept_from < sped_count ? kept_from : sped_count);
+    const size_t kept_count = sped_count - (size_t)(kept - sped);
+    const int frames_expected = es_label_frame_count(&d->labels, kept_count);
     uint8_t *speech = malloc((size_t)frames_expected + 1);
     float *inputs = NULL;
     float *targets = NULL;
     if (!speech) goto fail;
     if (kind == KIND_NOISE)
         memset(speech, 0, (size_t)frames_expected + 1);
-    else if (es_speech_labels(&d->labels, sped, sped_count, speech) < 0)
+    else if (es_speech_labels(&d->labels, kept, kept_count, speech) < 0)
         goto fail;
 
     es_augment_draw draw;
@@ -858,7 +882,8 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
     const int bands = d->frontend_config.mel_bands;
     inputs = malloc(sizeof(float) * (size_t)(frames_expected + 1) * bands);
     if (!inputs) goto fail;
-    frame_collector fc = {.inputs = inputs, .capacity = frames_expected, .bands = bands};
+    frame_collector fc = {
+        .inputs = inputs, .capacity = frames_expected, .bands = bands, .skip = warmup_frames};
     es_frontend_reset(d->frontend);
     es_frontend_process(d->frontend, sped, sped_count, collect_frame, &fc);
     const int frames = fc.frames;
@@ -875,9 +900,11 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
     out->seq.keyword = -1;
     if (kws) {
         if (kind == KIND_KEYWORD) {
-            es_keyword_window_frames(&d->labels, (target_origin_s + target->start_s) / speed,
-                                     (target_origin_s + target->end_s) / speed, frames,
-                                     &out->seq.kw_start, &out->seq.kw_end);
+            const double kept_from_s = (double)kept_from / SAMPLE_RATE_HZ;
+            es_keyword_window_frames(&d->labels,
+                                     (target_origin_s + target->start_s) / speed - kept_from_s,
+                                     (target_origin_s + target->end_s) / speed - kept_from_s,
+                                     frames, &out->seq.kw_start, &out->seq.kw_end);
             if (out->seq.kw_end > out->seq.kw_start) out->seq.keyword = target->output;
         }
         {
@@ -1030,8 +1057,10 @@ static kws_figures kws_measure(const trainer_data *d, es_model *m) {
         }
         if (s->keyword > 0) {
             keyword_seqs++;
-            /* Allow the detector a little past the word's end, as the loss does. */
-            const int end = s->kw_end + 10 < s->frames ? s->kw_end + 10 : s->frames;
+            /* Up to the end of the frames the loss labels with the keyword. */
+            const int labelled_end =
+                s->kw_end + ES_KEYWORD_DECISION_DELAY_FRAMES + ES_KEYWORD_TARGET_FRAMES;
+            const int end = labelled_end < s->frames ? labelled_end : s->frames;
             float peak = 0.0f;
             for (int t = s->kw_start; t < end; t++)
                 peak = fmaxf(peak, out[(size_t)t * outputs + s->keyword]);

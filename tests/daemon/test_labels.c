@@ -107,12 +107,37 @@ static void test_keyword_window_in_frames(void **state) {
     assert_int_equal(end, 120);
 }
 
+static void test_keyword_classes_come_after_the_word(void **state) {
+    (void)state;
+    enum { FRAMES = 120, START = 40, END = 70, KEYWORD = 3 };
+    int classes[FRAMES];
+    es_keyword_frame_classes(FRAMES, KEYWORD, START, END, classes);
+    const int first = END + ES_KEYWORD_DECISION_DELAY_FRAMES;
+    for (int t = 0; t < FRAMES; t++) {
+        const int expected = t < START                              ? 0
+                             : t < first                            ? -1
+                             : t < first + ES_KEYWORD_TARGET_FRAMES ? KEYWORD
+                                                                    : 0;
+        if (classes[t] != expected)
+            fail_msg("frame %d: class %d, expected %d", t, classes[t], expected);
+    }
+    /* Cut by the sequence's end: the keyword's frames stop there. */
+    es_keyword_frame_classes(first + 5, KEYWORD, START, END, classes);
+    assert_int_equal(classes[first - 1], -1);
+    assert_int_equal(classes[first + 4], KEYWORD);
+    /* No keyword: filler throughout. */
+    es_keyword_frame_classes(FRAMES, 0, START, END, classes);
+    for (int t = 0; t < FRAMES; t++)
+        assert_int_equal(classes[t], 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_speech_frames_of_a_synthetic_clip),
         cmocka_unit_test(test_digital_silence_is_never_speech),
         cmocka_unit_test(test_short_clip_has_no_frames),
         cmocka_unit_test(test_keyword_window_in_frames),
+        cmocka_unit_test(test_keyword_classes_come_after_the_word),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
