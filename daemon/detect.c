@@ -13,7 +13,7 @@
 /* Durations above an hour are almost certainly a unit mistake (ms vs s). */
 #define ES_DETECT_MAX_DURATION_MS 3600000
 #define ES_KWS_MAX_SMOOTH_MS 1000
-#define ES_KWS_MAX_END_WAIT_MS 2000
+#define ES_KWS_MAX_PEAK_WAIT_MS 1000
 #define ES_KWS_LABEL_BYTES 64
 
 static int64_t ms_to_samples(int ms, int sample_rate_hz) {
@@ -334,7 +334,7 @@ void es_kws_config_default(es_kws_config *config) {
     config->default_threshold = 0.5f;
     config->refractory_ms = 1000;
     config->vad_gate = 0;
-    config->end_wait_ms = 300;
+    config->peak_wait_ms = 100;
     config->threshold_count = 0;
 }
 
@@ -351,8 +351,8 @@ const char *es_kws_config_check(const es_kws_config *config) {
     if (!is_duration_ms(config->refractory_ms))
         return "keyword refractory period must be between 0 and 3600000 ms";
     if (config->vad_gate != 0 && config->vad_gate != 1) return "keyword vad gate must be 0 or 1";
-    if (config->end_wait_ms < 0 || config->end_wait_ms > ES_KWS_MAX_END_WAIT_MS)
-        return "keyword end wait must be between 0 and 2000 ms";
+    if (config->peak_wait_ms < 0 || config->peak_wait_ms > ES_KWS_MAX_PEAK_WAIT_MS)
+        return "keyword peak wait must be between 0 and 1000 ms";
     if (config->threshold_count < 0 || config->threshold_count > ES_KWS_MAX_KEYWORDS)
         return "too many per-keyword thresholds (at most 64)";
     for (int i = 0; i < config->threshold_count; i++) {
@@ -381,9 +381,8 @@ typedef struct keyword_track {
     float threshold;
     int armed;         /* the smoothed posterior was below the threshold */
     int64_t rise_time; /* where it rose above half the threshold; -1 while below */
-    int pending;       /* fired, waiting for its end */
-    int64_t fire_time;
-    int64_t start;
+    int pending;       /* fired, its event waits for the smoothed posterior's peak */
+    int64_t fire_time, start, end;
     float peak;
     float *window; /* the last smooth_frames posteriors, circular */
 } keyword_track;
@@ -392,8 +391,10 @@ struct es_kws_detector {
     int sample_rate_hz;
     int64_t hop;
     int64_t refractory;
-    int64_t end_wait;
     int64_t lookback;
+    int64_t peak_wait;
+    int in_speech;             /* the VAD's verdict on the last frame */
+    int64_t last_speech_start; /* where the latest speech run began; -1: none yet */
     int vad_gate;
     int smooth_frames;
     int window_pos;
@@ -420,6 +421,8 @@ static void reset_tracks(es_kws_detector *d) {
         d->tracks[k].rise_time = -1;
         d->tracks[k].pending = 0;
     }
+    d->in_speech = 0;
+    d->last_speech_start = -1;
     d->window_pos = 0;
     d->window_filled = 0;
     d->has_fired = 0;
@@ -443,8 +446,8 @@ int es_kws_detector_create(const es_kws_config *config, int count, const char *c
     d->sample_rate_hz = sample_rate_hz;
     d->hop = hop_samples;
     d->refractory = ms_to_samples(config->refractory_ms, sample_rate_hz);
-    d->end_wait = ms_to_samples(config->end_wait_ms, sample_rate_hz);
     d->lookback = ms_to_samples(ES_KWS_MAX_LOOKBACK_MS, sample_rate_hz);
+    d->peak_wait = ms_to_samples(config->peak_wait_ms, sample_rate_hz);
     d->vad_gate = config->vad_gate;
     int64_t smooth = ms_to_samples(config->smooth_ms, sample_rate_hz);
     d->smooth_frames = (int)((smooth + hop_samples / 2) / hop_samples);
@@ -479,20 +482,6 @@ void es_kws_detector_destroy(es_kws_detector *d) {
     free(d);
 }
 
-static void send_keyword(es_kws_detector *d, keyword_track *track, int64_t end, es_event_sink sink,
-                         void *user) {
-    track->pending = 0;
-    es_event event = {
-        .type = ES_EVENT_KEYWORD,
-        .keyword = track->label,
-        .time_s = samples_to_s(track->fire_time, d->sample_rate_hz),
-        .start_s = samples_to_s(track->start, d->sample_rate_hz),
-        .end_s = samples_to_s(end, d->sample_rate_hz),
-        .score = track->peak,
-    };
-    if (sink) sink(&event, user);
-}
-
 static float smoothed_posterior(const es_kws_detector *d, const keyword_track *track) {
     float sum = 0.0f;
     for (int i = 0; i < d->smooth_frames; i++)
@@ -505,32 +494,51 @@ static int may_fire(const es_kws_detector *d, int64_t fire_time, int in_speech) 
     return !d->has_fired || fire_time >= d->refractory_until;
 }
 
+static void send_keyword(const es_kws_detector *d, keyword_track *track, es_event_sink sink,
+                         void *user) {
+    track->pending = 0;
+    es_event event = {
+        .type = ES_EVENT_KEYWORD,
+        .keyword = track->label,
+        .time_s = samples_to_s(track->fire_time, d->sample_rate_hz),
+        .start_s = samples_to_s(track->start, d->sample_rate_hz),
+        .end_s = samples_to_s(track->end, d->sample_rate_hz),
+        .score = track->peak,
+    };
+    if (sink) sink(&event, user);
+}
+
+/* The model's posterior rises once the word has ended (the trainer's targets
+ * follow the word): the rise bounds the word's end, the speech the VAD heard
+ * last before it bounds its start. */
 static void fire(es_kws_detector *d, keyword_track *track, int64_t fire_time, float smoothed,
                  es_event_sink sink, void *user) {
-    if (track->pending) send_keyword(d, track, fire_time - d->hop, sink, user);
-    track->pending = 1;
+    track->end = track->rise_time >= 0 ? track->rise_time : fire_time;
+    const int64_t earliest = max_i64(track->end - d->lookback, 0);
+    track->start = d->last_speech_start >= earliest && d->last_speech_start < track->end
+                       ? d->last_speech_start
+                       : earliest;
     track->fire_time = fire_time;
-    track->start = max_i64(track->rise_time, fire_time - d->lookback);
     track->peak = smoothed;
+    track->pending = 1;
     d->has_fired = 1;
     d->refractory_until = fire_time + d->refractory;
-    if (d->end_wait == 0) send_keyword(d, track, fire_time, sink, user);
+    if (d->peak_wait == 0) send_keyword(d, track, sink, user);
 }
 
 /* One keyword, one frame: `t` is the frame's start, `s` its smoothed posterior. */
 static void track_step(es_kws_detector *d, keyword_track *track, int64_t t, float s, int in_speech,
                        es_event_sink sink, void *user) {
-    float half = track->threshold * 0.5f;
-    if (s >= half) {
+    if (track->pending) {
+        if (s < track->peak || d->stream_end - track->fire_time >= d->peak_wait)
+            send_keyword(d, track, sink, user);
+        else
+            track->peak = s;
+    }
+    if (s >= track->threshold * 0.5f) {
         if (track->rise_time < 0) track->rise_time = t;
     } else {
         track->rise_time = -1;
-        if (track->pending) send_keyword(d, track, t, sink, user);
-    }
-    if (track->pending) {
-        if (s > track->peak) track->peak = s;
-        if (d->stream_end - track->fire_time >= d->end_wait)
-            send_keyword(d, track, track->fire_time + d->end_wait, sink, user);
     }
     if (s < track->threshold) {
         track->armed = 1;
@@ -545,6 +553,8 @@ static void track_step(es_kws_detector *d, keyword_track *track, int64_t t, floa
 void es_kws_detector_step(es_kws_detector *d, int64_t frame_time_samples, const float *posteriors,
                           int in_speech, es_event_sink sink, void *user) {
     d->stream_end = frame_time_samples + d->hop;
+    if (in_speech && !d->in_speech) d->last_speech_start = frame_time_samples;
+    d->in_speech = in_speech;
     int slot = d->window_pos;
     d->window_pos = (d->window_pos + 1) % d->smooth_frames;
     if (d->window_filled < d->smooth_frames) d->window_filled++;
@@ -557,11 +567,7 @@ void es_kws_detector_step(es_kws_detector *d, int64_t frame_time_samples, const 
 }
 
 void es_kws_detector_flush(es_kws_detector *d, es_event_sink sink, void *user) {
-    for (int k = 0; k < d->keyword_count; k++) {
-        keyword_track *track = &d->tracks[k];
-        if (track->pending)
-            send_keyword(d, track, min_i64(d->stream_end, track->fire_time + d->end_wait), sink,
-                         user);
-    }
+    for (int k = 0; k < d->keyword_count; k++)
+        if (d->tracks[k].pending) send_keyword(d, &d->tracks[k], sink, user);
     reset_tracks(d);
 }

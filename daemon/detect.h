@@ -28,12 +28,16 @@
  * splitting frame); a segment sent without ever being confirmed (possible only
  * when max_speech is barely above min_speech) is announced right before its
  * speech event. Without the option no speech_start event is sent.
- * A keyword's score is the peak smoothed posterior. Its `time` is the end of the
- * frame at which the smoothed posterior first reached the threshold (the
- * crossing frame, not the peak: that is the earliest moment the decision can
- * be made); `start` is where the smoothed posterior last rose above half the
- * threshold (at most ES_KWS_MAX_LOOKBACK_MS before `time`), `end` where it
- * next fell below half the threshold (at most end_wait_ms after `time`).
+ * A keyword's `time` is the end of the frame at which the smoothed posterior
+ * first reached the threshold (the crossing frame, not the peak: that is the
+ * earliest moment the decision can be made). Keyword models are trained to
+ * answer just after the word has ended (labels.h), so `end` is where the
+ * smoothed posterior last rose above half the threshold, and `start` where the
+ * VAD's latest speech run before it began (at most ES_KWS_MAX_LOOKBACK_MS
+ * before `end`, which is also the fallback when the VAD heard no speech then:
+ * a word said right after others, with no pause the VAD keeps, gets their
+ * start). Its score is the smoothed posterior's peak, awaited for at most
+ * peak_wait_ms after `time` (the event is sent at the peak, or then).
  */
 #ifndef ES_DETECT_H
 #define ES_DETECT_H
@@ -104,9 +108,8 @@ typedef struct es_kws_config {
     float default_threshold; /* 0.5 */
     int refractory_ms;       /* 1000: after a keyword fires, none fires for this long */
     int vad_gate;            /* 0: when 1, keywords fire only inside speech */
-    int end_wait_ms;         /* 300: how long a fired keyword may wait for its smoothed
-                                posterior to fall below half the threshold (its `end`)
-                                before the event is sent; 0 = send at once, end = time */
+    int peak_wait_ms;        /* 100: how long a fired keyword's event may wait for its
+                                smoothed posterior's peak (its score); 0 = send at once */
     int threshold_count;     /* per-keyword overrides, matched by name */
     struct {
         char keyword[32];
@@ -129,13 +132,14 @@ typedef struct es_kws_detector es_kws_detector;
 int es_kws_detector_create(const es_kws_config *config, int count, const char *const *labels,
                            int sample_rate_hz, int hop_samples, es_kws_detector **out);
 void es_kws_detector_destroy(es_kws_detector *d);
-/* [rt] Feeds one frame's posteriors (count floats); emits keyword events.
- * An event is sent when its end is known (see end_wait_ms), so a sink may
- * see it a few frames after the firing frame. */
+/* [rt] Feeds one frame's posteriors (count floats) and the VAD's verdict on
+ * the frame (es_vad_detector_in_speech; 1 when there is no VAD); emits keyword
+ * events. An event is sent at its score's peak (see peak_wait_ms), so a sink
+ * may see it a few frames after the firing frame. */
 void es_kws_detector_step(es_kws_detector *d, int64_t frame_time_samples, const float *posteriors,
                           int in_speech, es_event_sink sink, void *user);
-/* [rt] End of stream: sends keywords still waiting for their end (end = the
- * last frame's end). The detector may then be fed a new stream. */
+/* [rt] End of stream: sends keywords still waiting for their peak. The
+ * detector may then be fed a new stream. */
 void es_kws_detector_flush(es_kws_detector *d, es_event_sink sink, void *user);
 
 #endif

@@ -14,8 +14,8 @@
 #                  silence reached max(min silence, 2 x padding)) minus the true
 #                  end of the speech;
 #   keyword        the event's `time` (the detector fired) minus the true end
-#                  of the word, and when the event is sent (once its end is
-#                  known: at most end_wait_ms after `time`).
+#                  of the word, and when the event is sent (at the smoothed
+#                  posterior's peak: at most peak_wait_ms after `time`).
 #
 # Stream time is the same live and offline (daemon_mic checks that `earshot
 # mic` and `earshot file` agree frame for frame), so this is measured
@@ -78,19 +78,21 @@ awk -v onset="$onset" -v close_s="$(awk -v a="$min_silence_ms" -v b="$pad_ms" 'B
     }
   }' "$truth" "$tmp/frames.csv" "$tmp/events.jsonl"
 
-echo "keywords (fired: the event's time minus the word's true end; sent: when its end was known):"
-awk '
+peak_wait_s=0.10 # es_kws_config_default's peak_wait_ms
+echo "keywords (fired: the event's time minus the word's true end; sent: at the latest, time + the peak wait; start/end: the event's bounds minus the word's):"
+awk -v wait="$peak_wait_s" '
   FILENAME ~ /truth/ { if ($1 == "keyword") { n++; word[n] = $2; ws[n] = $3; we[n] = $4 } next }
   /"type":"keyword"/ {
     match($0, /"keyword":"[^"]*"/); kw = substr($0, RSTART + 11, RLENGTH - 12)
     match($0, /"time":[0-9.]+/); time = substr($0, RSTART + 7, RLENGTH - 7) + 0
+    match($0, /"start":[0-9.]+/); start = substr($0, RSTART + 8, RLENGTH - 8) + 0
     match($0, /"end":[0-9.]+/); end = substr($0, RSTART + 6, RLENGTH - 6) + 0
     best = 0
     for (w = 1; w <= n; w++) if (word[w] == kw && time > ws[w] && time < we[w] + 1.5) best = w
     if (!best) { printf "  %-8s at %.2f s: no such word there (false alarm)\n", kw, time; fa++; next }
-    # an event is sent at its end, or in the frame that found the end (+10 ms at most)
-    printf "  %-8s fired %+5.0f ms, sent %+5.0f ms\n", kw, 1000 * (time - we[best]), 1000 * (end + 0.01 - we[best])
-    if (!seen[best]) { hits++; fired = 1000 * (time - we[best]); sent = 1000 * (end + 0.01 - we[best])
+    printf "  %-8s fired %+5.0f ms, sent by %+5.0f ms; start %+5.0f ms, end %+5.0f ms\n", kw, 1000 * (time - we[best]),
+      1000 * (time + wait - we[best]), 1000 * (start - ws[best]), 1000 * (end - we[best])
+    if (!seen[best]) { hits++; fired = 1000 * (time - we[best]); sent = 1000 * (time + wait - we[best])
       if (hits == 1 || fired > max_fired) max_fired = fired; if (hits == 1 || sent > max_sent) max_sent = sent }
     seen[best] = 1
   }

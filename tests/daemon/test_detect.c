@@ -668,7 +668,7 @@ static es_kws_config plain_kws_config(void) {
     es_kws_config c;
     es_kws_config_default(&c);
     c.smooth_ms = 10; /* one frame: no smoothing unless a test wants it */
-    c.end_wait_ms = 0;
+    c.peak_wait_ms = 0;
     return c;
 }
 
@@ -711,40 +711,52 @@ static void test_kws_fires_once_per_crossing(void **state) {
     run_kws(&c, post, NULL, 300, &r);
     assert_int_equal(r.count, 2);
     assert_keyword(&r.events[0], "left", 0.61);          /* end of the crossing frame */
-    assert_float_equal(r.events[0].start_s, 0.50, 1e-9); /* rose above 0.25 */
-    assert_float_equal(r.events[0].end_s, 0.61, 1e-9);   /* no end wait */
+    assert_float_equal(r.events[0].start_s, 0.00, 1e-9); /* speech since the start */
+    assert_float_equal(r.events[0].end_s, 0.50, 1e-9);   /* rose above 0.25 */
     assert_float_equal(r.events[0].score, 0.8f, 1e-6);
     assert_int_equal(r.frame_of_event[0], 60);
     assert_keyword(&r.events[1], "right", 2.01);
 }
 
-static void test_kws_end_from_fall_below_half_threshold(void **state) {
+static void test_kws_bounds_from_rise_and_speech_and_score_at_peak(void **state) {
     (void)state;
     float post[300 * 3] = {0};
-    set_kw(post, 1, 40, 50, 0.4f);
-    set_kw(post, 1, 50, 55, 0.7f);
-    set_kw(post, 1, 55, 58, 0.95f);
-    set_kw(post, 1, 58, 70, 0.3f);   /* above half (0.25) until frame 70 */
-    set_kw(post, 2, 150, 250, 0.9f); /* never falls: the end is bounded */
+    int speech[300] = {0};
+    for (int i = 30; i < 90; i++)
+        speech[i] = 1;
+    set_kw(post, 1, 40, 50, 0.2f);
+    set_kw(post, 1, 50, 55, 0.4f); /* above half the threshold (0.25) from frame 50 */
+    set_kw(post, 1, 55, 57, 0.7f); /* crosses 0.5 at frame 55 */
+    set_kw(post, 1, 57, 58, 0.95f);
+    set_kw(post, 1, 58, 70, 0.3f);   /* past its peak: the event goes */
+    set_kw(post, 2, 160, 250, 0.9f); /* never falls: sent after the peak wait */
     recorded r;
     es_kws_config c = plain_kws_config();
-    c.end_wait_ms = 300;
-    run_kws(&c, post, NULL, 300, &r);
+    c.peak_wait_ms = 100;
+    run_kws(&c, post, speech, 300, &r);
     assert_int_equal(r.count, 2);
-    assert_keyword(&r.events[0], "left", 0.51);
-    assert_float_equal(r.events[0].start_s, 0.40, 1e-9);
-    assert_float_equal(r.events[0].end_s, 0.70, 1e-9);
-    assert_float_equal(r.events[0].score, 0.95f, 1e-6); /* the peak while waiting */
-    assert_int_equal(r.frame_of_event[0], 70);
-    assert_keyword(&r.events[1], "right", 1.51);
-    assert_float_equal(r.events[1].end_s, 1.81, 1e-9);
-    assert_int_equal(r.frame_of_event[1], 180);
-
-    /* A keyword still waiting at end of stream is sent by flush. */
-    run_kws(&c, post, NULL, 160, &r);
-    assert_int_equal(r.count, 2);
+    assert_keyword(&r.events[0], "left", 0.56);
+    assert_float_equal(r.events[0].start_s, 0.30, 1e-9); /* the VAD's speech began there */
+    assert_float_equal(r.events[0].end_s, 0.50, 1e-9);   /* the posterior rose there */
+    assert_float_equal(r.events[0].score, 0.95f, 1e-6);  /* the peak while waiting */
+    assert_int_equal(r.frame_of_event[0], 58);
+    assert_keyword(&r.events[1], "right", 1.61);
+    assert_float_equal(r.events[1].start_s, 0.30, 1e-9); /* the latest speech, 1.3 s before */
     assert_float_equal(r.events[1].end_s, 1.60, 1e-9);
-    assert_int_equal(r.frame_of_event[1], 160);
+    assert_int_equal(r.frame_of_event[1], 170);
+
+    /* No speech within the look-back: the start is the look-back's limit. */
+    int silent[300] = {0};
+    run_kws(&c, post, silent, 300, &r);
+    assert_int_equal(r.count, 2);
+    assert_float_equal(r.events[0].start_s, 0.00, 1e-9); /* clamped to the stream's start */
+    assert_float_equal(r.events[1].start_s, (1.60 - ES_KWS_MAX_LOOKBACK_MS / 1000.0), 1e-6);
+
+    /* A keyword still waiting for its peak at the end of the stream is sent by flush. */
+    run_kws(&c, post, speech, 165, &r);
+    assert_int_equal(r.count, 2);
+    assert_float_equal(r.events[1].score, 0.9f, 1e-6);
+    assert_int_equal(r.frame_of_event[1], 165);
 }
 
 static void test_kws_smoothing(void **state) {
@@ -876,7 +888,7 @@ static void test_kws_config_check(void **state) {
     bad.vad_gate = 2;
     assert_non_null(es_kws_config_check(&bad));
     bad = c;
-    bad.end_wait_ms = 5000;
+    bad.peak_wait_ms = 5000;
     assert_non_null(es_kws_config_check(&bad));
     bad = c;
     bad.threshold_count = ES_KWS_MAX_KEYWORDS + 1;
@@ -974,7 +986,7 @@ int main(void) {
         cmocka_unit_test(test_vad_speech_start_invariant_random),
         cmocka_unit_test(test_vad_config_check),
         cmocka_unit_test(test_kws_fires_once_per_crossing),
-        cmocka_unit_test(test_kws_end_from_fall_below_half_threshold),
+        cmocka_unit_test(test_kws_bounds_from_rise_and_speech_and_score_at_peak),
         cmocka_unit_test(test_kws_smoothing),
         cmocka_unit_test(test_kws_refractory_suppresses_second),
         cmocka_unit_test(test_kws_vad_gate),
