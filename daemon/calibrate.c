@@ -224,6 +224,20 @@ int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
             out->skipped++;
             continue;
         }
+        const double speed = items[i].speed > 0.0f ? items[i].speed : 1.0;
+        if (speed != 1.0) {
+            float *sped = NULL;
+            size_t sped_count = 0;
+            const int failed = es_augment_speed(samples, n, (float)speed, SR, &sped, &sped_count);
+            free(samples);
+            if (failed) {
+                snprintf(why, why_size, "out of memory");
+                rc = -1;
+                break;
+            }
+            samples = sped;
+            n = sped_count;
+        }
         const double floor_peak = sqrt(3.0) * pow(10.0, es_rng_uniform(&rng, -80.0, -60.0) / 20.0);
         if (noise_clips > 0 && es_rng_uniform(&rng, 0, 1) < 1.0 / 3) {
             const int which = es_rng_below(&rng, noise_clips);
@@ -238,8 +252,10 @@ int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
         for (size_t s = 0; s < gap_count; s++)
             gap[s] = (float)es_rng_uniform(&rng, -floor_peak, floor_peak);
         if (items[i].keyword >= 0) {
-            const int64_t from = items[i].end_s > 0 ? (int64_t)llround(items[i].start_s * SR) : 0;
-            int64_t to = items[i].end_s > 0 ? (int64_t)llround(items[i].end_s * SR) : (int64_t)n;
+            const int64_t from =
+                items[i].end_s > 0 ? (int64_t)llround(items[i].start_s / speed * SR) : 0;
+            int64_t to =
+                items[i].end_s > 0 ? (int64_t)llround(items[i].end_s / speed * SR) : (int64_t)n;
             if (to > (int64_t)n) to = (int64_t)n;
             if (from >= to ||
                 es_cal_stream_add_window(out, position + from,

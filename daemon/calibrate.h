@@ -58,6 +58,10 @@ typedef struct es_cal_item {
     int keyword;    /* column of the keyword it says, or -1: keyword-free */
     double start_s; /* where in the clip the keyword starts ... */
     double end_s;   /* ... and ends; end_s <= 0: the whole clip */
+    float speed;    /* played this many times faster (tempo and pitch); 0 or 1: as
+                       recorded. Another realisation of the same voice and words:
+                       a few hours of held-out speech show few of the rare peaks a
+                       false-alarm budget is about, replays at other speeds more */
 } es_cal_item;
 
 /* Noise mixed into a third of the clips. */

@@ -34,6 +34,7 @@ typedef struct calibrate_options {
     const char *output_path;
     float max_alarms_per_hour;
     float hours; /* 0: all */
+    int passes;  /* times every clip is streamed; after the first at another speed */
     int seed;
     const char *excluded_voices[8]; /* voice prefixes whose clips are not used */
     int excluded_count;
@@ -54,6 +55,9 @@ static const char usage_text[] =
     "      --max-alarms-per-hour R  false alarms per hour of keyword-free audio, all keywords\n"
     "                               together (default 0.5)\n"
     "      --hours H                use at most H hours of keyword-free clips (default: all)\n"
+    "      --passes N               stream every clip N times, after the first at a random\n"
+    "                               speed of 0.9-1.1 (tempo and pitch): more of the rare\n"
+    "                               peaks a budget of false alarms per hour is about (1)\n"
     "      --seed S                 order of the clips, noise mixing and --hours subset\n"
     "                               (default 1)\n"
     "      --exclude-voice PREFIX   leave out clips whose voice starts with PREFIX, e.g.\n"
@@ -78,18 +82,19 @@ static double monotonic_s(void) {
 
 /* 1: --help shown; 0: parsed; -1: usage error (printed). */
 static int parse_options(int argc, char **argv, calibrate_options *opt) {
-    enum { OPT_MAX_ALARMS = 0x100, OPT_HOURS, OPT_SEED, OPT_EXCLUDE_VOICE };
+    enum { OPT_MAX_ALARMS = 0x100, OPT_HOURS, OPT_SEED, OPT_EXCLUDE_VOICE, OPT_PASSES };
     static const struct option options[] = {
         {"manifest", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
         {"max-alarms-per-hour", required_argument, NULL, OPT_MAX_ALARMS},
         {"hours", required_argument, NULL, OPT_HOURS},
+        {"passes", required_argument, NULL, OPT_PASSES},
         {"seed", required_argument, NULL, OPT_SEED},
         {"exclude-voice", required_argument, NULL, OPT_EXCLUDE_VOICE},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    *opt = (calibrate_options){.max_alarms_per_hour = 0.5f, .seed = 1};
+    *opt = (calibrate_options){.max_alarms_per_hour = 0.5f, .seed = 1, .passes = 1};
     optind = 0;
     opterr = 0;
     int c;
@@ -119,6 +124,9 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
             } else {
                 opt->excluded_voices[opt->excluded_count++] = optarg;
             }
+            break;
+        case OPT_PASSES:
+            rc = es_cli_parse_int("--passes", optarg, 1, 20, &opt->passes);
             break;
         case OPT_SEED:
             rc = es_cli_parse_int("--seed", optarg, 0, 2147483647, &opt->seed);
@@ -160,7 +168,7 @@ static int clip_add(clip_list *list, char *path, int keyword, double start_s, do
         list->seconds = s;
         list->capacity = capacity;
     }
-    list->items[list->count] = (es_cal_item){path, keyword, start_s, end_s};
+    list->items[list->count] = (es_cal_item){path, keyword, start_s, end_s, 1.0f};
     list->seconds[list->count++] = seconds;
     return 0;
 }
@@ -443,22 +451,31 @@ int es_cmd_calibrate(int argc, char **argv) {
             goto done;
         }
 
-    const int count = v.positives.count + v.negatives.count;
+    const int per_pass = v.positives.count + v.negatives.count;
+    const int count = per_pass * opt.passes;
     items = malloc(sizeof(es_cal_item) * (size_t)count);
     if (!items) {
         es_cli_error("calibrate: out of memory");
         goto done;
     }
-    /* (memcpy from NULL is undefined even for 0 bytes: a manifest may have no positives) */
-    if (v.positives.count)
-        memcpy(items, v.positives.items, sizeof(es_cal_item) * (size_t)v.positives.count);
-    memcpy(items + v.positives.count, v.negatives.items,
-           sizeof(es_cal_item) * (size_t)v.negatives.count);
-    const double audio_s = v.positive_s + negative_s;
+    es_rng speeds;
+    es_rng_seed(&speeds, (uint64_t)opt.seed * 0x9E3779B97F4A7C15ULL + 0x73706565ULL);
+    for (int pass = 0; pass < opt.passes; pass++) {
+        es_cal_item *copy = items + (size_t)pass * (size_t)per_pass;
+        /* (memcpy from NULL is undefined even for 0 bytes: a manifest may have no positives) */
+        if (v.positives.count)
+            memcpy(copy, v.positives.items, sizeof(es_cal_item) * (size_t)v.positives.count);
+        memcpy(copy + v.positives.count, v.negatives.items,
+               sizeof(es_cal_item) * (size_t)v.negatives.count);
+        for (int i = 0; pass > 0 && i < per_pass; i++)
+            copy[i].speed = (float)es_rng_uniform(&speeds, 0.9, 1.1);
+    }
+    const double audio_s = (v.positive_s + negative_s) * opt.passes;
     note("%s: %d keywords; valid split of %s: %d keyword clips (%.2f h), %d keyword-free "
-         "clips (%.2f h), %d noises",
+         "clips (%.2f h), %d noises; %d pass%s",
          opt.model_path, columns.keyword_count, opt.manifest_path, v.positives.count,
-         v.positive_s / 3600, v.negatives.count, negative_s / 3600, noises.count);
+         v.positive_s / 3600, v.negatives.count, negative_s / 3600, noises.count, opt.passes,
+         opt.passes == 1 ? "" : "es (after the first at 0.9-1.1x speed)");
     progress = es_progress_create(audio_s, 300);
     char why[512] = "";
     if (es_cal_run_stream(model, items, count, &noises, (uint64_t)opt.seed + 11, progress, &stream,

@@ -1011,11 +1011,11 @@ static int collect_items(const job_list *jobs, const data_set *data, const char 
         if (!path) return -1;
         sprintf(path, "%s/%s", work, j->path);
         (*owned)[(*owned_count)++] = path;
-        (*items)[(*count)++] = (es_cal_item){path, j->kind == CLIP_POSITIVE ? 0 : -1, 0, 0};
+        (*items)[(*count)++] = (es_cal_item){path, j->kind == CLIP_POSITIVE ? 0 : -1, 0, 0, 1.0f};
     }
     for (int i = 0; data && i < data->count; i++)
         if (data->items[i].split == split && data->items[i].kind != CLIP_NOISE)
-            (*items)[(*count)++] = (es_cal_item){data->items[i].path, -1, 0, 0};
+            (*items)[(*count)++] = (es_cal_item){data->items[i].path, -1, 0, 0, 1.0f};
     return 0;
 }
 

@@ -438,6 +438,19 @@ static void test_command_calibrates_a_tiny_manifest(void **state) {
         run("model.esm -m manifest.tsv -o excl.esm --exclude-voice synth:", "excl.txt"), 0);
     assert_non_null(strstr(slurp("excl.txt.err"), " 0 keyword clips"));
     assert_non_null(strstr(slurp("excl.txt.err"), "2 keyword-free clips"));
+    /* --passes 3: every clip three times (twice at another speed), each a positive. */
+    assert_int_equal(run("model.esm -m manifest.tsv -o passes.esm --passes 3", "passes.txt"), 0);
+    assert_non_null(strstr(slurp("passes.txt.err"), "3 passes"));
+    int p3_left = -1;
+    for (const char *line = slurp("passes.txt"); line && *line;
+         line = strchr(line, '\n'), line += !!line) {
+        char word[32];
+        float t;
+        int positives;
+        if (sscanf(line, "%31s %f %d", word, &t, &positives) == 3 && !strcmp(word, "left"))
+            p3_left = positives;
+    }
+    assert_int_equal(p3_left, 3);
 }
 
 static void expect_status(const char *args, int status, const char *message) {
@@ -455,6 +468,8 @@ static void test_command_refuses_bad_input(void **state) {
     expect_status("model.esm -o x.esm", 2, "--manifest FILE is required");
     expect_status("model.esm -m manifest.tsv", 2, "-o OUT is required");
     expect_status("model.esm -m manifest.tsv -o x.esm --hours -1", 2, "--hours");
+    expect_status("model.esm -m manifest.tsv -o x.esm --passes 0", 2, "--passes");
+    expect_status("model.esm -m manifest.tsv -o x.esm --passes 21", 2, "--passes");
     expect_status("model.esm -m manifest.tsv -o x.esm --max-alarms-per-hour x", 2,
                   "--max-alarms-per-hour");
     expect_status("model.esm -m manifest.tsv -o x.esm --bogus", 2, "unknown option '--bogus'");
