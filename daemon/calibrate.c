@@ -172,6 +172,24 @@ static void shuffle(es_cal_item *items, int count, es_rng *rng) {
     }
 }
 
+int es_cal_items_replay(es_cal_item **items, int *count, int passes, uint64_t seed) {
+    if (passes <= 1 || *count == 0) return 0;
+    es_cal_item *grown = realloc(*items, sizeof(es_cal_item) * (size_t)*count * (size_t)passes);
+    if (!grown) return -1;
+    es_rng rng;
+    es_rng_seed(&rng, seed);
+    for (int pass = 1; pass < passes; pass++) {
+        es_cal_item *copy = grown + (size_t)pass * (size_t)*count;
+        memcpy(copy, grown, sizeof(es_cal_item) * (size_t)*count);
+        for (int i = 0; i < *count; i++)
+            copy[i].speed =
+                (float)es_rng_uniform(&rng, ES_CAL_REPLAY_MIN_SPEED, ES_CAL_REPLAY_MAX_SPEED);
+    }
+    *items = grown;
+    *count *= passes;
+    return 0;
+}
+
 int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
                       const es_cal_noises *noises, uint64_t seed, es_progress *progress,
                       es_cal_stream *out, char *why, size_t why_size) {

@@ -109,6 +109,14 @@ int es_cal_stream_add_window(es_cal_stream *s, int64_t start, int64_t end, int k
 void es_cal_stream_finish(es_cal_stream *s, double seconds);
 void es_cal_stream_free(es_cal_stream *s);
 
+/* Grows items[0..*count) to `passes` copies of itself: the first as it is,
+ * the others each clip at its own random speed of 0.9-1.1 (from `seed`), so
+ * the stream shows more of the rare keyword-free peaks a per-hour false-alarm
+ * budget is about. Returns 0, or -1 out of memory (*items unchanged). */
+#define ES_CAL_REPLAY_MIN_SPEED 0.9
+#define ES_CAL_REPLAY_MAX_SPEED 1.1
+int es_cal_items_replay(es_cal_item **items, int *count, int passes, uint64_t seed);
+
 /* Step 1: the stream of `items` (shuffled in place by `seed`) through the
  * pipeline with the built-in VAD and `model`. Item keywords are columns of
  * es_cal_stream_init(model). `noises` may be NULL; `progress` (may be NULL)

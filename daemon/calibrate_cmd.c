@@ -55,8 +55,8 @@ static const char usage_text[] =
     "      --max-alarms-per-hour R  false alarms per hour of keyword-free audio, all keywords\n"
     "                               together (default 0.5)\n"
     "      --hours H                use at most H hours of keyword-free clips (default: all)\n"
-    "      --passes N               stream every clip N times, after the first at a random\n"
-    "                               speed of 0.9-1.1 (tempo and pitch): more of the rare\n"
+    "      --passes N               stream every clip N times, after the first each at its\n"
+    "                               own speed of 0.9-1.1 (tempo and pitch): more of the rare\n"
     "                               peaks a budget of false alarms per hour is about (1)\n"
     "      --seed S                 order of the clips, noise mixing and --hours subset\n"
     "                               (default 1)\n"
@@ -451,24 +451,21 @@ int es_cmd_calibrate(int argc, char **argv) {
             goto done;
         }
 
-    const int per_pass = v.positives.count + v.negatives.count;
-    const int count = per_pass * opt.passes;
+    int count = v.positives.count + v.negatives.count;
     items = malloc(sizeof(es_cal_item) * (size_t)count);
     if (!items) {
         es_cli_error("calibrate: out of memory");
         goto done;
     }
-    es_rng speeds;
-    es_rng_seed(&speeds, (uint64_t)opt.seed * 0x9E3779B97F4A7C15ULL + 0x73706565ULL);
-    for (int pass = 0; pass < opt.passes; pass++) {
-        es_cal_item *copy = items + (size_t)pass * (size_t)per_pass;
-        /* (memcpy from NULL is undefined even for 0 bytes: a manifest may have no positives) */
-        if (v.positives.count)
-            memcpy(copy, v.positives.items, sizeof(es_cal_item) * (size_t)v.positives.count);
-        memcpy(copy + v.positives.count, v.negatives.items,
-               sizeof(es_cal_item) * (size_t)v.negatives.count);
-        for (int i = 0; pass > 0 && i < per_pass; i++)
-            copy[i].speed = (float)es_rng_uniform(&speeds, 0.9, 1.1);
+    /* (memcpy from NULL is undefined even for 0 bytes: a manifest may have no positives) */
+    if (v.positives.count)
+        memcpy(items, v.positives.items, sizeof(es_cal_item) * (size_t)v.positives.count);
+    memcpy(items + v.positives.count, v.negatives.items,
+           sizeof(es_cal_item) * (size_t)v.negatives.count);
+    if (es_cal_items_replay(&items, &count, opt.passes,
+                            (uint64_t)opt.seed * 0x9E3779B97F4A7C15ULL + 0x73706565ULL) != 0) {
+        es_cli_error("calibrate: out of memory");
+        goto done;
     }
     const double audio_s = (v.positive_s + negative_s) * opt.passes;
     note("%s: %d keywords; valid split of %s: %d keyword clips (%.2f h), %d keyword-free "

@@ -1020,6 +1020,8 @@ static int collect_items(const job_list *jobs, const data_set *data, const char 
 }
 
 #define MAX_NOISES 512
+/* As `earshot calibrate --passes` for the shipped model (scripts/train-models.sh). */
+#define CALIBRATION_PASSES 4
 
 static int load_noises(const job_list *jobs, const data_set *data, const char *work, int split,
                        es_cal_noises *noises) {
@@ -1037,15 +1039,18 @@ static int load_noises(const job_list *jobs, const data_set *data, const char *w
     return 0;
 }
 
-/* A split's stream: its speech clips, a third of them mixed with its noises. */
+/* A split's stream: its speech clips, a third of them mixed with its noises,
+ * `passes` times (es_cal_items_replay). */
 static int evaluate_split(const es_model *model, const job_list *jobs, const data_set *data,
-                          const char *work, int split, uint64_t seed, es_cal_stream *stream) {
+                          const char *work, int split, int passes, uint64_t seed,
+                          es_cal_stream *stream) {
     es_cal_item *items = NULL;
     char **owned = NULL;
     int count = 0, owned_count = 0;
     es_cal_noises noises = {0};
     char why[512] = "out of memory";
     int rc = collect_items(jobs, data, work, split, &items, &owned, &count, &owned_count);
+    if (rc == 0) rc = es_cal_items_replay(&items, &count, passes, seed ^ 0x73706565ULL);
     if (rc == 0) rc = load_noises(jobs, data, work, split, &noises);
     if (rc == 0)
         rc = es_cal_run_stream(model, items, count, &noises, seed, NULL, stream, why, sizeof why);
@@ -1386,7 +1391,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
     }
     note("step 3/4: calibrating on held-out voices and keyword-free audio (valid split)");
     if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_VALID,
-                       (uint64_t)opt.seed + 11, &valid) != 0)
+                       CALIBRATION_PASSES, (uint64_t)opt.seed + 11, &valid) != 0)
         goto done;
     es_cal_result calibrated;
     if (es_cal_calibrate(&valid, opt.max_alarms_per_hour, &calibrated) != 0) {
@@ -1406,7 +1411,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
              (double)figures.threshold, (double)opt.max_alarms_per_hour);
 
     note("step 4/4: testing on voices never used in training or calibration (test split)");
-    if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_TEST,
+    if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_TEST, 1,
                        (uint64_t)opt.seed + 23, &test) != 0)
         goto done;
     figures.test_at = detect_at(&test, figures.threshold);
