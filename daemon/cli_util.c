@@ -61,7 +61,7 @@ const char es_cli_detector_help[] =
     "Speech segments:\n"
     "  --vad-threshold P        speech starts when its probability reaches P (0.85)\n"
     "  --vad-offset-threshold P and ends when it falls below P (the onset threshold)\n"
-    "  --min-speech-ms MS       drop shorter segments (70)\n"
+    "  --min-speech-ms MS       drop shorter segments (30)\n"
     "  --min-silence-ms MS      bridge shorter gaps (150)\n"
     "  --max-speech-ms MS       split longer segments, 0 = never (30000)\n"
     "  --speech-pad-ms MS       widen each segment by this on both sides (0)\n"

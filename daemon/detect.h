@@ -63,7 +63,7 @@ typedef struct es_vad_config {
     float offset_threshold;  /* ES_VAD_OFFSET_SAME_AS_ONSET: and ends when p < this
                                 (hysteresis when lower); any value < 0 means the
                                 onset threshold */
-    int min_speech_ms;       /* 70: shorter segments are dropped */
+    int min_speech_ms;       /* 30: shorter segments are dropped */
     int min_silence_ms;      /* 150: shorter gaps are bridged */
     int max_speech_ms;       /* 30000: longer segments are split (at the last bridged gap
                                 when there is one, else hard); 0 = no limit */

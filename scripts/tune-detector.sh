@@ -17,7 +17,7 @@
 #    minimum silence and padding, scores each (tools/tune/vad_sweep.c says how) and
 #    picks the defaults:
 #      constraints: onset latency p90 <= 100 ms, speech_start latency (the event sent
-#                   when a segment is sure to be kept) p90 <= 100 ms, missed onsets <= 3 %,
+#                   when a segment is sure to be kept) p90 <= 100 ms, missed onsets <= 5 %,
 #                   min silence >= 150 ms (the truth itself closes shorter pauses);
 #      score:       mean of F1 frames and F1 segments (each the mean over the SNRs);
 #      choice:      among settings within 0.002 of the best score, the one whose events

@@ -249,7 +249,7 @@ static void test_vad_defaults(void **state) {
     assert_null(es_vad_config_check(&c));
     assert_float_equal(c.onset_threshold, 0.85f, 1e-6);
     assert_true(c.offset_threshold < 0.0f); /* the onset threshold */
-    assert_int_equal(c.min_speech_ms, 70);
+    assert_int_equal(c.min_speech_ms, 30);
     assert_int_equal(c.min_silence_ms, 150);
     assert_int_equal(c.max_speech_ms, 30000);
     assert_int_equal(c.pad_ms, 0);
@@ -260,7 +260,7 @@ static void test_vad_defaults(void **state) {
     fill(p, 40, 100, 0.95f);
     fill(p, 100, 113, 0.5f); /* a 130 ms dip: bridged */
     fill(p, 113, 120, 0.95f);
-    fill(p, 150, 156, 0.95f); /* 60 ms: shorter than 70 ms, dropped */
+    fill(p, 150, 152, 0.95f); /* 20 ms: shorter than 30 ms, dropped */
     fill(p, 117, 119, 0.8f);  /* below 0.85: a dip too, as the offset is the onset */
     recorded r;
     run_vad(&c, p, 200, &r);
@@ -308,6 +308,7 @@ static void test_vad_confirmed_onset(void **state) {
     fill(p, 300, 320, 0.9f); /* a new segment: confirmed after frame 306 */
     es_vad_config c;
     es_vad_config_default(&c);
+    c.min_speech_ms = 70;
     c.pad_ms = 30;
     int frames[8];
     double starts[8];
@@ -390,6 +391,7 @@ static void test_vad_speech_start_at_confirmation(void **state) {
     fill(p, 300, 320, 0.9f); /* a new segment: confirmed after frame 306 */
     es_vad_config c;
     es_vad_config_default(&c);
+    c.min_speech_ms = 70;
     recorded off, on, stripped;
     run_vad(&c, p, 400, &off);
     assert_int_equal(off.count, 2);
