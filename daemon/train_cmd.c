@@ -740,13 +740,14 @@ static int append_clip(sample_buffer *b, const clip *c, clip_window w, double *o
  * size, and the keyword's own frames are what is scarce. Filler is a random
  * window of each clip; speech before a keyword, only its last moments. */
 #define KWS_FILLER_MAX_S 1.6
+#define KWS_CONTEXT_MAX_S 0.8
 
-/* How often a sequence has a warm-up, and how long it is: a few running-mean
- * time constants (3 s) would be exact but cost a lot of front-end work. */
+/* How often a sequence (VAD or KWS) has a warm-up, and how long it is: a few
+ * running-mean time constants (3 s) would be exact but cost a lot of
+ * front-end work. */
 #define WARMUP_SHARE 0.7
 #define WARMUP_MIN_S 1.0
 #define WARMUP_MAX_S 4.0
-#define KWS_CONTEXT_MAX_S 0.8
 
 static clip_window kws_filler_window(es_rng *rng) {
     const double from = es_rng_uniform(rng, 0.0, 2.0);
