@@ -472,7 +472,7 @@ int es_cmd_calibrate(int argc, char **argv) {
          "clips (%.2f h), %d noises; %d pass%s",
          opt.model_path, columns.keyword_count, opt.manifest_path, v.positives.count,
          v.positive_s / 3600, v.negatives.count, negative_s / 3600, noises.count, opt.passes,
-         opt.passes == 1 ? "" : "es (after the first at 0.9-1.1x speed)");
+         opt.passes == 1 ? "" : "es (after the first at another speed)");
     progress = es_progress_create(audio_s, 300);
     char why[512] = "";
     if (es_cal_run_stream(model, items, count, &noises, (uint64_t)opt.seed + 11, progress, &stream,

@@ -85,13 +85,13 @@ static void seg_push(seg_list *l, double s, double e) {
 }
 
 typedef struct {
-    seg_list segments, starts; /* starts: speech_start events (start, time) */
+    seg_list segments, starts; /* starts: speech_start events; `emitted` is their time */
 } detections;
 
 static void collect(const es_event *event, void *user) {
     detections *d = user;
     if (event->type == ES_EVENT_SPEECH) seg_push(&d->segments, event->start_s, event->end_s);
-    if (event->type == ES_EVENT_SPEECH_START) seg_push(&d->starts, event->start_s, event->time_s);
+    if (event->type == ES_EVENT_SPEECH_START) seg_push(&d->starts, event->start_s, event->start_s);
 }
 
 static void read_truth(const char *path, seg_list *truth) {
@@ -267,7 +267,7 @@ static void score_config(const es_vad_config *cfg, frames_file *files, int nfile
                 k++;
             if (k < found.starts.n && found.starts.v[k].start == det.v[j].start)
                 push_latency(&confirm_latencies, &nc, &confirm_latency_cap,
-                             1000.0 * (found.starts.v[k].end - s));
+                             1000.0 * (found.starts.v[k].emitted - s));
         }
         /* End of speech to its event: the last segment overlapping a true
          * segment that silence follows, sent when it can no longer grow. */
