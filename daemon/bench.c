@@ -32,6 +32,9 @@
 #define READ_CHUNK_FRAMES 4096
 #define BENCH_RNN_UNITS 128
 #define BENCH_RNN_LAYERS 2
+/* Frames per es_state_step_frames call in the _offline stages: as many as
+ * the offline pipeline hands the models at once. */
+#define BENCH_BLOCK_FRAMES 32
 
 static const char bench_usage[] =
     "Usage: earshot bench [--seconds N] [--format table|tsv]\n"
@@ -45,6 +48,9 @@ static const char bench_usage[] =
     "  gru_2x128            step 2 GRU layers of 128 units on 40 features (+ GFLOP/s)\n"
     "  lstm_2x128           the same with LSTM layers\n"
     "  vad, kws             step the built-in models\n"
+    "  *_offline            the model stages stepping 32 frames per call, as\n"
+    "                       `earshot file` does (the others step frame by frame,\n"
+    "                       as live input does)\n"
     "  pipeline             the whole offline pipeline of `earshot file`\n"
     "\n"
     "  --seconds N          seconds of audio per stage, 1-3600\n"
@@ -238,28 +244,67 @@ static void frontend_bench_destroy(frontend_bench *fb) {
     free(fb->resampled);
 }
 
+/* ---- report ------------------------------------------------------------------------ */
+
+static void print_result(const bench_result *r, int tsv) {
+    double xrt = r->audio_s / r->wall_s;
+    double ns_per_frame = r->wall_s * 1e9 / (double)r->frames;
+    if (tsv) {
+        printf("%s\t%.1f\t%.1f\t%ld\n", r->stage, xrt, ns_per_frame, r->peak_rss_kb);
+        return;
+    }
+    printf("%-20s %12.1f %12.1f %12ld", r->stage, xrt, ns_per_frame, r->peak_rss_kb);
+    if (r->flops > 0) printf(" %9.2f", r->flops / r->wall_s * 1e-9);
+    putchar('\n');
+    fflush(stdout);
+}
+
 /* ---- model stages ------------------------------------------------------------------- */
 
 typedef struct model_bench {
     es_state *state;
+    int block;      /* frames per call: 1 steps frame by frame (es_state_step) */
+    float *inputs;  /* the clip's features back to back, for blocks */
+    float *outputs; /* one block's outputs */
+    size_t input_size, output_size;
     float checksum; /* keeps the compiler from dropping the steps */
 } model_bench;
 
 static uint64_t run_model(const bench_context *ctx, void *state) {
     model_bench *mb = state;
     es_state_reset(mb->state);
-    for (size_t i = 0; i < ctx->feature_count; i++)
-        mb->checksum += es_state_step(mb->state, ctx->features[i].features)[0];
+    if (mb->block == 1) {
+        for (size_t i = 0; i < ctx->feature_count; i++)
+            mb->checksum += es_state_step(mb->state, ctx->features[i].features)[0];
+        return ctx->feature_count;
+    }
+    for (size_t i = 0; i < ctx->feature_count; i += (size_t)mb->block) {
+        size_t left = ctx->feature_count - i;
+        int count = left < (size_t)mb->block ? (int)left : mb->block;
+        es_state_step_frames(mb->state, mb->inputs + i * mb->input_size, count, mb->outputs);
+        mb->checksum += mb->outputs[0];
+    }
     return ctx->feature_count;
 }
 
 static int bench_model(const bench_context *ctx, const char *stage, const es_model *model,
-                       bench_result *result) {
-    model_bench mb = {0};
-    if (es_state_create(model, &mb.state) != ES_RNN_OK) return -1;
-    int rc =
-        time_stage(ctx, stage, run_model, &mb, (double)es_model_flops_per_frame(model), result);
+                       int block, bench_result *result) {
+    model_bench mb = {.block = block,
+                      .input_size = (size_t)es_model_input_size(model),
+                      .output_size = (size_t)es_model_output_size(model)};
+    int rc = -1;
+    mb.inputs = malloc(ctx->feature_count * mb.input_size * sizeof(float));
+    mb.outputs = malloc((size_t)block * mb.output_size * sizeof(float));
+    if (mb.inputs && mb.outputs && es_state_create(model, &mb.state) == ES_RNN_OK) {
+        for (size_t i = 0; i < ctx->feature_count; i++)
+            memcpy(mb.inputs + i * mb.input_size, ctx->features[i].features,
+                   mb.input_size * sizeof(float));
+        rc =
+            time_stage(ctx, stage, run_model, &mb, (double)es_model_flops_per_frame(model), result);
+    }
     es_state_destroy(mb.state);
+    free(mb.inputs);
+    free(mb.outputs);
     return rc;
 }
 
@@ -278,20 +323,33 @@ static es_model *make_recurrent_model(es_layer_type type) {
     return model;
 }
 
+/* A model's two stages: frame by frame (live) and in blocks (offline). */
+static int bench_model_stages(const bench_context *ctx, const char *stage, const es_model *model,
+                              int tsv) {
+    char offline[64];
+    snprintf(offline, sizeof offline, "%s_offline", stage);
+    bench_result result;
+    if (bench_model(ctx, stage, model, 1, &result) != 0) return -1;
+    print_result(&result, tsv);
+    if (bench_model(ctx, offline, model, BENCH_BLOCK_FRAMES, &result) != 0) return -1;
+    print_result(&result, tsv);
+    return 0;
+}
+
 static int bench_recurrent(const bench_context *ctx, const char *stage, es_layer_type type,
-                           bench_result *result) {
+                           int tsv) {
     es_model *model = make_recurrent_model(type);
     if (!model) return -1;
-    int rc = bench_model(ctx, stage, model, result);
+    int rc = bench_model_stages(ctx, stage, model, tsv);
     es_model_destroy(model);
     return rc;
 }
 
-static int bench_builtin(const bench_context *ctx, const char *name, bench_result *result) {
+static int bench_builtin(const bench_context *ctx, const char *name, int tsv) {
     es_model *model = NULL;
     es_pipeline_error err;
     if (es_pipeline_load_model(NULL, name, NULL, &model, &err) != ES_PIPELINE_OK) return -1;
-    int rc = bench_model(ctx, name, model, result);
+    int rc = bench_model_stages(ctx, name, model, tsv);
     es_model_destroy(model);
     return rc;
 }
@@ -362,21 +420,6 @@ done:
     return rc;
 }
 
-/* ---- report ------------------------------------------------------------------------ */
-
-static void print_result(const bench_result *r, int tsv) {
-    double xrt = r->audio_s / r->wall_s;
-    double ns_per_frame = r->wall_s * 1e9 / (double)r->frames;
-    if (tsv) {
-        printf("%s\t%.1f\t%.1f\t%ld\n", r->stage, xrt, ns_per_frame, r->peak_rss_kb);
-        return;
-    }
-    printf("%-20s %12.1f %12.1f %12ld", r->stage, xrt, ns_per_frame, r->peak_rss_kb);
-    if (r->flops > 0) printf(" %9.2f", r->flops / r->wall_s * 1e-9);
-    putchar('\n');
-    fflush(stdout);
-}
-
 /* Makes the two WAV files and the feature frames the model stages step. */
 static int prepare(bench_context *ctx) {
     if (write_wav(ctx->wav_16k_mono, sizeof ctx->wav_16k_mono, 16000, 1, ctx->seconds) != 0 ||
@@ -419,20 +462,12 @@ static int run_all(const bench_context *ctx, int tsv) {
         status = ES_EXIT_FAILURE;
     frontend_bench_destroy(&fb);
 
-    if (bench_recurrent(ctx, "gru_2x128", ES_LAYER_GRU, &result) == 0)
-        print_result(&result, tsv);
-    else
-        status = ES_EXIT_FAILURE;
-    if (bench_recurrent(ctx, "lstm_2x128", ES_LAYER_LSTM, &result) == 0)
-        print_result(&result, tsv);
-    else
-        status = ES_EXIT_FAILURE;
+    if (bench_recurrent(ctx, "gru_2x128", ES_LAYER_GRU, tsv) != 0) status = ES_EXIT_FAILURE;
+    if (bench_recurrent(ctx, "lstm_2x128", ES_LAYER_LSTM, tsv) != 0) status = ES_EXIT_FAILURE;
 
     const char *builtin_stages[] = {"vad", "kws"};
     for (size_t i = 0; i < 2; i++) {
-        if (bench_builtin(ctx, builtin_stages[i], &result) == 0) {
-            print_result(&result, tsv);
-        } else {
+        if (bench_builtin(ctx, builtin_stages[i], tsv) != 0) {
             es_cli_error("bench: %s: the built-in model cannot be loaded", builtin_stages[i]);
             status = ES_EXIT_FAILURE;
         }

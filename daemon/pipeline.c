@@ -22,6 +22,10 @@
 /* The live consumer polls the ring this often while it waits: a fraction of
  * one 10 ms hop, so waiting adds little latency and no busy loop. */
 #define CONSUME_POLL_NS 2000000L
+/* Frames the models step together: they share each weight load of the
+ * networks' input side (es_state_step_frames). Offline runs fill whole blocks;
+ * the live consumer takes what the ring holds, so waiting adds nothing. */
+#define MODEL_BLOCK_FRAMES 32
 /* Resampler tails are short; the bound only guards against a drain that
  * never reports empty. */
 #define MAX_DRAIN_CALLS 64
@@ -47,6 +51,11 @@ struct es_pipeline {
     int consumer_done;
 
     /* consumer half (offline: the pushing thread) */
+    es_frame block[MODEL_BLOCK_FRAMES]; /* frames waiting for the models */
+    int block_count;
+    float *block_features; /* MODEL_BLOCK_FRAMES x mel bands */
+    float *vad_outputs;    /* MODEL_BLOCK_FRAMES x the VAD's outputs */
+    float *kws_outputs[ES_PIPELINE_MAX_KWS_MODELS];
     es_state *vad_state;
     int vad_speech_output;
     es_vad_detector *vad;
@@ -283,7 +292,11 @@ static int create_vad(es_pipeline *p, es_pipeline_error *err) {
         return fail(err, ES_PIPELINE_ERR_MODEL,
                     "vad model: %d outputs and none is labelled \"speech\"",
                     es_model_output_size(c->vad_model));
-    if (es_state_create(c->vad_model, &p->vad_state) != ES_RNN_OK)
+    p->block_features = malloc(MODEL_BLOCK_FRAMES * (size_t)c->frontend.mel_bands * sizeof(float));
+    p->vad_outputs =
+        malloc(MODEL_BLOCK_FRAMES * (size_t)es_model_output_size(c->vad_model) * sizeof(float));
+    if (!p->block_features || !p->vad_outputs ||
+        es_state_create(c->vad_model, &p->vad_state) != ES_RNN_OK)
         return fail(err, ES_PIPELINE_ERR_NOMEM, "vad model state: out of memory");
     if (es_vad_detector_create(&c->vad, c->frontend.sample_rate_hz, c->frontend.hop_samples,
                                &p->vad) != 0)
@@ -337,8 +350,12 @@ static int create_kws(es_pipeline *p, es_pipeline_error *err) {
             p->keyword_output[p->keyword_count] = i;
             p->keyword_count++;
         }
-        if (es_state_create(m, &p->kws_states[k]) != ES_RNN_OK)
+        p->kws_outputs[k] = malloc(MODEL_BLOCK_FRAMES * (size_t)outputs * sizeof(float));
+        if (!p->kws_outputs[k] || es_state_create(m, &p->kws_states[k]) != ES_RNN_OK) {
+            free(p->kws_outputs[k]);
+            p->kws_outputs[k] = NULL;
             return fail(err, ES_PIPELINE_ERR_NOMEM, "keyword model state: out of memory");
+        }
         es_kws_config kws = c->kws;
         add_model_thresholds(m, &kws);
         if (es_kws_detector_create(&kws, outputs, labels, c->frontend.sample_rate_hz,
@@ -390,7 +407,10 @@ void es_pipeline_destroy(es_pipeline *p) {
     for (int k = 0; k < p->kws_model_count; k++) {
         es_kws_detector_destroy(p->kws_detectors[k]);
         es_state_destroy(p->kws_states[k]);
+        free(p->kws_outputs[k]);
     }
+    free(p->block_features);
+    free(p->vad_outputs);
     free(p->keyword_model);
     free(p->keyword_output);
     free(p->keyword_posteriors);
@@ -439,16 +459,18 @@ static void emit_event(const es_event *event, void *user) {
     if (p->config.on_event) p->config.on_event(&stamped, p->config.event_user);
 }
 
-static void run_models(es_pipeline *p, const es_frame *frame) {
+/* The detectors on frame t of the block the models just stepped. */
+static void detect_frame(es_pipeline *p, const es_frame *frame, int t) {
     p->current_frame_time = frame->time_samples;
-    const float *vad_out = es_state_step(p->vad_state, frame->features);
-    float speech = vad_out[p->vad_speech_output];
+    int vad_outputs = es_model_output_size(p->config.vad_model);
+    float speech = p->vad_outputs[(size_t)t * (size_t)vad_outputs + (size_t)p->vad_speech_output];
     es_vad_detector_step(p->vad, frame->time_samples, speech, emit_event, p);
     int in_speech = es_vad_detector_in_speech(p->vad);
 
     int column = 0;
     for (int k = 0; k < p->kws_model_count; k++) {
-        const float *posteriors = es_state_step(p->kws_states[k], frame->features);
+        size_t outputs = (size_t)es_model_output_size(p->config.kws_models[k]);
+        const float *posteriors = p->kws_outputs[k] + (size_t)t * outputs;
         es_kws_detector_step(p->kws_detectors[k], frame->time_samples, posteriors, in_speech,
                              emit_event, p);
         while (column < p->keyword_count && p->keyword_model[column] == k) {
@@ -468,6 +490,22 @@ static void run_models(es_pipeline *p, const es_frame *frame) {
         p->config.on_frame(&row, p->config.frame_user);
     }
     atomic_fetch_add_explicit(&p->frames_processed, 1, memory_order_relaxed);
+}
+
+/* The waiting block through every model, then each frame through the
+ * detectors, in order. */
+static void run_models(es_pipeline *p) {
+    int count = p->block_count;
+    if (count == 0) return;
+    size_t bands = (size_t)p->config.frontend.mel_bands;
+    for (int t = 0; t < count; t++)
+        memcpy(p->block_features + (size_t)t * bands, p->block[t].features, bands * sizeof(float));
+    es_state_step_frames(p->vad_state, p->block_features, count, p->vad_outputs);
+    for (int k = 0; k < p->kws_model_count; k++)
+        es_state_step_frames(p->kws_states[k], p->block_features, count, p->kws_outputs[k]);
+    for (int t = 0; t < count; t++)
+        detect_frame(p, &p->block[t], t);
+    p->block_count = 0;
 }
 
 /* Keywords still waiting for their end are sent too: at the end of a file
@@ -535,18 +573,23 @@ static void for_each_chunk(es_pipeline *p, const float *interleaved, size_t fram
 /* ---- offline ------------------------------------------------------------------- */
 
 static void offline_frame(const es_frame *frame, void *user) {
-    run_models(user, frame);
+    es_pipeline *p = user;
+    p->block[p->block_count++] = *frame;
+    if (p->block_count == MODEL_BLOCK_FRAMES) run_models(p);
 }
 
+/* Every frame a push made has its events out when the push returns. */
 int es_pipeline_push(es_pipeline *p, const float *interleaved, size_t frames) {
     if (p->config.mode != ES_PIPELINE_OFFLINE || p->finished) return ES_PIPELINE_ERR_STATE;
     for_each_chunk(p, interleaved, frames, offline_frame);
+    run_models(p);
     return ES_PIPELINE_OK;
 }
 
 int es_pipeline_finish(es_pipeline *p) {
     if (p->config.mode != ES_PIPELINE_OFFLINE || p->finished) return ES_PIPELINE_ERR_STATE;
     drain_resampler(p, offline_frame);
+    run_models(p);
     flush_detectors(p);
     p->finished = 1;
     return ES_PIPELINE_OK;
@@ -590,10 +633,13 @@ static int consume_waiting(es_pipeline *p) {
      * from returning. */
     size_t limit = es_ring_capacity(p->ring);
     int processed = 0;
-    es_frame frame;
-    while ((size_t)processed < limit && es_ring_pop(p->ring, &frame) == ES_DSP_OK) {
-        run_models(p, &frame);
-        processed++;
+    while ((size_t)processed < limit) {
+        while (p->block_count < MODEL_BLOCK_FRAMES &&
+               es_ring_pop(p->ring, &p->block[p->block_count]) == ES_DSP_OK)
+            p->block_count++;
+        if (p->block_count == 0) break;
+        processed += p->block_count;
+        run_models(p);
     }
     return processed;
 }

@@ -31,6 +31,14 @@ static void generic_matvec(const float *panels, size_t panel_stride, int panel_c
     }
 }
 
+static void generic_matmat(const float *panels, size_t panel_stride, int panel_count, int col_begin,
+                           int col_end, const float *v, size_t v_stride, int count,
+                           const float *bias, float *y, size_t y_stride) {
+    for (int t = 0; t < count; t++)
+        generic_matvec(panels, panel_stride, panel_count, col_begin, col_end,
+                       v + (size_t)t * v_stride, bias, y + (size_t)t * y_stride);
+}
+
 static void generic_sigmoid(float *x, int n) {
     for (int i = 0; i < n; i++)
         x[i] = 1.0f / (1.0f + expf(-x[i]));
@@ -49,6 +57,7 @@ static void generic_exp(float *x, int n) {
 const es_kernels es_kernels_generic = {
     .name = "generic",
     .matvec = generic_matvec,
+    .matmat = generic_matmat,
     .sigmoid = generic_sigmoid,
     .tanh = generic_tanh,
     .exp = generic_exp,

@@ -19,6 +19,9 @@
 #include "model_internal.h"
 
 #define ES_PANEL_ROWS 16
+/* Frames a stream state steps through each layer together: the input-side
+ * products of a block share their weight loads (see matmat). */
+#define ES_BLOCK_FRAMES 16
 
 static inline int es_round_up_panel(int n) {
     return (n + ES_PANEL_ROWS - 1) / ES_PANEL_ROWS * ES_PANEL_ROWS;
@@ -31,6 +34,14 @@ typedef struct es_kernels {
      * c in [col_begin, col_end) of panel[c*16 + r] * v[c]. bias may be NULL. */
     void (*matvec)(const float *panels, size_t panel_stride, int panel_count, int col_begin,
                    int col_end, const float *v, const float *bias, float *y);
+    /* matvec for `count` vectors at once: vector t is v + t * v_stride, its
+     * result y + t * y_stride. Each weight is loaded once for several vectors,
+     * which is what makes the input side of a block of frames cheap. Every
+     * output is one chain, bias then the columns in order, so a vector's
+     * result never depends on `count` or on its place among the others. */
+    void (*matmat)(const float *panels, size_t panel_stride, int panel_count, int col_begin,
+                   int col_end, const float *v, size_t v_stride, int count, const float *bias,
+                   float *y, size_t y_stride);
     /* In place, on n floats. */
     void (*sigmoid)(float *x, int n);
     void (*tanh)(float *x, int n);
@@ -89,17 +100,23 @@ typedef struct es_packed_layer {
     int cols;        /* DENSE: in; CONV1D: K * in; recurrent: in + units */
     int directions;  /* 2 for BIDIR */
     es_packed_direction dir[2];
-    /* Offsets (floats) of this layer's scratch inside a stream state. */
-    size_t state_input; /* recurrent: [x h] (h is the output); CONV1D: K-frame window */
-    size_t state_gates; /* matrix-vector results (DENSE, CONV1D: the output) */
-    size_t state_cell;  /* LSTM cell */
+    /* Offsets (floats) of what this layer carries between frames, inside a
+     * stream state. */
+    size_t state_history; /* recurrent: h; CONV1D: the last K - 1 input frames,
+                             then room for a block of frames after them */
+    size_t state_cell;    /* LSTM cell */
 } es_packed_layer;
 
 typedef struct es_packed_model {
     const es_kernels *kernels;
     es_packed_layer layers[ES_MAX_LAYERS];
-    size_t state_floats; /* scratch of one stream state */
-    float *storage;      /* every panel and bias, 64-byte aligned */
+    /* Offsets of the scratch the layers share, one after the other, inside
+     * a stream state: */
+    size_t state_block_gates;  /* ES_BLOCK_FRAMES x the widest rows_padded */
+    size_t state_n_hidden;     /* GRU: U_n h + c_n of one frame */
+    size_t state_block_out[2]; /* ES_BLOCK_FRAMES x the widest output, between layers */
+    size_t state_floats;       /* scratch of one stream state */
+    float *storage;            /* every panel and bias, 64-byte aligned */
 } es_packed_model;
 
 /* Runs `m` on other kernels (tests compare them; benchmarks time them).

@@ -58,6 +58,53 @@ ES_AVX2 static void avx2_matvec(const float *panels, size_t panel_stride, int pa
     }
 }
 
+/* matmat one panel (two ymm) by up to 4 vectors: 8 accumulators, 2 weight
+ * loads and 4 broadcasts for 8 FMAs per column, and 16 registers suffice. */
+#define ES_TILE_VECTORS 4
+
+ES_AVX2 static inline __attribute__((always_inline)) void
+avx2_tile(const float *w, int col_begin, int col_end, const float *v, size_t v_stride, int vectors,
+          const float *bias, float *y, size_t y_stride) {
+    __m256 lo[ES_TILE_VECTORS], hi[ES_TILE_VECTORS];
+#pragma GCC unroll 4
+    for (int t = 0; t < vectors; t++) {
+        lo[t] = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+        hi[t] = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+    }
+    for (int c = col_begin; c < col_end; c++, w += ES_PANEL_ROWS) {
+        __m256 w_lo = _mm256_loadu_ps(w), w_hi = _mm256_loadu_ps(w + 8);
+#pragma GCC unroll 4
+        for (int t = 0; t < vectors; t++) {
+            __m256 vc = _mm256_broadcast_ss(v + (size_t)t * v_stride + (size_t)c);
+            lo[t] = _mm256_fmadd_ps(w_lo, vc, lo[t]);
+            hi[t] = _mm256_fmadd_ps(w_hi, vc, hi[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < vectors; t++) {
+        _mm256_storeu_ps(y + (size_t)t * y_stride, lo[t]);
+        _mm256_storeu_ps(y + (size_t)t * y_stride + 8, hi[t]);
+    }
+}
+
+ES_AVX2 static void avx2_matmat(const float *panels, size_t panel_stride, int panel_count,
+                                int col_begin, int col_end, const float *v, size_t v_stride,
+                                int count, const float *bias, float *y, size_t y_stride) {
+    for (int p = 0; p < panel_count; p++) {
+        const float *w = panels + (size_t)p * panel_stride + (size_t)col_begin * ES_PANEL_ROWS;
+        const float *b = bias ? bias + p * ES_PANEL_ROWS : NULL;
+        float *yp = y + (size_t)p * ES_PANEL_ROWS;
+        int t = 0;
+        for (; t + ES_TILE_VECTORS <= count; t += ES_TILE_VECTORS)
+            avx2_tile(w, col_begin, col_end, v + (size_t)t * v_stride, v_stride, ES_TILE_VECTORS, b,
+                      yp + (size_t)t * y_stride, y_stride);
+        /* The tail one vector at a time keeps a single copy of the tile. */
+        for (; t < count; t++)
+            avx2_tile(w, col_begin, col_end, v + (size_t)t * v_stride, v_stride, 1, b,
+                      yp + (size_t)t * y_stride, y_stride);
+    }
+}
+
 ES_AVX2 static __m256 avx2_exp_vec(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(ES_EXP_MIN_INPUT)),
                       _mm256_set1_ps(ES_EXP_MAX_INPUT));
@@ -123,6 +170,7 @@ ES_AVX2_ELEMENTWISE(avx2_exp, avx2_exp_vec)
 const es_kernels es_kernels_avx2 = {
     .name = "avx2",
     .matvec = avx2_matvec,
+    .matmat = avx2_matmat,
     .sigmoid = avx2_sigmoid,
     .tanh = avx2_tanh,
     .exp = avx2_exp,

@@ -53,6 +53,84 @@ ES_AVX512 static void avx512_matvec(const float *panels, size_t panel_stride, in
     }
 }
 
+/* matmat in tiles of up to 4 panels x 4 vectors: 16 accumulators, and each
+ * column costs 4 weight loads and 4 broadcasts for 16 FMAs (matvec: 4 + 1
+ * for 4). The tile's shape is a compile-time constant in every copy below,
+ * so the accumulators live in registers. */
+#define ES_TILE_PANELS 4
+#define ES_TILE_VECTORS 4
+
+ES_AVX512 static inline __attribute__((always_inline)) void
+avx512_tile(const float *w, size_t panel_stride, int panels, int col_begin, int col_end,
+            const float *v, size_t v_stride, int vectors, const float *bias, float *y,
+            size_t y_stride) {
+    __m512 acc[ES_TILE_PANELS][ES_TILE_VECTORS];
+#pragma GCC unroll 4
+    for (int p = 0; p < panels; p++)
+#pragma GCC unroll 4
+        for (int t = 0; t < vectors; t++)
+            acc[p][t] = bias ? _mm512_loadu_ps(bias + p * ES_PANEL_ROWS) : _mm512_setzero_ps();
+    for (int c = col_begin; c < col_end; c++, w += ES_PANEL_ROWS) {
+        __m512 wp[ES_TILE_PANELS];
+#pragma GCC unroll 4
+        for (int p = 0; p < panels; p++)
+            wp[p] = _mm512_loadu_ps(w + (size_t)p * panel_stride);
+#pragma GCC unroll 4
+        for (int t = 0; t < vectors; t++) {
+            __m512 vc = _mm512_set1_ps(v[(size_t)t * v_stride + (size_t)c]);
+#pragma GCC unroll 4
+            for (int p = 0; p < panels; p++)
+                acc[p][t] = _mm512_fmadd_ps(wp[p], vc, acc[p][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int p = 0; p < panels; p++)
+#pragma GCC unroll 4
+        for (int t = 0; t < vectors; t++)
+            _mm512_storeu_ps(y + (size_t)t * y_stride + (size_t)p * ES_PANEL_ROWS, acc[p][t]);
+}
+
+typedef void (*avx512_tile_fn)(const float *w, size_t panel_stride, int col_begin, int col_end,
+                               const float *v, size_t v_stride, const float *bias, float *y,
+                               size_t y_stride);
+
+#define ES_AVX512_TILE(np, nv)                                                                     \
+    ES_AVX512 static void avx512_tile_##np##x##nv(                                                 \
+        const float *w, size_t panel_stride, int col_begin, int col_end, const float *v,           \
+        size_t v_stride, const float *bias, float *y, size_t y_stride) {                           \
+        avx512_tile(w, panel_stride, np, col_begin, col_end, v, v_stride, nv, bias, y, y_stride);  \
+    }
+#define ES_AVX512_TILE_ROW(np)                                                                     \
+    ES_AVX512_TILE(np, 1) ES_AVX512_TILE(np, 2) ES_AVX512_TILE(np, 3) ES_AVX512_TILE(np, 4)
+ES_AVX512_TILE_ROW(1)
+ES_AVX512_TILE_ROW(2)
+ES_AVX512_TILE_ROW(3)
+ES_AVX512_TILE_ROW(4)
+
+/* [panels - 1][vectors - 1] */
+static const avx512_tile_fn avx512_tiles[ES_TILE_PANELS][ES_TILE_VECTORS] = {
+    {avx512_tile_1x1, avx512_tile_1x2, avx512_tile_1x3, avx512_tile_1x4},
+    {avx512_tile_2x1, avx512_tile_2x2, avx512_tile_2x3, avx512_tile_2x4},
+    {avx512_tile_3x1, avx512_tile_3x2, avx512_tile_3x3, avx512_tile_3x4},
+    {avx512_tile_4x1, avx512_tile_4x2, avx512_tile_4x3, avx512_tile_4x4},
+};
+
+ES_AVX512 static void avx512_matmat(const float *panels, size_t panel_stride, int panel_count,
+                                    int col_begin, int col_end, const float *v, size_t v_stride,
+                                    int count, const float *bias, float *y, size_t y_stride) {
+    for (int p = 0; p < panel_count; p += ES_TILE_PANELS) {
+        int np = panel_count - p < ES_TILE_PANELS ? panel_count - p : ES_TILE_PANELS;
+        const float *w = panels + (size_t)p * panel_stride + (size_t)col_begin * ES_PANEL_ROWS;
+        const float *b = bias ? bias + p * ES_PANEL_ROWS : NULL;
+        for (int t = 0; t < count; t += ES_TILE_VECTORS) {
+            int nv = count - t < ES_TILE_VECTORS ? count - t : ES_TILE_VECTORS;
+            avx512_tiles[np - 1][nv - 1](
+                w, panel_stride, col_begin, col_end, v + (size_t)t * v_stride, v_stride, b,
+                y + (size_t)t * y_stride + (size_t)p * ES_PANEL_ROWS, y_stride);
+        }
+    }
+}
+
 ES_AVX512 static __m512 avx512_exp_vec(__m512 x) {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(ES_EXP_MIN_INPUT)),
                       _mm512_set1_ps(ES_EXP_MAX_INPUT));
@@ -112,6 +190,7 @@ ES_AVX512_ELEMENTWISE(avx512_exp, avx512_exp_vec)
 const es_kernels es_kernels_avx512 = {
     .name = "avx512",
     .matvec = avx512_matvec,
+    .matmat = avx512_matmat,
     .sigmoid = avx512_sigmoid,
     .tanh = avx512_tanh,
     .exp = avx512_exp,

@@ -1,8 +1,9 @@
 /*
- * Forward passes: one step of each layer type on the packed weights, the
- * stream state that carries hidden values between frames, and the
- * whole-sequence forward. Stepping and the sequence forward call the same
- * layer_step(), which is what makes their results bit-identical.
+ * Forward passes: each layer type on a block of frames over the packed
+ * weights, the stream state that carries hidden values between frames, and
+ * the whole-sequence forward. Stepping one frame, stepping many and the
+ * sequence forward all call layer_block(), whose per-frame arithmetic does
+ * not depend on the block: that is what makes their results bit-identical.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,92 +50,113 @@ static void activate(const es_kernels *k, es_activation act, float *x, int n) {
     }
 }
 
-/* matvec over panels [first, first + count) of a direction, columns [c0, c1). */
-static void matvec_panels(const es_kernels *k, const es_packed_layer *pl,
-                          const es_packed_direction *d, int first_row, int rows, int c0, int c1,
-                          const float *v, const float *bias, float *y) {
+/* The products of a direction's rows [first_row, first_row + rows) with
+ * columns [c0, c1); `v` holds the values of exactly those columns. */
+static void matvec_rows(const es_kernels *k, const es_packed_layer *pl,
+                        const es_packed_direction *d, int first_row, int rows, int c0, int c1,
+                        const float *v, const float *bias, float *y) {
     size_t stride = (size_t)pl->cols * ES_PANEL_ROWS;
-    k->matvec(d->panels + (size_t)(first_row / ES_PANEL_ROWS) * stride, stride,
-              rows / ES_PANEL_ROWS, c0, c1, v, bias, y);
+    const float *panels = d->panels + (size_t)(first_row / ES_PANEL_ROWS) * stride;
+    k->matvec(panels + (size_t)c0 * ES_PANEL_ROWS, stride, rows / ES_PANEL_ROWS, 0, c1 - c0, v,
+              bias, y);
 }
 
-static void gru_update(const es_kernels *k, const es_layer *layer, const es_packed_layer *pl,
-                       const es_packed_direction *d, float *xh, float *gates) {
+/* The recurrent half of one frame: `gates` holds b + W x (the block's input
+ * half), to which U h is added; then h moves on. */
+static void recurrent_update(const es_kernels *k, const es_layer *layer, const es_packed_layer *pl,
+                             const es_packed_direction *d, float *h, float *cell, float *gates,
+                             float *n_hidden) {
     int in = layer->input_size, u = layer->units, gr = pl->gate_rows;
-    float *h = xh + in;
-    float *z = gates, *r = gates + gr, *n = gates + 2 * gr, *n_hidden = gates + 3 * gr;
-    matvec_panels(k, pl, d, 0, 2 * gr, 0, pl->cols, xh, d->bias, z);
-    matvec_panels(k, pl, d, 2 * gr, gr, 0, in, xh, d->bias + 2 * gr, n);
-    matvec_panels(k, pl, d, 2 * gr, gr, in, pl->cols, xh, d->bias_n_hidden, n_hidden);
-    k->sigmoid(z, 2 * gr);
-    for (int j = 0; j < u; j++)
-        n[j] += r[j] * n_hidden[j];
-    k->tanh(n, u);
-    for (int j = 0; j < u; j++)
-        h[j] = n[j] + z[j] * (h[j] - n[j]); /* (1 - z) n + z h */
-}
-
-static void lstm_update(const es_kernels *k, const es_layer *layer, const es_packed_layer *pl,
-                        const es_packed_direction *d, float *xh, float *gates, float *cell) {
-    int u = layer->units, gr = pl->gate_rows;
-    float *h = xh + layer->input_size;
-    float *i_gate = gates, *f_gate = gates + gr, *g_gate = gates + 2 * gr, *o_gate = gates + 3 * gr;
-    matvec_panels(k, pl, d, 0, pl->rows_padded, 0, pl->cols, xh, d->bias, gates);
-    k->sigmoid(i_gate, 2 * gr); /* i and f */
-    k->tanh(g_gate, u);
-    k->sigmoid(o_gate, u);
-    for (int j = 0; j < u; j++) {
-        cell[j] = f_gate[j] * cell[j] + i_gate[j] * g_gate[j];
-        g_gate[j] = cell[j]; /* g is spent: reuse it for tanh(c') */
-    }
-    k->tanh(g_gate, u);
-    for (int j = 0; j < u; j++)
-        h[j] = o_gate[j] * g_gate[j];
-}
-
-/* One frame through one layer (direction `dir` for BIDIR). Returns where the
- * layer's output now is, inside `scratch`. */
-static const float *layer_step(const es_kernels *k, const es_layer *layer,
-                               const es_packed_layer *pl, int dir, float *scratch,
-                               const float *input) {
-    const es_packed_direction *d = &pl->dir[dir];
-    int in = layer->input_size;
-    float *gates = scratch + pl->state_gates;
-    switch (layer->type) {
-    case ES_LAYER_DENSE:
-        matvec_panels(k, pl, d, 0, pl->rows_padded, 0, pl->cols, input, d->bias, gates);
-        activate(k, layer->activation, gates, layer->units);
-        return gates;
-    case ES_LAYER_CONV1D: {
-        /* The window holds the last K frames, oldest first, as W's columns do. */
-        float *window = scratch + pl->state_input;
-        size_t history = (size_t)(layer->kernel - 1) * (size_t)in;
-        memmove(window, window + in, history * sizeof(float));
-        memcpy(window + history, input, (size_t)in * sizeof(float));
-        matvec_panels(k, pl, d, 0, pl->rows_padded, 0, pl->cols, window, d->bias, gates);
-        activate(k, layer->activation, gates, layer->units);
-        return gates;
-    }
-    default:
-        break;
-    }
-    float *xh = scratch + pl->state_input;
-    memcpy(xh, input, (size_t)in * sizeof(float));
     switch (layer->type) {
     case ES_LAYER_RNN:
-        matvec_panels(k, pl, d, 0, pl->rows_padded, 0, pl->cols, xh, d->bias, gates);
-        k->tanh(gates, layer->units);
-        memcpy(xh + in, gates, (size_t)layer->units * sizeof(float));
+        matvec_rows(k, pl, d, 0, pl->rows_padded, in, pl->cols, h, gates, gates);
+        k->tanh(gates, u);
+        memcpy(h, gates, (size_t)u * sizeof(float));
         break;
     case ES_LAYER_GRU:
-    case ES_LAYER_BIDIR_GRU:
-        gru_update(k, layer, pl, d, xh, gates);
-        break;
-    default: /* LSTM, BIDIR_LSTM */
-        lstm_update(k, layer, pl, d, xh, gates, scratch + pl->state_cell);
+    case ES_LAYER_BIDIR_GRU: {
+        float *z = gates, *r = gates + gr, *n = gates + 2 * gr;
+        matvec_rows(k, pl, d, 0, 2 * gr, in, pl->cols, h, gates, gates);
+        /* n = tanh(W_n x + b_n + r (U_n h + c_n)): U_n h stays apart */
+        matvec_rows(k, pl, d, 2 * gr, gr, in, pl->cols, h, d->bias_n_hidden, n_hidden);
+        k->sigmoid(z, 2 * gr);
+        for (int j = 0; j < u; j++)
+            n[j] += r[j] * n_hidden[j];
+        k->tanh(n, u);
+        for (int j = 0; j < u; j++)
+            h[j] = n[j] + z[j] * (h[j] - n[j]); /* (1 - z) n + z h */
         break;
     }
-    return xh + in;
+    default: { /* LSTM, BIDIR_LSTM */
+        float *i_gate = gates, *f_gate = gates + gr, *g_gate = gates + 2 * gr,
+              *o_gate = gates + 3 * gr;
+        matvec_rows(k, pl, d, 0, pl->rows_padded, in, pl->cols, h, gates, gates);
+        k->sigmoid(i_gate, 2 * gr); /* i and f */
+        k->tanh(g_gate, u);
+        k->sigmoid(o_gate, u);
+        for (int j = 0; j < u; j++) {
+            cell[j] = f_gate[j] * cell[j] + i_gate[j] * g_gate[j];
+            g_gate[j] = cell[j]; /* g is spent: reuse it for tanh(c') */
+        }
+        k->tanh(g_gate, u);
+        for (int j = 0; j < u; j++)
+            h[j] = o_gate[j] * g_gate[j];
+        break;
+    }
+    }
+}
+
+/* A block of `count` <= ES_BLOCK_FRAMES consecutive frames through one layer
+ * (direction `dir` for BIDIR, frames last to first when `reverse`): frame t
+ * is read at in + t * in_stride, its output written at out + t * out_stride.
+ * The input side of every frame is one matmat; only the recurrent half has
+ * to wait for the frame before. Each frame's arithmetic is the same whatever
+ * the block, which keeps stepping, blocks and whole sequences bit-identical. */
+static void layer_block(const es_model *m, int l, int dir, float *scratch, const float *in,
+                        size_t in_stride, int count, float *out, size_t out_stride, int reverse) {
+    const es_packed_model *packed = m->packed;
+    const es_kernels *k = packed->kernels;
+    const es_layer *layer = &m->layers[l];
+    const es_packed_layer *pl = &packed->layers[l];
+    const es_packed_direction *d = &pl->dir[dir];
+    size_t stride = (size_t)pl->cols * ES_PANEL_ROWS;
+    size_t rows = (size_t)pl->rows_padded;
+    size_t in_size = (size_t)layer->input_size, units = (size_t)layer->units;
+    float *gates = scratch + packed->state_block_gates;
+
+    if (layer->type == ES_LAYER_CONV1D) {
+        /* The window of frame t is the K frames from t on in [history | block],
+         * oldest first, as W's columns are. */
+        float *window = scratch + pl->state_history;
+        size_t history = (size_t)(layer->kernel - 1) * in_size;
+        for (int t = 0; t < count; t++)
+            memcpy(window + history + (size_t)t * in_size, in + (size_t)t * in_stride,
+                   in_size * sizeof(float));
+        k->matmat(d->panels, stride, pl->rows_padded / ES_PANEL_ROWS, 0, pl->cols, window, in_size,
+                  count, d->bias, gates, rows);
+        memmove(window, window + (size_t)count * in_size, history * sizeof(float));
+    } else if (layer->type == ES_LAYER_DENSE) {
+        k->matmat(d->panels, stride, pl->rows_padded / ES_PANEL_ROWS, 0, pl->cols, in, in_stride,
+                  count, d->bias, gates, rows);
+    }
+    if (layer->type == ES_LAYER_DENSE || layer->type == ES_LAYER_CONV1D) {
+        for (int t = 0; t < count; t++) {
+            float *g = gates + (size_t)t * rows;
+            activate(k, layer->activation, g, layer->units);
+            memcpy(out + (size_t)t * out_stride, g, units * sizeof(float));
+        }
+        return;
+    }
+
+    k->matmat(d->panels, stride, pl->rows_padded / ES_PANEL_ROWS, 0, layer->input_size, in,
+              in_stride, count, d->bias, gates, rows);
+    float *h = scratch + pl->state_history;
+    for (int i = 0; i < count; i++) {
+        int t = reverse ? count - 1 - i : i;
+        recurrent_update(k, layer, pl, d, h, scratch + pl->state_cell, gates + (size_t)t * rows,
+                         scratch + packed->state_n_hidden);
+        memcpy(out + (size_t)t * out_stride, h, units * sizeof(float));
+    }
 }
 
 /* ---- streaming state ------------------------------------------------------------- */
@@ -167,13 +189,42 @@ void es_state_reset(es_state *s) {
     if (s) memset(s->scratch, 0, s->scratch_floats * sizeof(float));
 }
 
-const float *es_state_step(es_state *s, const float *frame) {
+/* Up to ES_BLOCK_FRAMES frames through every layer; the last layer writes
+ * `outputs` (output_size apart), the others the state's block buffers. */
+static void state_block(es_state *s, const float *frames, int count, float *outputs) {
     const es_model *m = s->model;
     const es_packed_model *packed = m->packed;
-    const float *x = frame;
-    for (int l = 0; l < m->layer_count; l++)
-        x = layer_step(packed->kernels, &m->layers[l], &packed->layers[l], 0, s->scratch, x);
-    return x;
+    const float *in = frames;
+    size_t in_stride = (size_t)m->input_size;
+    for (int l = 0; l < m->layer_count; l++) {
+        int last = l + 1 == m->layer_count;
+        float *out = last ? outputs : s->scratch + packed->state_block_out[l % 2];
+        size_t out_stride = last ? (size_t)m->output_size : (size_t)m->layers[l].output_size;
+        layer_block(m, l, 0, s->scratch, in, in_stride, count, out, out_stride, 0);
+        in = out;
+        in_stride = out_stride;
+    }
+}
+
+const float *es_state_step(es_state *s, const float *frame) {
+    const es_packed_model *packed = s->model->packed;
+    if (s->model->layer_count == 0) return frame;
+    float *out = s->scratch + packed->state_block_out[(s->model->layer_count - 1) % 2];
+    state_block(s, frame, 1, out);
+    return out;
+}
+
+void es_state_step_frames(es_state *s, const float *frames, int count, float *outputs) {
+    const es_model *m = s->model;
+    if (m->layer_count == 0) {
+        memmove(outputs, frames, (size_t)count * (size_t)m->input_size * sizeof(float));
+        return;
+    }
+    for (int t = 0; t < count; t += ES_BLOCK_FRAMES) {
+        int n = count - t < ES_BLOCK_FRAMES ? count - t : ES_BLOCK_FRAMES;
+        state_block(s, frames + (size_t)t * (size_t)m->input_size, n,
+                    outputs + (size_t)t * (size_t)m->output_size);
+    }
 }
 
 /* ---- whole sequence ---------------------------------------------------------------- */
@@ -208,17 +259,17 @@ int es_model_forward_sequence(const es_model *m, const float *inputs, int frames
     const float *layer_in = inputs;
     for (int l = 0; l < m->layer_count; l++) {
         const es_layer *layer = &m->layers[l];
-        const es_packed_layer *pl = &packed->layers[l];
         float *layer_out = l + 1 == m->layer_count ? outputs : between[l % 2];
         size_t in_size = (size_t)layer->input_size, out_size = (size_t)layer->output_size;
         size_t width = (size_t)layer->units; /* per direction */
-        for (int dir = 0; dir < pl->directions; dir++) {
+        for (int dir = 0; dir < packed->layers[l].directions; dir++) {
             memset(scratch, 0, packed->state_floats * sizeof(float));
-            for (int i = 0; i < frames; i++) {
-                size_t t = (size_t)(dir == 0 ? i : frames - 1 - i);
-                const float *y =
-                    layer_step(packed->kernels, layer, pl, dir, scratch, layer_in + t * in_size);
-                memcpy(layer_out + t * out_size + (size_t)dir * width, y, width * sizeof(float));
+            for (int done = 0; done < frames; done += ES_BLOCK_FRAMES) {
+                int n = frames - done < ES_BLOCK_FRAMES ? frames - done : ES_BLOCK_FRAMES;
+                /* backwards: blocks from the end, each one last frame first */
+                size_t first = (size_t)(dir == 0 ? done : frames - done - n);
+                layer_block(m, l, dir, scratch, layer_in + first * in_size, in_size, n,
+                            layer_out + first * out_size + (size_t)dir * width, out_size, dir);
             }
         }
         layer_in = layer_out;

@@ -389,23 +389,28 @@ int es_model_refresh(es_model *m) {
     packed->kernels = previous ? previous : es_kernels_for(ES_ISA_AUTO);
 
     size_t storage_floats = 0, state_cursor = 0;
+    int widest_rows = 0, widest_gate = 0, widest_output = 0;
     for (int l = 0; l < m->layer_count; l++) {
         const es_layer *layer = &m->layers[l];
         es_packed_layer *pl = &packed->layers[l];
         layout_layer(layer, pl);
         storage_floats += (size_t)pl->directions * direction_floats(pl);
-        if (is_recurrent(layer->type)) {
-            pl->state_input = take_state(&state_cursor, (size_t)pl->cols);
-            size_t gate_floats = (size_t)pl->rows_padded;
-            if (pl->gates == 3) gate_floats += (size_t)pl->gate_rows; /* GRU: U_n h apart */
-            pl->state_gates = take_state(&state_cursor, gate_floats);
-            if (pl->gates == 4) pl->state_cell = take_state(&state_cursor, (size_t)pl->gate_rows);
-        } else {
-            if (layer->type == ES_LAYER_CONV1D)
-                pl->state_input = take_state(&state_cursor, (size_t)pl->cols);
-            pl->state_gates = take_state(&state_cursor, (size_t)pl->rows_padded);
-        }
+        if (is_recurrent(layer->type))
+            pl->state_history = take_state(&state_cursor, (size_t)layer->units);
+        if (pl->gates == 4) pl->state_cell = take_state(&state_cursor, (size_t)pl->gate_rows);
+        if (layer->type == ES_LAYER_CONV1D)
+            pl->state_history = take_state(
+                &state_cursor, (size_t)(layer->kernel - 1 + ES_BLOCK_FRAMES) * layer->input_size);
+        widest_rows = pl->rows_padded > widest_rows ? pl->rows_padded : widest_rows;
+        widest_gate = pl->gate_rows > widest_gate ? pl->gate_rows : widest_gate;
+        widest_output = layer->output_size > widest_output ? layer->output_size : widest_output;
     }
+    packed->state_block_gates =
+        take_state(&state_cursor, (size_t)ES_BLOCK_FRAMES * (size_t)widest_rows);
+    packed->state_n_hidden = take_state(&state_cursor, (size_t)widest_gate);
+    for (int i = 0; i < 2; i++)
+        packed->state_block_out[i] =
+            take_state(&state_cursor, (size_t)ES_BLOCK_FRAMES * (size_t)widest_output);
     packed->state_floats = state_cursor;
     packed->storage = es_alloc_floats(storage_floats);
     if (!packed->storage) {

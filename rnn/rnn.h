@@ -170,6 +170,11 @@ void es_state_reset(es_state *s); /* [rt] zero every hidden/cell/history */
 /* [rt] One frame in (input_size floats), outputs out (output_size floats,
  * valid until the next call on this state). */
 const float *es_state_step(es_state *s, const float *frame);
+/* [rt] `count` consecutive frames in (count x input_size floats), their
+ * outputs to `outputs` (count x output_size floats). Bit-identical to
+ * stepping them one by one, and faster: the frames share the input side's
+ * weight loads, so offline analysis hands over whatever frames it has. */
+void es_state_step_frames(es_state *s, const float *frames, int count, float *outputs);
 
 /* Whole-sequence forward (offline): `frames` x input_size in, frames x
  * output_size out, starting from zero state. For streaming models the result

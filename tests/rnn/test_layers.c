@@ -461,6 +461,63 @@ static void test_matvec_kernels(void **state) {
     }
 }
 
+/* matmat: each vector's result is close to the exact product, and equal to
+ * the bit to what the same kernel gives that vector alone (a frame's
+ * posteriors must not depend on the block it came in). */
+static void test_matmat_kernels(void **state) {
+    (void)state;
+    uint64_t rng = 78;
+    enum { MAX_COUNT = 9 };
+    for (size_t i = 0; i < sizeof all_isas / sizeof all_isas[0]; i++) {
+        const es_kernels *k = es_kernels_for(all_isas[i]);
+        if (!k) continue;
+        for (int panels = 1; panels <= 9; panels++) {
+            int cols = 5 + 6 * panels, rows = panels * ES_PANEL_ROWS;
+            size_t stride = (size_t)cols * ES_PANEL_ROWS;
+            size_t v_stride = (size_t)cols + 3, y_stride = (size_t)rows + 5;
+            float *w = es_alloc_floats(stride * panels);
+            float *bias = es_alloc_floats((size_t)rows);
+            float *v = es_alloc_floats(v_stride * MAX_COUNT);
+            float *y = es_alloc_floats(y_stride * MAX_COUNT);
+            float *alone = es_alloc_floats((size_t)rows);
+            for (size_t j = 0; j < stride * panels; j++)
+                w[j] = test_random_float(&rng, 1.0f);
+            for (int j = 0; j < rows; j++)
+                bias[j] = test_random_float(&rng, 1.0f);
+            for (size_t j = 0; j < v_stride * MAX_COUNT; j++)
+                v[j] = test_random_float(&rng, 1.0f);
+            for (int count = 1; count <= MAX_COUNT; count++) {
+                int c0 = panels % 3, c1 = cols - panels % 2; /* inner column ranges too */
+                for (size_t j = 0; j < y_stride * MAX_COUNT; j++)
+                    y[j] = 12345.0f; /* gaps between results and past the last must survive */
+                k->matmat(w, stride, panels, c0, c1, v, v_stride, count, bias, y, y_stride);
+                for (int t = 0; t < count; t++) {
+                    const float *vt = v + (size_t)t * v_stride;
+                    const float *yt = y + (size_t)t * y_stride;
+                    k->matmat(w, stride, panels, c0, c1, vt, v_stride, 1, bias, alone, 0);
+                    assert_memory_equal(yt, alone, sizeof(float) * (size_t)rows);
+                    for (int row = 0; row < rows; row++) {
+                        const float *panel = w + (size_t)(row / ES_PANEL_ROWS) * stride;
+                        double want = bias[row];
+                        for (int c = c0; c < c1; c++)
+                            want += (double)panel[(size_t)c * ES_PANEL_ROWS + row % ES_PANEL_ROWS] *
+                                    vt[c];
+                        assert_true(fabs(yt[row] - want) <= 1e-5 * (1 + fabs(want)));
+                    }
+                    for (size_t gap = (size_t)rows; gap < y_stride; gap++)
+                        assert_true(yt[gap] == 12345.0f);
+                }
+                assert_true(y[(size_t)count * y_stride] == 12345.0f || count == MAX_COUNT);
+            }
+            free(w);
+            free(bias);
+            free(v);
+            free(y);
+            free(alone);
+        }
+    }
+}
+
 static void test_elementwise_kernels(void **state) {
     (void)state;
     enum { N = 37 }; /* not a multiple of 8 or 16: tails are exercised */
@@ -518,6 +575,7 @@ int main(void) {
         cmocka_unit_test(test_bad_layer_arguments),
         cmocka_unit_test(test_flops_per_frame),
         cmocka_unit_test(test_matvec_kernels),
+        cmocka_unit_test(test_matmat_kernels),
         cmocka_unit_test(test_elementwise_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /*
- * Stream states: stepping equals the whole-sequence forward bit for bit,
+ * Stream states: stepping equals the whole-sequence forward bit for bit, and
+ * so does stepping blocks of frames of any size,
  * states sharing one model do not disturb each other, reset starts afresh,
  * and a refresh after the trainer changed parameters is seen by live states.
  */
@@ -61,6 +62,40 @@ static void test_step_equals_sequence_bitwise(void **state) {
             assert_memory_equal(stepped, whole, sizeof(float) * out_floats);
             free(stepped);
             free(whole);
+            es_state_destroy(s);
+        }
+        free(inputs);
+        es_model_destroy(m);
+    }
+}
+
+/* Blocks of 1, over ES_BLOCK_FRAMES, odd and split sizes: the offline
+ * pipeline's blocks must give what live stepping gives, to the bit. */
+static void test_step_frames_equals_step_bitwise(void **state) {
+    (void)state;
+    const int blocks[] = {1, ES_BLOCK_FRAMES + 1, 3, FRAMES - ES_BLOCK_FRAMES - 5};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        es_model *m = test_make_model(40, cases[c].layers, cases[c].count, 310 + c);
+        assert_non_null(m);
+        float *inputs = test_random_inputs(FRAMES, 40, 410 + c);
+        int out = es_model_output_size(m);
+        for (size_t i = 0; i < sizeof all_isas / sizeof all_isas[0]; i++) {
+            if (es_model_use_isa(m, all_isas[i]) != ES_RNN_OK) continue;
+            es_state *s = NULL;
+            assert_int_equal(es_state_create(m, &s), ES_RNN_OK);
+            float *stepped = step_all(s, m, inputs, FRAMES);
+            es_state_reset(s);
+            float *in_blocks = malloc(sizeof(float) * (size_t)FRAMES * out);
+            int done = 0;
+            for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+                es_state_step_frames(s, inputs + (size_t)done * 40, blocks[b],
+                                     in_blocks + (size_t)done * out);
+                done += blocks[b];
+            }
+            assert_int_equal(done, FRAMES);
+            assert_memory_equal(stepped, in_blocks, sizeof(float) * (size_t)FRAMES * out);
+            free(stepped);
+            free(in_blocks);
             es_state_destroy(s);
         }
         free(inputs);
@@ -208,6 +243,7 @@ static void test_init_weights_is_deterministic(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_step_equals_sequence_bitwise),
+        cmocka_unit_test(test_step_frames_equals_step_bitwise),
         cmocka_unit_test(test_states_are_independent),
         cmocka_unit_test(test_reset_restores_initial_behaviour),
         cmocka_unit_test(test_bidirectional_cannot_stream),
