@@ -1242,21 +1242,30 @@ static void test_bench_tsv(void **state) {
     (void)state;
     run_result r = EARSHOT("bench", "--seconds", "1", "--format", "tsv");
     expect_success(&r);
-    static const char *const stages[] = {
-        "frontend_16k_mono", "frontend_48k_stereo", "gru_2x128", "lstm_2x128", "vad", "kws",
-        "pipeline"};
+    static const char *const stages[] = {"frontend_16k_mono",
+                                         "frontend_48k_stereo",
+                                         "gru_2x128",
+                                         "gru_2x128_offline",
+                                         "lstm_2x128",
+                                         "lstm_2x128_offline",
+                                         "vad",
+                                         "vad_offline",
+                                         "kws",
+                                         "kws_offline",
+                                         "pipeline"};
+    enum { STAGES = sizeof stages / sizeof stages[0] };
     int line = 0;
     for (char *save = NULL, *text = strtok_r(r.out, "\n", &save); text;
          text = strtok_r(NULL, "\n", &save), line++) {
         char *f[5];
         assert_int_equal(split(text, "\t", f, 5), 4);
-        assert_true(line < 7);
+        assert_true(line < STAGES);
         assert_string_equal(f[0], stages[line]);
         assert_true(number(f[1]) > 0); /* x real time */
         assert_true(number(f[2]) > 0); /* ns per frame */
         assert_true(number(f[3]) > 0); /* peak RSS, kB */
     }
-    assert_int_equal(line, 7);
+    assert_int_equal(line, STAGES);
     free_result(&r);
 }
 
