@@ -4,13 +4,15 @@
 # Options: --quick (a few minutes of audio) | --smoke (about a minute, no manifest needed:
 # espeak-ng clips; for CI) ; --hours H (keyword-free hours, default 5 full, 0.25 quick) ;
 # --seed N ; --manifest FILE (default data/manifest.tsv) ; --earshot BIN
-# (default build/daemon/earshot, built with scripts/build.sh when missing).
+# (default build/daemon/earshot, built with scripts/build.sh when missing) ;
+# --vad-model FILE / --kws-model FILE (a model to measure instead of the built-in one).
 
 size=full
 hours=
 seed=1
 manifest=data/manifest.tsv
 earshot=build/daemon/earshot
+model_args=()
 
 eval_usage() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -25,6 +27,9 @@ eval_parse_args() {
     --seed) seed=${2:?--seed needs a value} && shift ;;
     --manifest) manifest=${2:?--manifest needs a value} && shift ;;
     --earshot) earshot=${2:?--earshot needs a value} && shift ;;
+    --vad-model | --kws-model)
+      [ -r "${2:?$1 needs a model file}" ] || { echo "$(basename "$0"): $1: cannot read '$2'" >&2 && exit 2; }
+      model_args+=("$1" "$2") && shift ;;
     -h | --help) eval_usage && exit 0 ;;
     *) echo "$(basename "$0"): unknown argument '$1' (try --help)" >&2 && exit 2 ;;
     esac
@@ -99,11 +104,11 @@ eval_run_earshot() {
   mkdir -p "$runs"
   rm -f "$runs"/*
   for f in $(eval_files vad); do
-    nice -n 10 "$earshot" file --format frames -o "$runs/${f%.wav}.frames.csv" "$set_dir/$f" ||
+    nice -n 10 "$earshot" file "${model_args[@]}" --format frames -o "$runs/${f%.wav}.frames.csv" "$set_dir/$f" ||
       { eval_log "earshot file --format frames failed on $set_dir/$f" && exit 1; }
   done
   for f in $(eval_files vad) $(eval_files kws) $(eval_files fa); do
-    nice -n 10 "$earshot" file --format jsonl -o "$runs/${f%.wav}.jsonl" "$set_dir/$f" ||
+    nice -n 10 "$earshot" file "${model_args[@]}" --format jsonl -o "$runs/${f%.wav}.jsonl" "$set_dir/$f" ||
       { eval_log "earshot file failed on $set_dir/$f" && exit 1; }
   done
 }
