@@ -110,7 +110,8 @@ int es_cal_stream_add_frame(es_cal_stream *s, const float *posteriors) {
 }
 
 int es_cal_stream_add_window(es_cal_stream *s, int64_t start, int64_t end, int keyword) {
-    if (keyword < 0 || keyword >= s->keyword_count || end <= start) return -1;
+    if ((keyword < 0 && keyword != ES_CAL_NEAR_MISS) || keyword >= s->keyword_count || end <= start)
+        return -1;
     if (s->window_count > 0 && start < s->windows[s->window_count - 1].start) return -1;
     if (s->window_count == s->window_capacity) {
         const int capacity = s->window_capacity ? 2 * s->window_capacity : 1024;
@@ -120,7 +121,10 @@ int es_cal_stream_add_window(es_cal_stream *s, int64_t start, int64_t end, int k
         s->window_capacity = capacity;
     }
     s->windows[s->window_count++] = (es_cal_window){start, end, keyword};
-    s->positives[keyword]++;
+    if (keyword == ES_CAL_NEAR_MISS)
+        s->near_misses++;
+    else
+        s->positives[keyword]++;
     return 0;
 }
 
@@ -283,6 +287,12 @@ int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
                          items[i].path, items[i].start_s, items[i].end_s);
                 rc = -1;
             }
+        } else if (items[i].near_miss &&
+                   es_cal_stream_add_window(
+                       out, position, position + (int64_t)n + (int64_t)llround(ES_CAL_AFTER_S * SR),
+                       ES_CAL_NEAR_MISS) != 0) {
+            snprintf(why, why_size, "out of memory");
+            rc = -1;
         }
         if (rc == 0 &&
             (es_pipeline_push(pipeline, samples, n) != ES_PIPELINE_OK ||
@@ -338,13 +348,14 @@ static void count_event(const es_event *event, void *user) {
     for (int i = found; i >= 0 && s->reach[i] > at; i--) {
         if (at >= s->windows[i].end) continue;
         inside = 1;
-        if (s->windows[i].keyword == c->keyword) c->hit[i] = 1;
+        if (s->windows[i].keyword == c->keyword || s->windows[i].keyword == ES_CAL_NEAR_MISS)
+            c->hit[i] = 1;
     }
     if (!inside) c->false_alarms++;
 }
 
 int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, es_cal_counts *out) {
-    *out = (es_cal_counts){0, 0, 0};
+    *out = (es_cal_counts){0};
     if (keyword < 0 || keyword >= s->keyword_count || (s->window_count > 0 && !s->reach)) return -1;
     es_kws_config config;
     es_kws_config_default(&config);
@@ -368,9 +379,13 @@ int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, es_cal_c
     es_kws_detector_flush(detector, count_event, &c);
     es_kws_detector_destroy(detector);
     for (int i = 0; i < s->window_count; i++) {
-        if (s->windows[i].keyword != keyword) continue;
-        out->positives++;
-        out->hits += c.hit[i];
+        if (s->windows[i].keyword == ES_CAL_NEAR_MISS) {
+            out->near_misses++;
+            out->accepted += c.hit[i];
+        } else if (s->windows[i].keyword == keyword) {
+            out->positives++;
+            out->hits += c.hit[i];
+        }
     }
     out->false_alarms = c.false_alarms;
     free(c.hit);
@@ -401,6 +416,7 @@ static int make_grid(float *grid) {
 typedef struct curve {
     int hits[GRID_MAX];
     int alarms[GRID_MAX];   /* at that threshold */
+    int accepted[GRID_MAX]; /* near misses, at that threshold */
     int at_least[GRID_MAX]; /* the most at that threshold or any higher one; UNKNOWN */
 } curve;
 
@@ -451,7 +467,7 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
         int most = 0;
         for (int g = n - 1; g >= 0; g--) {
             if (most > allowed) {
-                c->hits[g] = c->alarms[g] = 0;
+                c->hits[g] = c->alarms[g] = c->accepted[g] = 0;
                 c->at_least[g] = UNKNOWN;
                 continue;
             }
@@ -462,6 +478,7 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
             }
             c->hits[g] = counts.hits;
             c->alarms[g] = counts.false_alarms;
+            c->accepted[g] = counts.accepted;
             if (counts.false_alarms > most) most = counts.false_alarms;
             c->at_least[g] = most;
         }
@@ -487,8 +504,9 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
     }
     for (int k = 0; k < k_count; k++) {
         out->thresholds[k] = grid[cur[k]];
-        out->counts[k] =
-            (es_cal_counts){s->positives[k], curves[k].hits[cur[k]], curves[k].alarms[cur[k]]};
+        const curve *c = &curves[k];
+        out->counts[k] = (es_cal_counts){s->positives[k], c->hits[cur[k]], c->alarms[cur[k]],
+                                         s->near_misses, c->accepted[cur[k]]};
         out->hits += out->counts[k].hits;
         out->positives += out->counts[k].positives;
         out->false_alarms += out->counts[k].false_alarms;

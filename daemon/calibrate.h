@@ -11,15 +11,20 @@
  *      keyword posteriors are logged (one column per keyword output, filler
  *      outputs excluded: es_pipeline_keyword_label order). A clip that says a
  *      keyword records a window: from where the keyword starts to half a
- *      second after it ends (ES_CAL_AFTER_S).
+ *      second after it ends (ES_CAL_AFTER_S). A near miss (a clip made to
+ *      sound like a keyword without saying it: train-keyword's confusables)
+ *      records a near-miss window over the whole clip and the same half second.
  *   2. Detection replayed offline (es_cal_detect): for keyword k at
  *      threshold T, the detector `earshot file` runs by default
  *      (es_kws_config_default: smoothing, refractory period) steps over
  *      column k alone. A hit is an event of k inside a window of k (each
- *      window counts once); a false alarm is an event outside every window,
+ *      window counts once); a near miss is accepted when an event of k falls
+ *      inside its window; a false alarm is an event outside every window,
  *      whichever keyword the windows belong to (an event of k inside another
  *      keyword's window is neither). Rates per hour are over the stream's
- *      seconds outside all windows (es_cal_stream.negative_seconds).
+ *      seconds outside all windows (es_cal_stream.negative_seconds): near
+ *      misses are judged per clip, not per hour, as they are far denser in
+ *      the stream than in any real conversation.
  *   3. Thresholds (es_cal_calibrate) on a grid (0.05..0.95 by 0.01, then
  *      0.96 .. 0.999) so that the SUM of false alarms over keywords stays
  *      within the budget. Greedy: every keyword starts at the top of the
@@ -62,6 +67,7 @@ typedef struct es_cal_item {
                        recorded. Another realisation of the same voice and words:
                        a few hours of held-out speech show few of the rare peaks a
                        false-alarm budget is about, replays at other speeds more */
+    int near_miss;  /* 1: keyword-free but made to sound like a keyword (keyword -1) */
 } es_cal_item;
 
 /* Noise mixed into a third of the clips. */
@@ -76,9 +82,12 @@ typedef struct es_cal_noises {
 int es_cal_noises_add(es_cal_noises *noises, const char *path);
 void es_cal_noises_free(es_cal_noises *noises);
 
+/* The keyword of a near miss's window. */
+#define ES_CAL_NEAR_MISS (-2)
+
 typedef struct es_cal_window {
     int64_t start, end; /* 16 kHz samples of stream time, end exclusive */
-    int keyword;        /* column */
+    int keyword;        /* column, or ES_CAL_NEAR_MISS */
 } es_cal_window;
 
 typedef struct es_cal_stream {
@@ -91,6 +100,7 @@ typedef struct es_cal_stream {
     int window_count, window_capacity;
     int64_t *reach; /* reach[i]: the latest end of windows[0..i] */
     int positives[ES_KWS_MAX_KEYWORDS];
+    int near_misses;         /* near-miss windows */
     double seconds;          /* the whole stream */
     double negative_seconds; /* outside every window */
     int clips, skipped;      /* clips streamed; clips that could not be read */
@@ -103,7 +113,8 @@ void es_cal_stream_init(es_cal_stream *s, const es_model *model);
 int es_cal_stream_init_labels(es_cal_stream *s, int count, const char *const *labels);
 /* Appends one frame's keyword_count posteriors; -1 out of memory. */
 int es_cal_stream_add_frame(es_cal_stream *s, const float *posteriors);
-/* Records a positive's window (starts must not decrease); -1 out of memory. */
+/* Records a positive's window, or a near miss's (keyword ES_CAL_NEAR_MISS);
+ * starts must not decrease. -1 on a bad argument or out of memory. */
 int es_cal_stream_add_window(es_cal_stream *s, int64_t start, int64_t end, int keyword);
 /* Closes the stream at `seconds`: negative_seconds, reach. */
 void es_cal_stream_finish(es_cal_stream *s, double seconds);
@@ -129,6 +140,8 @@ typedef struct es_cal_counts {
     int positives;    /* windows of the keyword */
     int hits;         /* of them, with an event of the keyword inside */
     int false_alarms; /* events of the keyword outside every window */
+    int near_misses;  /* near-miss windows */
+    int accepted;     /* of them, with an event of the keyword inside */
 } es_cal_counts;
 
 /* Step 2: keyword column `keyword` at `threshold`; -1 on a bad argument or

@@ -168,7 +168,8 @@ static int clip_add(clip_list *list, char *path, int keyword, double start_s, do
         list->seconds = s;
         list->capacity = capacity;
     }
-    list->items[list->count] = (es_cal_item){path, keyword, start_s, end_s, 1.0f};
+    list->items[list->count] = (es_cal_item){
+        .path = path, .keyword = keyword, .start_s = start_s, .end_s = end_s, .speed = 1.0f};
     list->seconds[list->count++] = seconds;
     return 0;
 }

@@ -148,6 +148,46 @@ static void test_overlapping_windows_each_count_a_hit(void **state) {
     es_cal_stream_free(&s);
 }
 
+static void test_near_misses_are_judged_per_clip_not_per_hour(void **state) {
+    (void)state;
+    es_cal_stream s;
+    /* yes fires in both near misses (0.9 and 0.6) and once outside (0.8). */
+    const spike spikes[] = {
+        {YES, 10.0, 0.9f}, {YES, 20.0, 0.6f}, {YES, 40.0, 0.8f}, {NO, 30.0, 0.9f}};
+    const span windows[] = {
+        {9.5, 11.5, ES_CAL_NEAR_MISS}, {19.5, 21.5, ES_CAL_NEAR_MISS}, {29.8, 30.8, NO}};
+    make_stream(&s, 2, yes_no, 100.0, spikes, 4, windows, 3);
+    assert_int_equal(s.near_misses, 2);
+    assert_int_equal(s.positives[YES], 0);
+    assert_int_equal(s.positives[NO], 1);
+    /* Near misses' time is not keyword-free audio. */
+    assert_true(fabs(s.negative_seconds - (100.0 - 2.0 - 2.0 - 1.0)) < 1e-6);
+    es_cal_counts c;
+    assert_int_equal(es_cal_detect(&s, YES, 0.5f, &c), 0);
+    assert_int_equal(c.near_misses, 2);
+    assert_int_equal(c.accepted, 2);
+    assert_int_equal(c.false_alarms, 1);
+    assert_int_equal(es_cal_detect(&s, YES, 0.7f, &c), 0);
+    assert_int_equal(c.accepted, 1);
+    assert_int_equal(c.false_alarms, 1);
+    assert_int_equal(es_cal_detect(&s, YES, 0.85f, &c), 0);
+    assert_int_equal(c.accepted, 1);
+    assert_int_equal(c.false_alarms, 0);
+    assert_int_equal(es_cal_detect(&s, NO, 0.5f, &c), 0);
+    assert_int_equal(c.hits, 1);
+    assert_int_equal(c.accepted, 0);
+    /* The budget counts false alarms only: with none allowed, yes may go as
+     * low as 0.81 although it then accepts a near miss. */
+    es_cal_result r;
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, &r), 0);
+    assert_true(r.met);
+    assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
+    assert_int_equal(r.counts[YES].near_misses, 2);
+    assert_int_equal(r.counts[YES].accepted, 1);
+    assert_int_equal(es_cal_stream_add_window(&s, 0, 10, -1), -1);
+    es_cal_stream_free(&s);
+}
+
 static void test_thresholds_keep_the_total_within_budget(void **state) {
     (void)state;
     es_cal_stream s;
@@ -497,6 +537,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detect_counts_hits_and_false_alarms_exactly),
         cmocka_unit_test(test_overlapping_windows_each_count_a_hit),
+        cmocka_unit_test(test_near_misses_are_judged_per_clip_not_per_hour),
         cmocka_unit_test(test_thresholds_keep_the_total_within_budget),
         cmocka_unit_test(test_one_keyword_gets_the_lowest_threshold_within_budget),
         cmocka_unit_test(test_budget_out_of_reach_keeps_the_top_of_the_grid),
