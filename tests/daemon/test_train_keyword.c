@@ -104,6 +104,17 @@ static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
     fclose(card);
     assert_non_null(strstr(text, "# Keyword model: \"" PHRASE "\""));
     assert_non_null(strstr(text, "false alarms / hour"));
+    /* The test voices' confusables are judged apart: "accepted/said (share %)". */
+    const char *test_row = strstr(text, "| test (voices never used) |");
+    assert_non_null(test_row);
+    char row[512];
+    snprintf(row, sizeof row, "%.*s", (int)strcspn(test_row, "\n"), test_row);
+    row[strlen(row) - 1] = '\0'; /* the closing '|' */
+    const char *last_cell = strrchr(row, '|');
+    assert_non_null(last_cell);
+    int accepted = -1, said = -1;
+    assert_int_equal(sscanf(last_cell, "| %d/%d (", &accepted, &said), 2);
+    assert_true(said > 0 && accepted >= 0 && accepted <= said);
 
     /* The phrase twice, by a voice the small run trains on, with pauses. */
     char command[9 * PATH_MAX + 512];
