@@ -1293,8 +1293,9 @@ static int train_model(const keyword_options *opt, const char *manifest, const c
     argv[argc++] = opt->small ? "0.01" : "0.005";
     /* Each keyword-free sequence's most keyword-like frame weighs 21 frames, as
      * for the built-in model: on "hey nova" false alarms at threshold 0.5 fell
-     * from 83 to 11 per hour at the same recall (94-96 %), and on data/eval's
-     * 5 h of keyword-free audio from 34 to 1 at 0.9. A weight of 50 did no better. */
+     * from 83 to 11 per hour of the test stream (confusables counted in) at the
+     * same recall (94-96 %), and on data/eval's 5 h of keyword-free audio from
+     * 34 to 1 at 0.9. A weight of 50 did no better. */
     argv[argc++] = "--negative-peak-weight";
     argv[argc++] = "20";
     if (opt->small) {
