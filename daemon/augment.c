@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsp.h"
+
 /* ---- random numbers --------------------------------------------------------- */
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -131,8 +133,10 @@ static int filter_spectrum(float *samples, size_t count, size_t fft_size,
     fftwf_plan forward = NULL, inverse = NULL;
     int rc = ES_AUGMENT_ERR_NOMEM;
     if (!time || !freq) goto done;
+    es_dsp_fftw_planner_lock();
     forward = fftwf_plan_dft_r2c_1d((int)fft_size, time, freq, FFTW_ESTIMATE);
     inverse = fftwf_plan_dft_c2r_1d((int)fft_size, freq, time, FFTW_ESTIMATE);
+    es_dsp_fftw_planner_unlock();
     if (!forward || !inverse) goto done;
     memset(time, 0, sizeof(float) * fft_size);
     memcpy(time, samples, sizeof(float) * count);
@@ -148,8 +152,10 @@ static int filter_spectrum(float *samples, size_t count, size_t fft_size,
         samples[i] = time[i] / (float)fft_size;
     rc = ES_AUGMENT_OK;
 done:
+    es_dsp_fftw_planner_lock();
     if (forward) fftwf_destroy_plan(forward);
     if (inverse) fftwf_destroy_plan(inverse);
+    es_dsp_fftw_planner_unlock();
     fftwf_free(time);
     fftwf_free(freq);
     return rc;
@@ -174,7 +180,9 @@ int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rat
     fftwf_plan plan = NULL;
     int rc = ES_AUGMENT_ERR_NOMEM;
     if (!response || !spectrum) goto done;
+    es_dsp_fftw_planner_lock();
     plan = fftwf_plan_dft_r2c_1d((int)fft_size, response, spectrum, FFTW_ESTIMATE);
+    es_dsp_fftw_planner_unlock();
     if (!plan) goto done;
     memset(response, 0, sizeof(float) * fft_size);
     /* Amplitude falls by 60 dB (a factor 1000) over rt60_s: exp(-ln(1000) t / rt60). */
@@ -188,7 +196,9 @@ int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rat
     rc = filter_spectrum(samples, count, fft_size, spectrum);
     if (rc == ES_AUGMENT_OK) match_power(samples, count, power);
 done:
+    es_dsp_fftw_planner_lock();
     if (plan) fftwf_destroy_plan(plan);
+    es_dsp_fftw_planner_unlock();
     fftwf_free(response);
     fftwf_free(spectrum);
     return rc;

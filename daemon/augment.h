@@ -11,8 +11,8 @@
  * resulting clean clip, then applies the rest (es_augment_audio): labels never
  * see noise or reverberation.
  *
- * Offline only: calls allocate, and reverberation plans FFTs (FFTW's planner
- * is not thread-safe), so call from one thread.
+ * Offline only: calls allocate. Threads may augment side by side, each with
+ * its own generator: FFT plans are made under dsp's planner lock.
  */
 #ifndef ES_AUGMENT_H
 #define ES_AUGMENT_H

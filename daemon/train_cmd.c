@@ -9,13 +9,15 @@
  * as a live stream has heard speech before), sped up or slowed down, labelled
  * from the clean result, then reverberated, band-limited, mixed with noise,
  * gain-changed, turned into features by the very front end inference uses,
- * and finally warped and masked. Validation sequences are drawn the same way
- * once, from a fixed seed, from the valid split's voices and noises. The test
- * split is never read.
+ * and finally warped and masked. Builder threads make batches ahead of the
+ * trainer, each from a generator seeded by its number. Validation sequences
+ * are drawn the same way once, from a fixed seed, from the valid split's
+ * voices and noises. The test split is never read.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <soxr.h>
 #include <stdio.h>
@@ -90,7 +92,8 @@ static const char usage_text[] =
     "                          early stopping on the validation set)\n"
     "      --minutes M         stop after about M minutes of training (default: no limit)\n"
     "      --seed S            seed of every random choice (default 1)\n"
-    "      --threads T         trainer threads (default 1: the machine is usually shared)\n"
+    "      --threads T         threads computing gradients, and as many building the\n"
+    "                          next batches (default 1: the machine is usually shared)\n"
     "      --hidden H          units of each recurrent layer (VAD 48, KWS 128)\n"
     "      --clips N           training sequences per epoch (2000)\n"
     "      --valid-clips N     validation sequences (default 400)\n"
@@ -619,6 +622,27 @@ static void built_free(built_sequence *b) {
     memset(b, 0, sizeof(*b));
 }
 
+/* What building a sequence works in: each batch builder has its own. */
+typedef struct sequence_builder {
+    es_frontend *frontend;
+    sample_buffer clean;
+    es_augment_config augment; /* what sequences are built with now */
+} sequence_builder;
+
+/* A training batch, numbered from the first batch of the first phase. */
+typedef struct batch_slot {
+    built_sequence seqs[MAX_BATCH];
+    es_sequence views[MAX_BATCH];
+    int count;
+    long number;
+    int claimed; /* built or being built as batch `number`, not yet handed out */
+    int building;
+    pthread_t thread;
+    int status;
+} batch_slot;
+
+#define MAX_BUILDERS 8
+
 typedef struct frame_collector {
     float *inputs;
     int frames, capacity, bands;
@@ -640,17 +664,16 @@ static void collect_frame(const es_frame *frame, void *user) {
 typedef struct trainer_data {
     const train_options *opt;
     const manifest *mf;
-    es_frontend *frontend;
     es_frontend_config frontend_config;
-    es_augment_config augment;      /* what sequences are built with now */
     es_augment_config augment_full; /* the curriculum's end, and the validation set's */
     es_speech_label_config labels;
     noise_pool noises[2]; /* train, valid */
-    es_rng rng;
-    sample_buffer clean;
-    /* The batch being handed out, and the cached validation set. */
-    built_sequence batch[MAX_BATCH];
-    es_sequence batch_seqs[MAX_BATCH];
+    /* Batch n is built by builders[n % builder_count] into slots[n % (builder_count + 1)]:
+     * the one handed out, and the next builder_count on their way. */
+    sequence_builder builders[MAX_BUILDERS];
+    int builder_count;
+    batch_slot slots[MAX_BUILDERS + 1];
+    /* The cached validation set. */
     built_sequence *valid;
     es_sequence *valid_seqs;
     int valid_count;
@@ -772,8 +795,8 @@ static int *frame_class_targets(const es_sequence *seq) {
 }
 
 /* Builds one sequence of `split` into *out. Returns 0, or -1 (printed). */
-static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_features,
-                          built_sequence *out) {
+static int build_sequence(const trainer_data *d, sequence_builder *b, int split, es_rng *rng,
+                          int augment_features, built_sequence *out) {
     const int kind = draw_kind(d, split, rng);
     if (kind < 0) {
         es_cli_error("%s: no usable clips in the %s split", d->opt->manifest_path,
@@ -781,7 +804,7 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
         return -1;
     }
     const int kws = d->opt->task == TASK_KWS;
-    sample_buffer *clean = &d->clean;
+    sample_buffer *clean = &b->clean;
     clean->count = 0;
     /* Warm-up: a live stream's running-mean normalisation has usually heard
      * seconds of speech before any word, so most sequences begin after some;
@@ -836,7 +859,7 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
         es_mean_power(clean->data + content_start, content_end - content_start);
 
     /* Speed first: the labels below must follow the stretched clip. */
-    const float speed = es_augment_draw_speed(&d->augment, rng);
+    const float speed = es_augment_draw_speed(&b->augment, rng);
     float *sped = NULL;
     size_t sped_count = 0;
     if (es_augment_speed(clean->data, clean->count, speed, SAMPLE_RATE_HZ, &sped, &sped_count))
@@ -861,7 +884,7 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
         goto fail;
 
     es_augment_draw draw;
-    es_augment_draw_params(&d->augment, rng, &draw);
+    es_augment_draw_params(&b->augment, rng, &draw);
     /* A faint floor everywhere: real inputs are never digital silence. Uniform
      * noise (cheaper than Gaussian) of the drawn RMS level. */
     const double floor_peak = sqrt(3.0) * pow(10.0, es_rng_uniform(rng, -85.0, -60.0) / 20.0);
@@ -885,14 +908,14 @@ static int build_sequence(trainer_data *d, int split, es_rng *rng, int augment_f
     if (!inputs) goto fail;
     frame_collector fc = {
         .inputs = inputs, .capacity = frames_expected, .bands = bands, .skip = warmup_frames};
-    es_frontend_reset(d->frontend);
-    es_frontend_process(d->frontend, sped, sped_count, collect_frame, &fc);
+    es_frontend_reset(b->frontend);
+    es_frontend_process(b->frontend, sped, sped_count, collect_frame, &fc);
     const int frames = fc.frames;
     if (frames == 0) goto fail;
     if (augment_features) {
         es_augment_warp_mel(inputs, frames, bands, bands, d->frontend_config.mel_low_hz,
                             d->frontend_config.mel_high_hz, draw.warp);
-        es_augment_spec_mask(&d->augment, rng, inputs, frames, bands, bands);
+        es_augment_spec_mask(&b->augment, rng, inputs, frames, bands, bands);
     }
 
     *out = (built_sequence){.inputs = inputs};
@@ -934,26 +957,96 @@ fail:
     return -1;
 }
 
+/* ---- training batches, built ahead ------------------------------------------------------ */
+
+/* Batches are built on threads of their own, several ahead, while the
+ * trainer's workers compute the current one: reading, resampling, augmenting
+ * and framing clips costs more than a small model's gradient. Each batch
+ * draws from a generator seeded by its number, so what it holds does not
+ * depend on the threads or their timing. */
+static void build_batch(trainer_data *d, batch_slot *s) {
+    sequence_builder *b = &d->builders[s->number % d->builder_count];
+    const long epoch = s->number / d->batches_per_epoch;
+    const int index = (int)(s->number % d->batches_per_epoch);
+    const int ramp = d->opt->augment_ramp_epochs;
+    es_augment_config_scale(&d->augment_full,
+                            ramp > 0 ? (float)(epoch + 1) / (float)(ramp + 1) : 1.0f, &b->augment);
+    es_rng rng;
+    es_rng_seed(&rng, d->opt->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(s->number + 1)));
+    const int remaining = d->opt->clips_per_epoch - index * d->opt->batch_size;
+    const int n = remaining < d->opt->batch_size ? remaining : d->opt->batch_size;
+    s->count = 0;
+    s->status = ES_RNN_OK;
+    for (int i = 0; i < n; i++) {
+        built_free(&s->seqs[i]);
+        if (build_sequence(d, b, SPLIT_TRAIN, &rng, 1, &s->seqs[i]) != 0) {
+            s->status = ES_RNN_ERR_IO;
+            return;
+        }
+        s->views[i] = s->seqs[i].seq;
+        s->count++;
+    }
+}
+
+typedef struct builder_job {
+    trainer_data *d;
+    batch_slot *slot;
+} builder_job;
+
+static void *batch_builder(void *user) {
+    builder_job *job = user;
+    build_batch(job->d, job->slot);
+    free(job);
+    return NULL;
+}
+
+static void finish_building(batch_slot *s) {
+    if (s->building) pthread_join(s->thread, NULL);
+    s->building = 0;
+}
+
+static void finish_all_building(trainer_data *d) {
+    for (int i = 0; i <= d->builder_count; i++)
+        finish_building(&d->slots[i]);
+}
+
+static batch_slot *slot_of(trainer_data *d, long number) {
+    return &d->slots[number % (d->builder_count + 1)];
+}
+
+/* Without a thread, the batch is built when it is asked for. */
+static void start_building(trainer_data *d, long number) {
+    batch_slot *s = slot_of(d, number);
+    if (s->claimed && s->number == number) return;
+    finish_building(s);
+    s->number = number;
+    s->claimed = 0;
+    builder_job *job = malloc(sizeof *job);
+    if (!job) return;
+    *job = (builder_job){d, s};
+    s->building = pthread_create(&s->thread, NULL, batch_builder, job) == 0;
+    if (!s->building) free(job);
+    s->claimed = s->building;
+}
+
 static int next_train_batch(void *user, int epoch, int index, const es_sequence **batch,
                             int *count) {
     trainer_data *d = user;
-    (void)epoch;
     if (index >= d->batches_per_epoch || interrupted) return 0;
-    const int ramp = d->opt->augment_ramp_epochs;
-    const int epochs_done = d->epoch_offset + epoch;
-    es_augment_config_scale(&d->augment_full,
-                            ramp > 0 ? (float)(epochs_done + 1) / (float)(ramp + 1) : 1.0f,
-                            &d->augment);
-    const int remaining = d->opt->clips_per_epoch - index * d->opt->batch_size;
-    const int n = remaining < d->opt->batch_size ? remaining : d->opt->batch_size;
-    for (int i = 0; i < n; i++) {
-        built_free(&d->batch[i]);
-        /* The shared generator moves on every draw: each epoch sees new augmentations. */
-        if (build_sequence(d, SPLIT_TRAIN, &d->rng, 1, &d->batch[i]) != 0) return ES_RNN_ERR_IO;
-        d->batch_seqs[i] = d->batch[i].seq;
+    const long number = (long)(d->epoch_offset + epoch) * d->batches_per_epoch + index;
+    batch_slot *s = slot_of(d, number);
+    finish_building(s);
+    if (!s->claimed || s->number != number) {
+        s->number = number;
+        build_batch(d, s);
     }
-    *batch = d->batch_seqs;
-    *count = n;
+    s->claimed = 0;
+    if (s->status != ES_RNN_OK) return s->status;
+    /* The slot after the last one ahead is this one's: free again next call. */
+    for (long ahead = number + 1; ahead <= number + d->builder_count; ahead++)
+        start_building(d, ahead);
+    *batch = s->views;
+    *count = s->count;
     return 1;
 }
 
@@ -981,7 +1074,7 @@ static int build_valid_set(trainer_data *d) {
     es_rng rng;
     es_rng_seed(&rng, d->opt->seed ^ 0x76616c6964ULL); /* the same draw whatever the epochs */
     for (int i = 0; i < d->opt->valid_clips; i++) {
-        if (build_sequence(d, SPLIT_VALID, &rng, 0, &d->valid[i]) != 0) return -1;
+        if (build_sequence(d, &d->builders[0], SPLIT_VALID, &rng, 0, &d->valid[i]) != 0) return -1;
         d->valid_seqs[i] = d->valid[i].seq;
         d->valid_count++;
     }
@@ -1198,7 +1291,7 @@ static int standardise_model_inputs(trainer_data *d, es_model *m) {
     es_rng_seed(&rng, d->opt->seed ^ 0x7374617473ULL);
     for (int i = 0; i < STATS_SEQUENCES; i++) {
         built_sequence b = {0};
-        if (build_sequence(d, SPLIT_TRAIN, &rng, 1, &b) != 0) return -1;
+        if (build_sequence(d, &d->builders[0], SPLIT_TRAIN, &rng, 1, &b) != 0) return -1;
         for (int t = 0; t < b.seq.frames; t++)
             for (int k = 0; k < bands; k++) {
                 const double x = b.inputs[(size_t)t * bands + k];
@@ -1224,16 +1317,20 @@ static int standardise_model_inputs(trainer_data *d, es_model *m) {
 /* ---- the command ------------------------------------------------------------------------- */
 
 static void trainer_data_free(trainer_data *d) {
-    for (int i = 0; i < MAX_BATCH; i++)
-        built_free(&d->batch[i]);
+    finish_all_building(d);
+    for (int s = 0; s <= d->builder_count; s++)
+        for (int i = 0; i < MAX_BATCH; i++)
+            built_free(&d->slots[s].seqs[i]);
     for (int i = 0; i < d->valid_count; i++)
         built_free(&d->valid[i]);
     free(d->valid);
     free(d->valid_seqs);
     noise_pool_free(&d->noises[0]);
     noise_pool_free(&d->noises[1]);
-    free(d->clean.data);
-    es_frontend_destroy(d->frontend);
+    for (int i = 0; i < d->builder_count; i++) {
+        free(d->builders[i].clean.data);
+        es_frontend_destroy(d->builders[i].frontend);
+    }
 }
 
 static void print_data_summary(const train_options *opt, const manifest *mf) {
@@ -1269,12 +1366,10 @@ int es_cmd_train(int argc, char **argv) {
     es_frontend_config_default(&d.frontend_config);
     es_augment_config_default(&d.augment_full);
     d.augment_full.snr_db_min = opt.min_snr_db;
-    d.augment = d.augment_full;
     es_speech_label_config_default(&d.labels);
     d.labels.sample_rate_hz = d.frontend_config.sample_rate_hz;
     d.labels.window_samples = d.frontend_config.window_samples;
     d.labels.hop_samples = d.frontend_config.hop_samples;
-    es_rng_seed(&d.rng, opt.seed);
     d.batches_per_epoch = (opt.clips_per_epoch + opt.batch_size - 1) / opt.batch_size;
 
     const int kws_trainable = mf.kind_count[SPLIT_TRAIN][KIND_KEYWORD] > 0;
@@ -1282,9 +1377,13 @@ int es_cmd_train(int argc, char **argv) {
         es_cli_error("%s: no keyword clips in the train split", opt.manifest_path);
         goto done;
     }
-    if (es_frontend_create(&d.frontend_config, &d.frontend) != ES_DSP_OK) {
-        es_cli_error("train: cannot create the front end");
-        goto done;
+    d.builder_count = opt.threads < MAX_BUILDERS ? opt.threads : MAX_BUILDERS;
+    for (int i = 0; i < d.builder_count; i++) {
+        d.builders[i].augment = d.augment_full;
+        if (es_frontend_create(&d.frontend_config, &d.builders[i].frontend) != ES_DSP_OK) {
+            es_cli_error("train: cannot create the front end");
+            goto done;
+        }
     }
     if (noise_pool_load(&mf, SPLIT_TRAIN, &d.noises[0]) != 0 ||
         noise_pool_load(&mf, SPLIT_VALID, &d.noises[1]) != 0)
@@ -1354,6 +1453,7 @@ int es_cmd_train(int argc, char **argv) {
                           d.valid_count ? validation_metric : NULL, report_progress, &d);
         if (rc > 0) d.epoch_offset += rc;
     }
+    finish_all_building(&d);
     signal(SIGINT, previous_handler);
     if (rc < 0) {
         es_cli_error("train: training failed: %s", es_rnn_strerror(rc));

@@ -138,6 +138,31 @@ static void test_kws_frame_targets_train_too(void **state) {
     assert_int_equal(train_with("manifest.tsv", "kws", "never.model", "--kws-loss", "ctc"), 2);
 }
 
+static long read_whole(const char *model_name, unsigned char *buf, long capacity) {
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", folder, model_name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    const long n = (long)fread(buf, 1, (size_t)capacity, f);
+    fclose(f);
+    return n;
+}
+
+/* Batches are built on threads of their own, ahead of the trainer: a seed
+ * must still make the same model, byte for byte, whatever their timing. */
+static void test_same_seed_same_model_with_builder_threads(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    assert_int_equal(train_with("manifest.tsv", "kws", "run-a.model", "--threads", "2"), 0);
+    assert_int_equal(train_with("manifest.tsv", "kws", "run-b.model", "--threads", "2"), 0);
+    static unsigned char a[1 << 20], b[1 << 20];
+    const long na = read_whole("run-a.model", a, sizeof a);
+    const long nb = read_whole("run-b.model", b, sizeof b);
+    assert_true(na > 0 && na < (long)sizeof a);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, (size_t)na);
+}
+
 static void test_bad_manifest_line_fails(void **state) {
     (void)state;
     if (folder[0] == '\0') skip();
@@ -185,6 +210,7 @@ int main(void) {
         cmocka_unit_test(test_vad_one_epoch_writes_a_speech_model),
         cmocka_unit_test(test_kws_one_epoch_writes_filler_and_keywords),
         cmocka_unit_test(test_kws_frame_targets_train_too),
+        cmocka_unit_test(test_same_seed_same_model_with_builder_threads),
         cmocka_unit_test(test_bad_manifest_line_fails),
         cmocka_unit_test(test_usage_errors),
     };

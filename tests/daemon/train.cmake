@@ -13,3 +13,5 @@ endforeach()
 
 # Smoke test of `earshot train`: synthesises its own clips with espeak-ng.
 es_add_test(test_train_cmd SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_train_cmd.c LIBS es_daemon)
+# Threaded: batches are built ahead of the trainer on threads of their own.
+set_tests_properties(test_train_cmd PROPERTIES LABELS tsan)
