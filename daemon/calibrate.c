@@ -120,7 +120,7 @@ int es_cal_stream_add_window(es_cal_stream *s, int64_t start, int64_t end, int k
         s->windows = grown;
         s->window_capacity = capacity;
     }
-    s->windows[s->window_count++] = (es_cal_window){start, end, keyword};
+    s->windows[s->window_count++] = (es_cal_window){start, end, keyword, 0};
     if (keyword == ES_CAL_NEAR_MISS)
         s->near_misses++;
     else
@@ -287,12 +287,17 @@ int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
                          items[i].path, items[i].start_s, items[i].end_s);
                 rc = -1;
             }
-        } else if (items[i].near_miss &&
-                   es_cal_stream_add_window(
-                       out, position, position + (int64_t)n + (int64_t)llround(ES_CAL_AFTER_S * SR),
-                       ES_CAL_NEAR_MISS) != 0) {
-            snprintf(why, why_size, "out of memory");
-            rc = -1;
+        } else if (items[i].near_miss) {
+            if (es_cal_stream_add_window(
+                    out, position, position + (int64_t)n + (int64_t)llround(ES_CAL_AFTER_S * SR),
+                    ES_CAL_NEAR_MISS) != 0) {
+                snprintf(why, why_size, "out of memory");
+                rc = -1;
+            } else {
+                const int kind = items[i].near_miss - 1;
+                out->windows[out->window_count - 1].kind =
+                    kind >= 0 && kind < ES_CAL_NEAR_MISS_KINDS ? kind : 0;
+            }
         }
         if (rc == 0 &&
             (es_pipeline_push(pipeline, samples, n) != ES_PIPELINE_OK ||
@@ -382,6 +387,8 @@ int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, es_cal_c
         if (s->windows[i].keyword == ES_CAL_NEAR_MISS) {
             out->near_misses++;
             out->accepted += c.hit[i];
+            out->near_misses_of_kind[s->windows[i].kind]++;
+            out->accepted_of_kind[s->windows[i].kind] += c.hit[i];
         } else if (s->windows[i].keyword == keyword) {
             out->positives++;
             out->hits += c.hit[i];
@@ -505,8 +512,11 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
     for (int k = 0; k < k_count; k++) {
         out->thresholds[k] = grid[cur[k]];
         const curve *c = &curves[k];
-        out->counts[k] = (es_cal_counts){s->positives[k], c->hits[cur[k]], c->alarms[cur[k]],
-                                         s->near_misses, c->accepted[cur[k]]};
+        out->counts[k] = (es_cal_counts){.positives = s->positives[k],
+                                         .hits = c->hits[cur[k]],
+                                         .false_alarms = c->alarms[cur[k]],
+                                         .near_misses = s->near_misses,
+                                         .accepted = c->accepted[cur[k]]};
         out->hits += out->counts[k].hits;
         out->positives += out->counts[k].positives;
         out->false_alarms += out->counts[k].false_alarms;

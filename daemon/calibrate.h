@@ -67,7 +67,9 @@ typedef struct es_cal_item {
                        recorded. Another realisation of the same voice and words:
                        a few hours of held-out speech show few of the rare peaks a
                        false-alarm budget is about, replays at other speeds more */
-    int near_miss;  /* 1: keyword-free but made to sound like a keyword (keyword -1) */
+    int near_miss;  /* 0, or keyword-free but made to sound like a keyword (keyword -1):
+                       1 + the caller's kind of near miss (< ES_CAL_NEAR_MISS_KINDS),
+                       which es_cal_counts tallies apart */
 } es_cal_item;
 
 /* Noise mixed into a third of the clips. */
@@ -84,10 +86,12 @@ void es_cal_noises_free(es_cal_noises *noises);
 
 /* The keyword of a near miss's window. */
 #define ES_CAL_NEAR_MISS (-2)
+#define ES_CAL_NEAR_MISS_KINDS 4
 
 typedef struct es_cal_window {
     int64_t start, end; /* 16 kHz samples of stream time, end exclusive */
     int keyword;        /* column, or ES_CAL_NEAR_MISS */
+    int kind;           /* a near miss's kind (its item's near_miss - 1); else 0 */
 } es_cal_window;
 
 typedef struct es_cal_stream {
@@ -142,6 +146,9 @@ typedef struct es_cal_counts {
     int false_alarms; /* events of the keyword outside every window */
     int near_misses;  /* near-miss windows */
     int accepted;     /* of them, with an event of the keyword inside */
+    /* The same per kind of near miss (es_cal_detect's; zero in es_cal_result's) */
+    int near_misses_of_kind[ES_CAL_NEAR_MISS_KINDS];
+    int accepted_of_kind[ES_CAL_NEAR_MISS_KINDS];
 } es_cal_counts;
 
 /* Step 2: keyword column `keyword` at `threshold`; -1 on a bad argument or

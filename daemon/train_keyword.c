@@ -20,7 +20,8 @@
  *      alarms at or under the target rate, with the detector's smoothing and
  *      refractory period (calibrate.h: the same code as `earshot calibrate`);
  *   5. test: the same over test-split voices and negatives: recall on voices
- *      never used in training or calibration, and false alarms per hour;
+ *      never used in training or calibration, false alarms per hour, and the
+ *      share of confusables accepted, in all and by how they were made;
  *   6. write the model with its threshold (rnn.h, es_model_set_thresholds)
  *      and a model card, MODEL.md beside it.
  */
@@ -474,18 +475,35 @@ static int tokenize(const char *phonemes, token *tokens) {
     return count;
 }
 
+/* How a confusable was made, as the model card tallies them (1 + kind is its
+ * clips' es_cal_item.near_miss). */
+enum {
+    CONFUSABLE_WORDS,   /* the phrase's words alone, beside others, swapped */
+    CONFUSABLE_PART,    /* its first or last phonemes */
+    CONFUSABLE_CHANGED, /* one phoneme substituted */
+    CONFUSABLE_DROPPED, /* one phoneme deleted */
+    CONFUSABLE_KINDS
+};
+_Static_assert(CONFUSABLE_KINDS <= ES_CAL_NEAR_MISS_KINDS, "calibrate tallies each kind");
+static const char *const confusable_kind_names[CONFUSABLE_KINDS] = {
+    "whole words: its own alone, beside other words or swapped (one-word phrases: other words)",
+    "its first or last half or two thirds", "one phoneme changed", "one phoneme dropped"};
+
 typedef struct confusables {
     char *items[MAX_CONFUSABLES]; /* plain text, or "[[phonemes]]" for espeak */
+    unsigned char kinds[MAX_CONFUSABLES];
     int count;
     int text_count; /* the first text_count are plain text (any engine can say them) */
 } confusables;
 
-static void confusable_add(confusables *c, const char *text) {
+static void confusable_add(confusables *c, const char *text, int kind) {
     if (c->count >= MAX_CONFUSABLES || !text[0]) return;
     for (int i = 0; i < c->count; i++)
         if (strcmp(c->items[i], text) == 0) return;
     char *copy = strdup(text);
-    if (copy) c->items[c->count++] = copy;
+    if (!copy) return;
+    c->kinds[c->count] = (unsigned char)kind;
+    c->items[c->count++] = copy;
 }
 
 /* "[[" + tokens[from, to) with `replace` at `at` (NULL: delete it) + "]]". */
@@ -540,21 +558,21 @@ static void make_confusables(const char *phrase, const char *phonemes, es_rng *r
     char text[256];
     if (word_count > 1) {
         for (int i = 0; i < word_count; i++) {
-            confusable_add(out, words[i]);
+            confusable_add(out, words[i], CONFUSABLE_WORDS);
             for (int k = 0; k < 3; k++) {
                 snprintf(text, sizeof text, "%s %s", words[i], other_word(phrase, rng));
-                confusable_add(out, text);
+                confusable_add(out, text, CONFUSABLE_WORDS);
                 snprintf(text, sizeof text, "%s %s", other_word(phrase, rng), words[i]);
-                confusable_add(out, text);
+                confusable_add(out, text, CONFUSABLE_WORDS);
             }
         }
         /* The words in another order or with one left out. */
         snprintf(text, sizeof text, "%s %s", words[word_count - 1], words[0]);
-        confusable_add(out, text);
+        confusable_add(out, text, CONFUSABLE_WORDS);
     } else {
         for (int k = 0; k < 3; k++) {
             snprintf(text, sizeof text, "the %s", other_word(phrase, rng));
-            confusable_add(out, text);
+            confusable_add(out, text, CONFUSABLE_WORDS);
         }
     }
     out->text_count = out->count;
@@ -569,10 +587,10 @@ static void make_confusables(const char *phrase, const char *phonemes, es_rng *r
         const int cuts[] = {phoneme_count / 2, (2 * phoneme_count + 2) / 3};
         for (size_t k = 0; k < COUNT_OF(cuts); k++) {
             phoneme_text(tokens, 0, phoneme_at[cuts[k]], -1, NULL, text, sizeof text);
-            confusable_add(out, text);
+            confusable_add(out, text, CONFUSABLE_PART);
             phoneme_text(tokens, phoneme_at[phoneme_count - cuts[k]], count, -1, NULL, text,
                          sizeof text);
-            confusable_add(out, text);
+            confusable_add(out, text, CONFUSABLE_PART);
         }
     }
     for (int p = 0; p < phoneme_count; p++) {
@@ -594,12 +612,12 @@ static void make_confusables(const char *phrase, const char *phonemes, es_rng *r
             }
             if (replace && strcmp(replace, t->text) != 0) {
                 phoneme_text(tokens, 0, count, phoneme_at[p], replace, text, sizeof text);
-                confusable_add(out, text);
+                confusable_add(out, text, CONFUSABLE_CHANGED);
             }
         }
         if (phoneme_count >= 4 && p > 0) {
             phoneme_text(tokens, 0, count, phoneme_at[p], NULL, text, sizeof text);
-            confusable_add(out, text);
+            confusable_add(out, text, CONFUSABLE_DROPPED);
         }
     }
 }
@@ -624,6 +642,7 @@ typedef struct render_job {
     double duration_s; /* after rendering; 0 = failed or silent */
     int rate;          /* espeak words per minute; flite: duration stretch x 100 */
     int pitch;         /* espeak 0-99; flite: F0 in Hz */
+    int confusable;    /* CLIP_CONFUSABLE: its kind (CONFUSABLE_*) */
 } render_job;
 
 typedef struct job_list {
@@ -1014,10 +1033,11 @@ static int collect_items(const job_list *jobs, const data_set *data, const char 
         if (!path) return -1;
         sprintf(path, "%s/%s", work, j->path);
         (*owned)[(*owned_count)++] = path;
-        (*items)[(*count)++] = (es_cal_item){.path = path,
-                                             .keyword = j->kind == CLIP_POSITIVE ? 0 : -1,
-                                             .speed = 1.0f,
-                                             .near_miss = j->kind == CLIP_CONFUSABLE};
+        (*items)[(*count)++] =
+            (es_cal_item){.path = path,
+                          .keyword = j->kind == CLIP_POSITIVE ? 0 : -1,
+                          .speed = 1.0f,
+                          .near_miss = j->kind == CLIP_CONFUSABLE ? 1 + j->confusable : 0};
     }
     for (int i = 0; data && i < data->count; i++)
         if (data->items[i].split == split && data->items[i].kind != CLIP_NOISE)
@@ -1074,7 +1094,11 @@ static int evaluate_split(const es_model *model, const job_list *jobs, const dat
 static es_cal_counts detect_at(const es_cal_stream *stream, float threshold) {
     es_cal_counts counts;
     if (es_cal_detect(stream, 0, threshold, &counts) != 0)
-        counts = (es_cal_counts){stream->positives[0], -1, -1, stream->near_misses, -1};
+        counts = (es_cal_counts){.positives = stream->positives[0],
+                                 .hits = -1,
+                                 .false_alarms = -1,
+                                 .near_misses = stream->near_misses,
+                                 .accepted = -1};
     return counts;
 }
 
@@ -1085,7 +1109,8 @@ typedef struct run_figures {
     int voices[SPLIT_COUNT];
     int positives[SPLIT_COUNT];
     int confusable_clips[SPLIT_COUNT];
-    int confusable_kinds;
+    int confusable_phrases;
+    int confusable_phrases_of_kind[CONFUSABLE_KINDS];
     int data_clips;
     int data_excluded;
     double train_minutes;
@@ -1104,14 +1129,17 @@ static void card_path(const char *model_path, char *out, size_t size) {
     strncat(out, ".md", size - strlen(out) - 1);
 }
 
-/* "a/b (x %)", or "-" without near misses. */
-static const char *accepted_text(const es_cal_counts *c, char *out, size_t size) {
-    if (c->near_misses <= 0 || c->accepted < 0)
+/* "a/b (x %)", or "-" without any. */
+static const char *share_text(int accepted, int of, char *out, size_t size) {
+    if (of <= 0 || accepted < 0)
         snprintf(out, size, "-");
     else
-        snprintf(out, size, "%d/%d (%.1f %%)", c->accepted, c->near_misses,
-                 100.0 * c->accepted / c->near_misses);
+        snprintf(out, size, "%d/%d (%.1f %%)", accepted, of, 100.0 * accepted / of);
     return out;
+}
+
+static const char *accepted_text(const es_cal_counts *c, char *out, size_t size) {
+    return share_text(c->accepted, c->near_misses, out, size);
 }
 
 static int write_card(const keyword_options *opt, const run_figures *f, const char *path) {
@@ -1157,8 +1185,20 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             accepted_text(&f->test_at, test_accepted, sizeof test_accepted), (double)f->threshold,
             (double)opt->max_alarms_per_hour,
             f->threshold_met ? "" : " (**not met**: even the highest threshold tried exceeds it)");
+    /* Which near misses it takes for the phrase: where a deployment will hear them. */
+    fprintf(file, "### Confusables by kind (test split, at the threshold)\n\n"
+                  "| kind | phrases | accepted |\n"
+                  "|---|---|---|\n");
+    for (int k = 0; k < CONFUSABLE_KINDS; k++) {
+        if (f->confusable_phrases_of_kind[k] == 0) continue;
+        char accepted[64];
+        fprintf(file, "| %s | %d | %s |\n", confusable_kind_names[k],
+                f->confusable_phrases_of_kind[k],
+                share_text(f->test_at.accepted_of_kind[k], f->test_at.near_misses_of_kind[k],
+                           accepted, sizeof accepted));
+    }
     fprintf(file,
-            "## Data\n\n"
+            "\n## Data\n\n"
             "- Phonemes (espeak-ng `-x`): `%s`.\n"
             "- Voices: espeak-ng English accents x variants and flite's allowed voices, split by "
             "variant as scripts/data.sh splits them: %d train, %d valid, %d test.\n"
@@ -1178,8 +1218,8 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             "for the 20 built-in keywords), and false alarms on real conversation higher.\n",
             f->phonemes, f->voices[SPLIT_TRAIN], f->voices[SPLIT_VALID], f->voices[SPLIT_TEST],
             f->positives[SPLIT_TRAIN], f->positives[SPLIT_VALID], f->positives[SPLIT_TEST],
-            f->confusable_kinds, f->confusable_clips[SPLIT_TRAIN], f->confusable_clips[SPLIT_VALID],
-            f->confusable_clips[SPLIT_TEST],
+            f->confusable_phrases, f->confusable_clips[SPLIT_TRAIN],
+            f->confusable_clips[SPLIT_VALID], f->confusable_clips[SPLIT_TEST],
             opt->data_dir ? "scripts/data.sh's sentences, other keywords, real speech and noise"
                           : "synthesised word sequences and generated noise (no data/ found)",
             f->data_clips, f->data_excluded ? "; sentences that say the phrase left out" : "");
@@ -1222,10 +1262,12 @@ static int plan_jobs(const keyword_options *opt, const voice_list *voices, const
         for (int k = 0; k < positives; k++)
             if (!job_add(jobs, v, CLIP_POSITIVE, v->split, opt->phrase, rng)) return -1;
         const int choices = flite ? conf->text_count : conf->count;
-        for (int k = 0; k < confusable && choices > 0; k++)
-            if (!job_add(jobs, v, CLIP_CONFUSABLE, v->split,
-                         conf->items[es_rng_below(rng, choices)], rng))
-                return -1;
+        for (int k = 0; k < confusable && choices > 0; k++) {
+            const int which = es_rng_below(rng, choices);
+            render_job *j = job_add(jobs, v, CLIP_CONFUSABLE, v->split, conf->items[which], rng);
+            if (!j) return -1;
+            j->confusable = conf->kinds[which];
+        }
         if (!opt->data_dir) {
             char sentence[256] = "";
             const int words = 5 + es_rng_below(rng, 5);
@@ -1391,7 +1433,9 @@ int es_cmd_train_keyword(int argc, char **argv) {
         figures.positives[j->split] += j->kind == CLIP_POSITIVE;
         figures.confusable_clips[j->split] += j->kind == CLIP_CONFUSABLE;
     }
-    figures.confusable_kinds = conf.count;
+    figures.confusable_phrases = conf.count;
+    for (int i = 0; i < conf.count; i++)
+        figures.confusable_phrases_of_kind[conf.kinds[i]]++;
     figures.data_clips = data.count;
     figures.data_excluded = data.excluded;
 

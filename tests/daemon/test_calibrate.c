@@ -167,8 +167,15 @@ static void test_near_misses_are_judged_per_clip_not_per_hour(void **state) {
     assert_int_equal(c.near_misses, 2);
     assert_int_equal(c.accepted, 2);
     assert_int_equal(c.false_alarms, 1);
+    assert_int_equal(c.near_misses_of_kind[0], 2);
+    /* Tallied by kind too: the second near miss made another way. */
+    s.windows[1].kind = 3;
     assert_int_equal(es_cal_detect(&s, YES, 0.7f, &c), 0);
     assert_int_equal(c.accepted, 1);
+    assert_int_equal(c.near_misses_of_kind[0], 1);
+    assert_int_equal(c.accepted_of_kind[0], 1);
+    assert_int_equal(c.near_misses_of_kind[3], 1);
+    assert_int_equal(c.accepted_of_kind[3], 0);
     assert_int_equal(c.false_alarms, 1);
     assert_int_equal(es_cal_detect(&s, YES, 0.85f, &c), 0);
     assert_int_equal(c.accepted, 1);

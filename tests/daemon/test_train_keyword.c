@@ -98,7 +98,7 @@ static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
 
     FILE *card = fopen(card_path, "r");
     assert_non_null(card);
-    char text[8192];
+    char text[16384];
     const size_t length = fread(text, 1, sizeof text - 1, card);
     text[length] = '\0';
     fclose(card);
@@ -115,6 +115,27 @@ static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
     int accepted = -1, said = -1;
     assert_int_equal(sscanf(last_cell, "| %d/%d (", &accepted, &said), 2);
     assert_true(said > 0 && accepted >= 0 && accepted <= said);
+    /* ... and by kind of near miss: the kinds add up to the whole. */
+    const char *by_kind = strstr(text, "### Confusables by kind");
+    assert_non_null(by_kind);
+    const char *kind_row = strstr(by_kind, "|---|");
+    assert_non_null(kind_row);
+    int kinds = 0, accepted_sum = 0, said_sum = 0;
+    for (kind_row = strchr(kind_row, '\n') + 1; kind_row[0] == '|';
+         kind_row = strchr(kind_row, '\n') + 1) {
+        /* "| kind | phrases | a/b (x %) |": the third cell. */
+        const char *share = strchr(strchr(kind_row + 1, '|') + 1, '|');
+        assert_non_null(share);
+        int a = 0, b = 0;
+        if (sscanf(share, "| %d/%d (", &a, &b) == 2) {
+            accepted_sum += a;
+            said_sum += b;
+        }
+        kinds++;
+    }
+    assert_true(kinds >= 2);
+    assert_int_equal(said_sum, said);
+    assert_int_equal(accepted_sum, accepted);
 
     /* The phrase twice, by a voice the small run trains on, with pauses. */
     char command[9 * PATH_MAX + 512];

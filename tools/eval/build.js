@@ -8,8 +8,10 @@
 //   kws_<snr>.wav   keyword clips of test voices between keyword-free test sentences,
 //                   the same stream at each SNR; kws.truth.tsv holds every keyword's times.
 //   fa_NN.wav       keyword-free audio for false alarms: test speech (clean or noisy),
-//                   music and noise, in files of at most one hour; fa.truth.tsv says
-//                   which stretch is which.
+//                   music and noise, in files of at most one hour; fa_NN.truth.tsv says
+//                   which stretch is which and, for speech, which clip (as the manifest
+//                   names it) it plays: tools/eval/phrase-alarms.js tells a custom
+//                   phrase's sentences apart by it.
 //
 // Deterministic for a given manifest, seed and size; each part is rebuilt only when its
 // inputs change (a .key file beside it), so asking for more hours adds files.
@@ -269,7 +271,7 @@ function buildFaPart(out, index, seconds, pools, noiseClips, seed) {
         for (let i = 0; i < n; i++) y[pos + i] += gn * bed[i];
       }
       const pause = Math.round(rand.uniform(0.2, 1.5) * L.RATE); // counted with the speech
-      truth.push([pos, pos + n + pause, isReal(c.row.voice) ? 'real-speech' : 'synthetic-speech']);
+      truth.push([pos, pos + n + pause, isReal(c.row.voice) ? 'real-speech' : 'synthetic-speech', c.row.clip]);
       speech += n;
       pos += n + pause;
     } else {
@@ -277,13 +279,15 @@ function buildFaPart(out, index, seconds, pools, noiseClips, seed) {
       const bed = noiseBed(n, noiseClips, rand);
       const g = Math.sqrt(dbToPower(SPEECH_DBFS + rand.uniform(-12, 0)));
       for (let i = 0; i < n; i++) y[pos + i] += g * bed[i];
-      truth.push([pos, pos + n, 'music-noise']);
+      truth.push([pos, pos + n, 'music-noise', '-']);
       pos += n;
     }
   }
   const file = `fa_${String(index).padStart(2, '0')}.wav`;
   L.writeWav(path.join(out, file), mix(y, null, null), rand);
-  const rowsOut = truth.map(([s, e, cat]) => `${file}\t${(s / L.RATE).toFixed(2)}\t${(Math.min(e, length) / L.RATE).toFixed(2)}\t${cat}\n`);
+  const rowsOut = truth.map(
+    ([s, e, cat, clip]) => `${file}\t${(s / L.RATE).toFixed(2)}\t${(Math.min(e, length) / L.RATE).toFixed(2)}\t${cat}\t${clip}\n`,
+  );
   fs.writeFileSync(path.join(out, file.replace('.wav', '.truth.tsv')), rowsOut.join(''));
   return { file, seconds };
 }
@@ -397,7 +401,7 @@ function main() {
   for (let i = 0; i < parts; i++) {
     const seconds = Math.round(Math.min(1, size.fa_h - i) * 3600 * 100) / 100;
     const file = `fa_${String(i).padStart(2, '0')}.wav`;
-    const s = stamp(path.join(o.out, file.replace('.wav', '.key')), sizeKey(`fa ${i} ${seconds}`));
+    const s = stamp(path.join(o.out, file.replace('.wav', '.key')), sizeKey(`fa ${i} ${seconds} clips`));
     if (!s.fresh) {
       process.stderr.write(`build: keyword-free audio ${file} (${(seconds / 60).toFixed(1)} min)\n`);
       buildFaPart(o.out, i, seconds, pools, noiseClips(), o.seed);

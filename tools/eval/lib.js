@@ -84,6 +84,7 @@ function readManifest(file) {
     const num = (s) => (s === '-' ? null : Number(s));
     rows.push({
       path: path.resolve(dir, f[0]),
+      clip: f[0], // as the manifest says it: relative to its folder
       split: f[1],
       kind: f[2],
       label: f[3],
