@@ -10,7 +10,8 @@
 //
 // --text is scripts/data.sh's list of synthesised clips (name, then the text in column 6).
 // Clips without a text there (real recordings) count as not saying the phrase. Prints one
-// line: "F in H h (R / h); N of M sentences that say it found".
+// line: "F in H h (R / h); N of M sentences that say it found" (or "none of its sentences
+// says it").
 const fs = require('fs');
 const path = require('path');
 
@@ -72,10 +73,8 @@ function main() {
   }
   const all = [...phraseStretches.values()].flat();
   const hours = seconds / 3600;
-  console.log(
-    `${alarms} in ${hours.toFixed(1)} h (${(alarms / hours).toFixed(2)} / h); ` +
-      `${all.filter((s) => s.found).length} of ${all.length} sentences that say it found`,
-  );
+  const said = all.length ? `${all.filter((s) => s.found).length} of ${all.length} sentences that say it found` : 'none of its sentences says it';
+  console.log(`${alarms} in ${hours.toFixed(1)} h (${(alarms / hours).toFixed(2)} / h); ${said}`);
 }
 
 try {

@@ -44,6 +44,7 @@ test('events in a sentence that says the phrase are detections, the rest false a
   // 3.3 s: half a second after the first sentence still counts as it; 5 s and 10 s are alarms.
   assert.strictEqual(run(dir, [['fa_00.wav', 2.0], ['fa_00.wav', 3.3], ['fa_00.wav', 5.0], ['fa_00.wav', 10.0]], 'computer'), '2 in 2.0 h (1.00 / h); 1 of 2 sentences that say it found');
   assert.strictEqual(run(dir, [], 'computer'), '0 in 2.0 h (0.00 / h); 0 of 2 sentences that say it found');
+  assert.strictEqual(run(dir, [['fa_00.wav', 2.0]], 'hey nova'), '1 in 2.0 h (0.50 / h); none of its sentences says it');
   fs.rmSync(dir, { recursive: true });
 });
 
