@@ -1037,12 +1037,16 @@ static int next_train_batch(void *user, int epoch, int index, const es_sequence 
     batch_slot *s = slot_of(d, number);
     finish_building(s);
     if (!s->claimed || s->number != number) {
+        /* Not built ahead (the first batch, or no thread to be had): built
+         * here, with no builder busy on another batch that may share its state. */
+        finish_all_building(d);
         s->number = number;
         build_batch(d, s);
     }
     s->claimed = 0;
     if (s->status != ES_RNN_OK) return s->status;
-    /* The slot after the last one ahead is this one's: free again next call. */
+    /* The next builder_count batches on their way, in the other slots: the
+     * trainer reads this one until the next call. */
     for (long ahead = number + 1; ahead <= number + d->builder_count; ahead++)
         start_building(d, ahead);
     *batch = s->views;
