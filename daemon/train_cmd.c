@@ -629,8 +629,11 @@ typedef struct sequence_builder {
     es_augment_config augment; /* what sequences are built with now */
 } sequence_builder;
 
+struct trainer_data;
+
 /* A training batch, numbered from the first batch of the first phase. */
 typedef struct batch_slot {
+    struct trainer_data *owner; /* what its builder thread builds from */
     built_sequence seqs[MAX_BATCH];
     es_sequence views[MAX_BATCH];
     int count;
@@ -988,15 +991,9 @@ static void build_batch(trainer_data *d, batch_slot *s) {
     }
 }
 
-typedef struct builder_job {
-    trainer_data *d;
-    batch_slot *slot;
-} builder_job;
-
 static void *batch_builder(void *user) {
-    builder_job *job = user;
-    build_batch(job->d, job->slot);
-    free(job);
+    batch_slot *s = user;
+    build_batch(s->owner, s);
     return NULL;
 }
 
@@ -1020,12 +1017,8 @@ static void start_building(trainer_data *d, long number) {
     if (s->claimed && s->number == number) return;
     finish_building(s);
     s->number = number;
-    s->claimed = 0;
-    builder_job *job = malloc(sizeof *job);
-    if (!job) return;
-    *job = (builder_job){d, s};
-    s->building = pthread_create(&s->thread, NULL, batch_builder, job) == 0;
-    if (!s->building) free(job);
+    s->owner = d;
+    s->building = pthread_create(&s->thread, NULL, batch_builder, s) == 0;
     s->claimed = s->building;
 }
 
