@@ -7,7 +7,8 @@
  * From the valid split: keyword clips whose label is one of the model's
  * keyword outputs are positives (their window: start_s to end_s + 0.5 s);
  * sentence and speech clips, and keyword clips of words the model does not
- * know, are keyword-free; noise clips are mixed into a third of the clips.
+ * know, are keyword-free; noise clips are too (alone, as a quiet room or a
+ * radio has them), and are mixed into a third of the clips.
  * --hours bounds the keyword-free audio (a random subset by --seed).
  */
 #include <errno.h>
@@ -45,10 +46,11 @@ static const char usage_text[] =
     "Calibrates the detection threshold of each keyword of MODEL on held-out audio: the\n"
     "valid split of a data manifest (models/MANIFEST.md) streamed through the pipeline of\n"
     "`earshot file` (built-in VAD, default smoothing and refractory period), its keyword\n"
-    "clips among keyword-free speech, a third of the clips mixed with its noise. Chooses\n"
-    "the thresholds so that the false alarms of all keywords together stay within the\n"
-    "budget, favouring the keywords that gain most recall per false alarm, and writes OUT:\n"
-    "MODEL with those thresholds. Prints a table per keyword on stdout.\n"
+    "clips among keyword-free speech and its noise and music alone, a third of the clips\n"
+    "mixed with its noise. Chooses the thresholds so that the false alarms of all keywords\n"
+    "together stay within the budget, favouring the keywords that gain most recall per\n"
+    "false alarm, and writes OUT: MODEL with those thresholds. Prints a table per keyword\n"
+    "on stdout.\n"
     "\n"
     "  -m, --manifest FILE          the data manifest; only its valid split is used (required)\n"
     "  -o, --output PATH            where to write the calibrated model (required)\n"
@@ -300,8 +302,12 @@ static int read_valid_split(const calibrate_options *opt, const es_cal_stream *c
                 break;
             }
             v->noise_paths = grown;
-            v->noise_paths[v->noise_count++] = path;
-            continue;
+            v->noise_paths[v->noise_count++] = strdup(path);
+            if (!v->noise_paths[v->noise_count - 1]) {
+                free(path);
+                rc = ES_EXIT_FAILURE;
+                break;
+            }
         }
         const double seconds = clip_seconds(manifest, number, path);
         if (seconds <= 0) {

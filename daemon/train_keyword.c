@@ -1018,7 +1018,7 @@ static int write_manifest(const char *path, const char *work, const char *phrase
 
 /* Items of one split: this run's clips (positives say the phrase, keyword
  * column 0, over the whole clip; confusables are near misses) and data/'s,
- * noise aside. */
+ * noise and music too: alone, as a stream of a quiet room or a radio has them. */
 static int collect_items(const job_list *jobs, const data_set *data, const char *work, int split,
                          es_cal_item **items, char ***owned, int *count, int *owned_count) {
     *count = *owned_count = 0;
@@ -1028,7 +1028,7 @@ static int collect_items(const job_list *jobs, const data_set *data, const char 
     if (!*items || !*owned) return -1;
     for (int i = 0; i < jobs->count; i++) {
         const render_job *j = &jobs->items[i];
-        if (j->split != split || j->duration_s <= 0 || j->kind == CLIP_NOISE) continue;
+        if (j->split != split || j->duration_s <= 0) continue;
         char *path = malloc(strlen(work) + strlen(j->path) + 2);
         if (!path) return -1;
         sprintf(path, "%s/%s", work, j->path);
@@ -1040,7 +1040,7 @@ static int collect_items(const job_list *jobs, const data_set *data, const char 
                           .near_miss = j->kind == CLIP_CONFUSABLE ? 1 + j->confusable : 0};
     }
     for (int i = 0; data && i < data->count; i++)
-        if (data->items[i].split == split && data->items[i].kind != CLIP_NOISE)
+        if (data->items[i].split == split)
             (*items)[(*count)++] =
                 (es_cal_item){.path = data->items[i].path, .keyword = -1, .speed = 1.0f};
     return 0;
@@ -1208,8 +1208,9 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             "others, first and last parts, single-phoneme substitutions and deletions): %d "
             "train, %d valid, %d test clips.\n"
             "- Keyword-free speech and noise: %s (%d clips%s).\n"
-            "- Calibration and test streams: every clip of the split in random order, 0.3-1 s "
-            "apart, a third mixed with the split's noise at 5-20 dB SNR, then faint noise; "
+            "- Calibration and test streams: every clip of the split (noise and music alone "
+            "too) in random order, 0.3-1 s apart, a third of them mixed with the split's noise at "
+            "5-20 dB SNR, then faint noise; "
             "training adds reverberation, band limits, noise, gain, speed, warping and masks "
             "(`earshot train`).\n\n"
             "## Limits\n\n"

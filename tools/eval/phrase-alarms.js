@@ -10,8 +10,8 @@
 //
 // --text is scripts/data.sh's list of synthesised clips (name, then the text in column 6).
 // Clips without a text there (real recordings) count as not saying the phrase. Prints one
-// line: "F in H h (R / h); N of M sentences that say it found" (or "none of its sentences
-// says it").
+// line: "F in H h (R / h), A of them in B h of music and noise; N of M sentences that say it
+// found" (or "none of its sentences says it").
 const fs = require('fs');
 const path = require('path');
 
@@ -45,9 +45,12 @@ function main() {
   const o = parseArgs(process.argv.slice(2));
   const meta = JSON.parse(fs.readFileSync(path.join(o.set, 'meta.json'), 'utf8'));
   const saying = clipsSaying(o.text, o.phrase);
-  // Per file: the stretches whose clip says the phrase, [start, end + AFTER_S].
+  // Per file: the stretches whose clip says the phrase, [start, end + AFTER_S]; and the
+  // music-and-noise stretches, [start, end].
   const phraseStretches = new Map();
+  const noiseStretches = new Map();
   let seconds = 0;
+  let noiseSeconds = 0;
   for (const { file, seconds: s } of meta.fa) {
     seconds += s;
     const rows = fs
@@ -61,20 +64,29 @@ function main() {
       file,
       rows.filter((r) => saying.has(r[4])).map((r) => ({ start: Number(r[1]), end: Number(r[2]) + AFTER_S, found: false })),
     );
+    const noise = rows.filter((r) => r[3] === 'music-noise').map((r) => ({ start: Number(r[1]), end: Number(r[2]) }));
+    noiseStretches.set(file, noise);
+    noiseSeconds += noise.reduce((sum, r) => sum + r.end - r.start, 0);
   }
   let alarms = 0;
+  let noiseAlarms = 0;
   for (const line of fs.readFileSync(0, 'utf8').split('\n')) {
     if (!line.includes('"type":"keyword"')) continue;
     const e = JSON.parse(line);
     const stretches = phraseStretches.get(path.basename(e.source)) || [];
     const inside = stretches.filter((s) => s.start <= e.time && e.time <= s.end);
     if (inside.length) inside.forEach((s) => (s.found = true));
-    else alarms++;
+    else {
+      alarms++;
+      // The detector fires just after what it heard: an event up to AFTER_S past a stretch is of it.
+      if ((noiseStretches.get(path.basename(e.source)) || []).some((s) => s.start <= e.time && e.time <= s.end + AFTER_S)) noiseAlarms++;
+    }
   }
   const all = [...phraseStretches.values()].flat();
   const hours = seconds / 3600;
   const said = all.length ? `${all.filter((s) => s.found).length} of ${all.length} sentences that say it found` : 'none of its sentences says it';
-  console.log(`${alarms} in ${hours.toFixed(1)} h (${(alarms / hours).toFixed(2)} / h); ${said}`);
+  const noise = `${noiseAlarms} of them in ${(noiseSeconds / 3600).toFixed(1)} h of music and noise`;
+  console.log(`${alarms} in ${hours.toFixed(1)} h (${(alarms / hours).toFixed(2)} / h), ${noise}; ${said}`);
 }
 
 try {
