@@ -4,15 +4,18 @@
  *
  * Every epoch draws fresh training sequences: clips picked at random, framed
  * by lead-in and tail silence (KWS: keyword-free speech may precede a keyword,
- * and filler sequences join several clips), most after a warm-up of other
- * speech that only sets the front end's running mean (its frames are dropped,
- * as a live stream has heard speech before), sped up or slowed down, labelled
- * from the clean result, then reverberated, band-limited, mixed with noise,
- * gain-changed, turned into features by the very front end inference uses,
- * and finally warped and masked. Builder threads make batches ahead of the
- * trainer, each from a generator seeded by its number. Validation sequences
- * are drawn the same way once, from a fixed seed, from the valid split's
- * voices and noises. The test split is never read.
+ * filler sequences join several clips, and some are noise or music alone),
+ * most after a warm-up of other speech that only sets the front end's running
+ * mean (its frames are dropped, as a live stream has heard speech before),
+ * sped up or slowed down, labelled from the clean result, then reverberated,
+ * band-limited, mixed with noise, gain-changed, turned into features by the
+ * very front end inference uses, and finally warped and masked. Builder
+ * threads make batches ahead of the trainer, each from a generator seeded by
+ * its number. KWS with --hard-negatives: every few epochs the model in
+ * training picks the keyword-free clips it finds hardest, which then lead a
+ * share of the keyword-free sequences. Validation sequences are drawn the
+ * same way once, from a fixed seed, from the valid split's voices and noises.
+ * The test split is never read.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -79,6 +82,7 @@ typedef struct train_options {
     float min_snr_db;           /* the noisiest mix augmentation makes */
     float negative_peak_weight; /* KWS: extra weight of each negative's worst frame */
     int augment_ramp_epochs;    /* augmentation grows to full over this many epochs; -1: default */
+    int hard_negative_epochs;   /* KWS: epochs between hard-negative rounds; 0: none */
 } train_options;
 
 static const char usage_text[] =
@@ -106,6 +110,11 @@ static const char usage_text[] =
     "      --patience N        stop after N epochs without validation progress (10)\n"
     "      --negative-peak-weight W  KWS: in keyword-free sequences the frame surest of a\n"
     "                          keyword counts 1 + W frames (0)\n"
+    "      --hard-negatives N  KWS: every N epochs the model in training scores 4000\n"
+    "                          fresh keyword-free training clips and the hardest so\n"
+    "                          far; the 300 it finds most keyword-like lead 30 % of\n"
+    "                          the keyword-free sequences that follow (0: off, the\n"
+    "                          default; needs a valid split)\n"
     "      --augment-ramp N    augmentation grows from clean to full over the first N\n"
     "                          epochs (KWS 30, VAD 0)\n"
     "      --warmup-epochs N   KWS max-pool: first N epochs on per-frame targets (2)\n"
@@ -138,7 +147,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_AUGMENT_RAMP,
         OPT_PATIENCE,
         OPT_MIN_SNR,
-        OPT_NEGATIVE_PEAK_WEIGHT
+        OPT_NEGATIVE_PEAK_WEIGHT,
+        OPT_HARD_NEGATIVES
     };
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
@@ -161,6 +171,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"patience", required_argument, NULL, OPT_PATIENCE},
         {"min-snr", required_argument, NULL, OPT_MIN_SNR},
         {"negative-peak-weight", required_argument, NULL, OPT_NEGATIVE_PEAK_WEIGHT},
+        {"hard-negatives", required_argument, NULL, OPT_HARD_NEGATIVES},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -256,6 +267,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_PATIENCE:
             rc = es_cli_parse_int("--patience", optarg, 1, 10000, &opt->patience);
+            break;
+        case OPT_HARD_NEGATIVES:
+            rc = es_cli_parse_int("--hard-negatives", optarg, 0, 10000, &opt->hard_negative_epochs);
             break;
         case OPT_AUGMENT_RAMP:
             rc = es_cli_parse_int("--augment-ramp", optarg, 0, 10000, &opt->augment_ramp_epochs);
@@ -664,6 +678,13 @@ static void collect_frame(const es_frame *frame, void *user) {
     fc->frames++;
 }
 
+/* --hard-negatives: how many clips a round scores and keeps, and how often a
+ * hard one leads a keyword-free sequence. */
+#define HARD_SAMPLE 4000
+#define HARD_KEEP 300
+#define HARD_SHARE 0.3
+#define HARD_MIN_SCORE 0.05f /* a clip that peaks lower is no hard case */
+
 typedef struct trainer_data {
     const train_options *opt;
     const manifest *mf;
@@ -686,6 +707,13 @@ typedef struct trainer_data {
     int stopped_for_time;
     double started_s; /* the clock at the start of the first phase */
     int epoch_offset; /* epochs run by earlier phases */
+    /* --hard-negatives: the clips the model found most keyword-like at the
+     * last round, hardest first, with where in each it peaked. */
+    int hard_clips[HARD_KEEP];
+    float hard_peak_s[HARD_KEEP];
+    int hard_count;
+    int epochs_validated; /* all phases: which epoch's end this is */
+    int hard_failed;      /* a round could not finish: training stops */
 } trainer_data;
 
 static volatile sig_atomic_t interrupted;
@@ -699,7 +727,9 @@ static void on_interrupt(int sig) {
  * dominates the KWS mix on purpose: the prototype's false alarms came from it. */
 static int draw_kind(const trainer_data *d, int split, es_rng *rng) {
     static const float vad_weights[KIND_COUNT] = {0.2f, 0.35f, 0.3f, 0.15f};
-    static const float kws_weights[KIND_COUNT] = {0.45f, 0.4f, 0.15f, 0.0f};
+    /* KWS: noise and music alone too, or the model never learns that they
+     * are not speech: custom models fired 6 times an hour on unseen music. */
+    static const float kws_weights[KIND_COUNT] = {0.45f, 0.4f, 0.15f, 0.1f};
     const float *w = d->opt->task == TASK_VAD ? vad_weights : kws_weights;
     float total = 0.0f;
     for (int k = 0; k < KIND_COUNT; k++)
@@ -780,6 +810,14 @@ static clip_window kws_filler_window(es_rng *rng) {
     return (clip_window){from, from + KWS_FILLER_MAX_S, 0.0};
 }
 
+/* A filler window that ends a little after `peak_s`: what made a hard
+ * negative hard, with the second of speech that led up to it. */
+static clip_window kws_window_before(double peak_s, es_rng *rng) {
+    const double to = peak_s + es_rng_uniform(rng, 0.1, 0.5);
+    const double from = to - KWS_FILLER_MAX_S;
+    return (clip_window){from > 0.0 ? from : 0.0, to, 0.0};
+}
+
 static clip_window kws_context_window(es_rng *rng) {
     return (clip_window){0.0, INFINITY, es_rng_uniform(rng, 0.2, KWS_CONTEXT_MAX_S)};
 }
@@ -787,6 +825,25 @@ static clip_window kws_context_window(es_rng *rng) {
 /* A keyword clip from a little before its keyword: carriers are cut short. */
 static clip_window kws_keyword_window(const clip *c, es_rng *rng) {
     return (clip_window){c->start_s - es_rng_uniform(rng, 0.1, KWS_CONTEXT_MAX_S), INFINITY, 0.0};
+}
+
+/* The noises of a split (the train split's when it has none). */
+static const noise_pool *split_noises(const trainer_data *d, int split) {
+    const noise_pool *pool = &d->noises[split == SPLIT_TRAIN ? 0 : 1];
+    return pool->count > 0 ? pool : &d->noises[0];
+}
+
+/* KWS noise alone: a stretch of one of the split's noises, from the pool in
+ * memory (decoding a minute of music for three seconds slowed every batch). */
+#define KWS_NOISE_MAX_S 3.0
+
+static int append_pool_noise(sample_buffer *b, const noise_pool *pool, es_rng *rng) {
+    const int which = es_rng_below(rng, pool->count);
+    const size_t count = pool->counts[which];
+    size_t length = seconds_to_samples(KWS_NOISE_MAX_S);
+    if (length > count) length = count;
+    const size_t from = (size_t)es_rng_below(rng, (int)(count - length + 1));
+    return buffer_append(b, pool->samples[which] + from, length);
 }
 
 /* Per-frame classes for --kws-loss frames (labels.h says where and why). */
@@ -829,15 +886,26 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     if (buffer_append(clean, NULL, seconds_to_samples(es_rng_uniform(rng, 0.3, 1.0)))) return -1;
     const size_t content_start = clean->count;
     const clip *target = draw_clip(d, split, kind, rng);
-    /* KWS: filler runs of up to 3 clips; a keyword after speech now and then.
+    double hard_peak_s = -1.0; /* a hard negative's peak: its window is around it */
+    if (kws && split == SPLIT_TRAIN && (kind == KIND_SENTENCE || kind == KIND_SPEECH) &&
+        d->hard_count > 0 && es_rng_uniform(rng, 0.0, 1.0) < HARD_SHARE) {
+        const int which = es_rng_below(rng, d->hard_count);
+        target = &d->mf->clips[d->hard_clips[which]];
+        hard_peak_s = d->hard_peak_s[which];
+    }
+    /* KWS: keyword-free speech in runs of up to 2 clips, noise alone; a keyword
+     * after speech now and then.
      * VAD: up to 2 clips, so sequences hold speech ends and restarts. */
     int parts = 1;
-    if (kws && kind != KIND_KEYWORD) parts = 1 + es_rng_below(rng, 2);
+    if (kws && kind != KIND_KEYWORD && kind != KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
     if (kws && kind == KIND_KEYWORD && es_rng_uniform(rng, 0, 1) < 0.3) parts = 2;
     if (!kws && kind != KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
     const double max_gap_s = kws ? 0.4 : 1.2;
     double target_origin_s = 0.0;
-    for (int p = 0; p < parts; p++) {
+    const noise_pool *noises = split_noises(d, split);
+    const int noise_alone = kws && kind == KIND_NOISE && noises->count > 0;
+    if (noise_alone && append_pool_noise(clean, noises, rng) != 0) return -1;
+    for (int p = 0; p < (noise_alone ? 0 : parts); p++) {
         const clip *c = target;
         if (p < parts - 1) {
             /* Context before the last clip: keyword-free speech. */
@@ -849,7 +917,9 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         if (kws && p < parts - 1)
             window = kws_context_window(rng);
         else if (kws)
-            window = kind == KIND_KEYWORD ? kws_keyword_window(c, rng) : kws_filler_window(rng);
+            window = kind == KIND_KEYWORD ? kws_keyword_window(c, rng)
+                     : hard_peak_s >= 0.0 ? kws_window_before(hard_peak_s, rng)
+                                          : kws_filler_window(rng);
         double origin_s = 0.0;
         if (append_clip(clean, c, window, &origin_s) != 0) return -1;
         if (p == parts - 1) target_origin_s = origin_s;
@@ -893,14 +963,12 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     const double floor_peak = sqrt(3.0) * pow(10.0, es_rng_uniform(rng, -85.0, -60.0) / 20.0);
     for (size_t i = 0; i < sped_count; i++)
         sped[i] += (float)es_rng_uniform(rng, -floor_peak, floor_peak);
-    const noise_pool *noise = &d->noises[split == SPLIT_TRAIN ? 0 : 1];
-    if (noise->count == 0) noise = &d->noises[0];
     const float *noise_samples = NULL;
     size_t noise_count = 0;
-    if (noise->count > 0) {
-        const int which = es_rng_below(rng, noise->count);
-        noise_samples = noise->samples[which];
-        noise_count = noise->counts[which];
+    if (noises->count > 0) {
+        const int which = es_rng_below(rng, noises->count);
+        noise_samples = noises->samples[which];
+        noise_count = noises->counts[which];
     }
     if (es_augment_audio(&draw, rng, sped, sped_count, signal_power, noise_samples, noise_count,
                          SAMPLE_RATE_HZ))
@@ -1011,6 +1079,13 @@ static batch_slot *slot_of(trainer_data *d, long number) {
     return &d->slots[number % (d->builder_count + 1)];
 }
 
+/* Whether a hard-negative round runs at the end of the epoch before batch `number`. */
+static int hard_round_before(const trainer_data *d, long number) {
+    const int every = d->opt->hard_negative_epochs;
+    const long epoch = number / d->batches_per_epoch;
+    return every > 0 && number % d->batches_per_epoch == 0 && epoch > 0 && epoch % every == 0;
+}
+
 /* Without a thread, the batch is built when it is asked for. */
 static void start_building(trainer_data *d, long number) {
     batch_slot *s = slot_of(d, number);
@@ -1025,6 +1100,7 @@ static void start_building(trainer_data *d, long number) {
 static int next_train_batch(void *user, int epoch, int index, const es_sequence **batch,
                             int *count) {
     trainer_data *d = user;
+    if (d->hard_failed) return ES_RNN_ERR_NOMEM;
     if (index >= d->batches_per_epoch || interrupted) return 0;
     const long number = (long)(d->epoch_offset + epoch) * d->batches_per_epoch + index;
     batch_slot *s = slot_of(d, number);
@@ -1039,9 +1115,12 @@ static int next_train_batch(void *user, int epoch, int index, const es_sequence 
     s->claimed = 0;
     if (s->status != ES_RNN_OK) return s->status;
     /* The next builder_count batches on their way, in the other slots: the
-     * trainer reads this one until the next call. */
-    for (long ahead = number + 1; ahead <= number + d->builder_count; ahead++)
+     * trainer reads this one until the next call. Not past a hard-negative
+     * round: the batches after it draw from what it finds. */
+    for (long ahead = number + 1; ahead <= number + d->builder_count; ahead++) {
+        if (hard_round_before(d, ahead)) break;
         start_building(d, ahead);
+    }
     *batch = s->views;
     *count = s->count;
     return 1;
@@ -1075,6 +1154,169 @@ static int build_valid_set(trainer_data *d) {
         d->valid_seqs[i] = d->valid[i].seq;
         d->valid_count++;
     }
+    return 0;
+}
+
+static double monotonic_s(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+/* ---- hard negatives (--hard-negatives) ------------------------------------------------- */
+
+/* Every few epochs the model being trained listens to a fresh sample of the
+ * train split's keyword-free clips and to the hardest ones of the last
+ * round; the clips it finds most keyword-like lead HARD_SHARE of the
+ * keyword-free sequences until the next round, cut to end just after their
+ * peak. A random draw meets the rare sentence that peaks once in hours (what
+ * a false-alarm budget is about) once in many epochs; this meets it every
+ * few batches, while the model still finds it hard. */
+
+typedef struct hard_candidate {
+    int clip;
+    float score, peak_s;
+} hard_candidate;
+
+/* One scoring thread: candidates first, first + step, ... */
+typedef struct hard_scoring {
+    const trainer_data *d;
+    const es_model *model;
+    sequence_builder *builder;
+    hard_candidate *candidates;
+    int count, first, step;
+    int failed;
+    pthread_t thread;
+} hard_scoring;
+
+#define HARD_LEAD_IN_S 0.5
+
+/* The clip as the model hears it alone after half a second of faint noise:
+ * its highest keyword posterior and when (seconds into the clip). */
+static int score_clip(const trainer_data *d, sequence_builder *b, const es_model *m,
+                      hard_candidate *c) {
+    sample_buffer *buf = &b->clean;
+    buf->count = 0;
+    double origin_s = 0.0;
+    if (buffer_append(buf, NULL, seconds_to_samples(HARD_LEAD_IN_S)) != 0 ||
+        append_clip(buf, &d->mf->clips[c->clip], WHOLE_CLIP, &origin_s) != 0)
+        return -1;
+    es_rng rng;
+    es_rng_seed(&rng, (uint64_t)c->clip + 1);
+    for (size_t i = 0; i < buf->count; i++)
+        buf->data[i] += (float)es_rng_uniform(&rng, -1e-3, 1e-3);
+    const int bands = d->frontend_config.mel_bands;
+    const int outputs = es_model_output_size(m);
+    const int capacity = es_label_frame_count(&d->labels, buf->count);
+    float *inputs = malloc(sizeof(float) * (size_t)(capacity + 1) * bands);
+    float *out = malloc(sizeof(float) * (size_t)(capacity + 1) * outputs);
+    frame_collector fc = {.inputs = inputs, .capacity = capacity, .bands = bands};
+    int rc = inputs && out ? 0 : -1;
+    if (rc == 0) {
+        es_frontend_reset(b->frontend);
+        es_frontend_process(b->frontend, buf->data, buf->count, collect_frame, &fc);
+        rc = es_model_forward_sequence(m, inputs, fc.frames, out) == ES_RNN_OK ? 0 : -1;
+    }
+    c->score = 0.0f;
+    c->peak_s = 0.0f;
+    for (int t = 0; rc == 0 && t < fc.frames; t++)
+        for (int k = 1; k < outputs; k++)
+            if (out[(size_t)t * outputs + k] > c->score) {
+                c->score = out[(size_t)t * outputs + k];
+                c->peak_s = (float)((double)t * d->labels.hop_samples / SAMPLE_RATE_HZ - origin_s);
+            }
+    free(inputs);
+    free(out);
+    return rc;
+}
+
+static void *score_candidates(void *user) {
+    hard_scoring *job = user;
+    for (int i = job->first; i < job->count && !job->failed; i += job->step)
+        job->failed = score_clip(job->d, job->builder, job->model, &job->candidates[i]) != 0;
+    return NULL;
+}
+
+static int harder_first(const void *a, const void *b) {
+    const hard_candidate *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    return (x->clip > y->clip) - (x->clip < y->clip);
+}
+
+/* A round: scores the last round's hard clips and HARD_SAMPLE fresh ones on
+ * the builders' front ends (no batch is being built: hard_round_before keeps
+ * them idle), keeps the HARD_KEEP hardest. Returns 0, or -1 (printed). */
+static int mine_hard_negatives(trainer_data *d, const es_model *m) {
+    const int sentences = d->mf->kind_count[SPLIT_TRAIN][KIND_SENTENCE];
+    const int speech = d->mf->kind_count[SPLIT_TRAIN][KIND_SPEECH];
+    if (sentences + speech == 0) return 0;
+    const double started_s = monotonic_s();
+    finish_all_building(d);
+    /* A manifest with no more than HARD_SAMPLE of them is scored whole. */
+    const int pool = sentences + speech;
+    const int fresh = pool < HARD_SAMPLE ? pool : HARD_SAMPLE;
+    const int count = d->hard_count + fresh;
+    hard_candidate *candidates = calloc((size_t)count, sizeof(hard_candidate));
+    if (!candidates) {
+        es_cli_error("train: hard negatives: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < d->hard_count; i++)
+        candidates[i].clip = d->hard_clips[i];
+    es_rng rng;
+    es_rng_seed(&rng, d->opt->seed ^ (0x68617264ULL * (uint64_t)(d->epochs_validated + 1)));
+    for (int i = 0; i < fresh; i++) {
+        const int pick = fresh == pool ? i : es_rng_below(&rng, pool);
+        candidates[d->hard_count + i].clip =
+            pick < sentences ? d->mf->by_split_kind[SPLIT_TRAIN][KIND_SENTENCE][pick]
+                             : d->mf->by_split_kind[SPLIT_TRAIN][KIND_SPEECH][pick - sentences];
+    }
+    hard_scoring jobs[MAX_BUILDERS];
+    int started[MAX_BUILDERS] = {0};
+    for (int t = 0; t < d->builder_count; t++) {
+        jobs[t] = (hard_scoring){.d = d,
+                                 .model = m,
+                                 .builder = &d->builders[t],
+                                 .candidates = candidates,
+                                 .count = count,
+                                 .first = t,
+                                 .step = d->builder_count};
+        started[t] =
+            t > 0 && pthread_create(&jobs[t].thread, NULL, score_candidates, &jobs[t]) == 0;
+    }
+    int failed = 0;
+    for (int t = 0; t < d->builder_count; t++) {
+        /* This thread's share, and that of any thread that could not start. */
+        if (started[t])
+            pthread_join(jobs[t].thread, NULL);
+        else
+            score_candidates(&jobs[t]);
+        failed |= jobs[t].failed;
+    }
+    if (failed) {
+        free(candidates);
+        es_cli_error("train: hard negatives: cannot score a clip (out of memory?)");
+        return -1;
+    }
+    qsort(candidates, (size_t)count, sizeof *candidates, harder_first);
+    int kept = 0, above_half = 0;
+    for (int i = 0; i < count && kept < HARD_KEEP && candidates[i].score >= HARD_MIN_SCORE; i++) {
+        int seen = 0; /* a fresh draw may repeat a clip */
+        for (int k = 0; k < kept && !seen; k++)
+            seen = d->hard_clips[k] == candidates[i].clip;
+        if (seen) continue;
+        d->hard_clips[kept] = candidates[i].clip;
+        d->hard_peak_s[kept] = candidates[i].peak_s;
+        above_half += candidates[i].score > 0.5f;
+        kept++;
+    }
+    d->hard_count = kept;
+    fprintf(stderr,
+            "earshot: train: hard negatives: %d of %d clips peak above 0.5, %d kept (the "
+            "hardest %.2f: %s), %.1f s\n",
+            above_half, count, kept, kept ? (double)candidates[0].score : 0.0,
+            kept ? d->mf->clips[d->hard_clips[0]].path : "-", monotonic_s() - started_s);
+    free(candidates);
     return 0;
 }
 
@@ -1191,7 +1433,13 @@ static kws_figures kws_measure(const trainer_data *d, es_model *m) {
 }
 
 static float validation_metric(es_model *m, void *user) {
-    const trainer_data *d = user;
+    trainer_data *d = user;
+    /* An epoch's end, and the model as trained so far: the time for a round. */
+    d->epochs_validated++;
+    if (d->opt->task == TASK_KWS && d->epochs_validated < d->opt->epochs &&
+        hard_round_before(d, (long)d->epochs_validated * d->batches_per_epoch) &&
+        mine_hard_negatives(d, m) != 0)
+        d->hard_failed = 1;
     if (d->valid_count == 0) return NAN;
     if (d->opt->task == TASK_VAD) return vad_measure(d, m).accuracy;
     return kws_measure(d, m).recall_at_5_percent;
@@ -1206,12 +1454,6 @@ static void format_duration(double s, char *buf, size_t size) {
         snprintf(buf, size, "%.1f min", s / 60);
     else
         snprintf(buf, size, "%.1f h", s / 3600);
-}
-
-static double monotonic_s(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 static int report_progress(const es_train_progress *p, void *user) {

@@ -1341,6 +1341,11 @@ static int train_model(const keyword_options *opt, const char *manifest, const c
      * 34 to 1 at 0.9. A weight of 50 did no better. */
     argv[argc++] = "--negative-peak-weight";
     argv[argc++] = "20";
+    /* Every 10 epochs the sentences the model finds most like the phrase
+     * come back more often (--hard-negatives): the few that set the
+     * calibrated threshold are rare in a random draw. */
+    argv[argc++] = "--hard-negatives";
+    argv[argc++] = "10";
     if (opt->small) {
         /* A fixed amount of work rather than of time: the same model on a busy machine. */
         argv[argc++] = "--epochs";
