@@ -1300,6 +1300,8 @@ static int mine_hard_negatives(trainer_data *d, const es_model *m) {
     }
     qsort(candidates, (size_t)count, sizeof *candidates, harder_first);
     int kept = 0, above_half = 0;
+    for (int i = 0; i < count; i++)
+        above_half += candidates[i].score > 0.5f;
     for (int i = 0; i < count && kept < HARD_KEEP && candidates[i].score >= HARD_MIN_SCORE; i++) {
         int seen = 0; /* a fresh draw may repeat a clip */
         for (int k = 0; k < kept && !seen; k++)
@@ -1307,7 +1309,6 @@ static int mine_hard_negatives(trainer_data *d, const es_model *m) {
         if (seen) continue;
         d->hard_clips[kept] = candidates[i].clip;
         d->hard_peak_s[kept] = candidates[i].peak_s;
-        above_half += candidates[i].score > 0.5f;
         kept++;
     }
     d->hard_count = kept;
