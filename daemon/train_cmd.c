@@ -678,6 +678,22 @@ static void collect_frame(const es_frame *frame, void *user) {
     fc->frames++;
 }
 
+/* The features of `count` samples through a builder's front end, from its
+ * first state, dropping the first `skip` frames and keeping at most
+ * `capacity`: a new array (NULL when out of memory), *frames filled. */
+static float *builder_features(const es_frontend_config *config, sequence_builder *b,
+                               const float *samples, size_t count, int capacity, int skip,
+                               int *frames) {
+    float *inputs = malloc(sizeof(float) * (size_t)(capacity + 1) * config->mel_bands);
+    if (!inputs) return NULL;
+    frame_collector fc = {
+        .inputs = inputs, .capacity = capacity, .bands = config->mel_bands, .skip = skip};
+    es_frontend_reset(b->frontend);
+    es_frontend_process(b->frontend, samples, count, collect_frame, &fc);
+    *frames = fc.frames;
+    return inputs;
+}
+
 /* --hard-negatives: how many clips a round scores and keeps, and how often a
  * hard one leads a keyword-free sequence. */
 #define HARD_SAMPLE 4000
@@ -903,9 +919,11 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     const double max_gap_s = kws ? 0.4 : 1.2;
     double target_origin_s = 0.0;
     const noise_pool *noises = split_noises(d, split);
-    const int noise_alone = kws && kind == KIND_NOISE && noises->count > 0;
-    if (noise_alone && append_pool_noise(clean, noises, rng) != 0) return -1;
-    for (int p = 0; p < (noise_alone ? 0 : parts); p++) {
+    if (kws && kind == KIND_NOISE && noises->count > 0) {
+        if (append_pool_noise(clean, noises, rng) != 0) return -1;
+        parts = 0; /* noise alone: no clip */
+    }
+    for (int p = 0; p < parts; p++) {
         const clip *c = target;
         if (p < parts - 1) {
             /* Context before the last clip: keyword-free speech. */
@@ -975,14 +993,10 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         goto fail;
 
     const int bands = d->frontend_config.mel_bands;
-    inputs = malloc(sizeof(float) * (size_t)(frames_expected + 1) * bands);
-    if (!inputs) goto fail;
-    frame_collector fc = {
-        .inputs = inputs, .capacity = frames_expected, .bands = bands, .skip = warmup_frames};
-    es_frontend_reset(b->frontend);
-    es_frontend_process(b->frontend, sped, sped_count, collect_frame, &fc);
-    const int frames = fc.frames;
-    if (frames == 0) goto fail;
+    int frames = 0;
+    inputs = builder_features(&d->frontend_config, b, sped, sped_count, frames_expected,
+                              warmup_frames, &frames);
+    if (!inputs || frames == 0) goto fail;
     if (augment_features) {
         es_augment_warp_mel(inputs, frames, bands, bands, d->frontend_config.mel_low_hz,
                             d->frontend_config.mel_high_hz, draw.warp);
@@ -1205,21 +1219,17 @@ static int score_clip(const trainer_data *d, sequence_builder *b, const es_model
     es_rng_seed(&rng, (uint64_t)c->clip + 1);
     for (size_t i = 0; i < buf->count; i++)
         buf->data[i] += (float)es_rng_uniform(&rng, -1e-3, 1e-3);
-    const int bands = d->frontend_config.mel_bands;
     const int outputs = es_model_output_size(m);
     const int capacity = es_label_frame_count(&d->labels, buf->count);
-    float *inputs = malloc(sizeof(float) * (size_t)(capacity + 1) * bands);
+    int frames = 0;
+    float *inputs =
+        builder_features(&d->frontend_config, b, buf->data, buf->count, capacity, 0, &frames);
     float *out = malloc(sizeof(float) * (size_t)(capacity + 1) * outputs);
-    frame_collector fc = {.inputs = inputs, .capacity = capacity, .bands = bands};
     int rc = inputs && out ? 0 : -1;
-    if (rc == 0) {
-        es_frontend_reset(b->frontend);
-        es_frontend_process(b->frontend, buf->data, buf->count, collect_frame, &fc);
-        rc = es_model_forward_sequence(m, inputs, fc.frames, out) == ES_RNN_OK ? 0 : -1;
-    }
+    if (rc == 0) rc = es_model_forward_sequence(m, inputs, frames, out) == ES_RNN_OK ? 0 : -1;
     c->score = 0.0f;
     c->peak_s = 0.0f;
-    for (int t = 0; rc == 0 && t < fc.frames; t++)
+    for (int t = 0; rc == 0 && t < frames; t++)
         for (int k = 1; k < outputs; k++)
             if (out[(size_t)t * outputs + k] > c->score) {
                 c->score = out[(size_t)t * outputs + k];
