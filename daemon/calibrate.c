@@ -120,7 +120,7 @@ int es_cal_stream_add_window(es_cal_stream *s, int64_t start, int64_t end, int k
         s->windows = grown;
         s->window_capacity = capacity;
     }
-    s->windows[s->window_count++] = (es_cal_window){start, end, keyword, 0};
+    s->windows[s->window_count++] = (es_cal_window){start, end, keyword, 0, 0};
     if (keyword == ES_CAL_NEAR_MISS)
         s->near_misses++;
     else
@@ -261,7 +261,8 @@ int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
             n = sped_count;
         }
         const double floor_peak = sqrt(3.0) * pow(10.0, es_rng_uniform(&rng, -80.0, -60.0) / 20.0);
-        if (noise_clips > 0 && es_rng_uniform(&rng, 0, 1) < 1.0 / 3) {
+        const int in_noise = noise_clips > 0 && es_rng_uniform(&rng, 0, 1) < 1.0 / 3;
+        if (in_noise) {
             const int which = es_rng_below(&rng, noise_clips);
             es_augment_add_noise(samples, n, es_mean_power(samples, n), noises->samples[which],
                                  noises->counts[which],
@@ -286,6 +287,8 @@ int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
                 snprintf(why, why_size, "%s: the keyword's window %.3f-%.3f s is not in the clip",
                          items[i].path, items[i].start_s, items[i].end_s);
                 rc = -1;
+            } else {
+                out->windows[out->window_count - 1].in_noise = in_noise;
             }
         } else if (items[i].near_miss) {
             if (es_cal_stream_add_window(
@@ -392,6 +395,8 @@ int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, es_cal_c
         } else if (s->windows[i].keyword == keyword) {
             out->positives++;
             out->hits += c.hit[i];
+            out->positives_in_noise += s->windows[i].in_noise;
+            out->hits_in_noise += s->windows[i].in_noise && c.hit[i];
         }
     }
     out->false_alarms = c.false_alarms;

@@ -92,6 +92,7 @@ typedef struct es_cal_window {
     int64_t start, end; /* 16 kHz samples of stream time, end exclusive */
     int keyword;        /* column, or ES_CAL_NEAR_MISS */
     int kind;           /* a near miss's kind (its item's near_miss - 1); else 0 */
+    int in_noise;       /* 1 when its clip was one of the third mixed with noise */
 } es_cal_window;
 
 typedef struct es_cal_stream {
@@ -141,11 +142,12 @@ int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
                       es_cal_stream *out, char *why, size_t why_size);
 
 typedef struct es_cal_counts {
-    int positives;    /* windows of the keyword */
-    int hits;         /* of them, with an event of the keyword inside */
-    int false_alarms; /* events of the keyword outside every window */
-    int near_misses;  /* near-miss windows */
-    int accepted;     /* of them, with an event of the keyword inside */
+    int positives;                         /* windows of the keyword */
+    int hits;                              /* of them, with an event of the keyword inside */
+    int false_alarms;                      /* events of the keyword outside every window */
+    int near_misses;                       /* near-miss windows */
+    int accepted;                          /* of them, with an event of the keyword inside */
+    int positives_in_noise, hits_in_noise; /* the positives and hits mixed with noise */
     /* The same per kind of near miss (es_cal_detect's; zero in es_cal_result's) */
     int near_misses_of_kind[ES_CAL_NEAR_MISS_KINDS];
     int accepted_of_kind[ES_CAL_NEAR_MISS_KINDS];

@@ -83,6 +83,7 @@ typedef struct train_options {
     float negative_peak_weight; /* KWS: extra weight of each negative's worst frame */
     int augment_ramp_epochs;    /* augmentation grows to full over this many epochs; -1: default */
     int hard_negative_epochs;   /* KWS: epochs between hard-negative rounds; 0: none */
+    float average_decay;        /* per-step decay of the running weight average; 0: off */
 } train_options;
 
 static const char usage_text[] =
@@ -115,6 +116,8 @@ static const char usage_text[] =
     "                          far; the 300 it finds most keyword-like lead 30 % of\n"
     "                          the keyword-free sequences that follow (0: off, the\n"
     "                          default; needs a valid split)\n"
+    "      --weight-average D  validate and save a running average of the weights,\n"
+    "                          D of it kept at each step (e.g. 0.995; 0: off, the default)\n"
     "      --augment-ramp N    augmentation grows from clean to full over the first N\n"
     "                          epochs (KWS 30, VAD 0)\n"
     "      --warmup-epochs N   KWS max-pool: first N epochs on per-frame targets (2)\n"
@@ -148,7 +151,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_PATIENCE,
         OPT_MIN_SNR,
         OPT_NEGATIVE_PEAK_WEIGHT,
-        OPT_HARD_NEGATIVES
+        OPT_HARD_NEGATIVES,
+        OPT_WEIGHT_AVERAGE
     };
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
@@ -172,6 +176,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"min-snr", required_argument, NULL, OPT_MIN_SNR},
         {"negative-peak-weight", required_argument, NULL, OPT_NEGATIVE_PEAK_WEIGHT},
         {"hard-negatives", required_argument, NULL, OPT_HARD_NEGATIVES},
+        {"weight-average", required_argument, NULL, OPT_WEIGHT_AVERAGE},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -270,6 +275,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_HARD_NEGATIVES:
             rc = es_cli_parse_int("--hard-negatives", optarg, 0, 10000, &opt->hard_negative_epochs);
+            break;
+        case OPT_WEIGHT_AVERAGE:
+            rc = es_cli_parse_float("--weight-average", optarg, 0.0, 0.99999, &opt->average_decay);
             break;
         case OPT_AUGMENT_RAMP:
             rc = es_cli_parse_int("--augment-ramp", optarg, 0, 10000, &opt->augment_ramp_epochs);
@@ -1680,6 +1688,7 @@ int es_cmd_train(int argc, char **argv) {
         config.keyword_weight = opt.keyword_weight;
         config.negative_peak_weight = opt.negative_peak_weight;
         config.patience = opt.patience;
+        config.average_decay = opt.average_decay;
         /* 5 % less per 4000 sequences (KWS: per 10000, as its short sequences
          * make runs of a million), whatever the epoch size. */
         config.lr_decay =

@@ -254,6 +254,10 @@ typedef struct es_train_config {
                                    filler frame where the model is surest of a keyword
                                    counts 1 + this: each negative's worst moment, which
                                    is what a false alarm is made of */
+    float average_decay;        /* 0: off. Else es_train_run validates, keeps and returns
+                                   an exponential moving average of the weights after each
+                                   step (Polyak averaging), this decay per step: it smooths
+                                   the step-to-step noise of small, augmented batches */
     uint64_t seed;              /* for anything random the trainer does (nothing yet but
                                    es_train_run's data callbacks may read it) */
 } es_train_config;
@@ -335,9 +339,10 @@ typedef float (*es_train_metric_fn)(es_model *m, void *user);
 /* Trains for up to max_epochs, validating after each: stops after `patience`
  * epochs without improvement, or when progress asks, and leaves the model
  * with the best-validating weights (the last ones when valid is NULL and
- * metric is NULL). progress and metric may be NULL; `user` goes to both.
- * Returns the number of whole epochs run (one stopped by progress midway is
- * neither counted nor validated), or a negative ES_RNN_ERR_*. */
+ * metric is NULL). With config.average_decay, the weights validated (and
+ * seen by metric) and left are the running average, not the last step's. progress and metric may be
+ * NULL; `user` goes to both. Returns the number of whole epochs run (one stopped by progress midway
+ * is neither counted nor validated), or a negative ES_RNN_ERR_*. */
 int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data *valid,
                  es_train_metric_fn metric, es_train_progress_fn progress, void *user);
 

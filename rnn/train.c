@@ -78,6 +78,7 @@ static int config_fits_model(const es_train_config *c, const es_model *m) {
     if (c->bptt_frames < 0 || c->kws_margin_frames < 0 || c->batch_size < 1) return 0;
     if (!(c->keyword_weight > 0.0f) || !isfinite(c->keyword_weight)) return 0;
     if (!(c->negative_peak_weight >= 0.0f) || !isfinite(c->negative_peak_weight)) return 0;
+    if (!(c->average_decay >= 0.0f && c->average_decay < 1.0f)) return 0;
     if (!(c->learning_rate > 0.0f) || !(c->clip_norm >= 0.0f) || !(c->weight_decay >= 0.0f))
         return 0;
     const es_layer *last = &m->layers[m->layer_count - 1];

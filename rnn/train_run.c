@@ -1,7 +1,8 @@
 /*
  * es_train_run: epochs of es_trainer_step over a batch source, validation
  * after each, early stopping that keeps the best weights, learning-rate
- * decay, and progress reports with an ETA.
+ * decay, an optional running average of the weights, and progress reports
+ * with an ETA.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -51,6 +52,36 @@ static int validate(es_trainer *t, const es_train_data *valid, int epoch, float 
     return ES_RNN_OK;
 }
 
+/* The running average of the weights (config.average_decay). */
+typedef struct weight_average {
+    float *mean; /* NULL when off */
+    float decay;
+    long steps;
+} weight_average;
+
+static void average_update(weight_average *a, const float *params, size_t n) {
+    if (!a->mean) return;
+    /* At first the average would mostly remember the random start: its decay
+     * grows to the setting as (1 + k) / (10 + k) after k steps. */
+    a->steps++;
+    float decay = (1.0f + (float)a->steps) / (10.0f + (float)a->steps);
+    if (decay > a->decay) decay = a->decay;
+    for (size_t i = 0; i < n; i++)
+        a->mean[i] = decay * a->mean[i] + (1.0f - decay) * params[i];
+}
+
+/* Puts the average into the model and the model's weights into the average's
+ * place; a second call undoes it. */
+static int average_swap(weight_average *a, es_model *m) {
+    if (!a->mean) return ES_RNN_OK;
+    for (size_t i = 0; i < m->param_count; i++) {
+        const float held = m->params[i];
+        m->params[i] = a->mean[i];
+        a->mean[i] = held;
+    }
+    return es_model_refresh(m);
+}
+
 int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data *valid,
                  es_train_metric_fn metric, es_train_progress_fn progress, void *user) {
     es_model *m = es_trainer_model(t);
@@ -60,6 +91,14 @@ int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data 
     float *best = malloc(sizeof(float) * n);
     if (!best) return ES_RNN_ERR_NOMEM;
     memcpy(best, m->params, sizeof(float) * n);
+    weight_average average = {NULL, config->average_decay, 0};
+    if (config->average_decay > 0.0f) {
+        if (!(average.mean = malloc(sizeof(float) * n))) {
+            free(best);
+            return ES_RNN_ERR_NOMEM;
+        }
+        memcpy(average.mean, m->params, sizeof(float) * n);
+    }
     int judged = valid != NULL || metric != NULL;
     es_train_progress p = {0};
     p.batches_per_epoch = train->batches_per_epoch;
@@ -82,6 +121,7 @@ int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data 
             float loss;
             status = es_trainer_step_checked(t, batch, count, &loss);
             if (status != ES_RNN_OK) break;
+            average_update(&average, m->params, n);
             if (isfinite(loss)) loss_sum += loss, finite_batches++;
             p.batch = index + 1;
             p.train_loss = finite_batches ? (float)(loss_sum / finite_batches) : NAN;
@@ -96,11 +136,9 @@ int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data 
         }
         if (status != ES_RNN_OK || stop) break; /* a partial epoch is neither counted nor judged */
         epochs++;
-        if (valid) {
-            status = validate(t, valid, epoch, &p.valid_loss, &p.valid_accuracy);
-            if (status != ES_RNN_OK) break;
-        }
-        if (judged) {
+        if ((status = average_swap(&average, m)) != ES_RNN_OK) break;
+        if (valid) status = validate(t, valid, epoch, &p.valid_loss, &p.valid_accuracy);
+        if (judged && status == ES_RNN_OK) {
             p.valid_metric = metric ? metric(m, user) : -p.valid_loss;
             if (p.valid_metric > p.best_metric) {
                 p.best_metric = p.valid_metric;
@@ -111,6 +149,9 @@ int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data 
                 stale++;
             }
         }
+        const int swapped_back = average_swap(&average, m);
+        if (status == ES_RNN_OK) status = swapped_back;
+        if (status != ES_RNN_OK) break;
         p.epoch_done = 1;
         p.elapsed_s = seconds_now() - start;
         p.eta_s = eta_seconds(&p, config->max_epochs);
@@ -122,7 +163,11 @@ int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data 
         memcpy(m->params, best, sizeof(float) * n);
         int refreshed = es_model_refresh(m);
         if (status == ES_RNN_OK) status = refreshed;
+    } else if (!judged) {
+        int swapped = average_swap(&average, m);
+        if (status == ES_RNN_OK) status = swapped;
     }
+    free(average.mean);
     free(best);
     return status != ES_RNN_OK ? status : epochs;
 }

@@ -134,6 +134,25 @@ static void test_detect_counts_hits_and_false_alarms_exactly(void **state) {
     es_cal_stream_free(&s);
 }
 
+/* Positives mixed with noise are tallied apart too (train-keyword's card
+ * reports recall in quiet and in noise). */
+static void test_positives_in_noise_count_apart(void **state) {
+    (void)state;
+    es_cal_stream s;
+    two_keyword_stream(&s);
+    /* yes's 0.955 and 0.655 positives, and no's 0.905, were heard in noise */
+    s.windows[0].in_noise = s.windows[3].in_noise = s.windows[5].in_noise = 1;
+    es_cal_counts c;
+    assert_int_equal(es_cal_detect(&s, YES, 0.72f, &c), 0);
+    assert_int_equal(c.positives_in_noise, 2);
+    assert_int_equal(c.hits_in_noise, 1); /* 0.955 found, 0.655 not */
+    assert_int_equal(c.hits, 3);
+    assert_int_equal(es_cal_detect(&s, NO, 0.30f, &c), 0);
+    assert_int_equal(c.positives_in_noise, 1);
+    assert_int_equal(c.hits_in_noise, 1);
+    es_cal_stream_free(&s);
+}
+
 static void test_overlapping_windows_each_count_a_hit(void **state) {
     (void)state;
     es_cal_stream s;
@@ -544,6 +563,7 @@ static void test_command_refuses_bad_input(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detect_counts_hits_and_false_alarms_exactly),
+        cmocka_unit_test(test_positives_in_noise_count_apart),
         cmocka_unit_test(test_overlapping_windows_each_count_a_hit),
         cmocka_unit_test(test_near_misses_are_judged_per_clip_not_per_hour),
         cmocka_unit_test(test_thresholds_keep_the_total_within_budget),

@@ -245,9 +245,12 @@ static void test_usage_errors(void **state) {
     assert_int_equal(es_cmd_train(6, bad_task), 2);
     /* Each of the trainer's numeric knobs is range-checked before any work. */
     const char *bad_values[][2] = {
-        {"--min-snr", "31"},      {"--min-snr", "loud"}, {"--keyword-weight", "0"},
-        {"--augment-ramp", "-1"}, {"--patience", "0"},   {"--learning-rate", "2"},
-        {"--kws-loss", "ctc"},    {"--clips", "0"},      {"--hard-negatives", "-1"},
+        {"--min-snr", "31"},          {"--min-snr", "loud"},
+        {"--keyword-weight", "0"},    {"--augment-ramp", "-1"},
+        {"--patience", "0"},          {"--learning-rate", "2"},
+        {"--kws-loss", "ctc"},        {"--clips", "0"},
+        {"--hard-negatives", "-1"},   {"--weight-average", "1"},
+        {"--weight-average", "-0.5"},
     };
     for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
         char *args[] = {"train", "manifest.tsv",           "-o",

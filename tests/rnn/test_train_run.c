@@ -2,7 +2,9 @@
  * es_train_run: the epoch loop calls the data source anew each epoch,
  * reports progress, decays the learning rate, stops early after `patience`
  * epochs without a better validation metric and leaves the best weights in
- * the model, stops when progress asks, and passes a data source's error on.
+ * the model, judges a running average of the weights when asked to while
+ * training goes on from the last step's, stops when progress asks, and
+ * passes a data source's error on.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,7 +72,7 @@ typedef struct fixture {
     run_log log;
 } fixture;
 
-static void setup(fixture *f, int patience, float lr_decay) {
+static void setup_averaged(fixture *f, int patience, float lr_decay, float average_decay) {
     memset(f, 0, sizeof *f);
     test_layer layers[] = {{ES_LAYER_GRU, 8, ES_ACT_TANH, 0}};
     f->model = test_model(TEST_RECALL_INPUTS, layers, 1, 2, ES_ACT_SOFTMAX, 3);
@@ -81,10 +83,15 @@ static void setup(fixture *f, int patience, float lr_decay) {
     config.patience = patience;
     config.lr_decay = lr_decay;
     config.threads = 1;
+    config.average_decay = average_decay;
     assert_int_equal(es_trainer_create(f->model, &config, &f->trainer), ES_RNN_OK);
     f->log.rng.state = 7;
     f->log.fail_at_epoch = -1;
     f->log.param_count = es_model_param_count(f->model);
+}
+
+static void setup(fixture *f, int patience, float lr_decay) {
+    setup_averaged(f, patience, lr_decay, 0.0f);
 }
 
 static void teardown(fixture *f) {
@@ -116,6 +123,51 @@ static void test_early_stopping_keeps_the_best_weights(void **state) {
                         sizeof(float) * f.log.param_count);
     assert_memory_not_equal(f.log.weights_at[3], f.log.weights_at[1],
                             sizeof(float) * f.log.param_count);
+    teardown(&f);
+}
+
+/* The metric sees (and the model keeps) the average of the weights after
+ * each step, D * average + (1 - D) * weights, while the steps go on from the
+ * last step's weights: a second trainer stepping through the same batches by
+ * hand, averaging as it goes, must meet the same figures. */
+static void test_the_weight_average_is_judged_and_kept(void **state) {
+    (void)state;
+    /* 0.1: below the warm-up's (1 + k) / (10 + k), so the decay is 0.1 throughout */
+    const float decay = 0.1f;
+    fixture f;
+    setup_averaged(&f, 2, 0.5f, decay);
+    static const float metrics[] = {1.0f, 3.0f, 2.0f, 2.5f};
+    f.log.metrics = metrics;
+    es_train_data train = {next_batch, &f.log, BATCHES};
+    assert_int_equal(es_train_run(f.trainer, &train, NULL, scripted_metric, NULL, &f.log), 4);
+
+    fixture by_hand;
+    setup(&by_hand, 2, 0.5f);
+    const size_t n = by_hand.log.param_count;
+    float *average = malloc(sizeof(float) * n);
+    assert_non_null(average);
+    memcpy(average, es_model_params(by_hand.model), sizeof(float) * n);
+    for (int epoch = 0; epoch < 4; epoch++) {
+        for (int b = 0; b < BATCHES; b++) {
+            test_make_recall_batch(&by_hand.log.data, &by_hand.log.rng);
+            assert_false(
+                isnan(es_trainer_step(by_hand.trainer, by_hand.log.data.seqs, TEST_RECALL_BATCH)));
+            const float *weights = es_model_params(by_hand.model);
+            for (size_t i = 0; i < n; i++)
+                average[i] = decay * average[i] + (1.0f - decay) * weights[i];
+        }
+        es_trainer_set_learning_rate(by_hand.trainer,
+                                     0.5f * es_trainer_learning_rate(by_hand.trainer));
+        for (size_t i = 0; i < n; i++)
+            assert_float_equal(f.log.weights_at[epoch][i], average[i], 1e-6);
+        /* the average is not the last step's weights */
+        assert_memory_not_equal(f.log.weights_at[epoch], es_model_params(by_hand.model),
+                                sizeof(float) * n);
+    }
+    /* epoch 1's average was the best */
+    assert_memory_equal(es_model_params(f.model), f.log.weights_at[1], sizeof(float) * n);
+    free(average);
+    teardown(&by_hand);
     teardown(&f);
 }
 
@@ -157,6 +209,7 @@ static void test_progress_can_stop_and_errors_pass_on(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_early_stopping_keeps_the_best_weights),
+        cmocka_unit_test(test_the_weight_average_is_judged_and_kept),
         cmocka_unit_test(test_validation_loss_drives_the_choice),
         cmocka_unit_test(test_progress_can_stop_and_errors_pass_on),
     };
