@@ -1312,7 +1312,7 @@ static int train_model(const keyword_options *opt, const char *manifest, const c
     snprintf(hidden, sizeof hidden, "%d", opt->hidden);
     snprintf(seed, sizeof seed, "%d", opt->seed);
     snprintf(threads, sizeof threads, "%d", opt->threads);
-    char *argv[32];
+    char *argv[48]; /* 31 options and their values today, and the NULL */
     int argc = 0;
     argv[argc++] = "train";
     argv[argc++] = (char *)manifest;
@@ -1506,7 +1506,8 @@ int es_cmd_train_keyword(int argc, char **argv) {
     }
     figures.threshold = calibrated.thresholds[0];
     figures.threshold_met = calibrated.met;
-    figures.valid_at = calibrated.counts[0];
+    /* es_cal_detect's counts, which (unlike the calibration's) tell noise apart */
+    figures.valid_at = detect_at(&valid, figures.threshold);
     note("threshold %.3f: %d false alarms in %.2f h of keyword-free audio (%.2f/h), recall "
          "%d/%d, confusables accepted %d/%d",
          (double)figures.threshold, figures.valid_at.false_alarms, valid.negative_seconds / 3600,

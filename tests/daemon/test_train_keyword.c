@@ -3,6 +3,7 @@
  * threshold, comes with a model card, and `earshot file` finds the phrase in
  * a clip synthesised here; phrases it cannot use are usage errors (exit 2). */
 #include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -115,6 +116,27 @@ static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
     int accepted = -1, said = -1;
     assert_int_equal(sscanf(last_cell, "| %d/%d (", &accepted, &said), 2);
     assert_true(said > 0 && accepted >= 0 && accepted <= said);
+    /* Recall in quiet and in noise: the two cells' positives add up to the row's. */
+    const char *const rows[] = {"| calibration (valid split) |", "| test (voices never used) |"};
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        const char *cell = strstr(text, rows[r]);
+        assert_non_null(cell);
+        cell += strlen(rows[r]);
+        int voices = 0, positives = 0, hits[2] = {0, 0}, of[2] = {0, 0};
+        double recall = 0;
+        assert_int_equal(sscanf(cell, " %d | %d | %lf |", &voices, &positives, &recall), 3);
+        for (int skip = 0; skip < 3; skip++)
+            cell = strchr(cell, '|') + 1;
+        for (int part = 0; part < 2; part++) {
+            if (sscanf(cell, " %d/%d (", &hits[part], &of[part]) != 2)
+                assert_int_equal(strncmp(cell, " - |", 4), 0); /* none of that kind */
+            assert_true(hits[part] >= 0 && hits[part] <= of[part]);
+            cell = strchr(cell, '|') + 1;
+        }
+        assert_int_equal(of[0] + of[1], positives);
+        assert_true(of[1] > 0); /* a third of the stream's clips are mixed with noise */
+        assert_true(fabs((double)(hits[0] + hits[1]) / positives - recall) < 0.001);
+    }
     /* ... and by kind of near miss: the kinds add up to the whole. */
     const char *by_kind = strstr(text, "### Confusables by kind");
     assert_non_null(by_kind);
