@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "audio_file.h"
@@ -77,12 +76,6 @@ typedef struct bench_context {
 /* One run of a stage: returns feature frames handled (0 on failure). */
 typedef uint64_t (*stage_run)(const bench_context *ctx, void *state);
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static long peak_rss_kb(void) {
     struct rusage usage;
     return getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss : 0;
@@ -93,19 +86,19 @@ static int time_stage(const bench_context *ctx, const char *stage, stage_run run
                       double flops_per_frame, bench_result *result) {
     memset(result, 0, sizeof *result);
     result->stage = stage;
-    double started = now_s();
+    double started = es_cli_monotonic_s();
     int runs = 0;
     do {
-        double run_started = now_s();
+        double run_started = es_cli_monotonic_s();
         uint64_t frames = run(ctx, state);
-        double run_s = now_s() - run_started;
+        double run_s = es_cli_monotonic_s() - run_started;
         if (frames == 0) return -1;
         if (runs == 0 || run_s < result->wall_s) {
             result->wall_s = run_s;
             result->frames = frames;
         }
         runs++;
-    } while ((runs < MIN_STAGE_RUNS || now_s() - started < MIN_STAGE_WALL_S) &&
+    } while ((runs < MIN_STAGE_RUNS || es_cli_monotonic_s() - started < MIN_STAGE_WALL_S) &&
              runs < MAX_STAGE_RUNS);
     result->audio_s = ctx->seconds;
     result->flops = flops_per_frame * (double)result->frames;

@@ -427,8 +427,6 @@ static int make_grid(float *grid) {
  * false alarms exceed the whole budget. */
 typedef struct curve {
     int hits[GRID_MAX];
-    int alarms[GRID_MAX];   /* at that threshold */
-    int accepted[GRID_MAX]; /* near misses, at that threshold */
     int at_least[GRID_MAX]; /* the most at that threshold or any higher one; UNKNOWN */
 } curve;
 
@@ -479,7 +477,7 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
         int most = 0;
         for (int g = n - 1; g >= 0; g--) {
             if (most > allowed) {
-                c->hits[g] = c->alarms[g] = c->accepted[g] = 0;
+                c->hits[g] = 0;
                 c->at_least[g] = UNKNOWN;
                 continue;
             }
@@ -489,8 +487,6 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
                 return -1;
             }
             c->hits[g] = counts.hits;
-            c->alarms[g] = counts.false_alarms;
-            c->accepted[g] = counts.accepted;
             if (counts.false_alarms > most) most = counts.false_alarms;
             c->at_least[g] = most;
         }
@@ -514,19 +510,16 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
         total += best.cost;
         cur[best.keyword] = best.to;
     }
+    free(curves);
     for (int k = 0; k < k_count; k++) {
         out->thresholds[k] = grid[cur[k]];
-        const curve *c = &curves[k];
-        out->counts[k] = (es_cal_counts){.positives = s->positives[k],
-                                         .hits = c->hits[cur[k]],
-                                         .false_alarms = c->alarms[cur[k]],
-                                         .near_misses = s->near_misses,
-                                         .accepted = c->accepted[cur[k]]};
+        /* Measured again at the threshold for the whole breakdown (by kind of
+         * near miss, in noise), which the curve does not keep. */
+        if (es_cal_detect(s, k, out->thresholds[k], &out->counts[k]) != 0) return -1;
         out->hits += out->counts[k].hits;
         out->positives += out->counts[k].positives;
         out->false_alarms += out->counts[k].false_alarms;
     }
-    free(curves);
     return 0;
 }
 

@@ -148,7 +148,7 @@ typedef struct es_cal_counts {
     int near_misses;                       /* near-miss windows */
     int accepted;                          /* of them, with an event of the keyword inside */
     int positives_in_noise, hits_in_noise; /* the positives and hits mixed with noise */
-    /* The same per kind of near miss (es_cal_detect's; zero in es_cal_result's) */
+    /* The same per kind of near miss */
     int near_misses_of_kind[ES_CAL_NEAR_MISS_KINDS];
     int accepted_of_kind[ES_CAL_NEAR_MISS_KINDS];
 } es_cal_counts;

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "audio_file.h"
@@ -74,12 +73,6 @@ static void note(const char *fmt, ...) {
     vfprintf(stderr, fmt, args);
     fputc('\n', stderr);
     va_end(args);
-}
-
-static double monotonic_s(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 /* 1: --help shown; 0: parsed; -1: usage error (printed). */
@@ -409,7 +402,7 @@ int es_cmd_calibrate(int argc, char **argv) {
     calibrate_options opt;
     const int parsed = parse_options(argc, argv, &opt);
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
-    const double started = monotonic_s();
+    const double started = es_cli_monotonic_s();
 
     es_model *model = NULL;
     es_pipeline_error perr;
@@ -491,7 +484,7 @@ int es_cmd_calibrate(int argc, char **argv) {
     }
     es_progress_destroy(progress);
     progress = NULL;
-    const double streamed = monotonic_s();
+    const double streamed = es_cli_monotonic_s();
     note("streamed %.2f h in %.0f s (%.0fx real time)", stream.seconds / 3600, streamed - started,
          stream.seconds / (streamed - started));
 
@@ -519,7 +512,7 @@ int es_cmd_calibrate(int argc, char **argv) {
         es_cli_error("calibrate: %s: %s", opt.output_path, err.why);
         goto done;
     }
-    note("wrote %s in %.0f s", opt.output_path, monotonic_s() - started);
+    note("wrote %s in %.0f s", opt.output_path, es_cli_monotonic_s() - started);
     status = ES_EXIT_OK;
 done:
     es_progress_destroy(progress);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 void es_cli_error(const char *fmt, ...) {
@@ -280,4 +281,10 @@ const char *es_cli_one_operand(const char *command, const char *name, int argc, 
     if (optind == argc - 1) return argv[optind];
     es_cli_error("%s: expected one %s (try 'earshot %s --help')", command, name, command);
     return NULL;
+}
+
+double es_cli_monotonic_s(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }

@@ -45,6 +45,9 @@ int es_cli_parse_float(const char *flag, const char *text, double min, double ma
 /* --format's value; on failure prints the choices and returns -1. */
 int es_cli_parse_format(const char *text, es_output_format *out);
 
+/* Seconds on the monotonic clock: for the durations and ETAs commands report. */
+double es_cli_monotonic_s(void);
+
 /* ---- model and detector flags ------------------------------------------------ */
 
 enum {

@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "audio_file.h"
@@ -1179,12 +1178,6 @@ static int build_valid_set(trainer_data *d) {
     return 0;
 }
 
-static double monotonic_s(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
-
 /* ---- hard negatives (--hard-negatives) ------------------------------------------------- */
 
 /* Every few epochs the model being trained listens to a fresh sample of the
@@ -1268,7 +1261,7 @@ static int mine_hard_negatives(trainer_data *d, const es_model *m) {
     const int sentences = d->mf->kind_count[SPLIT_TRAIN][KIND_SENTENCE];
     const int speech = d->mf->kind_count[SPLIT_TRAIN][KIND_SPEECH];
     if (sentences + speech == 0) return 0;
-    const double started_s = monotonic_s();
+    const double started_s = es_cli_monotonic_s();
     finish_all_building(d);
     /* A manifest with no more than HARD_SAMPLE of them is scored whole. */
     const int pool = sentences + speech;
@@ -1334,7 +1327,7 @@ static int mine_hard_negatives(trainer_data *d, const es_model *m) {
             "earshot: train: hard negatives: %d of %d clips peak above 0.5, %d kept (the "
             "hardest %.2f: %s), %.1f s\n",
             above_half, count, kept, kept ? (double)candidates[0].score : 0.0,
-            kept ? d->mf->clips[d->hard_clips[0]].path : "-", monotonic_s() - started_s);
+            kept ? d->mf->clips[d->hard_clips[0]].path : "-", es_cli_monotonic_s() - started_s);
     free(candidates);
     return 0;
 }
@@ -1478,7 +1471,7 @@ static void format_duration(double s, char *buf, size_t size) {
 static int report_progress(const es_train_progress *p, void *user) {
     trainer_data *d = user;
     const double budget_s = d->opt->minutes > 0 ? d->opt->minutes * 60.0 : INFINITY;
-    const double total_elapsed_s = monotonic_s() - d->started_s;
+    const double total_elapsed_s = es_cli_monotonic_s() - d->started_s;
     char elapsed[32], eta[32];
     format_duration(total_elapsed_s, elapsed, sizeof elapsed);
     /* The time budget ends a run sooner than its epoch limit would. */
@@ -1676,7 +1669,7 @@ int es_cmd_train(int argc, char **argv) {
     const es_train_data train_data = {next_train_batch, &d, d.batches_per_epoch};
     const es_train_data valid_data = {next_valid_batch, &d, 0};
     void (*previous_handler)(int) = signal(SIGINT, on_interrupt);
-    d.started_s = monotonic_s();
+    d.started_s = es_cli_monotonic_s();
     for (int phase = 0; phase < phases && rc >= 0; phase++) {
         if (phase_epochs[phase] <= 0) continue;
         if (interrupted || d.stopped_for_time) break;

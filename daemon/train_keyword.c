@@ -36,7 +36,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "audio_file.h"
@@ -238,12 +237,6 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
 }
 
 /* ---- small helpers -------------------------------------------------------------- */
-
-static double monotonic_s(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
 
 static void format_duration(double s, char *buf, size_t size) {
     if (!(s >= 0))
@@ -726,7 +719,7 @@ static double clip_duration_s(const char *path) {
 
 /* Runs every job's command, `workers` at a time, reporting progress with an ETA. */
 static int render_all(job_list *jobs, const char *work, int workers) {
-    const double started = monotonic_s();
+    const double started = es_cli_monotonic_s();
     pid_t running[MAX_WORKERS] = {0};
     int owner[MAX_WORKERS] = {0};
     int next = 0, done = 0, failed = 0, active = 0;
@@ -776,7 +769,7 @@ static int render_all(job_list *jobs, const char *work, int workers) {
                 failed++;
             }
             if (done % report_every == 0 || done == jobs->count) {
-                const double elapsed = monotonic_s() - started;
+                const double elapsed = es_cli_monotonic_s() - started;
                 char spent[32], eta[32];
                 format_duration(elapsed, spent, sizeof spent);
                 format_duration(elapsed / done * (jobs->count - done), eta, sizeof eta);
@@ -1383,7 +1376,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
     keyword_options opt;
     const int parsed = parse_options(argc, argv, &opt);
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
-    const double started = monotonic_s();
+    const double started = es_cli_monotonic_s();
 
     if (!tool_exists("espeak-ng") || !tool_exists("sox")) {
         es_cli_error("train-keyword: espeak-ng and sox are needed (apt install espeak-ng sox)");
@@ -1475,20 +1468,20 @@ int es_cmd_train_keyword(int argc, char **argv) {
         goto done;
 
     /* Whatever the rendering left of the budget, less the evaluation's share. */
-    const double spent_min = (monotonic_s() - started) / 60.0;
+    const double spent_min = (es_cli_monotonic_s() - started) / 60.0;
     const double evaluation_min = opt.small ? 0.2 : 1.5;
     double train_min = opt.minutes - spent_min - evaluation_min;
     if (train_min < 0.05) train_min = 0.05;
     char eta[32];
     format_duration((train_min + evaluation_min) * 60, eta, sizeof eta);
     note("step 2/4: training for up to %.1f min (ETA of the whole run: %s)", train_min, eta);
-    const double train_started = monotonic_s();
+    const double train_started = es_cli_monotonic_s();
     const int trained_status = train_model(&opt, manifest, trained, train_min);
     if (trained_status != ES_EXIT_OK) {
         status = trained_status;
         goto done;
     }
-    figures.train_minutes = (monotonic_s() - train_started) / 60.0;
+    figures.train_minutes = (es_cli_monotonic_s() - train_started) / 60.0;
 
     es_rnn_error err;
     if (es_model_load_file(trained, &model, &err) != ES_RNN_OK) {
@@ -1506,8 +1499,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
     }
     figures.threshold = calibrated.thresholds[0];
     figures.threshold_met = calibrated.met;
-    /* es_cal_detect's counts, which (unlike the calibration's) tell noise apart */
-    figures.valid_at = detect_at(&valid, figures.threshold);
+    figures.valid_at = calibrated.counts[0];
     note("threshold %.3f: %d false alarms in %.2f h of keyword-free audio (%.2f/h), recall "
          "%d/%d, confusables accepted %d/%d",
          (double)figures.threshold, figures.valid_at.false_alarms, valid.negative_seconds / 3600,
@@ -1534,7 +1526,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
         es_cli_error("%s: %s", opt.output_path, err.why);
         goto done;
     }
-    figures.total_minutes = (monotonic_s() - started) / 60.0;
+    figures.total_minutes = (es_cli_monotonic_s() - started) / 60.0;
     char card[4096 + 8];
     card_path(opt.output_path, card, sizeof card);
     if (write_card(&opt, &figures, card) != 0) goto done;
