@@ -362,12 +362,14 @@ static void count_event(const es_event *event, void *user) {
     if (!inside) c->false_alarms++;
 }
 
-int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, es_cal_counts *out) {
+int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, int smooth_ms,
+                  es_cal_counts *out) {
     *out = (es_cal_counts){0};
     if (keyword < 0 || keyword >= s->keyword_count || (s->window_count > 0 && !s->reach)) return -1;
     es_kws_config config;
     es_kws_config_default(&config);
     config.default_threshold = threshold;
+    if (smooth_ms > 0) config.smooth_ms = smooth_ms;
     es_frontend_config frontend;
     es_frontend_config_default(&frontend);
     const char *labels[] = {s->labels[keyword]};
@@ -453,8 +455,10 @@ static int better(const move *a, const move *b) {
     return a->to < b->to;
 }
 
-int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *out) {
+int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, int smooth_ms,
+                     es_cal_result *out) {
     memset(out, 0, sizeof *out);
+    out->smooth_ms = smooth_ms;
     const int k_count = s->keyword_count;
     if (k_count < 1) return -1;
     float grid[GRID_MAX];
@@ -482,7 +486,7 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
                 continue;
             }
             es_cal_counts counts;
-            if (es_cal_detect(s, k, grid[g], &counts) != 0) {
+            if (es_cal_detect(s, k, grid[g], smooth_ms, &counts) != 0) {
                 free(curves);
                 return -1;
             }
@@ -515,7 +519,7 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
         out->thresholds[k] = grid[cur[k]];
         /* Measured again at the threshold for the whole breakdown (by kind of
          * near miss, in noise), which the curve does not keep. */
-        if (es_cal_detect(s, k, out->thresholds[k], &out->counts[k]) != 0) return -1;
+        if (es_cal_detect(s, k, out->thresholds[k], smooth_ms, &out->counts[k]) != 0) return -1;
         out->hits += out->counts[k].hits;
         out->positives += out->counts[k].positives;
         out->false_alarms += out->counts[k].false_alarms;
@@ -523,14 +527,36 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *
     return 0;
 }
 
-int es_cal_apply(es_model *model, const es_cal_stream *s, const float *thresholds) {
-    float all[ES_MAX_OUTPUTS] = {0};
+int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour, const int *smoothing,
+                               int count, es_cal_result *out, es_cal_result *trials) {
+    if (count < 1) return -1;
+    es_cal_result *trial = malloc(sizeof *trial);
+    if (!trial) return -1;
+    int rc = 0;
+    for (int i = 0; i < count && rc == 0; i++) {
+        rc = es_cal_calibrate(s, max_per_hour, smoothing[i], trial);
+        const int better = i == 0 || (trial->met && !out->met) ||
+                           (trial->met == out->met && trial->hits > out->hits);
+        if (rc == 0 && better) *out = *trial;
+        if (rc == 0 && trials) trials[i] = *trial;
+    }
+    free(trial);
+    return rc;
+}
+
+int es_cal_apply(es_model *model, const es_cal_stream *s, const es_cal_result *result) {
+    float thresholds[ES_MAX_OUTPUTS] = {0};
+    int smoothing[ES_MAX_OUTPUTS] = {0};
     const int outputs = es_model_output_size(model);
     if (outputs > ES_MAX_OUTPUTS) return -1;
     for (int k = 0; k < s->keyword_count; k++) {
         const int o = s->outputs[k];
         if (o < 0 || o >= outputs || strcmp(es_model_label(model, o), s->labels[k]) != 0) return -1;
-        all[o] = thresholds[k];
+        thresholds[o] = result->thresholds[k];
+        smoothing[o] = result->smooth_ms;
     }
-    return es_model_set_thresholds(model, all) == ES_RNN_OK ? 0 : -1;
+    if (es_model_set_thresholds(model, thresholds) != ES_RNN_OK) return -1;
+    return es_model_set_smoothing(model, result->smooth_ms > 0 ? smoothing : NULL) == ES_RNN_OK
+               ? 0
+               : -1;
 }

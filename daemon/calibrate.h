@@ -16,9 +16,9 @@
  *      records a near-miss window over the whole clip and the same half second.
  *   2. Detection replayed offline (es_cal_detect): for keyword k at
  *      threshold T, the detector `earshot file` runs by default
- *      (es_kws_config_default: smoothing, refractory period) steps over
- *      column k alone. A hit is an event of k inside a window of k (each
- *      window counts once); a near miss is accepted when an event of k falls
+ *      (es_kws_config_default: smoothing, refractory period; or another
+ *      smoothing, which the model then carries) steps over column k alone. A hit is an event of k
+ * inside a window of k (each window counts once); a near miss is accepted when an event of k falls
  *      inside its window; a false alarm is an event outside every window,
  *      whichever keyword the windows belong to (an event of k inside another
  *      keyword's window is neither). Rates per hour are over the stream's
@@ -153,15 +153,18 @@ typedef struct es_cal_counts {
     int accepted_of_kind[ES_CAL_NEAR_MISS_KINDS];
 } es_cal_counts;
 
-/* Step 2: keyword column `keyword` at `threshold`; -1 on a bad argument or
- * out of memory. */
-int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, es_cal_counts *out);
+/* Step 2: keyword column `keyword` at `threshold`, its posterior smoothed
+ * over `smooth_ms` (0: the detector's default); -1 on a bad argument or out of
+ * memory. */
+int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, int smooth_ms,
+                  es_cal_counts *out);
 
 /* count per hour of `seconds` (NAN when seconds <= 0). */
 double es_cal_per_hour(int count, double seconds);
 
 typedef struct es_cal_result {
     float thresholds[ES_KWS_MAX_KEYWORDS]; /* per column */
+    int smooth_ms;                         /* the smoothing they hold for; 0: the default */
     es_cal_counts counts[ES_KWS_MAX_KEYWORDS];
     int hits, positives, false_alarms; /* totals */
     int allowed; /* the most false alarms in all the budget allows on this stream */
@@ -170,11 +173,23 @@ typedef struct es_cal_result {
 } es_cal_result;
 
 /* Step 3: thresholds for at most `max_per_hour` false alarms per hour in
- * total. Returns 0, or -1 out of memory. */
-int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, es_cal_result *out);
+ * total, with every posterior smoothed over `smooth_ms` (0: the detector's
+ * default). Returns 0, or -1 out of memory. */
+int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, int smooth_ms, es_cal_result *out);
 
-/* Stores per-column thresholds in `model` (the model es_cal_stream_init was
- * given): each keyword output gets its column's, filler outputs 0. */
-int es_cal_apply(es_model *model, const es_cal_stream *s, const float *thresholds);
+/* Step 3 with the smoothing chosen too: es_cal_calibrate at each of
+ * `smoothing[0..count)` ms, keeping the one that finds the most positives
+ * within the budget (of equals, the first: list the preferred first). A
+ * keyword said over half a second is told from a brief keyword-like peak
+ * better by a longer mean; a short word is not. `trials` (may be NULL) gets
+ * count results, one per smoothing. */
+int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour, const int *smoothing,
+                               int count, es_cal_result *out, es_cal_result *trials);
+
+/* Stores `result`'s per-column thresholds in `model` (the model
+ * es_cal_stream_init was given): each keyword output gets its column's,
+ * filler outputs 0; and, when result->smooth_ms is not 0, that smoothing for
+ * every keyword output (es_model_set_smoothing). */
+int es_cal_apply(es_model *model, const es_cal_stream *s, const es_cal_result *result);
 
 #endif

@@ -38,6 +38,8 @@ typedef struct calibrate_options {
     int seed;
     const char *excluded_voices[8]; /* voice prefixes whose clips are not used */
     int excluded_count;
+    int smoothing[8]; /* --smoothing: the detector smoothings tried, in ms */
+    int smoothing_count;
 } calibrate_options;
 
 static const char usage_text[] =
@@ -63,6 +65,10 @@ static const char usage_text[] =
     "                               (default 1)\n"
     "      --exclude-voice PREFIX   leave out clips whose voice starts with PREFIX, e.g.\n"
     "                               real:csmash, kept unseen for an evaluation (up to 8)\n"
+    "      --smoothing MS[,MS...]   calibrate at each of these detector smoothings (ms, up to\n"
+    "                               8) and keep the one that finds the most positives within\n"
+    "                               the budget, stored in OUT beside the thresholds (format\n"
+    "                               version 3); default: the detector's 50 ms, not stored\n"
     "  -h, --help                   this help\n";
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -75,9 +81,42 @@ static void note(const char *fmt, ...) {
     va_end(args);
 }
 
+/* "50,100,300": 0, or -1 (printed). */
+static int parse_smoothing(const char *text, calibrate_options *opt) {
+    char copy[128];
+    if (snprintf(copy, sizeof copy, "%s", text) >= (int)sizeof copy) {
+        es_cli_error("calibrate: --smoothing: too long");
+        return -1;
+    }
+    opt->smoothing_count = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        if (opt->smoothing_count == (int)COUNT_OF(opt->smoothing)) {
+            es_cli_error("calibrate: --smoothing: at most %d values",
+                         (int)COUNT_OF(opt->smoothing));
+            return -1;
+        }
+        if (es_cli_parse_int("--smoothing", item, 10, ES_KWS_MAX_SMOOTH_MS,
+                             &opt->smoothing[opt->smoothing_count++]) < 0)
+            return -1;
+    }
+    if (opt->smoothing_count == 0) {
+        es_cli_error("calibrate: --smoothing: no value in '%s'", text);
+        return -1;
+    }
+    return 0;
+}
+
 /* 1: --help shown; 0: parsed; -1: usage error (printed). */
 static int parse_options(int argc, char **argv, calibrate_options *opt) {
-    enum { OPT_MAX_ALARMS = 0x100, OPT_HOURS, OPT_SEED, OPT_EXCLUDE_VOICE, OPT_PASSES };
+    enum {
+        OPT_MAX_ALARMS = 0x100,
+        OPT_HOURS,
+        OPT_SEED,
+        OPT_EXCLUDE_VOICE,
+        OPT_PASSES,
+        OPT_SMOOTHING
+    };
     static const struct option options[] = {
         {"manifest", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
@@ -86,6 +125,7 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
         {"passes", required_argument, NULL, OPT_PASSES},
         {"seed", required_argument, NULL, OPT_SEED},
         {"exclude-voice", required_argument, NULL, OPT_EXCLUDE_VOICE},
+        {"smoothing", required_argument, NULL, OPT_SMOOTHING},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -122,6 +162,9 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
             break;
         case OPT_PASSES:
             rc = es_cli_parse_int("--passes", optarg, 1, 20, &opt->passes);
+            break;
+        case OPT_SMOOTHING:
+            rc = parse_smoothing(optarg, opt);
             break;
         case OPT_SEED:
             rc = es_cli_parse_int("--seed", optarg, 0, 2147483647, &opt->seed);
@@ -491,10 +534,16 @@ int es_cmd_calibrate(int argc, char **argv) {
     note("choosing thresholds: %d keywords, %d positives, %d frames", stream.keyword_count,
          stream.window_count, (int)stream.frames);
     es_cal_result result;
-    if (es_cal_calibrate(&stream, opt.max_alarms_per_hour, &result) != 0) {
+    const int calibrated =
+        opt.smoothing_count > 0
+            ? es_cal_calibrate_smoothing(&stream, opt.max_alarms_per_hour, opt.smoothing,
+                                         opt.smoothing_count, &result, NULL)
+            : es_cal_calibrate(&stream, opt.max_alarms_per_hour, 0, &result);
+    if (calibrated != 0) {
         es_cli_error("calibrate: out of memory");
         goto done;
     }
+    if (opt.smoothing_count > 0) note("smoothing %d ms finds the most", result.smooth_ms);
     print_table(&stream, &result, opt.max_alarms_per_hour);
     fflush(stdout);
     if (!result.met)
@@ -504,7 +553,7 @@ int es_cmd_calibrate(int argc, char **argv) {
              es_cal_per_hour(result.false_alarms, stream.negative_seconds),
              (double)opt.max_alarms_per_hour);
     es_rnn_error err;
-    if (es_cal_apply(model, &stream, result.thresholds) != 0) {
+    if (es_cal_apply(model, &stream, &result) != 0) {
         es_cli_error("calibrate: %s: cannot store the thresholds", opt.output_path);
         goto done;
     }

@@ -23,6 +23,9 @@
 #include "pipeline.h"
 #include "sink.h"
 
+/* Elements of an array (not a pointer). */
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
 /* Exit statuses (DESIGN.md, "Command line"). */
 enum { ES_EXIT_OK = 0, ES_EXIT_FAILURE = 1, ES_EXIT_USAGE = 2 };
 

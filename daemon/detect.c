@@ -12,7 +12,6 @@
 
 /* Durations above an hour are almost certainly a unit mistake (ms vs s). */
 #define ES_DETECT_MAX_DURATION_MS 3600000
-#define ES_KWS_MAX_SMOOTH_MS 1000
 #define ES_KWS_MAX_PEAK_WAIT_MS 1000
 #define ES_KWS_LABEL_BYTES 64
 
@@ -362,7 +361,11 @@ const char *es_kws_config_check(const es_kws_config *config) {
         if (length == 0) return "a per-keyword threshold names no keyword";
         if (length == sizeof config->thresholds[i].keyword)
             return "a per-keyword threshold's keyword name is too long (at most 31 bytes)";
-        if (!is_threshold(config->thresholds[i].threshold))
+        const int smooth_ms = config->thresholds[i].smooth_ms;
+        if (smooth_ms < 0 || smooth_ms > ES_KWS_MAX_SMOOTH_MS)
+            return "a per-keyword smoothing must be between 0 and 1000 ms";
+        if (!is_threshold(config->thresholds[i].threshold) &&
+            !(config->thresholds[i].threshold == 0.0f && smooth_ms > 0))
             return "a per-keyword threshold must be greater than 0 and at most 1";
         for (int j = 0; j < i; j++)
             if (strcmp(config->thresholds[j].keyword, name) == 0)
@@ -385,7 +388,10 @@ typedef struct keyword_track {
     int pending;       /* fired, its event waits for the smoothed posterior's peak */
     int64_t fire_time, start, end;
     float peak;
-    float *window; /* the last smooth_frames posteriors, circular */
+    float *window;     /* the last smooth_frames posteriors, circular */
+    int smooth_frames; /* its moving average's length */
+    int window_pos;
+    int window_filled;
 } keyword_track;
 
 struct es_kws_detector {
@@ -397,9 +403,6 @@ struct es_kws_detector {
     int in_speech;             /* the VAD's verdict on the last frame */
     int64_t last_speech_start; /* where the latest speech run began; -1: none yet */
     int vad_gate;
-    int smooth_frames;
-    int window_pos;
-    int window_filled;
     int has_fired;
     int64_t refractory_until;
     int64_t stream_end;
@@ -408,24 +411,37 @@ struct es_kws_detector {
     float *windows;
 };
 
-static float threshold_for(const es_kws_config *config, const char *label) {
+/* A keyword's threshold and smoothing: its own, else the config's. */
+static void settings_for(const es_kws_config *config, const char *label, float *threshold,
+                         int *smooth_ms) {
+    *threshold = config->default_threshold;
+    *smooth_ms = config->smooth_ms;
     for (int i = 0; i < config->threshold_count; i++)
-        if (strcmp(config->thresholds[i].keyword, label) == 0)
-            return config->thresholds[i].threshold;
-    return config->default_threshold;
+        if (strcmp(config->thresholds[i].keyword, label) == 0) {
+            if (config->thresholds[i].threshold > 0.0f)
+                *threshold = config->thresholds[i].threshold;
+            if (config->thresholds[i].smooth_ms > 0) *smooth_ms = config->thresholds[i].smooth_ms;
+        }
+}
+
+static int smooth_frames_of(int smooth_ms, int sample_rate_hz, int64_t hop_samples) {
+    const int64_t smooth = ms_to_samples(smooth_ms, sample_rate_hz);
+    const int frames = (int)((smooth + hop_samples / 2) / hop_samples);
+    return frames < 1 ? 1 : frames;
 }
 
 static void reset_tracks(es_kws_detector *d) {
-    memset(d->windows, 0, sizeof *d->windows * (size_t)d->smooth_frames * (size_t)d->keyword_count);
     for (int k = 0; k < d->keyword_count; k++) {
-        d->tracks[k].armed = 1;
-        d->tracks[k].rise_time = -1;
-        d->tracks[k].pending = 0;
+        keyword_track *track = &d->tracks[k];
+        memset(track->window, 0, sizeof *track->window * (size_t)track->smooth_frames);
+        track->window_pos = 0;
+        track->window_filled = 0;
+        track->armed = 1;
+        track->rise_time = -1;
+        track->pending = 0;
     }
     d->in_speech = 0;
     d->last_speech_start = -1;
-    d->window_pos = 0;
-    d->window_filled = 0;
     d->has_fired = 0;
     d->stream_end = 0;
 }
@@ -450,27 +466,32 @@ int es_kws_detector_create(const es_kws_config *config, int count, const char *c
     d->lookback = ms_to_samples(ES_KWS_MAX_LOOKBACK_MS, sample_rate_hz);
     d->peak_wait = ms_to_samples(config->peak_wait_ms, sample_rate_hz);
     d->vad_gate = config->vad_gate;
-    int64_t smooth = ms_to_samples(config->smooth_ms, sample_rate_hz);
-    d->smooth_frames = (int)((smooth + hop_samples / 2) / hop_samples);
-    if (d->smooth_frames < 1) d->smooth_frames = 1;
     d->keyword_count = keywords;
     /* One extra element keeps calloc meaningful for a filler-only model. */
     d->tracks = calloc((size_t)keywords + 1, sizeof *d->tracks);
-    d->windows = calloc(((size_t)keywords + 1) * (size_t)d->smooth_frames, sizeof *d->windows);
-    if (!d->tracks || !d->windows) {
+    if (!d->tracks) {
         es_kws_detector_destroy(d);
         return ES_DETECT_ERR_NOMEM;
     }
+    size_t window_floats = 1;
     int k = 0;
     for (int i = 0; i < count; i++) {
         if (!es_kws_label_is_keyword(labels[i])) continue;
-        keyword_track *track = &d->tracks[k];
+        keyword_track *track = &d->tracks[k++];
         track->output = i;
         strcpy(track->label, labels[i]);
-        track->threshold = threshold_for(config, labels[i]);
-        track->window = d->windows + (size_t)k * (size_t)d->smooth_frames;
-        k++;
+        int smooth_ms;
+        settings_for(config, labels[i], &track->threshold, &smooth_ms);
+        track->smooth_frames = smooth_frames_of(smooth_ms, sample_rate_hz, hop_samples);
+        window_floats += (size_t)track->smooth_frames;
     }
+    d->windows = calloc(window_floats, sizeof *d->windows);
+    if (!d->windows) {
+        es_kws_detector_destroy(d);
+        return ES_DETECT_ERR_NOMEM;
+    }
+    for (size_t at = 0, t = 0; t < (size_t)keywords; at += (size_t)d->tracks[t++].smooth_frames)
+        d->tracks[t].window = d->windows + at;
     reset_tracks(d);
     *out = d;
     return ES_DETECT_OK;
@@ -483,11 +504,15 @@ void es_kws_detector_destroy(es_kws_detector *d) {
     free(d);
 }
 
-static float smoothed_posterior(const es_kws_detector *d, const keyword_track *track) {
+/* Takes the frame's posterior into the keyword's window; their mean. */
+static float smooth(keyword_track *track, float posterior) {
+    track->window[track->window_pos] = posterior;
+    track->window_pos = (track->window_pos + 1) % track->smooth_frames;
+    if (track->window_filled < track->smooth_frames) track->window_filled++;
     float sum = 0.0f;
-    for (int i = 0; i < d->smooth_frames; i++)
+    for (int i = 0; i < track->smooth_frames; i++)
         sum += track->window[i];
-    return sum / (float)d->window_filled;
+    return sum / (float)track->window_filled;
 }
 
 static int may_fire(const es_kws_detector *d, int64_t fire_time, int in_speech) {
@@ -556,14 +581,10 @@ void es_kws_detector_step(es_kws_detector *d, int64_t frame_time_samples, const 
     d->stream_end = frame_time_samples + d->hop;
     if (in_speech && !d->in_speech) d->last_speech_start = frame_time_samples;
     d->in_speech = in_speech;
-    int slot = d->window_pos;
-    d->window_pos = (d->window_pos + 1) % d->smooth_frames;
-    if (d->window_filled < d->smooth_frames) d->window_filled++;
     for (int k = 0; k < d->keyword_count; k++) {
         keyword_track *track = &d->tracks[k];
-        track->window[slot] = sanitise_probability(posteriors[track->output]);
-        track_step(d, track, frame_time_samples, smoothed_posterior(d, track), in_speech, sink,
-                   user);
+        const float s = smooth(track, sanitise_probability(posteriors[track->output]));
+        track_step(d, track, frame_time_samples, s, in_speech, sink, user);
     }
 }
 

@@ -100,6 +100,8 @@ void es_vad_detector_flush(es_vad_detector *d, es_event_sink sink, void *user);
 int es_vad_detector_confirmed(const es_vad_detector *d, int64_t *start_samples);
 
 #define ES_KWS_MAX_KEYWORDS 64
+/* The longest moving average of a keyword's posterior. */
+#define ES_KWS_MAX_SMOOTH_MS 1000
 /* How far back before the firing frame a keyword's `start` may lie. */
 #define ES_KWS_MAX_LOOKBACK_MS 1500
 
@@ -113,7 +115,9 @@ typedef struct es_kws_config {
     int threshold_count;     /* per-keyword overrides, matched by name */
     struct {
         char keyword[32];
-        float threshold;
+        float threshold; /* 0 (with a smoothing of its own): default_threshold */
+        int smooth_ms;   /* 0: smooth_ms above; a model calibrated with another
+                            smoothing carries it (es_model_smoothing) */
     } thresholds[ES_KWS_MAX_KEYWORDS];
 } es_kws_config;
 

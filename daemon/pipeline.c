@@ -304,20 +304,31 @@ static int create_vad(es_pipeline *p, es_pipeline_error *err) {
     return ES_PIPELINE_OK;
 }
 
-/* A model's calibrated thresholds (rnn.h) become per-keyword thresholds
- * unless the config already names that keyword: flags and config files win. */
-static void add_model_thresholds(const es_model *m, es_kws_config *kws) {
+/* A model's calibrated thresholds and smoothing (rnn.h) become per-keyword
+ * settings. A threshold the config already gives that keyword wins (flags and
+ * config files); the smoothing it was calibrated with still applies. */
+static void add_model_settings(const es_model *m, es_kws_config *kws) {
     const float *thresholds = es_model_thresholds(m);
-    for (int i = 0; thresholds && i < es_model_output_size(m); i++) {
+    const int *smoothing = es_model_smoothing(m);
+    for (int i = 0; i < es_model_output_size(m); i++) {
+        const float threshold = thresholds ? thresholds[i] : 0.0f;
+        const int smooth_ms = smoothing ? smoothing[i] : 0;
         const char *label = es_model_label(m, i);
-        int skip = thresholds[i] <= 0.0f || kws->threshold_count >= ES_KWS_MAX_KEYWORDS ||
-                   strlen(label) >= sizeof kws->thresholds[0].keyword;
-        for (int j = 0; j < kws->threshold_count && !skip; j++)
-            skip = strcmp(kws->thresholds[j].keyword, label) == 0;
-        if (skip) continue;
-        snprintf(kws->thresholds[kws->threshold_count].keyword, sizeof kws->thresholds[0].keyword,
-                 "%s", label);
-        kws->thresholds[kws->threshold_count++].threshold = thresholds[i];
+        if ((threshold <= 0.0f && smooth_ms <= 0) ||
+            strlen(label) >= sizeof kws->thresholds[0].keyword)
+            continue;
+        int j = 0;
+        while (j < kws->threshold_count && strcmp(kws->thresholds[j].keyword, label) != 0)
+            j++;
+        if (j < kws->threshold_count) {
+            if (kws->thresholds[j].smooth_ms == 0) kws->thresholds[j].smooth_ms = smooth_ms;
+            continue;
+        }
+        if (kws->threshold_count >= ES_KWS_MAX_KEYWORDS) continue;
+        snprintf(kws->thresholds[j].keyword, sizeof kws->thresholds[0].keyword, "%s", label);
+        kws->thresholds[j].threshold = threshold;
+        kws->thresholds[j].smooth_ms = smooth_ms;
+        kws->threshold_count++;
     }
 }
 
@@ -357,7 +368,7 @@ static int create_kws(es_pipeline *p, es_pipeline_error *err) {
             return fail(err, ES_PIPELINE_ERR_NOMEM, "keyword model state: out of memory");
         }
         es_kws_config kws = c->kws;
-        add_model_thresholds(m, &kws);
+        add_model_settings(m, &kws);
         if (es_kws_detector_create(&kws, outputs, labels, c->frontend.sample_rate_hz,
                                    c->frontend.hop_samples, &p->kws_detectors[k]) != 0)
             return fail(err, ES_PIPELINE_ERR_CONFIG,

@@ -420,8 +420,6 @@ static const char *const manner_groups[][9] = {
 /* Weak vowels: changing one hardly changes the word, so it would be a positive. */
 static const char *const weak_vowels[] = {"@", "3", "@2", "@5", "I2", "I#", "i", "a#", "@L"};
 
-#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
-
 typedef struct token {
     char text[8];
     int is_vowel, is_phoneme; /* stress marks and word breaks are neither */
@@ -1083,10 +1081,19 @@ static int evaluate_split(const es_model *model, const job_list *jobs, const dat
     return rc;
 }
 
-/* The phrase (column 0) at `threshold`. */
-static es_cal_counts detect_at(const es_cal_stream *stream, float threshold) {
+/* The detector's moving average of the posterior, tried from the default up
+ * (es_cal_calibrate_smoothing): a phrase of two or three words is said over
+ * half a second or more, most keyword-like peaks of other speech are
+ * briefer. Chosen on the valid split, the longest that found most, "hey nova",
+ * "computer" and "open sesame" found 8, 4 and 6 more of their 160 test
+ * positives than at 50 ms (2026-12-03, README). */
+static const int smoothing_tried[] = {50, 100, 150, 200, 300};
+#define SMOOTHING_COUNT ((int)COUNT_OF(smoothing_tried))
+
+/* The phrase (column 0) at `threshold`, smoothed over `smooth_ms`. */
+static es_cal_counts detect_at(const es_cal_stream *stream, float threshold, int smooth_ms) {
     es_cal_counts counts;
-    if (es_cal_detect(stream, 0, threshold, &counts) != 0)
+    if (es_cal_detect(stream, 0, threshold, smooth_ms, &counts) != 0)
         counts = (es_cal_counts){.positives = stream->positives[0],
                                  .hits = -1,
                                  .false_alarms = -1,
@@ -1110,6 +1117,8 @@ typedef struct run_figures {
     double total_minutes;
     float threshold;
     int threshold_met;
+    int smooth_ms;
+    es_cal_result smoothing_trials[SMOOTHING_COUNT]; /* on the valid split */
     es_cal_stream *valid, *test;
     es_cal_counts valid_at, test_at;
 } run_figures;
@@ -1160,16 +1169,19 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             "# Keyword model: \"%s\"\n\n"
             "Made by `earshot train-keyword \"%s\" -o %s --minutes %g --seed %d --hidden %d%s` "
             "in %.1f minutes (%.1f of them training). Outputs: `filler`, `%s`. The detection "
-            "threshold travels in the model file; `--kw-threshold-for \"%s=P\"` overrides it.\n\n"
+            "threshold and smoothing travel in the model file; `--kw-threshold-for \"%s=P\"` "
+            "overrides the threshold.\n\n"
             "## Figures\n\n"
             "| | voices | positives | recall | in quiet | in noise (5-20 dB) | false alarms | "
             "keyword-free audio | false alarms / hour | confusables accepted |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n"
             "| calibration (valid split) | %d | %d | %.3f | %s | %d | %.2f h | %.2f | %s |\n"
             "| test (voices never used) | %d | %d | %.3f | %s | %d | %.2f h | %.2f | %s |\n\n"
-            "Threshold **%.3f**: the lowest that keeps false alarms on the calibration stream's "
-            "keyword-free speech, music and noise at or under %.2f per hour%s, with the "
-            "detector's defaults (50 ms smoothing, 1 s refractory period). A positive counts as "
+            "Threshold **%.3f** with the posterior smoothed over **%d ms**: the lowest threshold "
+            "that keeps false alarms on the calibration stream's keyword-free speech, music and "
+            "noise at or under %.2f per hour%s, at the smoothing (of those below) that finds the "
+            "most positives there, and the detector's 1 s refractory period. Both travel in the "
+            "model file. A positive counts as "
             "found when the detector fires between the start of its clip and half a second "
             "after its end; *in noise*: the third of the stream's clips mixed with the split's "
             "noise (music, effects, generated) at 5-20 dB SNR. Confusables (near misses made from "
@@ -1190,8 +1202,19 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             f->test_at.false_alarms, f->test->negative_seconds / 3600,
             es_cal_per_hour(f->test_at.false_alarms, f->test->negative_seconds),
             accepted_text(&f->test_at, test_accepted, sizeof test_accepted), (double)f->threshold,
-            (double)opt->max_alarms_per_hour,
+            f->smooth_ms, (double)opt->max_alarms_per_hour,
             f->threshold_met ? "" : " (**not met**: even the highest threshold tried exceeds it)");
+    fprintf(file, "### Smoothing tried (calibration stream)\n\n"
+                  "| smoothing | threshold | recall | false alarms / hour |\n"
+                  "|---|---|---|---|\n");
+    for (int i = 0; i < SMOOTHING_COUNT; i++) {
+        const es_cal_result *t = &f->smoothing_trials[i];
+        fprintf(file, "| %d ms%s | %.3f | %.3f | %.2f |\n", t->smooth_ms,
+                t->smooth_ms == f->smooth_ms ? " (chosen)" : "", (double)t->thresholds[0],
+                t->positives ? (double)t->hits / t->positives : NAN,
+                es_cal_per_hour(t->false_alarms, f->valid->negative_seconds));
+    }
+    fprintf(file, "\n");
     /* Which near misses it takes for the phrase: where a deployment will hear them. */
     fprintf(file, "### Confusables by kind (test split, at the threshold)\n\n"
                   "| kind | phrases | accepted |\n"
@@ -1237,7 +1260,7 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
                   "|---|---|---|---|\n");
     static const float others[] = {0.3f, 0.5f, 0.7f, 0.8f, 0.9f, 0.95f};
     for (size_t i = 0; i < COUNT_OF(others); i++) {
-        const es_cal_counts d = detect_at(f->test, others[i]);
+        const es_cal_counts d = detect_at(f->test, others[i], f->smooth_ms);
         char accepted[64];
         fprintf(file, "| %.2f | %.3f | %.2f | %s |\n", (double)others[i],
                 d.positives ? (double)d.hits / d.positives : NAN,
@@ -1493,16 +1516,19 @@ int es_cmd_train_keyword(int argc, char **argv) {
                        CALIBRATION_PASSES, (uint64_t)opt.seed + 11, &valid) != 0)
         goto done;
     es_cal_result calibrated;
-    if (es_cal_calibrate(&valid, opt.max_alarms_per_hour, &calibrated) != 0) {
+    if (es_cal_calibrate_smoothing(&valid, opt.max_alarms_per_hour, smoothing_tried,
+                                   SMOOTHING_COUNT, &calibrated, figures.smoothing_trials) != 0) {
         es_cli_error("train-keyword: calibration: out of memory");
         goto done;
     }
     figures.threshold = calibrated.thresholds[0];
+    figures.smooth_ms = calibrated.smooth_ms;
     figures.threshold_met = calibrated.met;
     figures.valid_at = calibrated.counts[0];
-    note("threshold %.3f: %d false alarms in %.2f h of keyword-free audio (%.2f/h), recall "
-         "%d/%d, confusables accepted %d/%d",
-         (double)figures.threshold, figures.valid_at.false_alarms, valid.negative_seconds / 3600,
+    note("threshold %.3f, smoothing %d ms: %d false alarms in %.2f h of keyword-free audio "
+         "(%.2f/h), recall %d/%d, confusables accepted %d/%d",
+         (double)figures.threshold, figures.smooth_ms, figures.valid_at.false_alarms,
+         valid.negative_seconds / 3600,
          es_cal_per_hour(figures.valid_at.false_alarms, valid.negative_seconds),
          figures.valid_at.hits, figures.valid_at.positives, figures.valid_at.accepted,
          figures.valid_at.near_misses);
@@ -1514,11 +1540,11 @@ int es_cmd_train_keyword(int argc, char **argv) {
     if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_TEST, 1,
                        (uint64_t)opt.seed + 23, &test) != 0)
         goto done;
-    figures.test_at = detect_at(&test, figures.threshold);
+    figures.test_at = detect_at(&test, figures.threshold, figures.smooth_ms);
     figures.valid = &valid;
     figures.test = &test;
 
-    if (es_cal_apply(model, &valid, calibrated.thresholds) != 0) {
+    if (es_cal_apply(model, &valid, &calibrated) != 0) {
         es_cli_error("%s: cannot store the threshold in the model", opt.output_path);
         goto done;
     }
@@ -1534,14 +1560,14 @@ int es_cmd_train_keyword(int argc, char **argv) {
     printf(
         "phrase\t%s\tminutes\t%.1f\trecall\t%.3f\tfalse_alarms_per_hour\t%.2f\t"
         "negative_hours\t%.2f\tthreshold\t%.3f\tpositives\t%d\t"
-        "confusables_accepted\t%.3f\tconfusables\t%d\n",
+        "confusables_accepted\t%.3f\tconfusables\t%d\tsmooth_ms\t%d\n",
         opt.phrase, figures.total_minutes,
         figures.test_at.positives ? (double)figures.test_at.hits / figures.test_at.positives : NAN,
         es_cal_per_hour(figures.test_at.false_alarms, test.negative_seconds),
         test.negative_seconds / 3600, (double)figures.threshold, figures.test_at.positives,
         figures.test_at.near_misses ? (double)figures.test_at.accepted / figures.test_at.near_misses
                                     : NAN,
-        figures.test_at.near_misses);
+        figures.test_at.near_misses, figures.smooth_ms);
     fflush(stdout);
     note("wrote %s and %s: test recall %d/%d (in noise %d/%d), %d false alarms in %.2f h, "
          "confusables accepted %d/%d, %.1f min in all",

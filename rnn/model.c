@@ -134,6 +134,7 @@ int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activat
     m->output_size = output_size;
     m->label_count = 0; /* the outputs changed meaning */
     m->has_thresholds = 0;
+    m->has_smoothing = 0;
     return ES_RNN_OK;
 }
 
@@ -175,6 +176,23 @@ int es_model_set_thresholds(es_model *m, const float *thresholds) {
 
 const float *es_model_thresholds(const es_model *m) {
     return m && m->has_thresholds ? m->thresholds : NULL;
+}
+
+int es_model_set_smoothing(es_model *m, const int *smooth_ms) {
+    if (!m || m->layer_count == 0) return ES_RNN_ERR_ARG;
+    if (!smooth_ms) {
+        m->has_smoothing = 0;
+        return ES_RNN_OK;
+    }
+    for (int i = 0; i < m->output_size; i++)
+        if (smooth_ms[i] < 0 || smooth_ms[i] > ES_MODEL_MAX_SMOOTH_MS) return ES_RNN_ERR_ARG;
+    memcpy(m->smooth_ms, smooth_ms, sizeof(int) * (size_t)m->output_size);
+    m->has_smoothing = 1;
+    return ES_RNN_OK;
+}
+
+const int *es_model_smoothing(const es_model *m) {
+    return m && m->has_smoothing ? m->smooth_ms : NULL;
 }
 
 int es_label_is_valid(const char *label) {

@@ -1,13 +1,14 @@
 /*
  * Model files: saving, loading from a file or from memory, feature checks.
  *
- * Byte layout, format versions 1 and 2. Every integer is little-endian;
+ * Byte layout, format versions 1, 2 and 3. Every integer is little-endian;
  * offsets in bytes. The file ends exactly after the CRC. A model with
- * detection thresholds is saved as version 2, any other as version 1, so
- * files without thresholds stay readable by older builds.
+ * detection smoothing is saved as version 3, one with only detection
+ * thresholds as version 2, any other as version 1, so files without them
+ * stay readable by older builds.
  *
  *   0   4   magic "ESM1"
- *   4   4   u32 format version (1 or 2)
+ *   4   4   u32 format version (1, 2 or 3)
  *   8  24   feature spec, six u32: sample_rate_hz, fft_size, window_samples,
  *           hop_samples, mel_bands, normalisation
  *  32   4   u32 input_size                          1..ES_MAX_UNITS
@@ -21,8 +22,10 @@
  *   .   .   label_count labels, each a NUL-terminated string of at most
  *           ES_MAX_LABEL bytes including the NUL (printable ASCII without
  *           '"', '\\' and ',', so labels are safe in JSON and CSV)
- *   .  4×label_count  version 2 only: float32 detection threshold of each
+ *   .  4×label_count  versions 2 and 3: float32 detection threshold of each
  *           output, in [0, 1] (0: none of its own)
+ *   .  4×label_count  version 3: u32 detection smoothing of each output in
+ *           ms, 0..ES_MODEL_MAX_SMOOTH_MS (0: none of its own)
  *   .   8   u64 parameter count: must equal what the layer list implies
  *   .  4×n  float32 parameters, es_model_params() order (see rnn.h)
  *   .   4   u32 CRC-32 (IEEE 802.3: reflected polynomial 0xEDB88320, initial
@@ -47,6 +50,7 @@
 #define ES_MODEL_MAGIC "ESM1"
 #define ES_MODEL_FORMAT_VERSION 1u
 #define ES_MODEL_FORMAT_VERSION_THRESHOLDS 2u
+#define ES_MODEL_FORMAT_VERSION_SMOOTHING 3u
 #define ES_WEIGHTS_FLOAT32 0u
 #define ES_HEADER_BYTES 44u
 #define ES_LAYER_RECORD_BYTES 20u
@@ -136,7 +140,9 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_rnn_error *e
     size_t total = ES_HEADER_BYTES + (size_t)m->layer_count * ES_LAYER_RECORD_BYTES;
     for (int i = 0; i < m->output_size; i++)
         total += strlen(es_model_label(m, i)) + 1;
-    if (m->has_thresholds) total += (size_t)m->output_size * 4;
+    const int with_thresholds = m->has_thresholds || m->has_smoothing;
+    if (with_thresholds) total += (size_t)m->output_size * 4;
+    if (m->has_smoothing) total += (size_t)m->output_size * 4;
     total += 8 + m->param_count * 4 + ES_CRC_BYTES;
     unsigned char *bytes = malloc(total);
     if (!bytes) {
@@ -146,7 +152,9 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_rnn_error *e
     byte_writer w = {bytes, 0};
     memcpy(bytes, ES_MODEL_MAGIC, 4);
     w.pos = 4;
-    put_u32(&w, m->has_thresholds ? ES_MODEL_FORMAT_VERSION_THRESHOLDS : ES_MODEL_FORMAT_VERSION);
+    put_u32(&w, m->has_smoothing    ? ES_MODEL_FORMAT_VERSION_SMOOTHING
+                : m->has_thresholds ? ES_MODEL_FORMAT_VERSION_THRESHOLDS
+                                    : ES_MODEL_FORMAT_VERSION);
     const es_feature_spec *f = &m->features;
     put_u32(&w, f->sample_rate_hz);
     put_u32(&w, f->fft_size);
@@ -171,8 +179,10 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_rnn_error *e
         memcpy(bytes + w.pos, label, n);
         w.pos += n;
     }
-    for (int i = 0; m->has_thresholds && i < m->output_size; i++)
-        put_f32(&w, m->thresholds[i]);
+    for (int i = 0; with_thresholds && i < m->output_size; i++)
+        put_f32(&w, m->has_thresholds ? m->thresholds[i] : 0.0f);
+    for (int i = 0; m->has_smoothing && i < m->output_size; i++)
+        put_u32(&w, (uint32_t)m->smooth_ms[i]);
     put_u64(&w, (uint64_t)m->param_count);
     for (size_t i = 0; i < m->param_count; i++)
         put_f32(&w, m->params[i]);
@@ -316,6 +326,18 @@ static int read_threshold(byte_reader *r, int index, float *threshold) {
     return 0;
 }
 
+static int read_smoothing(byte_reader *r, int index, int *smooth_ms) {
+    size_t at = r->pos;
+    uint32_t ms;
+    int rc = read_u32(r, &ms, "a detection smoothing");
+    if (rc) return rc;
+    if (ms > ES_MODEL_MAX_SMOOTH_MS)
+        return reject(r, "smoothing of output %d at offset %zu is %u ms, outside 0..%d", index, at,
+                      ms, ES_MODEL_MAX_SMOOTH_MS);
+    *smooth_ms = (int)ms;
+    return 0;
+}
+
 int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_error *err) {
     if (err) {
         err->code = ES_RNN_OK;
@@ -345,9 +367,9 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_e
     uint32_t version, header[6], input_size, layer_count, label_count;
     int rc = read_u32(&r, &version, "the format version");
     if (rc) return rc;
-    if (version != ES_MODEL_FORMAT_VERSION && version != ES_MODEL_FORMAT_VERSION_THRESHOLDS)
-        return reject(&r, "format version %u, this build reads versions %u and %u", version,
-                      ES_MODEL_FORMAT_VERSION, ES_MODEL_FORMAT_VERSION_THRESHOLDS);
+    if (version < ES_MODEL_FORMAT_VERSION || version > ES_MODEL_FORMAT_VERSION_SMOOTHING)
+        return reject(&r, "format version %u, this build reads versions %u to %u", version,
+                      ES_MODEL_FORMAT_VERSION, ES_MODEL_FORMAT_VERSION_SMOOTHING);
     for (int i = 0; i < 6; i++)
         if ((rc = read_u32(&r, &header[i], "the feature spec"))) return rc;
     if ((rc = read_u32(&r, &input_size, "the input size"))) return rc;
@@ -377,10 +399,14 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_e
     char labels[ES_MAX_OUTPUTS][ES_MAX_LABEL];
     for (uint32_t i = 0; i < label_count; i++)
         if ((rc = read_label(&r, (int)i, labels[i]))) return rc;
-    const int has_thresholds = version == ES_MODEL_FORMAT_VERSION_THRESHOLDS;
+    const int has_thresholds = version >= ES_MODEL_FORMAT_VERSION_THRESHOLDS;
+    const int has_smoothing = version >= ES_MODEL_FORMAT_VERSION_SMOOTHING;
     float thresholds[ES_MAX_OUTPUTS];
+    int smooth_ms[ES_MAX_OUTPUTS];
     for (uint32_t i = 0; has_thresholds && i < label_count; i++)
         if ((rc = read_threshold(&r, (int)i, &thresholds[i]))) return rc;
+    for (uint32_t i = 0; has_smoothing && i < label_count; i++)
+        if ((rc = read_smoothing(&r, (int)i, &smooth_ms[i]))) return rc;
 
     size_t count_at = r.pos;
     uint32_t low, high;
@@ -438,6 +464,8 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_e
     m->label_count = (int)label_count;
     m->has_thresholds = has_thresholds;
     if (has_thresholds) memcpy(m->thresholds, thresholds, sizeof(float) * label_count);
+    m->has_smoothing = has_smoothing;
+    if (has_smoothing) memcpy(m->smooth_ms, smooth_ms, sizeof(int) * label_count);
     if ((rc = es_model_refresh(m))) {
         es_model_destroy(m);
         return fail(err, rc, "cannot pack the weights: %s", es_rnn_strerror(rc));

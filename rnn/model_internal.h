@@ -31,6 +31,8 @@ struct es_model {
     char labels[ES_MAX_OUTPUTS][ES_MAX_LABEL];
     int has_thresholds; /* detection thresholds travel with the model (format version 2) */
     float thresholds[ES_MAX_OUTPUTS];
+    int has_smoothing; /* and the smoothing they were calibrated with (format version 3) */
+    int smooth_ms[ES_MAX_OUTPUTS];
     float *params; /* every layer's parameters, contiguous, 64-byte aligned */
     size_t param_count;
     size_t param_capacity;

@@ -117,6 +117,16 @@ int es_model_set_labels(es_model *m, int count, const char *const *labels);
 int es_model_set_thresholds(es_model *m, const float *thresholds);
 /* output_size floats, or NULL when the model carries none. */
 const float *es_model_thresholds(const es_model *m);
+/* The smoothing each output's threshold was calibrated with: the detector's
+ * moving average in ms, one per output (output_size ints, each in
+ * 0..ES_MODEL_MAX_SMOOTH_MS; 0: none of its own, the detector's setting
+ * applies). Saved with the model (format version 3, which carries the
+ * thresholds too). NULL removes them; adding a layer removes them too.
+ * ES_RNN_ERR_ARG for a value out of range or a model without layers. */
+#define ES_MODEL_MAX_SMOOTH_MS 1000
+int es_model_set_smoothing(es_model *m, const int *smooth_ms);
+/* output_size ints, or NULL when the model carries none. */
+const int *es_model_smoothing(const es_model *m);
 /* Glorot-uniform weights, orthogonal-ish recurrent matrices, zero biases
  * (LSTM forget-gate and GRU update-gate biases 1), from a deterministic seed. */
 void es_model_init_weights(es_model *m, uint64_t seed);

@@ -60,14 +60,14 @@ for phrase in "${phrases[@]}"; do
     "${data_arg[@]}" 2>"$out/$name.log" | grep '^phrase'); then
     natural=$(natural_alarms "$out/$name.esm" "$phrase")
     rows+=("$(printf '%s\n' "$line" | awk -F'\t' -v natural="$natural" '{
-      printf "| %s | %s | %.1f %% of %d clips | %s (%.2f h) | %.1f %% of %d | %s | %s |",
-        $2, $4, 100 * $6, $14, $8, $10, 100 * $16, $18, natural, $12 }')")
+      printf "| %s | %s | %.1f %% of %d clips | %s (%.2f h) | %.1f %% of %d | %s | %s, %s ms |",
+        $2, $4, 100 * $6, $14, $8, $10, 100 * $16, $18, natural, $12, $20 }')")
   else
     rows+=("| $phrase | failed: see $out/$name.log | | | | | |")
   fi
   tail -n 1 "$out/$name.log" >&2
 done
 
-echo "| phrase | minutes (whole run) | recall, unseen voices | false alarms / hour (held-out audio) | confusables accepted | false alarms on data/eval's keyword-free hours; its sentences that say the phrase found | threshold |"
+echo "| phrase | minutes (whole run) | recall, unseen voices | false alarms / hour (held-out audio) | confusables accepted | false alarms on data/eval's keyword-free hours; its sentences that say the phrase found | threshold, smoothing |"
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"

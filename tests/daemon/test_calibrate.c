@@ -107,7 +107,7 @@ static void two_keyword_stream(es_cal_stream *s) {
 static void expect_counts(const es_cal_stream *s, int keyword, float threshold, int positives,
                           int hits, int false_alarms) {
     es_cal_counts c;
-    assert_int_equal(es_cal_detect(s, keyword, threshold, &c), 0);
+    assert_int_equal(es_cal_detect(s, keyword, threshold, 0, &c), 0);
     if (c.positives != positives || c.hits != hits || c.false_alarms != false_alarms)
         fail_msg("%s at %.3f: positives %d hits %d false alarms %d, expected %d %d %d",
                  s->labels[keyword], (double)threshold, c.positives, c.hits, c.false_alarms,
@@ -130,7 +130,7 @@ static void test_detect_counts_hits_and_false_alarms_exactly(void **state) {
     expect_counts(&s, NO, 0.72f, 3, 1, 1);
     expect_counts(&s, NO, 0.30f, 3, 3, 2);
     es_cal_counts c;
-    assert_int_equal(es_cal_detect(&s, 2, 0.5f, &c), -1);
+    assert_int_equal(es_cal_detect(&s, 2, 0.5f, 0, &c), -1);
     es_cal_stream_free(&s);
 }
 
@@ -143,11 +143,11 @@ static void test_positives_in_noise_count_apart(void **state) {
     /* yes's 0.955 and 0.655 positives, and no's 0.905, were heard in noise */
     s.windows[0].in_noise = s.windows[3].in_noise = s.windows[5].in_noise = 1;
     es_cal_counts c;
-    assert_int_equal(es_cal_detect(&s, YES, 0.72f, &c), 0);
+    assert_int_equal(es_cal_detect(&s, YES, 0.72f, 0, &c), 0);
     assert_int_equal(c.positives_in_noise, 2);
     assert_int_equal(c.hits_in_noise, 1); /* 0.955 found, 0.655 not */
     assert_int_equal(c.hits, 3);
-    assert_int_equal(es_cal_detect(&s, NO, 0.30f, &c), 0);
+    assert_int_equal(es_cal_detect(&s, NO, 0.30f, 0, &c), 0);
     assert_int_equal(c.positives_in_noise, 1);
     assert_int_equal(c.hits_in_noise, 1);
     es_cal_stream_free(&s);
@@ -182,30 +182,30 @@ static void test_near_misses_are_judged_per_clip_not_per_hour(void **state) {
     /* Near misses' time is not keyword-free audio. */
     assert_true(fabs(s.negative_seconds - (100.0 - 2.0 - 2.0 - 1.0)) < 1e-6);
     es_cal_counts c;
-    assert_int_equal(es_cal_detect(&s, YES, 0.5f, &c), 0);
+    assert_int_equal(es_cal_detect(&s, YES, 0.5f, 0, &c), 0);
     assert_int_equal(c.near_misses, 2);
     assert_int_equal(c.accepted, 2);
     assert_int_equal(c.false_alarms, 1);
     assert_int_equal(c.near_misses_of_kind[0], 2);
     /* Tallied by kind too: the second near miss made another way. */
     s.windows[1].kind = 3;
-    assert_int_equal(es_cal_detect(&s, YES, 0.7f, &c), 0);
+    assert_int_equal(es_cal_detect(&s, YES, 0.7f, 0, &c), 0);
     assert_int_equal(c.accepted, 1);
     assert_int_equal(c.near_misses_of_kind[0], 1);
     assert_int_equal(c.accepted_of_kind[0], 1);
     assert_int_equal(c.near_misses_of_kind[3], 1);
     assert_int_equal(c.accepted_of_kind[3], 0);
     assert_int_equal(c.false_alarms, 1);
-    assert_int_equal(es_cal_detect(&s, YES, 0.85f, &c), 0);
+    assert_int_equal(es_cal_detect(&s, YES, 0.85f, 0, &c), 0);
     assert_int_equal(c.accepted, 1);
     assert_int_equal(c.false_alarms, 0);
-    assert_int_equal(es_cal_detect(&s, NO, 0.5f, &c), 0);
+    assert_int_equal(es_cal_detect(&s, NO, 0.5f, 0, &c), 0);
     assert_int_equal(c.hits, 1);
     assert_int_equal(c.accepted, 0);
     /* The budget counts false alarms only: with none allowed, yes may go as
      * low as 0.81 although it then accepts a near miss. */
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0, &r), 0);
     assert_true(r.met);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_int_equal(r.counts[YES].near_misses, 2);
@@ -222,7 +222,7 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     /* 2.5 per hour over one hour: two false alarms in all. Free moves take
      * yes to 0.93 and no to 0.89; then no to 0.41 (2 hits for 1 alarm) beats
      * yes to 0.61 (3 for 2) and to 0.81 (1 for 1); yes to 0.81 spends the rest. */
-    assert_int_equal(es_cal_calibrate(&s, 2.5f, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 2.5f, 0, &r), 0);
     assert_int_equal(r.met, 1);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
@@ -236,19 +236,19 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     assert_true(es_cal_per_hour(r.false_alarms, s.negative_seconds) <= 2.5);
 
     /* One alarm in all: it goes to the keyword that gains most per alarm (no). */
-    assert_int_equal(es_cal_calibrate(&s, 1.5f, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 1.5f, 0, &r), 0);
     assert_true(fabsf(r.thresholds[YES] - 0.93f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
     assert_int_equal(r.false_alarms, 1);
 
     /* Whatever the budget, the total stays within it. */
     for (float budget = 0.0f; budget <= 6.0f; budget += 0.5f) {
-        assert_int_equal(es_cal_calibrate(&s, budget, &r), 0);
+        assert_int_equal(es_cal_calibrate(&s, budget, 0, &r), 0);
         assert_int_equal(r.met, 1);
         int total = 0;
         for (int k = 0; k < 2; k++) {
             es_cal_counts c;
-            assert_int_equal(es_cal_detect(&s, k, r.thresholds[k], &c), 0);
+            assert_int_equal(es_cal_detect(&s, k, r.thresholds[k], 0, &c), 0);
             assert_int_equal(c.false_alarms, r.counts[k].false_alarms);
             assert_int_equal(c.hits, r.counts[k].hits);
             total += c.false_alarms;
@@ -270,14 +270,14 @@ static void test_one_keyword_gets_the_lowest_threshold_within_budget(void **stat
     const span windows[] = {{99.8, 100.8, 0}};
     make_stream(&s, 1, labels, 3601.0, spikes, 3, windows, 1);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 1.5f, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 1.5f, 0, &r), 0);
     assert_int_equal(r.met, 1);
     assert_true(fabsf(r.thresholds[0] - 0.71f) < 1e-6f);
     assert_int_equal(r.counts[0].false_alarms, 1);
     assert_int_equal(r.counts[0].hits, 0);
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0, &r), 0);
     assert_true(fabsf(r.thresholds[0] - 0.91f) < 1e-6f);
-    assert_int_equal(es_cal_calibrate(&s, 10.0f, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 10.0f, 0, &r), 0);
     assert_true(fabsf(r.thresholds[0] - 0.05f) < 1e-6f);
     assert_int_equal(r.counts[0].hits, 1);
     es_cal_stream_free(&s);
@@ -289,11 +289,44 @@ static void test_budget_out_of_reach_keeps_the_top_of_the_grid(void **state) {
     const spike spikes[] = {{YES, 10, 1.0f}, {NO, 20, 0.5f}};
     make_stream(&s, 2, yes_no, 3600.0, spikes, 2, NULL, 0);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0, &r), 0);
     assert_int_equal(r.met, 0);
     assert_true(fabsf(r.thresholds[YES] - 0.999f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.999f) < 1e-6f);
     assert_int_equal(r.false_alarms, 1);
+    es_cal_stream_free(&s);
+}
+
+/* Positives held for 0.6 s; false alarms of 0.2 s that peak higher. At the
+ * default smoothing (or 200 ms) no threshold within budget finds a positive;
+ * a mean of 300 ms finds both, and is chosen. Of equals, the first listed. */
+static void test_smoothing_is_chosen_for_the_most_hits(void **state) {
+    (void)state;
+    es_cal_stream s;
+    const char *const labels[] = {"hey nova"};
+    const spike spikes[] = {{0, 100, 0.8f},   {0, 100.2, 0.8f}, {0, 100.4, 0.8f}, {0, 200, 0.8f},
+                            {0, 200.2, 0.8f}, {0, 200.4, 0.8f}, {0, 1000, 0.95f}, {0, 2000, 0.95f}};
+    const span windows[] = {{99.8, 101.0, 0}, {199.8, 201.0, 0}};
+    make_stream(&s, 1, labels, 3602.4, spikes, 8, windows, 2);
+    es_cal_result r;
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 50, &r), 0);
+    assert_int_equal(r.counts[0].hits, 0);
+    const int smoothing[] = {50, 300, 200};
+    es_cal_result trials[3];
+    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, smoothing, 3, &r, trials), 0);
+    assert_int_equal(r.smooth_ms, 300);
+    assert_int_equal(r.met, 1);
+    assert_int_equal(r.counts[0].hits, 2);
+    assert_int_equal(r.counts[0].false_alarms, 0);
+    assert_int_equal(trials[0].smooth_ms, 50);
+    assert_int_equal(trials[0].hits, 0);
+    assert_int_equal(trials[2].smooth_ms, 200);
+    assert_int_equal(trials[2].hits, 0);
+    const int equals[] = {400, 300};
+    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, equals, 2, &r, NULL), 0);
+    assert_int_equal(r.smooth_ms, 400);
+    assert_int_equal(r.counts[0].hits, 2);
+    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, equals, 0, &r, NULL), -1);
     es_cal_stream_free(&s);
 }
 
@@ -324,11 +357,18 @@ static void test_apply_stores_thresholds_by_output(void **state) {
     assert_int_equal(s.keyword_count, 2);
     assert_string_equal(s.labels[0], "yes");
     assert_string_equal(s.labels[1], "no");
-    const float thresholds[] = {0.3f, 0.6f};
-    assert_int_equal(es_cal_apply(m, &s, thresholds), 0);
+    es_cal_result r = {.thresholds = {0.3f, 0.6f}};
+    assert_int_equal(es_cal_apply(m, &s, &r), 0);
     const float *stored = es_model_thresholds(m);
     assert_non_null(stored);
     assert_true(stored[0] == 0.3f && stored[1] == 0.0f && stored[2] == 0.6f);
+    assert_null(es_model_smoothing(m)); /* calibrated with the detector's default */
+    /* Calibrated with another smoothing, every keyword carries it. */
+    r.smooth_ms = 200;
+    assert_int_equal(es_cal_apply(m, &s, &r), 0);
+    const int *smoothing = es_model_smoothing(m);
+    assert_non_null(smoothing);
+    assert_true(smoothing[0] == 200 && smoothing[1] == 0 && smoothing[2] == 200);
     es_model_destroy(m);
 }
 
@@ -518,6 +558,20 @@ static void test_command_calibrates_a_tiny_manifest(void **state) {
             p3_left = positives;
     }
     assert_int_equal(p3_left, 3);
+    /* --smoothing: one of those tried is kept and stored, and said. */
+    assert_int_equal(
+        run("model.esm -m manifest.tsv -o smooth.esm --smoothing 50,300", "smooth.txt"), 0);
+    const char *said = strstr(slurp("smooth.txt.err"), "smoothing ");
+    assert_non_null(said);
+    int chosen = 0;
+    assert_int_equal(sscanf(said, "smoothing %d ms", &chosen), 1);
+    assert_true(chosen == 50 || chosen == 300);
+    snprintf(path, sizeof path, "%s/smooth.esm", folder);
+    assert_int_equal(es_model_load_file(path, &m, &err), ES_RNN_OK);
+    const int *smoothing = es_model_smoothing(m);
+    assert_non_null(smoothing);
+    assert_true(smoothing[0] == 0 && smoothing[1] == chosen && smoothing[3] == chosen);
+    es_model_destroy(m);
 }
 
 static void expect_status(const char *args, int status, const char *message) {
@@ -542,6 +596,11 @@ static void test_command_refuses_bad_input(void **state) {
     expect_status("model.esm -m manifest.tsv -o x.esm --bogus", 2, "unknown option '--bogus'");
     expect_status("a.esm b.esm -m manifest.tsv -o x.esm", 2, "expected one MODEL");
     expect_status("model.esm -m manifest.tsv -o x.esm --exclude-voice ''", 2, "--exclude-voice");
+    expect_status("model.esm -m manifest.tsv -o x.esm --smoothing 5", 2, "--smoothing");
+    expect_status("model.esm -m manifest.tsv -o x.esm --smoothing 50,x", 2, "--smoothing");
+    expect_status("model.esm -m manifest.tsv -o x.esm --smoothing ,", 2, "--smoothing");
+    expect_status("model.esm -m manifest.tsv -o x.esm --smoothing 10,20,30,40,50,60,70,80,90", 2,
+                  "at most 8");
     /* Runtime failures: exit 1, naming the file. */
     expect_status("missing.esm -m manifest.tsv -o x.esm", 1, "missing.esm");
     expect_status("manifest.tsv -m manifest.tsv -o x.esm", 1, "manifest.tsv");
@@ -569,6 +628,7 @@ int main(void) {
         cmocka_unit_test(test_thresholds_keep_the_total_within_budget),
         cmocka_unit_test(test_one_keyword_gets_the_lowest_threshold_within_budget),
         cmocka_unit_test(test_budget_out_of_reach_keeps_the_top_of_the_grid),
+        cmocka_unit_test(test_smoothing_is_chosen_for_the_most_hits),
         cmocka_unit_test(test_apply_stores_thresholds_by_output),
         cmocka_unit_test(test_command_calibrates_a_tiny_manifest),
         cmocka_unit_test(test_command_refuses_bad_input),

@@ -782,6 +782,31 @@ static void test_kws_smoothing(void **state) {
     assert_keyword(&r.events[0], "left", 0.21);
 }
 
+/* A keyword's own smoothing (a model calibrated with it) replaces the
+ * config's for that keyword alone; with no threshold of its own, the default
+ * threshold applies. */
+static void test_kws_per_keyword_smoothing(void **state) {
+    (void)state;
+    float post[100 * 3] = {0};
+    set_kw(post, 1, 20, 22, 1.0f); /* two frames: fires unsmoothed */
+    set_kw(post, 2, 50, 52, 1.0f); /* the same spike */
+    recorded r;
+    es_kws_config c = plain_kws_config();
+    c.refractory_ms = 0;
+    c.threshold_count = 1;
+    strcpy(c.thresholds[0].keyword, "right");
+    c.thresholds[0].smooth_ms = 50; /* a 5-frame mean peaks at 0.4: no event */
+    run_kws(&c, post, NULL, 100, &r);
+    assert_int_equal(r.count, 1);
+    assert_keyword(&r.events[0], "left", 0.21);
+
+    c.thresholds[0].threshold = 0.35f; /* its own threshold with its own smoothing */
+    run_kws(&c, post, NULL, 100, &r);
+    assert_int_equal(r.count, 2);
+    assert_keyword(&r.events[1], "right", 0.52);
+    assert_float_equal(r.events[1].score, 0.4f, 1e-6);
+}
+
 static void test_kws_refractory_suppresses_second(void **state) {
     (void)state;
     float post[400 * 3] = {0};
@@ -903,6 +928,13 @@ static void test_kws_config_check(void **state) {
     assert_null(es_kws_config_check(&bad));
     bad.thresholds[0].threshold = 1.5f;
     assert_non_null(es_kws_config_check(&bad));
+    bad.thresholds[0].threshold = 0.0f; /* the default threshold: only beside a smoothing */
+    assert_non_null(es_kws_config_check(&bad));
+    bad.thresholds[0].smooth_ms = 300;
+    assert_null(es_kws_config_check(&bad));
+    bad.thresholds[0].smooth_ms = ES_KWS_MAX_SMOOTH_MS + 1;
+    assert_non_null(es_kws_config_check(&bad));
+    bad.thresholds[0].smooth_ms = 0;
     bad.thresholds[0].threshold = 0.5f;
     bad.threshold_count = 2;
     strcpy(bad.thresholds[1].keyword, "left");
@@ -990,6 +1022,7 @@ int main(void) {
         cmocka_unit_test(test_kws_fires_once_per_crossing),
         cmocka_unit_test(test_kws_bounds_from_rise_and_speech_and_score_at_peak),
         cmocka_unit_test(test_kws_smoothing),
+        cmocka_unit_test(test_kws_per_keyword_smoothing),
         cmocka_unit_test(test_kws_refractory_suppresses_second),
         cmocka_unit_test(test_kws_vad_gate),
         cmocka_unit_test(test_kws_per_keyword_threshold),

@@ -455,6 +455,130 @@ static void test_keyword_columns_skip_filler(void **state) {
     es_pipeline_destroy(p);
 }
 
+/* ---- a model's detection settings ---------------------------------------------------- */
+
+typedef struct keyword_run {
+    float *posteriors; /* frames x ES_KWS_MAX_KEYWORDS, the first `columns` used */
+    int frames, capacity, columns;
+    const char *counted; /* the keyword whose events are counted */
+    int events;
+} keyword_run;
+
+static void log_posteriors(const es_frame_posteriors *frame, void *user) {
+    keyword_run *r = user;
+    if (r->frames == r->capacity) {
+        r->capacity = r->capacity ? 2 * r->capacity : 1024;
+        r->posteriors =
+            realloc(r->posteriors, sizeof(float) * (size_t)r->capacity * ES_KWS_MAX_KEYWORDS);
+        assert_non_null(r->posteriors);
+    }
+    r->columns = frame->keyword_count;
+    memcpy(r->posteriors + (size_t)r->frames * ES_KWS_MAX_KEYWORDS, frame->keywords,
+           sizeof(float) * (size_t)frame->keyword_count);
+    r->frames++;
+}
+
+static void count_keyword(const es_event *event, void *user) {
+    keyword_run *r = user;
+    r->events += event->type == ES_EVENT_KEYWORD && strcmp(event->keyword, r->counted) == 0;
+}
+
+/* The demo through `kws` alone, every keyword at `default_threshold` unless
+ * the model or `config_threshold` (for r->counted; 0: none) says otherwise. */
+static void run_keywords(const fixture *f, const es_model *kws, float default_threshold,
+                         float config_threshold, keyword_run *r) {
+    es_pipeline_config config;
+    configure(f, &f->mono_16k, ES_PIPELINE_OFFLINE, &config);
+    config.kws_models[0] = kws;
+    config.kws.default_threshold = default_threshold;
+    if (config_threshold > 0.0f) {
+        config.kws.threshold_count = 1;
+        snprintf(config.kws.thresholds[0].keyword, sizeof config.kws.thresholds[0].keyword, "%s",
+                 r->counted);
+        config.kws.thresholds[0].threshold = config_threshold;
+    }
+    config.on_frame = log_posteriors;
+    config.frame_user = r;
+    config.on_event = count_keyword;
+    config.event_user = r;
+    r->frames = 0;
+    r->events = 0;
+    es_pipeline *p = NULL;
+    es_pipeline_error err;
+    assert_int_equal(es_pipeline_create(&config, &p, &err), ES_PIPELINE_OK);
+    assert_int_equal(es_pipeline_push(p, f->mono_16k.samples, f->mono_16k.frames), ES_PIPELINE_OK);
+    assert_int_equal(es_pipeline_finish(p), ES_PIPELINE_OK);
+    es_pipeline_destroy(p);
+}
+
+/* The highest mean of column k over `n` frames, as the detector takes it. */
+static float peak_mean(const keyword_run *r, int k, int n) {
+    float peak = 0.0f;
+    for (int t = 0; t < r->frames; t++) {
+        const int from = t - n + 1 > 0 ? t - n + 1 : 0;
+        float sum = 0.0f;
+        for (int i = from; i <= t; i++)
+            sum += r->posteriors[(size_t)i * ES_KWS_MAX_KEYWORDS + (size_t)k];
+        if (sum / (float)(t - from + 1) > peak) peak = sum / (float)(t - from + 1);
+    }
+    return peak;
+}
+
+/* A model that carries a smoothing (train-keyword's calibration) is read
+ * through it: a threshold between the keyword's peak under the default 50 ms
+ * mean and under a 1 s mean fires with the former and not with the latter,
+ * also when the threshold comes from the config rather than the model. */
+static void test_model_smoothing_is_applied(void **state) {
+    const fixture *f = *state;
+    es_model *kws = NULL;
+    es_pipeline_error err;
+    assert_int_equal(es_pipeline_load_model(NULL, "kws", NULL, &kws, &err), ES_PIPELINE_OK);
+    assert_int_equal(es_model_set_thresholds(kws, NULL), ES_RNN_OK);
+    keyword_run r = {0};
+    r.counted = "";
+    run_keywords(f, kws, 1.0f, 0.0f, &r);
+    /* The keyword whose short and long means differ most. */
+    int best = -1;
+    float short_peak = 0.0f, long_peak = 0.0f;
+    for (int k = 0; k < r.columns; k++) {
+        const float s5 = peak_mean(&r, k, 5), s100 = peak_mean(&r, k, 100);
+        if (best < 0 || s5 - s100 > short_peak - long_peak) {
+            best = k;
+            short_peak = s5;
+            long_peak = s100;
+        }
+    }
+    assert_true(best >= 0 && short_peak - long_peak > 0.1f);
+    const float threshold = (short_peak + long_peak) / 2;
+    /* Keyword columns are the model's keyword outputs in order. */
+    int output = -1;
+    for (int o = 0, column = 0; o < es_model_output_size(kws) && output < 0; o++)
+        if (es_kws_label_is_keyword(es_model_label(kws, o)) && column++ == best) output = o;
+    assert_true(output >= 0);
+    r.counted = es_model_label(kws, output);
+
+    float thresholds[ES_MAX_OUTPUTS] = {0};
+    int smoothing[ES_MAX_OUTPUTS] = {0};
+    thresholds[output] = threshold;
+    assert_int_equal(es_model_set_thresholds(kws, thresholds), ES_RNN_OK);
+    run_keywords(f, kws, 1.0f, 0.0f, &r);
+    assert_true(r.events > 0);
+    smoothing[output] = 1000;
+    assert_int_equal(es_model_set_smoothing(kws, smoothing), ES_RNN_OK);
+    run_keywords(f, kws, 1.0f, 0.0f, &r);
+    assert_int_equal(r.events, 0);
+    /* The config's threshold for it, the model's smoothing. */
+    memset(thresholds, 0, sizeof thresholds);
+    assert_int_equal(es_model_set_thresholds(kws, thresholds), ES_RNN_OK);
+    run_keywords(f, kws, 1.0f, threshold, &r);
+    assert_int_equal(r.events, 0);
+    assert_int_equal(es_model_set_smoothing(kws, NULL), ES_RNN_OK);
+    run_keywords(f, kws, 1.0f, threshold, &r);
+    assert_true(r.events > 0);
+    free(r.posteriors);
+    es_model_destroy(kws);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunking_16k_mono),
@@ -465,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_load_model_errors),
         cmocka_unit_test(test_keyword_columns_skip_filler),
+        cmocka_unit_test(test_model_smoothing_is_applied),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

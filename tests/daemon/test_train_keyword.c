@@ -95,6 +95,12 @@ static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
     const float *thresholds = es_model_thresholds(m);
     assert_non_null(thresholds);
     assert_true(thresholds[1] > 0.0f && thresholds[1] <= 1.0f);
+    /* ... and the smoothing it was calibrated with, one of those tried. */
+    const int *smoothing = es_model_smoothing(m);
+    assert_non_null(smoothing);
+    assert_int_equal(smoothing[0], 0);
+    assert_true(smoothing[1] >= 50 && smoothing[1] <= 300);
+    const int smoothing_ms = smoothing[1];
     es_model_destroy(m);
 
     FILE *card = fopen(card_path, "r");
@@ -105,6 +111,9 @@ static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
     fclose(card);
     assert_non_null(strstr(text, "# Keyword model: \"" PHRASE "\""));
     assert_non_null(strstr(text, "false alarms / hour"));
+    char chosen[64];
+    snprintf(chosen, sizeof chosen, "| %d ms (chosen) |", smoothing_ms);
+    assert_non_null(strstr(text, chosen));
     /* The test voices' confusables are judged apart: "accepted/said (share %)". */
     const char *test_row = strstr(text, "| test (voices never used) |");
     assert_non_null(test_row);

@@ -216,7 +216,7 @@ static void test_out_of_range_fields_are_rejected(void **state) {
     assert_non_null(m);
     file_image image = save_to_image(m);
     size_t conv = HEADER_BYTES, gru = HEADER_BYTES + LAYER_RECORD_BYTES;
-    expect_patch_rejected(&image, 4, 3, "version");
+    expect_patch_rejected(&image, 4, 4, "version");
     expect_patch_rejected(&image, 4, 0, "version");
     expect_patch_rejected(&image, 32, 0, "input size");
     expect_patch_rejected(&image, 32, 100000, "input size");
@@ -453,6 +453,50 @@ static void test_thresholds_travel_with_the_model(void **state) {
     es_model_destroy(m);
 }
 
+/* Smoothing makes a version-3 file, which carries thresholds too (zeros
+ * when the model has none); each value is range-checked; a version-2 header
+ * over a version-3 body is refused. */
+static void test_smoothing_travels_with_the_model(void **state) {
+    (void)state;
+    es_model *m = make_tiny();
+    file_image plain = save_to_image(m);
+    assert_null(es_model_smoothing(m));
+    const int bad[] = {0, ES_MODEL_MAX_SMOOTH_MS + 1}, negative[] = {-1, 0}, good[] = {0, 300};
+    assert_int_equal(es_model_set_smoothing(m, bad), ES_RNN_ERR_ARG);
+    assert_int_equal(es_model_set_smoothing(m, negative), ES_RNN_ERR_ARG);
+    assert_null(es_model_smoothing(m));
+    assert_int_equal(es_model_set_smoothing(m, good), ES_RNN_OK);
+    file_image image = save_to_image(m);
+    assert_int_equal(image.bytes[4], 3);
+    assert_int_equal(image.size, plain.size + 2 * 4 + 2 * 4);
+
+    es_model *loaded = NULL;
+    es_rnn_error err = {0};
+    assert_int_equal(es_model_load_memory(image.bytes, image.size, &loaded, &err), ES_RNN_OK);
+    assert_same_model(m, loaded);
+    const int *smooth_ms = es_model_smoothing(loaded);
+    assert_non_null(smooth_ms);
+    assert_true(smooth_ms[0] == 0 && smooth_ms[1] == 300);
+    const float *thresholds = es_model_thresholds(loaded);
+    assert_non_null(thresholds);
+    assert_true(thresholds[0] == 0.0f && thresholds[1] == 0.0f);
+    es_model_destroy(loaded);
+
+    /* The smoothing follows the two thresholds. */
+    size_t at = HEADER_BYTES + 2 * LAYER_RECORD_BYTES + sizeof "filler" + sizeof "yes" + 2 * 4;
+    expect_patch_rejected(&image, at + 4, ES_MODEL_MAX_SMOOTH_MS + 1, "smoothing of output 1");
+    expect_patch_rejected(&image, 4, 2, NULL);
+    expect_patch_rejected(&image, 4, 4, "format version 4");
+    for (size_t size = 0; size < image.size; size++)
+        expect_rejected(image.bytes, size, ES_RNN_ERR_FORMAT, NULL);
+
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_DENSE, 2, ES_ACT_SOFTMAX, 0), ES_RNN_OK);
+    assert_null(es_model_smoothing(m));
+    free(plain.bytes);
+    free(image.bytes);
+    es_model_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_save_load_roundtrip),
@@ -465,6 +509,7 @@ int main(void) {
         cmocka_unit_test(test_io_errors_name_the_file),
         cmocka_unit_test(test_random_mutations_never_crash),
         cmocka_unit_test(test_thresholds_travel_with_the_model),
+        cmocka_unit_test(test_smoothing_travels_with_the_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
