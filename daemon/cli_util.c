@@ -73,7 +73,8 @@ const char es_cli_detector_help[] =
     "Keywords:\n"
     "  --kw-threshold P         fire when the smoothed posterior reaches P (0.5)\n"
     "  --kw-threshold-for WORD=P  threshold for one keyword (repeatable)\n"
-    "  --kw-smooth-ms MS        posterior smoothing window (50)\n"
+    "  --kw-smooth-ms MS        posterior smoothing window (50; a model calibrated with\n"
+    "                           another, as train-keyword's are, keeps its own)\n"
     "  --refractory-ms MS       quiet time after a keyword fires (1000)\n"
     "  --vad-gate               keywords only inside speech segments\n";
 

@@ -56,7 +56,7 @@ static const key_spec KEYS[] = {
     {"vad", "speech_pad_ms", VALUE_INT, FIELD(vad.pad_ms), 0, 10000},
     {"vad", "speech_start_events", VALUE_BOOL, FIELD(vad.speech_start_events), 0, 0},
     {"keywords", "threshold", VALUE_PROBABILITY, FIELD(kws.default_threshold), 0, 0},
-    {"keywords", "smooth_ms", VALUE_INT, FIELD(kws.smooth_ms), 0, 10000},
+    {"keywords", "smooth_ms", VALUE_INT, FIELD(kws.smooth_ms), 0, ES_KWS_MAX_SMOOTH_MS},
     {"keywords", "refractory_ms", VALUE_INT, FIELD(kws.refractory_ms), 0, MAX_DURATION_MS},
     {"keywords", "vad_gate", VALUE_BOOL, FIELD(kws.vad_gate), 0, 0},
     {"events", "socket", VALUE_PATH, FIELD(events.socket_path), 0, 0},
