@@ -392,6 +392,7 @@ typedef struct keyword_track {
     int smooth_frames; /* its moving average's length */
     int window_pos;
     int window_filled;
+    double window_sum; /* of the window: a long mean costs no more per frame */
 } keyword_track;
 
 struct es_kws_detector {
@@ -436,6 +437,7 @@ static void reset_tracks(es_kws_detector *d) {
         memset(track->window, 0, sizeof *track->window * (size_t)track->smooth_frames);
         track->window_pos = 0;
         track->window_filled = 0;
+        track->window_sum = 0.0;
         track->armed = 1;
         track->rise_time = -1;
         track->pending = 0;
@@ -506,13 +508,12 @@ void es_kws_detector_destroy(es_kws_detector *d) {
 
 /* Takes the frame's posterior into the keyword's window; their mean. */
 static float smooth(keyword_track *track, float posterior) {
+    track->window_sum += (double)posterior - track->window[track->window_pos];
     track->window[track->window_pos] = posterior;
     track->window_pos = (track->window_pos + 1) % track->smooth_frames;
     if (track->window_filled < track->smooth_frames) track->window_filled++;
-    float sum = 0.0f;
-    for (int i = 0; i < track->smooth_frames; i++)
-        sum += track->window[i];
-    return sum / (float)track->window_filled;
+    const double mean = track->window_sum / track->window_filled;
+    return mean > 0.0 ? (float)mean : 0.0f; /* rounding must not leave a faint negative */
 }
 
 static int may_fire(const es_kws_detector *d, int64_t fire_time, int in_speech) {
