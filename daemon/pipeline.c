@@ -307,6 +307,8 @@ static int create_vad(es_pipeline *p, es_pipeline_error *err) {
 /* A model's calibrated thresholds and smoothing (rnn.h) become per-keyword
  * settings. A threshold the config already gives that keyword wins (flags and
  * config files); the smoothing it was calibrated with still applies. */
+_Static_assert(ES_MODEL_MAX_SMOOTH_MS <= ES_KWS_MAX_SMOOTH_MS,
+               "a smoothing a model file may carry must be one the detector takes");
 static void add_model_settings(const es_model *m, es_kws_config *kws) {
     const float *thresholds = es_model_thresholds(m);
     const int *smoothing = es_model_smoothing(m);

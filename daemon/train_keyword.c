@@ -1084,9 +1084,9 @@ static int evaluate_split(const es_model *model, const job_list *jobs, const dat
 /* The detector's moving average of the posterior, tried from the default up
  * (es_cal_calibrate_smoothing): a phrase of two or three words is said over
  * half a second or more, most keyword-like peaks of other speech are
- * briefer. Chosen on the valid split, the longest that found most, "hey nova",
- * "computer" and "open sesame" found 8, 4 and 6 more of their 160 test
- * positives than at 50 ms (2026-12-03, README). */
+ * briefer. Chosen on the valid split (the one that found most, of equals the
+ * shorter), "hey nova", "computer" and "open sesame" found 8, 4 and 6 more of
+ * their 160 test positives than at 50 ms (2026-12-03, README). */
 static const int smoothing_tried[] = {50, 100, 150, 200, 300};
 #define SMOOTHING_COUNT ((int)COUNT_OF(smoothing_tried))
 
@@ -1115,12 +1115,10 @@ typedef struct run_figures {
     int data_excluded;
     double train_minutes;
     double total_minutes;
-    float threshold;
-    int threshold_met;
-    int smooth_ms;
-    es_cal_result smoothing_trials[SMOOTHING_COUNT]; /* on the valid split */
+    es_cal_result calibrated;                        /* the threshold and smoothing kept */
+    es_cal_result smoothing_trials[SMOOTHING_COUNT]; /* every smoothing, on the valid split */
     es_cal_stream *valid, *test;
-    es_cal_counts valid_at, test_at;
+    es_cal_counts test_at;
 } run_figures;
 
 static void card_path(const char *model_path, char *out, size_t size) {
@@ -1162,8 +1160,9 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
     }
     const double test_recall =
         f->test_at.positives ? (double)f->test_at.hits / f->test_at.positives : NAN;
+    const es_cal_counts *valid_at = &f->calibrated.counts[0];
     const double valid_recall =
-        f->valid_at.positives ? (double)f->valid_at.hits / f->valid_at.positives : NAN;
+        valid_at->positives ? (double)valid_at->hits / valid_at->positives : NAN;
     char valid_accepted[64], test_accepted[64], valid_by_noise[96], test_by_noise[96];
     fprintf(file,
             "# Keyword model: \"%s\"\n\n"
@@ -1192,26 +1191,27 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             "event is a false alarm.\n\n",
             opt->phrase, opt->phrase, opt->output_path, opt->minutes, opt->seed, opt->hidden,
             opt->small ? " --small" : "", f->total_minutes, f->train_minutes, opt->phrase,
-            opt->phrase, f->voices[SPLIT_VALID], f->valid_at.positives, valid_recall,
-            recall_by_noise_text(&f->valid_at, valid_by_noise, sizeof valid_by_noise),
-            f->valid_at.false_alarms, f->valid->negative_seconds / 3600,
-            es_cal_per_hour(f->valid_at.false_alarms, f->valid->negative_seconds),
-            accepted_text(&f->valid_at, valid_accepted, sizeof valid_accepted),
-            f->voices[SPLIT_TEST], f->test_at.positives, test_recall,
+            opt->phrase, f->voices[SPLIT_VALID], valid_at->positives, valid_recall,
+            recall_by_noise_text(valid_at, valid_by_noise, sizeof valid_by_noise),
+            valid_at->false_alarms, f->valid->negative_seconds / 3600,
+            es_cal_per_hour(valid_at->false_alarms, f->valid->negative_seconds),
+            accepted_text(valid_at, valid_accepted, sizeof valid_accepted), f->voices[SPLIT_TEST],
+            f->test_at.positives, test_recall,
             recall_by_noise_text(&f->test_at, test_by_noise, sizeof test_by_noise),
             f->test_at.false_alarms, f->test->negative_seconds / 3600,
             es_cal_per_hour(f->test_at.false_alarms, f->test->negative_seconds),
-            accepted_text(&f->test_at, test_accepted, sizeof test_accepted), (double)f->threshold,
-            f->smooth_ms, (double)opt->max_alarms_per_hour,
-            f->threshold_met ? "" : " (**not met**: even the highest threshold tried exceeds it)");
+            accepted_text(&f->test_at, test_accepted, sizeof test_accepted),
+            (double)f->calibrated.thresholds[0], f->calibrated.smooth_ms,
+            (double)opt->max_alarms_per_hour,
+            f->calibrated.met ? "" : " (**not met**: even the highest threshold tried exceeds it)");
     fprintf(file, "### Smoothing tried (calibration stream)\n\n"
                   "| smoothing | threshold | recall | false alarms / hour |\n"
                   "|---|---|---|---|\n");
     for (int i = 0; i < SMOOTHING_COUNT; i++) {
         const es_cal_result *t = &f->smoothing_trials[i];
         fprintf(file, "| %d ms%s | %.3f | %.3f | %.2f |\n", t->smooth_ms,
-                t->smooth_ms == f->smooth_ms ? " (chosen)" : "", (double)t->thresholds[0],
-                t->positives ? (double)t->hits / t->positives : NAN,
+                t->smooth_ms == f->calibrated.smooth_ms ? " (chosen)" : "",
+                (double)t->thresholds[0], t->positives ? (double)t->hits / t->positives : NAN,
                 es_cal_per_hour(t->false_alarms, f->valid->negative_seconds));
     }
     fprintf(file, "\n");
@@ -1260,7 +1260,7 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
                   "|---|---|---|---|\n");
     static const float others[] = {0.3f, 0.5f, 0.7f, 0.8f, 0.9f, 0.95f};
     for (size_t i = 0; i < COUNT_OF(others); i++) {
-        const es_cal_counts d = detect_at(f->test, others[i], f->smooth_ms);
+        const es_cal_counts d = detect_at(f->test, others[i], f->calibrated.smooth_ms);
         char accepted[64];
         fprintf(file, "| %.2f | %.3f | %.2f | %s |\n", (double)others[i],
                 d.positives ? (double)d.hits / d.positives : NAN,
@@ -1515,36 +1515,33 @@ int es_cmd_train_keyword(int argc, char **argv) {
     if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_VALID,
                        CALIBRATION_PASSES, (uint64_t)opt.seed + 11, &valid) != 0)
         goto done;
-    es_cal_result calibrated;
     if (es_cal_calibrate_smoothing(&valid, opt.max_alarms_per_hour, smoothing_tried,
-                                   SMOOTHING_COUNT, &calibrated, figures.smoothing_trials) != 0) {
+                                   SMOOTHING_COUNT, &figures.calibrated,
+                                   figures.smoothing_trials) != 0) {
         es_cli_error("train-keyword: calibration: out of memory");
         goto done;
     }
-    figures.threshold = calibrated.thresholds[0];
-    figures.smooth_ms = calibrated.smooth_ms;
-    figures.threshold_met = calibrated.met;
-    figures.valid_at = calibrated.counts[0];
+    const es_cal_counts *valid_at = &figures.calibrated.counts[0];
     note("threshold %.3f, smoothing %d ms: %d false alarms in %.2f h of keyword-free audio "
          "(%.2f/h), recall %d/%d, confusables accepted %d/%d",
-         (double)figures.threshold, figures.smooth_ms, figures.valid_at.false_alarms,
-         valid.negative_seconds / 3600,
-         es_cal_per_hour(figures.valid_at.false_alarms, valid.negative_seconds),
-         figures.valid_at.hits, figures.valid_at.positives, figures.valid_at.accepted,
-         figures.valid_at.near_misses);
-    if (!figures.threshold_met)
+         (double)figures.calibrated.thresholds[0], figures.calibrated.smooth_ms,
+         valid_at->false_alarms, valid.negative_seconds / 3600,
+         es_cal_per_hour(valid_at->false_alarms, valid.negative_seconds), valid_at->hits,
+         valid_at->positives, valid_at->accepted, valid_at->near_misses);
+    if (!figures.calibrated.met)
         note("warning: even threshold %.3f gives more than %.2f false alarms per hour",
-             (double)figures.threshold, (double)opt.max_alarms_per_hour);
+             (double)figures.calibrated.thresholds[0], (double)opt.max_alarms_per_hour);
 
     note("step 4/4: testing on voices never used in training or calibration (test split)");
     if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_TEST, 1,
                        (uint64_t)opt.seed + 23, &test) != 0)
         goto done;
-    figures.test_at = detect_at(&test, figures.threshold, figures.smooth_ms);
+    figures.test_at =
+        detect_at(&test, figures.calibrated.thresholds[0], figures.calibrated.smooth_ms);
     figures.valid = &valid;
     figures.test = &test;
 
-    if (es_cal_apply(model, &valid, &calibrated) != 0) {
+    if (es_cal_apply(model, &valid, &figures.calibrated) != 0) {
         es_cli_error("%s: cannot store the threshold in the model", opt.output_path);
         goto done;
     }
@@ -1564,10 +1561,11 @@ int es_cmd_train_keyword(int argc, char **argv) {
         opt.phrase, figures.total_minutes,
         figures.test_at.positives ? (double)figures.test_at.hits / figures.test_at.positives : NAN,
         es_cal_per_hour(figures.test_at.false_alarms, test.negative_seconds),
-        test.negative_seconds / 3600, (double)figures.threshold, figures.test_at.positives,
+        test.negative_seconds / 3600, (double)figures.calibrated.thresholds[0],
+        figures.test_at.positives,
         figures.test_at.near_misses ? (double)figures.test_at.accepted / figures.test_at.near_misses
                                     : NAN,
-        figures.test_at.near_misses, figures.smooth_ms);
+        figures.test_at.near_misses, figures.calibrated.smooth_ms);
     fflush(stdout);
     note("wrote %s and %s: test recall %d/%d (in noise %d/%d), %d false alarms in %.2f h, "
          "confusables accepted %d/%d, %.1f min in all",
