@@ -26,6 +26,7 @@
  *      and a model card, MODEL.md beside it.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
@@ -51,6 +52,7 @@
 #define MAX_TOKENS 128
 #define MAX_CONFUSABLES 256
 #define MAX_WORKERS 16
+#define MAX_MADE_VOICES 5000
 
 enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2, SPLIT_COUNT = 3 };
 static const char *const split_names[SPLIT_COUNT] = {"train", "valid", "test"};
@@ -67,6 +69,7 @@ typedef struct keyword_options {
     int seed;
     int threads;
     int hidden;
+    int made_voices; /* espeak-ng variants made at random, training only */
     int small;
 } keyword_options;
 
@@ -87,6 +90,9 @@ static const char usage_text[] =
     "                           noise the threshold allows (default 0.5); the confusables'\n"
     "                           share that fires is reported apart (model card)\n"
     "      --hidden H           units of each of the two GRU layers (default 64)\n"
+    "      --made-voices N      espeak-ng variants made at random (formants, pitch, echo,\n"
+    "                           synthesiser) that speak in training only (default 400;\n"
+    "                           0: espeak-ng's own variants alone)\n"
     "      --threads T          synthesiser processes and trainer threads (default 2)\n"
     "      --seed S             seed of every random choice (default 1)\n"
     "      --work DIR           keep the clips and manifest in DIR (default: a temporary\n"
@@ -160,6 +166,7 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
         OPT_DATA,
         OPT_MAX_ALARMS,
         OPT_HIDDEN,
+        OPT_MADE_VOICES,
         OPT_THREADS,
         OPT_SEED,
         OPT_WORK,
@@ -171,6 +178,7 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
         {"data", required_argument, NULL, OPT_DATA},
         {"max-false-alarms", required_argument, NULL, OPT_MAX_ALARMS},
         {"hidden", required_argument, NULL, OPT_HIDDEN},
+        {"made-voices", required_argument, NULL, OPT_MADE_VOICES},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"seed", required_argument, NULL, OPT_SEED},
         {"work", required_argument, NULL, OPT_WORK},
@@ -183,6 +191,7 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
                              .seed = 1,
                              .threads = 2,
                              .hidden = 64,
+                             .made_voices = -1, /* 400, or 2 with --small */
                              .data_dir = default_data_dir()};
     optind = 0;
     opterr = 0;
@@ -209,6 +218,9 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
         case OPT_HIDDEN:
             rc = es_cli_parse_int("--hidden", optarg, 4, 512, &opt->hidden);
             break;
+        case OPT_MADE_VOICES:
+            rc = es_cli_parse_int("--made-voices", optarg, 0, MAX_MADE_VOICES, &opt->made_voices);
+            break;
         case OPT_THREADS:
             rc = es_cli_parse_int("--threads", optarg, 1, MAX_WORKERS, &opt->threads);
             break;
@@ -229,6 +241,7 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
     const char *phrase = es_cli_one_operand("train-keyword", "PHRASE", argc, argv);
     if (!phrase) return -1;
     if (normalise_phrase(phrase, opt->phrase) != 0) return -1;
+    if (opt->made_voices < 0) opt->made_voices = opt->small ? 2 : 400;
     if (!opt->output_path) {
         es_cli_error("train-keyword: -o MODEL is required");
         return -1;
@@ -313,6 +326,7 @@ typedef struct voice {
     engine engine;
     char name[96]; /* espeak "en-us+m3", flite "slt" */
     int split;
+    int made; /* a variant of made_variants(): espeak-ng reads it from the work folder */
 } voice;
 
 typedef struct voice_list {
@@ -329,9 +343,8 @@ static int voice_add(voice_list *list, engine e, const char *name, int split) {
         list->capacity = capacity;
     }
     voice *v = &list->items[list->count++];
-    v->engine = e;
+    *v = (voice){.engine = e, .split = split};
     snprintf(v->name, sizeof v->name, "%s", name);
-    v->split = split;
     return 0;
 }
 
@@ -366,9 +379,117 @@ static void free_list(char **items, int count) {
     free(items);
 }
 
+/* Where espeak-ng keeps its data: "... Data at: /usr/lib/.../espeak-ng-data". */
+static char *espeak_data_dir(void) {
+    char *line = command_line_output("espeak-ng --version");
+    const char *at = line ? strstr(line, "Data at: ") : NULL;
+    char *dir = at ? strdup(at + strlen("Data at: ")) : NULL;
+    free(line);
+    return dir;
+}
+
+/* Links every entry of folder `from` into `to` but the one named `except`. */
+static int link_entries(const char *from, const char *to, const char *except) {
+    DIR *dir = opendir(from);
+    if (!dir) return -1;
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(dir));) {
+        if (e->d_name[0] == '.' || (except && strcmp(e->d_name, except) == 0)) continue;
+        char source[4096 + 256], link_path[4096 + 256];
+        snprintf(source, sizeof source, "%s/%s", from, e->d_name);
+        snprintf(link_path, sizeof link_path, "%s/%s", to, e->d_name);
+        rc = symlink(source, link_path) == 0 || errno == EEXIST ? 0 : -1;
+    }
+    closedir(dir);
+    return rc;
+}
+
+/* One espeak-ng voice variant drawn at random (espeak-ng's voices.md names the
+ * attributes): a vocal tract longer or shorter than the default (all formants
+ * scaled together) with each formant's frequency, strength and width jittered,
+ * a pitch from deep to child-like over a range from monotone to lively, and at
+ * times the Klatt synthesiser, an echo, breathiness or a tilted spectrum.
+ * espeak-ng's ~100 own variants are few timbres for a model to learn a phrase
+ * from; its held-out ones (robot voices among them) sound like none of them. */
+static void write_made_variant(FILE *f, const char *name, es_rng *rng) {
+    const double pitch_hz = 60.0 * exp(es_rng_uniform(rng, 0.0, log(240.0 / 60.0)));
+    const double swing =
+        es_rng_below(rng, 4) == 0 ? es_rng_uniform(rng, 0.0, 0.15) : es_rng_uniform(rng, 0.25, 0.8);
+    fprintf(f, "language variant\nname %s\ngender %s\npitch %d %d\n", name,
+            pitch_hz > 140 ? "female" : "male", (int)pitch_hz, (int)(pitch_hz * (1.0 + swing)));
+    const double tract = es_rng_uniform(rng, 0.88, 1.15);
+    for (int k = 0; k <= 8; k++) {
+        const int frequency = (int)(100 * tract * es_rng_uniform(rng, 0.95, 1.05));
+        const int strength =
+            (int)(k <= 5 ? es_rng_uniform(rng, 60, 150) : es_rng_uniform(rng, 0, 120));
+        fprintf(f, "formant %d %d %d %d\n", k, frequency, strength,
+                (int)es_rng_uniform(rng, 50, 160));
+    }
+    fprintf(f, "flutter %d\nroughness %d\nvoicing %d\nconsonants %d %d\n", es_rng_below(rng, 31),
+            es_rng_below(rng, 31), 60 + es_rng_below(rng, 101), 60 + es_rng_below(rng, 71),
+            60 + es_rng_below(rng, 71));
+    if (es_rng_below(rng, 3) == 0) fprintf(f, "klatt %d\n", 1 + es_rng_below(rng, 6));
+    if (es_rng_below(rng, 3) == 0)
+        fprintf(f, "echo %d %d\n", 10 + es_rng_below(rng, 151), 5 + es_rng_below(rng, 36));
+    if (es_rng_below(rng, 7) == 0) {
+        fputs("breath 0", f);
+        for (int k = 1; k <= 8; k++)
+            fprintf(f, " %d", es_rng_below(rng, 11));
+        fputc('\n', f);
+    }
+    if (es_rng_below(rng, 3) == 0)
+        fprintf(f, "tone %d %d %d %d %d %d\n", 300 + es_rng_below(rng, 501),
+                10 + es_rng_below(rng, 246), 1000 + es_rng_below(rng, 1001),
+                10 + es_rng_below(rng, 246), 2500 + es_rng_below(rng, 1501),
+                10 + es_rng_below(rng, 246));
+}
+
+/* A copy of espeak-ng's data folder, WORK/espeak/espeak-ng-data, of links to
+ * the original but for its variants folder, which holds links to espeak-ng's
+ * own variants and `count` made ones, "made0".."made<count-1>"; espeak-ng
+ * --path=WORK/espeak speaks them. */
+static int made_variants(const char *work, int count, es_rng *rng) {
+    char *system_data = espeak_data_dir();
+    if (!system_data) return -1;
+    /* Each path is the one before it and a short name. */
+    char data[4096 + 32], voices[sizeof data + 16], variants[sizeof voices + 16];
+    char system_voices[4096 + 32], system_variants[sizeof system_voices + 16];
+    snprintf(data, sizeof data, "%s/espeak", work);
+    mkdir(data, 0777);
+    strncat(data, "/espeak-ng-data", sizeof data - strlen(data) - 1);
+    snprintf(voices, sizeof voices, "%s/voices", data);
+    snprintf(variants, sizeof variants, "%s/!v", voices);
+    snprintf(system_voices, sizeof system_voices, "%s/voices", system_data);
+    snprintf(system_variants, sizeof system_variants, "%s/!v", system_voices);
+    int rc = (mkdir(data, 0777) == 0 || errno == EEXIST) &&
+                     (mkdir(voices, 0777) == 0 || errno == EEXIST) &&
+                     (mkdir(variants, 0777) == 0 || errno == EEXIST)
+                 ? 0
+                 : -1;
+    if (rc == 0) rc = link_entries(system_data, data, "voices");
+    if (rc == 0) rc = link_entries(system_voices, voices, "!v");
+    if (rc == 0) rc = link_entries(system_variants, variants, NULL);
+    for (int i = 0; i < count && rc == 0; i++) {
+        char path[4096 + 96], name[32];
+        snprintf(name, sizeof name, "made%d", i);
+        snprintf(path, sizeof path, "%s/%s", variants, name);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            rc = -1;
+            break;
+        }
+        write_made_variant(f, name, rng);
+        rc = fclose(f) == 0 ? 0 : -1;
+    }
+    free(system_data);
+    return rc;
+}
+
 /* Every espeak-ng English accent of its own (gmw/) data with every variant,
- * and flite's allowed voices; --small keeps a few of each split. */
-static int list_voices(const keyword_options *opt, int have_flite, voice_list *voices) {
+ * the made variants (made_variants()) and flite's allowed voices; --small keeps
+ * a few of each split. */
+static int list_voices(const keyword_options *opt, int have_flite, es_rng *rng,
+                       voice_list *voices) {
     int accent_count = 0, variant_count = 0;
     char **accents = read_list("espeak-ng --voices=en | awk '$5 ~ /^gmw\\// { print $2 }' | "
                                "sort -u",
@@ -388,6 +509,14 @@ static int list_voices(const keyword_options *opt, int have_flite, voice_list *v
             snprintf(name, sizeof name, "%s+%s", accents[a], variants[v]);
             rc = voice_add(voices, ENGINE_ESPEAK, name, split);
         }
+    }
+    /* Each made variant speaks with one accent; training only, so that recall is
+     * still measured on espeak-ng's own held-out variants. */
+    for (int i = 0; i < opt->made_voices && accent_count > 0 && rc == 0; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s+made%d", accents[es_rng_below(rng, accent_count)], i);
+        rc = voice_add(voices, ENGINE_ESPEAK, name, SPLIT_TRAIN);
+        if (rc == 0) voices->items[voices->count - 1].made = 1;
     }
     static const char *const flite_voices[] = {"kal", "kal16", "slt"};
     for (int i = 0; have_flite && i < (opt->small ? 1 : 3) && rc == 0; i++)
@@ -680,7 +809,15 @@ static void job_command(const render_job *j, const char *work, char *cmd, size_t
         return;
     }
     if (j->voice->engine == ENGINE_ESPEAK) {
-        snprintf(cmd, size, "espeak-ng -v %s -s %d -p %d -w ", j->voice->name, j->rate, j->pitch);
+        snprintf(cmd, size, "espeak-ng -v %s -s %d -p %d ", j->voice->name, j->rate, j->pitch);
+        if (j->voice->made) {
+            strncat(cmd, "--path=", size - strlen(cmd) - 1);
+            char espeak_root[4096 + 16];
+            snprintf(espeak_root, sizeof espeak_root, "%s/espeak", work);
+            append_quoted(cmd, size, espeak_root);
+            strncat(cmd, " ", size - strlen(cmd) - 1);
+        }
+        strncat(cmd, "-w ", size - strlen(cmd) - 1);
         append_quoted(cmd, size, raw);
         strncat(cmd, " -- ", size - strlen(cmd) - 1);
         append_quoted(cmd, size, j->text);
@@ -1107,6 +1244,7 @@ static es_cal_counts detect_at(const es_cal_stream *stream, float threshold, int
 typedef struct run_figures {
     const char *phonemes;
     int voices[SPLIT_COUNT];
+    int made_voices; /* of the train split's */
     int positives[SPLIT_COUNT];
     int confusable_clips[SPLIT_COUNT];
     int confusable_phrases;
@@ -1231,7 +1369,8 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             "\n## Data\n\n"
             "- Phonemes (espeak-ng `-x`): `%s`.\n"
             "- Voices: espeak-ng English accents x variants and flite's allowed voices, split by "
-            "variant as scripts/data.sh splits them: %d train, %d valid, %d test.\n"
+            "variant as scripts/data.sh splits them: %d train (%d of them variants made at "
+            "random: formants, pitch, echo, synthesiser), %d valid, %d test.\n"
             "- Positives (the phrase alone, random rate and pitch): %d train, %d valid, %d "
             "test.\n"
             "- Confusables (%d phrases from its words and phonemes: words alone and beside "
@@ -1247,9 +1386,9 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             "All figures are on synthetic voices. Recall on real human speech is not measured "
             "and is expected to be lower (MODEL-NOTES.md: about half of the synthetic figure "
             "for the 20 built-in keywords), and false alarms on real conversation higher.\n",
-            f->phonemes, f->voices[SPLIT_TRAIN], f->voices[SPLIT_VALID], f->voices[SPLIT_TEST],
-            f->positives[SPLIT_TRAIN], f->positives[SPLIT_VALID], f->positives[SPLIT_TEST],
-            f->confusable_phrases, f->confusable_clips[SPLIT_TRAIN],
+            f->phonemes, f->voices[SPLIT_TRAIN], f->made_voices, f->voices[SPLIT_VALID],
+            f->voices[SPLIT_TEST], f->positives[SPLIT_TRAIN], f->positives[SPLIT_VALID],
+            f->positives[SPLIT_TEST], f->confusable_phrases, f->confusable_clips[SPLIT_TRAIN],
             f->confusable_clips[SPLIT_VALID], f->confusable_clips[SPLIT_TEST],
             opt->data_dir ? "scripts/data.sh's sentences, other keywords, real speech and noise"
                           : "synthesised word sequences and generated noise (no data/ found)",
@@ -1299,7 +1438,9 @@ static int plan_jobs(const keyword_options *opt, const voice_list *voices, const
             if (!j) return -1;
             j->confusable = conf->kinds[which];
         }
-        if (!opt->data_dir) {
+        /* Made voices say no sentence of data/'s: one of common words each, lest
+         * their timbre alone come to mean the phrase. */
+        if (!opt->data_dir || v->made) {
             char sentence[256] = "";
             const int words = 5 + es_rng_below(rng, 5);
             for (int w = 0; w < words; w++) {
@@ -1453,8 +1594,13 @@ int es_cmd_train_keyword(int argc, char **argv) {
     run_figures figures = {.phonemes = trimmed};
 
     note("\"%s\" [%s]: budget %.1f min, work folder %s", opt.phrase, trimmed, opt.minutes, work);
-    if (list_voices(&opt, tool_exists("flite"), &voices) != 0 || voices.count == 0) {
+    if (list_voices(&opt, tool_exists("flite"), &rng, &voices) != 0 || voices.count == 0) {
         es_cli_error("train-keyword: espeak-ng lists no English voices");
+        goto done;
+    }
+    if (opt.made_voices > 0 && made_variants(work, opt.made_voices, &rng) != 0) {
+        es_cli_error("train-keyword: cannot make espeak-ng voice variants in %s/espeak: %s", work,
+                     strerror(errno));
         goto done;
     }
     make_confusables(opt.phrase, trimmed, &rng, &conf);
@@ -1463,8 +1609,10 @@ int es_cmd_train_keyword(int argc, char **argv) {
         es_cli_error("train-keyword: out of memory");
         goto done;
     }
-    for (int i = 0; i < voices.count; i++)
+    for (int i = 0; i < voices.count; i++) {
         figures.voices[voices.items[i].split]++;
+        figures.made_voices += voices.items[i].made;
+    }
     note("step 1/4: rendering %d clips with %d voices (%d train, %d valid, %d test), %d "
          "confusable phrases; %s",
          jobs.count, voices.count, figures.voices[0], figures.voices[1], figures.voices[2],

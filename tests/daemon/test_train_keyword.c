@@ -75,6 +75,8 @@ static void test_unusable_phrases_are_usage_errors(void **state) {
     assert_int_equal(es_cmd_train_keyword(2, no_output), 2);
     char *two_phrases[] = {"train-keyword", "hey", "nova", "-o", (char *)model, NULL};
     assert_int_equal(es_cmd_train_keyword(5, two_phrases), 2);
+    char *bad_made[] = {"train-keyword", PHRASE, "-o", (char *)model, "--made-voices", "-1", NULL};
+    assert_int_equal(es_cmd_train_keyword(6, bad_made), 2);
     assert_int_not_equal(access(model, F_OK), 0);
 }
 
@@ -111,6 +113,20 @@ static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
     fclose(card);
     assert_non_null(strstr(text, "# Keyword model: \"" PHRASE "\""));
     assert_non_null(strstr(text, "false alarms / hour"));
+    /* The small run's two made variants train beside espeak-ng's own, and every
+     * train voice said all of its positives (8 each in a small run). */
+    const char *voices_line = strstr(text, "- Voices: ");
+    assert_non_null(voices_line);
+    int train_voices = 0, made = 0, train_positives = 0;
+    assert_int_equal(sscanf(strchr(voices_line, ':') + 1,
+                            "%*[^:]: %d train (%d of them variants made at random", &train_voices,
+                            &made),
+                     2);
+    assert_int_equal(made, 2);
+    const char *positives_line = strstr(text, "- Positives ");
+    assert_non_null(positives_line);
+    assert_int_equal(sscanf(strstr(positives_line, "): ") + 3, "%d train", &train_positives), 1);
+    assert_int_equal(train_positives, 8 * train_voices);
     char chosen[64];
     snprintf(chosen, sizeof chosen, "| %d ms (chosen) |", smoothing_ms);
     assert_non_null(strstr(text, chosen));
