@@ -52,7 +52,7 @@
 #define MAX_TOKENS 128
 #define MAX_CONFUSABLES 256
 #define MAX_WORKERS 16
-#define MAX_MADE_VOICES 5000
+#define MAX_MADE_VOICES 300 /* made_variants() */
 
 enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2, SPLIT_COUNT = 3 };
 static const char *const split_names[SPLIT_COUNT] = {"train", "valid", "test"};
@@ -91,8 +91,8 @@ static const char usage_text[] =
     "                           share that fires is reported apart (model card)\n"
     "      --hidden H           units of each of the two GRU layers (default 64)\n"
     "      --made-voices N      espeak-ng variants made at random (formants, pitch, echo,\n"
-    "                           synthesiser) that speak in training only (default 400;\n"
-    "                           0: espeak-ng's own variants alone)\n"
+    "                           synthesiser) that speak in training only (0-300,\n"
+    "                           default 300; 0: espeak-ng's own variants alone)\n"
     "      --threads T          synthesiser processes and trainer threads (default 2)\n"
     "      --seed S             seed of every random choice (default 1)\n"
     "      --work DIR           keep the clips and manifest in DIR (default: a temporary\n"
@@ -191,7 +191,7 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
                              .seed = 1,
                              .threads = 2,
                              .hidden = 64,
-                             .made_voices = -1, /* 400, or 2 with --small */
+                             .made_voices = -1, /* MAX_MADE_VOICES, or 2 with --small */
                              .data_dir = default_data_dir()};
     optind = 0;
     opterr = 0;
@@ -241,7 +241,7 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
     const char *phrase = es_cli_one_operand("train-keyword", "PHRASE", argc, argv);
     if (!phrase) return -1;
     if (normalise_phrase(phrase, opt->phrase) != 0) return -1;
-    if (opt->made_voices < 0) opt->made_voices = opt->small ? 2 : 400;
+    if (opt->made_voices < 0) opt->made_voices = opt->small ? 2 : MAX_MADE_VOICES;
     if (!opt->output_path) {
         es_cli_error("train-keyword: -o MODEL is required");
         return -1;
@@ -388,13 +388,16 @@ static char *espeak_data_dir(void) {
     return dir;
 }
 
-/* Links every entry of folder `from` into `to` but the one named `except`. */
-static int link_entries(const char *from, const char *to, const char *except) {
+/* Links every entry of folder `from` into `to` but those named `except1` and `except2`. */
+static int link_entries(const char *from, const char *to, const char *except1,
+                        const char *except2) {
     DIR *dir = opendir(from);
     if (!dir) return -1;
     int rc = 0;
     for (struct dirent *e; rc == 0 && (e = readdir(dir));) {
-        if (e->d_name[0] == '.' || (except && strcmp(e->d_name, except) == 0)) continue;
+        if (e->d_name[0] == '.' || strcmp(e->d_name, except1) == 0 ||
+            strcmp(e->d_name, except2) == 0)
+            continue;
         char source[4096 + 256], link_path[4096 + 256];
         snprintf(source, sizeof source, "%s/%s", from, e->d_name);
         snprintf(link_path, sizeof link_path, "%s/%s", to, e->d_name);
@@ -444,33 +447,36 @@ static void write_made_variant(FILE *f, const char *name, es_rng *rng) {
                 10 + es_rng_below(rng, 246));
 }
 
-/* A copy of espeak-ng's data folder, WORK/espeak/espeak-ng-data, of links to
- * the original but for its variants folder, which holds links to espeak-ng's
- * own variants and `count` made ones, "made0".."made<count-1>"; espeak-ng
- * --path=WORK/espeak speaks them. */
+/* An espeak-ng data folder, WORK/espeak/espeak-ng-data, of links to the
+ * original's but for its voices: the English accents (lang/gmw) and, as the
+ * only variants, `count` made ones, "made0".."made<count-1>"; espeak-ng
+ * --path=WORK/espeak speaks them. espeak-ng lists at most 349 voices and,
+ * past that, silently speaks every variant as one: so no other language's
+ * voice or variant is listed here, and MAX_MADE_VOICES keeps within it. */
 static int made_variants(const char *work, int count, es_rng *rng) {
     char *system_data = espeak_data_dir();
     if (!system_data) return -1;
     /* Each path is the one before it and a short name. */
-    char data[4096 + 32], voices[sizeof data + 16], variants[sizeof voices + 16];
-    char system_voices[4096 + 32], system_variants[sizeof system_voices + 16];
+    char data[4096 + 32], lang[sizeof data + 16], variants[sizeof data + 16];
+    char system_english[4096 + 32], english[sizeof lang + 16];
     snprintf(data, sizeof data, "%s/espeak", work);
     mkdir(data, 0777);
     strncat(data, "/espeak-ng-data", sizeof data - strlen(data) - 1);
-    snprintf(voices, sizeof voices, "%s/voices", data);
-    snprintf(variants, sizeof variants, "%s/!v", voices);
-    snprintf(system_voices, sizeof system_voices, "%s/voices", system_data);
-    snprintf(system_variants, sizeof system_variants, "%s/!v", system_voices);
+    snprintf(lang, sizeof lang, "%s/lang", data);
+    snprintf(english, sizeof english, "%s/gmw", lang);
+    snprintf(system_english, sizeof system_english, "%s/lang/gmw", system_data);
+    snprintf(variants, sizeof variants, "%s/voices", data);
     int rc = (mkdir(data, 0777) == 0 || errno == EEXIST) &&
-                     (mkdir(voices, 0777) == 0 || errno == EEXIST) &&
+                     (mkdir(lang, 0777) == 0 || errno == EEXIST) &&
                      (mkdir(variants, 0777) == 0 || errno == EEXIST)
                  ? 0
                  : -1;
-    if (rc == 0) rc = link_entries(system_data, data, "voices");
-    if (rc == 0) rc = link_entries(system_voices, voices, "!v");
-    if (rc == 0) rc = link_entries(system_variants, variants, NULL);
+    strncat(variants, "/!v", sizeof variants - strlen(variants) - 1);
+    if (rc == 0 && mkdir(variants, 0777) != 0 && errno != EEXIST) rc = -1;
+    if (rc == 0) rc = link_entries(system_data, data, "voices", "lang");
+    if (rc == 0 && symlink(system_english, english) != 0 && errno != EEXIST) rc = -1;
     for (int i = 0; i < count && rc == 0; i++) {
-        char path[4096 + 96], name[32];
+        char path[sizeof variants + 32], name[32];
         snprintf(name, sizeof name, "made%d", i);
         snprintf(path, sizeof path, "%s/%s", variants, name);
         FILE *f = fopen(path, "w");
