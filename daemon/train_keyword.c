@@ -5,7 +5,8 @@
  *   1. voices: every espeak-ng English accent with every variant, and flite's
  *      kal, kal16 and slt; split train/valid/test by variant exactly as
  *      scripts/data.sh splits them (models/recipe/plan.pl), so held-out
- *      voices are never heard in training, here or in data/;
+ *      voices are never heard in training, here or in data/; and for
+ *      training only, up to 300 variants made at random (made_variants());
  *   2. render: each voice speaks the phrase (positives) and confusable
  *      phrases derived from its phonemes (`espeak-ng -q -x`): the phrase's
  *      words alone and beside other words, its first and last parts, and
@@ -76,10 +77,11 @@ typedef struct keyword_options {
 static const char usage_text[] =
     "Usage: earshot train-keyword \"PHRASE\" -o MODEL [options]\n"
     "Makes a keyword model for PHRASE from nothing but the phrase: synthesises it with\n"
-    "every espeak-ng English voice and variant and flite's kal, kal16 and slt, adds\n"
-    "confusable phrases made from its phonemes and keyword-free speech, trains, and\n"
-    "calibrates the detection threshold on held-out negative audio. Writes MODEL (with\n"
-    "its threshold) and a model card beside it (MODEL without extension + .md).\n"
+    "every espeak-ng English voice and variant, flite's kal, kal16 and slt, and voice\n"
+    "variants made at random for training; adds confusable phrases made from its\n"
+    "phonemes and keyword-free speech, trains, and calibrates the detection threshold\n"
+    "on held-out negative audio. Writes MODEL (with its threshold) and a model card\n"
+    "beside it (MODEL without extension + .md).\n"
     "\n"
     "  -o, --output PATH        where to write the model (required)\n"
     "      --minutes M          budget of the whole run (default 15)\n"
