@@ -7,7 +7,7 @@
 #
 #   scripts/train-models.sh [--only vad|kws] [--out DIR] [--manifest FILE] [--earshot BIN]
 #
-# Needs data/manifest.tsv (scripts/data.sh, ~25 min). Time on this 2-core machine:
+# Needs data/manifest.tsv (scripts/data.sh, 25-80 min). Time on this 2-core machine:
 # VAD 20 min (1 thread), KWS 40 min (2 threads) + calibration; each model's card
 # (models/*.md) records its last run. Logs go to OUT/train-*.log.
 set -euo pipefail
