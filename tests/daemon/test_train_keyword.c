@@ -45,8 +45,8 @@ static int teardown(void **state) {
 static int train_keyword(const char *phrase, const char *model, const char *work) {
     /* A few seconds of keyword-free audio cannot show 0.5 false alarms per
      * hour: the rate allowed here is one or two alarms, so the threshold
-     * stays usable. --small trains a fixed number of epochs: deterministic. */
-    /* Two made voices: the path they take through espeak-ng is tested below. */
+     * stays usable. --small trains a fixed number of epochs: deterministic.
+     * Two made voices: the path they take through espeak-ng is tested below. */
     char *argv[] = {"train-keyword",
                     (char *)phrase,
                     "-o",
