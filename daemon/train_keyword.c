@@ -398,7 +398,7 @@ static int link_entries(const char *from, const char *to, const char *except1,
         if (e->d_name[0] == '.' || strcmp(e->d_name, except1) == 0 ||
             strcmp(e->d_name, except2) == 0)
             continue;
-        char source[4096 + 256], link_path[4096 + 256];
+        char source[4096 + 512], link_path[4096 + 512];
         snprintf(source, sizeof source, "%s/%s", from, e->d_name);
         snprintf(link_path, sizeof link_path, "%s/%s", to, e->d_name);
         rc = symlink(source, link_path) == 0 || errno == EEXIST ? 0 : -1;
@@ -457,22 +457,19 @@ static int made_variants(const char *work, int count, es_rng *rng) {
     char *system_data = espeak_data_dir();
     if (!system_data) return -1;
     /* Each path is the one before it and a short name. */
-    char data[4096 + 32], lang[sizeof data + 16], variants[sizeof data + 16];
-    char system_english[4096 + 32], english[sizeof lang + 16];
-    snprintf(data, sizeof data, "%s/espeak", work);
-    mkdir(data, 0777);
-    strncat(data, "/espeak-ng-data", sizeof data - strlen(data) - 1);
+    char root[4096 + 16], data[sizeof root + 16], lang[sizeof data + 8], voices[sizeof data + 8];
+    char variants[sizeof voices + 8], english[sizeof lang + 8], system_english[4096 + 16];
+    snprintf(root, sizeof root, "%s/espeak", work);
+    snprintf(data, sizeof data, "%s/espeak-ng-data", root);
     snprintf(lang, sizeof lang, "%s/lang", data);
+    snprintf(voices, sizeof voices, "%s/voices", data);
+    snprintf(variants, sizeof variants, "%s/!v", voices);
     snprintf(english, sizeof english, "%s/gmw", lang);
     snprintf(system_english, sizeof system_english, "%s/lang/gmw", system_data);
-    snprintf(variants, sizeof variants, "%s/voices", data);
-    int rc = (mkdir(data, 0777) == 0 || errno == EEXIST) &&
-                     (mkdir(lang, 0777) == 0 || errno == EEXIST) &&
-                     (mkdir(variants, 0777) == 0 || errno == EEXIST)
-                 ? 0
-                 : -1;
-    strncat(variants, "/!v", sizeof variants - strlen(variants) - 1);
-    if (rc == 0 && mkdir(variants, 0777) != 0 && errno != EEXIST) rc = -1;
+    const char *const folders[] = {root, data, lang, voices, variants};
+    int rc = 0;
+    for (size_t i = 0; i < COUNT_OF(folders) && rc == 0; i++)
+        if (mkdir(folders[i], 0777) != 0 && errno != EEXIST) rc = -1;
     if (rc == 0) rc = link_entries(system_data, data, "voices", "lang");
     if (rc == 0 && symlink(system_english, english) != 0 && errno != EEXIST) rc = -1;
     for (int i = 0; i < count && rc == 0; i++) {
