@@ -11,7 +11,9 @@
 # (tools/eval/phrase-alarms.js). Models, cards and logs go to OUT (default data/keywords/).
 #
 #   scripts/keyword-eval.sh [--minutes M] [--data DIR] [--out DIR] [--earshot BIN] [PHRASE...]
+#                           [-- TRAIN-KEYWORD-OPTION...]
 #
+# Options after "--" go to every `earshot train-keyword` run (e.g. -- --made-voices 100 --seed 2).
 # One phrase after another (each uses both cores); 15 minutes each by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,13 +23,15 @@ data=data
 out=data/keywords
 earshot=${EARSHOT:-build/daemon/earshot}
 phrases=()
+train_options=()
 while [ $# -gt 0 ]; do
   case $1 in
   --minutes) minutes=$2 && shift 2 ;;
   --data) data=$2 && shift 2 ;;
   --out) out=$2 && shift 2 ;;
   --earshot) earshot=$2 && shift 2 ;;
-  -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+  --) shift && train_options=("$@") && break ;;
+  -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
   -*) echo "keyword-eval.sh: unknown option $1" >&2 && exit 2 ;;
   *) phrases+=("$1") && shift ;;
   esac
@@ -57,7 +61,7 @@ for phrase in "${phrases[@]}"; do
   data_arg=(--data none)
   [ -f "$data/manifest.tsv" ] && data_arg=(--data "$data")
   if line=$("$earshot" train-keyword "$phrase" -o "$out/$name.esm" --minutes "$minutes" \
-    "${data_arg[@]}" 2>"$out/$name.log" | grep '^phrase'); then
+    "${data_arg[@]}" ${train_options[@]+"${train_options[@]}"} 2>"$out/$name.log" | grep '^phrase'); then
     natural=$(natural_alarms "$out/$name.esm" "$phrase")
     rows+=("$(printf '%s\n' "$line" | awk -F'\t' -v natural="$natural" '{
       printf "| %s | %s | %.1f %% of %d clips | %s (%.2f h) | %.1f %% of %d | %s | %s, %s ms |",
