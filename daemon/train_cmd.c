@@ -83,6 +83,7 @@ typedef struct train_options {
     int augment_ramp_epochs;    /* augmentation grows to full over this many epochs; -1: default */
     int hard_negative_epochs;   /* KWS: epochs between hard-negative rounds; 0: none */
     float average_decay;        /* per-step decay of the running weight average; 0: off */
+    const char *init_path;      /* a model whose matching layers the new one starts from */
 } train_options;
 
 static const char usage_text[] =
@@ -122,6 +123,11 @@ static const char usage_text[] =
     "      --warmup-epochs N   KWS max-pool: first N epochs on per-frame targets (2)\n"
     "      --manifest-keywords-only  KWS outputs: filler and the manifest's keyword labels\n"
     "                          only, without the 20 standard keywords (custom keywords)\n"
+    "      --init MODEL        start from MODEL's weights: its layers from the first on,\n"
+    "                          as far as they match the task's architecture ('builtin':\n"
+    "                          the built-in model of the task; e.g. the keyword model's\n"
+    "                          GRUs under a new output layer); --hidden defaults to\n"
+    "                          its recurrent layer's units\n"
     "      --small             a tiny model and epoch, for smoke tests\n"
     "  -h, --help              this help\n"
     "\n"
@@ -151,7 +157,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_MIN_SNR,
         OPT_NEGATIVE_PEAK_WEIGHT,
         OPT_HARD_NEGATIVES,
-        OPT_WEIGHT_AVERAGE
+        OPT_WEIGHT_AVERAGE,
+        OPT_INIT
     };
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
@@ -176,6 +183,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"negative-peak-weight", required_argument, NULL, OPT_NEGATIVE_PEAK_WEIGHT},
         {"hard-negatives", required_argument, NULL, OPT_HARD_NEGATIVES},
         {"weight-average", required_argument, NULL, OPT_WEIGHT_AVERAGE},
+        {"init", required_argument, NULL, OPT_INIT},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -278,6 +286,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         case OPT_WEIGHT_AVERAGE:
             rc = es_cli_parse_float("--weight-average", optarg, 0.0, 0.99999, &opt->average_decay);
             break;
+        case OPT_INIT:
+            opt->init_path = optarg;
+            break;
         case OPT_AUGMENT_RAMP:
             rc = es_cli_parse_int("--augment-ramp", optarg, 0, 10000, &opt->augment_ramp_epochs);
             break;
@@ -294,7 +305,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         es_cli_error("train: -o MODEL is required");
         return -1;
     }
-    if (opt->hidden == 0) opt->hidden = opt->task == TASK_VAD ? 48 : 128;
+    /* With --init, the model to start from sets --hidden (es_cmd_train). */
+    if (opt->hidden == 0 && !opt->init_path) opt->hidden = opt->task == TASK_VAD ? 48 : 128;
     if (opt->clips_per_epoch == 0) opt->clips_per_epoch = 2000;
     if (opt->epochs == 0) opt->epochs = opt->minutes > 0 ? 100000 : 30;
     /* Keywords are learnt on clean audio first: under full augmentation from
@@ -1530,6 +1542,46 @@ static int build_model(const train_options *opt, const manifest *mf,
     return ES_RNN_OK;
 }
 
+/* --init: the model to start from, checked against the front end; and the
+ * recurrent layer's width for --hidden when none was given. */
+static es_model *load_init_model(train_options *opt, const es_frontend_config *frontend) {
+    es_pipeline_error err = {0};
+    es_model *init = NULL;
+    const char *role = opt->task == TASK_VAD ? "vad" : "kws";
+    if (es_pipeline_load_model(opt->init_path, role, frontend, &init, &err) != ES_PIPELINE_OK) {
+        es_cli_error("train: --init: %s", err.why);
+        return NULL;
+    }
+    const int recurrent_layer = opt->task == TASK_VAD ? 1 : 0;
+    if (opt->hidden == 0)
+        opt->hidden = es_model_layer_count(init) > recurrent_layer
+                          ? es_model_layer_units(init, recurrent_layer)
+                          : (opt->task == TASK_VAD ? 48 : 128);
+    return init;
+}
+
+/* Copies the matching layers of --init's model into the new one; none
+ * matching is an error, since the run would silently start from scratch. */
+static int start_from(const train_options *opt, es_model *m, const es_model *init) {
+    const int copied = es_model_copy_matching_layers(m, init);
+    if (copied < 0) {
+        es_cli_error("train: --init: %s", es_rnn_strerror(copied));
+        return -1;
+    }
+    if (copied == 0) {
+        es_cli_error("train: --init: %s: its first layer (%s %d) does not fit the %s model's "
+                     "(%s %d)",
+                     opt->init_path, es_layer_type_name(es_model_layer_type(init, 0)),
+                     es_model_layer_units(init, 0), opt->task == TASK_VAD ? "vad" : "kws",
+                     es_layer_type_name(es_model_layer_type(m, 0)), es_model_layer_units(m, 0));
+        return -1;
+    }
+    fprintf(stderr, "earshot: train: starting from %s: its first %d of %d layers%s\n",
+            opt->init_path, copied, es_model_layer_count(m),
+            copied == es_model_layer_count(m) ? " (all)" : ", the rest new");
+    return 0;
+}
+
 /* Per-band mean and standard deviation of the features of a few training
  * sequences (their own draw: the training draw stays what it was), folded
  * into the first layer so training starts on standardised inputs. */
@@ -1611,10 +1663,18 @@ int es_cmd_train(int argc, char **argv) {
     print_data_summary(&opt, &mf);
 
     trainer_data d = {.opt = &opt, .mf = &mf};
-    es_model *model = NULL;
+    es_model *model = NULL, *init = NULL;
     es_trainer *trainer = NULL;
     int status = ES_EXIT_FAILURE;
     es_frontend_config_default(&d.frontend_config);
+    /* The model before the data work: a wrong --init fails at once. */
+    if (opt.init_path && !(init = load_init_model(&opt, &d.frontend_config))) goto done;
+    int rc = build_model(&opt, &mf, &d.frontend_config, &model);
+    if (rc != ES_RNN_OK) {
+        es_cli_error("train: cannot build the model: %s", es_rnn_strerror(rc));
+        goto done;
+    }
+    if (init && start_from(&opt, model, init) != 0) goto done;
     es_augment_config_default(&d.augment_full);
     d.augment_full.snr_db_min = opt.min_snr_db;
     es_speech_label_config_default(&d.labels);
@@ -1643,12 +1703,8 @@ int es_cmd_train(int argc, char **argv) {
     fprintf(stderr, "earshot: train: %d validation sequences, %d training sequences per epoch\n",
             d.valid_count, opt.clips_per_epoch);
 
-    int rc = build_model(&opt, &mf, &d.frontend_config, &model);
-    if (rc != ES_RNN_OK) {
-        es_cli_error("train: cannot build the model: %s", es_rnn_strerror(rc));
-        goto done;
-    }
-    if (standardise_model_inputs(&d, model) != 0) goto done;
+    /* A copied first layer carries its own input standardisation. */
+    if (!init && standardise_model_inputs(&d, model) != 0) goto done;
     fprintf(stderr, "earshot: train: model of %zu parameters, %d outputs\n",
             es_model_param_count(model), es_model_output_size(model));
 
@@ -1741,6 +1797,7 @@ int es_cmd_train(int argc, char **argv) {
 done:
     es_trainer_destroy(trainer);
     es_model_destroy(model);
+    es_model_destroy(init);
     trainer_data_free(&d);
     manifest_free(&mf);
     return status;

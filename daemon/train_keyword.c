@@ -70,7 +70,8 @@ typedef struct keyword_options {
     int seed;
     int threads;
     int hidden;
-    int made_voices; /* espeak-ng variants made at random, training only */
+    int made_voices;       /* espeak-ng variants made at random, training only */
+    const char *init_path; /* a keyword model whose GRUs training starts from, or NULL */
     int small;
 } keyword_options;
 
@@ -91,6 +92,9 @@ static const char usage_text[] =
     "                           noise the threshold allows (default 0.5); the confusables'\n"
     "                           share that fires is reported apart (model card)\n"
     "      --hidden H           units of each of the two GRU layers (default 64)\n"
+    "      --init MODEL         start from MODEL's GRUs ('builtin': the built-in\n"
+    "                           20-keyword model's) under a new output layer; their\n"
+    "                           width replaces --hidden\n"
     "      --made-voices N      also train on N espeak-ng variants made at random (formants,\n"
     "                           pitch, echo, synthesiser; 0-300, default 0): recall on\n"
     "                           unseen voices rose 4-6 points, and so did false alarms\n"
@@ -169,6 +173,7 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
         OPT_MAX_ALARMS,
         OPT_HIDDEN,
         OPT_MADE_VOICES,
+        OPT_INIT,
         OPT_THREADS,
         OPT_SEED,
         OPT_WORK,
@@ -181,6 +186,7 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
         {"max-false-alarms", required_argument, NULL, OPT_MAX_ALARMS},
         {"hidden", required_argument, NULL, OPT_HIDDEN},
         {"made-voices", required_argument, NULL, OPT_MADE_VOICES},
+        {"init", required_argument, NULL, OPT_INIT},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"seed", required_argument, NULL, OPT_SEED},
         {"work", required_argument, NULL, OPT_WORK},
@@ -227,6 +233,9 @@ static int parse_options(int argc, char **argv, keyword_options *opt) {
             break;
         case OPT_SEED:
             rc = es_cli_parse_int("--seed", optarg, 0, 2147483647, &opt->seed);
+            break;
+        case OPT_INIT:
+            opt->init_path = optarg;
             break;
         case OPT_WORK:
             opt->work_dir = optarg;
@@ -1293,6 +1302,18 @@ static const char *recall_by_noise_text(const es_cal_counts *c, char *out, size_
     return out;
 }
 
+/* The options that shaped the model, as the card's command line shows them. */
+static const char *model_options_text(const keyword_options *opt, char *out, size_t size) {
+    if (opt->init_path)
+        snprintf(out, size, " --init %s", opt->init_path);
+    else
+        snprintf(out, size, " --hidden %d", opt->hidden);
+    if (opt->made_voices)
+        snprintf(out + strlen(out), size - strlen(out), " --made-voices %d", opt->made_voices);
+    if (opt->small) snprintf(out + strlen(out), size - strlen(out), " --small");
+    return out;
+}
+
 static int write_card(const keyword_options *opt, const run_figures *f, const char *path) {
     FILE *file = fopen(path, "w");
     if (!file) {
@@ -1305,9 +1326,10 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
     const double valid_recall =
         valid_at->positives ? (double)valid_at->hits / valid_at->positives : NAN;
     char valid_accepted[64], test_accepted[64], valid_by_noise[96], test_by_noise[96];
+    char model_options[4096 + 64];
     fprintf(file,
             "# Keyword model: \"%s\"\n\n"
-            "Made by `earshot train-keyword \"%s\" -o %s --minutes %g --seed %d --hidden %d%s` "
+            "Made by `earshot train-keyword \"%s\" -o %s --minutes %g --seed %d%s` "
             "in %.1f minutes (%.1f of them training). Outputs: `filler`, `%s`. The detection "
             "threshold and smoothing travel in the model file; `--kw-threshold-for \"%s=P\"` "
             "overrides the threshold.\n\n"
@@ -1330,10 +1352,10 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             "inside one; their time is not counted as keyword-free audio, as a stream of "
             "nothing but near misses is far denser in them than any conversation. Every other "
             "event is a false alarm.\n\n",
-            opt->phrase, opt->phrase, opt->output_path, opt->minutes, opt->seed, opt->hidden,
-            opt->small ? " --small" : "", f->total_minutes, f->train_minutes, opt->phrase,
-            opt->phrase, f->voices[SPLIT_VALID], valid_at->positives, valid_recall,
-            recall_by_noise_text(valid_at, valid_by_noise, sizeof valid_by_noise),
+            opt->phrase, opt->phrase, opt->output_path, opt->minutes, opt->seed,
+            model_options_text(opt, model_options, sizeof model_options), f->total_minutes,
+            f->train_minutes, opt->phrase, opt->phrase, f->voices[SPLIT_VALID], valid_at->positives,
+            valid_recall, recall_by_noise_text(valid_at, valid_by_noise, sizeof valid_by_noise),
             valid_at->false_alarms, f->valid->negative_seconds / 3600,
             es_cal_per_hour(valid_at->false_alarms, f->valid->negative_seconds),
             accepted_text(valid_at, valid_accepted, sizeof valid_accepted), f->voices[SPLIT_TEST],
@@ -1499,8 +1521,13 @@ static int train_model(const keyword_options *opt, const char *manifest, const c
     argv[argc++] = seed;
     argv[argc++] = "--threads";
     argv[argc++] = threads;
-    argv[argc++] = "--hidden";
-    argv[argc++] = opt->small ? "32" : hidden;
+    if (opt->init_path) {
+        argv[argc++] = "--init";
+        argv[argc++] = (char *)opt->init_path;
+    } else {
+        argv[argc++] = "--hidden";
+        argv[argc++] = opt->small ? "32" : hidden;
+    }
     argv[argc++] = "--clips";
     argv[argc++] = opt->small ? "128" : "1500";
     /* Per-frame targets at a high rate: on "hey nova" they beat the default
@@ -1539,6 +1566,23 @@ static int train_model(const keyword_options *opt, const char *manifest, const c
     return es_cmd_train(argc, argv);
 }
 
+/* --init before the synthesis, not after it: a model the front end can feed,
+ * whose first layer is the GRU the keyword model starts with. */
+static int check_init_model(const char *path) {
+    es_pipeline_error err = {0};
+    es_model *m = NULL;
+    if (es_pipeline_load_model(path, "kws", NULL, &m, &err) != ES_PIPELINE_OK) {
+        es_cli_error("train-keyword: --init: %s", err.why);
+        return -1;
+    }
+    const int fits = es_model_layer_type(m, 0) == ES_LAYER_GRU;
+    if (!fits)
+        es_cli_error("train-keyword: --init: %s: its first layer is a %s, not a GRU", path,
+                     es_layer_type_name(es_model_layer_type(m, 0)));
+    es_model_destroy(m);
+    return fits ? 0 : -1;
+}
+
 int es_cmd_train_keyword(int argc, char **argv) {
     keyword_options opt;
     const int parsed = parse_options(argc, argv, &opt);
@@ -1549,6 +1593,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
         es_cli_error("train-keyword: espeak-ng and sox are needed (apt install espeak-ng sox)");
         return ES_EXIT_FAILURE;
     }
+    if (opt.init_path && check_init_model(opt.init_path) != 0) return ES_EXIT_FAILURE;
     char command[256];
     snprintf(command, sizeof command, "espeak-ng -q -x -v en-us -- ");
     append_quoted(command, sizeof command, opt.phrase);

@@ -315,6 +315,26 @@ void es_model_init_weights(es_model *m, uint64_t seed) {
     (void)es_model_refresh(m);
 }
 
+int es_model_copy_matching_layers(es_model *dst, const es_model *src) {
+    if (!dst || !src || dst->input_size != src->input_size) return 0;
+    int copied = 0;
+    while (copied < dst->layer_count && copied < src->layer_count) {
+        const es_layer *to = &dst->layers[copied], *from = &src->layers[copied];
+        if (to->type != from->type || to->input_size != from->input_size ||
+            to->units != from->units || to->activation != from->activation ||
+            to->kernel != from->kernel)
+            break;
+        memcpy(dst->params + to->param_offset, src->params + from->param_offset,
+               to->param_count * sizeof(float));
+        copied++;
+    }
+    if (copied) {
+        const int rc = es_model_refresh(dst);
+        if (rc != ES_RNN_OK) return rc;
+    }
+    return copied;
+}
+
 /* Folds (x - mean) / std into one direction of the first layer: each input
  * column of W is divided by std, and the bias takes -W' mean, so the layer
  * computes what it did on standardised inputs. */

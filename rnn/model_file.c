@@ -83,7 +83,7 @@ static uint32_t crc32_ieee(const unsigned char *bytes, size_t size) {
     return crc ^ 0xFFFFFFFFu;
 }
 
-static const char *layer_type_name(uint32_t type) {
+const char *es_layer_type_name(es_layer_type type) {
     switch (type) {
     case ES_LAYER_DENSE:
         return "DENSE";
@@ -271,7 +271,7 @@ static int read_layer(byte_reader *r, int index, layer_record *rec, uint32_t *ou
     rec->activation = get_u32(r);
     rec->kernel = get_u32(r);
     rec->encoding = get_u32(r);
-    const char *name = layer_type_name(rec->type);
+    const char *name = es_layer_type_name((es_layer_type)rec->type);
     if (rec->type < ES_LAYER_DENSE || rec->type > ES_LAYER_BIDIR_LSTM)
         return reject(r, "layer %d: unknown type %u at offset %zu", index, rec->type, at);
     int bidir = rec->type == ES_LAYER_BIDIR_GRU || rec->type == ES_LAYER_BIDIR_LSTM;
@@ -452,8 +452,9 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_e
             while (l + 1 < m->layer_count && m->layers[l + 1].param_offset <= i)
                 l++;
             rc = fail(err, ES_RNN_ERR_FORMAT, "layer %d (%s): weight %zu is %s at offset %zu", l,
-                      layer_type_name(records[l].type), i - m->layers[l].param_offset,
-                      isnan(value) ? "NaN" : "infinite", weights_at + 4 * i);
+                      es_layer_type_name((es_layer_type)records[l].type),
+                      i - m->layers[l].param_offset, isnan(value) ? "NaN" : "infinite",
+                      weights_at + 4 * i);
             es_model_destroy(m);
             return rc;
         }

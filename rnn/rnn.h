@@ -138,6 +138,13 @@ void es_model_init_weights(es_model *m, uint64_t seed);
  * the stream then counts as raw zeros.) ES_RNN_ERR_ARG for a std that is not
  * positive and finite. */
 int es_model_standardise_inputs(es_model *m, const float *mean, const float *std);
+/* Starts `dst` from another model's weights (fine-tuning, or a new output
+ * layer on a trained encoder): copies `src`'s layers into `dst`'s from the
+ * first on, up to the first layer that differs in type, input size, units,
+ * activation or kernel. Returns how many layers were copied (0 when the
+ * first differs or the input sizes do; ES_RNN_ERR_NOMEM when repacking the
+ * weights for inference runs out of memory); dst's other layers keep theirs. */
+int es_model_copy_matching_layers(es_model *dst, const es_model *src);
 void es_model_destroy(es_model *m);
 
 /* Files (format in rnn/model_file.c and README). */
@@ -151,6 +158,7 @@ int es_model_input_size(const es_model *m);
 int es_model_output_size(const es_model *m);
 int es_model_layer_count(const es_model *m);
 es_layer_type es_model_layer_type(const es_model *m, int layer);
+const char *es_layer_type_name(es_layer_type type); /* "GRU", "CONV1D", ... */
 int es_model_layer_units(const es_model *m, int layer);
 const char *es_model_label(const es_model *m, int output);
 const es_feature_spec *es_model_features(const es_model *m);

@@ -163,28 +163,37 @@ static void test_same_seed_same_model_with_builder_threads(void **state) {
     assert_memory_equal(a, b, (size_t)na);
 }
 
-/* Three KWS epochs of the small model on both kinds of threads, with `extra`
- * flags; what it printed goes to `log_name`. */
-static void train_kws_threaded(const char *model_name, const char *extra, const char *value,
-                               const char *log_name) {
+/* Three KWS epochs of the small model on both kinds of threads, with the
+ * NULL-terminated `extra` arguments; what it printed goes to `log_name`.
+ * Returns the exit status. */
+static int train_kws_logged(const char *model_name, const char *const *extra,
+                            const char *log_name) {
     char manifest[PATH_MAX + 32], model[PATH_MAX + 32], log[PATH_MAX + 32];
     snprintf(manifest, sizeof manifest, "%s/manifest.tsv", folder);
     snprintf(model, sizeof model, "%s/%s", folder, model_name);
     snprintf(log, sizeof log, "%s/%s", folder, log_name);
-    char *argv[] = {"train",    manifest,      "-o",          model,       "--task", "kws",
-                    "--epochs", "3",           "--small",     "--threads", "2",      "--seed",
-                    "3",        (char *)extra, (char *)value, NULL};
+    char *argv[24] = {"train", manifest,  "-o",        model, "--task", "kws", "--epochs",
+                      "3",     "--small", "--threads", "2",   "--seed", "3"};
+    int argc = 13;
+    for (int i = 0; extra && extra[i] && argc < 23; i++)
+        argv[argc++] = (char *)extra[i];
     fflush(stderr);
     const int saved = dup(STDERR_FILENO);
     FILE *out = fopen(log, "w");
     assert_non_null(out);
     dup2(fileno(out), STDERR_FILENO);
-    const int rc = es_cmd_train(extra ? 15 : 13, argv);
+    const int rc = es_cmd_train(argc, argv);
     fflush(stderr);
     dup2(saved, STDERR_FILENO);
     close(saved);
     fclose(out);
-    assert_int_equal(rc, 0);
+    return rc;
+}
+
+static void train_kws_threaded(const char *model_name, const char *extra, const char *value,
+                               const char *log_name) {
+    const char *const extras[] = {extra, value, NULL};
+    assert_int_equal(train_kws_logged(model_name, extras, log_name), 0);
 }
 
 static int count_in_file(const char *name, const char *needle) {
@@ -215,6 +224,38 @@ static void test_hard_negative_rounds_run_reproducibly(void **state) {
     assert_true(na > 0);
     assert_int_equal(na, nb);
     assert_memory_equal(a, b, (size_t)na);
+}
+
+/* --init: the same architecture starts from every layer, a keyword model of
+ * other outputs from its GRUs under a new output layer; a model whose first
+ * layer does not fit, or no model, fails rather than train from scratch. */
+static void test_init_starts_from_a_trained_model(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    train_kws_threaded("base.model", NULL, NULL, "base.log");
+    char base[PATH_MAX + 32], vad[PATH_MAX + 32];
+    snprintf(base, sizeof base, "%s/base.model", folder);
+    snprintf(vad, sizeof vad, "%s/vad-init.model", folder);
+    const char *const same[] = {"--init", base, NULL};
+    assert_int_equal(train_kws_logged("tuned.model", same, "tuned.log"), 0);
+    assert_int_equal(count_in_file("tuned.log", "its first 3 of 3 layers (all)"), 1);
+    const char *const new_head[] = {"--init", base, "--manifest-keywords-only", NULL};
+    assert_int_equal(train_kws_logged("head.model", new_head, "head.log"), 0);
+    assert_int_equal(count_in_file("head.log", "its first 2 of 3 layers, the rest new"), 1);
+    es_model *m = load("head.model");
+    assert_int_equal(es_model_output_size(m), 4); /* filler, yes, left, nine */
+    es_model_destroy(m);
+
+    assert_int_equal(train_with("manifest.tsv", "vad", "vad-init.model", NULL, NULL), 0);
+    const char *const misfit[] = {"--init", vad, NULL};
+    assert_int_equal(train_kws_logged("never.model", misfit, "misfit.log"), 1);
+    assert_int_equal(count_in_file("misfit.log", "does not fit the kws model"), 1);
+    const char *const missing[] = {"--init", "/nonexistent/model.esm", NULL};
+    assert_int_equal(train_kws_logged("never.model", missing, "missing.log"), 1);
+    assert_int_equal(count_in_file("missing.log", "--init: /nonexistent/model.esm: cannot open"),
+                     1);
+    snprintf(vad, sizeof vad, "%s/never.model", folder);
+    assert_int_not_equal(access(vad, F_OK), 0);
 }
 
 static void test_bad_manifest_line_fails(void **state) {
@@ -268,6 +309,7 @@ int main(void) {
         cmocka_unit_test(test_kws_one_epoch_writes_filler_and_keywords),
         cmocka_unit_test(test_kws_frame_targets_train_too),
         cmocka_unit_test(test_same_seed_same_model_with_builder_threads),
+        cmocka_unit_test(test_init_starts_from_a_trained_model),
         cmocka_unit_test(test_hard_negative_rounds_run_reproducibly),
         cmocka_unit_test(test_bad_manifest_line_fails),
         cmocka_unit_test(test_usage_errors),

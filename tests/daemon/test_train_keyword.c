@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "commands.h"
+#include "pipeline.h"
 #include "rnn.h"
 
 #define PHRASE "hey nova"
@@ -91,6 +92,20 @@ static void test_unusable_phrases_are_usage_errors(void **state) {
     assert_int_equal(es_cmd_train_keyword(5, two_phrases), 2);
     char *bad_made[] = {"train-keyword", PHRASE, "-o", (char *)model, "--made-voices", "-1", NULL};
     assert_int_equal(es_cmd_train_keyword(6, bad_made), 2);
+    /* --init is checked before any synthesis: a missing model, or the VAD's. */
+    char *missing_init[] = {"train-keyword",    PHRASE, "-o", (char *)model, "--init",
+                            "/nonexistent.esm", NULL};
+    assert_int_equal(es_cmd_train_keyword(6, missing_init), 1);
+    char vad_path[PATH_MAX + 32];
+    snprintf(vad_path, sizeof vad_path, "%s/vad.esm", folder[0] ? folder : "/tmp");
+    es_model *vad = NULL;
+    es_pipeline_error err;
+    assert_int_equal(es_pipeline_load_model(NULL, "vad", NULL, &vad, &err), ES_PIPELINE_OK);
+    assert_int_equal(es_model_save(vad, vad_path, NULL), ES_RNN_OK);
+    es_model_destroy(vad);
+    char *vad_init[] = {"train-keyword", PHRASE, "-o", (char *)model, "--init", vad_path, NULL};
+    assert_int_equal(es_cmd_train_keyword(6, vad_init), 1);
+    remove(vad_path);
     assert_int_not_equal(access(model, F_OK), 0);
 }
 

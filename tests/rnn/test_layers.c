@@ -373,6 +373,52 @@ static void test_standardised_inputs_fold_into_first_layer(void **state) {
     es_model_destroy(m);
 }
 
+/* Warm starts: layers are copied from the first on while they match, and the
+ * rest of the new model keeps its own weights. */
+static void test_copy_matching_layers(void **state) {
+    (void)state;
+    enum { IN = 5 };
+    const test_layer trained[] = {{ES_LAYER_GRU, 6, ES_ACT_TANH, 0},
+                                  {ES_LAYER_GRU, 6, ES_ACT_TANH, 0},
+                                  {ES_LAYER_DENSE, 3, ES_ACT_SOFTMAX, 0}};
+    const test_layer new_head[] = {{ES_LAYER_GRU, 6, ES_ACT_TANH, 0},
+                                   {ES_LAYER_GRU, 6, ES_ACT_TANH, 0},
+                                   {ES_LAYER_DENSE, 2, ES_ACT_SOFTMAX, 0}};
+    es_model *src = test_make_model(IN, trained, 3, 70);
+    es_model *dst = test_make_model(IN, new_head, 3, 71);
+    es_model *fresh = test_make_model(IN, new_head, 3, 71);
+    assert_int_equal(es_model_copy_matching_layers(dst, src), 2);
+    const size_t head = 6 * 2 + 2, encoder = es_model_param_count(dst) - head;
+    assert_memory_equal(es_model_params(dst), es_model_params(src), encoder * sizeof(float));
+    assert_memory_equal(es_model_params(dst) + encoder, es_model_params(fresh) + encoder,
+                        head * sizeof(float));
+    assert_memory_not_equal(es_model_params(dst), es_model_params(fresh), sizeof(float) * 8);
+
+    /* The same architecture: every layer, and the same outputs. */
+    es_model *same = test_make_model(IN, trained, 3, 72);
+    assert_int_equal(es_model_copy_matching_layers(same, src), 3);
+    float *inputs = test_random_inputs(FRAMES, IN, 11);
+    float *want = run_model(src, inputs, FRAMES), *got = run_model(same, inputs, FRAMES);
+    assert_memory_equal(got, want, (size_t)FRAMES * 3 * sizeof(float));
+
+    /* A different first layer or input size: nothing copied, nothing changed. */
+    const test_layer wider[] = {{ES_LAYER_GRU, 7, ES_ACT_TANH, 0},
+                                {ES_LAYER_DENSE, 2, ES_ACT_SOFTMAX, 0}};
+    es_model *other = test_make_model(IN, wider, 2, 73),
+             *other_fresh = test_make_model(IN, wider, 2, 73);
+    es_model *narrow = test_make_model(IN - 1, trained, 3, 74);
+    assert_int_equal(es_model_copy_matching_layers(other, src), 0);
+    assert_int_equal(es_model_copy_matching_layers(narrow, src), 0);
+    assert_memory_equal(es_model_params(other), es_model_params(other_fresh),
+                        es_model_param_count(other) * sizeof(float));
+    free(inputs);
+    free(want);
+    free(got);
+    es_model *models[] = {src, dst, fresh, same, other, other_fresh, narrow};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        es_model_destroy(models[i]);
+}
+
 static void test_bad_layer_arguments(void **state) {
     (void)state;
     es_model *m = NULL;
@@ -572,6 +618,7 @@ int main(void) {
         cmocka_unit_test(test_stacks),
         cmocka_unit_test(test_deepest_stack),
         cmocka_unit_test(test_standardised_inputs_fold_into_first_layer),
+        cmocka_unit_test(test_copy_matching_layers),
         cmocka_unit_test(test_bad_layer_arguments),
         cmocka_unit_test(test_flops_per_frame),
         cmocka_unit_test(test_matvec_kernels),
