@@ -927,6 +927,28 @@ typedef struct rate_reference {
     int trained;
 } rate_reference;
 
+/* 8 kHz: the same speech, not always the same segments. Without its upper
+ * band the posterior dips deeper at a pause, and one near the detector's
+ * minimum silence can split a segment (demo.wav's read sentence at 1.6 s:
+ * 160 ms below threshold at 8 kHz, 130 ms at 16 kHz). Each 16 kHz segment
+ * must be 90 % covered, and no speech found outside them (widened by the
+ * tolerance) beyond 0.1 s in all. */
+static void expect_same_speech(const char *name, const segment *segments, int count,
+                               const rate_reference *ref) {
+    double inside = 0;
+    for (int i = 0; i < ref->segment_count; i++) {
+        const segment *r = &ref->segments[i];
+        const double found = covered_s(segments, count, r->start_s, r->end_s);
+        if (found < 0.9 * (r->end_s - r->start_s))
+            fail_msg("%s: %.2f s of the 16 kHz segment %.3f-%.3f found", name, found, r->start_s,
+                     r->end_s);
+        inside += covered_s(segments, count, r->start_s - SEGMENT_TOLERANCE_S,
+                            r->end_s + SEGMENT_TOLERANCE_S);
+    }
+    const double outside = covered_s(segments, count, 0, 1e9) - inside;
+    if (outside > 0.1) fail_msg("%s: %.2f s of speech where 16 kHz has none", name, outside);
+}
+
 static void compare_rate(const char *name, const char *const *effects, double max_mean_diff,
                          const rate_reference *ref) {
     char path[128];
@@ -953,6 +975,10 @@ static void compare_rate(const char *name, const char *const *effects, double ma
     int count = check_jsonl(jsonl.out, path, segments, 64);
     free_result(&jsonl);
     if (max_mean_diff <= 0) return; /* shape only */
+    if (max_mean_diff >= MAX_MEAN_SPEECH_DIFF_8K) {
+        expect_same_speech(name, segments, count, ref);
+        return;
+    }
     if (count != ref->segment_count)
         fail_msg("%s: %d speech segments, 16 kHz has %d", name, count, ref->segment_count);
     for (int i = 0; i < count && i < 64; i++) {
