@@ -67,7 +67,7 @@ typedef struct train_options {
     float minutes;
     uint64_t seed;
     int threads;
-    int hidden;
+    int hidden; /* 0: --init's width, else the task's default (recurrent_units) */
     int small;
     int kws_frame_targets;
     int warmup_epochs;          /* KWS max-pool: epochs of frame targets first */
@@ -305,8 +305,6 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         es_cli_error("train: -o MODEL is required");
         return -1;
     }
-    /* With --init, the model to start from sets --hidden (es_cmd_train). */
-    if (opt->hidden == 0 && !opt->init_path) opt->hidden = opt->task == TASK_VAD ? 48 : 128;
     if (opt->clips_per_epoch == 0) opt->clips_per_epoch = 2000;
     if (opt->epochs == 0) opt->epochs = opt->minutes > 0 ? 100000 : 30;
     /* Keywords are learnt on clean audio first: under full augmentation from
@@ -1512,8 +1510,18 @@ static int report_progress(const es_train_progress *p, void *user) {
 
 /* ---- model ------------------------------------------------------------------------------- */
 
+/* Units of each recurrent layer: --hidden, else those of --init's model, else
+ * the task's default. */
+static int recurrent_units(const train_options *opt, const es_model *init) {
+    const int layer = opt->task == TASK_VAD ? 1 : 0;
+    if (opt->hidden) return opt->hidden;
+    if (init && es_model_layer_count(init) > layer) return es_model_layer_units(init, layer);
+    return opt->task == TASK_VAD ? 48 : 128;
+}
+
 static int build_model(const train_options *opt, const manifest *mf,
-                       const es_frontend_config *frontend, es_model **out) {
+                       const es_frontend_config *frontend, const es_model *init, es_model **out) {
+    const int hidden = recurrent_units(opt, init);
     es_feature_spec spec;
     es_pipeline_feature_spec(frontend, &spec);
     es_model *m = NULL;
@@ -1522,15 +1530,15 @@ static int build_model(const train_options *opt, const manifest *mf,
     if (opt->task == TASK_VAD) {
         const char *labels[] = {"speech"};
         if ((rc = es_model_add_layer(m, ES_LAYER_CONV1D, opt->small ? 8 : 32, ES_ACT_RELU, 3)) ||
-            (rc = es_model_add_layer(m, ES_LAYER_GRU, opt->hidden, ES_ACT_TANH, 0)) ||
+            (rc = es_model_add_layer(m, ES_LAYER_GRU, hidden, ES_ACT_TANH, 0)) ||
             (rc = es_model_add_layer(m, ES_LAYER_DENSE, 1, ES_ACT_SIGMOID, 0)) ||
             (rc = es_model_set_labels(m, 1, labels))) {
             es_model_destroy(m);
             return rc;
         }
     } else {
-        if ((rc = es_model_add_layer(m, ES_LAYER_GRU, opt->hidden, ES_ACT_TANH, 0)) ||
-            (rc = es_model_add_layer(m, ES_LAYER_GRU, opt->hidden, ES_ACT_TANH, 0)) ||
+        if ((rc = es_model_add_layer(m, ES_LAYER_GRU, hidden, ES_ACT_TANH, 0)) ||
+            (rc = es_model_add_layer(m, ES_LAYER_GRU, hidden, ES_ACT_TANH, 0)) ||
             (rc = es_model_add_layer(m, ES_LAYER_DENSE, mf->label_count, ES_ACT_SOFTMAX, 0)) ||
             (rc = es_model_set_labels(m, mf->label_count, mf->labels))) {
             es_model_destroy(m);
@@ -1542,9 +1550,8 @@ static int build_model(const train_options *opt, const manifest *mf,
     return ES_RNN_OK;
 }
 
-/* --init: the model to start from, checked against the front end; and the
- * recurrent layer's width for --hidden when none was given. */
-static es_model *load_init_model(train_options *opt, const es_frontend_config *frontend) {
+/* --init: the model to start from, checked against the front end. */
+static es_model *load_init_model(const train_options *opt, const es_frontend_config *frontend) {
     es_pipeline_error err = {0};
     es_model *init = NULL;
     const char *role = opt->task == TASK_VAD ? "vad" : "kws";
@@ -1552,11 +1559,6 @@ static es_model *load_init_model(train_options *opt, const es_frontend_config *f
         es_cli_error("train: --init: %s", err.why);
         return NULL;
     }
-    const int recurrent_layer = opt->task == TASK_VAD ? 1 : 0;
-    if (opt->hidden == 0)
-        opt->hidden = es_model_layer_count(init) > recurrent_layer
-                          ? es_model_layer_units(init, recurrent_layer)
-                          : (opt->task == TASK_VAD ? 48 : 128);
     return init;
 }
 
@@ -1669,7 +1671,7 @@ int es_cmd_train(int argc, char **argv) {
     es_frontend_config_default(&d.frontend_config);
     /* The model before the data work: a wrong --init fails at once. */
     if (opt.init_path && !(init = load_init_model(&opt, &d.frontend_config))) goto done;
-    int rc = build_model(&opt, &mf, &d.frontend_config, &model);
+    int rc = build_model(&opt, &mf, &d.frontend_config, init, &model);
     if (rc != ES_RNN_OK) {
         es_cli_error("train: cannot build the model: %s", es_rnn_strerror(rc));
         goto done;
