@@ -982,14 +982,18 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     const float *kept = sped + (kept_from < sped_count ? kept_from : sped_count);
     const size_t kept_count = sped_count - (size_t)(kept - sped);
     const int frames_expected = es_label_frame_count(&d->labels, kept_count);
-    uint8_t *speech = malloc((size_t)frames_expected + 1);
+    /* VAD targets: the clean clip's speech frames (keyword targets come from the window). */
+    uint8_t *speech = NULL;
     float *inputs = NULL;
     float *targets = NULL;
-    if (!speech) goto fail;
-    if (kind == KIND_NOISE)
-        memset(speech, 0, (size_t)frames_expected + 1);
-    else if (es_speech_labels(&d->labels, kept, kept_count, speech) < 0)
-        goto fail;
+    if (!kws) {
+        speech = malloc((size_t)frames_expected + 1);
+        if (!speech) goto fail;
+        if (kind == KIND_NOISE)
+            memset(speech, 0, (size_t)frames_expected + 1);
+        else if (es_speech_labels(&d->labels, kept, kept_count, speech) < 0)
+            goto fail;
+    }
 
     es_augment_draw draw;
     es_augment_draw_params(&b->augment, rng, &draw);

@@ -12,7 +12,10 @@
  * Padding: frames past a sequence's length are never scored, and causal
  * layers cannot carry them backwards in time. The backward direction of a
  * BIDIR layer would, so it holds its state at zero on padded frames and
- * starts every sequence from zero at its own last frame.
+ * starts every sequence from zero at its own last frame. The recurrences
+ * skip the rows past the last sequence still running at a frame (all of a
+ * frame's padding when the slice is sorted longest first, as the trainer
+ * sorts it): their state and gradients are zero, as padding's would be.
  */
 #include <math.h>
 #include <string.h>
@@ -304,6 +307,21 @@ static int is_masked(const es_train_pass *p, int d, int t, int b) {
     return d == 1 && t >= p->lengths[b];
 }
 
+/* Rows [0, n) of frame t hold every sequence still running there. */
+static int running_rows(const es_train_pass *p, int t) {
+    int n = p->batch;
+    while (n > 0 && p->lengths[n - 1] <= t)
+        n--;
+    return n;
+}
+
+/* Zeroes rows [from, batch) of a [T][B][width] buffer at frame t. */
+static void zero_rows(const es_train_pass *p, float *buffer, int t, int from, int width) {
+    if (from < p->batch)
+        memset(buffer + ((size_t)t * p->batch + from) * width, 0,
+               sizeof(float) * (size_t)(p->batch - from) * width);
+}
+
 /* The gates and state of frame t, sequence b, from its input projection
  * (already in gates) and recurrent projection rh = U h_{t-1} (+ c). */
 static void cell_forward(const es_train_pass *p, int l, int d, int t, int b, const float *rh,
@@ -376,18 +394,22 @@ static void recurrent_forward(es_train_pass *p, int l, int d) {
         int prev = previous_frame(p, d, t);
         const float *h_prev = prev >= 0 ? hidden_row(p, l, d, prev) : NULL;
         float *recurrent = dir->recurrent;
-        for (int b = 0; b < batch; b++) {
+        const int running = running_rows(p, t);
+        for (int b = 0; b < running; b++) {
             if (is_gru(layer->type))
                 memcpy(recurrent + (size_t)b * gates, params + dp.c, sizeof(float) * gates);
             else
                 memset(recurrent + (size_t)b * gates, 0, sizeof(float) * gates);
         }
-        if (h_prev)
-            es_train_matmul(batch, gates, units, h_prev, ld, 1, transposed_u(p, l, d), gates,
+        if (h_prev && running > 0)
+            es_train_matmul(running, gates, units, h_prev, ld, 1, transposed_u(p, l, d), gates,
                             recurrent, gates);
-        for (int b = 0; b < batch; b++)
+        for (int b = 0; b < running; b++)
             cell_forward(p, l, d, t, b, recurrent + (size_t)b * gates,
                          h_prev ? h_prev + (size_t)b * ld : NULL);
+        for (int b = running; b < batch; b++)
+            memset(hidden_row(p, l, d, t) + (size_t)b * ld, 0, sizeof(float) * units);
+        if (is_lstm(layer->type)) zero_rows(p, dir->cell, t, running, units);
     }
 }
 
@@ -531,7 +553,8 @@ static void recurrent_backward(es_train_pass *p, int l, int d, float *grad, floa
         int prev = previous_frame(p, d, t);
         const float *h_prev = prev >= 0 ? hidden_row(p, l, d, prev) : NULL;
         const float *dout = p->layer[l].dout + (size_t)t * batch * ld + d * units;
-        for (int b = 0; b < batch; b++) {
+        const int running = running_rows(p, t);
+        for (int b = 0; b < running; b++) {
             float *dh = dir->dh + (size_t)b * units;
             const float *from_above = dout + (size_t)b * ld;
             const float *from_later = dir->dh_prev + (size_t)b * units;
@@ -543,9 +566,16 @@ static void recurrent_backward(es_train_pass *p, int l, int d, float *grad, floa
             }
             cell_backward(p, l, d, t, b, h_prev ? h_prev + (size_t)b * ld : NULL);
         }
+        zero_rows(p, dir->dgates, t, running, gates);
+        if (is_gru(layer->type)) zero_rows(p, dir->dhidden_gates, t, running, gates);
+        if (running < batch) {
+            const size_t ended = (size_t)(batch - running) * units;
+            memset(dir->dh_prev + (size_t)running * units, 0, sizeof(float) * ended);
+            if (dir->dc) memset(dir->dc + (size_t)running * units, 0, sizeof(float) * ended);
+        }
         carry = h_prev && !edge_is_cut(p, d, t);
-        if (carry)
-            es_train_matmul(batch, units, gates, dhidden + (size_t)t * batch * gates, gates, 1,
+        if (carry && running > 0)
+            es_train_matmul(running, units, gates, dhidden + (size_t)t * batch * gates, gates, 1,
                             params + dp.u, units, dir->dh_prev, units);
         else if (dir->dc)
             memset(dir->dc, 0, sizeof(float) * batch * units);

@@ -234,8 +234,68 @@ static void test_input_gradient(void **state) {
     es_model_destroy(m);
 }
 
+/* Scored targets of a sequence under the sigmoid loss (NaN: unscored). */
+static int scored_targets(const es_sequence *s) {
+    int n = 0;
+    for (int i = 0; i < s->frames * OUTPUTS; i++)
+        n += !isnan(s->targets[i]);
+    return n;
+}
+
+/* Padding adds nothing: a batch of sequences of different lengths, shorter
+ * ones first (the trainer reorders them, two workers split them), has the
+ * loss and gradient of its sequences run one by one, each weighed by its
+ * scored targets. Through both directions of a BIDIR layer and a convolution. */
+static void test_a_batch_is_its_sequences(void **state) {
+    (void)state;
+    test_layer layers[] = {{ES_LAYER_CONV1D, UNITS, ES_ACT_TANH, 2},
+                           {ES_LAYER_GRU, UNITS, ES_ACT_TANH, 0},
+                           {ES_LAYER_BIDIR_LSTM, UNITS, ES_ACT_TANH, 0}};
+    es_model *m = test_model(INPUTS, layers, 3, OUTPUTS, ES_ACT_SIGMOID, 9);
+    assert_non_null(m);
+    es_train_config config;
+    es_train_config_default(&config);
+    config.loss = ES_LOSS_SIGMOID_CE;
+    config.threads = 2;
+    es_trainer *t = NULL;
+    assert_int_equal(es_trainer_create(m, &config, &t), ES_RNN_OK);
+    batch_data d;
+    make_batch(&d, ES_LOSS_SIGMOID_CE, 13);
+    const es_sequence shortest_first[SEQS] = {d.seqs[1], d.seqs[2], d.seqs[0]};
+
+    size_t n = es_model_param_count(m);
+    float *batch_grad = malloc(sizeof(float) * n), *alone_grad = malloc(sizeof(float) * n);
+    double *expected = calloc(n, sizeof(double));
+    assert_non_null(batch_grad);
+    assert_non_null(alone_grad);
+    assert_non_null(expected);
+    const float batch_loss = es_trainer_gradient(t, shortest_first, SEQS, batch_grad);
+    double expected_loss = 0.0, scored = 0.0;
+    for (int s = 0; s < SEQS; s++) {
+        const int weight = scored_targets(&d.seqs[s]);
+        expected_loss += weight * (double)es_trainer_gradient(t, &d.seqs[s], 1, alone_grad);
+        for (size_t i = 0; i < n; i++)
+            expected[i] += weight * (double)alone_grad[i];
+        scored += weight;
+    }
+    assert_float_equal(batch_loss, expected_loss / scored, 1e-5);
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double diff = fabs(batch_grad[i] - expected[i] / scored);
+        worst = diff > worst ? diff : worst;
+    }
+    printf("batch against its sequences alone: worst gradient difference %.1e\n", worst);
+    assert_true(worst < 1e-5);
+    free(batch_grad);
+    free(alone_grad);
+    free(expected);
+    es_trainer_destroy(t);
+    es_model_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_batch_is_its_sequences),
         cmocka_unit_test(test_dense_activations),
         cmocka_unit_test(test_rnn),
         cmocka_unit_test(test_gru),
