@@ -47,6 +47,7 @@
 #include "commands.h"
 #include "pipeline.h"
 #include "rnn.h"
+#include "synth.h"
 
 #define MAX_PHRASE_BYTES (ES_MAX_LABEL - 1)
 #define MAX_PHRASE_WORDS 5
@@ -864,9 +865,35 @@ static double clip_duration_s(const char *path) {
     return seconds;
 }
 
-/* Runs every job's command, `workers` at a time, reporting progress with an ETA. */
+/* espeak-ng's own voices speak in a process forked from this one (synth.h);
+ * flite, the made variants (their data is in the work folder) and generated
+ * noise run as commands. */
+static int in_process(const render_job *j) {
+    return j->voice && j->voice->engine == ENGINE_ESPEAK && !j->voice->made;
+}
+
+/* The child that makes one clip: exits 0 when it is written. */
+static void render_child(const render_job *j, const char *work, const char *cmd) {
+    if (in_process(j)) {
+        char path[4096 + 80], why[512];
+        snprintf(path, sizeof path, "%s/%s", work, j->path);
+        _exit(es_synth_espeak_clip(j->voice->name, j->rate, j->pitch, j->text, path, why,
+                                   sizeof why) == 0
+                  ? 0
+                  : 1);
+    }
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+}
+
+/* Makes every job's clip, `workers` at a time, reporting progress with an ETA. */
 static int render_all(job_list *jobs, const char *work, int workers) {
     const double started = es_cli_monotonic_s();
+    char why[256];
+    if (es_synth_start(why, sizeof why) != 0) {
+        es_cli_error("train-keyword: %s", why);
+        return -1;
+    }
     pid_t running[MAX_WORKERS] = {0};
     int owner[MAX_WORKERS] = {0};
     int next = 0, done = 0, failed = 0, active = 0;
@@ -875,17 +902,15 @@ static int render_all(job_list *jobs, const char *work, int workers) {
     if (!cmd) return -1;
     while (done < jobs->count) {
         while (active < workers && next < jobs->count) {
-            job_command(&jobs->items[next], work, cmd, 16384);
+            if (!in_process(&jobs->items[next])) job_command(&jobs->items[next], work, cmd, 16384);
+            fflush(NULL); /* nothing buffered twice */
             const pid_t pid = fork();
             if (pid < 0) {
                 es_cli_error("train-keyword: cannot start the synthesiser: %s", strerror(errno));
                 free(cmd);
                 return -1;
             }
-            if (pid == 0) {
-                execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-                _exit(127);
-            }
+            if (pid == 0) render_child(&jobs->items[next], work, cmd);
             for (int s = 0; s < MAX_WORKERS; s++)
                 if (running[s] == 0) {
                     running[s] = pid;

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config clang clang-format llvm libclang-rt-14-dev
   # libraries earshot links
   libportaudio2 portaudio19-dev libsndfile1-dev libfftw3-dev libcmocka-dev
-  libsoxr-dev libsystemd-dev libinih-dev
+  libsoxr-dev libsystemd-dev libinih-dev libespeak-ng-dev
   # tests: audio tools, live-capture fakes, service checks
   sox valgrind systemd jackd2 jack-tools
   # training data (models/)

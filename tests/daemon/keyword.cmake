@@ -10,3 +10,5 @@ add_test(NAME test_train_keyword_phrases COMMAND test_train_keyword test_unusabl
 # synthetic posteriors, and `earshot calibrate` on clips cut from demo.wav.
 es_add_test(test_calibrate SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_calibrate.c LIBS es_daemon)
 add_dependencies(test_calibrate earshot)
+# espeak-ng in process (daemon/synth.h) against the espeak-ng and sox commands.
+es_add_test(test_synth SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_synth.c LIBS es_daemon)
