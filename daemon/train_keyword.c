@@ -10,7 +10,9 @@
  *   2. render: each voice speaks the phrase (positives) and confusable
  *      phrases derived from its phonemes (`espeak-ng -q -x`): the phrase's
  *      words alone and beside other words, its first and last parts, and
- *      single-phoneme substitutions and deletions, spoken as phoneme input;
+ *      single-phoneme substitutions and deletions, spoken as phoneme input
+ *      (espeak-ng's own voices in process, synth.h; flite and the made
+ *      variants through their commands);
  *   3. train: a manifest (models/MANIFEST.md) of those clips plus the
  *      keyword-free sentences, short words, real speech and noise of data/
  *      (scripts/data.sh) when it exists, run through `earshot train`'s code
