@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "synth_folder.h"
+
 #include "audio_file.h"
 #include "synth.h"
 
@@ -25,18 +27,12 @@ static char folder[PATH_MAX];
 
 static int setup(void **state) {
     (void)state;
-    if (system("command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1") != 0)
-        return 0; /* the tests that synthesise skip */
-    snprintf(folder, sizeof folder, "/tmp/earshot-synth-test-XXXXXX");
-    return mkdtemp(folder) ? 0 : -1;
+    return synth_folder_make(folder, sizeof folder, "synth-test");
 }
 
 static int teardown(void **state) {
     (void)state;
-    if (folder[0] == '\0') return 0;
-    char command[PATH_MAX + 16];
-    snprintf(command, sizeof command, "rm -rf '%s'", folder);
-    return system(command) == 0 ? 0 : -1;
+    return synth_folder_remove(folder);
 }
 
 /* A 16 kHz mono clip into samples; returns its length. */

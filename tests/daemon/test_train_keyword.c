@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "synth_folder.h"
+
 #include "commands.h"
 #include "pipeline.h"
 #include "rnn.h"
@@ -29,18 +31,12 @@ static int run(const char *command) {
 
 static int setup(void **state) {
     (void)state;
-    if (run("command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1") != 0)
-        return 0; /* the tests that synthesise skip */
-    snprintf(folder, sizeof folder, "/tmp/earshot-train-keyword-test-XXXXXX");
-    return mkdtemp(folder) ? 0 : -1;
+    return synth_folder_make(folder, sizeof folder, "train-keyword-test");
 }
 
 static int teardown(void **state) {
     (void)state;
-    if (folder[0] == '\0') return 0;
-    char command[PATH_MAX + 16];
-    snprintf(command, sizeof command, "rm -rf '%s'", folder);
-    return run(command) == 0 ? 0 : -1;
+    return synth_folder_remove(folder);
 }
 
 static int train_keyword(const char *phrase, const char *model, const char *work) {

@@ -64,6 +64,18 @@ static double loss_at(es_trainer *t, const batch_data *d) {
     return es_trainer_loss(t, d->seqs, SEQS, NULL);
 }
 
+/* A trainer of `loss` on two workers. */
+static es_trainer *two_worker_trainer(es_model *m, es_loss loss) {
+    es_train_config config;
+    es_train_config_default(&config);
+    config.loss = loss;
+    config.threads = 2;
+    config.kws_margin_frames = 1;
+    es_trainer *t = NULL;
+    assert_int_equal(es_trainer_create(m, &config, &t), ES_RNN_OK);
+    return t;
+}
+
 /* Checks es_trainer_gradient against finite differences for one model:
  * `layers` and a dense head, or with count < 0, -count layers, the last
  * being the head. */
@@ -72,13 +84,7 @@ static void check_model(const char *name, const test_layer *layers, int count, e
     es_model *m = count >= 0 ? test_model(INPUTS, layers, count, OUTPUTS, head, 7)
                              : test_model_headless(INPUTS, layers, -count, 7);
     assert_non_null(m);
-    es_train_config config;
-    es_train_config_default(&config);
-    config.loss = loss;
-    config.threads = 2;
-    config.kws_margin_frames = 1;
-    es_trainer *t = NULL;
-    assert_int_equal(es_trainer_create(m, &config, &t), ES_RNN_OK);
+    es_trainer *t = two_worker_trainer(m, loss);
     batch_data d;
     make_batch(&d, loss, 11);
 
@@ -253,12 +259,7 @@ static void test_a_batch_is_its_sequences(void **state) {
                            {ES_LAYER_BIDIR_LSTM, UNITS, ES_ACT_TANH, 0}};
     es_model *m = test_model(INPUTS, layers, 3, OUTPUTS, ES_ACT_SIGMOID, 9);
     assert_non_null(m);
-    es_train_config config;
-    es_train_config_default(&config);
-    config.loss = ES_LOSS_SIGMOID_CE;
-    config.threads = 2;
-    es_trainer *t = NULL;
-    assert_int_equal(es_trainer_create(m, &config, &t), ES_RNN_OK);
+    es_trainer *t = two_worker_trainer(m, ES_LOSS_SIGMOID_CE);
     batch_data d;
     make_batch(&d, ES_LOSS_SIGMOID_CE, 13);
     const es_sequence shortest_first[SEQS] = {d.seqs[1], d.seqs[2], d.seqs[0]};
