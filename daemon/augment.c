@@ -75,20 +75,34 @@ void es_augment_gain(float *samples, size_t count, float gain_db) {
         samples[i] = saturate(samples[i] * scale);
 }
 
+/* Walks noise[(offset + i) % noise_count] for i < count, in runs up to the
+ * noise's end (no division per sample): adds `scale` times it to samples
+ * (when not NULL) and returns the stretch's summed power. */
+static double mix_noise_stretch(float *samples, size_t count, const float *noise,
+                                size_t noise_count, size_t offset, double scale) {
+    double power = 0.0;
+    size_t at = offset % noise_count;
+    for (size_t i = 0; i < count; at = 0) {
+        const size_t run = count - i < noise_count - at ? count - i : noise_count - at;
+        for (size_t k = 0; k < run; k++) {
+            const double x = noise[at + k];
+            power += x * x;
+            if (samples) samples[i + k] += (float)(scale * x);
+        }
+        i += run;
+    }
+    return power;
+}
+
 void es_augment_add_noise(float *samples, size_t count, double signal_power, const float *noise,
                           size_t noise_count, size_t noise_offset, float snr_db) {
     if (count == 0 || noise_count == 0) return;
     /* The power of exactly the stretch of noise that will be added. */
-    double noise_power = 0.0;
-    for (size_t i = 0; i < count; i++) {
-        const double x = noise[(noise_offset + i) % noise_count];
-        noise_power += x * x;
-    }
-    noise_power /= (double)count;
+    const double noise_power =
+        mix_noise_stretch(NULL, count, noise, noise_count, noise_offset, 0.0) / (double)count;
     if (noise_power <= 0.0 || signal_power <= 0.0) return;
     const double scale = sqrt(signal_power / (noise_power * pow(10.0, snr_db / 10.0)));
-    for (size_t i = 0; i < count; i++)
-        samples[i] += (float)(scale * noise[(noise_offset + i) % noise_count]);
+    mix_noise_stretch(samples, count, noise, noise_count, noise_offset, scale);
 }
 
 int es_augment_speed(const float *samples, size_t count, float factor, int sample_rate_hz,
@@ -190,10 +204,13 @@ int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rat
     memset(response, 0, sizeof(float) * fft_size);
     /* Amplitude falls by 60 dB (a factor 1000) over rt60_s: exp(-ln(1000) t / rt60). */
     const double decay_per_sample = log(1000.0) / ((double)rt60_s * sample_rate_hz);
-    const double tail_gain = 0.3;
+    const double decay_step = exp(-decay_per_sample);
+    double envelope = 0.3; /* the tail's gain */
     response[0] = 1.0f;
-    for (size_t i = 1; i < response_count; i++)
-        response[i] = (float)(tail_gain * es_rng_gaussian(rng) * exp(-decay_per_sample * i));
+    for (size_t i = 1; i < response_count; i++) {
+        envelope *= decay_step;
+        response[i] = (float)(es_rng_gaussian(rng) * envelope);
+    }
     fftwf_execute(plan);
     const double power = es_mean_power(samples, count);
     rc = filter_spectrum(samples, count, fft_size, spectrum);
