@@ -879,10 +879,11 @@ static void render_child(const render_job *j, const char *work, const char *cmd)
     if (in_process(j)) {
         char path[4096 + 80], why[512];
         snprintf(path, sizeof path, "%s/%s", work, j->path);
-        _exit(es_synth_espeak_clip(j->voice->name, j->rate, j->pitch, j->text, path, why,
-                                   sizeof why) == 0
-                  ? 0
-                  : 1);
+        if (es_synth_espeak_clip(j->voice->name, j->rate, j->pitch, j->text, path, why,
+                                 sizeof why) == 0)
+            _exit(0);
+        es_cli_error("train-keyword: %s", why); /* as the commands' own errors show */
+        _exit(1);
     }
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
