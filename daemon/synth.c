@@ -64,10 +64,9 @@ static int select_voice(const char *name) {
     return espeak_SetVoiceByProperties(&wanted) == EE_OK ? 0 : -1;
 }
 
-/* The first sample of the first TRIM_RUN_S run whose causal RMS over
- * TRIM_WINDOW_S stays above the threshold, reading forwards (step 1) or
- * backwards (step -1); `count` when there is none. Returns a distance from
- * the end it starts at. */
+/* How many samples from the start (step 1) or the end (step -1) the first
+ * TRIM_RUN_S run whose causal RMS over TRIM_WINDOW_S stays above the
+ * threshold begins; `count` when there is none. */
 static size_t first_sound(const float *samples, size_t count, int step) {
     const size_t window = (size_t)(TRIM_WINDOW_S * CLIP_RATE_HZ);
     const size_t run = (size_t)(TRIM_RUN_S * CLIP_RATE_HZ);
@@ -139,19 +138,18 @@ int es_synth_espeak_clip(const char *voice, int rate, int pitch, const char *tex
         return -1;
     }
 
-    float *samples = malloc(sizeof(float) * (said.count + 1));
     const size_t capacity = (size_t)((double)said.count * CLIP_RATE_HZ / synth_rate_hz) + 16;
     float *clip = malloc(sizeof(float) * capacity);
     size_t produced = 0;
     int rc = -1;
-    if (!samples || !clip) {
+    if (!clip) {
         snprintf(why, why_size, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < said.count; i++)
-        samples[i] = said.data[i] / 32768.0f;
-    if (soxr_oneshot(synth_rate_hz, CLIP_RATE_HZ, 1, samples, said.count, NULL, clip, capacity,
-                     &produced, NULL, NULL, NULL) != NULL) {
+    /* espeak-ng's 16-bit samples in, floats at full scale 1 out. */
+    const soxr_io_spec_t io = soxr_io_spec(SOXR_INT16_I, SOXR_FLOAT32_I);
+    if (soxr_oneshot(synth_rate_hz, CLIP_RATE_HZ, 1, said.data, said.count, NULL, clip, capacity,
+                     &produced, &io, NULL, NULL) != NULL) {
         snprintf(why, why_size, "cannot resample espeak-ng's %d Hz", synth_rate_hz);
         goto done;
     }
@@ -167,7 +165,6 @@ int es_synth_espeak_clip(const char *voice, int rate, int pitch, const char *tex
     rc = write_clip(path, clip + begin, end - begin, why, why_size);
 done:
     free(said.data);
-    free(samples);
     free(clip);
     return rc;
 }
