@@ -1398,7 +1398,7 @@ static int write_card(const keyword_options *opt, const run_figures *f, const ch
             "Threshold **%.3f** with the posterior smoothed over **%d ms**: the lowest threshold "
             "that keeps false alarms on the calibration stream's keyword-free speech, music and "
             "noise at or under %.2f per hour%s (half the %.2f asked for: voices never heard "
-            "fired 1.5-3.5 times as often as the calibration voices), at the smoothing (of "
+            "fired up to 3.5 times as often as the calibration voices), at the smoothing (of "
             "those below) that finds the "
             "most positives there, and the detector's 1 s refractory period. Both travel in the "
             "model file. A positive counts as "
