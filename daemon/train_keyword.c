@@ -13,7 +13,7 @@
  *      single-phoneme substitutions and deletions, spoken as phoneme input
  *      (espeak-ng's own voices in process, synth.h; flite and the made
  *      variants through their commands); training voices say only the
- *      words and parts (trained_as_negative());
+ *      words and parts (confusables.trained_count);
  *   3. train: a manifest (models/MANIFEST.md) of those clips plus the
  *      keyword-free sentences, short words, real speech and noise of data/
  *      (scripts/data.sh) when it exists, run through `earshot train`'s code
@@ -641,21 +641,9 @@ typedef struct confusables {
     char *items[MAX_CONFUSABLES]; /* plain text, or "[[phonemes]]" for espeak */
     unsigned char kinds[MAX_CONFUSABLES];
     int count;
-    int text_count; /* the first text_count are plain text (any engine can say them) */
-    int trained[MAX_CONFUSABLES]; /* indices of those training voices say (trained_as_negative) */
-    int trained_count;
+    int text_count;    /* the first text_count are plain text (any engine can say them) */
+    int trained_count; /* the first trained_count are words and parts: training negatives */
 } confusables;
-
-/* Whether a kind of confusable is a negative in training, or only in
- * calibration and test. One phoneme away from the phrase ("open sezame"), a
- * near miss is too close to reject without rejecting the phrase too: trained as
- * negatives, they were still accepted half the time while recall on unseen
- * voices fell ("open sesame" 98.1 % without them, 72.5 % with; in noise 96 %
- * against 50 %; "hey nova" 97.5 % against 85.0 %; README). The model card
- * reports how many of them it accepts. */
-static int trained_as_negative(int kind) {
-    return kind == CONFUSABLE_WORDS || kind == CONFUSABLE_PART;
-}
 
 static void confusable_add(confusables *c, const char *text, int kind) {
     if (c->count >= MAX_CONFUSABLES || !text[0]) return;
@@ -754,6 +742,14 @@ static void make_confusables(const char *phrase, const char *phonemes, es_rng *r
             confusable_add(out, text, CONFUSABLE_PART);
         }
     }
+    /* Training voices say only these, the words and parts; the rest are
+     * calibration and test material. One phoneme away from the phrase ("open
+     * sezame"), a near miss is too close to reject without rejecting the phrase
+     * too: trained as negatives, they were still accepted half the time while
+     * recall on unseen voices fell ("open sesame" 98.1 % without them, 72.5 %
+     * with; in noise 96 % against 50 %; "hey nova" 97.5 % against 85.0 %;
+     * README). The model card reports how many of them it accepts. */
+    out->trained_count = out->count;
     for (int p = 0; p < phoneme_count; p++) {
         const token *t = &tokens[phoneme_at[p]];
         if (t->is_vowel && in_list(t->text, weak_vowels, COUNT_OF(weak_vowels))) continue;
@@ -781,8 +777,6 @@ static void make_confusables(const char *phrase, const char *phonemes, es_rng *r
             confusable_add(out, text, CONFUSABLE_DROPPED);
         }
     }
-    for (int i = 0; i < out->count; i++)
-        if (trained_as_negative(out->kinds[i])) out->trained[out->trained_count++] = i;
 }
 
 static void confusables_free(confusables *c) {
@@ -1521,8 +1515,7 @@ static int plan_jobs(const keyword_options *opt, const voice_list *voices, const
                             : v->split == SPLIT_TRAIN ? conf->trained_count
                                                       : conf->count;
         for (int k = 0; k < confusable && choices > 0; k++) {
-            const int pick = es_rng_below(rng, choices);
-            const int which = !flite && v->split == SPLIT_TRAIN ? conf->trained[pick] : pick;
+            const int which = es_rng_below(rng, choices);
             render_job *j = job_add(jobs, v, CLIP_CONFUSABLE, v->split, conf->items[which], rng);
             if (!j) return -1;
             j->confusable = conf->kinds[which];
