@@ -835,6 +835,11 @@ static int append_clip(sample_buffer *b, const clip *c, clip_window w, double *o
  * running-mean time constants (3 s) would be exact but cost a lot of
  * front-end work. */
 #define WARMUP_SHARE 0.7
+
+/* VAD: pauses between utterances and after the last one last up to this long.
+ * Scored by where the AUC is lost (tools/eval/vad-breakdown.js), the VAD
+ * trained on pauses of at most 1.2 s ranked the noise of longer ones worst. */
+#define VAD_MAX_PAUSE_S 2.5
 #define WARMUP_MIN_S 1.0
 #define WARMUP_MAX_S 4.0
 
@@ -933,7 +938,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     if (kws && kind != KIND_KEYWORD && kind != KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
     if (kws && kind == KIND_KEYWORD && es_rng_uniform(rng, 0, 1) < 0.3) parts = 2;
     if (!kws && kind != KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
-    const double max_gap_s = kws ? 0.4 : 1.2;
+    const double max_gap_s = kws ? 0.4 : VAD_MAX_PAUSE_S;
     double target_origin_s = 0.0;
     const noise_pool *noises = split_noises(d, split);
     if (kws && kind == KIND_NOISE && noises->count > 0) {
@@ -962,7 +967,9 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         if (buffer_append(clean, NULL, seconds_to_samples(gap_s))) return -1;
     }
     const size_t content_end = clean->count;
-    if (buffer_append(clean, NULL, seconds_to_samples(es_rng_uniform(rng, 0.2, 0.6)))) return -1;
+    const double tail_max_s = kws ? 0.6 : VAD_MAX_PAUSE_S;
+    if (buffer_append(clean, NULL, seconds_to_samples(es_rng_uniform(rng, 0.2, tail_max_s))))
+        return -1;
     const double signal_power =
         es_mean_power(clean->data + content_start, content_end - content_start);
 
