@@ -835,13 +835,13 @@ static int append_clip(sample_buffer *b, const clip *c, clip_window w, double *o
  * running-mean time constants (3 s) would be exact but cost a lot of
  * front-end work. */
 #define WARMUP_SHARE 0.7
-
-/* VAD: pauses between utterances and after the last one last up to this long.
- * Scored by where the AUC is lost (tools/eval/vad-breakdown.js), the VAD
- * trained on pauses of at most 1.2 s ranked the noise of longer ones worst. */
-#define VAD_MAX_PAUSE_S 2.5
 #define WARMUP_MIN_S 1.0
 #define WARMUP_MAX_S 4.0
+
+/* VAD: pauses between utterances and after the last one last up to this long.
+ * Live streams pause for seconds; trained on pauses of at most 1.2 s, the VAD
+ * scored the noise of longer ones too high (tools/eval/vad-breakdown.js). */
+#define VAD_MAX_PAUSE_S 2.5
 
 static clip_window kws_filler_window(es_rng *rng) {
     const double from = es_rng_uniform(rng, 0.0, 2.0);
