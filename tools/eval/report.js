@@ -359,4 +359,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { rocAuc, f1, readFrames, EvalSet };
+module.exports = { rocAuc, f1, readFrames, fmt, table, EvalSet };

@@ -16,7 +16,7 @@
 // speech), so in the first 200 ms after speech stops the right answer depends on whether
 // speech resumes, which a causal model cannot know yet.
 const path = require('path');
-const { rocAuc, readFrames, EvalSet } = require('./report.js');
+const { rocAuc, readFrames, fmt, table, EvalSet } = require('./report.js');
 
 const COLLARS = [2, 5, 10];
 const AFTER_END = [[0, 20], [20, 50], [50, 100], [100, 200], [200, Infinity]];
@@ -52,7 +52,7 @@ function runAge(truth) {
   return age;
 }
 
-// ROC-AUC over the frames `keep` accepts, and how many non-speech (or speech) frames that is.
+// ROC-AUC over the frames `keep` accepts.
 function aucWhere(scores, truth, keep) {
   const s = [];
   const l = [];
@@ -64,23 +64,21 @@ function aucWhere(scores, truth, keep) {
 function breakdown(scores, truth) {
   const edge = edgeDistance(truth);
   const age = runAge(truth);
-  const count = (pred) => truth.reduce((k, t, i) => k + (pred(t, i) ? 1 : 0), 0);
+  // The frames of one class whose run age falls in [a, b), against every frame of the other.
+  const bin = (cls, [a, b]) => {
+    const inBin = (i) => truth[i] === cls && age[i] >= a && age[i] < b;
+    const frames = truth.reduce((k, _, i) => k + (inBin(i) ? 1 : 0), 0);
+    return { auc: aucWhere(scores, truth, (i) => truth[i] !== cls || inBin(i)), frames };
+  };
   return {
     all: rocAuc(scores, truth),
     collar: COLLARS.map((c) => aucWhere(scores, truth, (i) => edge[i] >= c)),
-    afterEnd: AFTER_END.map(([a, b]) => {
-      const inBin = (t, i) => !t && age[i] >= a && age[i] < b;
-      return { auc: aucWhere(scores, truth, (i) => truth[i] || inBin(0, i)), frames: count(inBin) };
-    }),
-    afterOnset: AFTER_ONSET.map(([a, b]) => {
-      const inBin = (t, i) => t && age[i] >= a && age[i] < b;
-      return { auc: aucWhere(scores, truth, (i) => !truth[i] || inBin(1, i)), frames: count(inBin) };
-    }),
+    afterEnd: AFTER_END.map((range) => bin(0, range)),
+    afterOnset: AFTER_ONSET.map((range) => bin(1, range)),
   };
 }
 
 const ms = ([a, b]) => (b === Infinity ? `${a * 10}+ ms` : `${a * 10}–${b * 10} ms`);
-const fmt = (v) => (Number.isNaN(v) ? '–' : v.toFixed(3));
 
 function report(set, systems) {
   const head = ['system', 'SNR', 'all', ...COLLARS.map((c) => `collar ${c * 10} ms`), ...AFTER_END.map((b) => `after end ${ms(b)}`), ...AFTER_ONSET.map((b) => `after onset ${ms(b)}`)];
@@ -92,12 +90,12 @@ function report(set, systems) {
       if (!csv) continue;
       const b = breakdown(readFrames(csv), set.vadTruth);
       frameCounts = frameCounts || [...b.afterEnd, ...b.afterOnset].map((x) => x.frames);
-      rows.push([system, snr, fmt(b.all), ...b.collar.map(fmt), ...b.afterEnd.map((x) => fmt(x.auc)), ...b.afterOnset.map((x) => fmt(x.auc))]);
+      rows.push([system, snr, fmt(b.all), ...b.collar.map((v) => fmt(v)), ...b.afterEnd.map((x) => fmt(x.auc)), ...b.afterOnset.map((x) => fmt(x.auc))]);
     }
   }
   if (!rows.length) throw new Error(`no VAD runs of ${systems.join(', ')} under ${path.join(set.dir, 'runs')}`);
   rows.push(['frames', '', '', ...COLLARS.map(() => ''), ...frameCounts.map(String)]);
-  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n') + '\n';
+  return table(head, rows);
 }
 
 function main() {
