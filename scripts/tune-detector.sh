@@ -18,7 +18,8 @@
 #    picks the defaults:
 #      constraints: onset latency p90 <= 100 ms, speech_start latency (the event sent
 #                   when a segment is sure to be kept) p90 <= 100 ms, missed onsets <= 5 %,
-#                   min silence >= 150 ms (the truth itself closes shorter pauses);
+#                   min silence >= 150 ms (the truth itself closes shorter pauses),
+#                   min speech >= 30 ms (a click is not a segment);
 #      score:       mean of F1 frames and F1 segments (each the mean over the SNRs);
 #      choice:      among settings within 0.002 of the best score, the one whose events
 #                   come soonest after the end of speech (lowest end_p90), then score.
