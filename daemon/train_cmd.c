@@ -68,6 +68,7 @@ typedef struct train_options {
     uint64_t seed;
     int threads;
     int hidden; /* 0: --init's width, else the task's default (recurrent_units) */
+    int conv;   /* channels of a CONV1D before the recurrent layers; -1: the task's default */
     int small;
     int kws_frame_targets;
     int warmup_epochs;          /* KWS max-pool: epochs of frame targets first */
@@ -100,6 +101,8 @@ static const char usage_text[] =
     "      --threads T         threads computing gradients, and as many building the\n"
     "                          next batches (default 1: the machine is usually shared)\n"
     "      --hidden H          units of each recurrent layer (VAD 48, KWS 128)\n"
+    "      --conv N            a CONV1D of N channels (kernel 3 frames, relu) before\n"
+    "                          the recurrent layers; 0: none (VAD 32, KWS 0)\n"
     "      --clips N           training sequences per epoch (2000)\n"
     "      --valid-clips N     validation sequences (default 400)\n"
     "      --batch N           sequences per batch (default 32)\n"
@@ -143,6 +146,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_SEED,
         OPT_THREADS,
         OPT_HIDDEN,
+        OPT_CONV,
         OPT_SMALL,
         OPT_CLIPS,
         OPT_VALID_CLIPS,
@@ -168,6 +172,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"seed", required_argument, NULL, OPT_SEED},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"hidden", required_argument, NULL, OPT_HIDDEN},
+        {"conv", required_argument, NULL, OPT_CONV},
         {"small", no_argument, NULL, OPT_SMALL},
         {"clips", required_argument, NULL, OPT_CLIPS},
         {"valid-clips", required_argument, NULL, OPT_VALID_CLIPS},
@@ -191,6 +196,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
                            .epochs = 0,
                            .seed = 1,
                            .threads = 1,
+                           .conv = -1,
                            .valid_clips = 400,
                            .warmup_epochs = 2,
                            .kws_frame_targets = 1,
@@ -238,6 +244,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_HIDDEN:
             rc = es_cli_parse_int("--hidden", optarg, 1, 1024, &opt->hidden);
+            break;
+        case OPT_CONV:
+            rc = es_cli_parse_int("--conv", optarg, 0, 1024, &opt->conv);
             break;
         case OPT_SMALL:
             opt->small = 1;
@@ -313,8 +322,10 @@ static int parse_options(int argc, char **argv, train_options *opt) {
      * in 11 (models/kws.md). */
     if (opt->augment_ramp_epochs < 0) opt->augment_ramp_epochs = opt->task == TASK_KWS ? 30 : 0;
     if (opt->keyword_weight == 0.0f) opt->keyword_weight = opt->task == TASK_KWS ? 3.0f : 1.0f;
+    if (opt->conv < 0) opt->conv = opt->task == TASK_VAD ? 32 : 0;
     if (opt->small) {
         opt->hidden = opt->task == TASK_VAD ? 8 : 16;
+        if (opt->conv > 0) opt->conv = 8;
         opt->clips_per_epoch = 16;
         opt->valid_clips = 8;
         if (opt->batch_size > 8) opt->batch_size = 8;
@@ -1521,12 +1532,14 @@ static int report_progress(const es_train_progress *p, void *user) {
 
 /* ---- model ------------------------------------------------------------------------------- */
 
-/* Units of each recurrent layer: --hidden, else those of --init's model, else
- * the task's default. */
+/* Units of each recurrent layer: --hidden, else those of --init's model's
+ * first recurrent layer, else the task's default. */
 static int recurrent_units(const train_options *opt, const es_model *init) {
-    const int layer = opt->task == TASK_VAD ? 1 : 0;
     if (opt->hidden) return opt->hidden;
-    if (init && es_model_layer_count(init) > layer) return es_model_layer_units(init, layer);
+    for (int l = 0; init && l < es_model_layer_count(init); l++)
+        if (es_model_layer_type(init, l) != ES_LAYER_CONV1D &&
+            es_model_layer_type(init, l) != ES_LAYER_DENSE)
+            return es_model_layer_units(init, l);
     return opt->task == TASK_VAD ? 48 : 128;
 }
 
@@ -1538,10 +1551,13 @@ static int build_model(const train_options *opt, const manifest *mf,
     es_model *m = NULL;
     int rc = es_model_create(&spec, frontend->mel_bands, &m);
     if (rc != ES_RNN_OK) return rc;
+    if (opt->conv > 0 && (rc = es_model_add_layer(m, ES_LAYER_CONV1D, opt->conv, ES_ACT_RELU, 3))) {
+        es_model_destroy(m);
+        return rc;
+    }
     if (opt->task == TASK_VAD) {
         const char *labels[] = {"speech"};
-        if ((rc = es_model_add_layer(m, ES_LAYER_CONV1D, opt->small ? 8 : 32, ES_ACT_RELU, 3)) ||
-            (rc = es_model_add_layer(m, ES_LAYER_GRU, hidden, ES_ACT_TANH, 0)) ||
+        if ((rc = es_model_add_layer(m, ES_LAYER_GRU, hidden, ES_ACT_TANH, 0)) ||
             (rc = es_model_add_layer(m, ES_LAYER_DENSE, 1, ES_ACT_SIGMOID, 0)) ||
             (rc = es_model_set_labels(m, 1, labels))) {
             es_model_destroy(m);

@@ -258,6 +258,26 @@ static void test_init_starts_from_a_trained_model(void **state) {
     assert_int_not_equal(access(vad, F_OK), 0);
 }
 
+/* --conv puts a convolution over 3 frames ahead of either task's recurrent
+ * layers, or takes the VAD's away. */
+static void test_conv_layer_is_chosen(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    assert_int_equal(train_with("manifest.tsv", "kws", "kws-conv.model", "--conv", "8"), 0);
+    es_model *m = load("kws-conv.model");
+    assert_int_equal(es_model_layer_count(m), 4);
+    assert_int_equal(es_model_layer_type(m, 0), ES_LAYER_CONV1D);
+    assert_int_equal(es_model_layer_type(m, 1), ES_LAYER_GRU);
+    assert_int_equal(es_model_layer_units(m, 1), 16); /* --small's width: not the conv's */
+    assert_int_equal(es_model_output_size(m), 21);
+    es_model_destroy(m);
+    assert_int_equal(train_with("manifest.tsv", "vad", "vad-noconv.model", "--conv", "0"), 0);
+    m = load("vad-noconv.model");
+    assert_int_equal(es_model_layer_count(m), 2);
+    assert_int_equal(es_model_layer_type(m, 0), ES_LAYER_GRU);
+    es_model_destroy(m);
+}
+
 static void test_bad_manifest_line_fails(void **state) {
     (void)state;
     if (folder[0] == '\0') skip();
@@ -291,7 +311,7 @@ static void test_usage_errors(void **state) {
         {"--patience", "0"},          {"--learning-rate", "2"},
         {"--kws-loss", "ctc"},        {"--clips", "0"},
         {"--hard-negatives", "-1"},   {"--weight-average", "1"},
-        {"--weight-average", "-0.5"},
+        {"--weight-average", "-0.5"}, {"--conv", "-1"},
     };
     for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
         char *args[] = {"train", "manifest.tsv",           "-o",
@@ -311,6 +331,7 @@ int main(void) {
         cmocka_unit_test(test_same_seed_same_model_with_builder_threads),
         cmocka_unit_test(test_init_starts_from_a_trained_model),
         cmocka_unit_test(test_hard_negative_rounds_run_reproducibly),
+        cmocka_unit_test(test_conv_layer_is_chosen),
         cmocka_unit_test(test_bad_manifest_line_fails),
         cmocka_unit_test(test_usage_errors),
     };
