@@ -17,11 +17,13 @@
 // inputs change (a .key file beside it), so asking for more hours adds files.
 //
 // Usage: node build.js --out DIR (--manifest FILE | --smoke) [--size full|quick|smoke]
-//                      [--hours H] [--seed N] [--split test|valid] [--noise-list FILE]
+//                      [--hours H] [--seed N] [--split test|valid|train] [--noise-list FILE]
 // --noise-list names more noise files, one path a line: sounds of kinds that training never
 // heard (scripts/eval.sh passes ringtones and desktop sounds), mixed in beside the split's.
 // --split valid builds the same kind of set from the validation voices, for tuning
-// (thresholds of peers, say) without touching the test voices.
+// (thresholds of peers, say) without touching the test voices; --split train from the
+// voices a model learnt from: whether it misses words it was trained on (it underfits) or
+// only words of new voices (it overfits).
 const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
@@ -61,12 +63,12 @@ function parseArgs(argv) {
   if (!o.out || (!o.manifest && !o.smoke)) usage('--out and one of --manifest or --smoke are required');
   if (o.hours !== null && !(o.hours > 0)) usage('--hours must be a positive number');
   if (!Number.isInteger(o.seed)) usage('--seed must be an integer');
-  if (!['test', 'valid'].includes(o.split)) usage('--split must be test or valid');
+  if (!['test', 'valid', 'train'].includes(o.split)) usage('--split must be test, valid or train');
   return o;
 }
 
 function usage(msg) {
-  process.stderr.write(`build: ${msg}\nusage: node build.js --out DIR (--manifest FILE | --smoke) [--size full|quick|smoke] [--hours H] [--seed N] [--split test|valid] [--noise-list FILE]\n`);
+  process.stderr.write(`build: ${msg}\nusage: node build.js --out DIR (--manifest FILE | --smoke) [--size full|quick|smoke] [--hours H] [--seed N] [--split test|valid|train] [--noise-list FILE]\n`);
   process.exit(2);
 }
 
