@@ -60,7 +60,7 @@ const char es_cli_detector_help[] =
     "  --kws-model PATH         keyword model file instead of the built-in one\n"
     "                           (repeat for several keyword models)\n"
     "Speech segments:\n"
-    "  --vad-threshold P        speech starts when its probability reaches P (0.85)\n"
+    "  --vad-threshold P        speech starts when its probability reaches P (0.75)\n"
     "  --vad-offset-threshold P and ends when it falls below P (the onset threshold)\n"
     "  --min-speech-ms MS       drop shorter segments (30)\n"
     "  --min-silence-ms MS      bridge shorter gaps (150)\n"

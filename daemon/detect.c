@@ -50,15 +50,16 @@ static double samples_to_s(int64_t samples, int sample_rate_hz) {
 /* Chosen on the validation split for the shipped VAD (models/vad.esm) by
  * scripts/tune-detector.sh: the best mean of frame and segment F1 over clean
  * to 0 dB, with onset latency and speech_start latency p90 <= 100 ms, <= 5 %
- * missed onsets and gaps under 150 ms bridged (the truth's own definition of a
- * pause); among near-ties the one whose events come soonest after speech ends.
+ * missed onsets, gaps under 150 ms bridged (the truth's own definition of a
+ * pause) and segments of at least 30 ms (a click is not speech); among
+ * near-ties the one whose events come soonest after speech ends.
  * The model's probability is steep at onsets, so one threshold serves both
  * ways: no hysteresis scored best, and the offset follows the onset threshold
  * unless set. Rerun the script after retraining the VAD. Max speech is not
  * tuned. */
 void es_vad_config_default(es_vad_config *config) {
-    config->onset_threshold = 0.85f;
-    config->offset_threshold = ES_VAD_OFFSET_SAME_AS_ONSET; /* 0.85 */
+    config->onset_threshold = 0.75f;
+    config->offset_threshold = ES_VAD_OFFSET_SAME_AS_ONSET; /* 0.75 */
     config->min_speech_ms = 30;
     config->min_silence_ms = 150;
     config->max_speech_ms = 30000;

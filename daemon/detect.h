@@ -59,7 +59,7 @@ enum {
 /* Defaults (es_vad_config_default) are tuned for the shipped VAD on the
  * validation split by scripts/tune-detector.sh; rerun it for another model. */
 typedef struct es_vad_config {
-    float onset_threshold;   /* 0.85: speech starts when p >= this */
+    float onset_threshold;   /* 0.75: speech starts when p >= this */
     float offset_threshold;  /* ES_VAD_OFFSET_SAME_AS_ONSET: and ends when p < this
                                 (hysteresis when lower); any value < 0 means the
                                 onset threshold */

@@ -34,8 +34,12 @@ truth=$here/../clips/demo.truth.tsv
 
 # Every earshot option of the runs below is passed on: --min-speech-ms,
 # --vad-threshold etc. change the figures.
-# The detector's knobs: es_vad_config_default (daemon/detect.c) unless given.
-onset=0.85 min_silence_ms=150 pad_ms=0
+# The detector's knobs: unless given, the binary's defaults as its help states them
+# (es_vad_config_default, daemon/detect.c).
+default_of() { "$earshot" file --help | sed -n "s/^ *--$1 [A-Z]* .*(\([0-9.]*\))\$/\1/p"; }
+onset=$(default_of vad-threshold) min_silence_ms=$(default_of min-silence-ms) pad_ms=$(default_of speech-pad-ms)
+[ -n "$onset" ] && [ -n "$min_silence_ms" ] && [ -n "$pad_ms" ] ||
+  { echo "$0: cannot read the detector defaults from '$earshot file --help'" >&2 && exit 1; }
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case ${args[i]} in

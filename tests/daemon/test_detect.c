@@ -247,7 +247,7 @@ static void test_vad_defaults(void **state) {
     es_vad_config c;
     es_vad_config_default(&c);
     assert_null(es_vad_config_check(&c));
-    assert_float_equal(c.onset_threshold, 0.85f, 1e-6);
+    assert_float_equal(c.onset_threshold, 0.75f, 1e-6);
     assert_true(c.offset_threshold < 0.0f); /* the onset threshold */
     assert_int_equal(c.min_speech_ms, 30);
     assert_int_equal(c.min_silence_ms, 150);
@@ -261,7 +261,7 @@ static void test_vad_defaults(void **state) {
     fill(p, 100, 113, 0.5f); /* a 130 ms dip: bridged */
     fill(p, 113, 120, 0.95f);
     fill(p, 150, 152, 0.95f); /* 20 ms: shorter than 30 ms, dropped */
-    fill(p, 117, 119, 0.8f);  /* below 0.85: a dip too, as the offset is the onset */
+    fill(p, 117, 119, 0.7f);  /* below 0.75: a dip too, as the offset is the onset */
     recorded r;
     run_vad(&c, p, 200, &r);
     assert_int_equal(r.count, 1);
@@ -274,7 +274,7 @@ static void test_vad_defaults(void **state) {
     run_vad(&c, p, 200, &r);
     assert_int_equal(r.count, 1);
     assert_segment(&r.events[0], 0.40, 1.20);
-    assert_float_equal(r.events[0].score, (0.95 * 60 + 0.5 * 13 + 0.95 * 5 + 0.8 * 2) / 80, 1e-5);
+    assert_float_equal(r.events[0].score, (0.95 * 60 + 0.5 * 13 + 0.95 * 5 + 0.7 * 2) / 80, 1e-5);
 }
 
 /* Feeds p[0..n) and lists the frames after which a segment was confirmed. */
