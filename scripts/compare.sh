@@ -9,7 +9,7 @@
 # Needs scripts/peers.sh (run here when its packages are missing).
 #
 #   scripts/compare.sh [--quick | --smoke] [--hours H] [--seed N] [--manifest FILE] [--earshot BIN]
-#                      [--vad-model FILE] [--kws-model FILE]
+#                      [--vad-model FILE] [--kws-model FILE] [--split test|valid|train]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/eval/common.sh
@@ -59,7 +59,7 @@ cpu_time() {
 
 node tools/eval/report.js compare --set "$set_dir" >"$set_dir/compare.md"
 report=$set_dir/compare.md
-if [ "$size" = full ] && [ ${#model_args[@]} -eq 0 ]; then
+if eval_is_record; then
   cp "$report" data/eval/compare.md
   report=data/eval/compare.md
 fi

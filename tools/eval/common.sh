@@ -5,7 +5,9 @@
 # espeak-ng clips; for CI) ; --hours H (keyword-free hours, default 5 full, 0.25 quick) ;
 # --seed N ; --manifest FILE (default data/manifest.tsv) ; --earshot BIN
 # (default build/daemon/earshot, built with scripts/build.sh when missing) ;
-# --vad-model FILE / --kws-model FILE (a model to measure instead of the built-in one).
+# --vad-model FILE / --kws-model FILE (a model to measure instead of the built-in one) ;
+# --split test|valid|train (default test: voices never trained on; train: the voices the
+# models learnt from, which tells underfitting from overfitting), in data/eval/SIZE-SPLIT.
 
 size=full
 hours=
@@ -13,6 +15,7 @@ seed=1
 manifest=data/manifest.tsv
 earshot=build/daemon/earshot
 model_args=()
+split=test
 
 eval_usage() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -30,12 +33,22 @@ eval_parse_args() {
     --vad-model | --kws-model)
       [ -r "${2:?$1 needs a model file}" ] || { echo "$(basename "$0"): $1: cannot read '$2'" >&2 && exit 2; }
       model_args+=("$1" "$2") && shift ;;
+    --split)
+      case ${2:-} in test | valid | train) split=$2 ;; *) echo "$(basename "$0"): --split: '${2:-}' is not test, valid or train" >&2 && exit 2 ;; esac
+      shift ;;
     -h | --help) eval_usage && exit 0 ;;
     *) echo "$(basename "$0"): unknown argument '$1' (try --help)" >&2 && exit 2 ;;
     esac
     shift
   done
   set_dir=data/eval/$size
+  [ "$split" = test ] || set_dir=data/eval/$size-$split
+}
+
+# Whether this run measures the shipped models on the full test set: its results are the
+# record in data/eval/ (other runs' stay in their set's folder).
+eval_is_record() {
+  [ "$size" = full ] && [ "$split" = test ] && [ ${#model_args[@]} -eq 0 ]
 }
 
 eval_log() { echo "$(basename "$0" .sh): $*" >&2; }
@@ -62,7 +75,7 @@ eval_unseen_noise() {
 
 # Builds (or reuses) the evaluation set in $set_dir.
 eval_build_set() {
-  local args=(--out "$set_dir" --size "$size" --seed "$seed")
+  local args=(--out "$set_dir" --size "$size" --seed "$seed" --split "$split")
   [ -n "$hours" ] && args+=(--hours "$hours")
   if [ "$size" = smoke ]; then
     args+=(--smoke)
