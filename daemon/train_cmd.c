@@ -841,6 +841,8 @@ static int append_clip(sample_buffer *b, const clip *c, clip_window w, double *o
  * window of each clip; speech before a keyword, only its last moments. */
 #define KWS_FILLER_MAX_S 1.6
 #define KWS_CONTEXT_MAX_S 0.8
+#define KWS_MAX_GAP_S 0.4  /* between the context and the last clip */
+#define KWS_MAX_TAIL_S 0.6 /* after the last clip */
 
 /* How often a sequence (VAD or KWS) has a warm-up, and how long it is: a few
  * running-mean time constants (3 s) would be exact but cost a lot of
@@ -949,7 +951,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     if (kws && kind != KIND_KEYWORD && kind != KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
     if (kws && kind == KIND_KEYWORD && es_rng_uniform(rng, 0, 1) < 0.3) parts = 2;
     if (!kws && kind != KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
-    const double max_gap_s = kws ? 0.4 : VAD_MAX_PAUSE_S;
+    const double max_gap_s = kws ? KWS_MAX_GAP_S : VAD_MAX_PAUSE_S;
     double target_origin_s = 0.0;
     const noise_pool *noises = split_noises(d, split);
     if (kws && kind == KIND_NOISE && noises->count > 0) {
@@ -978,7 +980,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         if (buffer_append(clean, NULL, seconds_to_samples(gap_s))) return -1;
     }
     const size_t content_end = clean->count;
-    const double tail_max_s = kws ? 0.6 : VAD_MAX_PAUSE_S;
+    const double tail_max_s = kws ? KWS_MAX_TAIL_S : VAD_MAX_PAUSE_S;
     if (buffer_append(clean, NULL, seconds_to_samples(es_rng_uniform(rng, 0.2, tail_max_s))))
         return -1;
     const double signal_power =
