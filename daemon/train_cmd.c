@@ -84,6 +84,7 @@ typedef struct train_options {
     int augment_ramp_epochs;    /* augmentation grows to full over this many epochs; -1: default */
     int hard_negative_epochs;   /* KWS: epochs between hard-negative rounds; 0: none */
     float average_decay;        /* per-step decay of the running weight average; 0: off */
+    int checkpoint_epochs;      /* every N epochs the validated model is also saved; 0: never */
     const char *init_path;      /* a model whose matching layers the new one starts from */
 } train_options;
 
@@ -121,6 +122,10 @@ static const char usage_text[] =
     "                          default; needs a valid split)\n"
     "      --weight-average D  validate and save a running average of the weights,\n"
     "                          D of it kept at each step (e.g. 0.995; 0: off, the default)\n"
+    "      --checkpoints N     every N epochs also save the model as validated then,\n"
+    "                          MODEL with .epochE before its extension (0: never, the\n"
+    "                          default): for choosing an epoch by another measure, such\n"
+    "                          as `earshot calibrate`'s recall at a false-alarm budget\n"
     "      --augment-ramp N    augmentation grows from clean to full over the first N\n"
     "                          epochs (KWS 30, VAD 0)\n"
     "      --warmup-epochs N   KWS max-pool: first N epochs on per-frame targets (2)\n"
@@ -162,6 +167,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_NEGATIVE_PEAK_WEIGHT,
         OPT_HARD_NEGATIVES,
         OPT_WEIGHT_AVERAGE,
+        OPT_CHECKPOINTS,
         OPT_INIT
     };
     static const struct option options[] = {
@@ -188,6 +194,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"negative-peak-weight", required_argument, NULL, OPT_NEGATIVE_PEAK_WEIGHT},
         {"hard-negatives", required_argument, NULL, OPT_HARD_NEGATIVES},
         {"weight-average", required_argument, NULL, OPT_WEIGHT_AVERAGE},
+        {"checkpoints", required_argument, NULL, OPT_CHECKPOINTS},
         {"init", required_argument, NULL, OPT_INIT},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -294,6 +301,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_WEIGHT_AVERAGE:
             rc = es_cli_parse_float("--weight-average", optarg, 0.0, 0.99999, &opt->average_decay);
+            break;
+        case OPT_CHECKPOINTS:
+            rc = es_cli_parse_int("--checkpoints", optarg, 0, 1000000, &opt->checkpoint_epochs);
             break;
         case OPT_INIT:
             opt->init_path = optarg;
@@ -1478,10 +1488,32 @@ static kws_figures kws_measure(const trainer_data *d, es_model *m) {
     };
 }
 
+/* MODEL.esm -> MODEL.epochE.esm (no extension: MODEL.epochE). */
+static int checkpoint_path(const char *model_path, int epoch, char *out, size_t size) {
+    const char *slash = strrchr(model_path, '/');
+    const char *dot = strrchr(model_path, '.');
+    if (!dot || (slash && dot < slash) || dot == (slash ? slash + 1 : model_path))
+        dot = model_path + strlen(model_path);
+    const int n =
+        snprintf(out, size, "%.*s.epoch%d%s", (int)(dot - model_path), model_path, epoch, dot);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static void save_checkpoint(const trainer_data *d, const es_model *m) {
+    char path[4096];
+    es_rnn_error err;
+    if (checkpoint_path(d->opt->output_path, d->epochs_validated, path, sizeof path) != 0)
+        es_cli_error("train: %s: the checkpoint's name is too long", d->opt->output_path);
+    else if (es_model_save(m, path, &err) != ES_RNN_OK)
+        es_cli_error("train: %s: %s", path, err.why);
+}
+
 static float validation_metric(es_model *m, void *user) {
     trainer_data *d = user;
     /* An epoch's end, and the model as trained so far: the time for a round. */
     d->epochs_validated++;
+    if (d->opt->checkpoint_epochs > 0 && d->epochs_validated % d->opt->checkpoint_epochs == 0)
+        save_checkpoint(d, m);
     if (d->opt->task == TASK_KWS && d->epochs_validated < d->opt->epochs &&
         hard_round_before(d, (long)d->epochs_validated * d->batches_per_epoch) &&
         mine_hard_negatives(d, m) != 0)

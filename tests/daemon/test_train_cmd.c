@@ -278,6 +278,22 @@ static void test_conv_layer_is_chosen(void **state) {
     es_model_destroy(m);
 }
 
+/* A checkpoint is the model as validated at that epoch: with one epoch, the
+ * very model the run keeps. */
+static void test_checkpoints_hold_the_validated_model(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    assert_int_equal(train_with("manifest.tsv", "kws", "kws-ck.model", "--checkpoints", "1"), 0);
+    es_model *kept = load("kws-ck.model");
+    es_model *checkpoint = load("kws-ck.epoch1.model");
+    assert_int_equal(es_model_param_count(checkpoint), es_model_param_count(kept));
+    assert_memory_equal(es_model_params(checkpoint), es_model_params(kept),
+                        sizeof(float) * es_model_param_count(kept));
+    assert_string_equal(es_model_label(checkpoint, 1), es_model_label(kept, 1));
+    es_model_destroy(checkpoint);
+    es_model_destroy(kept);
+}
+
 static void test_bad_manifest_line_fails(void **state) {
     (void)state;
     if (folder[0] == '\0') skip();
@@ -312,6 +328,7 @@ static void test_usage_errors(void **state) {
         {"--kws-loss", "ctc"},        {"--clips", "0"},
         {"--hard-negatives", "-1"},   {"--weight-average", "1"},
         {"--weight-average", "-0.5"}, {"--conv", "-1"},
+        {"--checkpoints", "-1"},
     };
     for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
         char *args[] = {"train", "manifest.tsv",           "-o",
@@ -332,6 +349,7 @@ int main(void) {
         cmocka_unit_test(test_init_starts_from_a_trained_model),
         cmocka_unit_test(test_hard_negative_rounds_run_reproducibly),
         cmocka_unit_test(test_conv_layer_is_chosen),
+        cmocka_unit_test(test_checkpoints_hold_the_validated_model),
         cmocka_unit_test(test_bad_manifest_line_fails),
         cmocka_unit_test(test_usage_errors),
     };
