@@ -424,17 +424,24 @@ static int make_grid(float *grid) {
 
 #define GRID_MAX 128
 #define UNKNOWN INT_MAX /* below the first grid point over the budget: not measured */
+#define NO_NEAR_LIMIT (INT_MAX / 4)
 
 /* One keyword's measurements down the grid, from the top until its own
  * false alarms exceed the whole budget. */
 typedef struct curve {
     int hits[GRID_MAX];
-    int at_least[GRID_MAX]; /* the most at that threshold or any higher one; UNKNOWN */
+    int at_least[GRID_MAX];      /* the most false alarms at that threshold or any higher
+                                    one; UNKNOWN */
+    int near_at_least[GRID_MAX]; /* the same of the near misses accepted */
 } curve;
 
-/* The best move of one keyword from grid point `from`; 1 when there is one. */
+/* The best move of one keyword from grid point `from`; 1 when there is one.
+ * Its cost weighs the false alarms and near misses it adds by the share of
+ * their budgets they take: cost = alarms * near_allowed + near * alarms_allowed
+ * (each allowance at least 1). */
 typedef struct move {
-    int keyword, to, gain, cost;
+    int keyword, to, gain;
+    long long cost;
 } move;
 
 /* a better than b? Moves that gain hits first, by hits per false alarm (free
@@ -445,7 +452,7 @@ static int better(const move *a, const move *b) {
     if (a_gains != b_gains) return a_gains;
     if (a_gains) {
         /* a.gain / a.cost vs b.gain / b.cost, with cost 0 as infinite. */
-        const long long lhs = (long long)a->gain * b->cost, rhs = (long long)b->gain * a->cost;
+        const long long lhs = a->gain * b->cost, rhs = b->gain * a->cost;
         if (lhs != rhs) return lhs > rhs;
         if (a->gain != b->gain) return a->gain > b->gain;
         return a->to < b->to;
@@ -455,8 +462,8 @@ static int better(const move *a, const move *b) {
     return a->to < b->to;
 }
 
-int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, int smooth_ms,
-                     es_cal_result *out) {
+int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_miss_share,
+                     int smooth_ms, es_cal_result *out) {
     memset(out, 0, sizeof *out);
     out->smooth_ms = smooth_ms;
     const int k_count = s->keyword_count;
@@ -470,19 +477,27 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, int smooth_ms,
         allowed++;
     while (allowed > 0 && !(es_cal_per_hour(allowed, s->negative_seconds) <= max_per_hour))
         allowed--;
+    /* And the most near misses accepted, all keywords together. */
+    const int near_limited = max_near_miss_share >= 0.0f && max_near_miss_share < 1.0f;
+    const int near_allowed =
+        near_limited ? (int)floor(max_near_miss_share * s->near_misses + 1e-9) : NO_NEAR_LIMIT;
+    /* Without a limit a move costs its false alarms, as it always did. */
+    const long long alarm_weight = near_limited && near_allowed > 0 ? near_allowed : 1;
+    const long long near_weight = near_limited ? (allowed > 0 ? allowed : 1) : 0;
 
     out->allowed = allowed;
+    out->near_allowed = near_limited ? near_allowed : -1;
     curve *curves = malloc(sizeof(curve) * (size_t)k_count);
     if (!curves) return -1;
     int cur[ES_KWS_MAX_KEYWORDS];
-    long long total = 0;
+    long long total = 0, near_total = 0;
     for (int k = 0; k < k_count; k++) {
         curve *c = &curves[k];
-        int most = 0;
+        int most = 0, near_most = 0;
         for (int g = n - 1; g >= 0; g--) {
-            if (most > allowed) {
+            if (most > allowed || near_most > near_allowed) {
                 c->hits[g] = 0;
-                c->at_least[g] = UNKNOWN;
+                c->at_least[g] = c->near_at_least[g] = UNKNOWN;
                 continue;
             }
             es_cal_counts counts;
@@ -492,26 +507,34 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, int smooth_ms,
             }
             c->hits[g] = counts.hits;
             if (counts.false_alarms > most) most = counts.false_alarms;
+            if (counts.accepted > near_most) near_most = counts.accepted;
             c->at_least[g] = most;
+            c->near_at_least[g] = near_most;
         }
         cur[k] = n - 1;
         total += c->at_least[n - 1];
+        near_total += c->near_at_least[n - 1];
     }
-    out->met = total <= allowed;
+    out->met = total <= allowed && near_total <= near_allowed;
     while (out->met) {
         move best = {-1, 0, 0, 0};
         for (int k = 0; k < k_count; k++) {
             const curve *c = &curves[k];
             for (int g = cur[k] - 1; g >= 0; g--) {
                 if (c->at_least[g] == UNKNOWN) break;
-                const int cost = c->at_least[g] - c->at_least[cur[k]];
-                if (total + cost > allowed) break; /* and lower ones cost as much or more */
-                const move m = {k, g, c->hits[g] - c->hits[cur[k]], cost};
+                const int alarms = c->at_least[g] - c->at_least[cur[k]];
+                const int near = c->near_at_least[g] - c->near_at_least[cur[k]];
+                /* and lower ones cost as much or more */
+                if (total + alarms > allowed || near_total + near > near_allowed) break;
+                const move m = {k, g, c->hits[g] - c->hits[cur[k]],
+                                alarms * alarm_weight + near * near_weight};
                 if (best.keyword < 0 || better(&m, &best)) best = m;
             }
         }
         if (best.keyword < 0) break;
-        total += best.cost;
+        const curve *c = &curves[best.keyword];
+        total += c->at_least[best.to] - c->at_least[cur[best.keyword]];
+        near_total += c->near_at_least[best.to] - c->near_at_least[cur[best.keyword]];
         cur[best.keyword] = best.to;
     }
     free(curves);
@@ -523,18 +546,20 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, int smooth_ms,
         out->hits += out->counts[k].hits;
         out->positives += out->counts[k].positives;
         out->false_alarms += out->counts[k].false_alarms;
+        out->near_accepted += out->counts[k].accepted;
     }
     return 0;
 }
 
-int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour, const int *smoothing,
-                               int count, es_cal_result *out, es_cal_result *trials) {
+int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour,
+                               float max_near_miss_share, const int *smoothing, int count,
+                               es_cal_result *out, es_cal_result *trials) {
     if (count < 1) return -1;
     es_cal_result *trial = malloc(sizeof *trial);
     if (!trial) return -1;
     int rc = 0;
     for (int i = 0; i < count && rc == 0; i++) {
-        rc = es_cal_calibrate(s, max_per_hour, smoothing[i], trial);
+        rc = es_cal_calibrate(s, max_per_hour, max_near_miss_share, smoothing[i], trial);
         const int better = i == 0 || (trial->met && !out->met) ||
                            (trial->met == out->met && trial->hits > out->hits);
         if (rc == 0 && better) *out = *trial;

@@ -167,15 +167,21 @@ typedef struct es_cal_result {
     int smooth_ms;                         /* the smoothing they hold for; 0: the default */
     es_cal_counts counts[ES_KWS_MAX_KEYWORDS];
     int hits, positives, false_alarms; /* totals */
-    int allowed; /* the most false alarms in all the budget allows on this stream */
-    int met;     /* 1 when the total is within the budget (0: even the top of the grid exceeds it;
-                    the thresholds are then the top of the grid) */
+    int near_accepted;                 /* near misses accepted, summed over keywords */
+    int allowed;      /* the most false alarms in all the budget allows on this stream */
+    int near_allowed; /* the most near misses accepted in all; -1: no limit */
+    int met; /* 1 when the totals are within the budgets (0: even the top of the grid exceeds
+                them; the thresholds are then the top of the grid) */
 } es_cal_result;
 
 /* Step 3: thresholds for at most `max_per_hour` false alarms per hour in
- * total, with every posterior smoothed over `smooth_ms` (0: the detector's
- * default). Returns 0, or -1 out of memory. */
-int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, int smooth_ms, es_cal_result *out);
+ * total and at most `max_near_miss_share` of the stream's near misses
+ * accepted in all (1: no limit), with every posterior smoothed over
+ * `smooth_ms` (0: the detector's default). With a near-miss limit, moves
+ * are ranked by hits per share of both budgets they spend. Returns 0, or -1
+ * out of memory. */
+int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_miss_share,
+                     int smooth_ms, es_cal_result *out);
 
 /* Step 3 with the smoothing chosen too: es_cal_calibrate at each of
  * `smoothing[0..count)` ms, keeping the one that finds the most positives
@@ -183,8 +189,9 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, int smooth_ms, 
  * keyword said over half a second is told from a brief keyword-like peak
  * better by a longer mean; a short word is not. `trials` (may be NULL) gets
  * count results, one per smoothing. */
-int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour, const int *smoothing,
-                               int count, es_cal_result *out, es_cal_result *trials);
+int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour,
+                               float max_near_miss_share, const int *smoothing, int count,
+                               es_cal_result *out, es_cal_result *trials);
 
 /* Stores `result`'s per-column thresholds in `model` (the model
  * es_cal_stream_init was given): each keyword output gets its column's,

@@ -205,11 +205,24 @@ static void test_near_misses_are_judged_per_clip_not_per_hour(void **state) {
     /* The budget counts false alarms only: with none allowed, yes may go as
      * low as 0.81 although it then accepts a near miss. */
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 1.0f, 0, &r), 0);
     assert_true(r.met);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_int_equal(r.counts[YES].near_misses, 2);
     assert_int_equal(r.counts[YES].accepted, 1);
+    assert_int_equal(r.near_accepted, 1);
+    assert_int_equal(r.near_allowed, -1);
+    /* With a limit on near misses too: none may be accepted, so yes stays above the
+     * 0.9 one; half of them may, and 0.81 is back. */
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0.0f, 0, &r), 0);
+    assert_true(r.met);
+    assert_int_equal(r.near_allowed, 0);
+    assert_true(fabsf(r.thresholds[YES] - 0.91f) < 1e-6f);
+    assert_int_equal(r.near_accepted, 0);
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0.5f, 0, &r), 0);
+    assert_int_equal(r.near_allowed, 1);
+    assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
+    assert_int_equal(r.near_accepted, 1);
     assert_int_equal(es_cal_stream_add_window(&s, 0, 10, -1), -1);
     es_cal_stream_free(&s);
 }
@@ -222,7 +235,7 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     /* 2.5 per hour over one hour: two false alarms in all. Free moves take
      * yes to 0.93 and no to 0.89; then no to 0.41 (2 hits for 1 alarm) beats
      * yes to 0.61 (3 for 2) and to 0.81 (1 for 1); yes to 0.81 spends the rest. */
-    assert_int_equal(es_cal_calibrate(&s, 2.5f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 2.5f, 1.0f, 0, &r), 0);
     assert_int_equal(r.met, 1);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
@@ -236,14 +249,14 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     assert_true(es_cal_per_hour(r.false_alarms, s.negative_seconds) <= 2.5);
 
     /* One alarm in all: it goes to the keyword that gains most per alarm (no). */
-    assert_int_equal(es_cal_calibrate(&s, 1.5f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 1.5f, 1.0f, 0, &r), 0);
     assert_true(fabsf(r.thresholds[YES] - 0.93f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
     assert_int_equal(r.false_alarms, 1);
 
     /* Whatever the budget, the total stays within it. */
     for (float budget = 0.0f; budget <= 6.0f; budget += 0.5f) {
-        assert_int_equal(es_cal_calibrate(&s, budget, 0, &r), 0);
+        assert_int_equal(es_cal_calibrate(&s, budget, 1.0f, 0, &r), 0);
         assert_int_equal(r.met, 1);
         int total = 0;
         for (int k = 0; k < 2; k++) {
@@ -270,14 +283,14 @@ static void test_one_keyword_gets_the_lowest_threshold_within_budget(void **stat
     const span windows[] = {{99.8, 100.8, 0}};
     make_stream(&s, 1, labels, 3601.0, spikes, 3, windows, 1);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 1.5f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 1.5f, 1.0f, 0, &r), 0);
     assert_int_equal(r.met, 1);
     assert_true(fabsf(r.thresholds[0] - 0.71f) < 1e-6f);
     assert_int_equal(r.counts[0].false_alarms, 1);
     assert_int_equal(r.counts[0].hits, 0);
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 1.0f, 0, &r), 0);
     assert_true(fabsf(r.thresholds[0] - 0.91f) < 1e-6f);
-    assert_int_equal(es_cal_calibrate(&s, 10.0f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 10.0f, 1.0f, 0, &r), 0);
     assert_true(fabsf(r.thresholds[0] - 0.05f) < 1e-6f);
     assert_int_equal(r.counts[0].hits, 1);
     es_cal_stream_free(&s);
@@ -289,7 +302,7 @@ static void test_budget_out_of_reach_keeps_the_top_of_the_grid(void **state) {
     const spike spikes[] = {{YES, 10, 1.0f}, {NO, 20, 0.5f}};
     make_stream(&s, 2, yes_no, 3600.0, spikes, 2, NULL, 0);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 1.0f, 0, &r), 0);
     assert_int_equal(r.met, 0);
     assert_true(fabsf(r.thresholds[YES] - 0.999f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.999f) < 1e-6f);
@@ -309,11 +322,11 @@ static void test_smoothing_is_chosen_for_the_most_hits(void **state) {
     const span windows[] = {{99.8, 101.0, 0}, {199.8, 201.0, 0}};
     make_stream(&s, 1, labels, 3602.4, spikes, 8, windows, 2);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 50, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, 0.5f, 1.0f, 50, &r), 0);
     assert_int_equal(r.counts[0].hits, 0);
     const int smoothing[] = {50, 300, 200};
     es_cal_result trials[3];
-    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, smoothing, 3, &r, trials), 0);
+    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, 1.0f, smoothing, 3, &r, trials), 0);
     assert_int_equal(r.smooth_ms, 300);
     assert_int_equal(r.met, 1);
     assert_int_equal(r.counts[0].hits, 2);
@@ -323,10 +336,10 @@ static void test_smoothing_is_chosen_for_the_most_hits(void **state) {
     assert_int_equal(trials[2].smooth_ms, 200);
     assert_int_equal(trials[2].hits, 0);
     const int equals[] = {400, 300};
-    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, equals, 2, &r, NULL), 0);
+    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, 1.0f, equals, 2, &r, NULL), 0);
     assert_int_equal(r.smooth_ms, 400);
     assert_int_equal(r.counts[0].hits, 2);
-    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, equals, 0, &r, NULL), -1);
+    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, 1.0f, equals, 0, &r, NULL), -1);
     es_cal_stream_free(&s);
 }
 
@@ -445,6 +458,11 @@ static void make_fixture(void) {
                                "seven.wav\tvalid\tkeyword\tseven\t0.28\t0.82\tsynth:demo\n"
                                "quiet.wav\tvalid\tnoise\t-\t-\t-\tnoise:demo\n"
                                "missing-train-clip.wav\ttrain\tsentence\t-\t-\t-\tx\n");
+    /* sentence-b labelled with the word it says: a near miss. */
+    write_text("near.tsv", "sentence-a.wav\tvalid\tspeech\t-\t-\t-\tlibrivox:demo\n"
+                           "sentence-b.wav\tvalid\tsentence\tlift\t-\t-\tlibrivox:demo\n"
+                           "left.wav\tvalid\tkeyword\tleft\t0.29\t0.76\tsynth:demo\n"
+                           "quiet.wav\tvalid\tnoise\t-\t-\t-\tnoise:demo\n");
     write_text("positives-only.tsv", "left.wav\tvalid\tkeyword\tleft\t0.29\t0.76\tsynth:demo\n"
                                      "sentence-a.wav\ttrain\tspeech\t-\t-\t-\tlibrivox:demo\n");
     write_text("missing-clip.tsv", "sentence-a.wav\tvalid\tspeech\t-\t-\t-\tlibrivox:demo\n"
@@ -574,6 +592,23 @@ static void test_command_calibrates_a_tiny_manifest(void **state) {
     es_model_destroy(m);
 }
 
+/* A manifest's near miss (a sentence clip labelled with its word) is judged on its
+ * own, and the table says how many near misses each keyword set off;
+ * --near-misses-per-hour: the earlier way, as keyword-free speech. */
+static void test_command_judges_manifest_near_misses_per_clip(void **state) {
+    (void)state;
+    make_fixture();
+    assert_int_equal(run("model.esm -m near.tsv -o near.esm", "near.txt"), 0);
+    assert_non_null(strstr(slurp("near.txt.err"), "1 of them near misses"));
+    const char *table = slurp("near.txt");
+    assert_non_null(strstr(table, "near_misses_accepted"));
+    assert_non_null(strstr(table, " of 1 "));
+    assert_int_equal(
+        run("model.esm -m near.tsv -o hourly.esm --near-misses-per-hour", "hourly.txt"), 0);
+    assert_non_null(strstr(slurp("hourly.txt.err"), "0 of them near misses"));
+    assert_null(strstr(slurp("hourly.txt"), "near_misses_accepted"));
+}
+
 static void expect_status(const char *args, int status, const char *message) {
     const int got = run(args, "bad.txt");
     const char *err = slurp("bad.txt.err");
@@ -631,6 +666,7 @@ int main(void) {
         cmocka_unit_test(test_smoothing_is_chosen_for_the_most_hits),
         cmocka_unit_test(test_apply_stores_thresholds_by_output),
         cmocka_unit_test(test_command_calibrates_a_tiny_manifest),
+        cmocka_unit_test(test_command_judges_manifest_near_misses_per_clip),
         cmocka_unit_test(test_command_refuses_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
