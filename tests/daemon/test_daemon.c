@@ -618,9 +618,10 @@ static void reload_refuses_a_corrupt_model_and_keeps_serving(void **state) {
     stream_clips(&d, 1); /* served by the old model */
 
     /* A good reload is taken, and the next stream runs on it: no speech
-     * segment lasts the hour it now takes to count. */
-    write_config(&d,
-                 "[models]\nvad = builtin\n[vad]\nmin_speech_ms = 3600000\nmax_speech_ms = 0\n");
+     * segment lasts the hour it now takes to count, and no keyword model
+     * listens (the clip says "left", "stop", "yes" ...). */
+    write_config(&d, "[models]\nvad = builtin\nkws = none\n[vad]\nmin_speech_ms = 3600000\n"
+                     "max_speech_ms = 0\n");
     kill(d.pid, SIGHUP);
     wait_for_log(&d, "reloaded", 5000);
     write_clip(d.fifo);

@@ -15,3 +15,9 @@ endforeach()
 es_add_test(test_train_cmd SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_train_cmd.c LIBS es_daemon)
 # Threaded: batches are built ahead of the trainer on threads of their own.
 set_tests_properties(test_train_cmd PROPERTIES LABELS tsan)
+
+# The one command that rebuilds the shipped models (scripts/train-models.sh), in its
+# --smoke mode on clips synthesised by the test: every step of it runs in CI.
+add_test(NAME train_models_smoke COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_models_smoke.sh
+                                         $<TARGET_FILE:earshot>)
+set_tests_properties(train_models_smoke PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
