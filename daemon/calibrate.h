@@ -12,7 +12,8 @@
  *      outputs excluded: es_pipeline_keyword_label order). A clip that says a
  *      keyword records a window: from where the keyword starts to half a
  *      second after it ends (ES_CAL_AFTER_S). A near miss (a clip made to
- *      sound like a keyword without saying it: train-keyword's confusables)
+ *      sound like a keyword without saying it: train-keyword's confusables,
+ *      a manifest's labelled sentence clips)
  *      records a near-miss window over the whole clip and the same half second.
  *   2. Detection replayed offline (es_cal_detect): for keyword k at
  *      threshold T, the detector `earshot file` runs by default
@@ -27,7 +28,8 @@
  *      the stream than in any real conversation.
  *   3. Thresholds (es_cal_calibrate) on a grid (0.05..0.95 by 0.01, then
  *      0.96 .. 0.999) so that the SUM of false alarms over keywords stays
- *      within the budget. Greedy: every keyword starts at the top of the
+ *      within the budget (and, if asked, the sum of near misses accepted
+ *      within its own). Greedy: every keyword starts at the top of the
  *      grid; a keyword's false alarms at T are taken as the most seen at any
  *      grid threshold >= T (so lowering never looks cheaper than it was on
  *      the way down). Each step lowers one keyword's threshold to a grid
