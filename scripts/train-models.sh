@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
   --manifest) manifest=${2:?--manifest needs a file} && shift 2 ;;
   --earshot) earshot=${2:?--earshot needs a binary} && shift 2 ;;
   --smoke) smoke=1 && shift ;;
-  -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+  -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
   *) echo "train-models.sh: unknown argument '$1' (try --help)" >&2 && exit 2 ;;
   esac
 done
