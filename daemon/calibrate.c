@@ -444,9 +444,10 @@ typedef struct move {
     long long cost;
 } move;
 
-/* a better than b? Moves that gain hits first, by hits per false alarm (free
- * ones first), then more hits, then the lower threshold; then the others by
- * most hits (least lost), fewest false alarms, lower threshold. */
+/* a better than b? Moves that gain hits first, by hits per cost (false alarms,
+ * or with a near-miss limit the weighted sum above; free ones first), then more
+ * hits, then the lower threshold; then the others by most hits (least lost),
+ * lowest cost, lower threshold. */
 static int better(const move *a, const move *b) {
     const int a_gains = a->gain > 0, b_gains = b->gain > 0;
     if (a_gains != b_gains) return a_gains;

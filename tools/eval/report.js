@@ -294,10 +294,8 @@ function evalReport(set, system) {
 
 // The table row of the keyword-free audio without its near-miss clips.
 function withoutNearMisses(fa) {
-  const near = fa.byCategory['near-miss-speech'] || { events: 0, hours: 0 };
-  const hours = fa.hours - near.hours;
-  const events = fa.total - near.events;
-  return ['**keyword-free without near misses**', fmt(hours, 2), String(events), hours ? fmt(events / hours, 1) : '–'];
+  const [events, hours] = falseAlarms(fa, (c) => c !== 'near-miss-speech');
+  return ['**keyword-free without near misses**', fmt(hours, 2), String(events), perHour(fa, (c) => c !== 'near-miss-speech')];
 }
 
 // The manifest's near misses: sentence clips labelled with the word they say.
@@ -310,12 +308,17 @@ function nearMissClips(manifest) {
   );
 }
 
-// False alarms per hour over the keyword-free stretches whose category passes `pick`.
-function perHour(fa, pick) {
-  const b = Object.entries(fa.byCategory)
+// [false alarms, hours] of the keyword-free stretches whose category passes `pick`.
+function falseAlarms(fa, pick) {
+  return Object.entries(fa.byCategory)
     .filter(([c]) => pick(c))
     .reduce((a, [, v]) => [a[0] + v.events, a[1] + v.hours], [0, 0]);
-  return b[1] ? fmt(b[0] / b[1], 1) : '–';
+}
+
+// False alarms per hour over those stretches.
+function perHour(fa, pick) {
+  const [events, hours] = falseAlarms(fa, pick);
+  return hours ? fmt(events / hours, 1) : '–';
 }
 
 function compareReport(set) {
