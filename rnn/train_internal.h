@@ -14,15 +14,24 @@
 
 #include <stddef.h>
 
+#include "kernels.h"
 #include "model_internal.h"
 
 /* ---- matrix products (train_kernels.c) --------------------------------------- */
 
 /* C[M][N] += A · B with A(m,k) = a[m*a_row + k*a_col] (so A may be read
  * transposed: a_row = 1, a_col = lda), B[K][N] with row stride ldb, C with
- * row stride ldc. Uses AVX2+FMA when the CPU has them. */
+ * row stride ldc. Uses the widest vectors the CPU has (AVX-512, AVX2+FMA),
+ * as the inference kernels do; AVX-512 and AVX2 give the same bits. */
 void es_train_matmul(int M, int N, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
+
+/* The product for one instruction set (es_train_matmul picks ES_ISA_AUTO's),
+ * or NULL when this CPU lacks it: for tests comparing them. */
+typedef void (*es_train_matmul_fn)(int M, int N, int K, const float *a, ptrdiff_t a_row,
+                                   ptrdiff_t a_col, const float *b, ptrdiff_t ldb, float *c,
+                                   ptrdiff_t ldc);
+es_train_matmul_fn es_train_matmul_for(es_isa isa);
 
 /* dst[c][r] = src[r][c] for a rows x cols matrix. */
 void es_train_transpose(int rows, int cols, const float *src, float *dst);

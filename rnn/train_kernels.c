@@ -7,7 +7,12 @@
  * dY·W, and the weight gradients dYᵀ·X (A read transposed) without copies.
  * The AVX2 path holds a 6 x 16 block of C in twelve registers over a slice
  * of K: each k costs two loads of B, six broadcasts of A and twelve FMAs,
- * enough independent FMAs to cover their latency on two FMA pipes.
+ * enough independent FMAs to cover their latency on two FMA pipes. The
+ * AVX-512 path is the same block twice as wide (6 x 32); on a CPU with
+ * full-width AVX-512 units it does twice the work per cycle. Both add up
+ * each element of C in the same order (one FMA chain per K slice, then
+ * added to C), so they give the same bits: a model trains the same on
+ * either.
  */
 #include <string.h>
 
@@ -126,39 +131,116 @@ block_masked_avx2(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_
 #define ES_MATMUL_KC 256
 #define ES_MATMUL_MC 96
 
+/* The columns of C in strips `wide` wide, then the rest `narrow` at a time
+ * under a mask (`lanes_upto(width)`), for each KC x MC panel. Expects M, N,
+ * K, a, a_row, a_col, b, ldb, c, ldc and a variable `mask` in scope. */
+#define ES_MATMUL_PANELS(wide_block, wide, narrow_block, narrow, lanes_upto)                       \
+    for (int k0 = 0; k0 < K; k0 += ES_MATMUL_KC) {                                                 \
+        int kc = K - k0 < ES_MATMUL_KC ? K - k0 : ES_MATMUL_KC;                                    \
+        for (int m0 = 0; m0 < M; m0 += ES_MATMUL_MC) {                                             \
+            int m1 = M - m0 < ES_MATMUL_MC ? M : m0 + ES_MATMUL_MC;                                \
+            int n = 0;                                                                             \
+            mask = lanes_upto(narrow);                                                             \
+            for (; n + (wide) <= N; n += (wide))                                                   \
+                ES_FOR_ROW_BLOCKS(wide_block, m0, m1, kc);                                         \
+            for (; n < N; n += (narrow)) {                                                         \
+                mask = lanes_upto(N - n < (narrow) ? N - n : (narrow));                            \
+                ES_FOR_ROW_BLOCKS(narrow_block, m0, m1, kc);                                       \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* The first `width` of eight lanes set. */
+__attribute__((target("avx2"), always_inline)) static inline __m256i avx2_lanes_upto(int width) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(width), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 __attribute__((target("avx2,fma"))) static void matmul_avx2(int M, int N, int K, const float *a,
                                                             ptrdiff_t a_row, ptrdiff_t a_col,
                                                             const float *b, ptrdiff_t ldb, float *c,
                                                             ptrdiff_t ldc) {
-    for (int k0 = 0; k0 < K; k0 += ES_MATMUL_KC) {
-        int kc = K - k0 < ES_MATMUL_KC ? K - k0 : ES_MATMUL_KC;
-        for (int m0 = 0; m0 < M; m0 += ES_MATMUL_MC) {
-            int m1 = M - m0 < ES_MATMUL_MC ? M : m0 + ES_MATMUL_MC;
-            int n = 0;
-            __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            __m256i mask = _mm256_set1_epi32(-1);
-            for (; n + 16 <= N; n += 16)
-                ES_FOR_ROW_BLOCKS(block16_avx2, m0, m1, kc);
-            for (; n < N; n += 8) {
-                int width = N - n < 8 ? N - n : 8;
-                mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
-                ES_FOR_ROW_BLOCKS(block_masked_avx2, m0, m1, kc);
-            }
+    __m256i mask;
+    ES_MATMUL_PANELS(block16_avx2, 16, block_masked_avx2, 8, avx2_lanes_upto);
+}
+
+/* C[rows][32] += A(rows, 0..K) · B[0..K][32] (mask unused, as in block16_avx2). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+block32_avx512(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col, const float *b,
+               ptrdiff_t ldb, float *c, ptrdiff_t ldc, __mmask16 mask) {
+    (void)mask;
+    __m512 acc[ES_BLOCK_ROWS][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < ES_BLOCK_ROWS; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m512 b0 = _mm512_loadu_ps(b + k * ldb);
+        __m512 b1 = _mm512_loadu_ps(b + k * ldb + 16);
+        const float *ak = a + k * a_col;
+#pragma GCC unroll 6
+        for (int i = 0; i < rows; i++) {
+            __m512 av = _mm512_set1_ps(ak[i * a_row]);
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
         }
     }
+#pragma GCC unroll 6
+    for (int i = 0; i < rows; i++) {
+        float *ci = c + i * ldc;
+        _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), acc[i][0]));
+        _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), acc[i][1]));
+    }
+}
+
+/* C[rows][w] += A · B[0..K][w] for the w <= 16 columns set in mask. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+block_masked_avx512(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col,
+                    const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, __mmask16 mask) {
+    __m512 acc[ES_BLOCK_ROWS];
+#pragma GCC unroll 6
+    for (int i = 0; i < ES_BLOCK_ROWS; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(mask, b + k * ldb);
+        const float *ak = a + k * a_col;
+#pragma GCC unroll 6
+        for (int i = 0; i < rows; i++)
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(ak[i * a_row]), b0, acc[i]);
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < rows; i++) {
+        __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c + i * ldc), acc[i]);
+        _mm512_mask_storeu_ps(c + i * ldc, mask, sum);
+    }
+}
+
+static inline __mmask16 avx512_lanes_upto(int width) {
+    return (__mmask16)((1u << width) - 1u);
+}
+
+__attribute__((target("avx512f"))) static void matmul_avx512(int M, int N, int K, const float *a,
+                                                             ptrdiff_t a_row, ptrdiff_t a_col,
+                                                             const float *b, ptrdiff_t ldb,
+                                                             float *c, ptrdiff_t ldc) {
+    __mmask16 mask;
+    ES_MATMUL_PANELS(block32_avx512, 32, block_masked_avx512, 16, avx512_lanes_upto);
 }
 #endif
+
+es_train_matmul_fn es_train_matmul_for(es_isa isa) {
+    /* The inference kernels' choice, so both follow the same CPU checks. */
+    const es_kernels *kernels = es_kernels_for(isa);
+    if (!kernels) return NULL;
+#ifdef ES_TRAIN_X86
+    if (kernels == es_kernels_for(ES_ISA_AVX512)) return matmul_avx512;
+    if (kernels == es_kernels_for(ES_ISA_AVX2)) return matmul_avx2;
+#endif
+    return matmul_generic;
+}
 
 void es_train_matmul(int M, int N, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc) {
     if (M <= 0 || N <= 0 || K <= 0) return;
-#ifdef ES_TRAIN_X86
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        matmul_avx2(M, N, K, a, a_row, a_col, b, ldb, c, ldc);
-        return;
-    }
-#endif
-    matmul_generic(M, N, K, a, a_row, a_col, b, ldb, c, ldc);
+    es_train_matmul_for(ES_ISA_AUTO)(M, N, K, a, a_row, a_col, b, ldb, c, ldc);
 }
 
 void es_train_transpose(int rows, int cols, const float *src, float *dst) {
