@@ -5,13 +5,10 @@
  * read row by row (vectorised along N) and A element by element through two
  * strides, so the same code computes X·Wᵀ (with Wᵀ prepared once per step),
  * dY·W, and the weight gradients dYᵀ·X (A read transposed) without copies.
- * The AVX2 path holds a 6 x 16 block of C in twelve registers over a slice
- * of K: each k costs two loads of B, six broadcasts of A and twelve FMAs,
- * enough independent FMAs to cover their latency on two FMA pipes. The
- * AVX-512 path is the same block twice as wide (6 x 32); on a CPU with
- * full-width AVX-512 units it does twice the work per cycle. Both add up
- * each element of C in the same order (one FMA chain per K slice, then
- * added to C), so they give the same bits: a model trains the same on
+ * On x86 the product is written once (train_matmul_x86.inc) and compiled
+ * for AVX2 and for AVX-512: the same 6-row blocks of C, 16 or 32 columns
+ * wide; on a CPU with full-width AVX-512 units the wider does twice the
+ * work per cycle. Both give the same bits: a model trains the same on
  * either.
  */
 #include <string.h>
@@ -38,62 +35,18 @@ static void matmul_generic(int M, int N, int K, const float *a, ptrdiff_t a_row,
 }
 
 #ifdef ES_TRAIN_X86
-/* The row loops below are unrolled so that the accumulators live in registers. */
+/* The row loops of the blocks are unrolled so that the accumulators live in
+ * registers. */
 #define ES_BLOCK_ROWS 6
 
-/* C[rows][16] += A(rows, 0..K) · B[0..K][16]; rows is a constant after inlining.
- * (mask: for the same signature as block_masked_avx2; all 16 columns are used.) */
-__attribute__((target("avx2,fma"), always_inline)) static inline void
-block16_avx2(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col, const float *b,
-             ptrdiff_t ldb, float *c, ptrdiff_t ldc, __m256i mask) {
-    (void)mask;
-    __m256 acc[ES_BLOCK_ROWS][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < ES_BLOCK_ROWS; i++)
-        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int k = 0; k < K; k++) {
-        __m256 b0 = _mm256_loadu_ps(b + k * ldb);
-        __m256 b1 = _mm256_loadu_ps(b + k * ldb + 8);
-        const float *ak = a + k * a_col;
-#pragma GCC unroll 6
-        for (int i = 0; i < rows; i++) {
-            __m256 av = _mm256_broadcast_ss(ak + i * a_row);
-            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < rows; i++) {
-        float *ci = c + i * ldc;
-        _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]));
-        _mm256_storeu_ps(ci + 8, _mm256_add_ps(_mm256_loadu_ps(ci + 8), acc[i][1]));
-    }
-}
+/* Cache blocking: a KC-deep slice of B (KC x N) and an MC x KC panel of A
+ * stay in L2 while every block of C that they feed is computed, so long
+ * products (weight gradients sum over every frame of the batch) do not
+ * stream A and B from memory once per block of C. */
+#define ES_MATMUL_KC 256
+#define ES_MATMUL_MC 96
 
-/* C[rows][w] += A · B[0..K][w] for the w = popcount(mask) <= 8 leftmost columns;
- * masked-off lanes of B and C are neither read nor written. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void
-block_masked_avx2(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col, const float *b,
-                  ptrdiff_t ldb, float *c, ptrdiff_t ldc, __m256i mask) {
-    __m256 acc[ES_BLOCK_ROWS];
-#pragma GCC unroll 6
-    for (int i = 0; i < ES_BLOCK_ROWS; i++)
-        acc[i] = _mm256_setzero_ps();
-    for (int k = 0; k < K; k++) {
-        __m256 b0 = _mm256_maskload_ps(b + k * ldb, mask);
-        const float *ak = a + k * a_col;
-#pragma GCC unroll 6
-        for (int i = 0; i < rows; i++)
-            acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ak + i * a_row), b0, acc[i]);
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < rows; i++) {
-        __m256 sum = _mm256_add_ps(_mm256_maskload_ps(c + i * ldc, mask), acc[i]);
-        _mm256_maskstore_ps(c + i * ldc, mask, sum);
-    }
-}
-
-/* The columns of one 16- or 8-wide strip, for rows [m_begin, m_end) of C,
+/* One strip of columns (at n, under `mask`), for rows [m_begin, m_end) of C,
  * ES_BLOCK_ROWS at a time; the leftover rows get a block of their own size. */
 #define ES_BLOCK_AT(block, rows, m, k_count)                                                       \
     block(rows, k_count, ak + (m)*a_row, a_row, a_col, bk, ldb, c + (m)*ldc + n, ldc, mask)
@@ -124,106 +77,44 @@ block_masked_avx2(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_
         }                                                                                          \
     } while (0)
 
-/* Cache blocking: a KC-deep slice of B (KC x N) and an MC x KC panel of A
- * stay in L2 while every 4 x 16 block of C that they feed is computed, so
- * long products (weight gradients sum over every frame of the batch) do not
- * stream A and B from memory once per block of C. */
-#define ES_MATMUL_KC 256
-#define ES_MATMUL_MC 96
+/* AVX2 + FMA: blocks of 6 x 16. */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define ES_SIMD(name) name##_avx2
+#define ES_VEC __m256
+#define ES_MASK __m256i
+#define ES_LANES 8
+#define ES_ZERO() _mm256_setzero_ps()
+#define ES_LOAD(p) _mm256_loadu_ps(p)
+#define ES_STORE(p, v) _mm256_storeu_ps(p, v)
+#define ES_BROADCAST(p) _mm256_broadcast_ss(p)
+#define ES_FMA(a, b, acc) _mm256_fmadd_ps(a, b, acc)
+#define ES_ADD(a, b) _mm256_add_ps(a, b)
+#define ES_MASK_LOAD(p, m) _mm256_maskload_ps(p, m)
+#define ES_MASK_STORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define ES_LANES_UPTO(w)                                                                           \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#include "train_matmul_x86.inc"
+#pragma GCC pop_options
 
-/* The columns of C in strips `wide` wide, then the rest `narrow` at a time
- * under a mask (`lanes_upto(width)`), for each KC x MC panel. Expects M, N,
- * K, a, a_row, a_col, b, ldb, c, ldc and a variable `mask` in scope. */
-#define ES_MATMUL_PANELS(wide_block, wide, narrow_block, narrow, lanes_upto)                       \
-    for (int k0 = 0; k0 < K; k0 += ES_MATMUL_KC) {                                                 \
-        int kc = K - k0 < ES_MATMUL_KC ? K - k0 : ES_MATMUL_KC;                                    \
-        for (int m0 = 0; m0 < M; m0 += ES_MATMUL_MC) {                                             \
-            int m1 = M - m0 < ES_MATMUL_MC ? M : m0 + ES_MATMUL_MC;                                \
-            int n = 0;                                                                             \
-            mask = lanes_upto(narrow);                                                             \
-            for (; n + (wide) <= N; n += (wide))                                                   \
-                ES_FOR_ROW_BLOCKS(wide_block, m0, m1, kc);                                         \
-            for (; n < N; n += (narrow)) {                                                         \
-                mask = lanes_upto(N - n < (narrow) ? N - n : (narrow));                            \
-                ES_FOR_ROW_BLOCKS(narrow_block, m0, m1, kc);                                       \
-            }                                                                                      \
-        }                                                                                          \
-    }
-
-/* The first `width` of eight lanes set. */
-__attribute__((target("avx2"), always_inline)) static inline __m256i avx2_lanes_upto(int width) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(width), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-__attribute__((target("avx2,fma"))) static void matmul_avx2(int M, int N, int K, const float *a,
-                                                            ptrdiff_t a_row, ptrdiff_t a_col,
-                                                            const float *b, ptrdiff_t ldb, float *c,
-                                                            ptrdiff_t ldc) {
-    __m256i mask;
-    ES_MATMUL_PANELS(block16_avx2, 16, block_masked_avx2, 8, avx2_lanes_upto);
-}
-
-/* C[rows][32] += A(rows, 0..K) · B[0..K][32] (mask unused, as in block16_avx2). */
-__attribute__((target("avx512f"), always_inline)) static inline void
-block32_avx512(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col, const float *b,
-               ptrdiff_t ldb, float *c, ptrdiff_t ldc, __mmask16 mask) {
-    (void)mask;
-    __m512 acc[ES_BLOCK_ROWS][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < ES_BLOCK_ROWS; i++)
-        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int k = 0; k < K; k++) {
-        __m512 b0 = _mm512_loadu_ps(b + k * ldb);
-        __m512 b1 = _mm512_loadu_ps(b + k * ldb + 16);
-        const float *ak = a + k * a_col;
-#pragma GCC unroll 6
-        for (int i = 0; i < rows; i++) {
-            __m512 av = _mm512_set1_ps(ak[i * a_row]);
-            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < rows; i++) {
-        float *ci = c + i * ldc;
-        _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), acc[i][0]));
-        _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), acc[i][1]));
-    }
-}
-
-/* C[rows][w] += A · B[0..K][w] for the w <= 16 columns set in mask. */
-__attribute__((target("avx512f"), always_inline)) static inline void
-block_masked_avx512(int rows, int K, const float *a, ptrdiff_t a_row, ptrdiff_t a_col,
-                    const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, __mmask16 mask) {
-    __m512 acc[ES_BLOCK_ROWS];
-#pragma GCC unroll 6
-    for (int i = 0; i < ES_BLOCK_ROWS; i++)
-        acc[i] = _mm512_setzero_ps();
-    for (int k = 0; k < K; k++) {
-        __m512 b0 = _mm512_maskz_loadu_ps(mask, b + k * ldb);
-        const float *ak = a + k * a_col;
-#pragma GCC unroll 6
-        for (int i = 0; i < rows; i++)
-            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(ak[i * a_row]), b0, acc[i]);
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < rows; i++) {
-        __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c + i * ldc), acc[i]);
-        _mm512_mask_storeu_ps(c + i * ldc, mask, sum);
-    }
-}
-
-static inline __mmask16 avx512_lanes_upto(int width) {
-    return (__mmask16)((1u << width) - 1u);
-}
-
-__attribute__((target("avx512f"))) static void matmul_avx512(int M, int N, int K, const float *a,
-                                                             ptrdiff_t a_row, ptrdiff_t a_col,
-                                                             const float *b, ptrdiff_t ldb,
-                                                             float *c, ptrdiff_t ldc) {
-    __mmask16 mask;
-    ES_MATMUL_PANELS(block32_avx512, 32, block_masked_avx512, 16, avx512_lanes_upto);
-}
+/* AVX-512F: blocks of 6 x 32. */
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#define ES_SIMD(name) name##_avx512
+#define ES_VEC __m512
+#define ES_MASK __mmask16
+#define ES_LANES 16
+#define ES_ZERO() _mm512_setzero_ps()
+#define ES_LOAD(p) _mm512_loadu_ps(p)
+#define ES_STORE(p, v) _mm512_storeu_ps(p, v)
+#define ES_BROADCAST(p) _mm512_set1_ps(*(p))
+#define ES_FMA(a, b, acc) _mm512_fmadd_ps(a, b, acc)
+#define ES_ADD(a, b) _mm512_add_ps(a, b)
+#define ES_MASK_LOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define ES_MASK_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define ES_LANES_UPTO(w) ((__mmask16)((1u << (w)) - 1u))
+#include "train_matmul_x86.inc"
+#pragma GCC pop_options
 #endif
 
 es_train_matmul_fn es_train_matmul_for(es_isa isa) {
