@@ -2,7 +2,7 @@
 # earshot's runs on it. Expects to run from the repository's top folder.
 #
 # Options: --quick (a few minutes of audio) | --smoke (about a minute, no manifest needed:
-# espeak-ng clips; for CI) ; --hours H (keyword-free hours, default 5 full, 0.25 quick) ;
+# espeak-ng clips; for CI) ; --hours H (keyword-free hours, default 6 full, 0.25 quick) ;
 # --seed N ; --manifest FILE (default data/manifest.tsv) ; --earshot BIN
 # (default build/daemon/earshot, built with scripts/build.sh when missing) ;
 # --vad-model FILE / --kws-model FILE (a model to measure instead of the built-in one) ;
