@@ -78,8 +78,7 @@ static void matmul_generic(int M, int N, int K, const float *a, ptrdiff_t a_row,
     } while (0)
 
 /* AVX2 + FMA: blocks of 6 x 16. */
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#define ES_TARGET __attribute__((target("avx2,fma")))
 #define ES_SIMD(name) name##_avx2
 #define ES_VEC __m256
 #define ES_MASK __m256i
@@ -95,11 +94,9 @@ static void matmul_generic(int M, int N, int K, const float *a, ptrdiff_t a_row,
 #define ES_LANES_UPTO(w)                                                                           \
     _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #include "train_matmul_x86.inc"
-#pragma GCC pop_options
 
 /* AVX-512F: blocks of 6 x 32. */
-#pragma GCC push_options
-#pragma GCC target("avx512f")
+#define ES_TARGET __attribute__((target("avx512f")))
 #define ES_SIMD(name) name##_avx512
 #define ES_VEC __m512
 #define ES_MASK __mmask16
@@ -114,7 +111,6 @@ static void matmul_generic(int M, int N, int K, const float *a, ptrdiff_t a_row,
 #define ES_MASK_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define ES_LANES_UPTO(w) ((__mmask16)((1u << (w)) - 1u))
 #include "train_matmul_x86.inc"
-#pragma GCC pop_options
 #endif
 
 es_train_matmul_fn es_train_matmul_for(es_isa isa) {
