@@ -93,6 +93,11 @@ function f1(pred, labels) {
 const fmt = (v, d = 3) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(d));
 const pct = (hit, n) => (n ? `${((100 * hit) / n).toFixed(1)}% (${hit}/${n})` : '–');
 const snrName = (s) => (s === 'clean' ? 'clean' : `${s} dB`);
+// Events per hour, one decimal; '–' for no hours.
+const rate = (events, hours) => (hours ? fmt(events / hours, 1) : '–');
+// The category of keyword-free stretches that are near misses (EvalSet.category).
+const NEAR_MISS = 'near-miss-speech';
+const notNearMiss = (c) => c !== NEAR_MISS;
 
 function table(head, rows) {
   return [
@@ -123,7 +128,7 @@ class EvalSet {
   // manifest's near misses becomes 'near-miss-speech'.
   category(row) {
     if (this.nearMisses === undefined) this.nearMisses = nearMissClips(this.meta.manifest);
-    return row[3] === 'synthetic-speech' && this.nearMisses.has(row[4]) ? 'near-miss-speech' : row[3];
+    return row[3] === 'synthetic-speech' && this.nearMisses.has(row[4]) ? NEAR_MISS : row[3];
   }
   run(system, file, ext) {
     const p = path.join(this.dir, 'runs', system, file.replace(/\.wav$/, ext));
@@ -214,9 +219,9 @@ class EvalSet {
         const c = cats.filter((r) => Number(r[1]) <= e.time).pop() || cats[0];
         const b = (fa.byCategory[c[3]] = fa.byCategory[c[3]] || { events: 0, hours: 0 });
         b.events++;
-        if (c[3] === 'near-miss-speech') accepted.add(c);
+        if (c[3] === NEAR_MISS) accepted.add(c);
       }
-      fa.nearMisses += cats.filter((c) => c[3] === 'near-miss-speech').length;
+      fa.nearMisses += cats.filter((c) => c[3] === NEAR_MISS).length;
       fa.nearAccepted += accepted.size;
     }
     if (!any) return null;
@@ -274,10 +279,10 @@ function evalReport(set, system) {
       table(
         ['audio', 'hours', 'false alarms', 'per hour'],
         [
-          ...cats.map(([c, b]) => [c, fmt(b.hours, 2), String(b.events), b.hours ? fmt(b.events / b.hours, 1) : '–']),
-          ['**keyword-free total**', fmt(k.fa.hours, 2), String(k.fa.total), k.fa.hours ? fmt(k.fa.total / k.fa.hours, 1) : '–'],
+          ...cats.map(([c, b]) => [c, fmt(b.hours, 2), String(b.events), rate(b.events, b.hours)]),
+          ['**keyword-free total**', fmt(k.fa.hours, 2), String(k.fa.total), rate(k.fa.total, k.fa.hours)],
           ...(k.fa.nearMisses ? [withoutNearMisses(k.fa)] : []),
-          ['keyword streams (wrong word or time)', fmt(k.streamHours, 2), String(k.streamFalse), k.streamHours ? fmt(k.streamFalse / k.streamHours, 1) : '–'],
+          ['keyword streams (wrong word or time)', fmt(k.streamHours, 2), String(k.streamFalse), rate(k.streamFalse, k.streamHours)],
         ],
       ),
     );
@@ -294,8 +299,8 @@ function evalReport(set, system) {
 
 // The table row of the keyword-free audio without its near-miss clips.
 function withoutNearMisses(fa) {
-  const [events, hours] = falseAlarms(fa, (c) => c !== 'near-miss-speech');
-  return ['**keyword-free without near misses**', fmt(hours, 2), String(events), perHour(fa, (c) => c !== 'near-miss-speech')];
+  const [events, hours] = falseAlarms(fa, notNearMiss);
+  return ['**keyword-free without near misses**', fmt(hours, 2), String(events), rate(events, hours)];
 }
 
 // The manifest's near misses: sentence clips labelled with the word they say.
@@ -317,8 +322,7 @@ function falseAlarms(fa, pick) {
 
 // False alarms per hour over those stretches.
 function perHour(fa, pick) {
-  const [events, hours] = falseAlarms(fa, pick);
-  return hours ? fmt(events / hours, 1) : '–';
+  return rate(...falseAlarms(fa, pick));
 }
 
 function compareReport(set) {
@@ -360,8 +364,8 @@ function compareReport(set) {
       pct(h, n),
       ...snrs.map((s) => pct(...k.sum(([sn, , r]) => sn === s && r === 'synthetic'))),
       pct(rh, rn),
-      k.fa.hours ? fmt(k.fa.total / k.fa.hours, 1) : '–',
-      perHour(k.fa, (c) => c !== 'near-miss-speech'),
+      rate(k.fa.total, k.fa.hours),
+      perHour(k.fa, notNearMiss),
       k.fa.nearMisses ? pct(k.fa.nearAccepted, k.fa.nearMisses) : '–',
       perHour(k.fa, (c) => c.endsWith('speech')),
       perHour(k.fa, (c) => !c.endsWith('speech')),
