@@ -77,6 +77,7 @@ typedef struct train_options {
     int valid_clips;
     int batch_size;
     float learning_rate;
+    int lr_decay_sequences;     /* 5 % less learning rate per this many sequences; 0: default */
     float keyword_weight;       /* KWS: a keyword frame's weight against a filler frame's */
     int patience;               /* epochs without validation progress before stopping */
     float min_snr_db;           /* the noisiest mix augmentation makes */
@@ -108,6 +109,8 @@ static const char usage_text[] =
     "      --valid-clips N     validation sequences (default 400)\n"
     "      --batch N           sequences per batch (default 32)\n"
     "      --learning-rate LR  Adam's step size (default 0.002)\n"
+    "      --lr-decay-every N  the step size falls 5 % every N training sequences\n"
+    "                          (KWS 10000, VAD 4000): longer runs want a larger N\n"
     "      --kws-loss frames|maxpool  KWS loss: per-frame targets on the keyword's last\n"
     "                          0.3 s (default), or max-pooling over its window\n"
     "      --keyword-weight W  KWS: a keyword frame counts W filler frames in the loss (3)\n"
@@ -157,6 +160,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_VALID_CLIPS,
         OPT_BATCH,
         OPT_LR,
+        OPT_LR_DECAY,
         OPT_KWS_LOSS,
         OPT_WARMUP,
         OPT_MANIFEST_KEYWORDS_ONLY,
@@ -184,6 +188,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"valid-clips", required_argument, NULL, OPT_VALID_CLIPS},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"learning-rate", required_argument, NULL, OPT_LR},
+        {"lr-decay-every", required_argument, NULL, OPT_LR_DECAY},
         {"kws-loss", required_argument, NULL, OPT_KWS_LOSS},
         {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
         {"manifest-keywords-only", no_argument, NULL, OPT_MANIFEST_KEYWORDS_ONLY},
@@ -286,6 +291,10 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         case OPT_LR:
             rc = es_cli_parse_float("--learning-rate", optarg, 1e-6, 1.0, &opt->learning_rate);
             break;
+        case OPT_LR_DECAY:
+            rc = es_cli_parse_int("--lr-decay-every", optarg, 1, 1000000000,
+                                  &opt->lr_decay_sequences);
+            break;
         case OPT_NEGATIVE_PEAK_WEIGHT:
             rc = es_cli_parse_float("--negative-peak-weight", optarg, 0.0, 10000.0,
                                     &opt->negative_peak_weight);
@@ -331,6 +340,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
      * (valid recall at 5 % filler alarms 0.08); on clean audio it reached 0.46
      * in 11 (models/kws.md). */
     if (opt->augment_ramp_epochs < 0) opt->augment_ramp_epochs = opt->task == TASK_KWS ? 30 : 0;
+    /* KWS sequences are short and its runs a million of them long. */
+    if (opt->lr_decay_sequences == 0)
+        opt->lr_decay_sequences = opt->task == TASK_KWS ? 10000 : 4000;
     if (opt->keyword_weight == 0.0f) opt->keyword_weight = opt->task == TASK_KWS ? 3.0f : 1.0f;
     if (opt->conv < 0) opt->conv = opt->task == TASK_VAD ? 32 : 0;
     if (opt->small) {
@@ -1801,10 +1813,8 @@ int es_cmd_train(int argc, char **argv) {
         config.negative_peak_weight = opt.negative_peak_weight;
         config.patience = opt.patience;
         config.average_decay = opt.average_decay;
-        /* 5 % less per 4000 sequences (KWS: per 10000, as its short sequences
-         * make runs of a million), whatever the epoch size. */
-        config.lr_decay =
-            (float)pow(0.95, opt.clips_per_epoch / (opt.task == TASK_KWS ? 10000.0 : 4000.0));
+        /* 5 % less per opt.lr_decay_sequences, whatever the epoch size. */
+        config.lr_decay = (float)pow(0.95, (double)opt.clips_per_epoch / opt.lr_decay_sequences);
         config.max_epochs = phase_epochs[phase];
         config.threads = opt.threads;
         config.seed = opt.seed + (uint64_t)phase;

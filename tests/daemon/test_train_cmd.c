@@ -226,6 +226,19 @@ static void test_hard_negative_rounds_run_reproducibly(void **state) {
     assert_memory_equal(a, b, (size_t)na);
 }
 
+/* --lr-decay-every 16, one epoch of the small model's 16 sequences: the step
+ * size falls 5 % an epoch (0.002, 0.0019, 0.0018); by default (10000) it stays. */
+static void test_learning_rate_falls_at_the_chosen_pace(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    train_kws_threaded("pace-default.model", NULL, NULL, "pace-default.log");
+    assert_int_equal(count_in_file("pace-default.log", ", lr 0.002,"), 3);
+    train_kws_threaded("pace-fast.model", "--lr-decay-every", "16", "pace-fast.log");
+    assert_int_equal(count_in_file("pace-fast.log", ", lr 0.002,"), 1);
+    assert_int_equal(count_in_file("pace-fast.log", ", lr 0.0019,"), 1);
+    assert_int_equal(count_in_file("pace-fast.log", ", lr 0.0018,"), 1);
+}
+
 /* --init: the same architecture starts from every layer, a keyword model of
  * other outputs from its GRUs under a new output layer; a model whose first
  * layer does not fit, or no model, fails rather than train from scratch. */
@@ -328,7 +341,7 @@ static void test_usage_errors(void **state) {
         {"--kws-loss", "ctc"},        {"--clips", "0"},
         {"--hard-negatives", "-1"},   {"--weight-average", "1"},
         {"--weight-average", "-0.5"}, {"--conv", "-1"},
-        {"--checkpoints", "-1"},
+        {"--checkpoints", "-1"},      {"--lr-decay-every", "0"},
     };
     for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
         char *args[] = {"train", "manifest.tsv",           "-o",
@@ -348,6 +361,7 @@ int main(void) {
         cmocka_unit_test(test_same_seed_same_model_with_builder_threads),
         cmocka_unit_test(test_init_starts_from_a_trained_model),
         cmocka_unit_test(test_hard_negative_rounds_run_reproducibly),
+        cmocka_unit_test(test_learning_rate_falls_at_the_chosen_pace),
         cmocka_unit_test(test_conv_layer_is_chosen),
         cmocka_unit_test(test_checkpoints_hold_the_validated_model),
         cmocka_unit_test(test_bad_manifest_line_fails),
