@@ -62,8 +62,8 @@ if [ -z "$only" ] || [ "$only" = kws ]; then
   trap 'rm -f "$raw"' EXIT
   echo "train-models.sh: keywords -> $out/kws.esm (log $out/train-kws.log)" >&2
   # One thread, as the shipped model was trained. Two now give more epochs (472 in the
-  # budget, one 342), but that model went over the hourly budget on the test voices
-  # (models/kws.md, "How it got here").
+  # 50 minutes against 342), but that model went over the hourly false-alarm budget on
+  # the test voices (models/kws.md, "How it got here").
   # Hard negatives: every 10 epochs the keyword-free clips the model finds most keyword-like
   # lead 30 % of the keyword-free sequences (models/kws.md).
   "$earshot" train "$manifest" -o "$raw" --task kws "${kws_budget[@]}" --threads 1 \
