@@ -463,6 +463,30 @@ static int better(const move *a, const move *b) {
     return a->to < b->to;
 }
 
+/* out's thresholds, counts and totals at `thresholds`; its budget fields untouched. */
+static int measure(const es_cal_stream *s, const float *thresholds, int smooth_ms,
+                   es_cal_result *out) {
+    out->hits = out->positives = out->false_alarms = out->near_accepted = 0;
+    for (int k = 0; k < s->keyword_count; k++) {
+        out->thresholds[k] = thresholds[k];
+        if (es_cal_detect(s, k, thresholds[k], smooth_ms, &out->counts[k]) != 0) return -1;
+        out->hits += out->counts[k].hits;
+        out->positives += out->counts[k].positives;
+        out->false_alarms += out->counts[k].false_alarms;
+        out->near_accepted += out->counts[k].accepted;
+    }
+    return 0;
+}
+
+int es_cal_measure(const es_cal_stream *s, const float *thresholds, int smooth_ms,
+                   es_cal_result *out) {
+    memset(out, 0, sizeof *out);
+    out->smooth_ms = smooth_ms;
+    out->near_allowed = -1;
+    out->met = 1;
+    return s->keyword_count < 1 ? -1 : measure(s, thresholds, smooth_ms, out);
+}
+
 int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_miss_share,
                      int smooth_ms, es_cal_result *out) {
     memset(out, 0, sizeof *out);
@@ -539,17 +563,12 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_
         cur[best.keyword] = best.to;
     }
     free(curves);
-    for (int k = 0; k < k_count; k++) {
-        out->thresholds[k] = grid[cur[k]];
-        /* Measured again at the threshold for the whole breakdown (by kind of
-         * near miss, in noise), which the curve does not keep. */
-        if (es_cal_detect(s, k, out->thresholds[k], smooth_ms, &out->counts[k]) != 0) return -1;
-        out->hits += out->counts[k].hits;
-        out->positives += out->counts[k].positives;
-        out->false_alarms += out->counts[k].false_alarms;
-        out->near_accepted += out->counts[k].accepted;
-    }
-    return 0;
+    float thresholds[ES_KWS_MAX_KEYWORDS];
+    for (int k = 0; k < k_count; k++)
+        thresholds[k] = grid[cur[k]];
+    /* Measured again at the thresholds for the whole breakdown (by kind of
+     * near miss, in noise), which the curves do not keep. */
+    return measure(s, thresholds, smooth_ms, out);
 }
 
 int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour,

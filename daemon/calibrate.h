@@ -195,6 +195,12 @@ int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour,
                                float max_near_miss_share, const int *smoothing, int count,
                                es_cal_result *out, es_cal_result *trials);
 
+/* The counts of a stream at given per-column thresholds and smoothing (0: the
+ * detector's default): how a calibrated model does on other held-out audio.
+ * The budget fields of `out` stay 0 (near_allowed -1, met 1). */
+int es_cal_measure(const es_cal_stream *s, const float *thresholds, int smooth_ms,
+                   es_cal_result *out);
+
 /* Stores `result`'s per-column thresholds in `model` (the model
  * es_cal_stream_init was given): each keyword output gets its column's,
  * filler outputs 0; and, when result->smooth_ms is not 0, that smoothing for

@@ -42,10 +42,12 @@ typedef struct calibrate_options {
     int smoothing_count;
     int near_misses_per_hour;  /* near-miss clips as keyword-free speech (the earlier way) */
     float max_near_miss_share; /* of the near-miss clips, the most accepted in all */
+    int check;                 /* measure the model's own thresholds, choose none */
 } calibrate_options;
 
 static const char usage_text[] =
     "Usage: earshot calibrate MODEL --manifest FILE -o OUT [options]\n"
+    "       earshot calibrate MODEL --manifest FILE --check [options]\n"
     "Calibrates the detection threshold of each keyword of MODEL on held-out audio: the\n"
     "valid split of a data manifest (models/MANIFEST.md) streamed through the pipeline of\n"
     "`earshot file` (built-in VAD, default smoothing and refractory period), its keyword\n"
@@ -80,6 +82,9 @@ static const char usage_text[] =
     "                               final, they are far denser in the stream than in speech\n"
     "      --max-near-misses SHARE  of those near misses, at most SHARE (0-1) may set off a\n"
     "                               keyword, all keywords together (default 1: no limit)\n"
+    "      --check                  choose nothing: measure MODEL's own thresholds on the\n"
+    "                               stream and print the table (no -o): how a calibrated\n"
+    "                               model does on other held-out audio\n"
     "  -h, --help                   this help\n";
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -128,7 +133,8 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
         OPT_PASSES,
         OPT_SMOOTHING,
         OPT_NEAR_MISSES_PER_HOUR,
-        OPT_MAX_NEAR_MISSES
+        OPT_MAX_NEAR_MISSES,
+        OPT_CHECK
     };
     static const struct option options[] = {
         {"manifest", required_argument, NULL, 'm'},
@@ -141,6 +147,7 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
         {"smoothing", required_argument, NULL, OPT_SMOOTHING},
         {"near-misses-per-hour", no_argument, NULL, OPT_NEAR_MISSES_PER_HOUR},
         {"max-near-misses", required_argument, NULL, OPT_MAX_NEAR_MISSES},
+        {"check", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -188,6 +195,9 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
         case OPT_NEAR_MISSES_PER_HOUR:
             opt->near_misses_per_hour = 1;
             break;
+        case OPT_CHECK:
+            opt->check = 1;
+            break;
         case OPT_MAX_NEAR_MISSES:
             rc = es_cli_parse_float("--max-near-misses", optarg, 0.0, 1.0,
                                     &opt->max_near_miss_share);
@@ -202,7 +212,11 @@ static int parse_options(int argc, char **argv, calibrate_options *opt) {
         es_cli_error("calibrate: --manifest FILE is required");
         return -1;
     }
-    if (!opt->output_path) {
+    if (opt->output_path && opt->check) {
+        es_cli_error("calibrate: --check writes no model: leave out -o");
+        return -1;
+    }
+    if (!opt->output_path && !opt->check) {
         es_cli_error("calibrate: -o OUT is required");
         return -1;
     }
@@ -444,7 +458,8 @@ static int output_writable(const char *path) {
 }
 
 /* Near misses are shown when the stream judged any: how many each keyword
- * accepted (fired inside), and in all. */
+ * accepted (fired inside), and in all. `budget` < 0: thresholds measured, not
+ * chosen (--check). */
 static void print_table(const es_cal_stream *s, const es_cal_result *r, float budget) {
     int width = 7;
     for (int k = 0; k < s->keyword_count; k++)
@@ -473,10 +488,29 @@ static void print_table(const es_cal_stream *s, const es_cal_result *r, float bu
     printf("%-*s  %9s  %9d  %6s  %12d  %8.2f", width, "total", "-", r->positives, recall,
            r->false_alarms, es_cal_per_hour(r->false_alarms, s->negative_seconds));
     if (near) printf("  %9d of %-8d", r->near_accepted, s->near_misses);
+    if (budget < 0) {
+        printf("  (the model's own thresholds, in %.2f h keyword-free)\n",
+               s->negative_seconds / 3600);
+        return;
+    }
     printf("  (budget %.2f per hour: at most %d in %.2f h keyword-free", (double)budget, r->allowed,
            s->negative_seconds / 3600);
     if (r->near_allowed >= 0) printf("; at most %d near misses accepted", r->near_allowed);
     printf("%s)\n", r->met ? "" : "; NOT met");
+}
+
+/* --check: the model's stored thresholds and smoothing measured on the stream. */
+static int check_thresholds(const es_model *model, const es_cal_stream *s, es_cal_result *out) {
+    const float *stored = es_model_thresholds(model);
+    const int *smoothing = es_model_smoothing(model);
+    es_kws_config detector;
+    es_kws_config_default(&detector);
+    float thresholds[ES_KWS_MAX_KEYWORDS];
+    for (int k = 0; k < s->keyword_count; k++)
+        thresholds[k] = stored && stored[s->outputs[k]] > 0 ? stored[s->outputs[k]]
+                                                            : detector.default_threshold;
+    /* (calibrate stores one smoothing for every keyword) */
+    return es_cal_measure(s, thresholds, smoothing ? smoothing[s->outputs[0]] : 0, out);
 }
 
 int es_cmd_calibrate(int argc, char **argv) {
@@ -499,7 +533,7 @@ int es_cmd_calibrate(int argc, char **argv) {
         es_model_destroy(model);
         return ES_EXIT_FAILURE;
     }
-    if (!output_writable(opt.output_path)) {
+    if (opt.output_path && !output_writable(opt.output_path)) {
         es_cli_error("calibrate: %s: cannot write there: %s", opt.output_path, strerror(errno));
         es_model_destroy(model);
         return ES_EXIT_FAILURE;
@@ -579,7 +613,8 @@ int es_cmd_calibrate(int argc, char **argv) {
          stream.keyword_count, positives, stream.near_misses, (int)stream.frames);
     es_cal_result result;
     const int calibrated =
-        opt.smoothing_count > 0
+        opt.check ? check_thresholds(model, &stream, &result)
+        : opt.smoothing_count > 0
             ? es_cal_calibrate_smoothing(&stream, opt.max_alarms_per_hour, opt.max_near_miss_share,
                                          opt.smoothing, opt.smoothing_count, &result, NULL)
             : es_cal_calibrate(&stream, opt.max_alarms_per_hour, opt.max_near_miss_share, 0,
@@ -589,8 +624,12 @@ int es_cmd_calibrate(int argc, char **argv) {
         goto done;
     }
     if (opt.smoothing_count > 0) note("smoothing %d ms finds the most", result.smooth_ms);
-    print_table(&stream, &result, opt.max_alarms_per_hour);
+    print_table(&stream, &result, opt.check ? -1.0f : opt.max_alarms_per_hour);
     fflush(stdout);
+    if (opt.check) {
+        status = ES_EXIT_OK;
+        goto done;
+    }
     if (!result.met)
         note("warning: even the highest thresholds give %d false alarms in %.2f h (%.2f per "
              "hour), more than %.2f",

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the training data of earshot's models into data/ (or --out DIR) from
-# Debian packages only, and writes DIR/manifest.tsv (format: models/MANIFEST.md).
+# Debian packages only, and writes DIR/manifest.tsv (format: models/MANIFEST.md)
+# and DIR/calibration.tsv: its valid split and more keyword-free sentences read by
+# the valid voices, which `earshot calibrate` sets thresholds on and the trainer
+# never reads.
 #
 #   scripts/data.sh [--small] [--out DIR] [--jobs N] [--skip-render]
 #
@@ -11,7 +14,8 @@
 # as they are (e.g. while another run renders them) and does the rest.
 # Method and sources: models/recipe/README.md and models/recipe/SOURCES.md.
 #
-# Knobs (environment): ES_SENTENCES_PER_VOICE (25), ES_DATA_SEED (1).
+# Knobs (environment): ES_SENTENCES_PER_VOICE (25), ES_CALIBRATION_SENTENCES (200
+# more per valid voice), ES_DATA_SEED (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 recipe=models/recipe
@@ -25,7 +29,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2 && shift ;;
     --jobs) jobs=$2 && shift ;;
     --skip-render) jobs=0 ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
     *) echo "data.sh: unknown argument '$1' (try --help)" >&2 && exit 2 ;;
     esac
     shift
@@ -91,29 +95,47 @@ log "$(wc -l <"$out/text/voices.tsv") voices"
 # ---- synthetic speech -----------------------------------------------------------
 plan_args=(--seed "${ES_DATA_SEED:-1}" --sentences-per-voice "${ES_SENTENCES_PER_VOICE:-25}")
 [ "$small" = 1 ] && plan_args+=(--small)
-# Jobs whose text holds a keyword's homophone (models/recipe/homophones.txt) are
-# dropped: neither keyword nor keyword-free, they would teach a contradiction.
-perl $recipe/plan.pl "${plan_args[@]}" "$out/text/voices.tsv" $recipe/keywords.txt \
-    $recipe/near_misses.txt $recipe/carriers.txt "$out/text/sentences.txt" |
-    awk -F'\t' -v list=$recipe/homophones.txt '
-        BEGIN { while ((getline w < list) > 0) if (w !~ /^#/ && w != "") homophone[tolower(w)] = 1 }
-        { n = split(tolower($6), word, /[^a-z\047]+/)
-          for (i = 1; i <= n; i++) if (word[i] in homophone) { dropped++; next }
-          print }
-        END { printf "data: %d jobs left out for a keyword homophone\n", dropped > "/dev/stderr" }' \
-        >"$out/text/jobs.part"
+calibration_sentences=${ES_CALIBRATION_SENTENCES:-200}
+[ "$small" = 1 ] && calibration_sentences=3
+# plan_jobs [--calibration N] > JOBS: the render jobs of plan.pl. Jobs whose text
+# holds a keyword's homophone (models/recipe/homophones.txt) are dropped: neither
+# keyword nor keyword-free, they would teach a contradiction.
+plan_jobs() {
+    perl $recipe/plan.pl "${plan_args[@]}" "$@" "$out/text/voices.tsv" $recipe/keywords.txt \
+        $recipe/near_misses.txt $recipe/carriers.txt "$out/text/sentences.txt" |
+        awk -F'\t' -v list=$recipe/homophones.txt '
+            BEGIN { while ((getline w < list) > 0) if (w !~ /^#/ && w != "") homophone[tolower(w)] = 1 }
+            { n = split(tolower($6), word, /[^a-z\047]+/)
+              for (i = 1; i <= n; i++) if (word[i] in homophone) { dropped++; next }
+              print }
+            END { printf "data: %d jobs left out for a keyword homophone\n", dropped > "/dev/stderr" }'
+}
+# render_jobs JOBS: renders them with $jobs workers (none with --skip-render).
+render_jobs() {
+    [ "$jobs" -gt 0 ] && log "rendering $(wc -l <"$1") synthetic clips with $jobs workers"
+    mkdir -p "$out/clips"
+    local pids=() w
+    for ((w = 0; w < jobs; w++)); do
+        awk -v w="$w" -v n="$jobs" '(NR - 1) % n == w' "$1" |
+            nice -n 10 bash $recipe/render.sh "$out/clips" "$w" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+}
+# sidecars JOBS: the manifest lines of the jobs' clips. A job whose rendering failed
+# has no sidecar: cat's complaint is dropped and the counts at the end show the gap.
+sidecars() {
+    cut -f1 "$1" | sed "s|^|$out/clips/|; s|\$|.tsv|" | { xargs -r cat 2>/dev/null || true; } |
+        grep -v '^#'
+}
+plan_jobs >"$out/text/jobs.part"
+plan_jobs --calibration "$calibration_sentences" >"$out/text/calibration-jobs.part"
 # A rename, not a rewrite: workers of an earlier run may still be reading the old list.
 mv "$out/text/jobs.part" "$out/text/jobs.tsv"
+mv "$out/text/calibration-jobs.part" "$out/text/calibration-jobs.tsv"
 total_jobs=$(wc -l <"$out/text/jobs.tsv")
-[ "$jobs" -gt 0 ] && log "rendering $total_jobs synthetic clips with $jobs workers"
-mkdir -p "$out/clips"
-pids=()
-for ((w = 0; w < jobs; w++)); do
-    awk -v w="$w" -v n="$jobs" '(NR - 1) % n == w' "$out/text/jobs.tsv" |
-        nice -n 10 bash $recipe/render.sh "$out/clips" "$w" &
-    pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid"; done
+render_jobs "$out/text/jobs.tsv"
+render_jobs "$out/text/calibration-jobs.tsv"
 
 # ---- real recordings -------------------------------------------------------------
 # add_real SRC DEST SPLIT KIND LABEL VOICE [MAX_S]: converts SRC to 16 kHz mono
@@ -259,13 +281,19 @@ done
     printf '\n'
     printf '# path\tsplit\tkind\tlabel\tstart_s\tend_s\tvoice\n'
     # Synthetic clips of this plan only (a changed plan leaves stale files behind).
-    # A job whose rendering failed has no sidecar: cat's complaint is dropped and
-    # the count below shows the gap.
-    cut -f1 "$out/text/jobs.tsv" | sed "s|^|$out/clips/|; s|\$|.tsv|" |
-        { xargs -r cat 2>/dev/null || true; } | grep -v '^#'
+    sidecars "$out/text/jobs.tsv"
     find "$out/real" "$out/noise" -name '*.tsv' 2>/dev/null | sort | xargs -r cat | grep -v '^#'
 } >"$out/manifest.tsv.part"
 mv "$out/manifest.tsv.part" "$out/manifest.tsv"
+{
+    printf '# earshot calibration manifest v1 (models/MANIFEST.md): the valid split of manifest.tsv\n'
+    printf '# and %s more keyword-free sentences per valid voice, made by scripts/data.sh\n' \
+        "$calibration_sentences"
+    printf '# path\tsplit\tkind\tlabel\tstart_s\tend_s\tvoice\n'
+    grep -v '^#' "$out/manifest.tsv" | awk -F'\t' '$2 == "valid"'
+    sidecars "$out/text/calibration-jobs.tsv"
+} >"$out/calibration.tsv.part"
+mv "$out/calibration.tsv.part" "$out/calibration.tsv"
 
 # Hours from WAV sizes (16-bit mono at 16 kHz, 44-byte header): no decoding needed.
 find "$out/clips" "$out/real" "$out/noise" -name '*.wav' -printf '%s %h\n' 2>/dev/null |
@@ -277,4 +305,4 @@ grep -v '^#' "$out/manifest.tsv" | awk -F'\t' '{ n[$2 " " $3]++; v[$7] = 1 }
 rendered=$(grep -c '^clips/' "$out/manifest.tsv" || true)
 [ "$rendered" -lt "$total_jobs" ] &&
     log "warning: $((total_jobs - rendered)) of $total_jobs synthetic clips silent or missing (a rerun retries missing ones)"
-log "wrote $out/manifest.tsv ($(grep -vc '^#' "$out/manifest.tsv") clips)"
+log "wrote $out/manifest.tsv ($(grep -vc '^#' "$out/manifest.tsv") clips) and $out/calibration.tsv ($(grep -vc '^#' "$out/calibration.tsv") clips)"

@@ -1,7 +1,11 @@
 #!/usr/bin/perl
 # Plans the synthetic part of the training data: one render job a line.
-# Usage: plan.pl [--small] [--seed N] [--sentences-per-voice N] VOICES KEYWORDS
-#                NEAR_MISSES CARRIERS SENTENCES > jobs.tsv
+# Usage: plan.pl [--small] [--seed N] [--sentences-per-voice N] [--calibration N]
+#                VOICES KEYWORDS NEAR_MISSES CARRIERS SENTENCES > jobs.tsv
+# --calibration N: instead, the plan of the calibration set: N more keyword-free
+# sentences for every valid-split voice, none it reads in the main plan (which
+# stays as it is: the same seed draws it first). Thresholds are calibrated on
+# them; the trainer never reads them (models/recipe/README.md).
 # VOICES lines: engine<TAB>voice (espeak: "en-us+m3"; flite: "slt").
 # Job columns: id engine voice rate pitch text prefix split kind label voice_tag
 #   rate  espeak words per minute, or flite duration stretch
@@ -11,15 +15,16 @@
 use strict;
 use warnings;
 
-my ($small, $seed, $sentences_per_voice) = (0, 1, 25);
+my ($small, $seed, $sentences_per_voice, $calibration) = (0, 1, 25, 0);
 while (@ARGV && $ARGV[0] =~ /^--/) {
     my $opt = shift @ARGV;
     if ($opt eq '--small') { $small = 1; }
     elsif ($opt eq '--seed') { $seed = shift @ARGV; }
     elsif ($opt eq '--sentences-per-voice') { $sentences_per_voice = shift @ARGV; }
+    elsif ($opt eq '--calibration') { $calibration = shift @ARGV; }
     else { die "plan.pl: unknown option $opt\n"; }
 }
-@ARGV == 5 or die "usage: plan.pl [--small] VOICES KEYWORDS NEAR_MISSES CARRIERS SENTENCES\n";
+@ARGV == 5 or die "usage: plan.pl [options] VOICES KEYWORDS NEAR_MISSES CARRIERS SENTENCES\n";
 my ($voices_file, $keywords_file, $near_file, $carriers_file, $sentences_file) = @ARGV;
 
 sub read_list {
@@ -86,16 +91,30 @@ sub prosody {
     return (sprintf('%.2f', uniform(0.8, 1.25)), int($f0 * uniform(0.8, 1.25)));
 }
 
+my $printing = !$calibration;
 sub job {
     my ($id, $engine, $voice, $text, $prefix, $kind, $label) = @_;
     my ($rate, $pitch) = prosody($engine, $voice);
     my $split = split_of($engine, $voice);
     print join("\t", $id, $engine, $voice, $rate, $pitch, $text, $prefix, $split, $kind,
-               $label, "$engine:$voice"), "\n";
+               $label, "$engine:$voice"), "\n" if $printing;
+}
+
+# Reads `wanted` distinct sentences the voice has not read (%$read), as ID-INDEX.
+sub read_sentences {
+    my ($engine, $voice, $id, $wanted, $read) = @_;
+    $wanted = @sentences - keys %$read if $wanted > @sentences - keys %$read;
+    my $goal = keys(%$read) + $wanted;
+    while (keys %$read < $goal) {
+        my $index = int(rand(@sentences));
+        next if $read->{$index}++;
+        job("$engine/$voice/$id-$index", $engine, $voice, $sentences[$index], '-', 'sentence', '-');
+    }
 }
 
 my $carriers_per_keyword = $small ? 1 : 2;
 my $near_misses_per_voice = $small ? 4 : 12;
+my %read; # the sentences each voice reads
 for my $v (@voices) {
     my ($engine, $voice) = @$v;
     my $dir = "$engine/$voice";
@@ -111,11 +130,14 @@ for my $v (@voices) {
         my $text = rand() < 0.5 ? $word : pick(@carriers) . " $word";
         job("$dir/near-$n", $engine, $voice, $text, '-', 'sentence', lc $word);
     }
-    my %read;
-    my $wanted = $sentences_per_voice < @sentences ? $sentences_per_voice : scalar @sentences;
-    while (keys %read < $wanted) {
-        my $index = int(rand(@sentences));
-        next if $read{$index}++;
-        job("$dir/sent-$index", $engine, $voice, $sentences[$index], '-', 'sentence', '-');
-    }
+    $read{"$engine:$voice"} = {};
+    read_sentences($engine, $voice, 'sent', $sentences_per_voice, $read{"$engine:$voice"});
+}
+
+exit 0 unless $calibration;
+$printing = 1;
+for my $v (@voices) {
+    my ($engine, $voice) = @$v;
+    next unless split_of($engine, $voice) eq 'valid';
+    read_sentences($engine, $voice, 'cal', $calibration, $read{"$engine:$voice"});
 }

@@ -273,6 +273,27 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     es_cal_stream_free(&s);
 }
 
+/* es_cal_measure: the counts at thresholds given, not chosen (calibrate --check). */
+static void test_measure_counts_at_given_thresholds(void **state) {
+    (void)state;
+    es_cal_stream s;
+    two_keyword_stream(&s);
+    const float thresholds[] = {0.72f, 0.30f};
+    es_cal_result r;
+    assert_int_equal(es_cal_measure(&s, thresholds, 0, &r), 0);
+    assert_true(r.thresholds[YES] == 0.72f && r.thresholds[NO] == 0.30f);
+    /* as test_detect_counts_hits_and_false_alarms_exactly has them one by one */
+    assert_int_equal(r.counts[YES].hits, 3);
+    assert_int_equal(r.counts[YES].false_alarms, 2);
+    assert_int_equal(r.counts[NO].hits, 3);
+    assert_int_equal(r.counts[NO].false_alarms, 2);
+    assert_int_equal(r.hits, 6);
+    assert_int_equal(r.positives, 8);
+    assert_int_equal(r.false_alarms, 4);
+    assert_int_equal(r.near_allowed, -1);
+    es_cal_stream_free(&s);
+}
+
 static void test_one_keyword_gets_the_lowest_threshold_within_budget(void **state) {
     (void)state;
     es_cal_stream s;
@@ -592,6 +613,34 @@ static void test_command_calibrates_a_tiny_manifest(void **state) {
     es_model_destroy(m);
 }
 
+/* The table's rows of the keywords (lines from a keyword to the total). */
+static void expect_status(const char *args, int status, const char *message);
+
+static void keyword_rows(const char *table, char *rows, size_t size) {
+    const char *from = strstr(table, "\nleft ");
+    const char *to = from ? strstr(from, "\ntotal ") : NULL;
+    assert_non_null(to);
+    snprintf(rows, size, "%.*s", (int)(to - from), from);
+}
+
+/* --check measures a calibrated model's own thresholds: on the stream it was
+ * calibrated on (same manifest and seed), the very rows calibrate printed. */
+static void test_command_checks_a_calibrated_model(void **state) {
+    (void)state;
+    make_fixture();
+    assert_int_equal(run("model.esm -m manifest.tsv -o checked.esm --seed 3 "
+                         "--max-alarms-per-hour 100",
+                         "chosen.txt"),
+                     0);
+    assert_int_equal(run("checked.esm -m manifest.tsv --check --seed 3", "check.txt"), 0);
+    char chosen[4096], checked[4096];
+    keyword_rows(slurp("chosen.txt"), chosen, sizeof chosen);
+    keyword_rows(slurp("check.txt"), checked, sizeof checked);
+    assert_string_equal(checked, chosen);
+    assert_non_null(strstr(slurp("check.txt"), "the model's own thresholds"));
+    expect_status("checked.esm -m manifest.tsv --check -o x.esm", 2, "leave out -o");
+}
+
 /* A manifest's near miss (a sentence clip labelled with its word) is judged on its
  * own, and the table says how many near misses each keyword set off;
  * --near-misses-per-hour: the earlier way, as keyword-free speech. */
@@ -661,11 +710,13 @@ int main(void) {
         cmocka_unit_test(test_overlapping_windows_each_count_a_hit),
         cmocka_unit_test(test_near_misses_are_judged_per_clip_not_per_hour),
         cmocka_unit_test(test_thresholds_keep_the_total_within_budget),
+        cmocka_unit_test(test_measure_counts_at_given_thresholds),
         cmocka_unit_test(test_one_keyword_gets_the_lowest_threshold_within_budget),
         cmocka_unit_test(test_budget_out_of_reach_keeps_the_top_of_the_grid),
         cmocka_unit_test(test_smoothing_is_chosen_for_the_most_hits),
         cmocka_unit_test(test_apply_stores_thresholds_by_output),
         cmocka_unit_test(test_command_calibrates_a_tiny_manifest),
+        cmocka_unit_test(test_command_checks_a_calibrated_model),
         cmocka_unit_test(test_command_judges_manifest_near_misses_per_clip),
         cmocka_unit_test(test_command_refuses_bad_input),
     };
