@@ -433,7 +433,64 @@ typedef struct curve {
     int at_least[GRID_MAX];      /* the most false alarms at that threshold or any higher
                                     one; UNKNOWN */
     int near_at_least[GRID_MAX]; /* the same of the near misses accepted */
+    double alarms[GRID_MAX];     /* the false alarms a move counts: at_least, or with
+                                    extrapolate_tail at least the tail's expectation */
+    int lowest;                  /* the lowest grid point measured */
 } curve;
+
+/* The tail of one keyword's keyword-free peaks, in logit space: `count` peaks at or
+ * above x0 (the lowest grid point measured), exceeding it by `mean_excess` on average
+ * (NAN when fewer than ES_CAL_TAIL_MIN_FIT). As an exponential tail, count *
+ * exp(-(x - x0) / mean_excess) peaks are expected above x on audio of the same length. */
+typedef struct tail {
+    double x0, count, mean_excess;
+} tail;
+
+static double logit(double p) {
+    return log(p / (1.0 - p));
+}
+
+static tail fit_tail(const curve *c, const float *grid, int n) {
+    tail t = {logit(grid[c->lowest]), c->at_least[c->lowest], NAN};
+    if (t.count < ES_CAL_TAIL_MIN_FIT) return t;
+    /* The peaks that appear between grid points g + 1 and g lie between them:
+     * taken at the middle (in logit space); above the top, half a step above. */
+    double excess = 0;
+    int above = 0;
+    for (int g = n - 1; g >= c->lowest; g--) {
+        const double upper =
+            g + 1 < n ? logit(grid[g + 1]) : 2 * logit(grid[g]) - logit(grid[g - 1]);
+        excess += (c->at_least[g] - above) * (0.5 * (logit(grid[g]) + upper) - t.x0);
+        above = c->at_least[g];
+    }
+    t.mean_excess = fmax(excess / t.count, 0.05);
+    return t;
+}
+
+/* Raises each curve's alarms above its lowest measured point to what its tail
+ * expects: a keyword whose peaks run thin above some level gets no free moves
+ * there. A keyword with too few peaks to fit takes the others' mean excess
+ * (weighted by their peaks), and at least one peak at its lowest point. */
+static void expect_tails(curve *curves, int k_count, const float *grid, int n) {
+    tail tails[ES_KWS_MAX_KEYWORDS];
+    double weighted = 0, weights = 0;
+    for (int k = 0; k < k_count; k++) {
+        tails[k] = fit_tail(&curves[k], grid, n);
+        if (!isnan(tails[k].mean_excess)) {
+            weighted += tails[k].mean_excess * tails[k].count;
+            weights += tails[k].count;
+        }
+    }
+    for (int k = 0; k < k_count; k++) {
+        tail t = tails[k];
+        if (isnan(t.mean_excess)) t.mean_excess = weights > 0 ? weighted / weights : 1.0;
+        if (t.count < 1) t.count = 1;
+        curve *c = &curves[k];
+        for (int g = c->lowest; g < n; g++)
+            c->alarms[g] =
+                fmax(c->alarms[g], t.count * exp(-(logit(grid[g]) - t.x0) / t.mean_excess));
+    }
+}
 
 /* The best move of one keyword from grid point `from`; 1 when there is one.
  * Its cost weighs the false alarms and near misses it adds by the share of
@@ -441,7 +498,7 @@ typedef struct curve {
  * (each allowance at least 1). */
 typedef struct move {
     int keyword, to, gain;
-    long long cost;
+    double cost;
 } move;
 
 /* a better than b? Moves that gain hits first, by hits per cost (false alarms,
@@ -453,7 +510,7 @@ static int better(const move *a, const move *b) {
     if (a_gains != b_gains) return a_gains;
     if (a_gains) {
         /* a.gain / a.cost vs b.gain / b.cost, with cost 0 as infinite. */
-        const long long lhs = a->gain * b->cost, rhs = b->gain * a->cost;
+        const double lhs = a->gain * b->cost, rhs = b->gain * a->cost;
         if (lhs != rhs) return lhs > rhs;
         if (a->gain != b->gain) return a->gain > b->gain;
         return a->to < b->to;
@@ -484,15 +541,17 @@ int es_cal_measure(const es_cal_stream *s, const float *thresholds, int smooth_m
     out->smooth_ms = smooth_ms;
     out->near_allowed = -1;
     out->met = 1;
+    out->expected_alarms = NAN;
     return s->keyword_count < 1 ? -1 : measure(s, thresholds, smooth_ms, out);
 }
 
-int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_miss_share,
-                     int smooth_ms, es_cal_result *out) {
+int es_cal_calibrate(const es_cal_stream *s, const es_cal_budget *budget, int smooth_ms,
+                     es_cal_result *out) {
     memset(out, 0, sizeof *out);
     out->smooth_ms = smooth_ms;
     const int k_count = s->keyword_count;
     if (k_count < 1) return -1;
+    const float max_per_hour = budget->max_per_hour;
     float grid[GRID_MAX];
     const int n = make_grid(grid);
     /* The most false alarms in all that the budget allows. */
@@ -502,27 +561,35 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_
         allowed++;
     while (allowed > 0 && !(es_cal_per_hour(allowed, s->negative_seconds) <= max_per_hour))
         allowed--;
+    /* Expected false alarms need not be whole. */
+    const double alarms_allowed =
+        budget->extrapolate_tail ? max_per_hour * s->negative_seconds / 3600.0 : allowed;
     /* And the most near misses accepted, all keywords together. */
-    const int near_limited = max_near_miss_share >= 0.0f && max_near_miss_share < 1.0f;
+    const float share = budget->max_near_miss_share;
+    const int near_limited = share >= 0.0f && share < 1.0f;
     const int near_allowed =
-        near_limited ? (int)floor(max_near_miss_share * s->near_misses + 1e-9) : NO_NEAR_LIMIT;
+        near_limited ? (int)floor(share * s->near_misses + 1e-9) : NO_NEAR_LIMIT;
     /* Without a limit a move costs its false alarms, as it always did. */
-    const long long alarm_weight = near_limited && near_allowed > 0 ? near_allowed : 1;
-    const long long near_weight = near_limited ? (allowed > 0 ? allowed : 1) : 0;
+    const double alarm_weight = near_limited && near_allowed > 0 ? near_allowed : 1;
+    const double near_weight = near_limited ? (allowed > 0 ? allowed : 1) : 0;
 
     out->allowed = allowed;
     out->near_allowed = near_limited ? near_allowed : -1;
     curve *curves = malloc(sizeof(curve) * (size_t)k_count);
     if (!curves) return -1;
     int cur[ES_KWS_MAX_KEYWORDS];
-    long long total = 0, near_total = 0;
     for (int k = 0; k < k_count; k++) {
         curve *c = &curves[k];
         int most = 0, near_most = 0;
+        c->lowest = n - 1;
         for (int g = n - 1; g >= 0; g--) {
-            if (most > allowed || near_most > near_allowed) {
+            /* Down to where the budget is spent; a tail needs its peaks. */
+            const int needed = (most <= allowed && near_most <= near_allowed) ||
+                               (budget->extrapolate_tail && most < ES_CAL_TAIL_PEAKS);
+            if (!needed) {
                 c->hits[g] = 0;
                 c->at_least[g] = c->near_at_least[g] = UNKNOWN;
+                c->alarms[g] = INFINITY;
                 continue;
             }
             es_cal_counts counts;
@@ -535,22 +602,30 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_
             if (counts.accepted > near_most) near_most = counts.accepted;
             c->at_least[g] = most;
             c->near_at_least[g] = near_most;
+            c->alarms[g] = most;
+            c->lowest = g;
         }
-        cur[k] = n - 1;
-        total += c->at_least[n - 1];
-        near_total += c->near_at_least[n - 1];
     }
-    out->met = total <= allowed && near_total <= near_allowed;
+    if (budget->extrapolate_tail) expect_tails(curves, k_count, grid, n);
+    double total = 0;
+    long long near_total = 0;
+    for (int k = 0; k < k_count; k++) {
+        cur[k] = n - 1;
+        total += curves[k].alarms[n - 1];
+        near_total += curves[k].near_at_least[n - 1];
+    }
+    out->met = total <= alarms_allowed + 1e-9 && near_total <= near_allowed;
     while (out->met) {
         move best = {-1, 0, 0, 0};
         for (int k = 0; k < k_count; k++) {
             const curve *c = &curves[k];
             for (int g = cur[k] - 1; g >= 0; g--) {
                 if (c->at_least[g] == UNKNOWN) break;
-                const int alarms = c->at_least[g] - c->at_least[cur[k]];
+                const double alarms = c->alarms[g] - c->alarms[cur[k]];
                 const int near = c->near_at_least[g] - c->near_at_least[cur[k]];
                 /* and lower ones cost as much or more */
-                if (total + alarms > allowed || near_total + near > near_allowed) break;
+                if (total + alarms > alarms_allowed + 1e-9 || near_total + near > near_allowed)
+                    break;
                 const move m = {k, g, c->hits[g] - c->hits[cur[k]],
                                 alarms * alarm_weight + near * near_weight};
                 if (best.keyword < 0 || better(&m, &best)) best = m;
@@ -558,10 +633,11 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_
         }
         if (best.keyword < 0) break;
         const curve *c = &curves[best.keyword];
-        total += c->at_least[best.to] - c->at_least[cur[best.keyword]];
+        total += c->alarms[best.to] - c->alarms[cur[best.keyword]];
         near_total += c->near_at_least[best.to] - c->near_at_least[cur[best.keyword]];
         cur[best.keyword] = best.to;
     }
+    out->expected_alarms = budget->extrapolate_tail ? total : NAN;
     free(curves);
     float thresholds[ES_KWS_MAX_KEYWORDS];
     for (int k = 0; k < k_count; k++)
@@ -571,15 +647,15 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_
     return measure(s, thresholds, smooth_ms, out);
 }
 
-int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour,
-                               float max_near_miss_share, const int *smoothing, int count,
-                               es_cal_result *out, es_cal_result *trials) {
+int es_cal_calibrate_smoothing(const es_cal_stream *s, const es_cal_budget *budget,
+                               const int *smoothing, int count, es_cal_result *out,
+                               es_cal_result *trials) {
     if (count < 1) return -1;
     es_cal_result *trial = malloc(sizeof *trial);
     if (!trial) return -1;
     int rc = 0;
     for (int i = 0; i < count && rc == 0; i++) {
-        rc = es_cal_calibrate(s, max_per_hour, max_near_miss_share, smoothing[i], trial);
+        rc = es_cal_calibrate(s, budget, smoothing[i], trial);
         const int better = i == 0 || (trial->met && !out->met) ||
                            (trial->met == out->met && trial->hits > out->hits);
         if (rc == 0 && better) *out = *trial;

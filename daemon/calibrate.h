@@ -39,6 +39,15 @@
  *      only spend budget are taken, cheapest first, until none fits: with one
  *      keyword the result is exactly "the lowest threshold at and above
  *      which the false alarms stay within the budget".
+ *   4. Unseen voices (es_cal_budget.extrapolate_tail): thresholds chosen
+ *      just above the highest keyword-free peaks a stream happened to hold
+ *      fire more often on voices it did not hold. Calibrated on half of the
+ *      valid voices, the other half drew 3-4x the budget (models/kws.md). So
+ *      a keyword's false alarms are not taken as the few seen: its curve is
+ *      measured down to ES_CAL_TAIL_PEAKS of them, their excess over that
+ *      level (in logit space) is fitted as an exponential tail, and a
+ *      threshold costs at least the alarms the tail expects above it. The
+ *      budget then holds for the expected count, and no move is free.
  *
  * Library code: errors are returned with a reason, never printed.
  */
@@ -164,6 +173,20 @@ int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, int smoo
 /* count per hour of `seconds` (NAN when seconds <= 0). */
 double es_cal_per_hour(int count, double seconds);
 
+/* What the thresholds may cost: false alarms per hour of keyword-free audio,
+ * all keywords together; the share of the near misses accepted (1: no limit);
+ * and whether false alarms are counted as seen or as the tail expects (step 4). */
+typedef struct es_cal_budget {
+    float max_per_hour;
+    float max_near_miss_share;
+    int extrapolate_tail;
+} es_cal_budget;
+
+/* A tail is fitted to this many of a keyword's highest keyword-free peaks ... */
+#define ES_CAL_TAIL_PEAKS 20
+/* ... when it has at least this many above the grid's foot (else the others' shape). */
+#define ES_CAL_TAIL_MIN_FIT 5
+
 typedef struct es_cal_result {
     float thresholds[ES_KWS_MAX_KEYWORDS]; /* per column */
     int smooth_ms;                         /* the smoothing they hold for; 0: the default */
@@ -174,16 +197,16 @@ typedef struct es_cal_result {
     int near_allowed; /* the most near misses accepted in all; -1: no limit */
     int met; /* 1 when the totals are within the budgets (0: even the top of the grid exceeds
                 them; the thresholds are then the top of the grid) */
+    double expected_alarms; /* with extrapolate_tail: the false alarms the tails expect at
+                               the thresholds, on a stream as long; else NAN */
 } es_cal_result;
 
-/* Step 3: thresholds for at most `max_per_hour` false alarms per hour in
- * total and at most `max_near_miss_share` of the stream's near misses
- * accepted in all (1: no limit), with every posterior smoothed over
- * `smooth_ms` (0: the detector's default). With a near-miss limit, moves
+/* Steps 3 and 4: thresholds within `budget`, with every posterior smoothed
+ * over `smooth_ms` (0: the detector's default). With a near-miss limit, moves
  * are ranked by hits per share of both budgets they spend. Returns 0, or -1
  * out of memory. */
-int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_miss_share,
-                     int smooth_ms, es_cal_result *out);
+int es_cal_calibrate(const es_cal_stream *s, const es_cal_budget *budget, int smooth_ms,
+                     es_cal_result *out);
 
 /* Step 3 with the smoothing chosen too: es_cal_calibrate at each of
  * `smoothing[0..count)` ms, keeping the one that finds the most positives
@@ -191,9 +214,9 @@ int es_cal_calibrate(const es_cal_stream *s, float max_per_hour, float max_near_
  * keyword said over half a second is told from a brief keyword-like peak
  * better by a longer mean; a short word is not. `trials` (may be NULL) gets
  * count results, one per smoothing. */
-int es_cal_calibrate_smoothing(const es_cal_stream *s, float max_per_hour,
-                               float max_near_miss_share, const int *smoothing, int count,
-                               es_cal_result *out, es_cal_result *trials);
+int es_cal_calibrate_smoothing(const es_cal_stream *s, const es_cal_budget *budget,
+                               const int *smoothing, int count, es_cal_result *out,
+                               es_cal_result *trials);
 
 /* The counts of a stream at given per-column thresholds and smoothing (0: the
  * detector's default): how a calibrated model does on other held-out audio.

@@ -1769,9 +1769,9 @@ int es_cmd_train_keyword(int argc, char **argv) {
     if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_VALID,
                        CALIBRATION_PASSES, (uint64_t)opt.seed + 11, &valid) != 0)
         goto done;
-    if (es_cal_calibrate_smoothing(&valid, calibration_target(&opt), 1.0f, smoothing_tried,
-                                   SMOOTHING_COUNT, &figures.calibrated,
-                                   figures.smoothing_trials) != 0) {
+    const es_cal_budget budget = {calibration_target(&opt), 1.0f, 0};
+    if (es_cal_calibrate_smoothing(&valid, &budget, smoothing_tried, SMOOTHING_COUNT,
+                                   &figures.calibrated, figures.smoothing_trials) != 0) {
         es_cli_error("train-keyword: calibration: out of memory");
         goto done;
     }

@@ -205,7 +205,7 @@ static void test_near_misses_are_judged_per_clip_not_per_hour(void **state) {
     /* The budget counts false alarms only: with none allowed, yes may go as
      * low as 0.81 although it then accepts a near miss. */
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 1.0f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 0, &r), 0);
     assert_true(r.met);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_int_equal(r.counts[YES].near_misses, 2);
@@ -214,12 +214,12 @@ static void test_near_misses_are_judged_per_clip_not_per_hour(void **state) {
     assert_int_equal(r.near_allowed, -1);
     /* With a limit on near misses too: none may be accepted, so yes stays above the
      * 0.9 one; half of them may, and 0.81 is back. */
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0.0f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 0.0f, 0}, 0, &r), 0);
     assert_true(r.met);
     assert_int_equal(r.near_allowed, 0);
     assert_true(fabsf(r.thresholds[YES] - 0.91f) < 1e-6f);
     assert_int_equal(r.near_accepted, 0);
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 0.5f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 0.5f, 0}, 0, &r), 0);
     assert_int_equal(r.near_allowed, 1);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_int_equal(r.near_accepted, 1);
@@ -235,7 +235,7 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     /* 2.5 per hour over one hour: two false alarms in all. Free moves take
      * yes to 0.93 and no to 0.89; then no to 0.41 (2 hits for 1 alarm) beats
      * yes to 0.61 (3 for 2) and to 0.81 (1 for 1); yes to 0.81 spends the rest. */
-    assert_int_equal(es_cal_calibrate(&s, 2.5f, 1.0f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){2.5f, 1.0f, 0}, 0, &r), 0);
     assert_int_equal(r.met, 1);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
@@ -249,14 +249,14 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     assert_true(es_cal_per_hour(r.false_alarms, s.negative_seconds) <= 2.5);
 
     /* One alarm in all: it goes to the keyword that gains most per alarm (no). */
-    assert_int_equal(es_cal_calibrate(&s, 1.5f, 1.0f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){1.5f, 1.0f, 0}, 0, &r), 0);
     assert_true(fabsf(r.thresholds[YES] - 0.93f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
     assert_int_equal(r.false_alarms, 1);
 
     /* Whatever the budget, the total stays within it. */
     for (float budget = 0.0f; budget <= 6.0f; budget += 0.5f) {
-        assert_int_equal(es_cal_calibrate(&s, budget, 1.0f, 0, &r), 0);
+        assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){budget, 1.0f, 0}, 0, &r), 0);
         assert_int_equal(r.met, 1);
         int total = 0;
         for (int k = 0; k < 2; k++) {
@@ -304,16 +304,50 @@ static void test_one_keyword_gets_the_lowest_threshold_within_budget(void **stat
     const span windows[] = {{99.8, 100.8, 0}};
     make_stream(&s, 1, labels, 3601.0, spikes, 3, windows, 1);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 1.5f, 1.0f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){1.5f, 1.0f, 0}, 0, &r), 0);
     assert_int_equal(r.met, 1);
     assert_true(fabsf(r.thresholds[0] - 0.71f) < 1e-6f);
     assert_int_equal(r.counts[0].false_alarms, 1);
     assert_int_equal(r.counts[0].hits, 0);
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 1.0f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 0, &r), 0);
     assert_true(fabsf(r.thresholds[0] - 0.91f) < 1e-6f);
-    assert_int_equal(es_cal_calibrate(&s, 10.0f, 1.0f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){10.0f, 1.0f, 0}, 0, &r), 0);
     assert_true(fabsf(r.thresholds[0] - 0.05f) < 1e-6f);
     assert_int_equal(r.counts[0].hits, 1);
+    es_cal_stream_free(&s);
+}
+
+/* extrapolate_tail: twenty keyword-free peaks spread over 0.105-0.295 say more
+ * lie above them, though none was seen; the threshold stays clear of the tail
+ * where counting alone goes just above the highest peak. */
+static void test_tail_keeps_thresholds_clear_of_unseen_peaks(void **state) {
+    (void)state;
+    enum { TAIL = 20 };
+    spike spikes[TAIL + 2] = {{0, 100, 0.355f}, {0, 200, 0.705f}};
+    for (int i = 0; i < TAIL; i++)
+        spikes[2 + i] = (spike){0, 400 + 150.0 * i, 0.105f + 0.01f * (float)i};
+    const span windows[] = {{99.8, 100.8, 0}, {199.8, 200.8, 0}};
+    const char *const labels[] = {"hey nova"};
+    es_cal_stream s;
+    make_stream(&s, 1, labels, 3602.0, spikes, TAIL + 2, windows, 2);
+    es_cal_result seen, tail;
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 0, &seen), 0);
+    assert_true(fabsf(seen.thresholds[0] - 0.30f) < 1e-6f);
+    assert_int_equal(seen.counts[0].hits, 2);
+    assert_true(isnan(seen.expected_alarms));
+    /* The peaks exceed 0.10 by 0.77 on average in logit space: 20 exp(-x / 0.77) falls
+     * to 0.5 at x = 2.83, a threshold of 0.654 (0.66 on the grid). */
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 1}, 0, &tail), 0);
+    assert_int_equal(tail.met, 1);
+    assert_true(fabsf(tail.thresholds[0] - 0.66f) < 1e-6f);
+    assert_int_equal(tail.counts[0].hits, 1);
+    assert_int_equal(tail.counts[0].false_alarms, 0);
+    assert_true(tail.expected_alarms > 0.4 && tail.expected_alarms <= 0.5);
+    /* Four per hour: down to 0.28, where the tail expects 3.9 and two were seen. */
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){4.0f, 1.0f, 1}, 0, &tail), 0);
+    assert_true(fabsf(tail.thresholds[0] - 0.28f) < 1e-6f);
+    assert_int_equal(tail.counts[0].hits, 2);
+    assert_int_equal(tail.counts[0].false_alarms, 2);
     es_cal_stream_free(&s);
 }
 
@@ -323,7 +357,7 @@ static void test_budget_out_of_reach_keeps_the_top_of_the_grid(void **state) {
     const spike spikes[] = {{YES, 10, 1.0f}, {NO, 20, 0.5f}};
     make_stream(&s, 2, yes_no, 3600.0, spikes, 2, NULL, 0);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 1.0f, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 0, &r), 0);
     assert_int_equal(r.met, 0);
     assert_true(fabsf(r.thresholds[YES] - 0.999f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.999f) < 1e-6f);
@@ -343,11 +377,13 @@ static void test_smoothing_is_chosen_for_the_most_hits(void **state) {
     const span windows[] = {{99.8, 101.0, 0}, {199.8, 201.0, 0}};
     make_stream(&s, 1, labels, 3602.4, spikes, 8, windows, 2);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, 0.5f, 1.0f, 50, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 50, &r), 0);
     assert_int_equal(r.counts[0].hits, 0);
     const int smoothing[] = {50, 300, 200};
     es_cal_result trials[3];
-    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, 1.0f, smoothing, 3, &r, trials), 0);
+    assert_int_equal(
+        es_cal_calibrate_smoothing(&s, &(es_cal_budget){0.5f, 1.0f, 0}, smoothing, 3, &r, trials),
+        0);
     assert_int_equal(r.smooth_ms, 300);
     assert_int_equal(r.met, 1);
     assert_int_equal(r.counts[0].hits, 2);
@@ -357,10 +393,12 @@ static void test_smoothing_is_chosen_for_the_most_hits(void **state) {
     assert_int_equal(trials[2].smooth_ms, 200);
     assert_int_equal(trials[2].hits, 0);
     const int equals[] = {400, 300};
-    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, 1.0f, equals, 2, &r, NULL), 0);
+    assert_int_equal(
+        es_cal_calibrate_smoothing(&s, &(es_cal_budget){0.5f, 1.0f, 0}, equals, 2, &r, NULL), 0);
     assert_int_equal(r.smooth_ms, 400);
     assert_int_equal(r.counts[0].hits, 2);
-    assert_int_equal(es_cal_calibrate_smoothing(&s, 0.5f, 1.0f, equals, 0, &r, NULL), -1);
+    assert_int_equal(
+        es_cal_calibrate_smoothing(&s, &(es_cal_budget){0.5f, 1.0f, 0}, equals, 0, &r, NULL), -1);
     es_cal_stream_free(&s);
 }
 
@@ -638,6 +676,10 @@ static void test_command_checks_a_calibrated_model(void **state) {
     keyword_rows(slurp("check.txt"), checked, sizeof checked);
     assert_string_equal(checked, chosen);
     assert_non_null(strstr(slurp("check.txt"), "the model's own thresholds"));
+    /* --extrapolate-tail says what the tails expect. */
+    assert_int_equal(run("model.esm -m manifest.tsv -o tail.esm --extrapolate-tail", "tail.txt"),
+                     0);
+    assert_non_null(strstr(slurp("tail.txt"), "expected from the tails"));
     expect_status("checked.esm -m manifest.tsv --check -o x.esm", 2, "leave out -o");
 }
 
@@ -712,6 +754,7 @@ int main(void) {
         cmocka_unit_test(test_thresholds_keep_the_total_within_budget),
         cmocka_unit_test(test_measure_counts_at_given_thresholds),
         cmocka_unit_test(test_one_keyword_gets_the_lowest_threshold_within_budget),
+        cmocka_unit_test(test_tail_keeps_thresholds_clear_of_unseen_peaks),
         cmocka_unit_test(test_budget_out_of_reach_keeps_the_top_of_the_grid),
         cmocka_unit_test(test_smoothing_is_chosen_for_the_most_hits),
         cmocka_unit_test(test_apply_stores_thresholds_by_output),

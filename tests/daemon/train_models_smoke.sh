@@ -3,7 +3,8 @@
 # models: its --smoke mode (tiny models, two epochs, one calibration pass) over a
 # manifest of a few clips synthesised here with espeak-ng, so that the script's
 # every step — VAD training, keyword training, calibration with near misses judged
-# one by one — runs in CI and cannot rot.
+# one by one — runs in CI and cannot rot; then tools/eval/cross-voice.sh on the
+# keyword model.
 #
 #   tests/daemon/train_models_smoke.sh BUILD/daemon/earshot
 #
@@ -30,9 +31,9 @@ speak() {
 }
 manifest=$work/manifest.tsv
 printf '# path\tsplit\tkind\tlabel\tstart_s\tend_s\tvoice\n' > "$manifest"
-voices=(en-us en-us+m3 en-gb+f2)
-splits=(train train valid)
-for v in 0 1 2; do
+voices=(en-us en-us+m3 en-gb+f2 en-us+f3)
+splits=(train train valid valid)
+for v in 0 1 2 3; do
   for keyword in yes left nine; do
     speak "${voices[$v]}" "$keyword" "kw-$v-$keyword"
     printf 'kw-%s-%s.wav\t%s\tkeyword\t%s\t0.05\t0.40\tespeak:%s\n' "$v" "$keyword" "${splits[$v]}" \
@@ -71,4 +72,17 @@ for column in speech yes left nine; do
 done
 grep -q "1 of them near misses, each judged on its own" "$work/out.txt" ||
   fail "the near miss was not judged on its own: $(cat "$work/out.txt")"
+# tools/eval/cross-voice.sh: thresholds chosen on one valid voice (with the tail
+# extrapolated), counted on the other (`earshot calibrate --check`), both ways.
+ES_FOLD_A=f2 "$ROOT/tools/eval/cross-voice.sh" "$work/models/kws.esm" --manifest "$manifest" \
+  --out "$work/cross" --earshot "$EARSHOT" -- --max-alarms-per-hour 100 --extrapolate-tail \
+  > "$work/cross.txt" 2>&1 || {
+  cat "$work/cross.txt" "$work"/cross/*.log >&2
+  fail "cross-voice.sh failed"
+}
+grep -q "counted on fold B: recall" "$work/cross.txt" && grep -q "counted on fold A: recall" "$work/cross.txt" &&
+  grep -q "held-out folds together: [0-9]* false alarms in" "$work/cross.txt" ||
+  fail "cross-voice.sh: no figures in: $(cat "$work/cross.txt")"
+grep -q "expected from the tails" "$work/cross/kws-A.txt" || fail "the tail was not extrapolated"
+grep -q "the model's own thresholds" "$work/cross/kws-A-on-B.txt" || fail "--check did not measure"
 echo "train_models_smoke: passed ($(wc -l < "$work/frames.csv") frames; $(grep -c . "$manifest") manifest lines)"
