@@ -227,6 +227,18 @@ static void test_near_misses_are_judged_per_clip_not_per_hour(void **state) {
     es_cal_stream_free(&s);
 }
 
+/* A result on two_keyword_stream: each keyword's hits and false alarms, and the totals. */
+static void expect_two_keyword_counts(const es_cal_result *r, int yes_hits, int yes_alarms,
+                                      int no_hits, int no_alarms) {
+    assert_int_equal(r->counts[YES].hits, yes_hits);
+    assert_int_equal(r->counts[YES].false_alarms, yes_alarms);
+    assert_int_equal(r->counts[NO].hits, no_hits);
+    assert_int_equal(r->counts[NO].false_alarms, no_alarms);
+    assert_int_equal(r->hits, yes_hits + no_hits);
+    assert_int_equal(r->false_alarms, yes_alarms + no_alarms);
+    assert_int_equal(r->positives, 8);
+}
+
 static void test_thresholds_keep_the_total_within_budget(void **state) {
     (void)state;
     es_cal_stream s;
@@ -239,13 +251,7 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     assert_int_equal(r.met, 1);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
-    assert_int_equal(r.counts[YES].hits, 2);
-    assert_int_equal(r.counts[YES].false_alarms, 1);
-    assert_int_equal(r.counts[NO].hits, 3);
-    assert_int_equal(r.counts[NO].false_alarms, 1);
-    assert_int_equal(r.false_alarms, 2);
-    assert_int_equal(r.hits, 5);
-    assert_int_equal(r.positives, 8);
+    expect_two_keyword_counts(&r, 2, 1, 3, 1);
     assert_true(es_cal_per_hour(r.false_alarms, s.negative_seconds) <= 2.5);
 
     /* One alarm in all: it goes to the keyword that gains most per alarm (no). */
@@ -283,13 +289,7 @@ static void test_measure_counts_at_given_thresholds(void **state) {
     assert_int_equal(es_cal_measure(&s, thresholds, 0, &r), 0);
     assert_true(r.thresholds[YES] == 0.72f && r.thresholds[NO] == 0.30f);
     /* as test_detect_counts_hits_and_false_alarms_exactly has them one by one */
-    assert_int_equal(r.counts[YES].hits, 3);
-    assert_int_equal(r.counts[YES].false_alarms, 2);
-    assert_int_equal(r.counts[NO].hits, 3);
-    assert_int_equal(r.counts[NO].false_alarms, 2);
-    assert_int_equal(r.hits, 6);
-    assert_int_equal(r.positives, 8);
-    assert_int_equal(r.false_alarms, 4);
+    expect_two_keyword_counts(&r, 3, 2, 3, 2);
     assert_int_equal(r.near_allowed, -1);
     es_cal_stream_free(&s);
 }
