@@ -42,7 +42,7 @@
  *   4. Unseen voices (es_cal_budget.extrapolate_tail): thresholds chosen
  *      just above the highest keyword-free peaks a stream happened to hold
  *      fire more often on voices it did not hold. Calibrated on half of the
- *      valid voices, the other half drew 3-4x the budget (models/kws.md). So
+ *      valid voices, the other half drew 2-4x the budget (models/kws.md). So
  *      a keyword's false alarms are not taken as the few seen: its curve is
  *      measured down to ES_CAL_TAIL_PEAKS of them, their excess over that
  *      level (in logit space) is fitted as an exponential tail, and a

@@ -84,7 +84,7 @@ static const char usage_text[] =
     "      --extrapolate-tail       count each keyword's false alarms as its tail of\n"
     "                               keyword-free peaks expects them, not only those seen:\n"
     "                               the budget then holds on voices the stream lacks\n"
-    "                               (thresholds just above the peaks seen fire 3-4x as\n"
+    "                               (thresholds just above the peaks seen fire 2-4x as\n"
     "                               often on new voices: models/kws.md)\n"
     "      --check                  choose nothing: measure MODEL's own thresholds on the\n"
     "                               stream and print the table (no -o): how a calibrated\n"
