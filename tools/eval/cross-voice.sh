@@ -53,8 +53,14 @@ for fold in A B; do
     { print }' "$manifest" >"$folder/.cross-voice-$fold.tsv"
 done
 
+# A table's total row: recall, false alarms, per hour, and the keyword-free hours its
+# closing words give ("... in 7.00 h keyword-free").
+totals() {
+  awk '$1 == "total" { for (i = 1; i <= NF; i++) if ($i == "h") h = $(i - 1); print $4, $5, $6, h }' "$1"
+}
+
 name=$(basename "$model" .esm)
-seen_alarms=0 held_alarms=0 held_hours=0
+held_alarms=0 held_hours=0
 for direction in A:B B:A; do
   from=${direction%:*} to=${direction#*:}
   chosen=$out/$name-$from.esm
@@ -63,11 +69,8 @@ for direction in A:B B:A; do
     2>"$out/$name-$from.log"
   "$earshot" calibrate "$chosen" --manifest "$folder/.cross-voice-$to.tsv" --check \
     --exclude-voice real:csmash --seed 1 >"$out/$name-$from-on-$to.txt" 2>"$out/$name-$from-on-$to.log"
-  # total row: total - positives recall false_alarms per_hour ...; hours from the note
-  read -r recall alarms rate < <(awk '$1 == "total" { print $4, $5, $6 }' "$out/$name-$from.txt")
-  read -r held_recall held held_rate held_h < <(awk '$1 == "total" {
-      for (i = 1; i <= NF; i++) if ($i == "h") h = $(i - 1); sub(/^in /, "", h); print $4, $5, $6, h }' \
-    "$out/$name-$from-on-$to.txt")
+  read -r recall alarms rate _ < <(totals "$out/$name-$from.txt")
+  read -r held_recall held held_rate held_h < <(totals "$out/$name-$from-on-$to.txt")
   echo "chosen on fold $from: recall $recall, $alarms false alarms ($rate/h) | counted on fold $to: recall $held_recall, $held false alarms ($held_rate/h in $held_h h)"
   held_alarms=$((held_alarms + held))
   held_hours=$(awk -v a="$held_hours" -v b="$held_h" 'BEGIN { print a + b }')
