@@ -69,6 +69,7 @@ typedef struct train_options {
     int threads;
     int hidden; /* 0: --init's width, else the task's default (recurrent_units) */
     int conv;   /* channels of a CONV1D before the recurrent layers; -1: the task's default */
+    int stack;  /* frames a STACK in front joins into one step; 1: none */
     int small;
     int kws_frame_targets;
     int warmup_epochs;          /* KWS max-pool: epochs of frame targets first */
@@ -105,6 +106,9 @@ static const char usage_text[] =
     "      --hidden H          units of each recurrent layer (VAD 48, KWS 128)\n"
     "      --conv N            a CONV1D of N channels (kernel 3 frames, relu) before\n"
     "                          the recurrent layers; 0: none (VAD 32, KWS 0)\n"
+    "      --stack K           the network steps once every K frames, on the K\n"
+    "                          frames side by side (a STACK layer in front): 1/K of\n"
+    "                          the work per second of audio (default 1: every frame)\n"
     "      --clips N           training sequences per epoch (2000)\n"
     "      --valid-clips N     validation sequences (default 400)\n"
     "      --batch N           sequences per batch (default 32)\n"
@@ -155,6 +159,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_THREADS,
         OPT_HIDDEN,
         OPT_CONV,
+        OPT_STACK,
         OPT_SMALL,
         OPT_CLIPS,
         OPT_VALID_CLIPS,
@@ -183,6 +188,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"threads", required_argument, NULL, OPT_THREADS},
         {"hidden", required_argument, NULL, OPT_HIDDEN},
         {"conv", required_argument, NULL, OPT_CONV},
+        {"stack", required_argument, NULL, OPT_STACK},
         {"small", no_argument, NULL, OPT_SMALL},
         {"clips", required_argument, NULL, OPT_CLIPS},
         {"valid-clips", required_argument, NULL, OPT_VALID_CLIPS},
@@ -209,6 +215,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
                            .seed = 1,
                            .threads = 1,
                            .conv = -1,
+                           .stack = 1,
                            .valid_clips = 400,
                            .warmup_epochs = 2,
                            .kws_frame_targets = 1,
@@ -259,6 +266,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_CONV:
             rc = es_cli_parse_int("--conv", optarg, 0, 1024, &opt->conv);
+            break;
+        case OPT_STACK:
+            rc = es_cli_parse_int("--stack", optarg, 1, 8, &opt->stack);
             break;
         case OPT_SMALL:
             opt->small = 1;
@@ -1584,7 +1594,8 @@ static int recurrent_units(const train_options *opt, const es_model *init) {
     if (opt->hidden) return opt->hidden;
     for (int l = 0; init && l < es_model_layer_count(init); l++)
         if (es_model_layer_type(init, l) != ES_LAYER_CONV1D &&
-            es_model_layer_type(init, l) != ES_LAYER_DENSE)
+            es_model_layer_type(init, l) != ES_LAYER_DENSE &&
+            es_model_layer_type(init, l) != ES_LAYER_STACK)
             return es_model_layer_units(init, l);
     return opt->task == TASK_VAD ? 48 : 128;
 }
@@ -1597,6 +1608,12 @@ static int build_model(const train_options *opt, const manifest *mf,
     es_model *m = NULL;
     int rc = es_model_create(&spec, frontend->mel_bands, &m);
     if (rc != ES_RNN_OK) return rc;
+    if (opt->stack > 1 &&
+        (rc = es_model_add_layer(m, ES_LAYER_STACK, opt->stack * frontend->mel_bands, ES_ACT_LINEAR,
+                                 opt->stack))) {
+        es_model_destroy(m);
+        return rc;
+    }
     if (opt->conv > 0 && (rc = es_model_add_layer(m, ES_LAYER_CONV1D, opt->conv, ES_ACT_RELU, 3))) {
         es_model_destroy(m);
         return rc;

@@ -103,7 +103,8 @@ typedef struct es_packed_layer {
     /* Offsets (floats) of what this layer carries between frames, inside a
      * stream state. */
     size_t state_history; /* recurrent: h; CONV1D: the last K - 1 input frames,
-                             then room for a block of frames after them */
+                             then room for a block of frames after them; STACK:
+                             the frames of the group being gathered */
     size_t state_cell;    /* LSTM cell */
 } es_packed_layer;
 
@@ -115,6 +116,7 @@ typedef struct es_packed_model {
     size_t state_block_gates;  /* ES_BLOCK_FRAMES x the widest rows_padded */
     size_t state_n_hidden;     /* GRU: U_n h + c_n of one frame */
     size_t state_block_out[2]; /* ES_BLOCK_FRAMES x the widest output, between layers */
+    size_t state_held;         /* behind a STACK: the outputs of the last step */
     size_t state_floats;       /* scratch of one stream state */
     float *storage;            /* every panel and bias, 64-byte aligned */
 } es_packed_model;

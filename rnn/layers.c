@@ -16,6 +16,7 @@ struct es_state {
                               trainer's es_model_refresh() is seen at once */
     float *scratch;        /* every layer's hidden values, histories and gates */
     size_t scratch_floats;
+    int gathered; /* behind a STACK: frames of the group so far */
 };
 
 static void activate(const es_kernels *k, es_activation act, float *x, int n) {
@@ -186,32 +187,94 @@ void es_state_destroy(es_state *s) {
 }
 
 void es_state_reset(es_state *s) {
-    if (s) memset(s->scratch, 0, s->scratch_floats * sizeof(float));
+    if (!s) return;
+    memset(s->scratch, 0, s->scratch_floats * sizeof(float));
+    s->gathered = 0;
 }
 
-/* Up to ES_BLOCK_FRAMES frames through every layer; the last layer writes
- * `outputs` (output_size apart), the others the state's block buffers. */
-static void state_block(es_state *s, const float *frames, int count, float *outputs) {
+static int is_stacked(const es_model *m) {
+    return m->layer_count > 0 && m->layers[0].type == ES_LAYER_STACK;
+}
+
+/* Up to ES_BLOCK_FRAMES steps (in_stride apart) through the layers from
+ * `first` on; the last layer writes `outputs` (out_stride apart), the others
+ * the state's block buffers. With no layer left, the steps are the outputs. */
+static void state_block(es_state *s, int first, const float *in, size_t in_stride, int count,
+                        float *outputs, size_t out_stride) {
     const es_model *m = s->model;
     const es_packed_model *packed = m->packed;
-    const float *in = frames;
-    size_t in_stride = (size_t)m->input_size;
-    for (int l = 0; l < m->layer_count; l++) {
+    if (first == m->layer_count) {
+        for (int t = 0; t < count; t++)
+            memcpy(outputs + (size_t)t * out_stride, in + (size_t)t * in_stride,
+                   (size_t)m->output_size * sizeof(float));
+        return;
+    }
+    for (int l = first; l < m->layer_count; l++) {
         int last = l + 1 == m->layer_count;
         float *out = last ? outputs : s->scratch + packed->state_block_out[l % 2];
-        size_t out_stride = last ? (size_t)m->output_size : (size_t)m->layers[l].output_size;
-        layer_block(m, l, 0, s->scratch, in, in_stride, count, out, out_stride, 0);
+        size_t stride = last ? out_stride : (size_t)m->layers[l].output_size;
+        layer_block(m, l, 0, s->scratch, in, in_stride, count, out, stride, 0);
         in = out;
-        in_stride = out_stride;
+        in_stride = stride;
     }
 }
 
+/* Behind a STACK: gathers one frame; the group's step runs once it is whole. */
+static const float *gather_frame(es_state *s, const float *frame) {
+    const es_model *m = s->model;
+    const es_packed_model *packed = m->packed;
+    const es_layer *stack = &m->layers[0];
+    float *group = s->scratch + packed->layers[0].state_history;
+    float *held = s->scratch + packed->state_held;
+    memcpy(group + (size_t)s->gathered * (size_t)m->input_size, frame,
+           (size_t)m->input_size * sizeof(float));
+    if (++s->gathered == stack->kernel) {
+        s->gathered = 0;
+        state_block(s, 1, group, (size_t)stack->output_size, 1, held, (size_t)m->output_size);
+    }
+    return held;
+}
+
 const float *es_state_step(es_state *s, const float *frame) {
-    const es_packed_model *packed = s->model->packed;
-    if (s->model->layer_count == 0) return frame;
-    float *out = s->scratch + packed->state_block_out[(s->model->layer_count - 1) % 2];
-    state_block(s, frame, 1, out);
+    const es_model *m = s->model;
+    if (m->layer_count == 0) return frame;
+    if (is_stacked(m)) return gather_frame(s, frame);
+    float *out = s->scratch +
+                 ((const es_packed_model *)m->packed)->state_block_out[(m->layer_count - 1) % 2];
+    state_block(s, 0, frame, (size_t)m->input_size, 1, out, (size_t)m->output_size);
     return out;
+}
+
+/* Behind a STACK of K: whole groups in the frames are steps in place (K
+ * frames side by side are one row of K times the input), a block of them at
+ * a time; each step's outputs go to its group's last frame and are held on
+ * the frames before the next one's. Frames of a partial group are gathered
+ * one by one. */
+static void step_stacked_frames(es_state *s, const float *frames, int count, float *outputs) {
+    const es_model *m = s->model;
+    const int K = m->layers[0].kernel;
+    const size_t in = (size_t)m->input_size, out = (size_t)m->output_size;
+    float *held = s->scratch + ((const es_packed_model *)m->packed)->state_held;
+    int t = 0;
+    while (t < count) {
+        if (s->gathered > 0 || count - t < K) {
+            memcpy(outputs + (size_t)t * out, gather_frame(s, frames + (size_t)t * in),
+                   out * sizeof(float));
+            t++;
+            continue;
+        }
+        int steps = (count - t) / K < ES_BLOCK_FRAMES ? (count - t) / K : ES_BLOCK_FRAMES;
+        float *first_output = outputs + (size_t)(t + K - 1) * out;
+        state_block(s, 1, frames + (size_t)t * in, (size_t)K * in, steps, first_output,
+                    (size_t)K * out);
+        for (int j = 0; j < steps; j++) {
+            const float *before = j == 0 ? held : first_output + (size_t)(j - 1) * K * out;
+            for (int f = 0; f + 1 < K; f++)
+                memcpy(outputs + (size_t)(t + j * K + f) * out, before, out * sizeof(float));
+        }
+        memcpy(held, first_output + (size_t)(steps - 1) * K * out, out * sizeof(float));
+        t += steps * K;
+    }
 }
 
 void es_state_step_frames(es_state *s, const float *frames, int count, float *outputs) {
@@ -220,14 +283,32 @@ void es_state_step_frames(es_state *s, const float *frames, int count, float *ou
         memmove(outputs, frames, (size_t)count * (size_t)m->input_size * sizeof(float));
         return;
     }
+    if (is_stacked(m)) {
+        step_stacked_frames(s, frames, count, outputs);
+        return;
+    }
     for (int t = 0; t < count; t += ES_BLOCK_FRAMES) {
         int n = count - t < ES_BLOCK_FRAMES ? count - t : ES_BLOCK_FRAMES;
-        state_block(s, frames + (size_t)t * (size_t)m->input_size, n,
-                    outputs + (size_t)t * (size_t)m->output_size);
+        state_block(s, 0, frames + (size_t)t * (size_t)m->input_size, (size_t)m->input_size, n,
+                    outputs + (size_t)t * (size_t)m->output_size, (size_t)m->output_size);
     }
 }
 
 /* ---- whole sequence ---------------------------------------------------------------- */
+
+/* Behind a STACK of K: step j's outputs on frames jK+K-1 .. jK+2K-2, zeros
+ * before the first step, the last step's after it. */
+static void hold_steps(const es_model *m, const float *stepped, int frames, float *outputs) {
+    const int K = m->layers[0].kernel;
+    const size_t out = (size_t)m->output_size;
+    for (int f = 0; f < frames; f++) {
+        int step = (f + 1) / K - 1;
+        if (step < 0)
+            memset(outputs + (size_t)f * out, 0, out * sizeof(float));
+        else
+            memcpy(outputs + (size_t)f * out, stepped + (size_t)step * out, out * sizeof(float));
+    }
+}
 
 /* Layer by layer over all frames: a BIDIR layer needs its whole input
  * sequence before its backward pass can start. */
@@ -240,8 +321,11 @@ int es_model_forward_sequence(const es_model *m, const float *inputs, int frames
         memmove(outputs, inputs, (size_t)frames * (size_t)m->input_size * sizeof(float));
         return ES_RNN_OK;
     }
+    /* Behind a STACK the layers run on whole groups, read in place. */
+    const int first = is_stacked(m) ? 1 : 0;
+    const int steps = first ? frames / m->layers[0].kernel : frames;
     int widest = 0;
-    for (int l = 0; l + 1 < m->layer_count; l++)
+    for (int l = first; l + 1 < m->layer_count; l++)
         widest = m->layers[l].output_size > widest ? m->layers[l].output_size : widest;
     float *scratch = es_alloc_floats(packed->state_floats);
     float *between[2] = {NULL, NULL};
@@ -249,33 +333,40 @@ int es_model_forward_sequence(const es_model *m, const float *inputs, int frames
         between[0] = es_alloc_floats((size_t)frames * (size_t)widest);
         between[1] = es_alloc_floats((size_t)frames * (size_t)widest);
     }
-    if (!scratch || (widest > 0 && (!between[0] || !between[1]))) {
+    float *stepped = first && m->layer_count > 1
+                         ? es_alloc_floats((size_t)(steps > 0 ? steps : 1) * m->output_size)
+                         : NULL;
+    if (!scratch || (widest > 0 && (!between[0] || !between[1])) ||
+        (first && m->layer_count > 1 && !stepped)) {
         free(scratch);
         free(between[0]);
         free(between[1]);
+        free(stepped);
         return ES_RNN_ERR_NOMEM;
     }
 
     const float *layer_in = inputs;
-    for (int l = 0; l < m->layer_count; l++) {
+    for (int l = first; l < m->layer_count; l++) {
         const es_layer *layer = &m->layers[l];
-        float *layer_out = l + 1 == m->layer_count ? outputs : between[l % 2];
+        float *layer_out = l + 1 < m->layer_count ? between[l % 2] : first ? stepped : outputs;
         size_t in_size = (size_t)layer->input_size, out_size = (size_t)layer->output_size;
         size_t width = (size_t)layer->units; /* per direction */
         for (int dir = 0; dir < packed->layers[l].directions; dir++) {
             memset(scratch, 0, packed->state_floats * sizeof(float));
-            for (int done = 0; done < frames; done += ES_BLOCK_FRAMES) {
-                int n = frames - done < ES_BLOCK_FRAMES ? frames - done : ES_BLOCK_FRAMES;
+            for (int done = 0; done < steps; done += ES_BLOCK_FRAMES) {
+                int n = steps - done < ES_BLOCK_FRAMES ? steps - done : ES_BLOCK_FRAMES;
                 /* backwards: blocks from the end, each one last frame first */
-                size_t first = (size_t)(dir == 0 ? done : frames - done - n);
-                layer_block(m, l, dir, scratch, layer_in + first * in_size, in_size, n,
-                            layer_out + first * out_size + (size_t)dir * width, out_size, dir);
+                size_t at = (size_t)(dir == 0 ? done : steps - done - n);
+                layer_block(m, l, dir, scratch, layer_in + at * in_size, in_size, n,
+                            layer_out + at * out_size + (size_t)dir * width, out_size, dir);
             }
         }
         layer_in = layer_out;
     }
+    if (first) hold_steps(m, layer_in, frames, outputs);
     free(scratch);
     free(between[0]);
     free(between[1]);
+    free(stepped);
     return ES_RNN_OK;
 }

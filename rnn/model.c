@@ -48,6 +48,10 @@ static int gate_count(es_layer_type type) {
     }
 }
 
+static int has_kernel(es_layer_type type) {
+    return type == ES_LAYER_CONV1D || type == ES_LAYER_STACK;
+}
+
 static int is_recurrent(es_layer_type type) {
     return type == ES_LAYER_RNN || type == ES_LAYER_GRU || type == ES_LAYER_LSTM ||
            is_bidirectional(type);
@@ -62,7 +66,7 @@ static size_t matrix_cols(es_layer_type type, int input_size, int units, int ker
 
 size_t es_layer_param_count(es_layer_type type, int input_size, int units, int kernel) {
     if (type < ES_LAYER_DENSE || type > ES_LAYER_BIDIR_LSTM || input_size <= 0 || units <= 0)
-        return 0;
+        return 0; /* STACK has none */
     if (type == ES_LAYER_CONV1D && kernel <= 0) return 0;
     size_t rows = (size_t)gate_count(type) * (size_t)units;
     size_t biases = type == ES_LAYER_GRU || type == ES_LAYER_BIDIR_GRU ? 2 * rows : rows;
@@ -100,11 +104,16 @@ void es_model_destroy(es_model *m) {
 int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activation act,
                           int kernel) {
     if (!m || m->layer_count >= ES_MAX_LAYERS) return ES_RNN_ERR_ARG;
-    if (type < ES_LAYER_DENSE || type > ES_LAYER_BIDIR_LSTM) return ES_RNN_ERR_ARG;
+    if (type < ES_LAYER_DENSE || type > ES_LAYER_STACK) return ES_RNN_ERR_ARG;
     if (units <= 0 || units > ES_MAX_UNITS) return ES_RNN_ERR_ARG;
     if (act < ES_ACT_LINEAR || act > ES_ACT_SOFTMAX) return ES_RNN_ERR_ARG;
-    if (type == ES_LAYER_CONV1D && (kernel <= 0 || kernel > ES_MAX_KERNEL)) return ES_RNN_ERR_ARG;
-    if (type != ES_LAYER_CONV1D) kernel = 0;
+    if (has_kernel(type) && (kernel <= 0 || kernel > ES_MAX_KERNEL)) return ES_RNN_ERR_ARG;
+    if (!has_kernel(type)) kernel = 0;
+    if (type == ES_LAYER_STACK) {
+        /* Only the first layer can change the rate the rest step at. */
+        if (m->layer_count > 0 || units != kernel * m->output_size) return ES_RNN_ERR_ARG;
+        act = ES_ACT_LINEAR;
+    }
     int output_size = is_bidirectional(type) ? 2 * units : units;
     if (output_size > ES_MAX_UNITS) return ES_RNN_ERR_ARG;
 
@@ -119,7 +128,7 @@ int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activat
         m->params = grown;
         m->param_capacity = capacity;
     }
-    memset(m->params + m->param_count, 0, count * sizeof(float));
+    if (count) memset(m->params + m->param_count, 0, count * sizeof(float));
 
     es_layer *layer = &m->layers[m->layer_count++];
     layer->type = type;
@@ -304,6 +313,7 @@ void es_model_init_weights(es_model *m, uint64_t seed) {
     for (int l = 0; l < m->layer_count; l++) {
         const es_layer *layer = &m->layers[l];
         float *p = m->params + layer->param_offset;
+        if (layer->type == ES_LAYER_STACK) continue; /* no weights */
         if (is_bidirectional(layer->type)) {
             init_direction(layer, p, &seed);
             init_direction(layer, p + layer->param_count / 2, &seed);
@@ -338,18 +348,19 @@ int es_model_copy_matching_layers(es_model *dst, const es_model *src) {
 /* Folds (x - mean) / std into one direction of the first layer: each input
  * column of W is divided by std, and the bias takes -W' mean, so the layer
  * computes what it did on standardised inputs. */
-static void standardise_direction(const es_layer *layer, float *p, const float *mean,
-                                  const float *std) {
+static void standardise_direction(const es_layer *layer, int model_inputs, float *p,
+                                  const float *mean, const float *std) {
     const int in = layer->input_size, taps = layer->type == ES_LAYER_CONV1D ? layer->kernel : 1;
     const size_t rows = (size_t)gate_count(layer->type) * (size_t)layer->units;
     const size_t cols = (size_t)taps * (size_t)in;
+    const size_t period = (size_t)model_inputs;
     float *bias = p + rows * cols + (is_recurrent(layer->type) ? rows * (size_t)layer->units : 0);
     for (size_t r = 0; r < rows; r++) {
         float *w = p + r * cols;
         double shift = 0.0;
         for (size_t c = 0; c < cols; c++) {
-            w[c] /= std[c % (size_t)in];
-            shift += (double)w[c] * mean[c % (size_t)in];
+            w[c] /= std[c % period];
+            shift += (double)w[c] * mean[c % period];
         }
         bias[r] -= (float)shift;
     }
@@ -357,13 +368,17 @@ static void standardise_direction(const es_layer *layer, float *p, const float *
 
 int es_model_standardise_inputs(es_model *m, const float *mean, const float *std) {
     if (!m || !mean || !std || m->layer_count == 0) return ES_RNN_ERR_ARG;
-    const es_layer *first = &m->layers[0];
-    for (int i = 0; i < first->input_size; i++)
+    for (int i = 0; i < m->input_size; i++)
         if (!(std[i] > 0.0f) || !isfinite(std[i]) || !isfinite(mean[i])) return ES_RNN_ERR_ARG;
+    /* Behind a STACK the first weighted layer sees every input K times over;
+     * standardise_direction reads mean and std modulo the input size. */
+    const int stacked = m->layers[0].type == ES_LAYER_STACK;
+    if (stacked && m->layer_count < 2) return ES_RNN_ERR_ARG;
+    const es_layer *first = &m->layers[stacked ? 1 : 0];
     float *p = m->params + first->param_offset;
-    standardise_direction(first, p, mean, std);
+    standardise_direction(first, m->input_size, p, mean, std);
     if (is_bidirectional(first->type))
-        standardise_direction(first, p + first->param_count / 2, mean, std);
+        standardise_direction(first, m->input_size, p + first->param_count / 2, mean, std);
     return es_model_refresh(m);
 }
 
@@ -431,6 +446,13 @@ int es_model_refresh(es_model *m) {
     for (int l = 0; l < m->layer_count; l++) {
         const es_layer *layer = &m->layers[l];
         es_packed_layer *pl = &packed->layers[l];
+        if (layer->type == ES_LAYER_STACK) {
+            /* no weights: the frames of the group being gathered, and the
+             * outputs the model holds until the group is whole */
+            pl->state_history = take_state(&state_cursor, (size_t)layer->output_size);
+            packed->state_held = take_state(&state_cursor, (size_t)m->output_size);
+            continue;
+        }
         layout_layer(layer, pl);
         storage_floats += (size_t)pl->directions * direction_floats(pl);
         if (is_recurrent(layer->type))
@@ -460,6 +482,7 @@ int es_model_refresh(es_model *m) {
     for (int l = 0; l < m->layer_count; l++) {
         const es_layer *layer = &m->layers[l];
         es_packed_layer *pl = &packed->layers[l];
+        if (pl->directions == 0) continue; /* STACK */
         size_t direction_params = layer->param_count / (size_t)pl->directions;
         for (int dir = 0; dir < pl->directions; dir++) {
             es_packed_direction *d = &pl->dir[dir];
@@ -521,6 +544,10 @@ float *es_model_params(es_model *m) {
     return m ? m->params : NULL;
 }
 
+int es_model_frame_stride(const es_model *m) {
+    return m && m->layer_count > 0 && m->layers[0].type == ES_LAYER_STACK ? m->layers[0].kernel : 1;
+}
+
 int es_model_is_streaming(const es_model *m) {
     if (!m) return 0;
     for (int l = 0; l < m->layer_count; l++)
@@ -535,9 +562,11 @@ size_t es_model_flops_per_frame(const es_model *m) {
         const es_layer *layer = &m->layers[l];
         size_t rows = (size_t)gate_count(layer->type) * (size_t)layer->units;
         size_t cols = matrix_cols(layer->type, layer->input_size, layer->units, layer->kernel);
-        flops += 2 * rows * cols * (is_bidirectional(layer->type) ? 2 : 1);
+        if (layer->type != ES_LAYER_STACK)
+            flops += 2 * rows * cols * (is_bidirectional(layer->type) ? 2 : 1);
     }
-    return flops;
+    size_t stride = (size_t)es_model_frame_stride(m);
+    return (flops + stride - 1) / stride;
 }
 
 const char *es_model_kernel_name(const es_model *m) {

@@ -15,10 +15,12 @@
  *  36   4   u32 layer_count                         1..ES_MAX_LAYERS
  *  40   4   u32 label_count = last layer's output   1..ES_MAX_OUTPUTS
  *  44  20×layer_count  one record per layer, five u32:
- *           type (es_layer_type), units (per direction, 1..ES_MAX_UNITS),
- *           activation (es_activation), kernel (CONV1D: 1..ES_MAX_KERNEL,
- *           else 0), weight encoding (0 = float32; others reserved for
- *           quantised weights)
+ *           type (es_layer_type), units (per direction, 1..ES_MAX_UNITS;
+ *           STACK: kernel x its input size), activation (es_activation),
+ *           kernel (CONV1D, STACK: 1..ES_MAX_KERNEL, else 0), weight encoding
+ *           (0 = float32; others reserved for quantised weights). A STACK
+ *           is only ever the first layer; builds older than it reject its
+ *           type (8) by number.
  *   .   .   label_count labels, each a NUL-terminated string of at most
  *           ES_MAX_LABEL bytes including the NUL (printable ASCII without
  *           '"', '\\' and ',', so labels are safe in JSON and CSV)
@@ -99,6 +101,8 @@ const char *es_layer_type_name(es_layer_type type) {
         return "BIDIR_GRU";
     case ES_LAYER_BIDIR_LSTM:
         return "BIDIR_LSTM";
+    case ES_LAYER_STACK:
+        return "STACK";
     }
     return "unknown type";
 }
@@ -262,7 +266,8 @@ typedef struct layer_record {
     uint32_t type, units, activation, kernel, encoding;
 } layer_record;
 
-static int read_layer(byte_reader *r, int index, layer_record *rec, uint32_t *output_size) {
+static int read_layer(byte_reader *r, int index, uint32_t input_size, layer_record *rec,
+                      uint32_t *output_size) {
     size_t at = r->pos;
     int rc = need(r, ES_LAYER_RECORD_BYTES, "a layer record");
     if (rc) return rc;
@@ -272,8 +277,13 @@ static int read_layer(byte_reader *r, int index, layer_record *rec, uint32_t *ou
     rec->kernel = get_u32(r);
     rec->encoding = get_u32(r);
     const char *name = es_layer_type_name((es_layer_type)rec->type);
-    if (rec->type < ES_LAYER_DENSE || rec->type > ES_LAYER_BIDIR_LSTM)
+    if (rec->type < ES_LAYER_DENSE || rec->type > ES_LAYER_STACK)
         return reject(r, "layer %d: unknown type %u at offset %zu", index, rec->type, at);
+    const int stack = rec->type == ES_LAYER_STACK;
+    const int takes_kernel = stack || rec->type == ES_LAYER_CONV1D;
+    if (stack && index > 0)
+        return reject(r, "layer %d (STACK) at offset %zu: a STACK can only be the first layer",
+                      index, at);
     int bidir = rec->type == ES_LAYER_BIDIR_GRU || rec->type == ES_LAYER_BIDIR_LSTM;
     if (rec->units < 1 || rec->units > (uint32_t)(bidir ? ES_MAX_UNITS / 2 : ES_MAX_UNITS))
         return reject(r, "layer %d (%s): %u units, outside 1..%d (offset %zu)", index, name,
@@ -281,10 +291,12 @@ static int read_layer(byte_reader *r, int index, layer_record *rec, uint32_t *ou
     if (rec->activation > ES_ACT_SOFTMAX)
         return reject(r, "layer %d (%s): unknown activation %u at offset %zu", index, name,
                       rec->activation, at + 8);
-    if (rec->type == ES_LAYER_CONV1D ? rec->kernel < 1 || rec->kernel > ES_MAX_KERNEL
-                                     : rec->kernel != 0)
+    if (takes_kernel ? rec->kernel < 1 || rec->kernel > ES_MAX_KERNEL : rec->kernel != 0)
         return reject(r, "layer %d (%s): kernel %u, expected %s (offset %zu)", index, name,
-                      rec->kernel, rec->type == ES_LAYER_CONV1D ? "1..64" : "0", at + 12);
+                      rec->kernel, takes_kernel ? "1..64" : "0", at + 12);
+    if (stack && rec->units != rec->kernel * input_size)
+        return reject(r, "layer %d (STACK): %u units, expected kernel %u x %u inputs (offset %zu)",
+                      index, rec->units, rec->kernel, input_size, at + 4);
     if (rec->encoding != ES_WEIGHTS_FLOAT32)
         return reject(r, "layer %d (%s): weight encoding %u is not supported (offset %zu)", index,
                       name, rec->encoding, at + 16);
@@ -388,7 +400,7 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_e
     uint64_t expected_params = 0;
     for (uint32_t l = 0; l < layer_count; l++) {
         uint32_t layer_output = 0;
-        if ((rc = read_layer(&r, (int)l, &records[l], &layer_output))) return rc;
+        if ((rc = read_layer(&r, (int)l, layer_input, &records[l], &layer_output))) return rc;
         expected_params += es_layer_param_count((es_layer_type)records[l].type, (int)layer_input,
                                                 (int)records[l].units, (int)records[l].kernel);
         layer_input = layer_output;

@@ -21,6 +21,12 @@
  *           (history before the stream starts is zeros)
  *   BIDIR   [forward GRU/LSTM over t = 0..T-1 ; backward one over T-1..0],
  *           outputs concatenated; whole-sequence only (no streaming step).
+ *   STACK   y_j = [x_{jK} ; x_{jK+1} ; ... ; x_{jK+K-1}], K = kernel, units = K * in:
+ *           the K frames up to frame jK+K-1 side by side, once every K frames.
+ *           First layer only. The layers after it step once per K frames, on
+ *           1/K of the work, and the model's outputs hold their last values in
+ *           between (zeros until the first K frames are in): every caller still
+ *           sees one output per frame. No parameters.
  * Parameters of a layer are stored in this order: W, U, b (GRU: W, U, b, c).
  * Exact layout per layer (in: input size, u: units, K: kernel), row-major:
  *   DENSE   W[u][in], b[u]
@@ -28,6 +34,7 @@
  *   GRU     W[3u][in], U[3u][u], b[3u], c[3u]      (rows z, r, n)
  *   LSTM    W[4u][in], U[4u][u], b[4u]             (rows i, f, g, o)
  *   CONV1D  W[u][K][in], b[u]   (W[j][k] multiplies x_{t-K+1+k}: oldest tap first)
+ *   STACK   none
  *   BIDIR_* the forward direction's block (as GRU / LSTM), then the backward one's.
  * A model's parameters are these blocks, layer after layer, in one array.
  * The activation argument applies to DENSE and CONV1D; recurrent layers
@@ -75,6 +82,7 @@ typedef enum es_layer_type {
     ES_LAYER_CONV1D = 5,
     ES_LAYER_BIDIR_GRU = 6,
     ES_LAYER_BIDIR_LSTM = 7,
+    ES_LAYER_STACK = 8,
 } es_layer_type;
 
 typedef enum es_activation {
@@ -103,7 +111,8 @@ typedef struct es_model es_model;
 
 /* Building a model in code (trainer, tests). */
 int es_model_create(const es_feature_spec *features, int input_size, es_model **out);
-/* `units` is the layer's output size (BIDIR: per direction); `kernel` is for CONV1D. */
+/* `units` is the layer's output size (BIDIR: per direction; STACK: kernel
+ * times the input size); `kernel` is for CONV1D and STACK. */
 int es_model_add_layer(es_model *m, es_layer_type type, int units, es_activation act, int kernel);
 /* Names the outputs; count must equal the last layer's output size. Labels
  * are shorter than ES_MAX_LABEL and printable ASCII without '"', '\\' or ','
@@ -130,7 +139,8 @@ const int *es_model_smoothing(const es_model *m);
 /* Glorot-uniform weights, orthogonal-ish recurrent matrices, zero biases
  * (LSTM forget-gate and GRU update-gate biases 1), from a deterministic seed. */
 void es_model_init_weights(es_model *m, uint64_t seed);
-/* Makes the first layer treat its inputs as if standardised per input,
+/* Makes the first layer (behind a STACK: the one after it, for every frame
+ * of the group) treat its inputs as if standardised per input,
  * (x - mean[i]) / std[i], by folding both into its weights and biases: a
  * data-dependent start for features that are far from zero mean and unit
  * variance (log-mel after a running mean: ~5 +- 6), which would otherwise
@@ -166,8 +176,11 @@ size_t es_model_param_count(const es_model *m);
 /* Flat view of every parameter, layer by layer, in the order documented above. */
 float *es_model_params(es_model *m);
 int es_model_is_streaming(const es_model *m); /* no BIDIR layer */
-/* Multiply-adds of one step, counted as 2 * rows * cols for each
- * matrix-vector product (BIDIR: both directions, per frame). */
+/* Frames per step of the layers after a STACK (its kernel), else 1. */
+int es_model_frame_stride(const es_model *m);
+/* Multiply-adds of one frame, counted as 2 * rows * cols for each
+ * matrix-vector product (BIDIR: both directions; after a STACK: per step
+ * divided by its kernel, rounded up). */
 size_t es_model_flops_per_frame(const es_model *m);
 /* Which compute kernels the model runs on this CPU: "avx512", "avx2" or "generic". */
 const char *es_model_kernel_name(const es_model *m);
@@ -207,6 +220,12 @@ int es_model_forward_sequence(const es_model *m, const float *inputs, int frames
  * SIGMOID_CE): the trainer fuses the two. Losses are means over the scored
  * terms of the whole batch (a term is a frame; for SIGMOID_CE a frame and
  * output), so batches of any length mix fairly.
+ *
+ * Sequences are given frame by frame as the model is stepped. Behind a
+ * STACK of K, the network steps on whole groups of K frames and each step is
+ * scored against the targets of its group's last frame (the frame whose
+ * output it is); frames after the last whole group are not scored, and a
+ * KWS_MAXPOOL window covers the steps whose last frame it covers.
  *
  * Determinism: for a given seed, model, data and `threads`, the weights after
  * any number of steps are bit-identical from run to run (each worker sums its

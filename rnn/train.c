@@ -3,6 +3,10 @@
  * gradients in a fixed order, clips by global norm and applies AdamW (or
  * SGD); and es_train_run, the epoch loop with validation, early stopping,
  * learning-rate decay and progress reports.
+ *
+ * A STACK in front is no layer to train: the trainer computes the layers
+ * after it (`net`, a view of the model without it, on the same parameters)
+ * over each sequence regrouped as the STACK would (stack_sequences).
  */
 #include <math.h>
 #include <pthread.h>
@@ -37,6 +41,9 @@ typedef struct worker {
 
 struct es_trainer {
     es_model *model;
+    const es_model *net; /* the model, or behind a STACK: stacked_view */
+    es_model stacked_view;
+    int stride; /* the STACK's kernel, else 1 */
     es_train_config config;
     size_t transposed_offset[ES_MAX_LAYERS * 4];
     float *transposed;
@@ -51,6 +58,11 @@ struct es_trainer {
     worker *workers;        /* worker_count of them */
     es_sequence *by_length; /* the batch being run, longest sequence first */
     int by_length_capacity;
+    es_sequence *stacked; /* behind a STACK: the batch regrouped, and its targets */
+    int stacked_capacity;
+    int *stacked_classes;
+    float *stacked_targets;
+    size_t stacked_classes_capacity, stacked_targets_capacity;
 };
 
 void es_train_config_default(es_train_config *config) {
@@ -95,17 +107,37 @@ static int config_fits_model(const es_train_config *c, const es_model *m) {
     return 0;
 }
 
+/* The model without its STACK: the same parameters (a STACK has none), the
+ * layers after it, their input a whole group of frames. */
+static void view_behind_stack(const es_model *m, es_model *view) {
+    *view = *m;
+    view->layer_count = m->layer_count - 1;
+    memmove(view->layers, m->layers + 1, sizeof(es_layer) * (size_t)view->layer_count);
+    view->input_size = m->layers[0].output_size;
+    view->packed = NULL; /* the passes use the trainer's own layout */
+}
+
 int es_trainer_create(es_model *m, const es_train_config *config, es_trainer **out) {
     *out = NULL;
-    if (!m || !config || !config_fits_model(config, m)) return ES_RNN_ERR_ARG;
+    if (!m || !config) return ES_RNN_ERR_ARG;
     es_trainer *t = calloc(1, sizeof *t);
     if (!t) return ES_RNN_ERR_NOMEM;
+    t->stride = es_model_frame_stride(m);
+    t->net = m;
+    if (m->layer_count > 1 && m->layers[0].type == ES_LAYER_STACK) {
+        view_behind_stack(m, &t->stacked_view);
+        t->net = &t->stacked_view;
+    }
+    if (!config_fits_model(config, t->net) || t->net->layer_count == 0) {
+        free(t);
+        return ES_RNN_ERR_ARG;
+    }
     t->model = m;
     t->config = *config;
     t->learning_rate = config->learning_rate;
     t->worker_count = config->threads;
     size_t n = m->param_count;
-    size_t transposed = es_train_transposed_layout(m, t->transposed_offset);
+    size_t transposed = es_train_transposed_layout(t->net, t->transposed_offset);
     t->transposed = malloc(sizeof(float) * (transposed ? transposed : 1));
     t->grad = calloc(n, sizeof(float));
     t->moment1 = calloc(n, sizeof(float));
@@ -122,7 +154,7 @@ int es_trainer_create(es_model *m, const es_train_config *config, es_trainer **o
         es_trainer_destroy(t);
         return ES_RNN_ERR_NOMEM;
     }
-    es_train_decay_mask(m, t->decay_mask);
+    es_train_decay_mask(t->net, t->decay_mask);
     *out = t;
     return ES_RNN_OK;
 }
@@ -136,6 +168,9 @@ void es_trainer_destroy(es_trainer *t) {
     }
     free(t->workers);
     free(t->by_length);
+    free(t->stacked);
+    free(t->stacked_classes);
+    free(t->stacked_targets);
     free(t->transposed);
     free(t->grad);
     free(t->moment1);
@@ -165,7 +200,7 @@ static int sequence_is_valid(const es_trainer *t, const es_sequence *s) {
 
 static int ensure_worker_memory(worker *w, int frames, int want_dinputs) {
     es_trainer *t = w->trainer;
-    w->pass.model = t->model;
+    w->pass.model = t->net;
     size_t floats = es_train_pass_layout(&w->pass, frames, w->count, want_dinputs, NULL);
     if (floats > w->arena_floats) {
         free(w->arena);
@@ -186,7 +221,7 @@ static int ensure_worker_memory(worker *w, int frames, int want_dinputs) {
 /* Lays the slice's sequences out time-major, zero-padded. */
 static void load_inputs(worker *w) {
     es_train_pass *p = &w->pass;
-    int in = w->trainer->model->input_size;
+    int in = w->trainer->net->input_size;
     memset(p->inputs, 0, sizeof(float) * p->frames * p->batch * in);
     for (int b = 0; b < p->batch; b++) {
         const es_sequence *s = &w->seqs[b];
@@ -273,6 +308,70 @@ static void reduce_gradients(es_trainer *t, int workers, float scale) {
         t->grad[k] *= scale;
 }
 
+static int grow(void **buffer, size_t *capacity, size_t count, size_t size) {
+    if (count <= *capacity) return 1;
+    void *grown = realloc(*buffer, count * size);
+    if (!grown) return 0;
+    *buffer = grown;
+    *capacity = count;
+    return 1;
+}
+
+/* Behind a STACK of K, each sequence as the network steps through it: its
+ * frames in place as rows of K frames (a frame-major array read K frames
+ * at a time), each step's targets those of its last frame, the frames after
+ * the last whole group dropped. NULL when a sequence is shorter than one
+ * group (*status ES_RNN_ERR_ARG) or memory runs out. */
+static const es_sequence *stack_sequences(es_trainer *t, const es_sequence *seqs, int count,
+                                          int *status) {
+    const int K = t->stride, outputs = t->model->output_size;
+    size_t classes = 0, targets = 0;
+    for (int i = 0; i < count; i++) {
+        int steps = seqs[i].frames / K;
+        if (steps < 1) {
+            *status = ES_RNN_ERR_ARG;
+            return NULL;
+        }
+        if (seqs[i].class_targets) classes += (size_t)steps;
+        if (seqs[i].targets) targets += (size_t)steps * (size_t)outputs;
+    }
+    size_t capacity = (size_t)t->stacked_capacity;
+    if (!grow((void **)&t->stacked, &capacity, (size_t)count, sizeof *t->stacked) ||
+        !grow((void **)&t->stacked_classes, &t->stacked_classes_capacity, classes,
+              sizeof *t->stacked_classes) ||
+        !grow((void **)&t->stacked_targets, &t->stacked_targets_capacity, targets,
+              sizeof *t->stacked_targets)) {
+        *status = ES_RNN_ERR_NOMEM;
+        return NULL;
+    }
+    t->stacked_capacity = (int)capacity;
+    int *class_at = t->stacked_classes;
+    float *target_at = t->stacked_targets;
+    for (int i = 0; i < count; i++) {
+        const es_sequence *s = &seqs[i];
+        es_sequence *stacked = &t->stacked[i];
+        *stacked = *s;
+        stacked->frames = s->frames / K;
+        stacked->kw_start = s->kw_start / K;
+        stacked->kw_end = s->kw_end / K;
+        if (s->class_targets) {
+            for (int j = 0; j < stacked->frames; j++)
+                class_at[j] = s->class_targets[j * K + K - 1];
+            stacked->class_targets = class_at;
+            class_at += stacked->frames;
+        }
+        if (s->targets) {
+            for (int j = 0; j < stacked->frames; j++)
+                memcpy(target_at + (size_t)j * outputs,
+                       s->targets + ((size_t)j * K + K - 1) * outputs, sizeof(float) * outputs);
+            stacked->targets = target_at;
+            target_at += (size_t)stacked->frames * outputs;
+        }
+    }
+    *status = ES_RNN_OK;
+    return t->stacked;
+}
+
 static int longer_first(const void *a, const void *b) {
     const es_sequence *x = a, *y = b;
     return (x->frames < y->frames) - (x->frames > y->frames);
@@ -303,9 +402,15 @@ static int run_batch(es_trainer *t, const es_sequence *seqs, int count, pass_kin
     if (count < 1 || !seqs) return ES_RNN_ERR_ARG;
     for (int i = 0; i < count; i++)
         if (!sequence_is_valid(t, &seqs[i])) return ES_RNN_ERR_ARG;
+    if (t->stride > 1) {
+        t->stacked_view.params = t->model->params;
+        int status;
+        seqs = stack_sequences(t, seqs, count, &status);
+        if (!seqs) return status;
+    }
     seqs = longest_first(t, seqs, count);
     if (!seqs) return ES_RNN_ERR_NOMEM;
-    es_train_transpose_weights(t->model, t->transposed_offset, t->transposed);
+    es_train_transpose_weights(t->net, t->transposed_offset, t->transposed);
     int workers = kind == PASS_INPUT_GRADIENT ? 1 : t->worker_count;
     if (workers > count) workers = count;
     assign_slices(t, seqs, count, workers, kind);
@@ -346,9 +451,13 @@ float es_trainer_input_gradient(es_trainer *t, const es_sequence *seq, float *in
     if (run_batch(t, seq, 1, PASS_INPUT_GRADIENT, &sum) != ES_RNN_OK) return NAN;
     const es_train_pass *p = &t->workers[0].pass;
     float scale = sum.scored > 0.0 ? (float)(1.0 / sum.scored) : 0.0f;
-    size_t n = (size_t)seq->frames * t->model->input_size;
+    /* batch of one: [T][1][in] is [T][in]; behind a STACK, [T/K][K*in] is
+     * the first T/K*K frames, and the frames after them had no effect */
+    size_t frames = (size_t)(seq->frames / t->stride * t->stride);
+    size_t n = frames * t->model->input_size, all = (size_t)seq->frames * t->model->input_size;
     for (size_t i = 0; i < n; i++)
-        input_grad[i] = p->dinputs[i] * scale; /* batch of one: [T][1][in] is [T][in] */
+        input_grad[i] = p->dinputs[i] * scale;
+    memset(input_grad + n, 0, sizeof(float) * (all - n));
     return mean_loss(&sum);
 }
 

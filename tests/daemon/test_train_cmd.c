@@ -291,6 +291,22 @@ static void test_conv_layer_is_chosen(void **state) {
     es_model_destroy(m);
 }
 
+/* --stack K puts a STACK in front: the recurrent layers step once per K
+ * frames, at the width they would have had without it. */
+static void test_stack_layer_is_chosen(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    assert_int_equal(train_with("manifest.tsv", "kws", "kws-stack.model", "--stack", "2"), 0);
+    es_model *m = load("kws-stack.model");
+    assert_int_equal(es_model_layer_count(m), 4);
+    assert_int_equal(es_model_layer_type(m, 0), ES_LAYER_STACK);
+    assert_int_equal(es_model_layer_units(m, 0), 2 * 40);
+    assert_int_equal(es_model_layer_type(m, 1), ES_LAYER_GRU);
+    assert_int_equal(es_model_layer_units(m, 1), 16);
+    assert_int_equal(es_model_frame_stride(m), 2);
+    es_model_destroy(m);
+}
+
 /* A checkpoint is the model as validated at that epoch: with one epoch, the
  * very model the run keeps. */
 static void test_checkpoints_hold_the_validated_model(void **state) {
@@ -363,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_hard_negative_rounds_run_reproducibly),
         cmocka_unit_test(test_learning_rate_falls_at_the_chosen_pace),
         cmocka_unit_test(test_conv_layer_is_chosen),
+        cmocka_unit_test(test_stack_layer_is_chosen),
         cmocka_unit_test(test_checkpoints_hold_the_validated_model),
         cmocka_unit_test(test_bad_manifest_line_fails),
         cmocka_unit_test(test_usage_errors),

@@ -90,6 +90,9 @@ static const test_layer vad_like[] = {{ES_LAYER_CONV1D, 24, ES_ACT_RELU, 3},
 static const test_layer tiny[] = {{ES_LAYER_GRU, 2, ES_ACT_TANH, 0},
                                   {ES_LAYER_DENSE, 2, ES_ACT_SOFTMAX, 0}};
 static const char *const tiny_labels[] = {"filler", "yes"};
+static const test_layer stacked[] = {{ES_LAYER_STACK, 80, ES_ACT_LINEAR, 2},
+                                     {ES_LAYER_GRU, 6, ES_ACT_TANH, 0},
+                                     {ES_LAYER_DENSE, 3, ES_ACT_SOFTMAX, 0}};
 
 static es_model *make_tiny(void) {
     es_model *m = test_make_model(3, tiny, 2, 5);
@@ -172,6 +175,11 @@ static void test_save_load_roundtrip(void **state) {
     m = make_tiny();
     roundtrip(m);
     es_model_destroy(m);
+
+    m = test_make_model(40, stacked, 3, 3);
+    assert_non_null(m);
+    roundtrip(m);
+    es_model_destroy(m);
 }
 
 static void test_every_prefix_is_rejected(void **state) {
@@ -233,6 +241,7 @@ static void test_out_of_range_fields_are_rejected(void **state) {
     expect_patch_rejected(&image, conv + 12, 0, "layer 0 (CONV1D): kernel 0");
     expect_patch_rejected(&image, conv + 12, 65, "layer 0 (CONV1D): kernel 65");
     expect_patch_rejected(&image, gru + 16, 1, "weight encoding");
+    expect_patch_rejected(&image, gru + 0, ES_LAYER_STACK, "only be the first layer");
     /* The parameter count follows the labels: one empty label here. */
     size_t count_at = HEADER_BYTES + 3 * LAYER_RECORD_BYTES + 1;
     expect_patch_rejected(&image, count_at, 12, "parameter count");
@@ -251,6 +260,19 @@ static void test_out_of_range_fields_are_rejected(void **state) {
     fix_crc(copy, image.size);
     expect_rejected(copy, image.size, ES_RNN_ERR_FORMAT, "truncated");
     free(copy);
+    free(image.bytes);
+    es_model_destroy(m);
+}
+
+static void test_stack_fields_are_checked(void **state) {
+    (void)state;
+    es_model *m = test_make_model(40, stacked, 3, 3);
+    assert_non_null(m);
+    file_image image = save_to_image(m);
+    size_t stack = HEADER_BYTES;
+    expect_patch_rejected(&image, stack + 4, 81, "layer 0 (STACK): 81 units, expected kernel 2");
+    expect_patch_rejected(&image, stack + 12, 0, "layer 0 (STACK): kernel 0");
+    expect_patch_rejected(&image, stack + 12, 4, "80 units, expected kernel 4 x 40 inputs");
     free(image.bytes);
     es_model_destroy(m);
 }
@@ -503,6 +525,7 @@ int main(void) {
         cmocka_unit_test(test_every_prefix_is_rejected),
         cmocka_unit_test(test_every_bit_flip_is_rejected),
         cmocka_unit_test(test_out_of_range_fields_are_rejected),
+        cmocka_unit_test(test_stack_fields_are_checked),
         cmocka_unit_test(test_non_finite_weights_are_rejected),
         cmocka_unit_test(test_trailing_bytes_and_bad_labels_are_rejected),
         cmocka_unit_test(test_feature_mismatch_names_the_field),

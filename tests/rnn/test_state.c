@@ -3,6 +3,8 @@
  * so does stepping blocks of frames of any size,
  * states sharing one model do not disturb each other, reset starts afresh,
  * and a refresh after the trainer changed parameters is seen by live states.
+ * Behind a STACK the rest of the model steps once per group of frames and
+ * its outputs hold in between.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -33,7 +35,11 @@ typedef struct model_case {
     int count;
 } model_case;
 
-static const model_case cases[] = {{vad_like, 3}, {kws_like, 3}, {lstm_rnn, 3}};
+static const test_layer stacked[] = {{ES_LAYER_STACK, 3 * 40, ES_ACT_LINEAR, 3},
+                                     {ES_LAYER_GRU, 29, ES_ACT_TANH, 0},
+                                     {ES_LAYER_DENSE, 5, ES_ACT_SOFTMAX, 0}};
+
+static const model_case cases[] = {{vad_like, 3}, {kws_like, 3}, {lstm_rnn, 3}, {stacked, 3}};
 static const es_isa all_isas[] = {ES_ISA_GENERIC, ES_ISA_AVX2, ES_ISA_AVX512};
 
 /* Steps a fresh (or given) state over the inputs; frames x outputs. */
@@ -101,6 +107,76 @@ static void test_step_frames_equals_step_bitwise(void **state) {
         free(inputs);
         es_model_destroy(m);
     }
+}
+
+/* [STACK K, rest...] is the rest run on K frames side by side, once per
+ * group: its outputs on a group's last frame, held until the next group's,
+ * zeros before the first. Checked on enough frames for the offline path to
+ * take several blocks of groups at once. */
+static void test_stack_steps_the_rest_once_per_group(void **state) {
+    (void)state;
+    enum { K = 3, STEPS = 2 * ES_BLOCK_FRAMES + 3, FRAMES_IN = K * STEPS + 2, OUT = 5 };
+    es_model *m = test_make_model(40, stacked, 3, 330);
+    assert_non_null(m);
+    es_model *rest = test_make_model(K * 40, stacked + 1, 2, 331);
+    assert_non_null(rest);
+    assert_int_equal(es_model_param_count(m), es_model_param_count(rest));
+    /* a STACK has no weights and draws nothing from the seed */
+    es_model_init_weights(m, 7);
+    es_model_init_weights(rest, 7);
+    assert_memory_equal(es_model_params(m), es_model_params(rest),
+                        sizeof(float) * es_model_param_count(m));
+    test_randomise_params(m, 333, 0.2f);
+    memcpy(es_model_params(rest), es_model_params(m), sizeof(float) * es_model_param_count(m));
+    assert_int_equal(es_model_refresh(rest), ES_RNN_OK);
+    assert_int_equal(es_model_frame_stride(m), K);
+    assert_int_equal(es_model_frame_stride(rest), 1);
+    assert_int_equal(es_model_flops_per_frame(m), (es_model_flops_per_frame(rest) + K - 1) / K);
+
+    float *inputs = test_random_inputs(FRAMES_IN, 40, 332);
+    float *grouped = malloc(sizeof(float) * STEPS * OUT);
+    /* K frames side by side are one row of the frame-major inputs */
+    assert_int_equal(es_model_forward_sequence(rest, inputs, STEPS, grouped), ES_RNN_OK);
+    float *held = calloc((size_t)FRAMES_IN * OUT, sizeof(float));
+    for (int f = K - 1; f < FRAMES_IN; f++)
+        memcpy(held + f * OUT, grouped + ((f + 1) / K - 1) * OUT, sizeof(float) * OUT);
+
+    float *whole = malloc(sizeof(float) * FRAMES_IN * OUT);
+    assert_int_equal(es_model_forward_sequence(m, inputs, FRAMES_IN, whole), ES_RNN_OK);
+    assert_memory_equal(whole, held, sizeof(float) * FRAMES_IN * OUT);
+    es_state *s = NULL;
+    assert_int_equal(es_state_create(m, &s), ES_RNN_OK);
+    es_state_step_frames(s, inputs, FRAMES_IN, whole);
+    assert_memory_equal(whole, held, sizeof(float) * FRAMES_IN * OUT);
+    es_state_reset(s); /* a group half gathered is dropped too */
+    float *stepped = step_all(s, m, inputs, FRAMES_IN);
+    assert_memory_equal(stepped, held, sizeof(float) * FRAMES_IN * OUT);
+
+    free(stepped);
+    free(whole);
+    free(held);
+    free(grouped);
+    free(inputs);
+    es_state_destroy(s);
+    es_model_destroy(rest);
+    es_model_destroy(m);
+}
+
+/* A STACK changes the rate of every layer after it: only the first may be one,
+ * and its units are its kernel times its input. */
+static void test_stack_only_first_and_whole(void **state) {
+    (void)state;
+    es_model *m = NULL;
+    assert_int_equal(es_model_create(&test_features, 40, &m), ES_RNN_OK);
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_STACK, 81, ES_ACT_LINEAR, 2), ES_RNN_ERR_ARG);
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_STACK, 80, ES_ACT_LINEAR, 0), ES_RNN_ERR_ARG);
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_STACK, 80, ES_ACT_LINEAR, 2), ES_RNN_OK);
+    assert_int_equal(es_model_param_count(m), 0);
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_STACK, 160, ES_ACT_LINEAR, 2), ES_RNN_ERR_ARG);
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_GRU, 8, ES_ACT_TANH, 0), ES_RNN_OK);
+    assert_int_equal(es_model_add_layer(m, ES_LAYER_STACK, 16, ES_ACT_LINEAR, 2), ES_RNN_ERR_ARG);
+    assert_string_equal(es_layer_type_name(es_model_layer_type(m, 0)), "STACK");
+    es_model_destroy(m);
 }
 
 static void test_states_are_independent(void **state) {
@@ -244,6 +320,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_step_equals_sequence_bitwise),
         cmocka_unit_test(test_step_frames_equals_step_bitwise),
+        cmocka_unit_test(test_stack_steps_the_rest_once_per_group),
+        cmocka_unit_test(test_stack_only_first_and_whole),
         cmocka_unit_test(test_states_are_independent),
         cmocka_unit_test(test_reset_restores_initial_behaviour),
         cmocka_unit_test(test_bidirectional_cannot_stream),
