@@ -192,10 +192,6 @@ void es_state_reset(es_state *s) {
     s->gathered = 0;
 }
 
-static int is_stacked(const es_model *m) {
-    return m->layer_count > 0 && m->layers[0].type == ES_LAYER_STACK;
-}
-
 /* Up to ES_BLOCK_FRAMES steps (in_stride apart) through the layers from
  * `first` on; the last layer writes `outputs` (out_stride apart), the others
  * the state's block buffers. With no layer left, the steps are the outputs. */
@@ -238,7 +234,7 @@ static const float *gather_frame(es_state *s, const float *frame) {
 const float *es_state_step(es_state *s, const float *frame) {
     const es_model *m = s->model;
     if (m->layer_count == 0) return frame;
-    if (is_stacked(m)) return gather_frame(s, frame);
+    if (es_model_has_stack(m)) return gather_frame(s, frame);
     float *out = s->scratch +
                  ((const es_packed_model *)m->packed)->state_block_out[(m->layer_count - 1) % 2];
     state_block(s, 0, frame, (size_t)m->input_size, 1, out, (size_t)m->output_size);
@@ -283,7 +279,7 @@ void es_state_step_frames(es_state *s, const float *frames, int count, float *ou
         memmove(outputs, frames, (size_t)count * (size_t)m->input_size * sizeof(float));
         return;
     }
-    if (is_stacked(m)) {
+    if (es_model_has_stack(m)) {
         step_stacked_frames(s, frames, count, outputs);
         return;
     }
@@ -322,7 +318,7 @@ int es_model_forward_sequence(const es_model *m, const float *inputs, int frames
         return ES_RNN_OK;
     }
     /* Behind a STACK the layers run on whole groups, read in place. */
-    const int first = is_stacked(m) ? 1 : 0;
+    const int first = es_model_has_stack(m) ? 1 : 0;
     const int steps = first ? frames / m->layers[0].kernel : frames;
     int widest = 0;
     for (int l = first; l + 1 < m->layer_count; l++)

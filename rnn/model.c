@@ -372,7 +372,7 @@ int es_model_standardise_inputs(es_model *m, const float *mean, const float *std
         if (!(std[i] > 0.0f) || !isfinite(std[i]) || !isfinite(mean[i])) return ES_RNN_ERR_ARG;
     /* Behind a STACK the first weighted layer sees every input K times over;
      * standardise_direction reads mean and std modulo the input size. */
-    const int stacked = m->layers[0].type == ES_LAYER_STACK;
+    const int stacked = es_model_has_stack(m);
     if (stacked && m->layer_count < 2) return ES_RNN_ERR_ARG;
     const es_layer *first = &m->layers[stacked ? 1 : 0];
     float *p = m->params + first->param_offset;
@@ -545,7 +545,7 @@ float *es_model_params(es_model *m) {
 }
 
 int es_model_frame_stride(const es_model *m) {
-    return m && m->layer_count > 0 && m->layers[0].type == ES_LAYER_STACK ? m->layers[0].kernel : 1;
+    return m && es_model_has_stack(m) ? m->layers[0].kernel : 1;
 }
 
 int es_model_is_streaming(const es_model *m) {

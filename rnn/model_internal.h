@@ -55,6 +55,11 @@ int es_label_is_valid(const char *label);
 /* A stored detection threshold: finite, in [0, 1]. */
 int es_threshold_is_valid(float threshold);
 
+/* The first layer is a STACK: the rest steps once per its kernel of frames. */
+static inline int es_model_has_stack(const es_model *m) {
+    return m->layer_count > 0 && m->layers[0].type == ES_LAYER_STACK;
+}
+
 int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activation act,
                           int kernel);
 

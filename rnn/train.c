@@ -57,12 +57,11 @@ struct es_trainer {
     int worker_count;
     worker *workers;        /* worker_count of them */
     es_sequence *by_length; /* the batch being run, longest sequence first */
-    int by_length_capacity;
+    size_t by_length_capacity;
     es_sequence *stacked; /* behind a STACK: the batch regrouped, and its targets */
-    int stacked_capacity;
     int *stacked_classes;
     float *stacked_targets;
-    size_t stacked_classes_capacity, stacked_targets_capacity;
+    size_t stacked_capacity, stacked_classes_capacity, stacked_targets_capacity;
 };
 
 void es_train_config_default(es_train_config *config) {
@@ -124,7 +123,7 @@ int es_trainer_create(es_model *m, const es_train_config *config, es_trainer **o
     if (!t) return ES_RNN_ERR_NOMEM;
     t->stride = es_model_frame_stride(m);
     t->net = m;
-    if (m->layer_count > 1 && m->layers[0].type == ES_LAYER_STACK) {
+    if (es_model_has_stack(m) && m->layer_count > 1) {
         view_behind_stack(m, &t->stacked_view);
         t->net = &t->stacked_view;
     }
@@ -308,6 +307,7 @@ static void reduce_gradients(es_trainer *t, int workers, float scale) {
         t->grad[k] *= scale;
 }
 
+/* *buffer holds at least `count` elements of `size` bytes (grown, contents kept). */
 static int grow(void **buffer, size_t *capacity, size_t count, size_t size) {
     if (count <= *capacity) return 1;
     void *grown = realloc(*buffer, count * size);
@@ -335,8 +335,7 @@ static const es_sequence *stack_sequences(es_trainer *t, const es_sequence *seqs
         if (seqs[i].class_targets) classes += (size_t)steps;
         if (seqs[i].targets) targets += (size_t)steps * (size_t)outputs;
     }
-    size_t capacity = (size_t)t->stacked_capacity;
-    if (!grow((void **)&t->stacked, &capacity, (size_t)count, sizeof *t->stacked) ||
+    if (!grow((void **)&t->stacked, &t->stacked_capacity, (size_t)count, sizeof *t->stacked) ||
         !grow((void **)&t->stacked_classes, &t->stacked_classes_capacity, classes,
               sizeof *t->stacked_classes) ||
         !grow((void **)&t->stacked_targets, &t->stacked_targets_capacity, targets,
@@ -344,7 +343,6 @@ static const es_sequence *stack_sequences(es_trainer *t, const es_sequence *seqs
         *status = ES_RNN_ERR_NOMEM;
         return NULL;
     }
-    t->stacked_capacity = (int)capacity;
     int *class_at = t->stacked_classes;
     float *target_at = t->stacked_targets;
     for (int i = 0; i < count; i++) {
@@ -382,12 +380,8 @@ static int longer_first(const void *a, const void *b) {
  * ended (train_layers.c), and a slice of similar lengths pads less. In
  * keyword batches a third of the time went on padding. */
 static const es_sequence *longest_first(es_trainer *t, const es_sequence *seqs, int count) {
-    if (count > t->by_length_capacity) {
-        es_sequence *grown = realloc(t->by_length, sizeof *grown * (size_t)count);
-        if (!grown) return NULL;
-        t->by_length = grown;
-        t->by_length_capacity = count;
-    }
+    if (!grow((void **)&t->by_length, &t->by_length_capacity, (size_t)count, sizeof *seqs))
+        return NULL;
     memcpy(t->by_length, seqs, sizeof *seqs * (size_t)count);
     /* Equal lengths keep no particular order: their sums differ in rounding only. */
     qsort(t->by_length, (size_t)count, sizeof *seqs, longer_first);
