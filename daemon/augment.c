@@ -272,6 +272,9 @@ void es_augment_config_default(es_augment_config *config) {
         .rt60_max_s = 0.8f,
         .telephone_probability = 0.1f,
         .warp_max = 0.1f,
+        .envelope_probability = 0.0f,
+        .envelope_min_coefficients = 10,
+        .envelope_max_coefficients = 20,
         .time_masks = 2,
         .time_mask_max_frames = 15,
         .freq_masks = 2,
@@ -288,6 +291,7 @@ void es_augment_config_scale(const es_augment_config *full, float strength,
     out->reverb_probability = s * full->reverb_probability;
     out->telephone_probability = s * full->telephone_probability;
     out->warp_max = s * full->warp_max;
+    out->envelope_probability = s * full->envelope_probability;
     out->time_masks = (int)lroundf(s * (float)full->time_masks);
     out->freq_masks = (int)lroundf(s * (float)full->freq_masks);
 }
@@ -312,6 +316,17 @@ void es_augment_draw_params(const es_augment_config *config, es_rng *rng, es_aug
     draw->telephone = chance(rng, config->telephone_probability);
     draw->gain_db = (float)es_rng_uniform(rng, -config->gain_db_max, config->gain_db_max);
     draw->warp = (float)es_rng_uniform(rng, 1.0 - config->warp_max, 1.0 + config->warp_max);
+}
+
+int es_augment_draw_envelope(const es_augment_config *config, es_rng *rng) {
+    /* No draw at all when off: a run without it makes every draw it made
+     * before the envelope existed, so its models are reproduced bit for bit. */
+    if (!(config->envelope_probability > 0.0f)) return 0;
+    const int smoothed = chance(rng, config->envelope_probability);
+    const int span = config->envelope_max_coefficients - config->envelope_min_coefficients;
+    const int coefficients =
+        config->envelope_min_coefficients + (span > 0 ? es_rng_below(rng, span + 1) : 0);
+    return smoothed ? coefficients : 0;
 }
 
 int es_augment_audio(const es_augment_draw *draw, es_rng *rng, float *samples, size_t count,
@@ -370,6 +385,41 @@ void es_augment_warp_mel(float *features, int frames, int bands, int stride, flo
             frame[b] = row[lower] * (1.0f - weight) + row[upper] * weight;
         }
     }
+}
+
+int es_augment_envelope(float *features, int frames, int bands, int stride, int coefficients) {
+    if (bands < 2 || coefficients < 1 || coefficients >= bands) return ES_AUGMENT_OK;
+    /* basis[k][b]: the orthonormal DCT-II, so the inverse is its transpose. */
+    float *basis = malloc(sizeof(float) * (size_t)coefficients * (size_t)bands);
+    float *cepstrum = malloc(sizeof(float) * (size_t)coefficients);
+    if (!basis || !cepstrum) {
+        free(basis);
+        free(cepstrum);
+        return ES_AUGMENT_ERR_NOMEM;
+    }
+    for (int k = 0; k < coefficients; k++) {
+        const double scale = sqrt((k == 0 ? 1.0 : 2.0) / bands);
+        for (int b = 0; b < bands; b++)
+            basis[k * bands + b] = (float)(scale * cos(M_PI * k * (b + 0.5) / bands));
+    }
+    for (int t = 0; t < frames; t++) {
+        float *frame = features + (size_t)t * stride;
+        for (int k = 0; k < coefficients; k++) {
+            float sum = 0.0f;
+            for (int b = 0; b < bands; b++)
+                sum += basis[k * bands + b] * frame[b];
+            cepstrum[k] = sum;
+        }
+        for (int b = 0; b < bands; b++) {
+            float sum = 0.0f;
+            for (int k = 0; k < coefficients; k++)
+                sum += basis[k * bands + b] * cepstrum[k];
+            frame[b] = sum;
+        }
+    }
+    free(basis);
+    free(cepstrum);
+    return ES_AUGMENT_OK;
 }
 
 void es_augment_spec_mask(const es_augment_config *config, es_rng *rng, float *features, int frames,

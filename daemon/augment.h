@@ -5,7 +5,8 @@
  * On 16 kHz mono samples: speed (tempo and pitch together, through dsp's
  * resampler), reverberation with a synthetic room, telephone band limits with
  * mu-law quantisation, additive noise at a chosen SNR, gain. On feature frames:
- * vocal-tract-length warping of the mel axis and SpecAugment masks.
+ * vocal-tract-length warping of the mel axis, smoothing of each frame to its
+ * spectral envelope, and SpecAugment masks.
  *
  * The trainer changes speed first, then derives frame labels from the
  * resulting clean clip, then applies the rest (es_augment_audio): labels never
@@ -64,20 +65,23 @@ int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rat
 int es_augment_telephone(float *samples, size_t count, int sample_rate_hz);
 
 typedef struct es_augment_config {
-    float noise_probability;     /* 0.8 */
-    float snr_db_min;            /* -5 */
-    float snr_db_max;            /* 30 */
-    float gain_db_max;           /* 20: gain drawn in [-max, +max] */
-    float speed_max;             /* 0.15: factor drawn in [1 - max, 1 + max] */
-    float reverb_probability;    /* 0.3 */
-    float rt60_min_s;            /* 0.2 */
-    float rt60_max_s;            /* 0.8 */
-    float telephone_probability; /* 0.1 */
-    float warp_max;              /* 0.1: mel warp factor in [1 - max, 1 + max] */
-    int time_masks;              /* 2 */
-    int time_mask_max_frames;    /* 15 */
-    int freq_masks;              /* 2 */
-    int freq_mask_max_bands;     /* 5 */
+    float noise_probability;       /* 0.8 */
+    float snr_db_min;              /* -5 */
+    float snr_db_max;              /* 30 */
+    float gain_db_max;             /* 20: gain drawn in [-max, +max] */
+    float speed_max;               /* 0.15: factor drawn in [1 - max, 1 + max] */
+    float reverb_probability;      /* 0.3 */
+    float rt60_min_s;              /* 0.2 */
+    float rt60_max_s;              /* 0.8 */
+    float telephone_probability;   /* 0.1 */
+    float warp_max;                /* 0.1: mel warp factor in [1 - max, 1 + max] */
+    float envelope_probability;    /* 0: share of clips smoothed to their spectral envelope */
+    int envelope_min_coefficients; /* 10: ...keeping 10 to */
+    int envelope_max_coefficients; /* 20: 20 cepstral coefficients (of 40 bands) */
+    int time_masks;                /* 2 */
+    int time_mask_max_frames;      /* 15 */
+    int freq_masks;                /* 2 */
+    int freq_mask_max_bands;       /* 5 */
 } es_augment_config;
 
 void es_augment_config_default(es_augment_config *config);
@@ -100,6 +104,11 @@ typedef struct es_augment_draw {
 float es_augment_draw_speed(const es_augment_config *config, es_rng *rng);
 void es_augment_draw_params(const es_augment_config *config, es_rng *rng, es_augment_draw *draw);
 
+/* The cepstral coefficients one clip keeps (es_augment_envelope), or 0 for
+ * none; drawn apart from the rest because only feature augmentation needs
+ * it, and drawing nothing when envelope_probability is 0. */
+int es_augment_draw_envelope(const es_augment_config *config, es_rng *rng);
+
 /* Reverberation, telephone, noise (from a random offset), gain, in that order,
  * in place. `signal_power` as for es_augment_add_noise. */
 int es_augment_audio(const es_augment_draw *draw, es_rng *rng, float *samples, size_t count,
@@ -113,6 +122,16 @@ int es_augment_audio(const es_augment_draw *draw, es_rng *rng, float *samples, s
  * interpolated between bands on the HTK mel scale of [mel_low_hz, mel_high_hz]. */
 void es_augment_warp_mel(float *features, int frames, int bands, int stride, float mel_low_hz,
                          float mel_high_hz, float factor);
+
+/* Keeps of each log-mel frame only its spectral envelope: the first
+ * `coefficients` of its cepstrum (an orthonormal DCT-II across the bands, the
+ * rest set to 0, transformed back). What goes is the fine detail across
+ * bands, which below ~1 kHz is the harmonics of the voice's pitch: the
+ * excitation in which synthetic voices, their robot variants and real
+ * speakers differ most, and which says little about the word. Coefficient 0
+ * (the frame's mean) is always kept; coefficients >= bands leave the frame as
+ * it is. ES_AUGMENT_OK, or ES_AUGMENT_ERR_NOMEM (frames untouched). */
+int es_augment_envelope(float *features, int frames, int bands, int stride, int coefficients);
 
 /* SpecAugment: `time_masks` runs of up to time_mask_max_frames frames and
  * `freq_masks` runs of up to freq_mask_max_bands bands set to 0 (the mean of

@@ -82,6 +82,7 @@ typedef struct train_options {
     float keyword_weight;       /* KWS: a keyword frame's weight against a filler frame's */
     int patience;               /* epochs without validation progress before stopping */
     float min_snr_db;           /* the noisiest mix augmentation makes */
+    float envelope_probability; /* share of clips smoothed to their spectral envelope */
     float negative_peak_weight; /* KWS: extra weight of each negative's worst frame */
     int augment_ramp_epochs;    /* augmentation grows to full over this many epochs; -1: default */
     int hard_negative_epochs;   /* KWS: epochs between hard-negative rounds; 0: none */
@@ -119,6 +120,10 @@ static const char usage_text[] =
     "                          0.3 s (default), or max-pooling over its window\n"
     "      --keyword-weight W  KWS: a keyword frame counts W filler frames in the loss (3)\n"
     "      --min-snr DB        noise is mixed in at DB to 30 dB SNR (-5)\n"
+    "      --envelope P        a share P of the training clips keep only the spectral\n"
+    "                          envelope of each frame (10-20 of the 40 bands' cepstral\n"
+    "                          coefficients): the pitch harmonics, in which voices differ\n"
+    "                          more than words do, hidden (0: off, the default)\n"
     "      --patience N        stop after N epochs without validation progress (10)\n"
     "      --negative-peak-weight W  KWS: in keyword-free sequences the frame surest of a\n"
     "                          keyword counts 1 + W frames (0)\n"
@@ -176,6 +181,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_NEGATIVE_PEAK_WEIGHT,
         OPT_HARD_NEGATIVES,
         OPT_WEIGHT_AVERAGE,
+        OPT_ENVELOPE,
         OPT_CHECKPOINTS,
         OPT_INIT
     };
@@ -202,6 +208,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"augment-ramp", required_argument, NULL, OPT_AUGMENT_RAMP},
         {"patience", required_argument, NULL, OPT_PATIENCE},
         {"min-snr", required_argument, NULL, OPT_MIN_SNR},
+        {"envelope", required_argument, NULL, OPT_ENVELOPE},
         {"negative-peak-weight", required_argument, NULL, OPT_NEGATIVE_PEAK_WEIGHT},
         {"hard-negatives", required_argument, NULL, OPT_HARD_NEGATIVES},
         {"weight-average", required_argument, NULL, OPT_WEIGHT_AVERAGE},
@@ -317,6 +324,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
             break;
         case OPT_HARD_NEGATIVES:
             rc = es_cli_parse_int("--hard-negatives", optarg, 0, 10000, &opt->hard_negative_epochs);
+            break;
+        case OPT_ENVELOPE:
+            rc = es_cli_parse_float("--envelope", optarg, 0.0, 1.0, &opt->envelope_probability);
             break;
         case OPT_WEIGHT_AVERAGE:
             rc = es_cli_parse_float("--weight-average", optarg, 0.0, 0.99999, &opt->average_decay);
@@ -1073,6 +1083,9 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     if (augment_features) {
         es_augment_warp_mel(inputs, frames, bands, bands, d->frontend_config.mel_low_hz,
                             d->frontend_config.mel_high_hz, draw.warp);
+        if (es_augment_envelope(inputs, frames, bands, bands,
+                                es_augment_draw_envelope(&b->augment, rng)) != ES_AUGMENT_OK)
+            goto fail;
         es_augment_spec_mask(&b->augment, rng, inputs, frames, bands, bands);
     }
 
@@ -1769,6 +1782,7 @@ int es_cmd_train(int argc, char **argv) {
     if (init && start_from(&opt, model, init) != 0) goto done;
     es_augment_config_default(&d.augment_full);
     d.augment_full.snr_db_min = opt.min_snr_db;
+    d.augment_full.envelope_probability = opt.envelope_probability;
     es_speech_label_config_default(&d.labels);
     d.labels.sample_rate_hz = d.frontend_config.sample_rate_hz;
     d.labels.window_samples = d.frontend_config.window_samples;

@@ -150,7 +150,8 @@ static void test_config_scale_goes_from_clean_to_full(void **state) {
     es_augment_config_default(&full);
     es_augment_config_scale(&full, 0.0f, &clean);
     assert_true(clean.noise_probability == 0.0f && clean.reverb_probability == 0.0f &&
-                clean.telephone_probability == 0.0f && clean.warp_max == 0.0f);
+                clean.telephone_probability == 0.0f && clean.warp_max == 0.0f &&
+                clean.envelope_probability == 0.0f);
     assert_int_equal(clean.time_masks + clean.freq_masks, 0);
     assert_true(clean.snr_db_min == full.snr_db_max);
     assert_true(clean.gain_db_max == full.gain_db_max && clean.speed_max == full.speed_max);
@@ -258,6 +259,71 @@ static void test_spec_mask_zeroes_runs(void **state) {
     assert_in_range(zero_frames, 0, config.time_mask_max_frames);
 }
 
+/* A frame of a voiced sound: a smooth envelope (a formant bump and a tilt)
+ * plus the ripple of its pitch harmonics across the low bands. The envelope
+ * keeps the first and loses the second, and keeps the frame's mean. */
+static void test_envelope_keeps_formants_and_drops_harmonics(void **state) {
+    (void)state;
+    enum { FRAMES = 3, BANDS = 40 };
+    float envelope[BANDS], frames[FRAMES * BANDS];
+    for (int b = 0; b < BANDS; b++)
+        envelope[b] = 2.0f * expf(-0.5f * powf((b - 12) / 4.0f, 2.0f)) - 0.03f * (float)b;
+    for (int t = 0; t < FRAMES; t++)
+        for (int b = 0; b < BANDS; b++)
+            frames[t * BANDS + b] = envelope[b] + (b < 14 ? (b % 2 ? 0.8f : -0.8f) : 0.0f);
+    float mean_before = 0.0f;
+    for (int b = 0; b < BANDS; b++)
+        mean_before += frames[b] / BANDS;
+    assert_int_equal(es_augment_envelope(frames, FRAMES, BANDS, BANDS, 15), ES_AUGMENT_OK);
+    for (int t = 0; t < FRAMES; t++) {
+        float mean = 0.0f, worst = 0.0f;
+        for (int b = 0; b < BANDS; b++) {
+            mean += frames[t * BANDS + b] / BANDS;
+            /* The harmonics' ripple was +-0.8; what is left of it and of the
+             * envelope's change is a fraction of that. */
+            worst = fmaxf(worst, fabsf(frames[t * BANDS + b] - envelope[b]));
+        }
+        assert_float_equal(mean, mean_before, 1e-4);
+        assert_true(worst < 0.35f);
+    }
+    /* The bump is still where it was. */
+    int peak = 0;
+    for (int b = 1; b < BANDS; b++)
+        if (frames[b] > frames[peak]) peak = b;
+    assert_in_range(peak, 11, 13);
+
+    /* As many coefficients as bands (or none asked for) leave the frame alone. */
+    float copy[BANDS];
+    memcpy(copy, frames, sizeof copy);
+    assert_int_equal(es_augment_envelope(frames, 1, BANDS, BANDS, BANDS), ES_AUGMENT_OK);
+    assert_int_equal(es_augment_envelope(frames, 1, BANDS, BANDS, 0), ES_AUGMENT_OK);
+    assert_memory_equal(frames, copy, sizeof copy);
+}
+
+/* Off (the default), the envelope draws nothing: runs without it keep every
+ * random draw, and their models, as they were. On, it stays in range. */
+static void test_envelope_draw_is_silent_when_off(void **state) {
+    (void)state;
+    es_augment_config config;
+    es_augment_config_default(&config);
+    es_rng rng, untouched;
+    es_rng_seed(&rng, 3);
+    untouched = rng;
+    assert_int_equal(es_augment_draw_envelope(&config, &rng), 0);
+    assert_memory_equal(&rng, &untouched, sizeof rng);
+    config.envelope_probability = 0.5f;
+    int smoothed = 0;
+    for (int i = 0; i < 1000; i++) {
+        const int coefficients = es_augment_draw_envelope(&config, &rng);
+        if (coefficients) {
+            smoothed++;
+            assert_in_range(coefficients, config.envelope_min_coefficients,
+                            config.envelope_max_coefficients);
+        }
+    }
+    assert_in_range(smoothed, 400, 600);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_noise_mix_hits_requested_snr),
@@ -271,6 +337,8 @@ int main(void) {
         cmocka_unit_test(test_draws_stay_in_configured_ranges),
         cmocka_unit_test(test_warp_moves_a_peak_up),
         cmocka_unit_test(test_spec_mask_zeroes_runs),
+        cmocka_unit_test(test_envelope_keeps_formants_and_drops_harmonics),
+        cmocka_unit_test(test_envelope_draw_is_silent_when_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
