@@ -33,17 +33,24 @@ function readTsv(file) {
 }
 
 function readFrames(file, column = 'speech') {
+  return readFrameColumns(file, [column])[column];
+}
+
+// Several columns of one frames CSV, read once: { column: Float64Array by frame }.
+function readFrameColumns(file, columns) {
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   const head = lines[0].split(',');
-  const c = head.indexOf(column);
-  if (head[0] !== 'time_s' || c < 0) throw new Error(`${file}: header must be time_s,${column},...`);
-  const out = [];
+  const at = columns.map((c) => head.indexOf(c));
+  const missing = columns.filter((_, j) => at[j] < 0);
+  if (head[0] !== 'time_s' || missing.length) throw new Error(`${file}: header must be time_s,${missing.join(',') || columns[0]},...`);
+  const out = columns.map(() => []);
   for (let i = 1; i < lines.length; i++) {
     if (!lines[i]) continue;
     const f = lines[i].split(',');
-    out[Math.round(Number(f[0]) / (L.HOP / L.RATE))] = Number(f[c]);
+    const frame = Math.round(Number(f[0]) / (L.HOP / L.RATE));
+    at.forEach((c, j) => (out[j][frame] = Number(f[c])));
   }
-  return Float64Array.from(out, (v) => (Number.isFinite(v) ? v : 0));
+  return Object.fromEntries(columns.map((c, j) => [c, Float64Array.from(out[j], (v) => (Number.isFinite(v) ? v : 0))]));
 }
 
 function readEvents(file) {
@@ -405,4 +412,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { rocAuc, f1, readFrames, fmt, table, EvalSet };
+module.exports = { rocAuc, f1, readFrames, readFrameColumns, fmt, table, EvalSet, EARLY_S, LATE_S };
