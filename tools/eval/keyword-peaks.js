@@ -91,21 +91,14 @@ function main() {
     if (args[i] === '--set') dir = args[++i];
     else if (args[i] === '--system') system = args[++i];
     else if (args[i] === '--smooth-ms') smoothMs = Number(args[++i]);
-    else throw Object.assign(new Error(`unknown option ${args[i]}`), { usage: true });
+    else throw L.usageError(`unknown option ${args[i]}`);
   }
   if (!dir || !(smoothMs > 0)) {
-    throw Object.assign(new Error('usage: node keyword-peaks.js --set DIR [--system NAME] [--smooth-ms MS]'), { usage: true });
+    throw L.usageError('usage: node keyword-peaks.js --set DIR [--system NAME] [--smooth-ms MS]');
   }
   process.stdout.write(report(new EvalSet(dir), system, smoothMs));
 }
 
-if (require.main === module) {
-  try {
-    main();
-  } catch (e) {
-    process.stderr.write(`keyword-peaks: ${e.message}\n`);
-    process.exit(e.usage ? 2 : 1);
-  }
-}
+L.runAsScript(module, 'keyword-peaks', main);
 
 module.exports = { smooth, windowPeaks, tally, PEAK_LEVELS };

@@ -179,7 +179,25 @@ function segmentsToLabels(segs, n) {
   return lab;
 }
 
+// The command-line tools' shared ends: a wrong invocation (exit 2) and the run of a
+// tool's main() when it is the script node was started with (other errors exit 1).
+function usageError(message) {
+  return Object.assign(new Error(message), { usage: true });
+}
+
+function runAsScript(mod, name, main) {
+  if (require.main !== mod) return;
+  try {
+    main();
+  } catch (e) {
+    process.stderr.write(`${name}: ${e.message}\n`);
+    process.exit(e.usage ? 2 : 1);
+  }
+}
+
 module.exports = {
+  usageError,
+  runAsScript,
   RATE,
   HOP,
   KEYWORDS,

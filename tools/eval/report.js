@@ -396,20 +396,13 @@ function main() {
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--set') dir = rest[++i];
     else if (rest[i] === '--system') system = rest[++i];
-    else throw Object.assign(new Error(`unknown option ${rest[i]}`), { usage: true });
+    else throw L.usageError(`unknown option ${rest[i]}`);
   }
-  if (!dir || !['eval', 'compare'].includes(mode)) throw Object.assign(new Error('usage: node report.js eval|compare --set DIR [--system NAME]'), { usage: true });
+  if (!dir || !['eval', 'compare'].includes(mode)) throw L.usageError('usage: node report.js eval|compare --set DIR [--system NAME]');
   const set = new EvalSet(dir);
   process.stdout.write(mode === 'eval' ? evalReport(set, system) : compareReport(set));
 }
 
-if (require.main === module) {
-  try {
-    main();
-  } catch (e) {
-    process.stderr.write(`report: ${e.message}\n`);
-    process.exit(e.usage ? 2 : 1);
-  }
-}
+L.runAsScript(module, 'report', main);
 
 module.exports = { rocAuc, f1, readFrames, readFrameColumns, fmt, table, EvalSet, EARLY_S, LATE_S };

@@ -17,6 +17,7 @@
 // speech resumes, which a causal model cannot know yet.
 const path = require('path');
 const { rocAuc, readFrames, fmt, table, EvalSet } = require('./report.js');
+const L = require('./lib.js');
 
 const COLLARS = [2, 5, 10];
 const AFTER_END = [[0, 20], [20, 50], [50, 100], [100, 200], [200, Infinity]];
@@ -105,19 +106,12 @@ function main() {
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--set') dir = args[++i];
     else if (args[i] === '--system') systems.push(args[++i]);
-    else throw Object.assign(new Error(`unknown option ${args[i]}`), { usage: true });
+    else throw L.usageError(`unknown option ${args[i]}`);
   }
-  if (!dir) throw Object.assign(new Error('usage: node vad-breakdown.js --set DIR [--system NAME]...'), { usage: true });
+  if (!dir) throw L.usageError('usage: node vad-breakdown.js --set DIR [--system NAME]...');
   process.stdout.write(report(new EvalSet(dir), systems.length ? systems : ['earshot']));
 }
 
-if (require.main === module) {
-  try {
-    main();
-  } catch (e) {
-    process.stderr.write(`vad-breakdown: ${e.message}\n`);
-    process.exit(e.usage ? 2 : 1);
-  }
-}
+L.runAsScript(module, 'vad-breakdown', main);
 
 module.exports = { edgeDistance, runAge, breakdown };
