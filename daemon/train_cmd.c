@@ -88,6 +88,7 @@ typedef struct train_options {
     int hard_negative_epochs;   /* KWS: epochs between hard-negative rounds; 0: none */
     float average_decay;        /* per-step decay of the running weight average; 0: off */
     int checkpoint_epochs;      /* every N epochs the validated model is also saved; 0: never */
+    float recorded_weight;      /* a recorded voice's clip is drawn this many times as often */
     const char *init_path;      /* a model whose matching layers the new one starts from */
 } train_options;
 
@@ -119,6 +120,10 @@ static const char usage_text[] =
     "      --kws-loss frames|maxpool  KWS loss: per-frame targets on the keyword's last\n"
     "                          0.3 s (default), or max-pooling over its window\n"
     "      --keyword-weight W  KWS: a keyword frame counts W filler frames in the loss (3)\n"
+    "      --recorded-weight W a clip of a recorded voice (any voice but espeak: and\n"
+    "                          flite:) is drawn W times as often as a synthetic one\n"
+    "                          (default 1): a few hundred real speakers are otherwise\n"
+    "                          drowned by thousands of synthetic clips\n"
     "      --min-snr DB        noise is mixed in at DB to 30 dB SNR (-5)\n"
     "      --envelope P        a share P of the training clips keep only the spectral\n"
     "                          envelope of each frame (10-20 of the 40 bands' cepstral\n"
@@ -175,6 +180,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         OPT_WARMUP,
         OPT_MANIFEST_KEYWORDS_ONLY,
         OPT_KEYWORD_WEIGHT,
+        OPT_RECORDED_WEIGHT,
         OPT_AUGMENT_RAMP,
         OPT_PATIENCE,
         OPT_MIN_SNR,
@@ -205,6 +211,7 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
         {"manifest-keywords-only", no_argument, NULL, OPT_MANIFEST_KEYWORDS_ONLY},
         {"keyword-weight", required_argument, NULL, OPT_KEYWORD_WEIGHT},
+        {"recorded-weight", required_argument, NULL, OPT_RECORDED_WEIGHT},
         {"augment-ramp", required_argument, NULL, OPT_AUGMENT_RAMP},
         {"patience", required_argument, NULL, OPT_PATIENCE},
         {"min-snr", required_argument, NULL, OPT_MIN_SNR},
@@ -231,7 +238,8 @@ static int parse_options(int argc, char **argv, train_options *opt) {
                            .keyword_weight = 0.0f,
                            .augment_ramp_epochs = -1,
                            .patience = 10,
-                           .min_snr_db = -5.0f};
+                           .min_snr_db = -5.0f,
+                           .recorded_weight = 1.0f};
     int seed = 1;
     optind = 0;
     opterr = 0;
@@ -343,6 +351,10 @@ static int parse_options(int argc, char **argv, train_options *opt) {
         case OPT_KEYWORD_WEIGHT:
             rc = es_cli_parse_float("--keyword-weight", optarg, 0.01, 1000.0, &opt->keyword_weight);
             break;
+        case OPT_RECORDED_WEIGHT:
+            rc = es_cli_parse_float("--recorded-weight", optarg, 0.01, 1000.0,
+                                    &opt->recorded_weight);
+            break;
         default:
             rc = es_cli_bad_option("train", c, argv);
         }
@@ -382,6 +394,7 @@ typedef struct clip {
     int split, kind;
     int output; /* KWS output index of the keyword; 0 for everything else */
     double start_s, end_s;
+    int recorded; /* a recorded voice, not a synthesiser's */
 } clip;
 
 typedef struct manifest {
@@ -392,6 +405,11 @@ typedef struct manifest {
     int label_count;
     int *by_split_kind[SPLIT_COUNT][KIND_COUNT];
     int kind_count[SPLIT_COUNT][KIND_COUNT];
+    /* With --recorded-weight: the running sum of the draw weights of
+     * by_split_kind's clips, for drawing one in proportion to its weight;
+     * NULL when every clip weighs the same (draws then stay those of the
+     * shipped recipes, bit for bit). */
+    double *cumulative_weight[SPLIT_COUNT][KIND_COUNT];
 } manifest;
 
 static void manifest_free(manifest *mf) {
@@ -401,8 +419,10 @@ static void manifest_free(manifest *mf) {
     for (int i = 0; i < ES_MAX_OUTPUTS; i++)
         free(mf->owned_labels[i]);
     for (int s = 0; s < SPLIT_COUNT; s++)
-        for (int k = 0; k < KIND_COUNT; k++)
+        for (int k = 0; k < KIND_COUNT; k++) {
             free(mf->by_split_kind[s][k]);
+            free(mf->cumulative_weight[s][k]);
+        }
 }
 
 static int name_index(const char *name, const char *const *names, int count) {
@@ -472,6 +492,7 @@ static int parse_clip(manifest *mf, char *line, const char *folder, clip *out, c
         snprintf(why, why_size, "empty voice");
         return -1;
     }
+    out->recorded = strncmp(f[6], "espeak:", 7) != 0 && strncmp(f[6], "flite:", 6) != 0;
     if (out->kind == KIND_KEYWORD) {
         if (parse_seconds(f[4], &out->start_s) || parse_seconds(f[5], &out->end_s) ||
             out->end_s <= out->start_s) {
@@ -498,7 +519,26 @@ static int parse_clip(manifest *mf, char *line, const char *folder, clip *out, c
     return 0;
 }
 
-static int index_clips(manifest *mf) {
+/* Draw weights of speech clips: recorded voices weigh `recorded_weight`,
+ * synthetic ones 1. Noise is drawn evenly whatever it is. */
+static int weigh_clips(manifest *mf, float recorded_weight) {
+    if (recorded_weight == 1.0f) return 0;
+    for (int s = 0; s < SPLIT_COUNT; s++)
+        for (int k = 0; k < KIND_COUNT; k++) {
+            if (k == KIND_NOISE || mf->kind_count[s][k] == 0) continue;
+            double *sum = malloc(sizeof(double) * (size_t)mf->kind_count[s][k]);
+            if (!sum) return -1;
+            double total = 0.0;
+            for (int i = 0; i < mf->kind_count[s][k]; i++) {
+                total += mf->clips[mf->by_split_kind[s][k][i]].recorded ? recorded_weight : 1.0;
+                sum[i] = total;
+            }
+            mf->cumulative_weight[s][k] = sum;
+        }
+    return 0;
+}
+
+static int index_clips(manifest *mf, float recorded_weight) {
     for (int s = 0; s < SPLIT_COUNT; s++)
         for (int k = 0; k < KIND_COUNT; k++) {
             mf->by_split_kind[s][k] = malloc(sizeof(int) * (size_t)(mf->count + 1));
@@ -508,11 +548,12 @@ static int index_clips(manifest *mf) {
         const clip *c = &mf->clips[i];
         mf->by_split_kind[c->split][c->kind][mf->kind_count[c->split][c->kind]++] = i;
     }
-    return 0;
+    return weigh_clips(mf, recorded_weight);
 }
 
 /* Prints `earshot: FILE:LINE: why` for the first bad line and returns -1. */
-static int read_manifest(const char *path, int standard_outputs, manifest *mf) {
+static int read_manifest(const char *path, int standard_outputs, float recorded_weight,
+                         manifest *mf) {
     memset(mf, 0, sizeof(*mf));
     mf->labels[0] = "filler";
     mf->label_count = 1;
@@ -560,7 +601,7 @@ static int read_manifest(const char *path, int standard_outputs, manifest *mf) {
     }
     free(line);
     fclose(file);
-    if (rc == 0 && index_clips(mf) != 0) {
+    if (rc == 0 && index_clips(mf, recorded_weight) != 0) {
         es_cli_error("%s: out of memory", path);
         rc = -1;
     }
@@ -834,7 +875,20 @@ static int draw_kind(const trainer_data *d, int split, es_rng *rng) {
 
 static const clip *draw_clip(const trainer_data *d, int split, int kind, es_rng *rng) {
     const int n = d->mf->kind_count[split][kind];
-    return n > 0 ? &d->mf->clips[d->mf->by_split_kind[split][kind][es_rng_below(rng, n)]] : NULL;
+    if (n == 0) return NULL;
+    const double *sum = d->mf->cumulative_weight[split][kind];
+    if (!sum) return &d->mf->clips[d->mf->by_split_kind[split][kind][es_rng_below(rng, n)]];
+    /* The first clip whose running sum passes a uniform draw over the total. */
+    const double x = es_rng_uniform(rng, 0.0, sum[n - 1]);
+    int low = 0, high = n - 1;
+    while (low < high) {
+        const int mid = low + (high - low) / 2;
+        if (sum[mid] > x)
+            high = mid;
+        else
+            low = mid + 1;
+    }
+    return &d->mf->clips[d->mf->by_split_kind[split][kind][low]];
 }
 
 static size_t seconds_to_samples(double s) {
@@ -1752,6 +1806,17 @@ static void print_data_summary(const train_options *opt, const manifest *mf) {
                     k < KIND_COUNT - 1 ? "," : ";");
     }
     fputc('\n', stderr);
+    /* What a draw of each kind of speech hears: recorded voices or synthetic. */
+    for (int k = KIND_KEYWORD; k <= KIND_SPEECH; k++) {
+        const int n = mf->kind_count[SPLIT_TRAIN][k];
+        if (n == 0) continue;
+        int recorded = 0;
+        for (int i = 0; i < n; i++)
+            recorded += mf->clips[mf->by_split_kind[SPLIT_TRAIN][k][i]].recorded;
+        const double weight = recorded * (double)opt->recorded_weight;
+        fprintf(stderr, "earshot: train: %s: %d of %d train clips recorded, %.1f %% of draws\n",
+                kind_names[k], recorded, n, 100.0 * weight / (weight + (n - recorded)));
+    }
 }
 
 int es_cmd_train(int argc, char **argv) {
@@ -1761,7 +1826,8 @@ int es_cmd_train(int argc, char **argv) {
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
 
     manifest mf;
-    if (read_manifest(opt.manifest_path, !opt.manifest_keywords_only, &mf) != 0) {
+    if (read_manifest(opt.manifest_path, !opt.manifest_keywords_only, opt.recorded_weight, &mf) !=
+        0) {
         manifest_free(&mf);
         return ES_EXIT_FAILURE;
     }

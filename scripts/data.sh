@@ -15,7 +15,8 @@
 # Method and sources: models/recipe/README.md and models/recipe/SOURCES.md.
 #
 # Knobs (environment): ES_SENTENCES_PER_VOICE (25), ES_CALIBRATION_SENTENCES (200
-# more per valid voice), ES_DATA_SEED (1).
+# more per valid voice), ES_DATA_SEED (1), ES_REAL_SPEECH (../shared/data/real-speech:
+# the real recorded speech, models/recipe/real_speech.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 recipe=models/recipe
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2 && shift ;;
     --jobs) jobs=$2 && shift ;;
     --skip-render) jobs=0 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
     *) echo "data.sh: unknown argument '$1' (try --help)" >&2 && exit 2 ;;
     esac
     shift
@@ -252,6 +253,17 @@ if [ "$small" = 0 ]; then
     done
 fi
 
+# ---- real recorded speech (shared/data/real-speech) -------------------------------
+# Speech Commands, FSDD, Mycroft's not-wake-words and real noise, split by speaker:
+# models/recipe/real_speech.sh says how. ES_REAL_SPEECH names the folder.
+real_speech=${ES_REAL_SPEECH:-$(cd .. && pwd)/shared/data/real-speech}
+if [ -d "$real_speech" ]; then
+    bash $recipe/real_speech.sh "$real_speech" "$out" $([ "$small" = 1 ] && echo --small)
+else
+    log "warning: no real recorded speech at $real_speech (set ES_REAL_SPEECH): models trained on this data will not know real voices"
+    rm -f "$out/real-speech/lines.tsv"
+fi
+
 # ---- generated noise ---------------------------------------------------------------
 # Colours and mains hum, separate files per split (sox -R: repeatable).
 gen_noise() {
@@ -283,6 +295,7 @@ done
     # Synthetic clips of this plan only (a changed plan leaves stale files behind).
     sidecars "$out/text/jobs.tsv"
     find "$out/real" "$out/noise" -name '*.tsv' 2>/dev/null | sort | xargs -r cat | grep -v '^#'
+    [ -f "$out/real-speech/lines.tsv" ] && cat "$out/real-speech/lines.tsv"
 } >"$out/manifest.tsv.part"
 mv "$out/manifest.tsv.part" "$out/manifest.tsv"
 {
@@ -296,7 +309,7 @@ mv "$out/manifest.tsv.part" "$out/manifest.tsv"
 mv "$out/calibration.tsv.part" "$out/calibration.tsv"
 
 # Hours from WAV sizes (16-bit mono at 16 kHz, 44-byte header): no decoding needed.
-find "$out/clips" "$out/real" "$out/noise" -name '*.wav' -printf '%s %h\n' 2>/dev/null |
+find "$out/clips" "$out/real" "$out/real-speech" "$out/noise" -name '*.wav' -printf '%s %h\n' 2>/dev/null |
     awk -v root="$out/" '{ sub(root, "", $2); split($2, p, "/"); hours[p[1]] += ($1 - 44) / 32000 / 3600 }
         END { for (k in hours) printf "data: %-6s %7.2f h\n", k, hours[k] }' >&2
 grep -v '^#' "$out/manifest.tsv" | awk -F'\t' '{ n[$2 " " $3]++; v[$7] = 1 }

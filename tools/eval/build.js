@@ -30,10 +30,10 @@ const crypto = require('crypto');
 const { spawnSync } = require('child_process');
 const L = require('./lib.js');
 
-const VERSION = 3; // bump when what is built changes: cached parts are then rebuilt
+const VERSION = 4; // bump when what is built changes: cached parts are then rebuilt
 const SIZES = {
-  // vad_s: length of the VAD stream; kw_per: keyword clips per keyword (and as many real
-  // ones if the test split has real voices); fa_h: hours of keyword-free audio. Near-miss
+  // vad_s: length of the VAD stream; kw_per: keyword clips per keyword (and twice as many
+  // real ones if the test split has real voices: they lead the report); fa_h: hours of keyword-free audio. Near-miss
   // clips (words made to sound like a keyword) are about a tenth of it and are counted apart
   // (report.js), so a full set has 6 h to hold 5 h of keyword-free audio without them.
   full: { vad_s: 600, kw_per: 25, fa_h: 6, snrs: ['clean', '20', '10', '5', '0'] },
@@ -76,7 +76,7 @@ function usage(msg) {
 
 const dbToPower = (db) => Math.pow(10, db / 10);
 const snrDb = (name) => (name === 'clean' ? null : Number(name));
-const isReal = (voice) => voice.startsWith('real:') || voice.startsWith('librivox:');
+const isReal = L.isRecorded;
 
 // Decoded clips, levelled to SPEECH_DBFS, kept while the set is built: every part draws
 // from the same split, so each clip is decoded once.
@@ -215,7 +215,7 @@ function buildKws(out, pools, noiseClips, size, seed) {
   const synth = pools.kw.filter((r) => !isReal(r.voice));
   const real = pools.realKw;
   const chosen = rand
-    .shuffle([...chooseKeywords(synth, size.kw_per, rand), ...chooseKeywords(real, size.kw_per, rand)])
+    .shuffle([...chooseKeywords(synth, size.kw_per, rand), ...chooseKeywords(real, 2 * size.kw_per, rand)])
     .slice(0, size.kw_max || Infinity);
   const lay = new Layout();
   const truth = [];
@@ -420,7 +420,12 @@ function main() {
   }
   meta.noise = noiseClipsMemo ? noiseNote : old.noise || noiseNote;
   meta.test_clips = { speech: pools.speech.length, keyword: pools.kw.length, noise: pools.noise.length };
-  meta.real_keywords_from = [...new Set(pools.realKw.map((r) => `${r.voice} (${r.split} split)`))].sort();
+  // Recorded speakers by source (sc:, fsdd:, real:...): how many people the real figures hear.
+  const speakers = {};
+  for (const r of pools.realKw) (speakers[`${r.voice.replace(/:.*/, '')} (${r.split} split)`] ||= new Set()).add(r.voice);
+  meta.real_keywords_from = Object.entries(speakers)
+    .sort()
+    .map(([source, voices]) => `${source}: ${voices.size} speaker${voices.size === 1 ? '' : 's'}`);
   fs.writeFileSync(metaFile, JSON.stringify(meta, null, 1) + '\n');
   process.stderr.write(`build: ${o.out} ready\n`);
 }

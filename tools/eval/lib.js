@@ -195,7 +195,12 @@ function runAsScript(mod, name, main) {
   }
 }
 
+// A recorded voice (a person), as the trainer counts them (--recorded-weight): any
+// speech voice tag but the synthesisers' (espeak:, flite:); noise is nobody's voice.
+const isRecorded = (voice) => !/^(espeak|flite|noise):/.test(voice);
+
 module.exports = {
+  isRecorded,
   usageError,
   runAsScript,
   RATE,
