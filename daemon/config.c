@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -16,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -464,27 +467,50 @@ int es_daemon_config_parse(const char *text, size_t size, const char *name,
     return p.failed ? -1 : 0;
 }
 
+/* The path is opened without blocking and must be a regular file of at
+ * most CONFIG_FILE_MAX_BYTES: a FIFO put in its place would otherwise block
+ * the reading thread until a writer came, and a device would be read
+ * without end. */
 int es_daemon_config_load(const char *path, es_daemon_config *config, es_config_error *err) {
     err->line = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(err->message, sizeof err->message, "%s: %s", path, strerror(errno));
         return -1;
     }
-    char *text = malloc(CONFIG_FILE_MAX_BYTES + 1);
-    size_t size = text ? fread(text, 1, CONFIG_FILE_MAX_BYTES + 1, f) : 0;
-    int read_failed = ferror(f);
-    fclose(f);
+    struct stat info;
+    char *text = NULL;
+    size_t size = 0;
     int rc = -1;
-    if (!text)
-        snprintf(err->message, sizeof err->message, "%s: out of memory", path);
-    else if (read_failed)
-        snprintf(err->message, sizeof err->message, "%s: read error", path);
-    else if (size > CONFIG_FILE_MAX_BYTES)
+    if (fstat(fd, &info) != 0)
+        snprintf(err->message, sizeof err->message, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(info.st_mode))
+        snprintf(err->message, sizeof err->message, "%s: not a regular file", path);
+    else if (info.st_size > CONFIG_FILE_MAX_BYTES)
         snprintf(err->message, sizeof err->message, "%s: larger than %d bytes", path,
                  CONFIG_FILE_MAX_BYTES);
+    else if (!(text = malloc((size_t)info.st_size + 1)))
+        snprintf(err->message, sizeof err->message, "%s: out of memory", path);
     else
-        rc = es_daemon_config_parse(text, size, path, config, err);
+        rc = 0;
+    /* One byte past the size fstat gave: a file that grew meanwhile is
+     * refused, not read without bound. */
+    while (rc == 0 && size <= (size_t)info.st_size) {
+        ssize_t n = read(fd, text + size, (size_t)info.st_size + 1 - size);
+        if (n == 0) break;
+        if (n > 0) {
+            size += (size_t)n;
+        } else if (errno != EINTR) {
+            snprintf(err->message, sizeof err->message, "%s: %s", path, strerror(errno));
+            rc = -1;
+        }
+    }
+    close(fd);
+    if (rc == 0 && size > (size_t)info.st_size) {
+        snprintf(err->message, sizeof err->message, "%s: changed while being read", path);
+        rc = -1;
+    }
+    if (rc == 0) rc = es_daemon_config_parse(text, size, path, config, err);
     free(text);
     return rc;
 }

@@ -3,7 +3,9 @@
  * systemd/earshot.service.in).
  *
  * Threads:
- *   main      signals (signalfd), sd_notify READY/STATUS/WATCHDOG, reloads
+ *   main      signals (signalfd), sd_notify READY/STATUS/WATCHDOG, applies reloads
+ *   reload    for each SIGHUP, loads the config and models (never on main,
+ *             so that no file read can hold up signals or the watchdog)
  *   per source a worker that opens the input and restarts it (back-off), and
  *             while a stream runs: a pump (input fd -> pipe, interruptible),
  *             the worker as pipeline producer (audio_file reads the pipe and
@@ -163,6 +165,13 @@ typedef struct service {
 
     es_event_hub *hub;
     es_line_writer *stdout_writer;
+
+    /* A reload's loading thread (reload_begin) and what it loaded. */
+    pthread_t reload_thread;
+    int reload_running, reload_again; /* the main thread's */
+    int reload_done_fd;               /* eventfd: the loader is done */
+    es_daemon_config *reload_config;
+    engine *reload_engine;
 
     source *sources[ES_CONFIG_MAX_SOURCES];
     int source_count;
@@ -773,15 +782,53 @@ static void apply_sources(service *svc, const es_daemon_config *fresh) {
     }
 }
 
-/* SIGHUP: everything new is loaded before anything old is touched. */
-static void reload(service *svc) {
+/* SIGHUP: everything new is loaded before anything old is touched. The
+ * loading (config file, model files) runs in its own thread, so that a slow
+ * or hostile file never holds up the main loop: signals are still handled
+ * and the watchdog still pinged while it reads. */
+static void *reload_loader(void *arg) {
+    service *svc = arg;
+    if (load_fresh(svc, svc->reload_config, &svc->reload_engine) != 0) svc->reload_engine = NULL;
+    uint64_t one = 1;
+    ssize_t ignored = write(svc->reload_done_fd, &one, sizeof one);
+    (void)ignored;
+    return NULL;
+}
+
+static void reload_begin(service *svc) {
+    if (svc->reload_running) {
+        svc->reload_again = 1; /* the file may have changed since the load began */
+        return;
+    }
     es_notify_reloading();
     log_at(LOG_INFO, "reloading %s", svc->config_path);
-    es_daemon_config *fresh = malloc(sizeof *fresh);
-    engine *e = NULL;
-    if (!fresh) {
-        log_at(LOG_ERR, "reload refused: out of memory; keeping the running configuration");
-    } else if (load_fresh(svc, fresh, &e) == 0) {
+    svc->reload_config = malloc(sizeof *svc->reload_config);
+    svc->reload_engine = NULL;
+    int rc =
+        svc->reload_config ? pthread_create(&svc->reload_thread, NULL, reload_loader, svc) : -1;
+    if (rc != 0) {
+        log_at(LOG_ERR, "reload refused: %s; keeping the running configuration",
+               rc < 0 ? "out of memory" : strerror(rc));
+        free(svc->reload_config);
+        svc->reload_config = NULL;
+        es_notify_ready();
+        return;
+    }
+    svc->reload_running = 1;
+}
+
+/* The main thread, once the loader is done: switch to what it loaded. */
+static void reload_finish(service *svc) {
+    uint64_t count;
+    ssize_t ignored = read(svc->reload_done_fd, &count, sizeof count);
+    (void)ignored;
+    pthread_join(svc->reload_thread, NULL);
+    svc->reload_running = 0;
+    es_daemon_config *fresh = svc->reload_config;
+    engine *e = svc->reload_engine;
+    svc->reload_config = NULL;
+    svc->reload_engine = NULL;
+    if (e) {
         if (memcmp(&svc->config.events, &fresh->events, sizeof fresh->events) != 0)
             log_at(LOG_WARNING, "[events] changes take effect when the service restarts");
         pthread_mutex_lock(&svc->engine_lock);
@@ -799,9 +846,26 @@ static void reload(service *svc) {
     }
     free(fresh);
     es_notify_ready();
+    if (svc->reload_again) {
+        svc->reload_again = 0;
+        reload_begin(svc);
+    }
+}
+
+/* On the way out: a load in progress is waited for (reads are bounded,
+ * load_fresh never blocks on a FIFO or device) and thrown away. */
+static void reload_abandon(service *svc) {
+    if (!svc->reload_running) return;
+    pthread_join(svc->reload_thread, NULL);
+    svc->reload_running = 0;
+    if (svc->reload_engine) engine_release(svc->reload_engine);
+    free(svc->reload_config);
+    svc->reload_config = NULL;
+    svc->reload_engine = NULL;
 }
 
 static void stop_everything(service *svc) {
+    reload_abandon(svc);
     for (int i = 0; i < svc->source_count; i++)
         source_stop(svc->sources[i]);
     svc->source_count = 0;
@@ -854,18 +918,23 @@ static int serve(service *svc, int signal_fd) {
         } else {
             sleep_ms = 10;
         }
-        struct pollfd p = {.fd = signal_fd, .events = POLLIN};
-        int n = poll(&p, 1, sleep_ms);
+        struct pollfd p[2] = {{.fd = signal_fd, .events = POLLIN},
+                              {.fd = svc->reload_done_fd, .events = POLLIN}};
+        int n = poll(p, 2, sleep_ms);
         if (n < 0 && errno != EINTR) {
             log_at(LOG_ERR, "poll: %s", strerror(errno));
             return ES_EXIT_FAILURE;
         }
         if (n <= 0) continue;
+        if (p[1].revents) {
+            reload_finish(svc);
+            last_status[0] = '\0';
+        }
+        if (!p[0].revents) continue;
         struct signalfd_siginfo info;
         if (read(signal_fd, &info, sizeof info) != sizeof info) continue;
         if (info.ssi_signo == SIGHUP) {
-            reload(svc);
-            last_status[0] = '\0';
+            reload_begin(svc);
             continue;
         }
         log_at(LOG_INFO, "%s: stopping", strsignal((int)info.ssi_signo));
@@ -1013,14 +1082,16 @@ int es_cmd_daemon(int argc, char **argv) {
     int status = ES_EXIT_FAILURE;
     sigset_t handled;
     int signal_fd = open_signals(&handled);
-    if (signal_fd < 0) {
-        log_at(LOG_ERR, "signalfd: %s", strerror(errno));
+    svc->reload_done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (signal_fd < 0 || svc->reload_done_fd < 0) {
+        log_at(LOG_ERR, "signalfd/eventfd: %s", strerror(errno));
     } else if (open_outputs(svc) == 0 && start_sources(svc) == 0) {
         status = serve(svc, signal_fd);
     }
     stop_everything(svc);
     if (status == ES_EXIT_OK) log_at(LOG_INFO, "stopped");
     if (signal_fd >= 0) close(signal_fd);
+    if (svc->reload_done_fd >= 0) close(svc->reload_done_fd);
     engine_release(svc->engine);
     pthread_mutex_destroy(&svc->engine_lock);
     free(svc);

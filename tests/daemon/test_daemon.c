@@ -924,9 +924,49 @@ static void a_vanished_device_is_retried_while_other_sources_run(void **state) {
     live_fixture_destroy(&fixture);
 }
 
-/* Two groups, registered as two ctest entries (test_daemon: lifecycle,
- * test_daemon_events: events) so they run in parallel and each stays well
- * inside the time budget of a sanitizer build. `test_daemon all` runs both. */
+/* ---- issue 35: faults a careless or hostile setup causes ---------------------------------- */
+
+/* Item 3: a model path that is a FIFO with no writer, and a config file
+ * replaced by a FIFO, used to block the main thread on SIGHUP forever (no
+ * watchdog pings, SIGTERM ignored). Both are refused at once now, and the
+ * pings never stop. */
+static void reload_never_blocks_on_a_fifo_model_or_config(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 1);
+    const char *env[] = {"WATCHDOG_USEC=400000", NULL};
+    start(&d, env);
+    assert_true(wait_notify(&d, "READY=1", 10000) >= 0);
+
+    char model_fifo[160], extra[256];
+    snprintf(model_fifo, sizeof model_fifo, "%s/model.fifo", d.dir);
+    assert_int_equal(mkfifo(model_fifo, 0600), 0);
+    snprintf(extra, sizeof extra, "[models]\nkws = %s\n", model_fifo);
+    write_config(&d, extra);
+    kill(d.pid, SIGHUP);
+    wait_for_log(&d, "reload refused", 5000);
+    assert_true(log_contains(&d, "not a regular file"));
+
+    /* The config itself becomes a FIFO. */
+    assert_int_equal(unlink(d.config), 0);
+    assert_int_equal(mkfifo(d.config, 0600), 0);
+    kill(d.pid, SIGHUP);
+    wait_for_log_count(&d, "reload refused", 2, 5000);
+
+    int64_t pings[64];
+    int64_t from = now_ms();
+    int count = collect_pings(&d, 1000, pings, 64);
+    assert_true(count >= 2 && longest_gap(pings, count, from) < 800);
+    stream_clips(&d, 1); /* the old configuration still serves */
+    int64_t took_ms;
+    assert_int_equal(stop(&d, &took_ms), 0);
+    assert_true(took_ms < 1000);
+}
+
+/* Three groups, registered as three ctest entries (test_daemon: lifecycle,
+ * test_daemon_events: events, test_daemon_faults: faults) so they run in
+ * parallel and each stays well inside the time budget of a sanitizer build.
+ * `test_daemon all` runs them all. */
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest lifecycle[] = {
@@ -947,11 +987,18 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(a_device_plugged_in_later_is_captured_without_restart,
                                   kill_leftovers),
     };
+    /* Issue 35: what used to hang, lose events or go unnoticed. */
+    const struct CMUnitTest faults[] = {
+        cmocka_unit_test_teardown(reload_never_blocks_on_a_fifo_model_or_config, kill_leftovers),
+    };
     const char *group = argc > 1 ? argv[1] : "lifecycle";
+    int all = strcmp(group, "all") == 0;
     int failed = 0;
-    if (strcmp(group, "events") != 0)
+    if (all || strcmp(group, "lifecycle") == 0)
         failed |= cmocka_run_group_tests_name("lifecycle", lifecycle, setup_clip, teardown_clip);
-    if (strcmp(group, "lifecycle") != 0)
+    if (all || strcmp(group, "events") == 0)
         failed |= cmocka_run_group_tests_name("events", events, setup_clip, teardown_clip);
+    if (all || strcmp(group, "faults") == 0)
+        failed |= cmocka_run_group_tests_name("faults", faults, setup_clip, teardown_clip);
     return failed;
 }
