@@ -557,45 +557,80 @@ void es_event_hub_get_stats(const es_event_hub *hub, es_event_hub_stats *stats) 
 
 /* ---- line writer ------------------------------------------------------------------ */
 
+/* The writer never sits in a blocking write(): it waits for the fd in poll()
+ * beside its stop signal, then writes one line (a pipe takes a line of at
+ * most PIPE_BUF whole once poll says it has room; a socket is written with
+ * MSG_DONTWAIT). So a reader that stalls costs lines (the queue fills and
+ * publishing drops them, counted), never a thread that cannot be stopped.
+ * On destroy, queued lines are written for as long as the fd keeps taking
+ * them; LINE_WRITER_LINGER_MS without room ends it, and what is left is
+ * counted as lost. */
+#define LINE_WRITER_LINGER_MS 200
+
 struct es_line_writer {
     int fd;
+    int is_socket;
     int stop_fd;
     int broken; /* the fd refused a write: later lines are dropped */
     es_line_queue *queue;
     pthread_t thread;
+    atomic_uint_fast64_t abandoned; /* lines dropped after a write error or at the end */
 };
 
-static void write_all(es_line_writer *w, const char *bytes, size_t len) {
-    while (len && !w->broken) {
-        ssize_t n = write(w->fd, bytes, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            w->broken = 1;
-            return;
+/* Writes what the fd takes now of [*done, len); -1 when it is broken. */
+static int write_some(es_line_writer *w, const char *bytes, size_t len, size_t *done) {
+    while (*done < len) {
+        ssize_t n = w->is_socket
+                        ? send(w->fd, bytes + *done, len - *done, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : write(w->fd, bytes + *done, len - *done);
+        if (n > 0) {
+            *done += (size_t)n;
+            continue;
         }
-        bytes += n;
-        len -= (size_t)n;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        return -1;
     }
-}
-
-static void write_queued(es_line_writer *w) {
-    char line[ES_EVENT_LINE_MAX];
-    long len;
-    es_line_queue_clear_wakeup(w->queue);
-    while ((len = es_line_queue_pop(w->queue, line)) >= 0)
-        write_all(w, line, (size_t)len);
+    return 0;
 }
 
 static void *writer_thread(void *arg) {
     es_line_writer *w = arg;
-    struct pollfd fds[2] = {{.fd = w->stop_fd, .events = POLLIN},
-                            {.fd = es_line_queue_wakeup_fd(w->queue), .events = POLLIN}};
+    char line[ES_EVENT_LINE_MAX];
+    long len = -1; /* the line being written, or -1 */
+    size_t done = 0;
+    int stopping = 0;
     for (;;) {
-        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
-        if (fds[1].revents) write_queued(w);
-        if (fds[0].revents) break;
+        if (len < 0) {
+            es_line_queue_clear_wakeup(w->queue);
+            len = es_line_queue_pop(w->queue, line);
+            done = 0;
+        }
+        if (len >= 0 && w->broken) {
+            counter_add(&w->abandoned, 1);
+            len = -1;
+            continue;
+        }
+        if (len < 0 && stopping) break;
+        /* A negative fd is skipped by poll(). */
+        struct pollfd fds[3] = {
+            {.fd = stopping ? -1 : w->stop_fd, .events = POLLIN},
+            {.fd = len < 0 ? es_line_queue_wakeup_fd(w->queue) : -1, .events = POLLIN},
+            {.fd = len >= 0 ? w->fd : -1, .events = POLLOUT},
+        };
+        int n = poll(fds, 3, stopping ? LINE_WRITER_LINGER_MS : -1);
+        if (n < 0 && errno != EINTR) break;
+        if (n == 0) break; /* stopping, and the fd took nothing for the whole linger */
+        if (fds[0].revents) stopping = 1;
+        if (fds[2].revents) {
+            if (write_some(w, line, (size_t)len, &done) != 0) w->broken = 1;
+            if (w->broken || done == (size_t)len) len = -1;
+        }
     }
-    write_queued(w);
+    /* Whatever could not be written in time is lost, and counted. */
+    if (len >= 0) counter_add(&w->abandoned, 1);
+    while (es_line_queue_pop(w->queue, line) >= 0)
+        counter_add(&w->abandoned, 1);
     return NULL;
 }
 
@@ -603,6 +638,9 @@ int es_line_writer_create(int fd, size_t queue_lines, es_line_writer **out, es_h
     es_line_writer *w = calloc(1, sizeof *w);
     if (!w) return set_error(err, ENOMEM, "out of memory");
     w->fd = fd;
+    struct stat st;
+    w->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    atomic_init(&w->abandoned, 0);
     w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int rc = es_line_queue_create(queue_lines, &w->queue);
     if (w->stop_fd < 0 || rc != 0) {
@@ -621,15 +659,17 @@ int es_line_writer_create(int fd, size_t queue_lines, es_line_writer **out, es_h
     return 0;
 }
 
-void es_line_writer_destroy(es_line_writer *w) {
-    if (!w) return;
+uint64_t es_line_writer_destroy(es_line_writer *w) {
+    if (!w) return 0;
     uint64_t one = 1;
     ssize_t ignored = write(w->stop_fd, &one, sizeof one);
     (void)ignored;
     pthread_join(w->thread, NULL);
+    uint64_t lost = es_line_writer_lost(w);
     close(w->stop_fd);
     es_line_queue_destroy(w->queue);
     free(w);
+    return lost;
 }
 
 int es_line_writer_publish(es_line_writer *w, const char *line, size_t len) {
@@ -637,5 +677,7 @@ int es_line_writer_publish(es_line_writer *w, const char *line, size_t len) {
 }
 
 uint64_t es_line_writer_lost(const es_line_writer *w) {
-    return es_line_queue_lost(w->queue);
+    es_line_writer *writer = (es_line_writer *)w;
+    return es_line_queue_lost(w->queue) +
+           atomic_load_explicit(&writer->abandoned, memory_order_relaxed);
 }

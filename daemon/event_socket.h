@@ -15,7 +15,8 @@
  * connected. Whatever a subscriber sends is read and ignored.
  *
  * es_line_writer is the same queue in front of a plain file descriptor
- * (stdout), for sinks that may block: its own thread does the blocking.
+ * (stdout), for sinks that may stall: its own thread waits for the fd, and
+ * lines that find the queue full are dropped and counted.
  *
  * Errors are returned with a reason; nothing here prints.
  */
@@ -91,16 +92,22 @@ typedef struct es_event_hub_stats {
 
 void es_event_hub_get_stats(const es_event_hub *hub, es_event_hub_stats *stats);
 
-/* ---- line writer: the queue in front of a blocking fd ---------------------------- */
+/* ---- line writer: the queue in front of a file descriptor ------------------------ */
 
 typedef struct es_line_writer es_line_writer;
 
-/* Writes every published line to `fd` (not closed) from its own thread. */
+/* Writes every published line to `fd` (not closed) from its own thread,
+ * which waits for the fd in poll() and never blocks in a write: a reader
+ * that stalls makes the queue fill and lines drop (counted), like a slow
+ * subscriber's, and never holds up es_line_writer_destroy for long. */
 int es_line_writer_create(int fd, size_t queue_lines, es_line_writer **out, es_hub_error *err);
-/* Writes what is queued, then stops. */
-void es_line_writer_destroy(es_line_writer *w);
+/* Writes what is queued while the fd keeps taking it (up to 200 ms without
+ * room), then stops. Returns the lines lost over the writer's life
+ * (es_line_writer_lost), those left unwritten at the end included. */
+uint64_t es_line_writer_destroy(es_line_writer *w);
 /* Any thread, never blocks; -1 when the queue is full (line lost, counted). */
 int es_line_writer_publish(es_line_writer *w, const char *line, size_t len);
+/* Lines lost so far: to a full queue, or after the fd refused a write. */
 uint64_t es_line_writer_lost(const es_line_writer *w);
 
 #endif

@@ -165,6 +165,7 @@ typedef struct service {
 
     es_event_hub *hub;
     es_line_writer *stdout_writer;
+    int stdout_drops_logged; /* the main thread's: the first drop was logged */
 
     /* A reload's loading thread (reload_begin) and what it loaded. */
     pthread_t reload_thread;
@@ -676,6 +677,16 @@ static void send_status(service *svc, char *last, size_t last_size) {
     }
     es_event_hub_stats hub;
     es_event_hub_get_stats(svc->hub, &hub);
+    uint64_t stdout_lost = svc->stdout_writer ? es_line_writer_lost(svc->stdout_writer) : 0;
+    /* A stdout nobody reads fast enough loses events like a slow
+     * subscriber does; said once, then counted in STATUS=. */
+    if (stdout_lost && !svc->stdout_drops_logged) {
+        svc->stdout_drops_logged = 1;
+        log_at(LOG_WARNING,
+               "stdout: its reader is slow or gone; events to it are dropped and counted "
+               "(%llu so far)",
+               (unsigned long long)stdout_lost);
+    }
     char status[512];
     int len = snprintf(status, sizeof status,
                        "%d/%d sources running; %llu events; %llu subscribers (%llu dropped as "
@@ -683,6 +694,9 @@ static void send_status(service *svc, char *last, size_t last_size) {
                        running, svc->source_count, (unsigned long long)atomic_load(&svc->events),
                        (unsigned long long)hub.subscribers, (unsigned long long)hub.dropped_slow,
                        (unsigned long long)ring_drops);
+    if (stdout_lost)
+        len += snprintf(status + len, sizeof status - (size_t)len, "; %llu stdout lines dropped",
+                        (unsigned long long)stdout_lost);
     for (int i = 0; i < svc->source_count && len < (int)sizeof status; i++) {
         source *src = svc->sources[i];
         int state = atomic_load(&src->state);
@@ -871,8 +885,11 @@ static void stop_everything(service *svc) {
     svc->source_count = 0;
     es_event_hub_destroy(svc->hub);
     svc->hub = NULL;
-    es_line_writer_destroy(svc->stdout_writer);
+    uint64_t stdout_lost = es_line_writer_destroy(svc->stdout_writer);
     svc->stdout_writer = NULL;
+    if (stdout_lost)
+        log_at(LOG_WARNING, "stdout: %llu events dropped in all (its reader was slow or gone)",
+               (unsigned long long)stdout_lost);
     if (svc->capture_initialised) es_capture_terminate();
     svc->capture_initialised = 0;
 }

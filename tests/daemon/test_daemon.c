@@ -14,6 +14,7 @@
  *     from without a restart: the retry re-reads PortAudio's device list.
  * The clip is synthesised with espeak-ng (installed by scripts/setup.sh).
  */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -127,6 +128,7 @@ typedef struct daemon_proc {
     char out_log[100];
     char err_log[100];
     int notify_fd;
+    int stdout_fd; /* > 0: the daemon's stdout (else out_log) */
 } daemon_proc;
 
 static int test_counter;
@@ -214,7 +216,11 @@ static void start(daemon_proc *d, const char *const *env) {
     envp[n] = NULL;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, d->out_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (d->stdout_fd > 0)
+        posix_spawn_file_actions_adddup2(&actions, d->stdout_fd, 1);
+    else
+        posix_spawn_file_actions_addopen(&actions, 1, d->out_log, O_WRONLY | O_CREAT | O_TRUNC,
+                                         0600);
     posix_spawn_file_actions_addopen(&actions, 2, d->err_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     char *argv[] = {(char *)EARSHOT, (char *)"daemon", (char *)"--config", d->config, NULL};
     assert_int_equal(posix_spawn(&d->pid, EARSHOT, &actions, NULL, argv, envp), 0);
@@ -263,7 +269,15 @@ static int stop(daemon_proc *d, int64_t *took_ms) {
     int64_t start_ms = now_ms();
     kill(d->pid, SIGTERM);
     int status = 0;
-    assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
+    /* A daemon that does not exit is a failure, not a hung test (its
+     * teardown kills it). */
+    pid_t exited = 0;
+    for (int64_t end = start_ms + 20000; !exited && now_ms() < end; sleep_ms(5))
+        exited = waitpid(d->pid, &status, WNOHANG);
+    if (exited != d->pid) {
+        dump_log(d);
+        fail_msg("the daemon did not exit within 20 s of SIGTERM");
+    }
     running_daemon = 0;
     if (took_ms) *took_ms = now_ms() - start_ms;
     if (d->notify_fd >= 0) close(d->notify_fd);
@@ -963,6 +977,44 @@ static void reload_never_blocks_on_a_fifo_model_or_config(void **state) {
     assert_true(took_ms < 1000);
 }
 
+/* Item 4: the daemon's stdout is a pipe nobody reads. It used to block the
+ * writer thread in write() and SIGTERM waited for it forever; now events
+ * to it are dropped and counted, and SIGTERM exits at once. */
+static void sigterm_exits_while_stdout_is_not_read(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    /* The smallest pipe (one page): a few streams' events fill it. */
+    assert_true(fcntl(out[1], F_SETPIPE_SZ, 4096) > 0);
+    d.stdout_fd = out[1];
+    start(&d, NULL);
+    close(out[1]);
+    wait_for_log(&d, "ready", 10000);
+    subscriber sub;
+    subscribe(&sub, d.socket);
+    size_t stream_bytes = 0;
+    for (int k = 0; k < expected_count; k++)
+        stream_bytes += strlen(expected[k]) + 40; /* + "source" and "wallclock" */
+    int streams = 0;
+    while ((size_t)streams * stream_bytes < 3 * 4096) {
+        write_clip(d.fifo);
+        streams++;
+        for (int64_t end = now_ms() + 30000;
+             now_ms() < end && atomic_load(&sub.count) < streams * expected_count;)
+            sleep_ms(10);
+        assert_int_equal(atomic_load(&sub.count), streams * expected_count);
+    }
+    int64_t took_ms;
+    assert_int_equal(stop(&d, &took_ms), 0);
+    printf("SIGTERM with a stalled stdout reader to exit: %lld ms\n", (long long)took_ms);
+    assert_true(took_ms < 2000);
+    assert_true(log_contains(&d, "<4>earshot: stdout: "));
+    close(out[0]);
+    check_subscriber(&sub, streams);
+}
+
 /* Three groups, registered as three ctest entries (test_daemon: lifecycle,
  * test_daemon_events: events, test_daemon_faults: faults) so they run in
  * parallel and each stays well inside the time budget of a sanitizer build.
@@ -990,6 +1042,7 @@ int main(int argc, char **argv) {
     /* Issue 35: what used to hang, lose events or go unnoticed. */
     const struct CMUnitTest faults[] = {
         cmocka_unit_test_teardown(reload_never_blocks_on_a_fifo_model_or_config, kill_leftovers),
+        cmocka_unit_test_teardown(sigterm_exits_while_stdout_is_not_read, kill_leftovers),
     };
     const char *group = argc > 1 ? argv[1] : "lifecycle";
     int all = strcmp(group, "all") == 0;
