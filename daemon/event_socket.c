@@ -151,6 +151,7 @@ uint64_t es_line_queue_lost(const es_line_queue *q) {
  * whole or partly sent lines (each line ends with its only '\n'). */
 typedef struct subscriber {
     int fd;
+    long pid; /* the peer's, for messages; 0 when unknown */
     char *bytes;
     size_t allocated, start, end;
     size_t events;
@@ -184,6 +185,8 @@ void es_event_hub_config_default(es_event_hub_config *config) {
     config->max_subscribers = 256;
     config->queue_lines = 1024;
     config->linger_ms = 200;
+    config->on_drop = NULL;
+    config->on_drop_user = NULL;
 }
 
 static void counter_add(atomic_uint_fast64_t *counter, uint64_t n) {
@@ -247,14 +250,35 @@ static int backlog_flush(subscriber *s) {
     return 0;
 }
 
+/* A subscriber that cannot take one more line is disconnected, and the
+ * owner told why: a line of log per client, instead of only a count. */
+static void drop_slow(es_event_hub *hub, size_t i, size_t len) {
+    subscriber *s = &hub->subscribers[i];
+    counter_add(&hub->dropped_slow, 1);
+    if (hub->config.on_drop) {
+        char who[32] = "";
+        if (s->pid > 0) snprintf(who, sizeof who, " (pid %ld)", s->pid);
+        size_t pending = s->end - s->start;
+        char why[256];
+        if (s->events + 1 > hub->config.backlog_events || pending + len > hub->config.backlog_bytes)
+            snprintf(why, sizeof why,
+                     "subscriber%s dropped as slow: %zu events (%zu bytes) unread, the backlog "
+                     "holds %zu events or %zu bytes",
+                     who, s->events, pending, hub->config.backlog_events,
+                     hub->config.backlog_bytes);
+        else
+            snprintf(why, sizeof why, "subscriber%s dropped: no memory for its backlog", who);
+        hub->config.on_drop(why, hub->config.on_drop_user);
+    }
+    remove_subscriber(hub, i);
+}
+
 static void fan_out(es_event_hub *hub, const char *line, size_t len) {
     for (size_t i = 0; i < hub->subscriber_count;) {
-        if (backlog_append(hub, &hub->subscribers[i], line, len) == 0) {
+        if (backlog_append(hub, &hub->subscribers[i], line, len) == 0)
             i++;
-            continue;
-        }
-        counter_add(&hub->dropped_slow, 1);
-        remove_subscriber(hub, i);
+        else
+            drop_slow(hub, i, len);
     }
 }
 
@@ -298,7 +322,10 @@ static void accept_subscribers(es_event_hub *hub) {
          * default-sized one (~200 KB) before its own backlog even starts. */
         int sndbuf = (int)hub->config.backlog_bytes;
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-        hub->subscribers[hub->subscriber_count++] = (subscriber){.fd = fd};
+        struct ucred peer;
+        socklen_t peer_len = sizeof peer;
+        long pid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) == 0 ? peer.pid : 0;
+        hub->subscribers[hub->subscriber_count++] = (subscriber){.fd = fd, .pid = pid};
         atomic_store_explicit(&hub->subscribers_now, hub->subscriber_count, memory_order_relaxed);
         counter_add(&hub->accepted, 1);
     }

@@ -64,6 +64,11 @@ typedef struct es_event_hub_config {
     size_t max_subscribers;   /* 256; more connections are accepted and closed at once */
     size_t queue_lines;       /* 4096 between publishers and the hub thread */
     int linger_ms;            /* 200: on destroy, how long to keep sending backlogs */
+    /* NULL, or called on the hub thread once for each subscriber it
+     * disconnects for falling behind, with the reason (who, how far
+     * behind); the hub itself prints nothing. */
+    void (*on_drop)(const char *why, void *user);
+    void *on_drop_user;
 } es_event_hub_config;
 
 void es_event_hub_config_default(es_event_hub_config *config);

@@ -960,9 +960,16 @@ static int serve(service *svc, int signal_fd) {
     }
 }
 
+/* The hub thread: one line per subscriber dropped. */
+static void log_dropped_subscriber(const char *why, void *user) {
+    (void)user;
+    log_at(LOG_WARNING, "%s", why);
+}
+
 static int open_outputs(service *svc) {
     es_event_hub_config hc;
     es_event_hub_config_default(&hc);
+    hc.on_drop = log_dropped_subscriber;
     hc.socket_path = svc->config.events.socket_path;
     hc.socket_mode = svc->config.events.socket_mode;
     hc.socket_group = svc->config.events.socket_group;

@@ -726,6 +726,9 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
     printf("churn: %d connections during %d streams; the stalled subscriber was cut off "
            "after %zu bytes\n",
            atomic_load(&c.connections), streams, stalled_bytes);
+    /* ...and that was logged, once, with the reason (issue 35, item 10). */
+    wait_for_log(&d, "<4>earshot: subscriber (pid ", 5000);
+    assert_true(log_contains(&d, "dropped as slow: "));
 
     /* Only the live subscribers remain: close them and the daemon's fds
      * return to their count before any subscriber came. */

@@ -287,6 +287,17 @@ static void *churn_thread(void *arg) {
     return NULL;
 }
 
+/* on_drop: how often, and the first reason (hub thread; read after destroy). */
+typedef struct drops {
+    atomic_int count;
+    char first[256];
+} drops;
+
+static void record_drop(const char *why, void *user) {
+    drops *d = user;
+    if (atomic_fetch_add(&d->count, 1) == 0) snprintf(d->first, sizeof d->first, "%s", why);
+}
+
 static void churn_and_a_stalled_subscriber_never_cost_live_ones_an_event(void **state) {
     (void)state;
     int fds_before = count_open_fds();
@@ -297,6 +308,11 @@ static void churn_and_a_stalled_subscriber_never_cost_live_ones_an_event(void **
     config.socket_path = path;
     config.backlog_events = 256;
     config.backlog_bytes = 128 * 1024;
+    /* Issue 35, item 10: each drop is reported, with who and why. */
+    drops dropped = {.first = ""};
+    atomic_init(&dropped.count, 0);
+    config.on_drop = record_drop;
+    config.on_drop_user = &dropped;
     es_event_hub *hub;
     es_hub_error err;
     assert_int_equal(es_event_hub_create(&config, &hub, &err), 0);
@@ -357,6 +373,11 @@ static void churn_and_a_stalled_subscriber_never_cost_live_ones_an_event(void **
            (unsigned long long)refused);
 
     es_event_hub_destroy(hub);
+    assert_int_equal(atomic_load(&dropped.count), stats.dropped_slow);
+    char who[64];
+    snprintf(who, sizeof who, "subscriber (pid %ld) dropped as slow: ", (long)getpid());
+    if (!strstr(dropped.first, who) || !strstr(dropped.first, "unread"))
+        fail_msg("drop reason '%s' lacks '%s'", dropped.first, who);
     for (int i = 0; i < READERS; i++) {
         pthread_join(reader_threads[i], NULL);
         assert_int_equal(readers[i].received, EVENTS);
