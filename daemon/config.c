@@ -467,6 +467,56 @@ int es_daemon_config_parse(const char *text, size_t size, const char *name,
     return p.failed ? -1 : 0;
 }
 
+/* Makes `path` (capacity ES_CONFIG_VALUE_MAX) absolute against `dir`. */
+static int resolve_one(const char *config_path, const char *dir, char *path, int line,
+                       es_config_error *err) {
+    if (path[0] == '/') return 0;
+    char joined[ES_CONFIG_VALUE_MAX];
+    if (snprintf(joined, sizeof joined, "%s/%s", dir, path) >= (int)sizeof joined) {
+        char where[32] = "";
+        if (line > 0) snprintf(where, sizeof where, ":%d", line);
+        err->line = line;
+        snprintf(err->message, sizeof err->message,
+                 "%s%s: '%s' is longer than %d characters once resolved against %s", config_path,
+                 where, path, ES_CONFIG_VALUE_MAX - 1, dir);
+        return -1;
+    }
+    memcpy(path, joined, sizeof joined);
+    return 0;
+}
+
+/* A relative `file =` or model path names a file beside the config, not in
+ * whatever directory the daemon happens to start in (systemd starts it in
+ * /, a check by hand runs where the user stands): it is made absolute
+ * against the config file's folder, so that --check-config and the service
+ * look at the same file. */
+static int resolve_relative_paths(const char *config_path, es_daemon_config *c,
+                                  es_config_error *err) {
+    char folder[PATH_MAX];
+    snprintf(folder, sizeof folder, "%s", config_path);
+    char *slash = strrchr(folder, '/');
+    if (!slash)
+        snprintf(folder, sizeof folder, ".");
+    else if (slash == folder)
+        folder[1] = '\0';
+    else
+        *slash = '\0';
+    char absolute[PATH_MAX];
+    const char *dir = realpath(folder, absolute) ? absolute : folder;
+    for (int i = 0; i < c->source_count; i++)
+        if (c->sources[i].kind == ES_SOURCE_FILE &&
+            resolve_one(config_path, dir, c->sources[i].target, c->sources[i].line, err) != 0)
+            return -1;
+    if (strcmp(c->vad_model, "builtin") != 0 &&
+        resolve_one(config_path, dir, c->vad_model, 0, err) != 0)
+        return -1;
+    for (int k = 0; k < c->kws_model_count; k++)
+        if (strcmp(c->kws_models[k], "builtin") != 0 &&
+            resolve_one(config_path, dir, c->kws_models[k], 0, err) != 0)
+            return -1;
+    return 0;
+}
+
 /* The path is opened without blocking and must be a regular file of at
  * most CONFIG_FILE_MAX_BYTES: a FIFO put in its place would otherwise block
  * the reading thread until a writer came, and a device would be read
@@ -510,7 +560,15 @@ int es_daemon_config_load(const char *path, es_daemon_config *config, es_config_
         snprintf(err->message, sizeof err->message, "%s: changed while being read", path);
         rc = -1;
     }
-    if (rc == 0) rc = es_daemon_config_parse(text, size, path, config, err);
+    es_daemon_config *parsed = rc == 0 ? malloc(sizeof *parsed) : NULL;
+    if (rc == 0 && !parsed) {
+        snprintf(err->message, sizeof err->message, "%s: out of memory", path);
+        rc = -1;
+    }
+    if (rc == 0) rc = es_daemon_config_parse(text, size, path, parsed, err);
+    if (rc == 0) rc = resolve_relative_paths(path, parsed, err);
+    if (rc == 0) memcpy(config, parsed, sizeof *parsed);
+    free(parsed);
     free(text);
     return rc;
 }

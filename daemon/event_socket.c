@@ -454,12 +454,33 @@ static int remove_stale_socket(const struct sockaddr_un *addr, es_hub_error *err
     return 0;
 }
 
+int es_event_hub_check_config(const es_event_hub_config *c, es_hub_error *err) {
+    struct sockaddr_un addr;
+    if (!c->socket_path || !*c->socket_path || strlen(c->socket_path) >= sizeof addr.sun_path)
+        return set_error(err, ENAMETOOLONG, "socket path is empty or longer than %zu bytes",
+                         sizeof addr.sun_path - 1);
+    char folder[sizeof addr.sun_path];
+    snprintf(folder, sizeof folder, "%s", c->socket_path);
+    char *slash = strrchr(folder, '/');
+    if (slash) {
+        slash[slash == folder] = '\0'; /* "/x.sock" lives in "/" */
+        struct stat st;
+        if (stat(folder, &st) != 0)
+            return set_error(err, errno, "%s: folder %s: %s", c->socket_path, folder,
+                             strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return set_error(err, ENOTDIR, "%s: %s is not a folder", c->socket_path, folder);
+    }
+    gid_t gid;
+    if (c->socket_group && *c->socket_group && resolve_group(c->socket_group, &gid) != 0)
+        return set_error(err, EINVAL, "%s: no group named '%s'", c->socket_path, c->socket_group);
+    return 0;
+}
+
 static int open_listener(es_event_hub *hub, es_hub_error *err) {
     const es_event_hub_config *c = &hub->config;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (!c->socket_path || strlen(c->socket_path) >= sizeof addr.sun_path)
-        return set_error(err, ENAMETOOLONG, "socket path is empty or longer than %zu bytes",
-                         sizeof addr.sun_path - 1);
+    if (es_event_hub_check_config(c, err) != 0) return -1;
     memcpy(addr.sun_path, c->socket_path, strlen(c->socket_path) + 1);
     memcpy(hub->socket_path, addr.sun_path, sizeof addr.sun_path);
 

@@ -75,6 +75,11 @@ void es_event_hub_config_default(es_event_hub_config *config);
 
 typedef struct es_event_hub es_event_hub;
 
+/* Checks, without binding, what es_event_hub_create would refuse first:
+ * the socket path's length, its folder (it must exist: the hub creates no
+ * folders) and socket_group (it must name a group). 0, or -1 with why.
+ * `earshot daemon --check-config` runs it, as start-up does. */
+int es_event_hub_check_config(const es_event_hub_config *config, es_hub_error *err);
 /* Binds and listens (a stale socket file nobody answers on is replaced; a
  * live one is an error), applies mode and group, starts the hub thread. */
 int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, es_hub_error *err);

@@ -966,16 +966,20 @@ static void log_dropped_subscriber(const char *why, void *user) {
     log_at(LOG_WARNING, "%s", why);
 }
 
+static void hub_config_from(const es_events_config *events, es_event_hub_config *hc) {
+    es_event_hub_config_default(hc);
+    hc->on_drop = log_dropped_subscriber;
+    hc->socket_path = events->socket_path;
+    hc->socket_mode = events->socket_mode;
+    hc->socket_group = events->socket_group;
+    hc->backlog_events = (size_t)events->backlog_events;
+    hc->backlog_bytes = (size_t)events->backlog_bytes;
+    hc->max_subscribers = (size_t)events->max_subscribers;
+}
+
 static int open_outputs(service *svc) {
     es_event_hub_config hc;
-    es_event_hub_config_default(&hc);
-    hc.on_drop = log_dropped_subscriber;
-    hc.socket_path = svc->config.events.socket_path;
-    hc.socket_mode = svc->config.events.socket_mode;
-    hc.socket_group = svc->config.events.socket_group;
-    hc.backlog_events = (size_t)svc->config.events.backlog_events;
-    hc.backlog_bytes = (size_t)svc->config.events.backlog_bytes;
-    hc.max_subscribers = (size_t)svc->config.events.max_subscribers;
+    hub_config_from(&svc->config.events, &hc);
     es_hub_error err = {0};
     if (es_event_hub_create(&hc, &svc->hub, &err) != 0) {
         log_at(LOG_ERR, "event socket: %s", err.why);
@@ -989,14 +993,31 @@ static int open_outputs(service *svc) {
     return 0;
 }
 
-/* The config and its models; on failure, why in `why`. */
-static int load_config(service *svc, char *why, size_t why_size) {
+/* The config, its event socket's settings and its models: everything
+ * start-up refuses, so that --check-config (which runs this too) passes
+ * only what the service will take. On failure, why in `why`. */
+static int load_config(service *svc, int check_only, char *why, size_t why_size) {
     es_config_error cerr = {0};
     if (es_daemon_config_load(svc->config_path, &svc->config, &cerr) != 0) {
         snprintf(why, why_size, "%s", cerr.message);
         return -1;
     }
     apply_socket_override(svc, &svc->config);
+    es_event_hub_config hc;
+    hub_config_from(&svc->config.events, &hc);
+    es_hub_error herr = {0};
+    /* The units' RuntimeDirectory= makes /run/earshot as the service
+     * starts: a check run before that is told so, not refused. */
+    int made_by_systemd = strncmp(hc.socket_path, "/run/earshot/", 13) == 0;
+    if (es_event_hub_check_config(&hc, &herr) != 0) {
+        if (!check_only || !made_by_systemd || herr.code != ENOENT) {
+            snprintf(why, why_size, "%s: [events] %s", svc->config_path, herr.why);
+            return -1;
+        }
+        printf("note: %s; systemd creates /run/earshot (RuntimeDirectory=) when the service "
+               "starts; started by hand, the daemon needs it to exist\n",
+               herr.why);
+    }
     char model_why[320];
     if (engine_load(&svc->config, &svc->engine, model_why, sizeof model_why) != 0) {
         snprintf(why, why_size, "%s: %s", svc->config_path, model_why);
@@ -1083,7 +1104,7 @@ int es_cmd_daemon(int argc, char **argv) {
         return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     }
     char why[700];
-    if (load_config(svc, why, sizeof why) != 0) {
+    if (load_config(svc, check_only, why, sizeof why) != 0) {
         /* By hand: the usual CLI message; under systemd: an error priority. */
         if (check_only || !getenv("NOTIFY_SOCKET"))
             es_cli_error("daemon: %s", why);

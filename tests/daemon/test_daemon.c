@@ -480,40 +480,37 @@ static void wait_for_daemon_fds(const daemon_proc *d, int fds) {
 
 /* ---- tests ----------------------------------------------------------------------------------- */
 
+/* Runs `earshot daemon --config CONFIG --check-config` in folder `cwd`;
+ * returns its exit status, its output (stdout and stderr) in `out`. */
+static int check_config(const char *config, const char *cwd, char *out, size_t size) {
+    char command[512];
+    snprintf(command, sizeof command, "cd '%s' && '%s' daemon --config '%s' --check-config 2>&1",
+             cwd, EARSHOT, config);
+    FILE *p = popen(command, "r");
+    assert_non_null(p);
+    size_t len = fread(out, 1, size - 1, p);
+    out[len] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static void check_config_names_the_bad_line(void **state) {
     (void)state;
     daemon_proc d;
     prepare(&d, "[vad]\nthreshold = 0.5\nmin_speach_ms = 3\n", 0);
-    char command[512];
-    snprintf(command, sizeof command, "'%s' daemon --config '%s' --check-config 2>&1", EARSHOT,
-             d.config);
-    FILE *p = popen(command, "r");
-    char out[2048] = "";
-    size_t len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    int status = pclose(p);
-    assert_int_equal(WEXITSTATUS(status), 1);
+    char out[2048];
+    assert_int_equal(check_config(d.config, ".", out, sizeof out), 1);
     char where[256];
     snprintf(where, sizeof where, "%s:8: unknown key 'min_speach_ms' in [vad]", d.config);
     if (!strstr(out, where)) fail_msg("expected '%s' in: %s", where, out);
 
     write_config(&d, "[vad]\nthreshold = 0.5\n");
-    p = popen(command, "r");
-    len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    status = pclose(p);
-    if (WEXITSTATUS(status) != 0) fail_msg("valid config refused: %s", out);
+    if (check_config(d.config, ".", out, sizeof out) != 0)
+        fail_msg("valid config refused: %s", out);
 
     /* The shipped reference config is valid as it stands, models included. */
-    snprintf(command, sizeof command,
-             "'%s' daemon --config '" ES_SOURCE_DIR "/systemd/earshot.conf.example' "
-             "--check-config 2>&1",
-             EARSHOT);
-    p = popen(command, "r");
-    len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    status = pclose(p);
-    if (WEXITSTATUS(status) != 0) fail_msg("earshot.conf.example refused: %s", out);
+    if (check_config(ES_SOURCE_DIR "/systemd/earshot.conf.example", ".", out, sizeof out) != 0)
+        fail_msg("earshot.conf.example refused: %s", out);
 }
 
 static void notify_ready_watchdog_stall_and_stop(void **state) {
@@ -1018,6 +1015,53 @@ static void sigterm_exits_while_stdout_is_not_read(void **state) {
     check_subscriber(&sub, streams);
 }
 
+/* Item 11: --check-config passed a socket folder that does not exist and a
+ * socket_group naming no group, which start-up then refused; relative
+ * paths resolved against the working directory, so a check beside the
+ * config passed and the service (started in /) failed. */
+static void check_config_refuses_what_start_up_refuses(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    char out[2048], text[1024];
+    snprintf(text, sizeof text, "[source.pipe]\nfile = %s\n[events]\nsocket = %s/no/events.sock\n",
+             d.fifo, d.dir);
+    write_file(d.config, text);
+    assert_int_equal(check_config(d.config, "/", out, sizeof out), 1);
+    if (!strstr(out, "/no: No such file")) fail_msg("missing socket folder not named: %s", out);
+
+    write_config(&d, "socket_group = no-such-group-earshot\n");
+    assert_int_equal(check_config(d.config, "/", out, sizeof out), 1);
+    if (!strstr(out, "no group named 'no-such-group-earshot'"))
+        fail_msg("bad group passed: %s", out);
+
+    /* Relative paths: the FIFO and a model beside the config. The check runs
+     * in /, the daemon in the test's folder: both find them. */
+    char model[160], command[512];
+    snprintf(model, sizeof model, "%s/vad.esm", d.dir);
+    snprintf(command, sizeof command, "cp '" ES_SOURCE_DIR "/models/vad.esm' '%s'", model);
+    assert_int_equal(system(command), 0);
+    snprintf(text, sizeof text,
+             "[source.pipe]\nfile = in.fifo\n[models]\nvad = vad.esm\n[events]\nsocket = %s\n"
+             "stdout = yes\n",
+             d.socket);
+    write_file(d.config, text);
+    if (check_config(d.config, "/", out, sizeof out) != 0)
+        fail_msg("relative paths refused: %s", out);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    /* The daemon holds the FIFO open for reading, or this fails (ENXIO)
+     * instead of a writer waiting forever. */
+    int probe = open(d.fifo, O_WRONLY | O_NONBLOCK);
+    if (probe < 0) {
+        dump_log(&d);
+        fail_msg("the daemon does not read %s: %s", d.fifo, strerror(errno));
+    }
+    close(probe);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
 /* Three groups, registered as three ctest entries (test_daemon: lifecycle,
  * test_daemon_events: events, test_daemon_faults: faults) so they run in
  * parallel and each stays well inside the time budget of a sanitizer build.
@@ -1046,6 +1090,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest faults[] = {
         cmocka_unit_test_teardown(reload_never_blocks_on_a_fifo_model_or_config, kill_leftovers),
         cmocka_unit_test_teardown(sigterm_exits_while_stdout_is_not_read, kill_leftovers),
+        cmocka_unit_test_teardown(check_config_refuses_what_start_up_refuses, kill_leftovers),
     };
     const char *group = argc > 1 ? argv[1] : "lifecycle";
     int all = strcmp(group, "all") == 0;
