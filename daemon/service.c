@@ -55,7 +55,6 @@
 #define STATUS_PERIOD_MS 1000
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
-#define FIFO_POLL_MS 50 /* a FIFO nobody writes to yet: look again this often */
 
 /* Test-only hook (documented in README, "Service"): when set, the engine
  * loop of the first stream that processes a frame sleeps this many
@@ -218,6 +217,9 @@ struct source {
     atomic_uint_fast64_t stream_ring_drops; /* the running stream's, for STATUS */
     int input_fd; /* file sources: the path, open across streams (worker's alone) */
     int input_is_fifo;
+    dev_t input_dev; /* what input_fd is, to notice the path naming another file */
+    ino_t input_ino;
+    char last_why[320]; /* the last failure reported (worker's alone): each is said once */
 };
 
 static int wait_for_stop(source *src, int timeout_ms) {
@@ -345,7 +347,9 @@ typedef struct pump {
     int in_fd;
     int out_fd; /* non-blocking write end of the pipe */
     int is_fifo;
-    uint64_t bytes;
+    atomic_uint_fast64_t bytes; /* read so far; the worker looks before joining */
+    int writer_sent_nothing;    /* a FIFO writer came and went without a byte */
+    int replaced;               /* the FIFO's path names another file now */
     pthread_t thread;
 } pump;
 
@@ -376,21 +380,47 @@ static int write_out(pump *pu, const char *bytes, size_t len) {
     return 0;
 }
 
+/* Whether the source's path still names the file its fd reads. */
+static int path_replaced(const source *src) {
+    struct stat st;
+    return stat(src->config.target, &st) != 0 || st.st_dev != src->input_dev ||
+           st.st_ino != src->input_ino;
+}
+
+/* An idle FIFO's path is checked for a replacement this often. */
+#define FIFO_CHECK_MS 1000
+
+/* Copies one writer's stream into the pipe. The FIFO's fd was opened after
+ * the previous writer left (open_input), so the kernel reports a hang-up on
+ * it only once a new writer came and went: no polling for writers, and a
+ * writer that sent nothing is seen. Once the reader gave up (a stream that
+ * is not WAV), the rest of the writer's bytes are read and dropped, so that
+ * they cannot become the start of the next writer's stream. */
 static void *pump_thread(void *arg) {
     pump *pu = arg;
     char buf[16384];
+    int discarding = 0;
     for (;;) {
-        int ready = wait_ready(pu, pu->in_fd, POLLIN, -1);
+        int idle_fifo = pu->is_fifo && atomic_load(&pu->bytes) == 0;
+        int ready = wait_ready(pu, pu->in_fd, POLLIN, idle_fifo ? FIFO_CHECK_MS : -1);
         if (ready < 0) break;
-        if (!ready) continue;
+        if (!ready) {
+            if (idle_fifo && path_replaced(pu->src)) {
+                pu->replaced = 1;
+                break;
+            }
+            continue;
+        }
         ssize_t n = read(pu->in_fd, buf, sizeof buf);
         if (n > 0) {
-            pu->bytes += (uint64_t)n;
-            if (write_out(pu, buf, (size_t)n) != 0) break;
+            atomic_fetch_add(&pu->bytes, (uint64_t)n);
+            if (!discarding && write_out(pu, buf, (size_t)n) != 0) {
+                if (atomic_load(&pu->src->stopping)) break;
+                discarding = 1; /* EPIPE: the reader gave up on the stream */
+            }
         } else if (n == 0) {
-            /* A FIFO reads as ended until its first writer comes. */
-            if (!pu->is_fifo || pu->bytes > 0) break;
-            if (wait_for_stop(pu->src, FIFO_POLL_MS)) break;
+            pu->writer_sent_nothing = atomic_load(&pu->bytes) == 0;
+            break;
         } else if (errno != EINTR && errno != EAGAIN) {
             break;
         }
@@ -410,6 +440,22 @@ typedef enum run_end {
     RUN_RETRY,    /* failed (missing path, device gone): try again after a back-off */
 } run_end;
 
+static void report_once(source *src, int priority, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A source that keeps failing the same way is reported once; a stream that
+ * worked since (run_pipeline) makes the next failure news again. */
+static void report_once(source *src, int priority, const char *fmt, ...) {
+    char why[sizeof src->last_why];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (strcmp(why, src->last_why) == 0) return;
+    snprintf(src->last_why, sizeof src->last_why, "%s", why);
+    log_at(priority, "source %s: %s", src->config.name, why);
+}
+
 /* Switches the stream to a newer engine at a chunk boundary. */
 static void follow_reload(stream *st, uint64_t *frames_fed) {
     if (atomic_load(&st->src->svc->engine_generation) == st->generation) return;
@@ -426,6 +472,7 @@ static void follow_reload(stream *st, uint64_t *frames_fed) {
 static int run_pipeline(source *src, const char *pipe_path, char *why, size_t why_size) {
     es_audio_file *audio;
     if (es_audio_file_open(pipe_path, &audio, why, why_size) != 0) return -1;
+    src->last_why[0] = '\0';
     const es_audio_info *info = es_audio_file_info(audio);
     /* A file or FIFO waits for room: nothing is lost, and the writer is
      * slowed down instead. */
@@ -458,17 +505,18 @@ static int run_pipeline(source *src, const char *pipe_path, char *why, size_t wh
     return got < 0 || lost_pipeline ? -1 : 0;
 }
 
-/* One stream read from `in_fd` (left open) through a pump. */
-static int run_stream(source *src, char *why, size_t why_size) {
+/* One stream read from the source's fd (left open) through a pump. */
+static int run_stream(source *src, pump *pu, char *why, size_t why_size) {
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
         snprintf(why, why_size, "pipe: %s", strerror(errno));
         return -1;
     }
     fcntl(pipe_fds[1], F_SETFL, O_NONBLOCK);
-    pump pu = {
+    *pu = (pump){
         .src = src, .in_fd = src->input_fd, .out_fd = pipe_fds[1], .is_fifo = src->input_is_fifo};
-    int rc = pthread_create(&pu.thread, NULL, pump_thread, &pu);
+    atomic_init(&pu->bytes, 0);
+    int rc = pthread_create(&pu->thread, NULL, pump_thread, pu);
     if (rc != 0) {
         snprintf(why, why_size, "cannot start a thread: %s", strerror(rc));
         close(pipe_fds[0]);
@@ -478,31 +526,58 @@ static int run_stream(source *src, char *why, size_t why_size) {
     char pipe_path[64];
     snprintf(pipe_path, sizeof pipe_path, "/proc/self/fd/%d", pipe_fds[0]);
     rc = run_pipeline(src, pipe_path, why, why_size);
-    close(pipe_fds[0]); /* a pump still writing gets EPIPE and ends */
-    pthread_join(pu.thread, NULL);
+    /* A FIFO writer whose bytes are no stream is reported now: the pump
+     * drops the rest until it closes, which may take a while. */
+    if (rc != 0 && pu->is_fifo && atomic_load(&pu->bytes) > 0 && !atomic_load(&src->stopping))
+        report_once(src, LOG_WARNING, "%s: a writer sent no WAV stream: %s; its data is dropped",
+                    src->config.target, why);
+    close(pipe_fds[0]); /* a pump still writing gets EPIPE and drops the rest */
+    pthread_join(pu->thread, NULL);
     return rc;
 }
 
-/* The path is opened once, without blocking (a FIFO would wait for a
- * writer), and stays open: a FIFO carries one stream per writer, and a
- * reader that closed between writers would make the next writer fail with
- * EPIPE. */
-static run_end run_file(source *src, char *why, size_t why_size) {
-    if (src->input_fd < 0) {
-        src->input_fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (src->input_fd < 0) {
-            snprintf(why, why_size, "%s: %s", src->config.target, strerror(errno));
-            return RUN_RETRY;
-        }
-        struct stat st;
-        src->input_is_fifo = fstat(src->input_fd, &st) == 0 && S_ISFIFO(st.st_mode);
+/* Opens the source's path without blocking (a FIFO would wait for a
+ * writer). A FIFO is opened afresh after every writer, the new fd before
+ * the old one closes: the FIFO never lacks a reader (a writer would get
+ * EPIPE), the pump can tell the next writer's hang-up (pump_thread), and a
+ * path that now names another FIFO is followed. */
+static int open_input(source *src, char *why, size_t why_size) {
+    int fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(why, why_size, "%s: %s", src->config.target, strerror(errno));
+        if (fd >= 0) close(fd);
+        if (src->input_fd >= 0) close(src->input_fd);
+        src->input_fd = -1;
+        return -1;
     }
+    /* Also after a failed open: the path was removed, then made again. */
+    if (src->input_ino && (st.st_dev != src->input_dev || st.st_ino != src->input_ino))
+        log_at(LOG_INFO, "source %s: %s was replaced; reading the new one", src->config.name,
+               src->config.target);
+    if (src->input_fd >= 0) close(src->input_fd);
+    src->input_fd = fd;
+    src->input_is_fifo = S_ISFIFO(st.st_mode);
+    src->input_dev = st.st_dev;
+    src->input_ino = st.st_ino;
+    return 0;
+}
+
+/* A regular file is one stream; a FIFO one stream per writer, read through
+ * a fresh fd each (open_input). */
+static run_end run_file(source *src, char *why, size_t why_size) {
+    if (src->input_fd < 0 && open_input(src, why, why_size) != 0) return RUN_RETRY;
     atomic_store(&src->state, SOURCE_RUNNING);
     atomic_store(&src->attempted, 1);
-    int rc = run_stream(src, why, why_size);
+    pump pu = {.src = src};
+    int rc = run_stream(src, &pu, why, why_size);
     if (atomic_load(&src->stopping)) return RUN_STOPPED;
-    if (src->input_is_fifo) return rc == 0 ? RUN_AGAIN : RUN_RETRY; /* next writer */
-    return rc == 0 ? RUN_FINISHED : RUN_FATAL;
+    if (!src->input_is_fifo) return rc == 0 ? RUN_FINISHED : RUN_FATAL;
+    if (pu.writer_sent_nothing)
+        report_once(src, LOG_WARNING, "%s: a writer opened it and sent nothing",
+                    src->config.target);
+    if (open_input(src, why, why_size) != 0) return RUN_RETRY;
+    return RUN_AGAIN; /* the next writer, or the replaced FIFO's */
 }
 
 /* ---- device sources ------------------------------------------------------------------- */
@@ -556,6 +631,7 @@ static run_end run_device(source *src, char *why, size_t why_size) {
     }
     atomic_store(&src->state, SOURCE_RUNNING);
     atomic_store(&src->attempted, 1);
+    src->last_why[0] = '\0'; /* working: the next failure is news */
     log_at(LOG_INFO, "source %s: capturing from %s (%.0f Hz, %d channels)", src->config.name,
            es_capture_device_name(capture), st.input_rate_hz, st.input_channels);
     run_end end = RUN_STOPPED;
@@ -585,7 +661,7 @@ static void *source_worker(void *arg) {
     run_end (*run)(source *, char *, size_t) =
         src->config.kind == ES_SOURCE_FILE ? run_file : run_device;
     int delay_ms = RETRY_FIRST_MS;
-    char why[320] = "", last_why[320] = "";
+    char why[320] = "";
     while (!atomic_load(&src->stopping)) {
         run_end end = run(src, why, sizeof why);
         if (end == RUN_STOPPED || atomic_load(&src->stopping)) break;
@@ -601,19 +677,12 @@ static void *source_worker(void *arg) {
             log_at(LOG_ERR, "source %s: %s", src->config.name, why);
             break;
         }
-        /* A source that worked and then failed is a new incident: report it
-         * and start the back-off over. */
-        if (was_running) {
-            last_why[0] = '\0';
-            delay_ms = RETRY_FIRST_MS;
-        }
+        /* A source that worked and then failed starts the back-off over. */
+        if (was_running) delay_ms = RETRY_FIRST_MS;
         atomic_store(&src->state, SOURCE_RETRYING);
         atomic_store(&src->attempted, 1);
-        /* A source that keeps failing the same way is reported once. */
-        if (strcmp(last_why, why) != 0)
-            log_at(LOG_WARNING, "source %s: %s; retrying with back-off (at most every %d s)",
-                   src->config.name, why, RETRY_MAX_MS / 1000);
-        snprintf(last_why, sizeof last_why, "%s", why);
+        report_once(src, LOG_WARNING, "%s; retrying with back-off (at most every %d s)", why,
+                    RETRY_MAX_MS / 1000);
         if (wait_for_stop(src, delay_ms)) break;
         delay_ms = delay_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay_ms * 2;
     }

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -1062,6 +1063,86 @@ static void check_config_refuses_what_start_up_refuses(void **state) {
     assert_int_equal(stop(&d, NULL), 0);
 }
 
+/* Writes `bytes` of text that is no audio into the FIFO, as one writer. */
+static void write_garbage(const char *fifo, size_t bytes) {
+    int out = open(fifo, O_WRONLY);
+    assert_true(out >= 0);
+    char buf[1000];
+    memset(buf, 'z', sizeof buf);
+    for (size_t done = 0; done < bytes; done += sizeof buf)
+        assert_int_equal(write(out, buf, sizeof buf), (ssize_t)sizeof buf);
+    close(out);
+}
+
+/* Waits until the daemon has read everything written into the FIFO. */
+static void wait_fifo_drained(const daemon_proc *d) {
+    int fd = open(d->fifo, O_WRONLY | O_NONBLOCK);
+    assert_true(fd >= 0);
+    int unread = -1;
+    for (int64_t end = now_ms() + 10000; now_ms() < end; sleep_ms(10))
+        if (ioctl(fd, FIONREAD, &unread) == 0 && unread == 0) break;
+    close(fd);
+    assert_int_equal(unread, 0);
+}
+
+/* Item 12: a writer that sends no WAV used to leave the rest of its bytes
+ * in the FIFO, in front of the next writer's stream (lost), and its warning
+ * came again on every retry; a writer that sent nothing went unnoticed. */
+static void a_bad_fifo_writer_costs_nothing_and_is_reported_once(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    for (int i = 0; i < 2; i++) {
+        /* Less than the FIFO holds: the writer is gone before the daemon
+         * has read it all. */
+        write_garbage(d.fifo, 40000);
+        wait_for_log(&d, "a writer sent no WAV stream", 5000);
+        wait_fifo_drained(&d);
+    }
+    sleep_ms(100);
+    int reports = 0;
+    FILE *f = fopen(d.err_log, "r");
+    char line[2048];
+    while (f && fgets(line, sizeof line, f))
+        reports += strstr(line, "source pipe:") != NULL;
+    if (f) fclose(f);
+    if (reports != 1) {
+        dump_log(&d);
+        fail_msg("two writers sending no WAV were reported %d times, expected once", reports);
+    }
+    stream_clips(&d, 1); /* every event of the next stream */
+
+    /* A writer that opens the FIFO and sends nothing. */
+    int out = open(d.fifo, O_WRONLY);
+    assert_true(out >= 0);
+    sleep_ms(50);
+    close(out);
+    wait_for_log(&d, "a writer opened it and sent nothing", 5000);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
+/* Item 7, FIFO: `rm in.fifo; mkfifo in.fifo` used to leave the daemon
+ * reading the old one, and writers of the new one blocked forever. */
+static void a_replaced_fifo_is_noticed_and_read(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    stream_clips(&d, 1);
+    assert_int_equal(unlink(d.fifo), 0);
+    assert_int_equal(mkfifo(d.fifo, 0600), 0);
+    wait_for_log(&d, "in.fifo was replaced; reading the new one", 5000);
+    int probe = open(d.fifo, O_WRONLY | O_NONBLOCK);
+    if (probe < 0) fail_msg("nobody reads the new FIFO: %s", strerror(errno));
+    close(probe);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
 /* Three groups, registered as three ctest entries (test_daemon: lifecycle,
  * test_daemon_events: events, test_daemon_faults: faults) so they run in
  * parallel and each stays well inside the time budget of a sanitizer build.
@@ -1091,6 +1172,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(reload_never_blocks_on_a_fifo_model_or_config, kill_leftovers),
         cmocka_unit_test_teardown(sigterm_exits_while_stdout_is_not_read, kill_leftovers),
         cmocka_unit_test_teardown(check_config_refuses_what_start_up_refuses, kill_leftovers),
+        cmocka_unit_test_teardown(a_bad_fifo_writer_costs_nothing_and_is_reported_once,
+                                  kill_leftovers),
+        cmocka_unit_test_teardown(a_replaced_fifo_is_noticed_and_read, kill_leftovers),
     };
     const char *group = argc > 1 ? argv[1] : "lifecycle";
     int all = strcmp(group, "all") == 0;
