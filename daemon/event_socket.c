@@ -164,6 +164,9 @@ struct es_event_hub {
     dev_t socket_dev;
     ino_t socket_ino;
     int listen_fd;
+    int64_t next_socket_check_ms;   /* hub thread's alone */
+    atomic_int recheck;             /* es_event_hub_recheck: check at the next wake-up */
+    char last_socket_report[400];   /* hub thread's: a failure to remake is said once */
     int64_t accept_paused_until_ms; /* hub thread's alone */
     int stop_fd;
     es_line_queue *queue;
@@ -185,8 +188,8 @@ void es_event_hub_config_default(es_event_hub_config *config) {
     config->max_subscribers = 256;
     config->queue_lines = 1024;
     config->linger_ms = 200;
-    config->on_drop = NULL;
-    config->on_drop_user = NULL;
+    config->on_report = NULL;
+    config->on_report_user = NULL;
 }
 
 static void counter_add(atomic_uint_fast64_t *counter, uint64_t n) {
@@ -255,7 +258,7 @@ static int backlog_flush(subscriber *s) {
 static void drop_slow(es_event_hub *hub, size_t i, size_t len) {
     subscriber *s = &hub->subscribers[i];
     counter_add(&hub->dropped_slow, 1);
-    if (hub->config.on_drop) {
+    if (hub->config.on_report) {
         char who[32] = "";
         if (s->pid > 0) snprintf(who, sizeof who, " (pid %ld)", s->pid);
         size_t pending = s->end - s->start;
@@ -268,7 +271,7 @@ static void drop_slow(es_event_hub *hub, size_t i, size_t len) {
                      hub->config.backlog_bytes);
         else
             snprintf(why, sizeof why, "subscriber%s dropped: no memory for its backlog", who);
-        hub->config.on_drop(why, hub->config.on_drop_user);
+        hub->config.on_report(why, hub->config.on_report_user);
     }
     remove_subscriber(hub, i);
 }
@@ -388,9 +391,48 @@ static void linger(es_event_hub *hub) {
     }
 }
 
+static int open_listener(es_event_hub *hub, es_hub_error *err);
+
+#define SOCKET_CHECK_MS 1000
+
+static void report(es_event_hub *hub, const char *what) {
+    if (hub->config.on_report) hub->config.on_report(what, hub->config.on_report_user);
+}
+
+/* The socket file was deleted (or replaced by something else): nobody can
+ * connect, and another daemon could bind the path. Made again, with its
+ * mode and group; the subscribers connected so far stay. */
+static void check_socket_file(es_event_hub *hub) {
+    struct stat st;
+    if (stat(hub->socket_path, &st) == 0 && st.st_dev == hub->socket_dev &&
+        st.st_ino == hub->socket_ino)
+        return;
+    int old_fd = hub->listen_fd;
+    es_hub_error err = {0};
+    char what[sizeof hub->last_socket_report];
+    if (open_listener(hub, &err) == 0) {
+        close(old_fd);
+        snprintf(what, sizeof what, "%s: the socket file was deleted or replaced; made it again",
+                 hub->socket_path);
+        report(hub, what);
+        hub->last_socket_report[0] = '\0';
+        return;
+    }
+    if (hub->listen_fd >= 0 && hub->listen_fd != old_fd) close(hub->listen_fd);
+    hub->listen_fd = old_fd;
+    snprintf(what, sizeof what, "the socket file is gone and cannot be made again: %s", err.why);
+    if (strcmp(what, hub->last_socket_report) != 0) report(hub, what);
+    snprintf(hub->last_socket_report, sizeof hub->last_socket_report, "%s", what);
+}
+
 static void *hub_thread(void *arg) {
     es_event_hub *hub = arg;
     for (;;) {
+        int64_t now = now_ms();
+        if (atomic_exchange(&hub->recheck, 0) || now >= hub->next_socket_check_ms) {
+            check_socket_file(hub);
+            hub->next_socket_check_ms = now + SOCKET_CHECK_MS;
+        }
         hub->pollfds[POLL_STOP] = (struct pollfd){.fd = hub->stop_fd, .events = POLLIN};
         hub->pollfds[POLL_QUEUE] =
             (struct pollfd){.fd = es_line_queue_wakeup_fd(hub->queue), .events = POLLIN};
@@ -404,7 +446,8 @@ static void *hub_thread(void *arg) {
             short events = (s->input_closed ? 0 : POLLIN) | (s->end > s->start ? POLLOUT : 0);
             hub->pollfds[POLL_FIXED + i] = (struct pollfd){.fd = s->fd, .events = events};
         }
-        if (poll(hub->pollfds, POLL_FIXED + polled, accept_paused ? ACCEPT_PAUSE_MS : -1) < 0) {
+        if (poll(hub->pollfds, POLL_FIXED + polled,
+                 accept_paused ? ACCEPT_PAUSE_MS : SOCKET_CHECK_MS) < 0) {
             if (errno == EINTR) continue;
             break;
         }
@@ -570,6 +613,13 @@ int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, e
     }
     *out = hub;
     return 0;
+}
+
+void es_event_hub_recheck(es_event_hub *hub) {
+    atomic_store(&hub->recheck, 1);
+    uint64_t one = 1;
+    ssize_t ignored = write(es_line_queue_wakeup_fd(hub->queue), &one, sizeof one);
+    (void)ignored;
 }
 
 void es_event_hub_destroy(es_event_hub *hub) {

@@ -64,11 +64,12 @@ typedef struct es_event_hub_config {
     size_t max_subscribers;   /* 256; more connections are accepted and closed at once */
     size_t queue_lines;       /* 4096 between publishers and the hub thread */
     int linger_ms;            /* 200: on destroy, how long to keep sending backlogs */
-    /* NULL, or called on the hub thread once for each subscriber it
-     * disconnects for falling behind, with the reason (who, how far
-     * behind); the hub itself prints nothing. */
-    void (*on_drop)(const char *why, void *user);
-    void *on_drop_user;
+    /* NULL, or called on the hub thread with a line for the log: once for
+     * each subscriber it disconnects for falling behind (who, how far
+     * behind), and when the socket file was deleted or replaced and the hub
+     * made it again (or could not). The hub itself prints nothing. */
+    void (*on_report)(const char *what, void *user);
+    void *on_report_user;
 } es_event_hub_config;
 
 void es_event_hub_config_default(es_event_hub_config *config);
@@ -83,6 +84,12 @@ int es_event_hub_check_config(const es_event_hub_config *config, es_hub_error *e
 /* Binds and listens (a stale socket file nobody answers on is replaced; a
  * live one is an error), applies mode and group, starts the hub thread. */
 int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, es_hub_error *err);
+/* Makes the hub thread check now (it also does every second) that the
+ * socket path still names its socket; a deleted or replaced socket file is
+ * made again (a live socket of somebody else is left alone and reported),
+ * so that `earshot listen` finds the daemon and a second daemon cannot bind
+ * the path. Any thread. */
+void es_event_hub_recheck(es_event_hub *hub);
 /* Sends what is queued for up to linger_ms, closes every connection, removes
  * the socket file. */
 void es_event_hub_destroy(es_event_hub *hub);

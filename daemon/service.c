@@ -879,6 +879,7 @@ static void *reload_loader(void *arg) {
 }
 
 static void reload_begin(service *svc) {
+    es_event_hub_recheck(svc->hub); /* a deleted socket file is made again */
     if (svc->reload_running) {
         svc->reload_again = 1; /* the file may have changed since the load began */
         return;
@@ -1029,15 +1030,15 @@ static int serve(service *svc, int signal_fd) {
     }
 }
 
-/* The hub thread: one line per subscriber dropped. */
-static void log_dropped_subscriber(const char *why, void *user) {
+/* The hub thread: a subscriber dropped, the socket file made again. */
+static void log_hub_report(const char *what, void *user) {
     (void)user;
-    log_at(LOG_WARNING, "%s", why);
+    log_at(LOG_WARNING, "%s", what);
 }
 
 static void hub_config_from(const es_events_config *events, es_event_hub_config *hc) {
     es_event_hub_config_default(hc);
-    hc->on_drop = log_dropped_subscriber;
+    hc->on_report = log_hub_report;
     hc->socket_path = events->socket_path;
     hc->socket_mode = events->socket_mode;
     hc->socket_group = events->socket_group;

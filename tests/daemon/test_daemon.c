@@ -1143,6 +1143,34 @@ static void a_replaced_fifo_is_noticed_and_read(void **state) {
     assert_int_equal(stop(&d, NULL), 0);
 }
 
+/* Item 7, socket: after its socket file was deleted, SIGHUP did not make it
+ * again, `earshot listen` could not connect and a second daemon could bind
+ * the same path. */
+static void a_deleted_socket_is_made_again(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    assert_int_equal(unlink(d.socket), 0);
+    kill(d.pid, SIGHUP);
+    wait_for_log(&d, "the socket file was deleted or replaced; made it again", 5000);
+    subscriber sub;
+    subscribe(&sub, d.socket);
+    /* A second daemon on the same socket is refused. */
+    char second[512], out[2048];
+    snprintf(second, sizeof second, "'%s' daemon --config '%s' 2>&1 </dev/null", EARSHOT, d.config);
+    FILE *p = popen(second, "r");
+    size_t len = fread(out, 1, sizeof out - 1, p);
+    out[len] = '\0';
+    int status = pclose(p);
+    assert_int_equal(WEXITSTATUS(status), 1);
+    if (!strstr(out, "another process is listening on it")) fail_msg("second daemon: %s", out);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+    check_subscriber(&sub, 1);
+}
+
 /* Three groups, registered as three ctest entries (test_daemon: lifecycle,
  * test_daemon_events: events, test_daemon_faults: faults) so they run in
  * parallel and each stays well inside the time budget of a sanitizer build.
@@ -1175,6 +1203,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(a_bad_fifo_writer_costs_nothing_and_is_reported_once,
                                   kill_leftovers),
         cmocka_unit_test_teardown(a_replaced_fifo_is_noticed_and_read, kill_leftovers),
+        cmocka_unit_test_teardown(a_deleted_socket_is_made_again, kill_leftovers),
     };
     const char *group = argc > 1 ? argv[1] : "lifecycle";
     int all = strcmp(group, "all") == 0;

@@ -311,8 +311,8 @@ static void churn_and_a_stalled_subscriber_never_cost_live_ones_an_event(void **
     /* Issue 35, item 10: each drop is reported, with who and why. */
     drops dropped = {.first = ""};
     atomic_init(&dropped.count, 0);
-    config.on_drop = record_drop;
-    config.on_drop_user = &dropped;
+    config.on_report = record_drop;
+    config.on_report_user = &dropped;
     es_event_hub *hub;
     es_hub_error err;
     assert_int_equal(es_event_hub_create(&config, &hub, &err), 0);
