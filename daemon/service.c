@@ -84,6 +84,13 @@ static void log_at(int priority, const char *fmt, ...) {
 
 /* ---- engine: models + detector settings ----------------------------------------------- */
 
+/* What a model file was when it was loaded (all zero for a built-in one),
+ * taken after the load: a file changed meanwhile looks changed at the next
+ * reload, never the reverse. */
+typedef struct model_stamp {
+    uint64_t dev, ino, size, mtime_ns;
+} model_stamp;
+
 typedef struct engine {
     atomic_int refs;
     es_model *vad;
@@ -91,7 +98,18 @@ typedef struct engine {
     int kws_count;
     es_vad_config vad_config;
     es_kws_config kws_config;
+    model_stamp stamps[1 + ES_PIPELINE_MAX_KWS_MODELS]; /* vad, then kws */
 } engine;
+
+static void stamp_model(const char *path, model_stamp *stamp) {
+    struct stat st;
+    if (strcmp(path, "builtin") == 0 || stat(path, &st) != 0) return;
+    *stamp = (model_stamp){.dev = (uint64_t)st.st_dev,
+                           .ino = (uint64_t)st.st_ino,
+                           .size = (uint64_t)st.st_size,
+                           .mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+                                       (uint64_t)st.st_mtim.tv_nsec};
+}
 
 static void engine_release(engine *e) {
     if (!e || atomic_fetch_sub(&e->refs, 1) != 1) return;
@@ -129,6 +147,7 @@ static int engine_load(const es_daemon_config *c, engine **out, char *why, size_
         engine_release(e);
         return -1;
     }
+    stamp_model(c->vad_model, &e->stamps[0]);
     for (int k = 0; k < c->kws_model_count; k++) {
         if (es_pipeline_load_model(c->kws_models[k], "kws", &frontend, &e->kws[k], &err) != 0) {
             snprintf(why, why_size, "%s", err.why);
@@ -136,6 +155,7 @@ static int engine_load(const es_daemon_config *c, engine **out, char *why, size_
             return -1;
         }
         e->kws_count = k + 1;
+        stamp_model(c->kws_models[k], &e->stamps[1 + k]);
     }
     for (int i = 0; i < c->kws.threshold_count; i++) {
         if (!engine_has_keyword(e, c->kws.thresholds[i].keyword)) {
@@ -901,6 +921,21 @@ static void reload_begin(service *svc) {
     svc->reload_running = 1;
 }
 
+/* Whether a reload leaves the models and detector settings as they are:
+ * the same paths, each file as it was (model_stamp), the same [vad] and
+ * [keywords]. Then the running engine stays, and with it every stream's
+ * state (open segments, networks' memory, stream time). The config
+ * sections compare with memcmp (config.h). */
+static int engine_unchanged(const service *svc, const es_daemon_config *fresh, const engine *e) {
+    const es_daemon_config *old = &svc->config;
+    return strcmp(old->vad_model, fresh->vad_model) == 0 &&
+           old->kws_model_count == fresh->kws_model_count &&
+           memcmp(old->kws_models, fresh->kws_models, sizeof old->kws_models) == 0 &&
+           memcmp(&old->vad, &fresh->vad, sizeof old->vad) == 0 &&
+           memcmp(&old->kws, &fresh->kws, sizeof old->kws) == 0 &&
+           memcmp(svc->engine->stamps, e->stamps, sizeof e->stamps) == 0;
+}
+
 /* The main thread, once the loader is done: switch to what it loaded. */
 static void reload_finish(service *svc) {
     uint64_t count;
@@ -915,12 +950,17 @@ static void reload_finish(service *svc) {
     if (e) {
         if (memcmp(&svc->config.events, &fresh->events, sizeof fresh->events) != 0)
             log_at(LOG_WARNING, "[events] changes take effect when the service restarts");
-        pthread_mutex_lock(&svc->engine_lock);
-        engine *old = svc->engine;
-        svc->engine = e;
-        atomic_fetch_add(&svc->engine_generation, 1);
-        pthread_mutex_unlock(&svc->engine_lock);
-        engine_release(old);
+        if (engine_unchanged(svc, fresh, e)) {
+            engine_release(e);
+            log_at(LOG_INFO, "models and detector settings unchanged: running streams go on");
+        } else {
+            pthread_mutex_lock(&svc->engine_lock);
+            engine *old = svc->engine;
+            svc->engine = e;
+            atomic_fetch_add(&svc->engine_generation, 1);
+            pthread_mutex_unlock(&svc->engine_lock);
+            engine_release(old);
+        }
         prepare_capture(svc, fresh);
         apply_sources(svc, fresh);
         /* The socket and stdout stay as they were opened. */

@@ -1171,6 +1171,54 @@ static void a_deleted_socket_is_made_again(void **state) {
     check_subscriber(&sub, 1);
 }
 
+/* Writes the clip into the FIFO in small pieces, 20 ms apart, like a live
+ * producer: a stream that lasts a second or two. Not a cmocka thread. */
+static void *paced_writer_thread(void *arg) {
+    const char *fifo = arg;
+    int in = open(clip_path, O_RDONLY);
+    int out = open(fifo, O_WRONLY);
+    char buf[4096];
+    ssize_t n;
+    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0) {
+        if (write(out, buf, (size_t)n) != n) break;
+        sleep_ms(20);
+    }
+    if (in >= 0) close(in);
+    if (out >= 0) close(out);
+    return NULL;
+}
+
+/* Item 2: SIGHUP with an unchanged config used to restart every running
+ * stream (open segment closed, networks and front end reset, later times
+ * off the 10 ms grid). Now the stream goes on as if nothing happened: its
+ * events are exactly `earshot file`'s. */
+static void a_reload_that_changes_nothing_leaves_streams_alone(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    pthread_t writer_thread;
+    pthread_create(&writer_thread, NULL, paced_writer_thread, d.fifo);
+    for (int i = 1; i <= 3; i++) {
+        sleep_ms(300);
+        kill(d.pid, SIGHUP);
+        wait_for_log_count(&d, "reloaded", i, 5000);
+    }
+    pthread_join(writer_thread, NULL);
+    wait_for_log(&d, "stream ended", 30000);
+    assert_int_equal(count_lines(d.out_log), expected_count);
+    FILE *f = fopen(d.out_log, "r");
+    char line[MAX_LINE];
+    for (int i = 0; i < expected_count && fgets(line, sizeof line, f); i++) {
+        normalise(line);
+        assert_string_equal(line, expected[i]);
+    }
+    fclose(f);
+    assert_true(log_contains(&d, "unchanged: running streams go on"));
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
 /* Three groups, registered as three ctest entries (test_daemon: lifecycle,
  * test_daemon_events: events, test_daemon_faults: faults) so they run in
  * parallel and each stays well inside the time budget of a sanitizer build.
@@ -1204,6 +1252,8 @@ int main(int argc, char **argv) {
                                   kill_leftovers),
         cmocka_unit_test_teardown(a_replaced_fifo_is_noticed_and_read, kill_leftovers),
         cmocka_unit_test_teardown(a_deleted_socket_is_made_again, kill_leftovers),
+        cmocka_unit_test_teardown(a_reload_that_changes_nothing_leaves_streams_alone,
+                                  kill_leftovers),
     };
     const char *group = argc > 1 ? argv[1] : "lifecycle";
     int all = strcmp(group, "all") == 0;
