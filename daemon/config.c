@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -16,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -464,27 +467,108 @@ int es_daemon_config_parse(const char *text, size_t size, const char *name,
     return p.failed ? -1 : 0;
 }
 
+/* Makes `path` (capacity ES_CONFIG_VALUE_MAX) absolute against `dir`. */
+static int resolve_one(const char *config_path, const char *dir, char *path, int line,
+                       es_config_error *err) {
+    if (path[0] == '/') return 0;
+    char joined[ES_CONFIG_VALUE_MAX];
+    if (snprintf(joined, sizeof joined, "%s/%s", dir, path) >= (int)sizeof joined) {
+        char where[32] = "";
+        if (line > 0) snprintf(where, sizeof where, ":%d", line);
+        err->line = line;
+        snprintf(err->message, sizeof err->message,
+                 "%s%s: '%s' is longer than %d characters once resolved against %s", config_path,
+                 where, path, ES_CONFIG_VALUE_MAX - 1, dir);
+        return -1;
+    }
+    memcpy(path, joined, sizeof joined);
+    return 0;
+}
+
+/* A relative `file =` or model path names a file beside the config, not in
+ * whatever directory the daemon happens to start in (systemd starts it in
+ * /, a check by hand runs where the user stands): it is made absolute
+ * against the config file's folder, so that --check-config and the service
+ * look at the same file. */
+static int resolve_relative_paths(const char *config_path, es_daemon_config *c,
+                                  es_config_error *err) {
+    char folder[PATH_MAX];
+    snprintf(folder, sizeof folder, "%s", config_path);
+    char *slash = strrchr(folder, '/');
+    if (!slash)
+        snprintf(folder, sizeof folder, ".");
+    else if (slash == folder)
+        folder[1] = '\0';
+    else
+        *slash = '\0';
+    char absolute[PATH_MAX];
+    const char *dir = realpath(folder, absolute) ? absolute : folder;
+    for (int i = 0; i < c->source_count; i++)
+        if (c->sources[i].kind == ES_SOURCE_FILE &&
+            resolve_one(config_path, dir, c->sources[i].target, c->sources[i].line, err) != 0)
+            return -1;
+    if (strcmp(c->vad_model, "builtin") != 0 &&
+        resolve_one(config_path, dir, c->vad_model, 0, err) != 0)
+        return -1;
+    for (int k = 0; k < c->kws_model_count; k++)
+        if (strcmp(c->kws_models[k], "builtin") != 0 &&
+            resolve_one(config_path, dir, c->kws_models[k], 0, err) != 0)
+            return -1;
+    return 0;
+}
+
+/* The path is opened without blocking and must be a regular file of at
+ * most CONFIG_FILE_MAX_BYTES: a FIFO put in its place would otherwise block
+ * the reading thread until a writer came, and a device would be read
+ * without end. */
 int es_daemon_config_load(const char *path, es_daemon_config *config, es_config_error *err) {
     err->line = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(err->message, sizeof err->message, "%s: %s", path, strerror(errno));
         return -1;
     }
-    char *text = malloc(CONFIG_FILE_MAX_BYTES + 1);
-    size_t size = text ? fread(text, 1, CONFIG_FILE_MAX_BYTES + 1, f) : 0;
-    int read_failed = ferror(f);
-    fclose(f);
+    struct stat info;
+    char *text = NULL;
+    size_t size = 0;
     int rc = -1;
-    if (!text)
-        snprintf(err->message, sizeof err->message, "%s: out of memory", path);
-    else if (read_failed)
-        snprintf(err->message, sizeof err->message, "%s: read error", path);
-    else if (size > CONFIG_FILE_MAX_BYTES)
+    if (fstat(fd, &info) != 0)
+        snprintf(err->message, sizeof err->message, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(info.st_mode))
+        snprintf(err->message, sizeof err->message, "%s: not a regular file", path);
+    else if (info.st_size > CONFIG_FILE_MAX_BYTES)
         snprintf(err->message, sizeof err->message, "%s: larger than %d bytes", path,
                  CONFIG_FILE_MAX_BYTES);
+    else if (!(text = malloc((size_t)info.st_size + 1)))
+        snprintf(err->message, sizeof err->message, "%s: out of memory", path);
     else
-        rc = es_daemon_config_parse(text, size, path, config, err);
+        rc = 0;
+    /* One byte past the size fstat gave: a file that grew meanwhile is
+     * refused, not read without bound. */
+    while (rc == 0 && size <= (size_t)info.st_size) {
+        ssize_t n = read(fd, text + size, (size_t)info.st_size + 1 - size);
+        if (n == 0) break;
+        if (n > 0) {
+            size += (size_t)n;
+        } else if (errno != EINTR) {
+            snprintf(err->message, sizeof err->message, "%s: %s", path, strerror(errno));
+            rc = -1;
+        }
+    }
+    close(fd);
+    if (rc == 0 && size > (size_t)info.st_size) {
+        snprintf(err->message, sizeof err->message, "%s: changed while being read", path);
+        rc = -1;
+    }
+    es_daemon_config *parsed = rc == 0 ? malloc(sizeof *parsed) : NULL;
+    if (rc == 0 && !parsed) {
+        snprintf(err->message, sizeof err->message, "%s: out of memory", path);
+        rc = -1;
+    }
+    if (rc == 0) rc = es_daemon_config_parse(text, size, path, parsed, err);
+    if (rc == 0) rc = resolve_relative_paths(path, parsed, err);
+    if (rc == 0) memcpy(config, parsed, sizeof *parsed);
+    free(parsed);
     free(text);
     return rc;
 }

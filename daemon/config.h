@@ -75,7 +75,10 @@ typedef struct es_config_error {
 void es_daemon_config_default(es_daemon_config *config);
 
 /* Parses and validates a config file. Returns 0, or -1 with *err filled
- * (the first error in file order). `config` is only written on success. */
+ * (the first error in file order). `config` is only written on success.
+ * Relative `file =` and model paths are made absolute against the folder
+ * of the config file (never the working directory). Only a regular file
+ * is read. */
 int es_daemon_config_load(const char *path, es_daemon_config *config, es_config_error *err);
 
 /* The same for text in memory; `name` stands for the file in messages. */

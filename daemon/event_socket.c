@@ -151,6 +151,7 @@ uint64_t es_line_queue_lost(const es_line_queue *q) {
  * whole or partly sent lines (each line ends with its only '\n'). */
 typedef struct subscriber {
     int fd;
+    long pid; /* the peer's, for messages; 0 when unknown */
     char *bytes;
     size_t allocated, start, end;
     size_t events;
@@ -163,6 +164,9 @@ struct es_event_hub {
     dev_t socket_dev;
     ino_t socket_ino;
     int listen_fd;
+    int64_t next_socket_check_ms;   /* hub thread's alone */
+    atomic_int recheck;             /* es_event_hub_recheck: check at the next wake-up */
+    char last_socket_report[400];   /* hub thread's: a failure to remake is said once */
     int64_t accept_paused_until_ms; /* hub thread's alone */
     int stop_fd;
     es_line_queue *queue;
@@ -184,6 +188,8 @@ void es_event_hub_config_default(es_event_hub_config *config) {
     config->max_subscribers = 256;
     config->queue_lines = 1024;
     config->linger_ms = 200;
+    config->on_report = NULL;
+    config->on_report_user = NULL;
 }
 
 static void counter_add(atomic_uint_fast64_t *counter, uint64_t n) {
@@ -247,14 +253,35 @@ static int backlog_flush(subscriber *s) {
     return 0;
 }
 
+/* A subscriber that cannot take one more line is disconnected, and the
+ * owner told why: a line of log per client, instead of only a count. */
+static void drop_slow(es_event_hub *hub, size_t i, size_t len) {
+    subscriber *s = &hub->subscribers[i];
+    counter_add(&hub->dropped_slow, 1);
+    if (hub->config.on_report) {
+        char who[32] = "";
+        if (s->pid > 0) snprintf(who, sizeof who, " (pid %ld)", s->pid);
+        size_t pending = s->end - s->start;
+        char why[256];
+        if (s->events + 1 > hub->config.backlog_events || pending + len > hub->config.backlog_bytes)
+            snprintf(why, sizeof why,
+                     "subscriber%s dropped as slow: %zu events (%zu bytes) unread, the backlog "
+                     "holds %zu events or %zu bytes",
+                     who, s->events, pending, hub->config.backlog_events,
+                     hub->config.backlog_bytes);
+        else
+            snprintf(why, sizeof why, "subscriber%s dropped: no memory for its backlog", who);
+        hub->config.on_report(why, hub->config.on_report_user);
+    }
+    remove_subscriber(hub, i);
+}
+
 static void fan_out(es_event_hub *hub, const char *line, size_t len) {
     for (size_t i = 0; i < hub->subscriber_count;) {
-        if (backlog_append(hub, &hub->subscribers[i], line, len) == 0) {
+        if (backlog_append(hub, &hub->subscribers[i], line, len) == 0)
             i++;
-            continue;
-        }
-        counter_add(&hub->dropped_slow, 1);
-        remove_subscriber(hub, i);
+        else
+            drop_slow(hub, i, len);
     }
 }
 
@@ -298,7 +325,10 @@ static void accept_subscribers(es_event_hub *hub) {
          * default-sized one (~200 KB) before its own backlog even starts. */
         int sndbuf = (int)hub->config.backlog_bytes;
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-        hub->subscribers[hub->subscriber_count++] = (subscriber){.fd = fd};
+        struct ucred peer;
+        socklen_t peer_len = sizeof peer;
+        long pid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) == 0 ? peer.pid : 0;
+        hub->subscribers[hub->subscriber_count++] = (subscriber){.fd = fd, .pid = pid};
         atomic_store_explicit(&hub->subscribers_now, hub->subscriber_count, memory_order_relaxed);
         counter_add(&hub->accepted, 1);
     }
@@ -361,9 +391,48 @@ static void linger(es_event_hub *hub) {
     }
 }
 
+static int open_listener(es_event_hub *hub, es_hub_error *err);
+
+#define SOCKET_CHECK_MS 1000
+
+static void report(es_event_hub *hub, const char *what) {
+    if (hub->config.on_report) hub->config.on_report(what, hub->config.on_report_user);
+}
+
+/* The socket file was deleted (or replaced by something else): nobody can
+ * connect, and another daemon could bind the path. Made again, with its
+ * mode and group; the subscribers connected so far stay. */
+static void check_socket_file(es_event_hub *hub) {
+    struct stat st;
+    if (stat(hub->socket_path, &st) == 0 && st.st_dev == hub->socket_dev &&
+        st.st_ino == hub->socket_ino)
+        return;
+    int old_fd = hub->listen_fd;
+    es_hub_error err = {0};
+    char what[sizeof hub->last_socket_report];
+    if (open_listener(hub, &err) == 0) {
+        close(old_fd);
+        snprintf(what, sizeof what, "%s: the socket file was deleted or replaced; made it again",
+                 hub->socket_path);
+        report(hub, what);
+        hub->last_socket_report[0] = '\0';
+        return;
+    }
+    if (hub->listen_fd >= 0 && hub->listen_fd != old_fd) close(hub->listen_fd);
+    hub->listen_fd = old_fd;
+    snprintf(what, sizeof what, "the socket file is gone and cannot be made again: %s", err.why);
+    if (strcmp(what, hub->last_socket_report) != 0) report(hub, what);
+    snprintf(hub->last_socket_report, sizeof hub->last_socket_report, "%s", what);
+}
+
 static void *hub_thread(void *arg) {
     es_event_hub *hub = arg;
     for (;;) {
+        int64_t now = now_ms();
+        if (atomic_exchange(&hub->recheck, 0) || now >= hub->next_socket_check_ms) {
+            check_socket_file(hub);
+            hub->next_socket_check_ms = now + SOCKET_CHECK_MS;
+        }
         hub->pollfds[POLL_STOP] = (struct pollfd){.fd = hub->stop_fd, .events = POLLIN};
         hub->pollfds[POLL_QUEUE] =
             (struct pollfd){.fd = es_line_queue_wakeup_fd(hub->queue), .events = POLLIN};
@@ -377,7 +446,8 @@ static void *hub_thread(void *arg) {
             short events = (s->input_closed ? 0 : POLLIN) | (s->end > s->start ? POLLOUT : 0);
             hub->pollfds[POLL_FIXED + i] = (struct pollfd){.fd = s->fd, .events = events};
         }
-        if (poll(hub->pollfds, POLL_FIXED + polled, accept_paused ? ACCEPT_PAUSE_MS : -1) < 0) {
+        if (poll(hub->pollfds, POLL_FIXED + polled,
+                 accept_paused ? ACCEPT_PAUSE_MS : SOCKET_CHECK_MS) < 0) {
             if (errno == EINTR) continue;
             break;
         }
@@ -427,12 +497,33 @@ static int remove_stale_socket(const struct sockaddr_un *addr, es_hub_error *err
     return 0;
 }
 
+int es_event_hub_check_config(const es_event_hub_config *c, es_hub_error *err) {
+    struct sockaddr_un addr;
+    if (!c->socket_path || !*c->socket_path || strlen(c->socket_path) >= sizeof addr.sun_path)
+        return set_error(err, ENAMETOOLONG, "socket path is empty or longer than %zu bytes",
+                         sizeof addr.sun_path - 1);
+    char folder[sizeof addr.sun_path];
+    snprintf(folder, sizeof folder, "%s", c->socket_path);
+    char *slash = strrchr(folder, '/');
+    if (slash) {
+        slash[slash == folder] = '\0'; /* "/x.sock" lives in "/" */
+        struct stat st;
+        if (stat(folder, &st) != 0)
+            return set_error(err, errno, "%s: folder %s: %s", c->socket_path, folder,
+                             strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return set_error(err, ENOTDIR, "%s: %s is not a folder", c->socket_path, folder);
+    }
+    gid_t gid;
+    if (c->socket_group && *c->socket_group && resolve_group(c->socket_group, &gid) != 0)
+        return set_error(err, EINVAL, "%s: no group named '%s'", c->socket_path, c->socket_group);
+    return 0;
+}
+
 static int open_listener(es_event_hub *hub, es_hub_error *err) {
     const es_event_hub_config *c = &hub->config;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (!c->socket_path || strlen(c->socket_path) >= sizeof addr.sun_path)
-        return set_error(err, ENAMETOOLONG, "socket path is empty or longer than %zu bytes",
-                         sizeof addr.sun_path - 1);
+    if (es_event_hub_check_config(c, err) != 0) return -1;
     memcpy(addr.sun_path, c->socket_path, strlen(c->socket_path) + 1);
     memcpy(hub->socket_path, addr.sun_path, sizeof addr.sun_path);
 
@@ -524,6 +615,13 @@ int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, e
     return 0;
 }
 
+void es_event_hub_recheck(es_event_hub *hub) {
+    atomic_store(&hub->recheck, 1);
+    uint64_t one = 1;
+    ssize_t ignored = write(es_line_queue_wakeup_fd(hub->queue), &one, sizeof one);
+    (void)ignored;
+}
+
 void es_event_hub_destroy(es_event_hub *hub) {
     if (!hub) return;
     uint64_t one = 1;
@@ -557,45 +655,80 @@ void es_event_hub_get_stats(const es_event_hub *hub, es_event_hub_stats *stats) 
 
 /* ---- line writer ------------------------------------------------------------------ */
 
+/* The writer never sits in a blocking write(): it waits for the fd in poll()
+ * beside its stop signal, then writes one line (a pipe takes a line of at
+ * most PIPE_BUF whole once poll says it has room; a socket is written with
+ * MSG_DONTWAIT). So a reader that stalls costs lines (the queue fills and
+ * publishing drops them, counted), never a thread that cannot be stopped.
+ * On destroy, queued lines are written for as long as the fd keeps taking
+ * them; LINE_WRITER_LINGER_MS without room ends it, and what is left is
+ * counted as lost. */
+#define LINE_WRITER_LINGER_MS 200
+
 struct es_line_writer {
     int fd;
+    int is_socket;
     int stop_fd;
     int broken; /* the fd refused a write: later lines are dropped */
     es_line_queue *queue;
     pthread_t thread;
+    atomic_uint_fast64_t abandoned; /* lines dropped after a write error or at the end */
 };
 
-static void write_all(es_line_writer *w, const char *bytes, size_t len) {
-    while (len && !w->broken) {
-        ssize_t n = write(w->fd, bytes, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            w->broken = 1;
-            return;
+/* Writes what the fd takes now of [*done, len); -1 when it is broken. */
+static int write_some(es_line_writer *w, const char *bytes, size_t len, size_t *done) {
+    while (*done < len) {
+        ssize_t n = w->is_socket
+                        ? send(w->fd, bytes + *done, len - *done, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : write(w->fd, bytes + *done, len - *done);
+        if (n > 0) {
+            *done += (size_t)n;
+            continue;
         }
-        bytes += n;
-        len -= (size_t)n;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        return -1;
     }
-}
-
-static void write_queued(es_line_writer *w) {
-    char line[ES_EVENT_LINE_MAX];
-    long len;
-    es_line_queue_clear_wakeup(w->queue);
-    while ((len = es_line_queue_pop(w->queue, line)) >= 0)
-        write_all(w, line, (size_t)len);
+    return 0;
 }
 
 static void *writer_thread(void *arg) {
     es_line_writer *w = arg;
-    struct pollfd fds[2] = {{.fd = w->stop_fd, .events = POLLIN},
-                            {.fd = es_line_queue_wakeup_fd(w->queue), .events = POLLIN}};
+    char line[ES_EVENT_LINE_MAX];
+    long len = -1; /* the line being written, or -1 */
+    size_t done = 0;
+    int stopping = 0;
     for (;;) {
-        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
-        if (fds[1].revents) write_queued(w);
-        if (fds[0].revents) break;
+        if (len < 0) {
+            es_line_queue_clear_wakeup(w->queue);
+            len = es_line_queue_pop(w->queue, line);
+            done = 0;
+        }
+        if (len >= 0 && w->broken) {
+            counter_add(&w->abandoned, 1);
+            len = -1;
+            continue;
+        }
+        if (len < 0 && stopping) break;
+        /* A negative fd is skipped by poll(). */
+        struct pollfd fds[3] = {
+            {.fd = stopping ? -1 : w->stop_fd, .events = POLLIN},
+            {.fd = len < 0 ? es_line_queue_wakeup_fd(w->queue) : -1, .events = POLLIN},
+            {.fd = len >= 0 ? w->fd : -1, .events = POLLOUT},
+        };
+        int n = poll(fds, 3, stopping ? LINE_WRITER_LINGER_MS : -1);
+        if (n < 0 && errno != EINTR) break;
+        if (n == 0) break; /* stopping, and the fd took nothing for the whole linger */
+        if (fds[0].revents) stopping = 1;
+        if (fds[2].revents) {
+            if (write_some(w, line, (size_t)len, &done) != 0) w->broken = 1;
+            if (w->broken || done == (size_t)len) len = -1;
+        }
     }
-    write_queued(w);
+    /* Whatever could not be written in time is lost, and counted. */
+    if (len >= 0) counter_add(&w->abandoned, 1);
+    while (es_line_queue_pop(w->queue, line) >= 0)
+        counter_add(&w->abandoned, 1);
     return NULL;
 }
 
@@ -603,6 +736,9 @@ int es_line_writer_create(int fd, size_t queue_lines, es_line_writer **out, es_h
     es_line_writer *w = calloc(1, sizeof *w);
     if (!w) return set_error(err, ENOMEM, "out of memory");
     w->fd = fd;
+    struct stat st;
+    w->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    atomic_init(&w->abandoned, 0);
     w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int rc = es_line_queue_create(queue_lines, &w->queue);
     if (w->stop_fd < 0 || rc != 0) {
@@ -621,15 +757,17 @@ int es_line_writer_create(int fd, size_t queue_lines, es_line_writer **out, es_h
     return 0;
 }
 
-void es_line_writer_destroy(es_line_writer *w) {
-    if (!w) return;
+uint64_t es_line_writer_destroy(es_line_writer *w) {
+    if (!w) return 0;
     uint64_t one = 1;
     ssize_t ignored = write(w->stop_fd, &one, sizeof one);
     (void)ignored;
     pthread_join(w->thread, NULL);
+    uint64_t lost = es_line_writer_lost(w);
     close(w->stop_fd);
     es_line_queue_destroy(w->queue);
     free(w);
+    return lost;
 }
 
 int es_line_writer_publish(es_line_writer *w, const char *line, size_t len) {
@@ -637,5 +775,7 @@ int es_line_writer_publish(es_line_writer *w, const char *line, size_t len) {
 }
 
 uint64_t es_line_writer_lost(const es_line_writer *w) {
-    return es_line_queue_lost(w->queue);
+    es_line_writer *writer = (es_line_writer *)w;
+    return es_line_queue_lost(w->queue) +
+           atomic_load_explicit(&writer->abandoned, memory_order_relaxed);
 }

@@ -3,7 +3,9 @@
  * systemd/earshot.service.in).
  *
  * Threads:
- *   main      signals (signalfd), sd_notify READY/STATUS/WATCHDOG, reloads
+ *   main      signals (signalfd), sd_notify READY/STATUS/WATCHDOG, applies reloads
+ *   reload    for each SIGHUP, loads the config and models (never on main,
+ *             so that no file read can hold up signals or the watchdog)
  *   per source a worker that opens the input and restarts it (back-off), and
  *             while a stream runs: a pump (input fd -> pipe, interruptible),
  *             the worker as pipeline producer (audio_file reads the pipe and
@@ -53,7 +55,6 @@
 #define STATUS_PERIOD_MS 1000
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
-#define FIFO_POLL_MS 50 /* a FIFO nobody writes to yet: look again this often */
 
 /* Test-only hook (documented in README, "Service"): when set, the engine
  * loop of the first stream that processes a frame sleeps this many
@@ -83,6 +84,13 @@ static void log_at(int priority, const char *fmt, ...) {
 
 /* ---- engine: models + detector settings ----------------------------------------------- */
 
+/* What a model file was when it was loaded (all zero for a built-in one),
+ * taken after the load: a file changed meanwhile looks changed at the next
+ * reload, never the reverse. */
+typedef struct model_stamp {
+    uint64_t dev, ino, size, mtime_ns;
+} model_stamp;
+
 typedef struct engine {
     atomic_int refs;
     es_model *vad;
@@ -90,7 +98,18 @@ typedef struct engine {
     int kws_count;
     es_vad_config vad_config;
     es_kws_config kws_config;
+    model_stamp stamps[1 + ES_PIPELINE_MAX_KWS_MODELS]; /* vad, then kws */
 } engine;
+
+static void stamp_model(const char *path, model_stamp *stamp) {
+    struct stat st;
+    if (strcmp(path, "builtin") == 0 || stat(path, &st) != 0) return;
+    *stamp = (model_stamp){.dev = (uint64_t)st.st_dev,
+                           .ino = (uint64_t)st.st_ino,
+                           .size = (uint64_t)st.st_size,
+                           .mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+                                       (uint64_t)st.st_mtim.tv_nsec};
+}
 
 static void engine_release(engine *e) {
     if (!e || atomic_fetch_sub(&e->refs, 1) != 1) return;
@@ -128,6 +147,7 @@ static int engine_load(const es_daemon_config *c, engine **out, char *why, size_
         engine_release(e);
         return -1;
     }
+    stamp_model(c->vad_model, &e->stamps[0]);
     for (int k = 0; k < c->kws_model_count; k++) {
         if (es_pipeline_load_model(c->kws_models[k], "kws", &frontend, &e->kws[k], &err) != 0) {
             snprintf(why, why_size, "%s", err.why);
@@ -135,6 +155,7 @@ static int engine_load(const es_daemon_config *c, engine **out, char *why, size_
             return -1;
         }
         e->kws_count = k + 1;
+        stamp_model(c->kws_models[k], &e->stamps[1 + k]);
     }
     for (int i = 0; i < c->kws.threshold_count; i++) {
         if (!engine_has_keyword(e, c->kws.thresholds[i].keyword)) {
@@ -163,6 +184,14 @@ typedef struct service {
 
     es_event_hub *hub;
     es_line_writer *stdout_writer;
+    int stdout_drops_logged; /* the main thread's: the first drop was logged */
+
+    /* A reload's loading thread (reload_begin) and what it loaded. */
+    pthread_t reload_thread;
+    int reload_running, reload_again; /* the main thread's */
+    int reload_done_fd;               /* eventfd: the loader is done */
+    es_daemon_config *reload_config;
+    engine *reload_engine;
 
     source *sources[ES_CONFIG_MAX_SOURCES];
     int source_count;
@@ -208,6 +237,9 @@ struct source {
     atomic_uint_fast64_t stream_ring_drops; /* the running stream's, for STATUS */
     int input_fd; /* file sources: the path, open across streams (worker's alone) */
     int input_is_fifo;
+    dev_t input_dev; /* what input_fd is, to notice the path naming another file */
+    ino_t input_ino;
+    char last_why[320]; /* the last failure reported (worker's alone): each is said once */
 };
 
 static int wait_for_stop(source *src, int timeout_ms) {
@@ -335,7 +367,9 @@ typedef struct pump {
     int in_fd;
     int out_fd; /* non-blocking write end of the pipe */
     int is_fifo;
-    uint64_t bytes;
+    atomic_uint_fast64_t bytes; /* read so far; the worker looks before joining */
+    int writer_sent_nothing;    /* a FIFO writer came and went without a byte */
+    int replaced;               /* the FIFO's path names another file now */
     pthread_t thread;
 } pump;
 
@@ -366,21 +400,47 @@ static int write_out(pump *pu, const char *bytes, size_t len) {
     return 0;
 }
 
+/* Whether the source's path still names the file its fd reads. */
+static int path_replaced(const source *src) {
+    struct stat st;
+    return stat(src->config.target, &st) != 0 || st.st_dev != src->input_dev ||
+           st.st_ino != src->input_ino;
+}
+
+/* An idle FIFO's path is checked for a replacement this often. */
+#define FIFO_CHECK_MS 1000
+
+/* Copies one writer's stream into the pipe. The FIFO's fd was opened after
+ * the previous writer left (open_input), so the kernel reports a hang-up on
+ * it only once a new writer came and went: no polling for writers, and a
+ * writer that sent nothing is seen. Once the reader gave up (a stream that
+ * is not WAV), the rest of the writer's bytes are read and dropped, so that
+ * they cannot become the start of the next writer's stream. */
 static void *pump_thread(void *arg) {
     pump *pu = arg;
     char buf[16384];
+    int discarding = 0;
     for (;;) {
-        int ready = wait_ready(pu, pu->in_fd, POLLIN, -1);
+        int idle_fifo = pu->is_fifo && atomic_load(&pu->bytes) == 0;
+        int ready = wait_ready(pu, pu->in_fd, POLLIN, idle_fifo ? FIFO_CHECK_MS : -1);
         if (ready < 0) break;
-        if (!ready) continue;
+        if (!ready) {
+            if (idle_fifo && path_replaced(pu->src)) {
+                pu->replaced = 1;
+                break;
+            }
+            continue;
+        }
         ssize_t n = read(pu->in_fd, buf, sizeof buf);
         if (n > 0) {
-            pu->bytes += (uint64_t)n;
-            if (write_out(pu, buf, (size_t)n) != 0) break;
+            atomic_fetch_add(&pu->bytes, (uint64_t)n);
+            if (!discarding && write_out(pu, buf, (size_t)n) != 0) {
+                if (atomic_load(&pu->src->stopping)) break;
+                discarding = 1; /* EPIPE: the reader gave up on the stream */
+            }
         } else if (n == 0) {
-            /* A FIFO reads as ended until its first writer comes. */
-            if (!pu->is_fifo || pu->bytes > 0) break;
-            if (wait_for_stop(pu->src, FIFO_POLL_MS)) break;
+            pu->writer_sent_nothing = atomic_load(&pu->bytes) == 0;
+            break;
         } else if (errno != EINTR && errno != EAGAIN) {
             break;
         }
@@ -400,6 +460,22 @@ typedef enum run_end {
     RUN_RETRY,    /* failed (missing path, device gone): try again after a back-off */
 } run_end;
 
+static void report_once(source *src, int priority, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A source that keeps failing the same way is reported once; a stream that
+ * worked since (run_pipeline) makes the next failure news again. */
+static void report_once(source *src, int priority, const char *fmt, ...) {
+    char why[sizeof src->last_why];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (strcmp(why, src->last_why) == 0) return;
+    snprintf(src->last_why, sizeof src->last_why, "%s", why);
+    log_at(priority, "source %s: %s", src->config.name, why);
+}
+
 /* Switches the stream to a newer engine at a chunk boundary. */
 static void follow_reload(stream *st, uint64_t *frames_fed) {
     if (atomic_load(&st->src->svc->engine_generation) == st->generation) return;
@@ -416,6 +492,7 @@ static void follow_reload(stream *st, uint64_t *frames_fed) {
 static int run_pipeline(source *src, const char *pipe_path, char *why, size_t why_size) {
     es_audio_file *audio;
     if (es_audio_file_open(pipe_path, &audio, why, why_size) != 0) return -1;
+    src->last_why[0] = '\0';
     const es_audio_info *info = es_audio_file_info(audio);
     /* A file or FIFO waits for room: nothing is lost, and the writer is
      * slowed down instead. */
@@ -448,17 +525,18 @@ static int run_pipeline(source *src, const char *pipe_path, char *why, size_t wh
     return got < 0 || lost_pipeline ? -1 : 0;
 }
 
-/* One stream read from `in_fd` (left open) through a pump. */
-static int run_stream(source *src, char *why, size_t why_size) {
+/* One stream read from the source's fd (left open) through a pump. */
+static int run_stream(source *src, pump *pu, char *why, size_t why_size) {
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
         snprintf(why, why_size, "pipe: %s", strerror(errno));
         return -1;
     }
     fcntl(pipe_fds[1], F_SETFL, O_NONBLOCK);
-    pump pu = {
+    *pu = (pump){
         .src = src, .in_fd = src->input_fd, .out_fd = pipe_fds[1], .is_fifo = src->input_is_fifo};
-    int rc = pthread_create(&pu.thread, NULL, pump_thread, &pu);
+    atomic_init(&pu->bytes, 0);
+    int rc = pthread_create(&pu->thread, NULL, pump_thread, pu);
     if (rc != 0) {
         snprintf(why, why_size, "cannot start a thread: %s", strerror(rc));
         close(pipe_fds[0]);
@@ -468,31 +546,58 @@ static int run_stream(source *src, char *why, size_t why_size) {
     char pipe_path[64];
     snprintf(pipe_path, sizeof pipe_path, "/proc/self/fd/%d", pipe_fds[0]);
     rc = run_pipeline(src, pipe_path, why, why_size);
-    close(pipe_fds[0]); /* a pump still writing gets EPIPE and ends */
-    pthread_join(pu.thread, NULL);
+    /* A FIFO writer whose bytes are no stream is reported now: the pump
+     * drops the rest until it closes, which may take a while. */
+    if (rc != 0 && pu->is_fifo && atomic_load(&pu->bytes) > 0 && !atomic_load(&src->stopping))
+        report_once(src, LOG_WARNING, "%s: a writer sent no WAV stream: %s; its data is dropped",
+                    src->config.target, why);
+    close(pipe_fds[0]); /* a pump still writing gets EPIPE and drops the rest */
+    pthread_join(pu->thread, NULL);
     return rc;
 }
 
-/* The path is opened once, without blocking (a FIFO would wait for a
- * writer), and stays open: a FIFO carries one stream per writer, and a
- * reader that closed between writers would make the next writer fail with
- * EPIPE. */
-static run_end run_file(source *src, char *why, size_t why_size) {
-    if (src->input_fd < 0) {
-        src->input_fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (src->input_fd < 0) {
-            snprintf(why, why_size, "%s: %s", src->config.target, strerror(errno));
-            return RUN_RETRY;
-        }
-        struct stat st;
-        src->input_is_fifo = fstat(src->input_fd, &st) == 0 && S_ISFIFO(st.st_mode);
+/* Opens the source's path without blocking (a FIFO would wait for a
+ * writer). A FIFO is opened afresh after every writer, the new fd before
+ * the old one closes: the FIFO never lacks a reader (a writer would get
+ * EPIPE), the pump can tell the next writer's hang-up (pump_thread), and a
+ * path that now names another FIFO is followed. */
+static int open_input(source *src, char *why, size_t why_size) {
+    int fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(why, why_size, "%s: %s", src->config.target, strerror(errno));
+        if (fd >= 0) close(fd);
+        if (src->input_fd >= 0) close(src->input_fd);
+        src->input_fd = -1;
+        return -1;
     }
+    /* Also after a failed open: the path was removed, then made again. */
+    if (src->input_ino && (st.st_dev != src->input_dev || st.st_ino != src->input_ino))
+        log_at(LOG_INFO, "source %s: %s was replaced; reading the new one", src->config.name,
+               src->config.target);
+    if (src->input_fd >= 0) close(src->input_fd);
+    src->input_fd = fd;
+    src->input_is_fifo = S_ISFIFO(st.st_mode);
+    src->input_dev = st.st_dev;
+    src->input_ino = st.st_ino;
+    return 0;
+}
+
+/* A regular file is one stream; a FIFO one stream per writer, read through
+ * a fresh fd each (open_input). */
+static run_end run_file(source *src, char *why, size_t why_size) {
+    if (src->input_fd < 0 && open_input(src, why, why_size) != 0) return RUN_RETRY;
     atomic_store(&src->state, SOURCE_RUNNING);
     atomic_store(&src->attempted, 1);
-    int rc = run_stream(src, why, why_size);
+    pump pu = {.src = src};
+    int rc = run_stream(src, &pu, why, why_size);
     if (atomic_load(&src->stopping)) return RUN_STOPPED;
-    if (src->input_is_fifo) return rc == 0 ? RUN_AGAIN : RUN_RETRY; /* next writer */
-    return rc == 0 ? RUN_FINISHED : RUN_FATAL;
+    if (!src->input_is_fifo) return rc == 0 ? RUN_FINISHED : RUN_FATAL;
+    if (pu.writer_sent_nothing)
+        report_once(src, LOG_WARNING, "%s: a writer opened it and sent nothing",
+                    src->config.target);
+    if (open_input(src, why, why_size) != 0) return RUN_RETRY;
+    return RUN_AGAIN; /* the next writer, or the replaced FIFO's */
 }
 
 /* ---- device sources ------------------------------------------------------------------- */
@@ -546,6 +651,7 @@ static run_end run_device(source *src, char *why, size_t why_size) {
     }
     atomic_store(&src->state, SOURCE_RUNNING);
     atomic_store(&src->attempted, 1);
+    src->last_why[0] = '\0'; /* working: the next failure is news */
     log_at(LOG_INFO, "source %s: capturing from %s (%.0f Hz, %d channels)", src->config.name,
            es_capture_device_name(capture), st.input_rate_hz, st.input_channels);
     run_end end = RUN_STOPPED;
@@ -575,7 +681,7 @@ static void *source_worker(void *arg) {
     run_end (*run)(source *, char *, size_t) =
         src->config.kind == ES_SOURCE_FILE ? run_file : run_device;
     int delay_ms = RETRY_FIRST_MS;
-    char why[320] = "", last_why[320] = "";
+    char why[320] = "";
     while (!atomic_load(&src->stopping)) {
         run_end end = run(src, why, sizeof why);
         if (end == RUN_STOPPED || atomic_load(&src->stopping)) break;
@@ -591,19 +697,12 @@ static void *source_worker(void *arg) {
             log_at(LOG_ERR, "source %s: %s", src->config.name, why);
             break;
         }
-        /* A source that worked and then failed is a new incident: report it
-         * and start the back-off over. */
-        if (was_running) {
-            last_why[0] = '\0';
-            delay_ms = RETRY_FIRST_MS;
-        }
+        /* A source that worked and then failed starts the back-off over. */
+        if (was_running) delay_ms = RETRY_FIRST_MS;
         atomic_store(&src->state, SOURCE_RETRYING);
         atomic_store(&src->attempted, 1);
-        /* A source that keeps failing the same way is reported once. */
-        if (strcmp(last_why, why) != 0)
-            log_at(LOG_WARNING, "source %s: %s; retrying with back-off (at most every %d s)",
-                   src->config.name, why, RETRY_MAX_MS / 1000);
-        snprintf(last_why, sizeof last_why, "%s", why);
+        report_once(src, LOG_WARNING, "%s; retrying with back-off (at most every %d s)", why,
+                    RETRY_MAX_MS / 1000);
         if (wait_for_stop(src, delay_ms)) break;
         delay_ms = delay_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay_ms * 2;
     }
@@ -667,6 +766,16 @@ static void send_status(service *svc, char *last, size_t last_size) {
     }
     es_event_hub_stats hub;
     es_event_hub_get_stats(svc->hub, &hub);
+    uint64_t stdout_lost = svc->stdout_writer ? es_line_writer_lost(svc->stdout_writer) : 0;
+    /* A stdout nobody reads fast enough loses events like a slow
+     * subscriber does; said once, then counted in STATUS=. */
+    if (stdout_lost && !svc->stdout_drops_logged) {
+        svc->stdout_drops_logged = 1;
+        log_at(LOG_WARNING,
+               "stdout: its reader is slow or gone; events to it are dropped and counted "
+               "(%llu so far)",
+               (unsigned long long)stdout_lost);
+    }
     char status[512];
     int len = snprintf(status, sizeof status,
                        "%d/%d sources running; %llu events; %llu subscribers (%llu dropped as "
@@ -674,6 +783,9 @@ static void send_status(service *svc, char *last, size_t last_size) {
                        running, svc->source_count, (unsigned long long)atomic_load(&svc->events),
                        (unsigned long long)hub.subscribers, (unsigned long long)hub.dropped_slow,
                        (unsigned long long)ring_drops);
+    if (stdout_lost)
+        len += snprintf(status + len, sizeof status - (size_t)len, "; %llu stdout lines dropped",
+                        (unsigned long long)stdout_lost);
     for (int i = 0; i < svc->source_count && len < (int)sizeof status; i++) {
         source *src = svc->sources[i];
         int state = atomic_load(&src->state);
@@ -773,23 +885,82 @@ static void apply_sources(service *svc, const es_daemon_config *fresh) {
     }
 }
 
-/* SIGHUP: everything new is loaded before anything old is touched. */
-static void reload(service *svc) {
+/* SIGHUP: everything new is loaded before anything old is touched. The
+ * loading (config file, model files) runs in its own thread, so that a slow
+ * or hostile file never holds up the main loop: signals are still handled
+ * and the watchdog still pinged while it reads. */
+static void *reload_loader(void *arg) {
+    service *svc = arg;
+    if (load_fresh(svc, svc->reload_config, &svc->reload_engine) != 0) svc->reload_engine = NULL;
+    uint64_t one = 1;
+    ssize_t ignored = write(svc->reload_done_fd, &one, sizeof one);
+    (void)ignored;
+    return NULL;
+}
+
+static void reload_begin(service *svc) {
+    es_event_hub_recheck(svc->hub); /* a deleted socket file is made again */
+    if (svc->reload_running) {
+        svc->reload_again = 1; /* the file may have changed since the load began */
+        return;
+    }
     es_notify_reloading();
     log_at(LOG_INFO, "reloading %s", svc->config_path);
-    es_daemon_config *fresh = malloc(sizeof *fresh);
-    engine *e = NULL;
-    if (!fresh) {
-        log_at(LOG_ERR, "reload refused: out of memory; keeping the running configuration");
-    } else if (load_fresh(svc, fresh, &e) == 0) {
+    svc->reload_config = malloc(sizeof *svc->reload_config);
+    svc->reload_engine = NULL;
+    int rc =
+        svc->reload_config ? pthread_create(&svc->reload_thread, NULL, reload_loader, svc) : -1;
+    if (rc != 0) {
+        log_at(LOG_ERR, "reload refused: %s; keeping the running configuration",
+               rc < 0 ? "out of memory" : strerror(rc));
+        free(svc->reload_config);
+        svc->reload_config = NULL;
+        es_notify_ready();
+        return;
+    }
+    svc->reload_running = 1;
+}
+
+/* Whether a reload leaves the models and detector settings as they are:
+ * the same paths, each file as it was (model_stamp), the same [vad] and
+ * [keywords]. Then the running engine stays, and with it every stream's
+ * state (open segments, networks' memory, stream time). The config
+ * sections compare with memcmp (config.h). */
+static int engine_unchanged(const service *svc, const es_daemon_config *fresh, const engine *e) {
+    const es_daemon_config *old = &svc->config;
+    return strcmp(old->vad_model, fresh->vad_model) == 0 &&
+           old->kws_model_count == fresh->kws_model_count &&
+           memcmp(old->kws_models, fresh->kws_models, sizeof old->kws_models) == 0 &&
+           memcmp(&old->vad, &fresh->vad, sizeof old->vad) == 0 &&
+           memcmp(&old->kws, &fresh->kws, sizeof old->kws) == 0 &&
+           memcmp(svc->engine->stamps, e->stamps, sizeof e->stamps) == 0;
+}
+
+/* The main thread, once the loader is done: switch to what it loaded. */
+static void reload_finish(service *svc) {
+    uint64_t count;
+    ssize_t ignored = read(svc->reload_done_fd, &count, sizeof count);
+    (void)ignored;
+    pthread_join(svc->reload_thread, NULL);
+    svc->reload_running = 0;
+    es_daemon_config *fresh = svc->reload_config;
+    engine *e = svc->reload_engine;
+    svc->reload_config = NULL;
+    svc->reload_engine = NULL;
+    if (e) {
         if (memcmp(&svc->config.events, &fresh->events, sizeof fresh->events) != 0)
             log_at(LOG_WARNING, "[events] changes take effect when the service restarts");
-        pthread_mutex_lock(&svc->engine_lock);
-        engine *old = svc->engine;
-        svc->engine = e;
-        atomic_fetch_add(&svc->engine_generation, 1);
-        pthread_mutex_unlock(&svc->engine_lock);
-        engine_release(old);
+        if (engine_unchanged(svc, fresh, e)) {
+            engine_release(e);
+            log_at(LOG_INFO, "models and detector settings unchanged: running streams go on");
+        } else {
+            pthread_mutex_lock(&svc->engine_lock);
+            engine *old = svc->engine;
+            svc->engine = e;
+            atomic_fetch_add(&svc->engine_generation, 1);
+            pthread_mutex_unlock(&svc->engine_lock);
+            engine_release(old);
+        }
         prepare_capture(svc, fresh);
         apply_sources(svc, fresh);
         /* The socket and stdout stay as they were opened. */
@@ -799,16 +970,36 @@ static void reload(service *svc) {
     }
     free(fresh);
     es_notify_ready();
+    if (svc->reload_again) {
+        svc->reload_again = 0;
+        reload_begin(svc);
+    }
+}
+
+/* On the way out: a load in progress is waited for (reads are bounded,
+ * load_fresh never blocks on a FIFO or device) and thrown away. */
+static void reload_abandon(service *svc) {
+    if (!svc->reload_running) return;
+    pthread_join(svc->reload_thread, NULL);
+    svc->reload_running = 0;
+    if (svc->reload_engine) engine_release(svc->reload_engine);
+    free(svc->reload_config);
+    svc->reload_config = NULL;
+    svc->reload_engine = NULL;
 }
 
 static void stop_everything(service *svc) {
+    reload_abandon(svc);
     for (int i = 0; i < svc->source_count; i++)
         source_stop(svc->sources[i]);
     svc->source_count = 0;
     es_event_hub_destroy(svc->hub);
     svc->hub = NULL;
-    es_line_writer_destroy(svc->stdout_writer);
+    uint64_t stdout_lost = es_line_writer_destroy(svc->stdout_writer);
     svc->stdout_writer = NULL;
+    if (stdout_lost)
+        log_at(LOG_WARNING, "stdout: %llu events dropped in all (its reader was slow or gone)",
+               (unsigned long long)stdout_lost);
     if (svc->capture_initialised) es_capture_terminate();
     svc->capture_initialised = 0;
 }
@@ -854,18 +1045,23 @@ static int serve(service *svc, int signal_fd) {
         } else {
             sleep_ms = 10;
         }
-        struct pollfd p = {.fd = signal_fd, .events = POLLIN};
-        int n = poll(&p, 1, sleep_ms);
+        struct pollfd p[2] = {{.fd = signal_fd, .events = POLLIN},
+                              {.fd = svc->reload_done_fd, .events = POLLIN}};
+        int n = poll(p, 2, sleep_ms);
         if (n < 0 && errno != EINTR) {
             log_at(LOG_ERR, "poll: %s", strerror(errno));
             return ES_EXIT_FAILURE;
         }
         if (n <= 0) continue;
+        if (p[1].revents) {
+            reload_finish(svc);
+            last_status[0] = '\0';
+        }
+        if (!p[0].revents) continue;
         struct signalfd_siginfo info;
         if (read(signal_fd, &info, sizeof info) != sizeof info) continue;
         if (info.ssi_signo == SIGHUP) {
-            reload(svc);
-            last_status[0] = '\0';
+            reload_begin(svc);
             continue;
         }
         log_at(LOG_INFO, "%s: stopping", strsignal((int)info.ssi_signo));
@@ -874,15 +1070,26 @@ static int serve(service *svc, int signal_fd) {
     }
 }
 
+/* The hub thread: a subscriber dropped, the socket file made again. */
+static void log_hub_report(const char *what, void *user) {
+    (void)user;
+    log_at(LOG_WARNING, "%s", what);
+}
+
+static void hub_config_from(const es_events_config *events, es_event_hub_config *hc) {
+    es_event_hub_config_default(hc);
+    hc->on_report = log_hub_report;
+    hc->socket_path = events->socket_path;
+    hc->socket_mode = events->socket_mode;
+    hc->socket_group = events->socket_group;
+    hc->backlog_events = (size_t)events->backlog_events;
+    hc->backlog_bytes = (size_t)events->backlog_bytes;
+    hc->max_subscribers = (size_t)events->max_subscribers;
+}
+
 static int open_outputs(service *svc) {
     es_event_hub_config hc;
-    es_event_hub_config_default(&hc);
-    hc.socket_path = svc->config.events.socket_path;
-    hc.socket_mode = svc->config.events.socket_mode;
-    hc.socket_group = svc->config.events.socket_group;
-    hc.backlog_events = (size_t)svc->config.events.backlog_events;
-    hc.backlog_bytes = (size_t)svc->config.events.backlog_bytes;
-    hc.max_subscribers = (size_t)svc->config.events.max_subscribers;
+    hub_config_from(&svc->config.events, &hc);
     es_hub_error err = {0};
     if (es_event_hub_create(&hc, &svc->hub, &err) != 0) {
         log_at(LOG_ERR, "event socket: %s", err.why);
@@ -896,14 +1103,31 @@ static int open_outputs(service *svc) {
     return 0;
 }
 
-/* The config and its models; on failure, why in `why`. */
-static int load_config(service *svc, char *why, size_t why_size) {
+/* The config, its event socket's settings and its models: everything
+ * start-up refuses, so that --check-config (which runs this too) passes
+ * only what the service will take. On failure, why in `why`. */
+static int load_config(service *svc, int check_only, char *why, size_t why_size) {
     es_config_error cerr = {0};
     if (es_daemon_config_load(svc->config_path, &svc->config, &cerr) != 0) {
         snprintf(why, why_size, "%s", cerr.message);
         return -1;
     }
     apply_socket_override(svc, &svc->config);
+    es_event_hub_config hc;
+    hub_config_from(&svc->config.events, &hc);
+    es_hub_error herr = {0};
+    /* The units' RuntimeDirectory= makes /run/earshot as the service
+     * starts: a check run before that is told so, not refused. */
+    int made_by_systemd = strncmp(hc.socket_path, "/run/earshot/", 13) == 0;
+    if (es_event_hub_check_config(&hc, &herr) != 0) {
+        if (!check_only || !made_by_systemd || herr.code != ENOENT) {
+            snprintf(why, why_size, "%s: [events] %s", svc->config_path, herr.why);
+            return -1;
+        }
+        printf("note: %s; systemd creates /run/earshot (RuntimeDirectory=) when the service "
+               "starts; started by hand, the daemon needs it to exist\n",
+               herr.why);
+    }
     char model_why[320];
     if (engine_load(&svc->config, &svc->engine, model_why, sizeof model_why) != 0) {
         snprintf(why, why_size, "%s: %s", svc->config_path, model_why);
@@ -990,7 +1214,7 @@ int es_cmd_daemon(int argc, char **argv) {
         return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     }
     char why[700];
-    if (load_config(svc, why, sizeof why) != 0) {
+    if (load_config(svc, check_only, why, sizeof why) != 0) {
         /* By hand: the usual CLI message; under systemd: an error priority. */
         if (check_only || !getenv("NOTIFY_SOCKET"))
             es_cli_error("daemon: %s", why);
@@ -1013,14 +1237,16 @@ int es_cmd_daemon(int argc, char **argv) {
     int status = ES_EXIT_FAILURE;
     sigset_t handled;
     int signal_fd = open_signals(&handled);
-    if (signal_fd < 0) {
-        log_at(LOG_ERR, "signalfd: %s", strerror(errno));
+    svc->reload_done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (signal_fd < 0 || svc->reload_done_fd < 0) {
+        log_at(LOG_ERR, "signalfd/eventfd: %s", strerror(errno));
     } else if (open_outputs(svc) == 0 && start_sources(svc) == 0) {
         status = serve(svc, signal_fd);
     }
     stop_everything(svc);
     if (status == ES_EXIT_OK) log_at(LOG_INFO, "stopped");
     if (signal_fd >= 0) close(signal_fd);
+    if (svc->reload_done_fd >= 0) close(svc->reload_done_fd);
     engine_release(svc->engine);
     pthread_mutex_destroy(&svc->engine_lock);
     free(svc);

@@ -40,12 +40,14 @@
  * says so.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "model_internal.h"
 
@@ -487,48 +489,55 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_e
     return ES_RNN_OK;
 }
 
-/* Files beyond this are not models this daemon could run (the unit caps
- * allow more only for absurd stacks); refusing early avoids a huge read. */
-#define ES_MAX_MODEL_FILE_BYTES ((size_t)1 << 31)
-
-/* Reads a whole file, regular or not (a pipe has no size to ask for). */
+/* Reads a whole model file. Only a regular file of at most
+ * ES_MODEL_FILE_MAX_BYTES is read: a FIFO with no writer would block the
+ * caller (the daemon's main loop on a reload) forever, and a device such as
+ * /dev/zero would be read for gigabytes before the format check could
+ * refuse it. The path is opened without blocking, so that even a FIFO is
+ * only looked at; the checks are made on the open descriptor, so the file
+ * read is the file checked. */
 static int read_whole_file(const char *path, unsigned char **out, size_t *size, es_rnn_error *err) {
-    FILE *file = fopen(path, "rb");
-    if (!file) return fail(err, ES_RNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return fail(err, ES_RNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     struct stat info;
-    if (fstat(fileno(file), &info) == 0 && S_ISDIR(info.st_mode)) {
-        fclose(file);
-        return fail(err, ES_RNN_ERR_IO, "cannot read %s: it is a directory", path);
+    int rc = ES_RNN_OK;
+    if (fstat(fd, &info) != 0)
+        rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    else if (S_ISDIR(info.st_mode))
+        rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: it is a directory", path);
+    else if (!S_ISREG(info.st_mode))
+        rc = fail(err, ES_RNN_ERR_IO,
+                  "cannot read %s: not a regular file (a FIFO, device or socket is not a model)",
+                  path);
+    else if ((uint64_t)info.st_size > ES_MODEL_FILE_MAX_BYTES)
+        rc = fail(err, ES_RNN_ERR_FORMAT,
+                  "%s is larger than any model earshot runs (%lld bytes, at most %d)", path,
+                  (long long)info.st_size, ES_MODEL_FILE_MAX_BYTES);
+    if (rc != ES_RNN_OK) {
+        close(fd);
+        return rc;
     }
-    size_t capacity = S_ISREG(info.st_mode) && info.st_size > 0 ? (size_t)info.st_size + 1 : 65536;
-    if (capacity > ES_MAX_MODEL_FILE_BYTES) capacity = ES_MAX_MODEL_FILE_BYTES + 1;
+    /* One byte more than the size fstat gave: a file that grew since is
+     * noticed and refused rather than read without bound. */
+    size_t capacity = (size_t)info.st_size + 1;
     unsigned char *bytes = malloc(capacity);
     size_t length = 0;
-    int rc = ES_RNN_OK;
-    while (bytes) {
-        length += fread(bytes + length, 1, capacity - length, file);
-        if (length < capacity) break; /* end of file or an error */
-        if (capacity > ES_MAX_MODEL_FILE_BYTES) {
-            rc = fail(err, ES_RNN_ERR_FORMAT, "%s is larger than any valid model (over %zu bytes)",
-                      path, ES_MAX_MODEL_FILE_BYTES);
+    while (bytes && length < capacity) {
+        ssize_t n = read(fd, bytes + length, capacity - length);
+        if (n > 0) {
+            length += (size_t)n;
+        } else if (n == 0) {
+            break;
+        } else if (errno != EINTR) {
+            rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
             break;
         }
-        size_t grown =
-            capacity * 2 > ES_MAX_MODEL_FILE_BYTES + 1 ? ES_MAX_MODEL_FILE_BYTES + 1 : capacity * 2;
-        unsigned char *larger = realloc(bytes, grown);
-        if (!larger) {
-            free(bytes);
-            bytes = NULL;
-            break;
-        }
-        bytes = larger;
-        capacity = grown;
     }
+    close(fd);
     if (rc == ES_RNN_OK && !bytes)
         rc = fail(err, ES_RNN_ERR_NOMEM, "no memory to read %s", path);
-    else if (rc == ES_RNN_OK && ferror(file))
-        rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    fclose(file);
+    else if (rc == ES_RNN_OK && length == capacity)
+        rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: it grew while being read", path);
     if (rc != ES_RNN_OK) {
         free(bytes);
         return rc;

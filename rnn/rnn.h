@@ -159,6 +159,11 @@ void es_model_destroy(es_model *m);
 
 /* Files (format in rnn/model_file.c and README). */
 int es_model_save(const es_model *m, const char *path, es_rnn_error *err);
+/* The largest model file es_model_load_file reads: 64 MiB, a hundred times
+ * the shipped keyword model (~650 kB) and more than any network that runs in
+ * real time on one core. Larger files, and anything but a regular file (a
+ * FIFO, a device), are refused before a byte is read, never blocking. */
+#define ES_MODEL_FILE_MAX_BYTES (64 << 20)
 int es_model_load_file(const char *path, es_model **out, es_rnn_error *err);
 int es_model_load_memory(const void *bytes, size_t size, es_model **out, es_rnn_error *err);
 /* Fails with ES_RNN_ERR_FEATURES and a reason naming the first difference. */

@@ -37,10 +37,11 @@ add_dependencies(test_units earshot)
 es_add_test(test_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_daemon.c
             LIBS es_live_fixture Threads::Threads)
 add_dependencies(test_daemon earshot)
-# A second group of tests from the same executable (its first group is the
-# default), so the two run in parallel (~12 s each under TSan).
+# More groups of tests from the same executable (its first group is the
+# default), so they run in parallel (~12 s each under TSan); faults: issue 35.
 add_test(NAME test_daemon_events COMMAND test_daemon events)
-set_tests_properties(test_daemon test_daemon_events PROPERTIES LABELS tsan)
+add_test(NAME test_daemon_faults COMMAND test_daemon faults)
+set_tests_properties(test_daemon test_daemon_events test_daemon_faults PROPERTIES LABELS tsan)
 
 # libFuzzer target for the config parser (ES_FUZZ=ON with clang).
 if(ES_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")

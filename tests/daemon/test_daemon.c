@@ -14,6 +14,7 @@
  *     from without a restart: the retry re-reads PortAudio's device list.
  * The clip is synthesised with espeak-ng (installed by scripts/setup.sh).
  */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -127,6 +129,7 @@ typedef struct daemon_proc {
     char out_log[100];
     char err_log[100];
     int notify_fd;
+    int stdout_fd; /* > 0: the daemon's stdout (else out_log) */
 } daemon_proc;
 
 static int test_counter;
@@ -214,7 +217,11 @@ static void start(daemon_proc *d, const char *const *env) {
     envp[n] = NULL;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, d->out_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (d->stdout_fd > 0)
+        posix_spawn_file_actions_adddup2(&actions, d->stdout_fd, 1);
+    else
+        posix_spawn_file_actions_addopen(&actions, 1, d->out_log, O_WRONLY | O_CREAT | O_TRUNC,
+                                         0600);
     posix_spawn_file_actions_addopen(&actions, 2, d->err_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     char *argv[] = {(char *)EARSHOT, (char *)"daemon", (char *)"--config", d->config, NULL};
     assert_int_equal(posix_spawn(&d->pid, EARSHOT, &actions, NULL, argv, envp), 0);
@@ -263,7 +270,15 @@ static int stop(daemon_proc *d, int64_t *took_ms) {
     int64_t start_ms = now_ms();
     kill(d->pid, SIGTERM);
     int status = 0;
-    assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
+    /* A daemon that does not exit is a failure, not a hung test (its
+     * teardown kills it). */
+    pid_t exited = 0;
+    for (int64_t end = start_ms + 20000; !exited && now_ms() < end; sleep_ms(5))
+        exited = waitpid(d->pid, &status, WNOHANG);
+    if (exited != d->pid) {
+        dump_log(d);
+        fail_msg("the daemon did not exit within 20 s of SIGTERM");
+    }
     running_daemon = 0;
     if (took_ms) *took_ms = now_ms() - start_ms;
     if (d->notify_fd >= 0) close(d->notify_fd);
@@ -466,40 +481,37 @@ static void wait_for_daemon_fds(const daemon_proc *d, int fds) {
 
 /* ---- tests ----------------------------------------------------------------------------------- */
 
+/* Runs `earshot daemon --config CONFIG --check-config` in folder `cwd`;
+ * returns its exit status, its output (stdout and stderr) in `out`. */
+static int check_config(const char *config, const char *cwd, char *out, size_t size) {
+    char command[512];
+    snprintf(command, sizeof command, "cd '%s' && '%s' daemon --config '%s' --check-config 2>&1",
+             cwd, EARSHOT, config);
+    FILE *p = popen(command, "r");
+    assert_non_null(p);
+    size_t len = fread(out, 1, size - 1, p);
+    out[len] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static void check_config_names_the_bad_line(void **state) {
     (void)state;
     daemon_proc d;
     prepare(&d, "[vad]\nthreshold = 0.5\nmin_speach_ms = 3\n", 0);
-    char command[512];
-    snprintf(command, sizeof command, "'%s' daemon --config '%s' --check-config 2>&1", EARSHOT,
-             d.config);
-    FILE *p = popen(command, "r");
-    char out[2048] = "";
-    size_t len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    int status = pclose(p);
-    assert_int_equal(WEXITSTATUS(status), 1);
+    char out[2048];
+    assert_int_equal(check_config(d.config, ".", out, sizeof out), 1);
     char where[256];
     snprintf(where, sizeof where, "%s:8: unknown key 'min_speach_ms' in [vad]", d.config);
     if (!strstr(out, where)) fail_msg("expected '%s' in: %s", where, out);
 
     write_config(&d, "[vad]\nthreshold = 0.5\n");
-    p = popen(command, "r");
-    len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    status = pclose(p);
-    if (WEXITSTATUS(status) != 0) fail_msg("valid config refused: %s", out);
+    if (check_config(d.config, ".", out, sizeof out) != 0)
+        fail_msg("valid config refused: %s", out);
 
     /* The shipped reference config is valid as it stands, models included. */
-    snprintf(command, sizeof command,
-             "'%s' daemon --config '" ES_SOURCE_DIR "/systemd/earshot.conf.example' "
-             "--check-config 2>&1",
-             EARSHOT);
-    p = popen(command, "r");
-    len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    status = pclose(p);
-    if (WEXITSTATUS(status) != 0) fail_msg("earshot.conf.example refused: %s", out);
+    if (check_config(ES_SOURCE_DIR "/systemd/earshot.conf.example", ".", out, sizeof out) != 0)
+        fail_msg("earshot.conf.example refused: %s", out);
 }
 
 static void notify_ready_watchdog_stall_and_stop(void **state) {
@@ -712,6 +724,9 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
     printf("churn: %d connections during %d streams; the stalled subscriber was cut off "
            "after %zu bytes\n",
            atomic_load(&c.connections), streams, stalled_bytes);
+    /* ...and that was logged, once, with the reason (issue 35, item 10). */
+    wait_for_log(&d, "<4>earshot: subscriber (pid ", 5000);
+    assert_true(log_contains(&d, "dropped as slow: "));
 
     /* Only the live subscribers remain: close them and the daemon's fds
      * return to their count before any subscriber came. */
@@ -924,9 +939,290 @@ static void a_vanished_device_is_retried_while_other_sources_run(void **state) {
     live_fixture_destroy(&fixture);
 }
 
-/* Two groups, registered as two ctest entries (test_daemon: lifecycle,
- * test_daemon_events: events) so they run in parallel and each stays well
- * inside the time budget of a sanitizer build. `test_daemon all` runs both. */
+/* ---- issue 35: faults a careless or hostile setup causes ---------------------------------- */
+
+/* Item 3: a model path that is a FIFO with no writer, and a config file
+ * replaced by a FIFO, used to block the main thread on SIGHUP forever (no
+ * watchdog pings, SIGTERM ignored). Both are refused at once now, and the
+ * pings never stop. */
+static void reload_never_blocks_on_a_fifo_model_or_config(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 1);
+    const char *env[] = {"WATCHDOG_USEC=400000", NULL};
+    start(&d, env);
+    assert_true(wait_notify(&d, "READY=1", 10000) >= 0);
+
+    char model_fifo[160], extra[256];
+    snprintf(model_fifo, sizeof model_fifo, "%s/model.fifo", d.dir);
+    assert_int_equal(mkfifo(model_fifo, 0600), 0);
+    snprintf(extra, sizeof extra, "[models]\nkws = %s\n", model_fifo);
+    write_config(&d, extra);
+    kill(d.pid, SIGHUP);
+    wait_for_log(&d, "reload refused", 5000);
+    assert_true(log_contains(&d, "not a regular file"));
+
+    /* The config itself becomes a FIFO. */
+    assert_int_equal(unlink(d.config), 0);
+    assert_int_equal(mkfifo(d.config, 0600), 0);
+    kill(d.pid, SIGHUP);
+    wait_for_log_count(&d, "reload refused", 2, 5000);
+
+    int64_t pings[64];
+    int64_t from = now_ms();
+    int count = collect_pings(&d, 1000, pings, 64);
+    assert_true(count >= 2 && longest_gap(pings, count, from) < 800);
+    stream_clips(&d, 1); /* the old configuration still serves */
+    int64_t took_ms;
+    assert_int_equal(stop(&d, &took_ms), 0);
+    assert_true(took_ms < 1000);
+}
+
+/* Item 4: the daemon's stdout is a pipe nobody reads. It used to block the
+ * writer thread in write() and SIGTERM waited for it forever; now events
+ * to it are dropped and counted, and SIGTERM exits at once. */
+static void sigterm_exits_while_stdout_is_not_read(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    /* The smallest pipe (one page): a few streams' events fill it. */
+    assert_true(fcntl(out[1], F_SETPIPE_SZ, 4096) > 0);
+    d.stdout_fd = out[1];
+    start(&d, NULL);
+    close(out[1]);
+    wait_for_log(&d, "ready", 10000);
+    subscriber sub;
+    subscribe(&sub, d.socket);
+    size_t stream_bytes = 0;
+    for (int k = 0; k < expected_count; k++)
+        stream_bytes += strlen(expected[k]) + 40; /* + "source" and "wallclock" */
+    int streams = 0;
+    while ((size_t)streams * stream_bytes < 3 * 4096) {
+        write_clip(d.fifo);
+        streams++;
+        for (int64_t end = now_ms() + 30000;
+             now_ms() < end && atomic_load(&sub.count) < streams * expected_count;)
+            sleep_ms(10);
+        assert_int_equal(atomic_load(&sub.count), streams * expected_count);
+    }
+    int64_t took_ms;
+    assert_int_equal(stop(&d, &took_ms), 0);
+    printf("SIGTERM with a stalled stdout reader to exit: %lld ms\n", (long long)took_ms);
+    assert_true(took_ms < 2000);
+    assert_true(log_contains(&d, "<4>earshot: stdout: "));
+    close(out[0]);
+    check_subscriber(&sub, streams);
+}
+
+/* Item 11: --check-config passed a socket folder that does not exist and a
+ * socket_group naming no group, which start-up then refused; relative
+ * paths resolved against the working directory, so a check beside the
+ * config passed and the service (started in /) failed. */
+static void check_config_refuses_what_start_up_refuses(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    char out[2048], text[1024];
+    snprintf(text, sizeof text, "[source.pipe]\nfile = %s\n[events]\nsocket = %s/no/events.sock\n",
+             d.fifo, d.dir);
+    write_file(d.config, text);
+    assert_int_equal(check_config(d.config, "/", out, sizeof out), 1);
+    if (!strstr(out, "/no: No such file")) fail_msg("missing socket folder not named: %s", out);
+
+    write_config(&d, "socket_group = no-such-group-earshot\n");
+    assert_int_equal(check_config(d.config, "/", out, sizeof out), 1);
+    if (!strstr(out, "no group named 'no-such-group-earshot'"))
+        fail_msg("bad group passed: %s", out);
+
+    /* Relative paths: the FIFO and a model beside the config. The check runs
+     * in /, the daemon in the test's folder: both find them. */
+    char model[160], command[512];
+    snprintf(model, sizeof model, "%s/vad.esm", d.dir);
+    snprintf(command, sizeof command, "cp '" ES_SOURCE_DIR "/models/vad.esm' '%s'", model);
+    assert_int_equal(system(command), 0);
+    snprintf(text, sizeof text,
+             "[source.pipe]\nfile = in.fifo\n[models]\nvad = vad.esm\n[events]\nsocket = %s\n"
+             "stdout = yes\n",
+             d.socket);
+    write_file(d.config, text);
+    if (check_config(d.config, "/", out, sizeof out) != 0)
+        fail_msg("relative paths refused: %s", out);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    /* The daemon holds the FIFO open for reading, or this fails (ENXIO)
+     * instead of a writer waiting forever. */
+    int probe = open(d.fifo, O_WRONLY | O_NONBLOCK);
+    if (probe < 0) {
+        dump_log(&d);
+        fail_msg("the daemon does not read %s: %s", d.fifo, strerror(errno));
+    }
+    close(probe);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
+/* Writes `bytes` of text that is no audio into the FIFO, as one writer. */
+static void write_garbage(const char *fifo, size_t bytes) {
+    int out = open(fifo, O_WRONLY);
+    assert_true(out >= 0);
+    char buf[1000];
+    memset(buf, 'z', sizeof buf);
+    for (size_t done = 0; done < bytes; done += sizeof buf)
+        assert_int_equal(write(out, buf, sizeof buf), (ssize_t)sizeof buf);
+    close(out);
+}
+
+/* Waits until the daemon has read everything written into the FIFO. */
+static void wait_fifo_drained(const daemon_proc *d) {
+    int fd = open(d->fifo, O_WRONLY | O_NONBLOCK);
+    assert_true(fd >= 0);
+    int unread = -1;
+    for (int64_t end = now_ms() + 10000; now_ms() < end; sleep_ms(10))
+        if (ioctl(fd, FIONREAD, &unread) == 0 && unread == 0) break;
+    close(fd);
+    assert_int_equal(unread, 0);
+}
+
+/* Item 12: a writer that sends no WAV used to leave the rest of its bytes
+ * in the FIFO, in front of the next writer's stream (lost), and its warning
+ * came again on every retry; a writer that sent nothing went unnoticed. */
+static void a_bad_fifo_writer_costs_nothing_and_is_reported_once(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    for (int i = 0; i < 2; i++) {
+        /* Less than the FIFO holds: the writer is gone before the daemon
+         * has read it all. */
+        write_garbage(d.fifo, 40000);
+        wait_for_log(&d, "a writer sent no WAV stream", 5000);
+        wait_fifo_drained(&d);
+    }
+    sleep_ms(100);
+    int reports = 0;
+    FILE *f = fopen(d.err_log, "r");
+    char line[2048];
+    while (f && fgets(line, sizeof line, f))
+        reports += strstr(line, "source pipe:") != NULL;
+    if (f) fclose(f);
+    if (reports != 1) {
+        dump_log(&d);
+        fail_msg("two writers sending no WAV were reported %d times, expected once", reports);
+    }
+    stream_clips(&d, 1); /* every event of the next stream */
+
+    /* A writer that opens the FIFO and sends nothing. */
+    int out = open(d.fifo, O_WRONLY);
+    assert_true(out >= 0);
+    sleep_ms(50);
+    close(out);
+    wait_for_log(&d, "a writer opened it and sent nothing", 5000);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
+/* Item 7, FIFO: `rm in.fifo; mkfifo in.fifo` used to leave the daemon
+ * reading the old one, and writers of the new one blocked forever. */
+static void a_replaced_fifo_is_noticed_and_read(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    stream_clips(&d, 1);
+    assert_int_equal(unlink(d.fifo), 0);
+    assert_int_equal(mkfifo(d.fifo, 0600), 0);
+    wait_for_log(&d, "in.fifo was replaced; reading the new one", 5000);
+    int probe = open(d.fifo, O_WRONLY | O_NONBLOCK);
+    if (probe < 0) fail_msg("nobody reads the new FIFO: %s", strerror(errno));
+    close(probe);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
+/* Item 7, socket: after its socket file was deleted, SIGHUP did not make it
+ * again, `earshot listen` could not connect and a second daemon could bind
+ * the same path. */
+static void a_deleted_socket_is_made_again(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    assert_int_equal(unlink(d.socket), 0);
+    kill(d.pid, SIGHUP);
+    wait_for_log(&d, "the socket file was deleted or replaced; made it again", 5000);
+    subscriber sub;
+    subscribe(&sub, d.socket);
+    /* A second daemon on the same socket is refused. */
+    char second[512], out[2048];
+    snprintf(second, sizeof second, "'%s' daemon --config '%s' 2>&1 </dev/null", EARSHOT, d.config);
+    FILE *p = popen(second, "r");
+    size_t len = fread(out, 1, sizeof out - 1, p);
+    out[len] = '\0';
+    int status = pclose(p);
+    assert_int_equal(WEXITSTATUS(status), 1);
+    if (!strstr(out, "another process is listening on it")) fail_msg("second daemon: %s", out);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+    check_subscriber(&sub, 1);
+}
+
+/* Writes the clip into the FIFO in small pieces, 20 ms apart, like a live
+ * producer: a stream that lasts a second or two. Not a cmocka thread. */
+static void *paced_writer_thread(void *arg) {
+    const char *fifo = arg;
+    int in = open(clip_path, O_RDONLY);
+    int out = open(fifo, O_WRONLY);
+    char buf[4096];
+    ssize_t n;
+    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0) {
+        if (write(out, buf, (size_t)n) != n) break;
+        sleep_ms(20);
+    }
+    if (in >= 0) close(in);
+    if (out >= 0) close(out);
+    return NULL;
+}
+
+/* Item 2: SIGHUP with an unchanged config used to restart every running
+ * stream (open segment closed, networks and front end reset, later times
+ * off the 10 ms grid). Now the stream goes on as if nothing happened: its
+ * events are exactly `earshot file`'s. */
+static void a_reload_that_changes_nothing_leaves_streams_alone(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    pthread_t writer_thread;
+    pthread_create(&writer_thread, NULL, paced_writer_thread, d.fifo);
+    for (int i = 1; i <= 3; i++) {
+        sleep_ms(300);
+        kill(d.pid, SIGHUP);
+        wait_for_log_count(&d, "reloaded", i, 5000);
+    }
+    pthread_join(writer_thread, NULL);
+    wait_for_log(&d, "stream ended", 30000);
+    assert_int_equal(count_lines(d.out_log), expected_count);
+    FILE *f = fopen(d.out_log, "r");
+    char line[MAX_LINE];
+    for (int i = 0; i < expected_count && fgets(line, sizeof line, f); i++) {
+        normalise(line);
+        assert_string_equal(line, expected[i]);
+    }
+    fclose(f);
+    assert_true(log_contains(&d, "unchanged: running streams go on"));
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
+/* Three groups, registered as three ctest entries (test_daemon: lifecycle,
+ * test_daemon_events: events, test_daemon_faults: faults) so they run in
+ * parallel and each stays well inside the time budget of a sanitizer build.
+ * `test_daemon all` runs them all. */
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest lifecycle[] = {
@@ -947,11 +1243,26 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(a_device_plugged_in_later_is_captured_without_restart,
                                   kill_leftovers),
     };
+    /* Issue 35: what used to hang, lose events or go unnoticed. */
+    const struct CMUnitTest faults[] = {
+        cmocka_unit_test_teardown(reload_never_blocks_on_a_fifo_model_or_config, kill_leftovers),
+        cmocka_unit_test_teardown(sigterm_exits_while_stdout_is_not_read, kill_leftovers),
+        cmocka_unit_test_teardown(check_config_refuses_what_start_up_refuses, kill_leftovers),
+        cmocka_unit_test_teardown(a_bad_fifo_writer_costs_nothing_and_is_reported_once,
+                                  kill_leftovers),
+        cmocka_unit_test_teardown(a_replaced_fifo_is_noticed_and_read, kill_leftovers),
+        cmocka_unit_test_teardown(a_deleted_socket_is_made_again, kill_leftovers),
+        cmocka_unit_test_teardown(a_reload_that_changes_nothing_leaves_streams_alone,
+                                  kill_leftovers),
+    };
     const char *group = argc > 1 ? argv[1] : "lifecycle";
+    int all = strcmp(group, "all") == 0;
     int failed = 0;
-    if (strcmp(group, "events") != 0)
+    if (all || strcmp(group, "lifecycle") == 0)
         failed |= cmocka_run_group_tests_name("lifecycle", lifecycle, setup_clip, teardown_clip);
-    if (strcmp(group, "lifecycle") != 0)
+    if (all || strcmp(group, "events") == 0)
         failed |= cmocka_run_group_tests_name("events", events, setup_clip, teardown_clip);
+    if (all || strcmp(group, "faults") == 0)
+        failed |= cmocka_run_group_tests_name("faults", faults, setup_clip, teardown_clip);
     return failed;
 }

@@ -287,6 +287,17 @@ static void *churn_thread(void *arg) {
     return NULL;
 }
 
+/* on_drop: how often, and the first reason (hub thread; read after destroy). */
+typedef struct drops {
+    atomic_int count;
+    char first[256];
+} drops;
+
+static void record_drop(const char *why, void *user) {
+    drops *d = user;
+    if (atomic_fetch_add(&d->count, 1) == 0) snprintf(d->first, sizeof d->first, "%s", why);
+}
+
 static void churn_and_a_stalled_subscriber_never_cost_live_ones_an_event(void **state) {
     (void)state;
     int fds_before = count_open_fds();
@@ -297,6 +308,11 @@ static void churn_and_a_stalled_subscriber_never_cost_live_ones_an_event(void **
     config.socket_path = path;
     config.backlog_events = 256;
     config.backlog_bytes = 128 * 1024;
+    /* Issue 35, item 10: each drop is reported, with who and why. */
+    drops dropped = {.first = ""};
+    atomic_init(&dropped.count, 0);
+    config.on_report = record_drop;
+    config.on_report_user = &dropped;
     es_event_hub *hub;
     es_hub_error err;
     assert_int_equal(es_event_hub_create(&config, &hub, &err), 0);
@@ -357,6 +373,11 @@ static void churn_and_a_stalled_subscriber_never_cost_live_ones_an_event(void **
            (unsigned long long)refused);
 
     es_event_hub_destroy(hub);
+    assert_int_equal(atomic_load(&dropped.count), stats.dropped_slow);
+    char who[64];
+    snprintf(who, sizeof who, "subscriber (pid %ld) dropped as slow: ", (long)getpid());
+    if (!strstr(dropped.first, who) || !strstr(dropped.first, "unread"))
+        fail_msg("drop reason '%s' lacks '%s'", dropped.first, who);
     for (int i = 0; i < READERS; i++) {
         pthread_join(reader_threads[i], NULL);
         assert_int_equal(readers[i].received, EVENTS);
@@ -529,6 +550,47 @@ static void line_writer_writes_everything_before_it_stops(void **state) {
     assert_int_equal(r.received, 1000);
 }
 
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Issue 35, item 4: a reader that never reads used to leave the writer
+ * thread in a blocking write() that destroy waited on forever. Now the
+ * lines that do not fit are lost and counted, and destroy returns within
+ * its linger (200 ms without room). */
+static void line_writer_drops_and_counts_for_a_stalled_reader(void **state) {
+    (void)state;
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    es_line_writer *w;
+    es_hub_error err;
+    assert_int_equal(es_line_writer_create(pipefd[1], 64, &w, &err), 0);
+    char line[1000];
+    memset(line, 'x', sizeof line);
+    line[sizeof line - 1] = '\n';
+    /* 200 kB for a 64 kB pipe and a queue of 64 lines. */
+    int published = 0;
+    for (int i = 0; i < 200; i++) {
+        published += es_line_writer_publish(w, line, sizeof line) == 0;
+        sleep_ms(1);
+    }
+    int64_t start = monotonic_ms();
+    uint64_t lost = es_line_writer_destroy(w);
+    int64_t took = monotonic_ms() - start;
+    printf("stalled reader: %d of 200 lines queued, %llu lost, destroy took %lld ms\n", published,
+           (unsigned long long)lost, (long long)took);
+    assert_true(took < 1000);
+    /* Whatever did not reach the pipe is counted: the pipe holds the rest. */
+    char buf[65536 * 4];
+    ssize_t got = read(pipefd[0], buf, sizeof buf);
+    assert_true(got > 0 && got % (ssize_t)sizeof line == 0);
+    assert_int_equal(lost + (uint64_t)(got / (ssize_t)sizeof line), 200);
+    close(pipefd[0]);
+    close(pipefd[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(subscribers_get_every_event_in_order),
@@ -542,6 +604,7 @@ int main(void) {
         cmocka_unit_test(queue_keeps_each_producers_order_across_threads),
         cmocka_unit_test(a_full_queue_refuses_and_counts),
         cmocka_unit_test(line_writer_writes_everything_before_it_stops),
+        cmocka_unit_test(line_writer_drops_and_counts_for_a_stalled_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -259,6 +262,64 @@ static void missing_file_is_an_error_naming_it(void **state) {
     assert_non_null(strstr(err.message, "No such file"));
 }
 
+/* Issue 35, item 11: relative paths name files beside the config, whatever
+ * the working directory (systemd starts the daemon in /). */
+static void relative_paths_resolve_against_the_config_folder(void **state) {
+    (void)state;
+    char dir[] = "/tmp/es-config-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/earshot.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[source.a]\nfile = in.fifo\n[source.b]\nfile = /srv/abs.fifo\n"
+          "[source.c]\ndevice = hw0\n[models]\nvad = models/vad.esm\nkws = builtin, k.esm\n",
+          f);
+    fclose(f);
+    es_daemon_config c;
+    es_config_error err = {0};
+    assert_int_equal(es_daemon_config_load(path, &c, &err), 0);
+    char want[192];
+    snprintf(want, sizeof want, "%s/in.fifo", dir);
+    assert_string_equal(c.sources[0].target, want);
+    assert_string_equal(c.sources[1].target, "/srv/abs.fifo");
+    assert_string_equal(c.sources[2].target, "hw0"); /* a device name is not a path */
+    snprintf(want, sizeof want, "%s/models/vad.esm", dir);
+    assert_string_equal(c.vad_model, want);
+    assert_string_equal(c.kws_models[0], "builtin");
+    snprintf(want, sizeof want, "%s/k.esm", dir);
+    assert_string_equal(c.kws_models[1], want);
+
+    /* A config named relatively: resolved against its folder all the same. */
+    char cwd[512];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir("/tmp"), 0);
+    assert_int_equal(es_daemon_config_load(path + strlen("/tmp/"), &c, &err), 0);
+    assert_int_equal(chdir(cwd), 0);
+    snprintf(want, sizeof want, "%s/in.fifo", dir);
+    assert_string_equal(c.sources[0].target, want);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Issue 35, item 3: a config replaced by a FIFO is refused, not waited on. */
+static void a_fifo_config_is_refused_without_blocking(void **state) {
+    (void)state;
+    char path[] = "/tmp/es-config-fifo-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(20); /* before the fix, the load waited for a writer forever */
+    es_daemon_config c;
+    es_config_error err = {0};
+    assert_int_equal(es_daemon_config_load(path, &c, &err), -1);
+    alarm(0);
+    assert_non_null(strstr(err.message, "not a regular file"));
+    unlink(path);
+}
+
 static void too_many_sources_are_refused(void **state) {
     (void)state;
     char text[4096] = "";
@@ -283,6 +344,8 @@ int main(void) {
         cmocka_unit_test(the_first_error_in_file_order_wins),
         cmocka_unit_test(missing_file_is_an_error_naming_it),
         cmocka_unit_test(too_many_sources_are_refused),
+        cmocka_unit_test(relative_paths_resolve_against_the_config_folder),
+        cmocka_unit_test(a_fifo_config_is_refused_without_blocking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

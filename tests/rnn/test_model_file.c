@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -375,6 +378,53 @@ static void test_io_errors_name_the_file(void **state) {
     es_model_destroy(empty);
 }
 
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Issue 35, item 3: a FIFO nobody writes to used to block the loader (and
+ * the daemon's main loop) forever, /dev/zero was read for 2 GiB before the
+ * size check refused it. Both are refused at once now, and so is a regular
+ * file larger than ES_MODEL_FILE_MAX_BYTES (sparse: no disk used). */
+static void test_non_regular_and_oversized_files_are_refused_unread(void **state) {
+    (void)state;
+    es_model *m = NULL;
+    es_rnn_error err = {0};
+    char *fifo = temp_path();
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    /* Without the fix this call never returns: a watchdog alarm turns the
+     * hang into a failure. */
+    alarm(20);
+    double start = seconds_now();
+    assert_int_equal(es_model_load_file(fifo, &m, &err), ES_RNN_ERR_IO);
+    assert_null(m);
+    assert_non_null(strstr(err.why, "not a regular file"));
+    assert_non_null(strstr(err.why, fifo));
+
+    assert_int_equal(es_model_load_file("/dev/zero", &m, &err), ES_RNN_ERR_IO);
+    assert_non_null(strstr(err.why, "not a regular file"));
+
+    char *big = temp_path();
+    int fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)ES_MODEL_FILE_MAX_BYTES + 1), 0);
+    close(fd);
+    assert_int_equal(es_model_load_file(big, &m, &err), ES_RNN_ERR_FORMAT);
+    assert_non_null(strstr(err.why, "larger than any model"));
+    double took = seconds_now() - start;
+    alarm(0);
+    printf("FIFO, /dev/zero and a %d MiB + 1 byte file refused in %.3f s\n",
+           ES_MODEL_FILE_MAX_BYTES >> 20, took);
+    assert_true(took < 1.0);
+    unlink(fifo);
+    unlink(big);
+    free(fifo);
+    free(big);
+}
+
 /* A fuzzer in miniature that runs in every CI build (ASan, UBSan): random
  * byte changes with the CRC fixed, so they reach the structural checks and
  * model building. Each result either loads and steps or says why not. */
@@ -530,6 +580,7 @@ int main(void) {
         cmocka_unit_test(test_trailing_bytes_and_bad_labels_are_rejected),
         cmocka_unit_test(test_feature_mismatch_names_the_field),
         cmocka_unit_test(test_io_errors_name_the_file),
+        cmocka_unit_test(test_non_regular_and_oversized_files_are_refused_unread),
         cmocka_unit_test(test_random_mutations_never_crash),
         cmocka_unit_test(test_thresholds_travel_with_the_model),
         cmocka_unit_test(test_smoothing_travels_with_the_model),
