@@ -12,7 +12,8 @@
 #   other word is a keyword-free `sentence` labelled with the word, so
 #   calibration and evaluation judge it as a near miss ("tree", "dog", ...);
 #   the background cuts are `noise`.
-# - Free Spoken Digit Dataset: keyword clips of six speakers, split the same way;
+# - Free Spoken Digit Dataset: keyword clips of six speakers (10 takes of each digit
+#   each, not 50: speakers, not clips, teach variety), split the same way;
 #   they are trimmed to the word, so the whole clip is its span.
 # - Mycroft's not-wake-word recordings: keyword-free `sentence` clips, split by
 #   file (their speakers are not given). Its wake-word recordings (athena,
@@ -65,7 +66,10 @@ plan=$dest/plan.tsv
     digits=(zero one two three four five six seven eight nine)
     for f in "$src"/fsdd/*.flac; do
         name=$(basename "$f" .flac)
-        IFS=_ read -r digit speaker _ <<<"$name"
+        IFS=_ read -r digit speaker take <<<"$name"
+        # 10 of each speaker's 50 takes of a digit: six speakers with 500 clips
+        # each would outnumber the 250 other real speakers' clips.
+        [ "$take" -ge 10 ] && continue
         printf '%s\tfsdd/%s\t%s\tkeyword\t%s\tfsdd:%s\n' "$f" "$name" "$(speaker_split "fsdd-$speaker")" \
             "${digits[$digit]}" "$speaker"
     done
