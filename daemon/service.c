@@ -485,7 +485,15 @@ static run_end run_file(source *src, char *why, size_t why_size) {
             return RUN_RETRY;
         }
         struct stat st;
-        src->input_is_fifo = fstat(src->input_fd, &st) == 0 && S_ISFIFO(st.st_mode);
+        int known = fstat(src->input_fd, &st) == 0;
+        src->input_is_fifo = known && S_ISFIFO(st.st_mode);
+        /* Said as it is: read through the pump, a directory would only show
+         * up as a stream no format matches. */
+        if (known && S_ISDIR(st.st_mode)) {
+            snprintf(why, why_size, "%s: is a directory, not a file or FIFO of audio",
+                     src->config.target);
+            return RUN_FATAL;
+        }
     }
     atomic_store(&src->state, SOURCE_RUNNING);
     atomic_store(&src->attempted, 1);
