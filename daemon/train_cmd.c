@@ -1759,6 +1759,8 @@ int es_cmd_train(int argc, char **argv) {
     interrupted = 0;
     const int parsed = parse_options(argc, argv, &opt);
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
+    /* Before any work: a typo in -o must not cost a whole run. */
+    if (es_cli_check_output(opt.output_path) != 0) return ES_EXIT_FAILURE;
 
     manifest mf;
     if (read_manifest(opt.manifest_path, !opt.manifest_keywords_only, &mf) != 0) {
