@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -340,7 +341,40 @@ int es_cli_check_output(const char *path) {
     return rc;
 }
 
+/* Ctrl-C or SIGTERM while a command writes its -o must not leave the
+ * temporary file behind. The handler needs the path without a pointer to
+ * pass it: one output at a time per process is all the commands open. */
+static const char *volatile signal_temp_path;
+static struct sigaction saved_int, saved_term;
+
+static void remove_temp_then_die(int sig) {
+    const char *path = signal_temp_path;
+    if (path) unlink(path); /* async-signal-safe */
+    /* Then end as the signal would have: the parent sees how it ended. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void guard_temp(const char *path) {
+    if (signal_temp_path) return; /* another output holds the guard */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = remove_temp_then_die;
+    sigemptyset(&sa.sa_mask);
+    signal_temp_path = path;
+    sigaction(SIGINT, &sa, &saved_int);
+    sigaction(SIGTERM, &sa, &saved_term);
+}
+
+static void unguard_temp(const char *path) {
+    if (!path || signal_temp_path != path) return;
+    sigaction(SIGINT, &saved_int, NULL);
+    sigaction(SIGTERM, &saved_term, NULL);
+    signal_temp_path = NULL;
+}
+
 static void output_free(es_cli_output *out) {
+    unguard_temp(out->temp_path);
     free(out->path);
     free(out->target);
     free(out->temp_path);
@@ -403,6 +437,7 @@ int es_cli_output_open(const char *path, es_cli_output *out) {
         output_free(out);
         return -1;
     }
+    guard_temp(out->temp_path);
     return 0;
 }
 
@@ -418,7 +453,8 @@ int es_cli_output_commit(es_cli_output *out) {
         es_cli_error("%s: cannot replace it: %s", out->path, strerror(errno));
         failed = 1;
     } else if (out->temp_path) {
-        free(out->temp_path); /* renamed: nothing left to remove */
+        unguard_temp(out->temp_path); /* renamed: nothing left to remove */
+        free(out->temp_path);
         out->temp_path = NULL;
     }
     if (failed && out->temp_path) unlink(out->temp_path);

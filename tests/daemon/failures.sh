@@ -71,6 +71,26 @@ ls -A | grep -q '^\.earshot-' && fail "a temporary output file was left"
 ln -s out.jsonl out-link.jsonl
 "$EARSHOT" file --format rttm -o out-link.jsonl b.wav 2> /dev/null || fail "-o through a link"
 [ -L out-link.jsonl ] && grep -q '^SPEAKER' out.jsonl || fail "-o through a link: link or file wrong"
+# Stopped while it writes (its stdin, a FIFO held open here, has not ended):
+# no temporary file, no output, and it ends by the signal.
+mkfifo hold.fifo
+for sig in TERM INT; do
+  set -m # job control: a background job takes SIGINT as from a terminal
+  "$EARSHOT" file -o stopped.jsonl - < hold.fifo 2> /dev/null &
+  pid=$!
+  set +m
+  pids+=("$pid")
+  exec 3> hold.fifo
+  cat b.wav >&3
+  for _ in $(seq 100); do ls -A | grep -q '^\.earshot-' && break; sleep 0.05; done
+  kill -"$sig" "$pid"
+  status=0
+  wait "$pid" || status=$?
+  exec 3>&-
+  [ "$status" = $((128 + $(kill -l "$sig"))) ] || fail "file -o on SIG$sig: status $status"
+  ls -A | grep -q '^\.earshot-' && fail "SIG$sig left the temporary output $(ls -A | grep '^\.earshot-')"
+  [ -e stopped.jsonl ] && fail "SIG$sig left a partial stopped.jsonl"
+done
 # Devices are written in place (nothing to rename over /dev/null).
 "$EARSHOT" file -o /dev/null b.wav || fail "-o /dev/null"
 
