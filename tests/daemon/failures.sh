@@ -49,6 +49,14 @@ expect() {
   local got=$?
   [ "$got" = "$want" ] && grep -qF -- "$needle" "$work/err" ||
     fail "$* -> status $got (want $want), stderr: $(cat "$work/err") (want: $needle)"
+  no_sanitizer_report "$work/err"
+}
+# In the ASan+UBSan build a report may share the exit status 1 a refusal has.
+no_sanitizer_report() {
+  if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1"; then
+    fail "sanitizer report in $1: $(grep -m1 -E 'Sanitizer|runtime error:' "$1")"
+  fi
+  return 0
 }
 cd "$work" || die "cd $work"
 
@@ -153,6 +161,7 @@ stop_at() {
   [ "$status" = "$want" ] || fail "train-keyword on $sig ($when): status $status, want $want: $(tail -3 "$tmp.err")"
   [ -z "$(ls -A "$tmp")" ] || fail "train-keyword on $sig ($when) left $(ls "$tmp")"
   grep -q "its work folder is removed" "$tmp.err" || fail "no word of the stop: $(tail -2 "$tmp.err")"
+  no_sanitizer_report "$tmp.err"
   [ -e "$work/never.esm" ] && fail "a stopped train-keyword wrote a model"
   return 0
 }
@@ -191,6 +200,8 @@ grep -q "source dir: $work/audio-dir: is a directory" daemon.err ||
 grep 'source dir' daemon.err | grep -q 'a pipe must carry' && fail "a directory source gets the pipe hint"
 kill -TERM "$daemon"
 wait "$daemon"
+no_sanitizer_report daemon.err
+no_sanitizer_report listen.err
 
 # ---- 14: a speech model is not a keyword model --------------------------------
 expect 1 "models/vad.esm: not a keyword model: its output \"speech\"" \
