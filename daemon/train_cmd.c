@@ -1754,6 +1754,10 @@ static void print_data_summary(const train_options *opt, const manifest *mf) {
     fputc('\n', stderr);
 }
 
+int es_train_was_interrupted(void) {
+    return interrupted;
+}
+
 int es_cmd_train(int argc, char **argv) {
     train_options opt;
     interrupted = 0;

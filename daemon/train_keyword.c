@@ -904,8 +904,8 @@ static int in_process(const render_job *j) {
  * here; the folder is removed by the normal exit path, where that is safe. */
 static volatile sig_atomic_t stop_signal;
 /* Set while `earshot train` runs in-process: it answers SIGINT itself (ends
- * training early, keeps the best model so far); SIGTERM is passed on to it
- * as SIGINT so that it stops as soon too. */
+ * training early) and says so afterwards; SIGTERM is passed on to it as
+ * SIGINT so that it stops as soon too. */
 static volatile sig_atomic_t training_now;
 
 static void on_stop_signal(int sig) {
@@ -1812,6 +1812,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
     const int trained_status =
         stop_signal ? ES_EXIT_FAILURE : train_model(&opt, manifest, trained, train_min);
     training_now = 0;
+    if (es_train_was_interrupted() && !stop_signal) stop_signal = SIGINT;
     if (stop_signal) goto done;
     if (trained_status != ES_EXIT_OK) {
         status = trained_status;

@@ -169,6 +169,7 @@ if command -v espeak-ng > /dev/null; then
   stop_at TERM clips
   stop_at INT clips
   stop_at TERM train
+  stop_at INT train
 else
   echo "failures: espeak-ng not installed: train-keyword interruption skipped"
 fi
