@@ -6,7 +6,6 @@
  * each writes into its own memory buffer, which the main thread copies to the
  * output in input order, so the output is the same whatever N is.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,7 +38,8 @@ static const char file_usage[] =
     "                           audacity: label track (start, end, label)\n"
     "                           frames: CSV of per-frame posteriors, one row per 10 ms\n"
     "                           (a header line starts each input's rows)\n"
-    "  -o, --output FILE        write there instead of stdout\n"
+    "  -o, --output FILE        write there instead of stdout; never one of the\n"
+    "                           inputs, and replaced only once complete\n"
     "  -j, --jobs N             analyse N files at once (output stays in input order)\n"
     "  -h, --help               show this help\n"
     "\n"
@@ -132,11 +132,11 @@ static void rttm_file_id(const char *path, char *id, size_t size) {
 
 /* Reads the input in chunks and pushes it through the pipeline. */
 static int stream_file(const file_context *ctx, es_audio_file *audio, es_pipeline *pipeline,
-                       const char *path, char *error, size_t error_size) {
+                       char *error, size_t error_size) {
     const es_audio_info *info = es_audio_file_info(audio);
     float *chunk = malloc((size_t)READ_CHUNK_FRAMES * (size_t)info->channels * sizeof *chunk);
     if (!chunk) {
-        snprintf(error, error_size, "%s: out of memory", path);
+        snprintf(error, error_size, "out of memory");
         return ES_EXIT_FAILURE;
     }
     int status = ES_EXIT_OK;
@@ -144,7 +144,7 @@ static int stream_file(const file_context *ctx, es_audio_file *audio, es_pipelin
     for (;;) {
         long got = es_audio_file_read(audio, chunk, READ_CHUNK_FRAMES, why, sizeof why);
         if (got < 0) {
-            snprintf(error, error_size, "%s: %s", path, why);
+            snprintf(error, error_size, "%s", why);
             status = ES_EXIT_FAILURE;
             break;
         }
@@ -158,13 +158,14 @@ static int stream_file(const file_context *ctx, es_audio_file *audio, es_pipelin
 }
 
 /* Analyses one input, writing results to `out`. On failure returns
- * ES_EXIT_FAILURE with the message (naming the file) in `error`. */
+ * ES_EXIT_FAILURE with the reason in `error`; the caller prints it after the
+ * file's name, which no fixed-size buffer then cuts, nor the reason after it. */
 static int analyse_file(const file_context *ctx, const char *path, FILE *out, char *error,
                         size_t error_size) {
     char why[256];
     es_audio_file *audio = NULL;
     if (es_audio_file_open(path, &audio, why, sizeof why) != 0) {
-        snprintf(error, error_size, "%s: %s", source_name(path), why);
+        snprintf(error, error_size, "%s", why);
         return ES_EXIT_FAILURE;
     }
     const es_audio_info *info = es_audio_file_info(audio);
@@ -173,7 +174,7 @@ static int analyse_file(const file_context *ctx, const char *path, FILE *out, ch
     rttm_file_id(path, file_id, sizeof file_id);
     es_sink *sink = NULL;
     if (es_sink_create(ctx->options->format, out, file_id, &sink) != 0) {
-        snprintf(error, error_size, "%s: out of memory", path);
+        snprintf(error, error_size, "out of memory");
         es_audio_file_close(audio);
         return ES_EXIT_FAILURE;
     }
@@ -191,11 +192,11 @@ static int analyse_file(const file_context *ctx, const char *path, FILE *out, ch
     es_pipeline_error perr = {0};
     int status = ES_EXIT_OK;
     if (es_pipeline_create(&config, &pipeline, &perr) != ES_PIPELINE_OK) {
-        snprintf(error, error_size, "%s: %s", source_name(path), perr.why);
+        snprintf(error, error_size, "%s", perr.why);
         status = ES_EXIT_FAILURE;
     } else {
         es_sink_begin(sink, pipeline);
-        status = stream_file(ctx, audio, pipeline, source_name(path), error, error_size);
+        status = stream_file(ctx, audio, pipeline, error, error_size);
         es_pipeline_destroy(pipeline);
     }
     es_sink_end(sink);
@@ -211,7 +212,7 @@ static int analyse_in_order(const file_context *ctx, char **inputs, int count, F
     for (int i = 0; i < count; i++) {
         char error[512] = "";
         if (analyse_file(ctx, inputs[i], out, error, sizeof error) != ES_EXIT_OK) {
-            es_cli_error("%s", error);
+            es_cli_error("%s: %s", source_name(inputs[i]), error);
             status = ES_EXIT_FAILURE;
         }
     }
@@ -241,7 +242,7 @@ typedef struct job_queue {
 static void run_job(const file_context *ctx, file_job *job) {
     FILE *buffer = open_memstream(&job->output, &job->output_size);
     if (!buffer) {
-        snprintf(job->error, sizeof job->error, "%s: out of memory", job->path);
+        snprintf(job->error, sizeof job->error, "out of memory");
         job->status = ES_EXIT_FAILURE;
         return;
     }
@@ -298,7 +299,7 @@ static int analyse_in_parallel(const file_context *ctx, char **inputs, int count
         }
         free(job->output);
         if (job->status != ES_EXIT_OK) {
-            es_cli_error("%s", job->error);
+            es_cli_error("%s: %s", source_name(job->path), job->error);
             status = ES_EXIT_FAILURE;
         }
     }
@@ -330,6 +331,26 @@ static double known_audio_seconds(char **inputs, int count) {
     return total_s;
 }
 
+/* The output must not be one of the inputs (another name or a symbolic link
+ * included): writing there would destroy the audio before or while it is
+ * read. Checked before anything is opened for writing. */
+static int check_output_not_input(const char *output_path, char **inputs, int count) {
+    struct stat out_st;
+    if (output_path ? stat(output_path, &out_st) != 0 : fstat(STDOUT_FILENO, &out_st) != 0)
+        return ES_EXIT_OK;                           /* a file still to be made is no input */
+    if (!S_ISREG(out_st.st_mode)) return ES_EXIT_OK; /* /dev/null may be both */
+    for (int i = 0; i < count; i++) {
+        struct stat in_st;
+        int is_stdin = strcmp(inputs[i], "-") == 0;
+        if ((is_stdin ? fstat(STDIN_FILENO, &in_st) : stat(inputs[i], &in_st)) != 0) continue;
+        if (in_st.st_dev != out_st.st_dev || in_st.st_ino != out_st.st_ino) continue;
+        es_cli_error("%s: is also the input %s: refusing to write over it (name another output)",
+                     output_path ? output_path : "stdout", source_name(inputs[i]));
+        return ES_EXIT_USAGE;
+    }
+    return ES_EXIT_OK;
+}
+
 static int check_inputs(char **inputs, int count) {
     if (count == 0) {
         es_cli_error("file: no input given (try 'earshot file --help')");
@@ -352,6 +373,7 @@ int es_cmd_file(int argc, char **argv) {
     char **inputs = argv + optind;
     int count = argc - optind;
     status = check_inputs(inputs, count);
+    if (status == ES_EXIT_OK) status = check_output_not_input(options.output_path, inputs, count);
     if (status != ES_EXIT_OK) return status;
 
     file_context ctx = {.options = &options};
@@ -361,10 +383,13 @@ int es_cmd_file(int argc, char **argv) {
     if (status != ES_EXIT_OK) return status;
 
     FILE *out = stdout;
-    if (options.output_path && !(out = fopen(options.output_path, "w"))) {
-        es_cli_error("%s: cannot write: %s", options.output_path, strerror(errno));
-        es_cli_models_destroy(&ctx.models);
-        return ES_EXIT_FAILURE;
+    es_cli_output output = {0};
+    if (options.output_path) {
+        if (es_cli_output_open(options.output_path, &output) != 0) {
+            es_cli_models_destroy(&ctx.models);
+            return ES_EXIT_FAILURE;
+        }
+        out = output.file;
     }
     /* Measuring the inputs costs an open each: only worth it when a bar can show. */
     if (isatty(STDERR_FILENO))
@@ -376,11 +401,11 @@ int es_cmd_file(int argc, char **argv) {
         status = analyse_in_order(&ctx, inputs, count, out);
 
     es_progress_destroy(ctx.progress);
-    const char *out_name = options.output_path ? options.output_path : "stdout";
-    int write_failed = fflush(out) != 0 || ferror(out);
-    if (out != stdout && fclose(out) != 0) write_failed = 1;
-    if (write_failed) {
-        es_cli_error("%s: write failed", out_name);
+    /* An input that failed still leaves the others' results, as on stdout. */
+    if (options.output_path) {
+        if (es_cli_output_commit(&output) != 0) status = ES_EXIT_FAILURE;
+    } else if (fflush(stdout) != 0 || ferror(stdout)) {
+        es_cli_error("stdout: write failed");
         status = ES_EXIT_FAILURE;
     }
     es_cli_models_destroy(&ctx.models);

@@ -5,10 +5,13 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -232,13 +235,17 @@ int es_cli_models_load(const es_cli_detector_flags *flags, const es_frontend_con
     int count = flags->kws_model_count > 0 ? flags->kws_model_count : 1;
     for (int k = 0; k < count; k++) {
         const char *path = flags->kws_model_count > 0 ? flags->kws_model_paths[k] : NULL;
-        if (es_pipeline_load_model(path, "kws", frontend, &models->kws[k], &err) !=
-            ES_PIPELINE_OK) {
+        int rc = es_pipeline_load_model(path, "kws", frontend, &models->kws[k], &err);
+        if (rc == ES_PIPELINE_OK) {
+            models->kws_count = k + 1;
+            rc = es_pipeline_check_keyword_model(models->kws[k], path ? path : "built-in kws model",
+                                                 &err);
+        }
+        if (rc != ES_PIPELINE_OK) {
             es_cli_error("%s", err.why);
             es_cli_models_destroy(models);
             return ES_EXIT_FAILURE;
         }
-        models->kws_count = k + 1;
     }
     for (int i = 0; i < flags->kws.threshold_count; i++) {
         const char *keyword = flags->kws.thresholds[i].keyword;
@@ -282,6 +289,183 @@ const char *es_cli_one_operand(const char *command, const char *name, int argc, 
     if (optind == argc - 1) return argv[optind];
     es_cli_error("%s: expected one %s (try 'earshot %s --help')", command, name, command);
     return NULL;
+}
+
+/* ---- output files ------------------------------------------------------------ */
+
+/* The folder a file named `path` lives in: "." for a bare name. */
+static char *folder_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *folder = malloc(n + 1);
+    if (!folder) return NULL;
+    memcpy(folder, path, n);
+    folder[n] = '\0';
+    return folder;
+}
+
+int es_cli_check_output(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            es_cli_error("%s: is a directory, not a file to write", path);
+            return -1;
+        }
+        if (access(path, W_OK) != 0) {
+            es_cli_error("%s: cannot write: %s", path, strerror(errno));
+            return -1;
+        }
+        if (!S_ISREG(st.st_mode)) return 0; /* a device or FIFO is written in place */
+    } else if (errno != ENOENT) {
+        es_cli_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *folder = folder_of(path);
+    if (!folder) {
+        es_cli_error("%s: out of memory", path);
+        return -1;
+    }
+    int rc = 0;
+    if (stat(folder, &st) != 0) {
+        es_cli_error("%s: folder %s: %s", path, folder, strerror(errno));
+        rc = -1;
+    } else if (!S_ISDIR(st.st_mode)) {
+        es_cli_error("%s: %s is not a folder", path, folder);
+        rc = -1;
+    } else if (access(folder, W_OK | X_OK) != 0) {
+        es_cli_error("%s: cannot write in folder %s: %s", path, folder, strerror(errno));
+        rc = -1;
+    }
+    free(folder);
+    return rc;
+}
+
+/* Ctrl-C or SIGTERM while a command writes its -o must not leave the
+ * temporary file behind. The handler needs the path without a pointer to
+ * pass it: one output at a time per process is all the commands open. */
+static const char *volatile signal_temp_path;
+static struct sigaction saved_int, saved_term;
+
+static void remove_temp_then_die(int sig) {
+    const char *path = signal_temp_path;
+    if (path) unlink(path); /* async-signal-safe */
+    /* Then end as the signal would have: the parent sees how it ended. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void guard_temp(const char *path) {
+    if (signal_temp_path) return; /* another output holds the guard */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = remove_temp_then_die;
+    sigemptyset(&sa.sa_mask);
+    signal_temp_path = path;
+    sigaction(SIGINT, &sa, &saved_int);
+    sigaction(SIGTERM, &sa, &saved_term);
+}
+
+static void unguard_temp(const char *path) {
+    if (!path || signal_temp_path != path) return;
+    sigaction(SIGINT, &saved_int, NULL);
+    sigaction(SIGTERM, &saved_term, NULL);
+    signal_temp_path = NULL;
+}
+
+static void output_free(es_cli_output *out) {
+    unguard_temp(out->temp_path);
+    free(out->path);
+    free(out->target);
+    free(out->temp_path);
+    memset(out, 0, sizeof *out);
+}
+
+/* A new file gets the mode fopen would give it; a replaced one keeps its own. */
+static mode_t new_file_mode(const struct stat *existing) {
+    if (existing) return existing->st_mode & 07777;
+    mode_t mask = umask(0);
+    umask(mask);
+    return 0666 & ~mask;
+}
+
+int es_cli_output_open(const char *path, es_cli_output *out) {
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        es_cli_error("%s: is a directory, not a file to write", path);
+        return -1;
+    }
+    out->path = strdup(path);
+    /* Through a symbolic link, the file it points at is replaced, not the link. */
+    out->target = exists ? realpath(path, NULL) : strdup(path);
+    if (!out->path || !out->target) {
+        es_cli_error("%s: %s", path, exists ? strerror(errno) : "out of memory");
+        output_free(out);
+        return -1;
+    }
+    if (exists && !S_ISREG(st.st_mode)) {
+        if (!(out->file = fopen(path, "w"))) {
+            es_cli_error("%s: cannot write: %s", path, strerror(errno));
+            output_free(out);
+            return -1;
+        }
+        return 0;
+    }
+    char *folder = folder_of(out->target);
+    size_t size = (folder ? strlen(folder) : 0) + sizeof "/.earshot-XXXXXX";
+    out->temp_path = folder ? malloc(size) : NULL;
+    if (!out->temp_path) {
+        free(folder);
+        es_cli_error("%s: out of memory", path);
+        output_free(out);
+        return -1;
+    }
+    snprintf(out->temp_path, size, "%s/.earshot-XXXXXX", folder);
+    free(folder);
+    int fd = mkstemp(out->temp_path);
+    if (fd < 0) {
+        es_cli_error("%s: cannot write: %s", path, strerror(errno));
+        output_free(out);
+        return -1;
+    }
+    if (fchmod(fd, new_file_mode(exists ? &st : NULL)) != 0 || !(out->file = fdopen(fd, "w"))) {
+        es_cli_error("%s: cannot write: %s", path, strerror(errno));
+        close(fd);
+        unlink(out->temp_path);
+        output_free(out);
+        return -1;
+    }
+    guard_temp(out->temp_path);
+    return 0;
+}
+
+int es_cli_output_commit(es_cli_output *out) {
+    int failed = fflush(out->file) != 0 || ferror(out->file);
+    /* On disk before it replaces the old file, so a crash leaves one or the other. */
+    if (!failed && out->temp_path && fsync(fileno(out->file)) != 0) failed = 1;
+    if (fclose(out->file) != 0) failed = 1;
+    out->file = NULL;
+    if (failed) {
+        es_cli_error("%s: write failed", out->path);
+    } else if (out->temp_path && rename(out->temp_path, out->target) != 0) {
+        es_cli_error("%s: cannot replace it: %s", out->path, strerror(errno));
+        failed = 1;
+    } else if (out->temp_path) {
+        unguard_temp(out->temp_path); /* renamed: nothing left to remove */
+        free(out->temp_path);
+        out->temp_path = NULL;
+    }
+    if (failed && out->temp_path) unlink(out->temp_path);
+    output_free(out);
+    return failed ? -1 : 0;
+}
+
+void es_cli_output_discard(es_cli_output *out) {
+    if (out->file) fclose(out->file);
+    if (out->temp_path) unlink(out->temp_path);
+    output_free(out);
 }
 
 double es_cli_monotonic_s(void) {

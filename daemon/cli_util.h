@@ -19,6 +19,7 @@
 #define ES_CLI_UTIL_H
 
 #include <getopt.h>
+#include <stdio.h>
 
 #include "pipeline.h"
 #include "sink.h"
@@ -47,6 +48,32 @@ int es_cli_parse_int(const char *flag, const char *text, long min, long max, int
 int es_cli_parse_float(const char *flag, const char *text, double min, double max, float *out);
 /* --format's value; on failure prints the choices and returns -1. */
 int es_cli_parse_format(const char *text, es_output_format *out);
+
+/* ---- output files ------------------------------------------------------------ */
+
+/* Before any work: whether `path` can be written as a new or replaced file
+ * (not a directory; its folder exists and may be written in). Commands that
+ * run for minutes call it first, so a typo in -o costs nothing. Prints
+ * "earshot: PATH: why" and returns -1 when it cannot. */
+int es_cli_check_output(const char *path);
+
+/* An output file written through a temporary file in the same folder and
+ * renamed over `path` only when it is complete: a failed or interrupted run
+ * never leaves a half-written file in its place. Devices and FIFOs (e.g.
+ * /dev/null, /dev/stdout) are written in place, as there is nothing to rename. */
+typedef struct es_cli_output {
+    FILE *file;
+    char *path;      /* what the user named, for messages */
+    char *target;    /* the file renamed over: `path` with symbolic links resolved */
+    char *temp_path; /* NULL when written in place */
+} es_cli_output;
+
+/* Both print "earshot: PATH: why" and return -1 on failure; commit removes the
+ * temporary file when writing or renaming fails. */
+int es_cli_output_open(const char *path, es_cli_output *out);
+int es_cli_output_commit(es_cli_output *out);
+/* Closes and removes the temporary file: the old file at `path` stays. */
+void es_cli_output_discard(es_cli_output *out);
 
 /* Seconds on the monotonic clock: for the durations and ETAs commands report. */
 double es_cli_monotonic_s(void);

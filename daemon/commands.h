@@ -16,4 +16,8 @@ int es_cmd_train(int argc, char **argv);         /* train_cmd.c */
 int es_cmd_train_keyword(int argc, char **argv); /* train_keyword.c */
 int es_cmd_calibrate(int argc, char **argv);     /* calibrate_cmd.c */
 
+/* Whether the last es_cmd_train ended early on SIGINT (it then saves the best
+ * model so far and returns 0): train-keyword stops its own run after it. */
+int es_train_was_interrupted(void);
+
 #endif

@@ -36,19 +36,55 @@ static void put_format(json_writer *w, const char *fmt, ...) {
     if (n > 0) put_bytes(w, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped; other
- * bytes (UTF-8 file names included) pass through. */
+/* Length of the well-formed UTF-8 sequence at `c` (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0 when it is not one. */
+static size_t utf8_sequence_length(const unsigned char *c) {
+    size_t n;
+    unsigned char min = 0x80, max = 0xbf; /* the second byte's range */
+    if (c[0] >= 0xc2 && c[0] <= 0xdf) {
+        n = 2;
+    } else if (c[0] >= 0xe0 && c[0] <= 0xef) {
+        n = 3;
+        if (c[0] == 0xe0) min = 0xa0;
+        if (c[0] == 0xed) max = 0x9f;
+    } else if (c[0] >= 0xf0 && c[0] <= 0xf4) {
+        n = 4;
+        if (c[0] == 0xf0) min = 0x90;
+        if (c[0] == 0xf4) max = 0x8f;
+    } else {
+        return 0;
+    }
+    if (c[1] < min || c[1] > max) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (c[i] < 0x80 || c[i] > 0xbf) return 0; /* the NUL ends a string too early too */
+    return n;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. Names
+ * come from the file system, which allows any bytes, but JSON text must be
+ * UTF-8: a byte that starts no valid sequence becomes U+FFFD, as a decoder
+ * replaces it, so parsers accept every line. */
 static void put_string(json_writer *w, const char *text) {
     put_bytes(w, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)(text ? text : ""); *c; c++) {
+    const unsigned char *c = (const unsigned char *)(text ? text : "");
+    while (*c) {
         if (*c == '"' || *c == '\\') {
             char escaped[2] = {'\\', (char)*c};
             put_bytes(w, escaped, 2);
         } else if (*c < 0x20) {
             put_format(w, "\\u%04x", *c);
-        } else {
+        } else if (*c < 0x80) {
             put_bytes(w, (const char *)c, 1);
+        } else {
+            size_t n = utf8_sequence_length(c);
+            if (n > 0) {
+                put_bytes(w, (const char *)c, n);
+                c += n;
+                continue;
+            }
+            put_bytes(w, "\xef\xbf\xbd", 3); /* U+FFFD REPLACEMENT CHARACTER */
         }
+        c++;
     }
     put_bytes(w, "\"", 1);
 }

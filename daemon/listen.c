@@ -6,6 +6,7 @@
  * when it happens. Ends with status 0 when the daemon closes the socket.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,22 @@ static const char listen_usage[] =
     "\n"
     "Exit status: 0 when the daemon closes the socket, 1 if it cannot be reached\n"
     "or output fails, 2 usage error.\n";
+
+/* With stdout closed, the socket would be given descriptor 1 and every event
+ * would be written back into the daemon's socket, forever: stdout must be
+ * open for writing before the socket is made. */
+static int check_stdout(void) {
+    int flags = fcntl(STDOUT_FILENO, F_GETFL);
+    if (flags < 0) {
+        es_cli_error("listen: stdout: %s (nowhere to print the events)", strerror(errno));
+        return -1;
+    }
+    if ((flags & O_ACCMODE) == O_RDONLY) {
+        es_cli_error("listen: stdout: is open for reading only (nowhere to print the events)");
+        return -1;
+    }
+    return 0;
+}
 
 static int connect_socket(const char *path) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -97,6 +114,7 @@ int es_cmd_listen(int argc, char **argv) {
                      argv[optind]);
         return ES_EXIT_USAGE;
     }
+    if (check_stdout() != 0) return ES_EXIT_FAILURE;
     int fd = connect_socket(path);
     if (fd < 0) {
         int saved = errno;

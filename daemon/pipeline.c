@@ -90,6 +90,25 @@ static int fail(es_pipeline_error *err, int code, const char *fmt, ...) {
     return code;
 }
 
+static int fail_about(es_pipeline_error *err, int code, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "WHAT: REASON", where WHAT (a model's path) may be long: when both do not
+ * fit, the middle of WHAT gives way, never the reason. */
+static int fail_about(es_pipeline_error *err, int code, const char *what, const char *fmt, ...) {
+    if (!err) return code;
+    char why[sizeof err->why];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    const size_t what_len = strlen(what), why_len = strlen(why), size = sizeof err->why;
+    const size_t room = size - 1 > why_len + 2 ? size - 1 - why_len - 2 : 0; /* for WHAT */
+    if (what_len <= room || room < 16) return fail(err, code, "%s: %s", what, why);
+    const int head = (int)(room - 3) / 2, tail = (int)(room - 3) - head;
+    return fail(err, code, "%.*s...%s: %s", head, what, what + what_len - (size_t)tail, why);
+}
+
 const char *es_pipeline_strerror(int code) {
     switch (code) {
     case ES_PIPELINE_OK:
@@ -149,14 +168,15 @@ static int check_model(const es_model *m, const es_frontend_config *frontend, co
     es_pipeline_feature_spec(frontend, &spec);
     es_rnn_error rnn_err = {0};
     if (es_model_check_features(m, &spec, &rnn_err) != ES_RNN_OK)
-        return fail(err, ES_PIPELINE_ERR_MODEL, "%s: %s", what,
-                    rnn_err.why[0] ? rnn_err.why : es_rnn_strerror(rnn_err.code));
+        return fail_about(err, ES_PIPELINE_ERR_MODEL, what, "%s",
+                          rnn_err.why[0] ? rnn_err.why : es_rnn_strerror(rnn_err.code));
     if (es_model_input_size(m) != (int)spec.mel_bands)
-        return fail(err, ES_PIPELINE_ERR_MODEL, "%s: takes %d inputs, the front end makes %u", what,
-                    es_model_input_size(m), spec.mel_bands);
+        return fail_about(err, ES_PIPELINE_ERR_MODEL, what,
+                          "takes %d inputs, the front end makes %u", es_model_input_size(m),
+                          spec.mel_bands);
     if (!es_model_is_streaming(m))
-        return fail(err, ES_PIPELINE_ERR_MODEL,
-                    "%s: has a bidirectional layer and cannot run frame by frame", what);
+        return fail_about(err, ES_PIPELINE_ERR_MODEL, what,
+                          "has a bidirectional layer and cannot run frame by frame");
     return ES_PIPELINE_OK;
 }
 
@@ -167,7 +187,8 @@ int es_pipeline_load_model(const char *path, const char *builtin_name,
     es_model *m = NULL;
     es_rnn_error rnn_err = {0};
     int rc;
-    char what[200];
+    char builtin_what[64];
+    const char *what = builtin_what;
     if (!path || strcmp(path, "builtin") == 0) {
         size_t size = 0;
         const unsigned char *bytes = builtin_name ? es_builtin_model(builtin_name, &size) : NULL;
@@ -175,26 +196,43 @@ int es_pipeline_load_model(const char *path, const char *builtin_name,
             return fail(err, ES_PIPELINE_ERR_MODEL, "no built-in model named \"%s\"",
                         builtin_name ? builtin_name : "(none)");
         rc = es_model_load_memory(bytes, size, &m, &rnn_err);
-        snprintf(what, sizeof what, "built-in %s model", builtin_name);
+        snprintf(builtin_what, sizeof builtin_what, "built-in %s model", builtin_name);
     } else {
         rc = es_model_load_file(path, &m, &rnn_err);
         /* The path leads the message, as every earshot error names its file. */
-        snprintf(what, sizeof what, "%s", path);
+        what = path;
     }
     if (rc != ES_RNN_OK)
-        return fail(err, ES_PIPELINE_ERR_MODEL, "%s: %s", what,
-                    rnn_err.why[0] ? rnn_err.why : es_rnn_strerror(rc));
+        return fail_about(err, ES_PIPELINE_ERR_MODEL, what, "%s",
+                          rnn_err.why[0] ? rnn_err.why : es_rnn_strerror(rc));
     rc = check_model(m, frontend, what, err);
     if (rc == ES_PIPELINE_OK && builtin_name && strcmp(builtin_name, "vad") == 0 &&
         find_speech_output(m) < 0)
-        rc = fail(err, ES_PIPELINE_ERR_MODEL,
-                  "%s: not a speech model: %d outputs and none is labelled \"speech\"", what,
-                  es_model_output_size(m));
+        rc = fail_about(err, ES_PIPELINE_ERR_MODEL, what,
+                        "not a speech model: %d outputs and none is labelled \"speech\"",
+                        es_model_output_size(m));
     if (rc != ES_PIPELINE_OK) {
         es_model_destroy(m);
         return rc;
     }
     *out = m;
+    return ES_PIPELINE_OK;
+}
+
+int es_pipeline_check_keyword_model(const es_model *m, const char *what, es_pipeline_error *err) {
+    int keywords = 0;
+    for (int i = 0; i < es_model_output_size(m); i++) {
+        const char *label = es_model_label(m, i);
+        if (strcmp(label, "speech") == 0)
+            return fail_about(err, ES_PIPELINE_ERR_MODEL, what,
+                              "not a keyword model: its output \"speech\" makes it a speech "
+                              "(VAD) model");
+        keywords += es_kws_label_is_keyword(label);
+    }
+    if (keywords == 0)
+        return fail_about(err, ES_PIPELINE_ERR_MODEL, what,
+                          "not a keyword model: none of its %d outputs is a keyword",
+                          es_model_output_size(m));
     return ES_PIPELINE_OK;
 }
 
@@ -343,6 +381,7 @@ static int create_kws(es_pipeline *p, es_pipeline_error *err) {
         snprintf(what, sizeof what, "keyword model %d", k + 1);
         if (!m) return fail(err, ES_PIPELINE_ERR_CONFIG, "%s is missing", what);
         int rc = check_model(m, &c->frontend, what, err);
+        if (rc == ES_PIPELINE_OK) rc = es_pipeline_check_keyword_model(m, what, err);
         if (rc != ES_PIPELINE_OK) return rc;
         columns += es_model_output_size(m);
     }
@@ -534,9 +573,11 @@ static void flush_detectors(es_pipeline *p) {
 /* Any source can deliver anything (a float file, a FIFO): one NaN or
  * infinity would poison every later frame through the resampler, the front
  * end's running normalisation and the networks' recurrent state, so it
- * becomes silence; huge values are clipped far above full scale, where the
- * log-mel features no longer care. */
-#define MAX_SAMPLE_MAGNITUDE 1000.0f
+ * becomes silence. Magnitudes are clamped to full scale: audio never goes
+ * beyond it, and one absurd sample (3e38, or even 1000) would otherwise
+ * dominate the running normalisation and leave the detectors deaf for
+ * seconds (2.7 s for one sample of 3e38 when the clamp was at 1000). */
+#define MAX_SAMPLE_MAGNITUDE 1.0f
 
 static const float *clean_input(es_pipeline *p, const float *interleaved, size_t count) {
     for (size_t i = 0; i < count; i++) {

@@ -27,9 +27,9 @@
  *   detectors and sinks. Events and posteriors are the same as offline for
  *   the same samples as long as no frame was dropped.
  *
- * Input samples that are NaN or infinite are taken as silence and magnitudes
- * are clipped at 1000 (far above full scale), so no source can poison the
- * recurrent state for the rest of a stream.
+ * Input samples that are NaN or infinite are taken as silence and the rest
+ * are clamped to full scale [-1, 1], so no source can poison the front end's
+ * normalisation or the recurrent state for the rest of a stream.
  *
  * Several pipelines may live in one process: each owns its states, detectors,
  * buffers and FFTW plan; the models are borrowed and only read, so many
@@ -82,6 +82,12 @@ const char *es_pipeline_strerror(int code);
 int es_pipeline_load_model(const char *path, const char *builtin_name,
                            const es_frontend_config *frontend, es_model **out,
                            es_pipeline_error *err);
+
+/* Whether a model can serve as a keyword model: at least one keyword output,
+ * and no "speech" output (a VAD model given as a keyword model would report
+ * speech as a keyword). `what` names the model in the reason. Pipelines check
+ * it at create; commands call it right after loading to fail before any work. */
+int es_pipeline_check_keyword_model(const es_model *m, const char *what, es_pipeline_error *err);
 
 /* The feature spec a model must carry to be fed by `frontend`. */
 void es_pipeline_feature_spec(const es_frontend_config *frontend, es_feature_spec *spec);

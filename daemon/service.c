@@ -560,7 +560,8 @@ static int run_stream(source *src, pump *pu, char *why, size_t why_size) {
  * writer). A FIFO is opened afresh after every writer, the new fd before
  * the old one closes: the FIFO never lacks a reader (a writer would get
  * EPIPE), the pump can tell the next writer's hang-up (pump_thread), and a
- * path that now names another FIFO is followed. */
+ * path that now names another FIFO is followed. Returns 0, -1 (it may open
+ * later: retry) or -2 (it never will: a directory). */
 static int open_input(source *src, char *why, size_t why_size) {
     int fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
@@ -570,6 +571,14 @@ static int open_input(source *src, char *why, size_t why_size) {
         if (src->input_fd >= 0) close(src->input_fd);
         src->input_fd = -1;
         return -1;
+    }
+    /* Said as it is: read through the pump, a directory would only show up
+     * as a stream no format matches. */
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(why, why_size, "%s: is a directory, not a file or FIFO of audio",
+                 src->config.target);
+        close(fd);
+        return -2;
     }
     /* Also after a failed open: the path was removed, then made again. */
     if (src->input_ino && (st.st_dev != src->input_dev || st.st_ino != src->input_ino))
@@ -586,7 +595,10 @@ static int open_input(source *src, char *why, size_t why_size) {
 /* A regular file is one stream; a FIFO one stream per writer, read through
  * a fresh fd each (open_input). */
 static run_end run_file(source *src, char *why, size_t why_size) {
-    if (src->input_fd < 0 && open_input(src, why, why_size) != 0) return RUN_RETRY;
+    if (src->input_fd < 0) {
+        const int opened = open_input(src, why, why_size);
+        if (opened != 0) return opened == -2 ? RUN_FATAL : RUN_RETRY;
+    }
     atomic_store(&src->state, SOURCE_RUNNING);
     atomic_store(&src->attempted, 1);
     pump pu = {.src = src};

@@ -34,15 +34,38 @@ const char *es_output_format_name(es_output_format format) {
                                                                          : "unknown";
 }
 
+/* RTTM fields are separated by whitespace and a record is one line, so a file
+ * name with a space or newline would shift or split every field after it:
+ * such bytes are percent-encoded (as in URLs), '%' too so the encoding can
+ * be undone. An empty name becomes RTTM's own "<NA>". */
+static int rttm_needs_encoding(unsigned char c) {
+    return c <= ' ' || c == 0x7f || c == '%';
+}
+
+static char *rttm_encode(const char *id) {
+    if (!*id) return strdup("<NA>");
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+        n += rttm_needs_encoding(*c) ? 3 : 1;
+    char *encoded = malloc(n + 1), *w = encoded;
+    if (!encoded) return NULL;
+    for (const unsigned char *c = (const unsigned char *)id; *c; c++) {
+        if (rttm_needs_encoding(*c))
+            w += sprintf(w, "%%%02X", *c);
+        else
+            *w++ = (char)*c;
+    }
+    *w = '\0';
+    return encoded;
+}
+
 int es_sink_create(es_output_format format, FILE *out, const char *file_id, es_sink **sink) {
     *sink = NULL;
     es_sink *s = calloc(1, sizeof *s);
-    const char *id = file_id ? file_id : "";
-    if (!s || !(s->file_id = malloc(strlen(id) + 1))) {
+    if (!s || !(s->file_id = rttm_encode(file_id ? file_id : ""))) {
         free(s);
         return -1;
     }
-    strcpy(s->file_id, id);
     s->format = format;
     s->out = out;
     *sink = s;

@@ -34,7 +34,9 @@ const char *es_output_format_name(es_output_format format);
 
 typedef struct es_sink es_sink;
 
-/* `file_id` names the recording in RTTM lines (copied). Returns 0 or -1 (no memory). */
+/* `file_id` names the recording in RTTM lines (copied; whitespace, control
+ * bytes and '%' percent-encoded, e.g. "my file" -> "my%20file", so a line
+ * always has its 10 fields). Returns 0 or -1 (no memory). */
 int es_sink_create(es_output_format format, FILE *out, const char *file_id, es_sink **sink);
 void es_sink_destroy(es_sink *sink);
 

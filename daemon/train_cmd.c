@@ -1819,11 +1819,17 @@ static void print_data_summary(const train_options *opt, const manifest *mf) {
     }
 }
 
+int es_train_was_interrupted(void) {
+    return interrupted;
+}
+
 int es_cmd_train(int argc, char **argv) {
     train_options opt;
     interrupted = 0;
     const int parsed = parse_options(argc, argv, &opt);
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
+    /* Before any work: a typo in -o must not cost a whole run. */
+    if (es_cli_check_output(opt.output_path) != 0) return ES_EXIT_FAILURE;
 
     manifest mf;
     if (read_manifest(opt.manifest_path, !opt.manifest_keywords_only, opt.recorded_weight, &mf) !=

@@ -35,6 +35,7 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -896,6 +897,44 @@ static int in_process(const render_job *j) {
     return j->voice && j->voice->engine == ENGINE_ESPEAK && !j->voice->made;
 }
 
+/* ---- interruption ------------------------------------------------------------------------ */
+
+/* SIGINT or SIGTERM stops the run at the next clip or step, and the work
+ * folder (10-30 MB of clips) is removed on the way out. Only a flag is set
+ * here; the folder is removed by the normal exit path, where that is safe. */
+static volatile sig_atomic_t stop_signal;
+/* Set while `earshot train` runs in-process: it answers SIGINT itself (ends
+ * training early) and says so afterwards; SIGTERM is passed on to it as
+ * SIGINT so that it stops as soon too. */
+static volatile sig_atomic_t training_now;
+
+static void on_stop_signal(int sig) {
+    if (!stop_signal) stop_signal = sig; /* the first one says why */
+    /* Only SIGTERM: a SIGINT raised here must not come back to raise another. */
+    if (sig == SIGTERM && training_now) raise(SIGINT);
+}
+
+typedef struct stop_handlers {
+    struct sigaction old_int, old_term;
+} stop_handlers;
+
+static void stop_handlers_install(stop_handlers *saved) {
+    stop_signal = 0;
+    training_now = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: waiting for a clip returns at once */
+    sigaction(SIGINT, &sa, &saved->old_int);
+    sigaction(SIGTERM, &sa, &saved->old_term);
+}
+
+static void stop_handlers_restore(const stop_handlers *saved) {
+    sigaction(SIGINT, &saved->old_int, NULL);
+    sigaction(SIGTERM, &saved->old_term, NULL);
+}
+
 /* The child that makes one clip: exits 0 when it is written. */
 static void render_child(const render_job *j, const char *work, const char *cmd) {
     if (in_process(j)) {
@@ -925,7 +964,7 @@ static int render_all(job_list *jobs, const char *work, int workers) {
     const int report_every = jobs->count / 10 > 0 ? jobs->count / 10 : 1;
     char *cmd = malloc(16384);
     if (!cmd) return -1;
-    while (done < jobs->count) {
+    while (done < jobs->count && !stop_signal) {
         while (active < workers && next < jobs->count) {
             if (!in_process(&jobs->items[next])) job_command(&jobs->items[next], work, cmd, 16384);
             fflush(NULL); /* nothing buffered twice */
@@ -975,6 +1014,14 @@ static int render_all(job_list *jobs, const char *work, int workers) {
         }
     }
     free(cmd);
+    if (stop_signal) {
+        /* The clips being made finish first (each takes a moment): the
+         * folder can only go once nothing writes into it. */
+        for (int s = 0; s < MAX_WORKERS; s++)
+            while (running[s] > 0 && waitpid(running[s], NULL, 0) < 0 && errno == EINTR)
+                ;
+        return -1;
+    }
     if (failed > jobs->count / 4) {
         es_cli_error("train-keyword: %d of %d clips failed to render (is espeak-ng working?)",
                      failed, jobs->count);
@@ -1645,6 +1692,11 @@ int es_cmd_train_keyword(int argc, char **argv) {
     const int parsed = parse_options(argc, argv, &opt);
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     const double started = es_cli_monotonic_s();
+    /* Both outputs before any work: a typo in -o must not cost a whole run. */
+    char card[4096 + 8];
+    card_path(opt.output_path, card, sizeof card);
+    if (es_cli_check_output(opt.output_path) != 0 || es_cli_check_output(card) != 0)
+        return ES_EXIT_FAILURE;
 
     if (!tool_exists("espeak-ng") || !tool_exists("sox")) {
         es_cli_error("train-keyword: espeak-ng and sox are needed (apt install espeak-ng sox)");
@@ -1671,11 +1723,14 @@ int es_cmd_train_keyword(int argc, char **argv) {
 
     char work[4096];
     int own_work = !opt.work_dir;
+    stop_handlers handlers;
+    stop_handlers_install(&handlers);
     if (own_work) {
         const char *tmp = getenv("TMPDIR");
         snprintf(work, sizeof work, "%s/earshot-train-keyword-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         if (!mkdtemp(work)) {
             es_cli_error("train-keyword: cannot make a work folder: %s", strerror(errno));
+            stop_handlers_restore(&handlers);
             free(phonemes);
             return ES_EXIT_FAILURE;
         }
@@ -1723,7 +1778,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
          jobs.count, voices.count, figures.voices[0], figures.voices[1], figures.voices[2],
          conf.count,
          opt.data_dir ? "keyword-free speech and noise from data/" : "no data/: a modest set");
-    if (render_all(&jobs, work, opt.threads) != 0) goto done;
+    if (render_all(&jobs, work, opt.threads) != 0 || stop_signal) goto done;
     for (int i = 0; i < jobs.count; i++) {
         const render_job *j = &jobs.items[i];
         if (j->duration_s <= 0) continue;
@@ -1753,7 +1808,12 @@ int es_cmd_train_keyword(int argc, char **argv) {
     format_duration((train_min + evaluation_min) * 60, eta, sizeof eta);
     note("step 2/4: training for up to %.1f min (ETA of the whole run: %s)", train_min, eta);
     const double train_started = es_cli_monotonic_s();
-    const int trained_status = train_model(&opt, manifest, trained, train_min);
+    training_now = 1;
+    const int trained_status =
+        stop_signal ? ES_EXIT_FAILURE : train_model(&opt, manifest, trained, train_min);
+    training_now = 0;
+    if (es_train_was_interrupted() && !stop_signal) stop_signal = SIGINT;
+    if (stop_signal) goto done;
     if (trained_status != ES_EXIT_OK) {
         status = trained_status;
         goto done;
@@ -1769,6 +1829,7 @@ int es_cmd_train_keyword(int argc, char **argv) {
     if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_VALID,
                        CALIBRATION_PASSES, (uint64_t)opt.seed + 11, &valid) != 0)
         goto done;
+    if (stop_signal) goto done;
     const es_cal_budget budget = {calibration_target(&opt), 1.0f, 0};
     if (es_cal_calibrate_smoothing(&valid, &budget, smoothing_tried, SMOOTHING_COUNT,
                                    &figures.calibrated, figures.smoothing_trials) != 0) {
@@ -1788,7 +1849,8 @@ int es_cmd_train_keyword(int argc, char **argv) {
 
     note("step 4/4: testing on voices never used in training or calibration (test split)");
     if (evaluate_split(model, &jobs, opt.data_dir ? &data : NULL, work, SPLIT_TEST, 1,
-                       (uint64_t)opt.seed + 23, &test) != 0)
+                       (uint64_t)opt.seed + 23, &test) != 0 ||
+        stop_signal)
         goto done;
     figures.test_at =
         detect_at(&test, figures.calibrated.thresholds[0], figures.calibrated.smooth_ms);
@@ -1804,8 +1866,6 @@ int es_cmd_train_keyword(int argc, char **argv) {
         goto done;
     }
     figures.total_minutes = (es_cli_monotonic_s() - started) / 60.0;
-    char card[4096 + 8];
-    card_path(opt.output_path, card, sizeof card);
     if (write_card(&opt, &figures, card) != 0) goto done;
     /* One machine-readable line for scripts (scripts/keyword-eval.sh). */
     printf(
@@ -1840,5 +1900,12 @@ done:
     data_set_free(&data);
     free(phonemes);
     if (own_work) nftw(work, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    stop_handlers_restore(&handlers);
+    if (stop_signal && status != ES_EXIT_OK) {
+        es_cli_error("train-keyword: stopped (%s)%s", strsignal(stop_signal),
+                     own_work ? "; its work folder is removed" : "");
+        /* The shell's convention for a command a signal ended. */
+        status = 128 + stop_signal;
+    }
     return status;
 }

@@ -158,6 +158,7 @@ int es_model_set_labels(es_model *m, int count, const char *const *labels) {
     for (int i = 0; i < count; i++)
         if (!labels[i] || strlen(labels[i]) >= ES_MAX_LABEL || !es_label_is_valid(labels[i]))
             return ES_RNN_ERR_ARG;
+    if (es_label_repeated(labels, count) >= 0) return ES_RNN_ERR_ARG;
     for (int i = 0; i < count; i++) {
         memset(m->labels[i], 0, ES_MAX_LABEL);
         memcpy(m->labels[i], labels[i], strlen(labels[i]));
@@ -208,6 +209,13 @@ int es_label_is_valid(const char *label) {
     for (const char *c = label; *c; c++)
         if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\' || *c == ',') return 0;
     return 1;
+}
+
+int es_label_repeated(const char *const *labels, int count) {
+    for (int i = 1; i < count; i++)
+        for (int j = 0; j < i; j++)
+            if (labels[i][0] && strcmp(labels[i], labels[j]) == 0) return i;
+    return -1;
 }
 
 /* ---- initialisation ---------------------------------------------------------- */

@@ -411,8 +411,15 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_e
         return reject(&r, "%u labels for %u outputs of the last layer", label_count, layer_input);
 
     char labels[ES_MAX_OUTPUTS][ES_MAX_LABEL];
-    for (uint32_t i = 0; i < label_count; i++)
+    const char *label_names[ES_MAX_OUTPUTS];
+    for (uint32_t i = 0; i < label_count; i++) {
         if ((rc = read_label(&r, (int)i, labels[i]))) return rc;
+        label_names[i] = labels[i];
+    }
+    const int repeated = es_label_repeated(label_names, (int)label_count);
+    if (repeated >= 0)
+        return reject(&r, "output %d repeats the label \"%s\" of an earlier output", repeated,
+                      labels[repeated]);
     const int has_thresholds = version >= ES_MODEL_FORMAT_VERSION_THRESHOLDS;
     const int has_smoothing = version >= ES_MODEL_FORMAT_VERSION_SMOOTHING;
     float thresholds[ES_MAX_OUTPUTS];

@@ -52,6 +52,10 @@ int es_model_refresh(es_model *m);
 /* Labels end up in JSON events and CSV headers: printable ASCII without
  * '"', '\\' or ','. */
 int es_label_is_valid(const char *label);
+/* The first output whose label an earlier output already has, or -1: two
+ * outputs of one name could not be told apart in events, thresholds or CSV.
+ * Unlabelled outputs ("", a model still being built) may be many. */
+int es_label_repeated(const char *const *labels, int count);
 /* A stored detection threshold: finite, in [0, 1]. */
 int es_threshold_is_valid(float threshold);
 

@@ -28,3 +28,10 @@ if(ES_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   target_link_options(fuzz_audio_input PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_audio_input PRIVATE es_daemon)
 endif()
+
+# Failure behaviour on careless or hostile input (issue 35, README "Failure
+# behaviour"): output that is an input, odd file names in RTTM and JSON, -o
+# checked before training, train-keyword stopped by signals, listen without
+# stdout, wrong kinds of model, long paths, a directory as a daemon source.
+add_test(NAME daemon_failures COMMAND ${CMAKE_CURRENT_LIST_DIR}/failures.sh $<TARGET_FILE:earshot>)
+set_tests_properties(daemon_failures PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)

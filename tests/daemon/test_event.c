@@ -95,6 +95,32 @@ static void test_json_escapes_strings(void **state) {
     assert_non_null(strstr(line, "\"source\":\"\""));
 }
 
+/* File names are bytes, JSON is UTF-8 (issue 35): a byte that starts no valid
+ * sequence becomes U+FFFD, valid sequences of every length pass through. */
+static void test_json_invalid_utf8_is_replaced(void **state) {
+    (void)state;
+    const struct {
+        const char *source, *json;
+    } cases[] = {
+        {"bad\xff.wav", "bad\xef\xbf\xbd.wav"},
+        {"latin1-caf\xe9.wav", "latin1-caf\xef\xbf\xbd.wav"},       /* é in Latin-1 */
+        {"cut-\xe2\x82", "cut-\xef\xbf\xbd\xef\xbf\xbd"},           /* € missing its end */
+        {"overlong-\xc0\xaf", "overlong-\xef\xbf\xbd\xef\xbf\xbd"}, /* '/' in 2 bytes */
+        {"surrogate-\xed\xa0\x80", "surrogate-\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xe2\x82\xac\xf0\x9f\x8e\xa4\xc3\xa9", "\xe2\x82\xac\xf0\x9f\x8e\xa4\xc3\xa9"},
+        {"beyond-\xf4\x90\x80\x80", "beyond-\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        es_event e = speech_event();
+        e.source = cases[i].source;
+        char line[256], expected[128];
+        int n = es_event_to_json(&e, line, sizeof line);
+        assert_int_equal(n, (int)strlen(line));
+        snprintf(expected, sizeof expected, "\"source\":\"%s\"", cases[i].json);
+        if (!strstr(line, expected)) fail_msg("case %zu: %s", i, line);
+    }
+}
+
 static void test_json_non_finite_is_null(void **state) {
     (void)state;
     es_event e = speech_event();
@@ -186,6 +212,43 @@ static void test_sink_lines(void **state) {
     char *frames = sink_output(ES_FORMAT_FRAMES, events, 2);
     assert_string_equal(frames, "");
     free(frames);
+}
+
+/* An RTTM line has 10 fields whatever the file is called (issue 35): the id's
+ * whitespace, control bytes and '%' are percent-encoded. */
+static void test_sink_rttm_file_id_is_one_field(void **state) {
+    (void)state;
+    const struct {
+        const char *id, *line;
+    } cases[] = {
+        {"my file", "SPEAKER my%20file 1 "},
+        {"two\nlines\tand\r", "SPEAKER two%0Alines%09and%0D 1 "},
+        {"100%", "SPEAKER 100%25 1 "},
+        {"caf\xc3\xa9\x7f", "SPEAKER caf\xc3\xa9%7F 1 "},
+        {"", "SPEAKER <NA> 1 "},
+    };
+    es_event speech = speech_event();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *text = NULL;
+        size_t size = 0;
+        FILE *out = open_memstream(&text, &size);
+        es_sink *sink = NULL;
+        assert_int_equal(es_sink_create(ES_FORMAT_RTTM, out, cases[i].id, &sink), 0);
+        es_pipeline_config config;
+        memset(&config, 0, sizeof config);
+        es_sink_attach(sink, &config);
+        config.on_event(&speech, config.event_user);
+        es_sink_destroy(sink);
+        fclose(out);
+        if (strncmp(text, cases[i].line, strlen(cases[i].line)) != 0)
+            fail_msg("case %zu: %s", i, text);
+        int fields = 0;
+        for (const char *c = text; *c; c++)
+            fields += (c == text || c[-1] == ' ') && *c != ' ';
+        assert_int_equal(fields, 10);
+        assert_int_equal(strchr(text, '\n') - text, (long)strlen(text) - 1);
+        free(text);
+    }
 }
 
 /* speech_start is a jsonl event: segment formats wait for the segment. */
@@ -296,11 +359,13 @@ int main(void) {
         cmocka_unit_test(test_json_matches_design),
         cmocka_unit_test(test_json_speech_start),
         cmocka_unit_test(test_json_escapes_strings),
+        cmocka_unit_test(test_json_invalid_utf8_is_replaced),
         cmocka_unit_test(test_json_non_finite_is_null),
         cmocka_unit_test(test_json_huge_numbers_stay_valid),
         cmocka_unit_test(test_json_truncates_like_snprintf),
         cmocka_unit_test(test_json_wallclock_iso8601),
         cmocka_unit_test(test_sink_lines),
+        cmocka_unit_test(test_sink_rttm_file_id_is_one_field),
         cmocka_unit_test(test_sink_speech_start_only_in_jsonl),
         cmocka_unit_test(test_sink_frames_rows),
         cmocka_unit_test(test_format_names),

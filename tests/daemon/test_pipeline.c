@@ -7,6 +7,7 @@
  * Input: tests/clips/demo.wav, read once into memory through audio_file.
  */
 #include <pthread.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -434,6 +435,48 @@ static void test_load_model_errors(void **state) {
     assert_non_null(strstr(err.why, "/nonexistent/x.model"));
 }
 
+/* Samples beyond full scale are clamped to it, and NaN is silence (issue 35):
+ * one sample of 3e38 before the speech gives exactly the output of a sample
+ * of 1.0 there. Clamped at 1000 instead, it left the front end's running
+ * normalisation, and so the detectors, deaf for 2.7 s. */
+static void test_samples_are_clamped_to_full_scale(void **state) {
+    const fixture *f = *state;
+    const clip *c = &f->mono_16k;
+    const size_t at = (size_t)(0.5 * c->rate_hz); /* the speech starts at 0.87 s */
+    const float spikes[][2] = {{3e38f, 1.0f}, {-1e6f, -1.0f}, {NAN, 0.0f}};
+    clip copy = *c;
+    copy.samples = malloc(c->frames * sizeof *copy.samples);
+    assert_non_null(copy.samples);
+    for (size_t i = 0; i < sizeof spikes / sizeof spikes[0]; i++) {
+        run_output absurd, clamped;
+        memcpy(copy.samples, c->samples, c->frames * sizeof *copy.samples);
+        copy.samples[at] = spikes[i][0];
+        run_offline(f, &copy, 4096, &absurd);
+        copy.samples[at] = spikes[i][1];
+        run_offline(f, &copy, 4096, &clamped);
+        assert_true(count_lines(clamped.events) > 0);
+        assert_same_output(&absurd, &clamped);
+        free_output(&absurd);
+        free_output(&clamped);
+    }
+    free(copy.samples);
+}
+
+/* A speech model in a keyword model's place would report "speech" as a
+ * keyword (issue 35): the pipeline refuses it with the reason. */
+static void test_speech_model_is_no_keyword_model(void **state) {
+    const fixture *f = *state;
+    es_pipeline_config config;
+    configure(f, &f->mono_16k, ES_PIPELINE_OFFLINE, &config);
+    config.kws_models[0] = f->vad;
+    expect_refusal(&config, ES_PIPELINE_ERR_MODEL, "keyword model 1: not a keyword model");
+    es_pipeline_error err = {0};
+    assert_int_equal(es_pipeline_check_keyword_model(f->vad, "vad.esm", &err),
+                     ES_PIPELINE_ERR_MODEL);
+    assert_non_null(strstr(err.why, "vad.esm: not a keyword model: its output \"speech\""));
+    assert_int_equal(es_pipeline_check_keyword_model(f->kws, "kws.esm", &err), ES_PIPELINE_OK);
+}
+
 static void test_keyword_columns_skip_filler(void **state) {
     const fixture *f = *state;
     es_pipeline_config config;
@@ -588,6 +631,8 @@ int main(void) {
         cmocka_unit_test(test_live_overflow_counts_drops),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_load_model_errors),
+        cmocka_unit_test(test_samples_are_clamped_to_full_scale),
+        cmocka_unit_test(test_speech_model_is_no_keyword_model),
         cmocka_unit_test(test_keyword_columns_skip_filler),
         cmocka_unit_test(test_model_smoothing_is_applied),
     };

@@ -333,6 +333,29 @@ static void test_trailing_bytes_and_bad_labels_are_rejected(void **state) {
     es_model_destroy(m);
 }
 
+/* Two outputs of one label could not be told apart in events, thresholds or
+ * CSV columns (issue 35): the loader refuses such a file, and no model can be
+ * given them to save. */
+static void test_duplicate_labels_are_rejected(void **state) {
+    (void)state;
+    const test_layer two[] = {{ES_LAYER_DENSE, 2, ES_ACT_SOFTMAX, 0}};
+    es_model *m = test_make_model(2, two, 1, 9);
+    assert_non_null(m);
+    const char *same[] = {"left", "left"};
+    assert_int_equal(es_model_set_labels(m, 2, same), ES_RNN_ERR_ARG);
+    const char *differ[] = {"left", "lefT"};
+    assert_int_equal(es_model_set_labels(m, 2, differ), ES_RNN_OK);
+    file_image image = save_to_image(m);
+    size_t label_at = HEADER_BYTES + LAYER_RECORD_BYTES;
+    assert_memory_equal(image.bytes + label_at, "left\0lefT\0", 10);
+    image.bytes[label_at + 8] = 't';
+    fix_crc(image.bytes, image.size);
+    expect_rejected(image.bytes, image.size, ES_RNN_ERR_FORMAT,
+                    "output 1 repeats the label \"left\"");
+    free(image.bytes);
+    es_model_destroy(m);
+}
+
 static void test_feature_mismatch_names_the_field(void **state) {
     (void)state;
     es_model *m = make_tiny();
@@ -578,6 +601,7 @@ int main(void) {
         cmocka_unit_test(test_stack_fields_are_checked),
         cmocka_unit_test(test_non_finite_weights_are_rejected),
         cmocka_unit_test(test_trailing_bytes_and_bad_labels_are_rejected),
+        cmocka_unit_test(test_duplicate_labels_are_rejected),
         cmocka_unit_test(test_feature_mismatch_names_the_field),
         cmocka_unit_test(test_io_errors_name_the_file),
         cmocka_unit_test(test_non_regular_and_oversized_files_are_refused_unread),
