@@ -109,6 +109,13 @@ static void put_wallclock(json_writer *w, double unix_s) {
     put_format(w, ",\"wallclock\":\"%s.%03dZ\"", text, millis);
 }
 
+int es_json_quote(const char *text, char *buf, size_t size) {
+    json_writer w = {buf, size, 0};
+    if (size > 0) buf[0] = '\0';
+    put_string(&w, text);
+    return (int)w.len;
+}
+
 int es_event_to_json(const es_event *event, char *buf, size_t size) {
     json_writer w = {buf, size, 0};
     if (size > 0) buf[0] = '\0';

@@ -32,4 +32,9 @@ typedef void (*es_event_sink)(const es_event *event, void *user);
  * length it would need when `size` is too small (like snprintf). */
 int es_event_to_json(const es_event *event, char *buf, size_t size);
 
+/* Writes `text` as a JSON string, quotes included, with the same escaping
+ * and UTF-8 repair as events (other protocols reuse it, e.g. wyoming.c);
+ * returns the length like snprintf. */
+int es_json_quote(const char *text, char *buf, size_t size);
+
 #endif
