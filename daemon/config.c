@@ -69,10 +69,15 @@ static const key_spec KEYS[] = {
     {"events", "backlog_bytes", VALUE_INT, FIELD(events.backlog_bytes), 1024, 64 << 20},
     {"events", "max_subscribers", VALUE_INT, FIELD(events.max_subscribers), 1, 65536},
     {"events", "stdout", VALUE_BOOL, FIELD(events.to_stdout), 0, 0},
+    {"wyoming", "uri", VALUE_STRING, FIELD(wyoming.uri), 0, 0},
+    {"wyoming", "max_clients", VALUE_INT, FIELD(wyoming.max_clients), 1, 65536},
+    {"wyoming", "client_timeout_ms", VALUE_INT, FIELD(wyoming.client_timeout_ms), 1,
+     MAX_DURATION_MS},
+    {"wyoming", "language", VALUE_STRING, FIELD(wyoming.language), 0, 0},
 };
 #define KEY_COUNT (sizeof KEYS / sizeof KEYS[0])
 
-static const char *const FIXED_SECTIONS[] = {"models", "vad", "keywords", "events"};
+static const char *const FIXED_SECTIONS[] = {"models", "vad", "keywords", "events", "wyoming"};
 #define FIXED_SECTION_COUNT (sizeof FIXED_SECTIONS / sizeof FIXED_SECTIONS[0])
 #define SOURCE_PREFIX "source."
 
@@ -141,8 +146,8 @@ static void enter_section(parser *p, const char *section) {
     }
     if (strncmp(section, SOURCE_PREFIX, strlen(SOURCE_PREFIX)) != 0) {
         fail(p, p->line,
-             "unknown section [%s] (expected [source.NAME], [models], [vad], [keywords] or "
-             "[events])",
+             "unknown section [%s] (expected [source.NAME], [models], [vad], [keywords], "
+             "[events] or [wyoming])",
              section);
         return;
     }
@@ -397,7 +402,12 @@ static int key_index(const char *section, const char *key) {
 
 static void check_whole_file(parser *p) {
     es_daemon_config *c = p->config;
-    if (c->source_count == 0) fail(p, 0, "no [source.NAME] section: nothing to listen to");
+    /* A Wyoming server alone is a daemon with something to listen to. */
+    if (c->source_count == 0 && !c->wyoming.uri[0])
+        fail(p, 0, "no [source.NAME] section and no [wyoming] uri: nothing to listen to");
+    if (c->wyoming.uri[0] && strncmp(c->wyoming.uri, "tcp://", 6) != 0)
+        fail(p, p->key_line[key_index("wyoming", "uri")],
+             "[wyoming] uri '%s' must be tcp://HOST:PORT", c->wyoming.uri);
     for (int i = 0; i < c->source_count; i++)
         if (!c->sources[i].kind)
             fail(p, c->sources[i].line, "[source.%s] needs device = or file =", c->sources[i].name);
@@ -431,6 +441,9 @@ void es_daemon_config_default(es_daemon_config *config) {
     config->events.backlog_bytes = 256 * 1024;
     config->events.max_subscribers = 256;
     config->events.to_stdout = 1;
+    config->wyoming.max_clients = 64;
+    config->wyoming.client_timeout_ms = 30000;
+    snprintf(config->wyoming.language, sizeof config->wyoming.language, "en");
 }
 
 int es_daemon_config_find_source(const es_daemon_config *config, const char *name) {

@@ -8,6 +8,7 @@
  *   [keywords]      threshold smooth_ms refractory_ms vad_gate threshold.KEYWORD
  *   [events]        socket socket_mode socket_group backlog_events backlog_bytes
  *                   max_subscribers stdout
+ *   [wyoming]       uri max_clients client_timeout_ms language
  *
  * Every key, its default and its range is documented in
  * systemd/earshot.conf.example. Unknown sections, unknown or repeated keys,
@@ -51,6 +52,15 @@ typedef struct es_events_config {
     int to_stdout; /* 1: also print events as JSON lines on stdout */
 } es_events_config;
 
+/* [wyoming]: the Wyoming protocol server (wyoming.h), off unless uri is set.
+ * Fixed for the daemon's life, models included (a reload keeps it as is). */
+typedef struct es_wyoming_service_config {
+    char uri[ES_CONFIG_VALUE_MAX]; /* "tcp://HOST:PORT"; "" = no server */
+    int max_clients;               /* 64 */
+    int client_timeout_ms;         /* 30000 */
+    char language[16];             /* "en": listed for every keyword in `info` */
+} es_wyoming_service_config;
+
 typedef struct es_daemon_config {
     int source_count;
     es_source_config sources[ES_CONFIG_MAX_SOURCES];
@@ -63,6 +73,7 @@ typedef struct es_daemon_config {
     es_kws_config kws;
 
     es_events_config events;
+    es_wyoming_service_config wyoming;
 } es_daemon_config;
 
 typedef struct es_config_error {

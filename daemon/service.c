@@ -49,6 +49,11 @@
 #include "event_socket.h"
 #include "notify.h"
 #include "pipeline.h"
+#include "wyoming.h"
+
+#ifndef ES_VERSION
+#define ES_VERSION "unknown"
+#endif
 
 #define READ_CHUNK_FRAMES 512 /* 32 ms at 16 kHz: latency of a FIFO stream */
 #define CONSUME_TIMEOUT_MS 50 /* the engine loop beats at least this often */
@@ -184,6 +189,9 @@ typedef struct service {
 
     es_event_hub *hub;
     es_line_writer *stdout_writer;
+    /* [wyoming]: keeps the engine it started with (reloads leave it be). */
+    es_wyoming_server *wyoming;
+    engine *wyoming_engine;
     int stdout_drops_logged; /* the main thread's: the first drop was logged */
 
     /* A reload's loading thread (reload_begin) and what it loaded. */
@@ -1005,6 +1013,10 @@ static void stop_everything(service *svc) {
     for (int i = 0; i < svc->source_count; i++)
         source_stop(svc->sources[i]);
     svc->source_count = 0;
+    es_wyoming_server_destroy(svc->wyoming);
+    svc->wyoming = NULL;
+    if (svc->wyoming_engine) engine_release(svc->wyoming_engine);
+    svc->wyoming_engine = NULL;
     es_event_hub_destroy(svc->hub);
     svc->hub = NULL;
     uint64_t stdout_lost = es_line_writer_destroy(svc->stdout_writer);
@@ -1099,6 +1111,42 @@ static void hub_config_from(const es_events_config *events, es_event_hub_config 
     hc->max_subscribers = (size_t)events->max_subscribers;
 }
 
+static void log_wyoming(int priority, const char *line, void *user) {
+    (void)user;
+    log_at(priority, "%s", line);
+}
+
+/* The Wyoming server serves the models loaded at start-up. */
+static int open_wyoming(service *svc) {
+    const es_wyoming_service_config *w = &svc->config.wyoming;
+    if (!w->uri[0]) return 0;
+    unsigned generation;
+    svc->wyoming_engine = current_engine(svc, &generation);
+    const engine *e = svc->wyoming_engine;
+    es_wyoming_config wc;
+    es_wyoming_config_default(&wc);
+    wc.uri = w->uri;
+    wc.max_clients = w->max_clients;
+    wc.client_timeout_ms = w->client_timeout_ms;
+    wc.language = w->language;
+    wc.version = ES_VERSION;
+    wc.vad_model = e->vad;
+    wc.kws_model_count = e->kws_count;
+    for (int k = 0; k < e->kws_count; k++)
+        wc.kws_models[k] = e->kws[k];
+    wc.vad = e->vad_config;
+    wc.kws = e->kws_config;
+    wc.on_log = log_wyoming;
+    es_wyoming_error err = {0};
+    if (es_wyoming_server_create(&wc, &svc->wyoming, &err) != 0) {
+        log_at(LOG_ERR, "[wyoming] %s", err.why);
+        return -1;
+    }
+    log_at(LOG_INFO, "wyoming: listening on %s (port %d)", w->uri,
+           es_wyoming_server_port(svc->wyoming));
+    return 0;
+}
+
 static int open_outputs(service *svc) {
     es_event_hub_config hc;
     hub_config_from(&svc->config.events, &hc);
@@ -1139,6 +1187,14 @@ static int load_config(service *svc, int check_only, char *why, size_t why_size)
         printf("note: %s; systemd creates /run/earshot (RuntimeDirectory=) when the service "
                "starts; started by hand, the daemon needs it to exist\n",
                herr.why);
+    }
+    char host[256], uri_why[300];
+    int port;
+    if (svc->config.wyoming.uri[0] &&
+        es_wyoming_parse_uri(svc->config.wyoming.uri, host, sizeof host, &port, uri_why,
+                             sizeof uri_why) != 0) {
+        snprintf(why, why_size, "%s: [wyoming] uri %s", svc->config_path, uri_why);
+        return -1;
     }
     char model_why[320];
     if (engine_load(&svc->config, &svc->engine, model_why, sizeof model_why) != 0) {
@@ -1252,7 +1308,7 @@ int es_cmd_daemon(int argc, char **argv) {
     svc->reload_done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (signal_fd < 0 || svc->reload_done_fd < 0) {
         log_at(LOG_ERR, "signalfd/eventfd: %s", strerror(errno));
-    } else if (open_outputs(svc) == 0 && start_sources(svc) == 0) {
+    } else if (open_outputs(svc) == 0 && open_wyoming(svc) == 0 && start_sources(svc) == 0) {
         status = serve(svc, signal_fd);
     }
     stop_everything(svc);

@@ -329,6 +329,33 @@ static void too_many_sources_are_refused(void **state) {
     expect_error(text, 2 * ES_CONFIG_MAX_SOURCES + 1, "too many sources");
 }
 
+static void wyoming_section_is_read_and_may_stand_alone(void **state) {
+    (void)state;
+    es_daemon_config c;
+    es_config_error err = {0};
+    assert_int_equal(parse("[wyoming]\nuri = tcp://0.0.0.0:10400\nmax_clients = 8\n"
+                           "client_timeout_ms = 5000\nlanguage = de\n",
+                           &c, &err),
+                     0);
+    assert_int_equal(c.source_count, 0);
+    assert_string_equal(c.wyoming.uri, "tcp://0.0.0.0:10400");
+    assert_int_equal(c.wyoming.max_clients, 8);
+    assert_int_equal(c.wyoming.client_timeout_ms, 5000);
+    assert_string_equal(c.wyoming.language, "de");
+
+    es_daemon_config_default(&c);
+    assert_string_equal(c.wyoming.uri, "");
+    assert_int_equal(c.wyoming.max_clients, 64);
+    assert_int_equal(c.wyoming.client_timeout_ms, 30000);
+
+    assert_int_equal(parse("[wyoming]\nuri = udp://x:1\n", &c, &err), -1);
+    assert_non_null(strstr(err.message, ":2: [wyoming] uri"));
+    assert_int_equal(parse("[wyoming]\nmax_clients = 8\n", &c, &err), -1);
+    assert_non_null(strstr(err.message, "nothing to listen to"));
+    assert_int_equal(parse("[source.a]\nfile = /x\n[wyoming]\nport = 1\n", &c, &err), -1);
+    assert_non_null(strstr(err.message, ":4:"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(full_config_parses),
@@ -346,6 +373,7 @@ int main(void) {
         cmocka_unit_test(too_many_sources_are_refused),
         cmocka_unit_test(relative_paths_resolve_against_the_config_folder),
         cmocka_unit_test(a_fifo_config_is_refused_without_blocking),
+        cmocka_unit_test(wyoming_section_is_read_and_may_stand_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

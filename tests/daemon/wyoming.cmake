@@ -12,3 +12,10 @@ if(Python3_Interpreter_FOUND)
                    $<TARGET_FILE:earshot> ${PROJECT_SOURCE_DIR}/tests/clips/demo.wav)
   set_tests_properties(wyoming_protocol PROPERTIES TIMEOUT 300 LABELS tsan)
 endif()
+if(Python3_Interpreter_FOUND)
+  # The same server inside `earshot daemon` ([wyoming] section, no source).
+  add_test(NAME wyoming_daemon
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/wyoming_client.py
+                   $<TARGET_FILE:earshot> ${PROJECT_SOURCE_DIR}/tests/clips/demo.wav --daemon)
+  set_tests_properties(wyoming_daemon PROPERTIES TIMEOUT 300 LABELS tsan)
+endif()

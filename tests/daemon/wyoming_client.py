@@ -3,7 +3,10 @@
 protocol byte for byte (standard library only): a JSON header line, then
 data_length bytes of JSON data, then payload_length bytes of payload.
 
-Usage: wyoming_client.py EARSHOT CLIP
+Usage: wyoming_client.py EARSHOT CLIP [--daemon]
+With --daemon the server is `earshot daemon` with a [wyoming] section (and
+no audio source) instead of `earshot wyoming`, and only describe and a
+streamed clip are checked.
 Starts the server on 127.0.0.1 with a port of its choosing, checks
 describe/info, detections against `earshot file` for several chunk sizes and
 sample formats, the detect filter, not-detected, malformed and oversize
@@ -18,6 +21,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import wave
@@ -89,6 +93,10 @@ class Peer:
         self.sock.close()
 
 
+class DaemonChecked(Exception):
+    """The daemon's (shorter) list of checks is done."""
+
+
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
@@ -124,9 +132,18 @@ def main():
         assert w.getsampwidth() == 2 and w.getnchannels() == 1
         rate, pcm = w.getframerate(), w.readframes(w.getnframes())
 
-    server = subprocess.Popen(
-        [earshot, "wyoming", "--uri", "tcp://127.0.0.1:0", "--client-timeout-ms", str(CLIENT_TIMEOUT_MS)],
-        stderr=subprocess.PIPE, text=True)
+    daemon = "--daemon" in sys.argv[3:]
+    tmp = tempfile.TemporaryDirectory()
+    if daemon:
+        conf = os.path.join(tmp.name, "earshot.conf")
+        with open(conf, "w") as f:
+            f.write(f"[events]\nsocket = {tmp.name}/events.sock\nstdout = no\n"
+                    f"[wyoming]\nuri = tcp://127.0.0.1:0\nclient_timeout_ms = {CLIENT_TIMEOUT_MS}\n")
+        command = [earshot, "daemon", "--config", conf]
+    else:
+        command = [earshot, "wyoming", "--uri", "tcp://127.0.0.1:0",
+                   "--client-timeout-ms", str(CLIENT_TIMEOUT_MS)]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     log = []
     port_found = threading.Event()
     port = [0]
@@ -134,7 +151,8 @@ def main():
     def read_log():
         for line in server.stderr:
             log.append(line)
-            m = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", line)
+            m = re.search(r"listening on tcp://127\.0\.0\.1:\d+ \(port (\d+)\)", line) or \
+                re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", line)
             if m:
                 port[0] = int(m.group(1))
                 port_found.set()
@@ -157,7 +175,7 @@ def main():
         p.close()
 
         # The same detections whatever the chunking, and the VAD's segments.
-        for chunk in (160, 1024, 4410, 1 << 20):
+        for chunk in (1024,) if daemon else (160, 1024, 4410, 1 << 20):
             p = Peer(port)
             evs = stream(p, pcm, rate, 2, 1, chunk)
             check(detections(evs) == expected, f"chunks of {chunk} bytes: detections {detections(evs)}")
@@ -167,6 +185,10 @@ def main():
                   f"chunks of {chunk} bytes: voice-started/-stopped at the speech segments")
             check(not any(t == "not-detected" for t, _, _ in evs), "no not-detected after a detection")
             p.close()
+
+        if daemon:
+            check(server.poll() is None, "the daemon is still up")
+            raise DaemonChecked
 
         # 24-bit stereo at the same rate carries the same samples: same answer.
         samples = struct.unpack(f"<{len(pcm) // 2}h", pcm)
@@ -248,6 +270,8 @@ def main():
         check(detections(evs) == expected, "after all that, a normal client still gets its detections")
         p.close()
         check(server.poll() is None, "the server is still up")
+    except DaemonChecked:
+        pass
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -259,6 +283,8 @@ def main():
     text = "".join(log)
     sys.stdout.write(text)
     check(rc == 0, f"SIGTERM stops the server with status 0 (got {rc})")
+    if daemon:
+        return
     check(text.count("dropped:") >= len(bad) + 2, "every dropped client is logged")
     check("disconnected with" in text and "stalled" in text, "the log says why")
 
