@@ -73,9 +73,11 @@ static void units_pass_verify(void **state) {
     copy_unit("earshot.service", dir, "earshot.service", NULL);
     copy_unit("earshot@.service", dir, "earshot@.service", NULL);
     copy_unit("earshot@.service", dir, "earshot@kitchen.service", NULL);
-    const char *names[] = {"earshot.service", "earshot@.service", "earshot@kitchen.service"};
+    copy_unit("earshot-wyoming.service", dir, "earshot-wyoming.service", NULL);
+    const char *names[] = {"earshot.service", "earshot@.service", "earshot@kitchen.service",
+                           "earshot-wyoming.service"};
     char out[8192];
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         int rc = verify(dir, names[i], out, sizeof out);
         /* Warnings (unknown keys, bad values) still exit 0: demand silence. */
         if (rc != 0 || out[0]) fail_msg("verify %s: exit %d: %s", names[i], rc, out);
@@ -107,8 +109,9 @@ static void sandbox_exposure_is_at_most_two(void **state) {
     assert_non_null(mkdtemp(dir));
     copy_unit("earshot.service", dir, "earshot.service", NULL);
     copy_unit("earshot@.service", dir, "earshot@kitchen.service", NULL);
-    const char *names[] = {"earshot.service", "earshot@kitchen.service"};
-    for (size_t i = 0; i < 2; i++) {
+    copy_unit("earshot-wyoming.service", dir, "earshot-wyoming.service", NULL);
+    const char *names[] = {"earshot.service", "earshot@kitchen.service", "earshot-wyoming.service"};
+    for (size_t i = 0; i < 3; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         double level = exposure(path);
