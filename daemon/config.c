@@ -74,10 +74,27 @@ static const key_spec KEYS[] = {
     {"wyoming", "client_timeout_ms", VALUE_INT, FIELD(wyoming.client_timeout_ms), 1,
      MAX_DURATION_MS},
     {"wyoming", "language", VALUE_STRING, FIELD(wyoming.language), 0, 0},
+    {"mqtt", "host", VALUE_STRING, FIELD(mqtt.host), 0, 0},
+    {"mqtt", "port", VALUE_INT, FIELD(mqtt.port), 1, 65535},
+    {"mqtt", "node", VALUE_STRING, FIELD(mqtt.node), 0, 0},
+    {"mqtt", "topic_prefix", VALUE_STRING, FIELD(mqtt.topic_prefix), 0, 0},
+    {"mqtt", "client_id", VALUE_STRING, FIELD(mqtt.client_id), 0, 0},
+    {"mqtt", "username", VALUE_STRING, FIELD(mqtt.username), 0, 0},
+    {"mqtt", "password", VALUE_STRING, FIELD(mqtt.password), 0, 0},
+    {"mqtt", "cafile", VALUE_PATH, FIELD(mqtt.cafile), 0, 0},
+    {"mqtt", "capath", VALUE_PATH, FIELD(mqtt.capath), 0, 0},
+    {"mqtt", "certfile", VALUE_PATH, FIELD(mqtt.certfile), 0, 0},
+    {"mqtt", "keyfile", VALUE_PATH, FIELD(mqtt.keyfile), 0, 0},
+    {"mqtt", "tls_insecure", VALUE_BOOL, FIELD(mqtt.tls_insecure), 0, 0},
+    {"mqtt", "keepalive_s", VALUE_INT, FIELD(mqtt.keepalive_s), 5, 65535},
+    {"mqtt", "queue_events", VALUE_INT, FIELD(mqtt.queue_events), 1, 1000000},
+    {"mqtt", "discovery", VALUE_BOOL, FIELD(mqtt.discovery), 0, 0},
+    {"mqtt", "discovery_prefix", VALUE_STRING, FIELD(mqtt.discovery_prefix), 0, 0},
 };
 #define KEY_COUNT (sizeof KEYS / sizeof KEYS[0])
 
-static const char *const FIXED_SECTIONS[] = {"models", "vad", "keywords", "events", "wyoming"};
+static const char *const FIXED_SECTIONS[] = {"models", "vad",     "keywords",
+                                             "events", "wyoming", "mqtt"};
 #define FIXED_SECTION_COUNT (sizeof FIXED_SECTIONS / sizeof FIXED_SECTIONS[0])
 #define SOURCE_PREFIX "source."
 
@@ -91,7 +108,7 @@ typedef struct parser {
 
     int current_source; /* index while inside [source.NAME], else -1 */
     unsigned sections_seen;
-    uint32_t keys_seen; /* one bit per KEYS entry */
+    uint64_t keys_seen; /* one bit per KEYS entry */
     int kws_seen;
     int key_line[KEY_COUNT];
     int section_line[FIXED_SECTION_COUNT];
@@ -147,7 +164,7 @@ static void enter_section(parser *p, const char *section) {
     if (strncmp(section, SOURCE_PREFIX, strlen(SOURCE_PREFIX)) != 0) {
         fail(p, p->line,
              "unknown section [%s] (expected [source.NAME], [models], [vad], [keywords], "
-             "[events] or [wyoming])",
+             "[events], [wyoming] or [mqtt])",
              section);
         return;
     }
@@ -383,9 +400,9 @@ static int handle_key(void *user, const char *section, const char *key, const ch
         return apply_keyword_threshold(p, key + 10, value);
     for (size_t i = 0; i < KEY_COUNT; i++) {
         if (strcmp(KEYS[i].section, section) || strcmp(KEYS[i].key, key)) continue;
-        if (p->keys_seen & (1u << i))
+        if (p->keys_seen & ((uint64_t)1 << i))
             return fail(p, p->line, "[%s] %s: key appears twice", section, key);
-        p->keys_seen |= 1u << i;
+        p->keys_seen |= (uint64_t)1 << i;
         p->key_line[i] = p->line;
         return apply_key(p, &KEYS[i], value);
     }
@@ -400,8 +417,40 @@ static int key_index(const char *section, const char *key) {
     return -1;
 }
 
+/* A topic level: no wildcards, no '/' (it would add levels), no NUL. */
+static int valid_topic_level(const char *text) {
+    return strpbrk(text, "/+#") == NULL;
+}
+
+static void check_mqtt(parser *p) {
+    const es_mqtt_service_config *m = &p->config->mqtt;
+    int section = p->section_line[fixed_section_index("mqtt")];
+    if (!section) return;
+    if (!m->host[0]) {
+        fail(p, section, "[mqtt] needs host = (the broker)");
+        return;
+    }
+    if (!valid_topic_level(m->node))
+        fail(p, p->key_line[key_index("mqtt", "node")],
+             "[mqtt] node '%s' must not contain '/', '+' or '#'", m->node);
+    if (strpbrk(m->topic_prefix, "+#") || m->topic_prefix[0] == '/')
+        fail(p, p->key_line[key_index("mqtt", "topic_prefix")],
+             "[mqtt] topic_prefix '%s' must not contain '+' or '#' nor start with '/'",
+             m->topic_prefix);
+    if (!valid_topic_level(m->discovery_prefix))
+        fail(p, p->key_line[key_index("mqtt", "discovery_prefix")],
+             "[mqtt] discovery_prefix '%s' must not contain '/', '+' or '#'", m->discovery_prefix);
+    if (!m->certfile[0] != !m->keyfile[0])
+        fail(p, section, "[mqtt]: certfile and keyfile go together");
+    if (m->certfile[0] && !m->cafile[0] && !m->capath[0])
+        fail(p, section, "[mqtt]: certfile needs cafile or capath (TLS)");
+    if (m->password[0] && !m->username[0])
+        fail(p, p->key_line[key_index("mqtt", "password")], "[mqtt] password needs username");
+}
+
 static void check_whole_file(parser *p) {
     es_daemon_config *c = p->config;
+    check_mqtt(p);
     /* A Wyoming server alone is a daemon with something to listen to. */
     if (c->source_count == 0 && !c->wyoming.uri[0])
         fail(p, 0, "no [source.NAME] section and no [wyoming] uri: nothing to listen to");
@@ -444,6 +493,11 @@ void es_daemon_config_default(es_daemon_config *config) {
     config->wyoming.max_clients = 64;
     config->wyoming.client_timeout_ms = 30000;
     snprintf(config->wyoming.language, sizeof config->wyoming.language, "en");
+    config->mqtt.port = 1883;
+    snprintf(config->mqtt.topic_prefix, sizeof config->mqtt.topic_prefix, "earshot");
+    config->mqtt.keepalive_s = 60;
+    config->mqtt.queue_events = 10000;
+    snprintf(config->mqtt.discovery_prefix, sizeof config->mqtt.discovery_prefix, "homeassistant");
 }
 
 int es_daemon_config_find_source(const es_daemon_config *config, const char *name) {

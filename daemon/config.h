@@ -9,6 +9,9 @@
  *   [events]        socket socket_mode socket_group backlog_events backlog_bytes
  *                   max_subscribers stdout
  *   [wyoming]       uri max_clients client_timeout_ms language
+ *   [mqtt]          host port node topic_prefix client_id username password cafile
+ *                   capath certfile keyfile tls_insecure keepalive_s queue_events
+ *                   discovery discovery_prefix
  *
  * Every key, its default and its range is documented in
  * systemd/earshot.conf.example. Unknown sections, unknown or repeated keys,
@@ -61,6 +64,27 @@ typedef struct es_wyoming_service_config {
     char language[16];             /* "en": listed for every keyword in `info` */
 } es_wyoming_service_config;
 
+/* [mqtt]: events to an MQTT broker (mqtt.h), off unless host is set. Fixed
+ * for the daemon's life (a reload keeps the connection it has). */
+typedef struct es_mqtt_service_config {
+    char host[ES_CONFIG_VALUE_MAX]; /* "" = no MQTT */
+    int port;                       /* 1883 */
+    char node[ES_CONFIG_NAME_MAX];  /* "" = the host name */
+    char topic_prefix[ES_CONFIG_NAME_MAX];
+    char client_id[ES_CONFIG_NAME_MAX]; /* "" = earshot-NODE */
+    char username[ES_CONFIG_VALUE_MAX];
+    char password[ES_CONFIG_VALUE_MAX];
+    char cafile[ES_CONFIG_VALUE_MAX]; /* TLS when cafile or capath is set */
+    char capath[ES_CONFIG_VALUE_MAX];
+    char certfile[ES_CONFIG_VALUE_MAX];
+    char keyfile[ES_CONFIG_VALUE_MAX];
+    int tls_insecure;
+    int keepalive_s;
+    int queue_events;
+    int discovery; /* Home Assistant MQTT discovery */
+    char discovery_prefix[ES_CONFIG_NAME_MAX];
+} es_mqtt_service_config;
+
 typedef struct es_daemon_config {
     int source_count;
     es_source_config sources[ES_CONFIG_MAX_SOURCES];
@@ -74,6 +98,7 @@ typedef struct es_daemon_config {
 
     es_events_config events;
     es_wyoming_service_config wyoming;
+    es_mqtt_service_config mqtt;
 } es_daemon_config;
 
 typedef struct es_config_error {

@@ -116,15 +116,18 @@ int es_json_quote(const char *text, char *buf, size_t size) {
     return (int)w.len;
 }
 
+const char *es_event_type_name(es_event_type type) {
+    return type == ES_EVENT_KEYWORD        ? "keyword"
+           : type == ES_EVENT_SPEECH_START ? "speech_start"
+                                           : "speech";
+}
+
 int es_event_to_json(const es_event *event, char *buf, size_t size) {
     json_writer w = {buf, size, 0};
     if (size > 0) buf[0] = '\0';
     int keyword = event->type == ES_EVENT_KEYWORD;
     int speech_start = event->type == ES_EVENT_SPEECH_START;
-    put_format(&w, "{\"type\":\"%s\",\"source\":",
-               keyword        ? "keyword"
-               : speech_start ? "speech_start"
-                              : "speech");
+    put_format(&w, "{\"type\":\"%s\",\"source\":", es_event_type_name(event->type));
     put_string(&w, event->source);
     if (speech_start) {
         /* The segment has begun; its end and score come with its speech event. */

@@ -28,6 +28,10 @@ typedef struct es_event {
 
 typedef void (*es_event_sink)(const es_event *event, void *user);
 
+/* "speech", "keyword", "speech_start": the event's "type" (and its MQTT
+ * topic's last level). */
+const char *es_event_type_name(es_event_type type);
+
 /* Formats one event as a JSON line (with '\n'); returns the length, or the
  * length it would need when `size` is too small (like snprintf). */
 int es_event_to_json(const es_event *event, char *buf, size_t size);

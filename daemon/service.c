@@ -12,6 +12,7 @@
  *             feeds the pipeline) and a consumer, the engine loop that steps
  *             the models and runs the detectors
  *   hub       the event socket (event_socket.h); a line writer for stdout
+ *   mqtt      [mqtt]: a collector and a network thread (mqtt.h)
  *
  * The pump exists so that every blocking read of a FIFO or file happens in
  * one place that also watches the stop signal: libsndfile retries reads on
@@ -47,6 +48,7 @@
 #include "commands.h"
 #include "config.h"
 #include "event_socket.h"
+#include "mqtt.h"
 #include "notify.h"
 #include "pipeline.h"
 #include "wyoming.h"
@@ -192,6 +194,7 @@ typedef struct service {
     /* [wyoming]: keeps the engine it started with (reloads leave it be). */
     es_wyoming_server *wyoming;
     engine *wyoming_engine;
+    es_mqtt *mqtt;           /* [mqtt]: NULL when off */
     int stdout_drops_logged; /* the main thread's: the first drop was logged */
 
     /* A reload's loading thread (reload_begin) and what it loaded. */
@@ -282,6 +285,9 @@ static void publish_event(const es_event *event, void *user) {
     service *svc = st->src->svc;
     es_event_hub_publish(svc->hub, line, (size_t)len);
     if (svc->stdout_writer) es_line_writer_publish(svc->stdout_writer, line, (size_t)len);
+    if (svc->mqtt)
+        es_mqtt_publish(svc->mqtt, st->src->config.name, es_event_type_name(event->type), line,
+                        (size_t)len);
     atomic_fetch_add(&svc->events, 1);
     st->events++;
 }
@@ -806,6 +812,15 @@ static void send_status(service *svc, char *last, size_t last_size) {
     if (stdout_lost)
         len += snprintf(status + len, sizeof status - (size_t)len, "; %llu stdout lines dropped",
                         (unsigned long long)stdout_lost);
+    if (svc->mqtt) {
+        es_mqtt_stats mq;
+        es_mqtt_get_stats(svc->mqtt, &mq);
+        len +=
+            snprintf(status + len, sizeof status - (size_t)len,
+                     "; mqtt %s, %llu delivered, %llu queued, %llu dropped",
+                     mq.connected ? "connected" : "disconnected", (unsigned long long)mq.delivered,
+                     (unsigned long long)mq.pending, (unsigned long long)mq.dropped);
+    }
     for (int i = 0; i < svc->source_count && len < (int)sizeof status; i++) {
         source *src = svc->sources[i];
         int state = atomic_load(&src->state);
@@ -970,6 +985,8 @@ static void reload_finish(service *svc) {
     if (e) {
         if (memcmp(&svc->config.events, &fresh->events, sizeof fresh->events) != 0)
             log_at(LOG_WARNING, "[events] changes take effect when the service restarts");
+        if (memcmp(&svc->config.mqtt, &fresh->mqtt, sizeof fresh->mqtt) != 0)
+            log_at(LOG_WARNING, "[mqtt] changes take effect when the service restarts");
         if (engine_unchanged(svc, fresh, e)) {
             engine_release(e);
             log_at(LOG_INFO, "models and detector settings unchanged: running streams go on");
@@ -983,8 +1000,9 @@ static void reload_finish(service *svc) {
         }
         prepare_capture(svc, fresh);
         apply_sources(svc, fresh);
-        /* The socket and stdout stay as they were opened. */
+        /* The socket, stdout and the MQTT connection stay as they were opened. */
         fresh->events = svc->config.events;
+        fresh->mqtt = svc->config.mqtt;
         svc->config = *fresh;
         log_at(LOG_INFO, "reloaded %s: %d sources", svc->config_path, svc->source_count);
     }
@@ -1013,6 +1031,16 @@ static void stop_everything(service *svc) {
     for (int i = 0; i < svc->source_count; i++)
         source_stop(svc->sources[i]);
     svc->source_count = 0;
+    /* After the sources: their last events (closed segments) go out too. */
+    if (svc->mqtt) {
+        uint64_t lost = es_mqtt_destroy(svc->mqtt);
+        svc->mqtt = NULL;
+        if (lost)
+            log_at(LOG_WARNING,
+                   "mqtt: %llu events never reached the broker (queue full, or "
+                   "pending at exit)",
+                   (unsigned long long)lost);
+    }
     es_wyoming_server_destroy(svc->wyoming);
     svc->wyoming = NULL;
     if (svc->wyoming_engine) engine_release(svc->wyoming_engine);
@@ -1144,6 +1172,73 @@ static int open_wyoming(service *svc) {
     }
     log_at(LOG_INFO, "wyoming: listening on %s (port %d)", w->uri,
            es_wyoming_server_port(svc->wyoming));
+    return 0;
+}
+
+static void log_mqtt(int priority, const char *line, void *user) {
+    (void)user;
+    log_at(priority, "%s", line);
+}
+
+/* [mqtt]: the node defaults to the host name; discovery lists the sources
+ * and the keywords of the models loaded at start-up. */
+static int open_mqtt(service *svc) {
+    const es_mqtt_service_config *c = &svc->config.mqtt;
+    if (!c->host[0]) return 0;
+    char node[ES_CONFIG_NAME_MAX];
+    if (c->node[0]) {
+        snprintf(node, sizeof node, "%s", c->node);
+    } else if (gethostname(node, sizeof node) != 0 || !node[0]) {
+        snprintf(node, sizeof node, "earshot");
+    }
+    node[sizeof node - 1] = '\0';
+    for (char *ch = node; *ch; ch++) /* a host name never has these; be sure */
+        if (*ch == '/' || *ch == '+' || *ch == '#') *ch = '_';
+    const char *sources[ES_CONFIG_MAX_SOURCES];
+    for (int i = 0; i < svc->config.source_count; i++)
+        sources[i] = svc->config.sources[i].name;
+    const char *keywords[ES_PIPELINE_MAX_KWS_MODELS * 64];
+    int keyword_count = 0;
+    const engine *e = svc->engine;
+    for (int k = 0; k < e->kws_count; k++)
+        for (int i = 0; i < es_model_output_size(e->kws[k]); i++) {
+            const char *label = es_model_label(e->kws[k], i);
+            int seen = 0;
+            for (int j = 0; j < keyword_count; j++)
+                seen |= strcmp(keywords[j], label) == 0;
+            if (!seen && es_kws_label_is_keyword(label) &&
+                keyword_count < (int)(sizeof keywords / sizeof keywords[0]))
+                keywords[keyword_count++] = label;
+        }
+    es_mqtt_config mc;
+    es_mqtt_config_default(&mc);
+    mc.host = c->host;
+    mc.port = c->port;
+    mc.topic_prefix = c->topic_prefix;
+    mc.node = node;
+    mc.client_id = c->client_id;
+    mc.username = c->username;
+    mc.password = c->password;
+    mc.cafile = c->cafile;
+    mc.capath = c->capath;
+    mc.certfile = c->certfile;
+    mc.keyfile = c->keyfile;
+    mc.tls_insecure = c->tls_insecure;
+    mc.keepalive_s = c->keepalive_s;
+    mc.queue_events = (size_t)c->queue_events;
+    mc.discovery_prefix = c->discovery ? c->discovery_prefix : NULL;
+    mc.sources = sources;
+    mc.source_count = svc->config.source_count;
+    mc.keywords = keywords;
+    mc.keyword_count = keyword_count;
+    mc.on_log = log_mqtt;
+    char why[300];
+    if (es_mqtt_create(&mc, &svc->mqtt, why, sizeof why) != 0) {
+        log_at(LOG_ERR, "[mqtt] %s", why);
+        return -1;
+    }
+    log_at(LOG_INFO, "mqtt: publishing events to %s:%d as %s/%s/SOURCE/TYPE (QoS 1, queue %d)",
+           c->host, c->port, c->topic_prefix, node, c->queue_events);
     return 0;
 }
 
@@ -1308,7 +1403,8 @@ int es_cmd_daemon(int argc, char **argv) {
     svc->reload_done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (signal_fd < 0 || svc->reload_done_fd < 0) {
         log_at(LOG_ERR, "signalfd/eventfd: %s", strerror(errno));
-    } else if (open_outputs(svc) == 0 && open_wyoming(svc) == 0 && start_sources(svc) == 0) {
+    } else if (open_outputs(svc) == 0 && open_mqtt(svc) == 0 && open_wyoming(svc) == 0 &&
+               start_sources(svc) == 0) {
         status = serve(svc, signal_fd);
     }
     stop_everything(svc);

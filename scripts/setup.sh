@@ -8,9 +8,11 @@ packages=(
   build-essential cmake pkg-config clang clang-format llvm libclang-rt-14-dev
   # libraries earshot links
   libportaudio2 portaudio19-dev libsndfile1-dev libfftw3-dev libcmocka-dev
-  libsoxr-dev libsystemd-dev libinih-dev libespeak-ng-dev
+  libsoxr-dev libsystemd-dev libinih-dev libespeak-ng-dev libmosquitto-dev
   # tests: audio tools, live-capture fakes, service checks
   sox valgrind systemd jackd2 jack-tools
+  # tests: a real MQTT broker on loopback and its command-line clients
+  mosquitto mosquitto-clients
   # training data (models/)
   espeak-ng flite
   # real read speech (librivox/ folder only) for the shipped demo clip and regressions
