@@ -1232,13 +1232,13 @@ static int open_mqtt(service *svc) {
     mc.keywords = keywords;
     mc.keyword_count = keyword_count;
     mc.on_log = log_mqtt;
+    log_at(LOG_INFO, "mqtt: publishing events to %s:%d as %s/%s/SOURCE/TYPE (QoS 1, queue %d)",
+           c->host, c->port, c->topic_prefix, node, c->queue_events);
     char why[300];
     if (es_mqtt_create(&mc, &svc->mqtt, why, sizeof why) != 0) {
         log_at(LOG_ERR, "[mqtt] %s", why);
         return -1;
     }
-    log_at(LOG_INFO, "mqtt: publishing events to %s:%d as %s/%s/SOURCE/TYPE (QoS 1, queue %d)",
-           c->host, c->port, c->topic_prefix, node, c->queue_events);
     return 0;
 }
 

@@ -34,14 +34,19 @@ add_dependencies(test_units earshot)
 # build runs the (instrumented) daemon's threads too.
 # The ALSA fixture of the live-capture tests (live.cmake) keeps PortAudio off
 # real hardware when a device source is configured.
+# The mqtt group's subscriber is a libmosquitto client.
+pkg_check_modules(SERVICE_MOSQUITTO REQUIRED IMPORTED_TARGET libmosquitto)
 es_add_test(test_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_daemon.c
-            LIBS es_live_fixture Threads::Threads)
+            LIBS es_live_fixture Threads::Threads PkgConfig::SERVICE_MOSQUITTO)
 add_dependencies(test_daemon earshot)
 # More groups of tests from the same executable (its first group is the
 # default), so they run in parallel (~12 s each under TSan); faults: issue 35.
 add_test(NAME test_daemon_events COMMAND test_daemon events)
 add_test(NAME test_daemon_faults COMMAND test_daemon faults)
-set_tests_properties(test_daemon test_daemon_events test_daemon_faults PROPERTIES LABELS tsan)
+# Issue 36: [mqtt] against a mosquitto broker the test starts on loopback.
+add_test(NAME test_daemon_mqtt COMMAND test_daemon mqtt)
+set_tests_properties(test_daemon test_daemon_events test_daemon_faults test_daemon_mqtt
+                     PROPERTIES LABELS tsan)
 
 # libFuzzer target for the config parser (ES_FUZZ=ON with clang).
 if(ES_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")

@@ -43,6 +43,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <mosquitto.h>
+#include <netinet/in.h>
+
 #include "live_fixture.h"
 
 #define EARSHOT ES_BINARY_DIR "/daemon/earshot"
@@ -86,18 +90,10 @@ static void normalise(char *line) {
         line[--len] = '\0';
 }
 
-static int setup_clip(void **state) {
-    (void)state;
+/* `earshot file` on clip_path gives the expected events. */
+static int read_expected(void) {
     expected_count = 0;
-    snprintf(work_dir, sizeof work_dir, "/tmp/es-daemon-test-XXXXXX");
-    if (!mkdtemp(work_dir)) return -1;
-    snprintf(clip_path, sizeof clip_path, "%s/clip.wav", work_dir);
     char command[512];
-    snprintf(command, sizeof command,
-             "espeak-ng -w '%s' 'Turn left at the door. Then stop and wait for me. "
-             "Go right, go up, and say yes or no.' 2>/dev/null",
-             clip_path);
-    if (system(command) != 0) return -1;
     snprintf(command, sizeof command, "'%s' file '%s'", EARSHOT, clip_path);
     FILE *p = popen(command, "r");
     if (!p) return -1;
@@ -108,6 +104,29 @@ static int setup_clip(void **state) {
         return -1;
     }
     return 0;
+}
+
+static int setup_clip(void **state) {
+    (void)state;
+    snprintf(work_dir, sizeof work_dir, "/tmp/es-daemon-test-XXXXXX");
+    if (!mkdtemp(work_dir)) return -1;
+    snprintf(clip_path, sizeof clip_path, "%s/clip.wav", work_dir);
+    char command[512];
+    snprintf(command, sizeof command,
+             "espeak-ng -w '%s' 'Turn left at the door. Then stop and wait for me. "
+             "Go right, go up, and say yes or no.' 2>/dev/null",
+             clip_path);
+    if (system(command) != 0) return -1;
+    return read_expected();
+}
+
+/* The MQTT group streams the shipped demo clip (issue 36). */
+static int setup_demo_clip(void **state) {
+    (void)state;
+    snprintf(work_dir, sizeof work_dir, "/tmp/es-daemon-test-XXXXXX");
+    if (!mkdtemp(work_dir)) return -1;
+    snprintf(clip_path, sizeof clip_path, "%s", ES_SOURCE_DIR "/tests/clips/demo.wav");
+    return read_expected();
 }
 
 static int teardown_clip(void **state) {
@@ -1219,8 +1238,372 @@ static void a_reload_that_changes_nothing_leaves_streams_alone(void **state) {
     assert_int_equal(stop(&d, NULL), 0);
 }
 
-/* Three groups, registered as three ctest entries (test_daemon: lifecycle,
- * test_daemon_events: events, test_daemon_faults: faults) so they run in
+/* ---- MQTT (issue 36): a real mosquitto broker on loopback ---------------------------------- */
+
+#define MQTT_MAX_MESSAGES 256
+
+/* A mosquitto broker, child of the test, on a free port of 127.0.0.1. */
+typedef struct broker {
+    pid_t pid;
+    int port;
+    char config[128];
+    char log[128];
+} broker;
+
+static char mosquitto_path[64];
+
+/* The broker lives in /usr/sbin, which a user's PATH may lack. */
+static int find_mosquitto(void) {
+    static const char *const places[] = {"/usr/sbin/mosquitto", "/usr/bin/mosquitto",
+                                         "/usr/local/sbin/mosquitto"};
+    for (size_t i = 0; i < sizeof places / sizeof places[0]; i++)
+        if (access(places[i], X_OK) == 0)
+            return snprintf(mosquitto_path, sizeof mosquitto_path, "%s", places[i]), 1;
+    return 0;
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+static int port_open(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Writes the broker's config in `dir`: persistence keeps the test
+ * subscriber's session (and what is queued for it) across a restart;
+ * `password_file` (or NULL) makes it refuse anonymous clients. */
+static void broker_prepare(broker *b, const char *dir, const char *password_file) {
+    memset(b, 0, sizeof *b);
+    b->port = free_port();
+    snprintf(b->config, sizeof b->config, "%s/mosquitto.conf", dir);
+    snprintf(b->log, sizeof b->log, "%s/mosquitto.log", dir);
+    char text[1024];
+    int len = snprintf(text, sizeof text,
+                       "listener %d 127.0.0.1\npersistence true\npersistence_location %s/\n"
+                       "log_dest stderr\n",
+                       b->port, dir);
+    if (password_file)
+        len += snprintf(text + len, sizeof text - (size_t)len,
+                        "allow_anonymous false\npassword_file %s\n", password_file);
+    else
+        len += snprintf(text + len, sizeof text - (size_t)len, "allow_anonymous true\n");
+    /* As root, mosquitto would switch to a `mosquitto` user that cannot
+     * read the test's files. */
+    if (geteuid() == 0) snprintf(text + len, sizeof text - (size_t)len, "user root\n");
+    write_file(b->config, text);
+}
+
+static pid_t running_broker;
+
+static void broker_start(broker *b) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 2, b->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    char *argv[] = {mosquitto_path, (char *)"-c", b->config, NULL};
+    assert_int_equal(posix_spawn(&b->pid, mosquitto_path, &actions, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    running_broker = b->pid;
+    for (int64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(10))
+        if (port_open(b->port)) return;
+    fail_msg("mosquitto did not listen on port %d within 5 s (%s)", b->port, b->log);
+}
+
+static void broker_stop(broker *b) {
+    kill(b->pid, SIGTERM);
+    waitpid(b->pid, NULL, 0);
+    running_broker = 0;
+}
+
+/* A subscriber to PREFIX/# with a persistent session, so that nothing
+ * published while it reconnects after a broker restart is lost to it. */
+typedef struct mqtt_subscriber {
+    struct mosquitto *mosq;
+    pthread_mutex_t lock;
+    int count;
+    char topics[MQTT_MAX_MESSAGES][128];
+    char payloads[MQTT_MAX_MESSAGES][MAX_LINE];
+} mqtt_subscriber;
+
+static void on_subscriber_connect(struct mosquitto *mosq, void *user, int rc) {
+    (void)user;
+    if (rc == 0) mosquitto_subscribe(mosq, NULL, "earshot/#", 1);
+}
+
+static void on_subscriber_message(struct mosquitto *mosq, void *user,
+                                  const struct mosquitto_message *msg) {
+    (void)mosq;
+    mqtt_subscriber *s = user;
+    pthread_mutex_lock(&s->lock);
+    if (s->count < MQTT_MAX_MESSAGES) {
+        snprintf(s->topics[s->count], sizeof s->topics[0], "%s", msg->topic);
+        snprintf(s->payloads[s->count], sizeof s->payloads[0], "%.*s", msg->payloadlen,
+                 (const char *)msg->payload);
+        s->count++;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static mqtt_subscriber *subscriber_start(const broker *b) {
+    mqtt_subscriber *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    pthread_mutex_init(&s->lock, NULL);
+    s->mosq = mosquitto_new("earshot-test-subscriber", false, s);
+    assert_non_null(s->mosq);
+    mosquitto_connect_callback_set(s->mosq, on_subscriber_connect);
+    mosquitto_message_callback_set(s->mosq, on_subscriber_message);
+    mosquitto_reconnect_delay_set(s->mosq, 1, 1, false);
+    assert_int_equal(mosquitto_connect(s->mosq, "127.0.0.1", b->port, 10), MOSQ_ERR_SUCCESS);
+    assert_int_equal(mosquitto_loop_start(s->mosq), MOSQ_ERR_SUCCESS);
+    sleep_ms(300); /* subscribed before the daemon publishes */
+    return s;
+}
+
+static void subscriber_free(mqtt_subscriber *s) {
+    mosquitto_disconnect(s->mosq);
+    mosquitto_loop_stop(s->mosq, false);
+    mosquitto_destroy(s->mosq);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* Messages on event topics (PREFIX/NODE/SOURCE/TYPE) received so far. */
+static int event_messages(mqtt_subscriber *s) {
+    pthread_mutex_lock(&s->lock);
+    int events = 0;
+    for (int i = 0; i < s->count; i++)
+        events += strncmp(s->topics[i], "earshot/testnode/pipe/", 22) == 0;
+    pthread_mutex_unlock(&s->lock);
+    return events;
+}
+
+static void wait_for_messages(mqtt_subscriber *s, int count, int timeout_ms) {
+    for (int64_t end = now_ms() + timeout_ms; now_ms() < end; sleep_ms(20))
+        if (event_messages(s) >= count) return;
+    fail_msg("the subscriber got %d event messages, expected %d", event_messages(s), count);
+}
+
+/* The event messages are the daemon's stdout lines numbered in `wanted`
+ * (-1 ends it), in order, each once, on PREFIX/NODE/pipe/TYPE. */
+static void check_messages(const daemon_proc *d, mqtt_subscriber *s, const int *wanted) {
+    static char lines[MQTT_MAX_MESSAGES][MAX_LINE];
+    FILE *f = fopen(d->out_log, "r");
+    assert_non_null(f);
+    int line_count = 0;
+    while (line_count < MQTT_MAX_MESSAGES && fgets(lines[line_count], MAX_LINE, f)) {
+        lines[line_count][strcspn(lines[line_count], "\n")] = '\0';
+        line_count++;
+    }
+    fclose(f);
+    pthread_mutex_lock(&s->lock);
+    int w = 0;
+    for (int i = 0; i < s->count; i++) {
+        if (strncmp(s->topics[i], "earshot/testnode/pipe/", 22) != 0) continue;
+        assert_true(wanted[w] >= 0 && wanted[w] < line_count);
+        assert_string_equal(s->payloads[i], lines[wanted[w]]);
+        char type[64];
+        snprintf(type, sizeof type, "\"type\":\"%s\"", s->topics[i] + 22);
+        assert_non_null(strstr(s->payloads[i], type));
+        w++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    assert_int_equal(wanted[w], -1);
+}
+
+static int received(mqtt_subscriber *s, const char *topic, const char *payload) {
+    pthread_mutex_lock(&s->lock);
+    int found = 0;
+    for (int i = 0; i < s->count && !found; i++)
+        found = strcmp(s->topics[i], topic) == 0 && strcmp(s->payloads[i], payload) == 0;
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+static int mqtt_setup(void **state) {
+    (void)state;
+    if (!find_mosquitto()) return 0; /* each test skips */
+    mosquitto_lib_init();
+    return setup_demo_clip(state);
+}
+
+static int mqtt_teardown(void **state) {
+    mosquitto_lib_cleanup();
+    return mosquitto_path[0] ? teardown_clip(state) : 0;
+}
+
+static int mqtt_kill_leftovers(void **state) {
+    if (running_broker > 0) {
+        kill(running_broker, SIGKILL);
+        waitpid(running_broker, NULL, 0);
+        running_broker = 0;
+    }
+    return kill_leftovers(state);
+}
+
+/* A daemon with one FIFO source ("pipe") and [mqtt] towards `b`. */
+static void start_mqtt_daemon(daemon_proc *d, const broker *b, const char *extra) {
+    char text[512];
+    snprintf(text, sizeof text, "[mqtt]\nhost = 127.0.0.1\nport = %d\nnode = testnode\n%s", b->port,
+             extra ? extra : "");
+    write_config(d, text);
+    start(d, NULL);
+    wait_for_log(d, "ready", 10000);
+}
+
+/* Fills `wanted` with first..last-1, then -1 after the lot. */
+static int range(int *wanted, int at, int first, int last) {
+    for (int i = first; i < last; i++)
+        wanted[at++] = i;
+    wanted[at] = -1;
+    return at;
+}
+
+static void every_event_arrives_once_in_order(void **state) {
+    (void)state;
+    if (!mosquitto_path[0]) skip();
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    broker b;
+    broker_prepare(&b, d.dir, NULL);
+    broker_start(&b);
+    mqtt_subscriber *s = subscriber_start(&b);
+    start_mqtt_daemon(&d, &b, NULL);
+    stream_clips(&d, 2);
+    wait_for_messages(s, 2 * expected_count, 10000);
+    sleep_ms(200); /* nothing more comes: no duplicates */
+    int wanted[MQTT_MAX_MESSAGES + 1];
+    range(wanted, 0, 0, 2 * expected_count);
+    check_messages(&d, s, wanted);
+    assert_true(received(s, "earshot/testnode/availability", "online"));
+    assert_int_equal(stop(&d, NULL), 0);
+    for (int64_t end = now_ms() + 3000; now_ms() < end; sleep_ms(20))
+        if (received(s, "earshot/testnode/availability", "offline")) break;
+    assert_true(received(s, "earshot/testnode/availability", "offline"));
+    subscriber_free(s);
+    broker_stop(&b);
+}
+
+/* The broker goes away for 5 s while two clips stream; with `queue_events`
+ * room for them nothing is lost, else the newest beyond the bound are
+ * dropped and counted. Returns how long the two clips took to stream (the
+ * audio path must not notice the broker). */
+static int64_t broker_away_for_5_s(daemon_proc *d, broker *b, mqtt_subscriber *s,
+                                   const char *extra) {
+    start_mqtt_daemon(d, b, extra);
+    stream_clips(d, 1);
+    wait_for_messages(s, expected_count, 10000);
+    broker_stop(b);
+    int64_t stopped = now_ms();
+    stream_clips(d, 2);
+    int64_t streamed_ms = now_ms() - stopped;
+    wait_for_log(d, "lost the connection", 5000);
+    sleep_ms((int)(5000 - (now_ms() - stopped)));
+    broker_start(b);
+    /* Until the daemon is back (its back-off), a full queue drops these too. */
+    wait_for_log_count(d, "mqtt: connected to", 2, 20000);
+    stream_clips(d, 1);
+    return streamed_ms;
+}
+
+static void a_5_s_broker_restart_loses_nothing_within_the_queue_bound(void **state) {
+    (void)state;
+    if (!mosquitto_path[0]) skip();
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    broker b;
+    broker_prepare(&b, d.dir, NULL);
+    broker_start(&b);
+    mqtt_subscriber *s = subscriber_start(&b);
+    int64_t streamed_ms = broker_away_for_5_s(&d, &b, s, NULL);
+    wait_for_messages(s, 4 * expected_count, 20000);
+    sleep_ms(200);
+    int wanted[MQTT_MAX_MESSAGES + 1];
+    range(wanted, 0, 0, 4 * expected_count);
+    check_messages(&d, s, wanted);
+    print_message("two clips streamed in %lld ms while the broker was away; 0 of %d events lost\n",
+                  (long long)streamed_ms, 4 * expected_count);
+    assert_true(streamed_ms < 4000);
+    assert_int_equal(stop(&d, NULL), 0);
+    assert_false(log_contains(&d, "never reached the broker"));
+    subscriber_free(s);
+    broker_stop(&b);
+}
+
+static void beyond_the_queue_bound_events_are_dropped_and_counted(void **state) {
+    (void)state;
+    if (!mosquitto_path[0]) skip();
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    broker b;
+    broker_prepare(&b, d.dir, NULL);
+    broker_start(&b);
+    mqtt_subscriber *s = subscriber_start(&b);
+    const int bound = 5;
+    broker_away_for_5_s(&d, &b, s, "queue_events = 5\n");
+    int kept = expected_count + bound + expected_count;
+    wait_for_messages(s, kept, 20000);
+    sleep_ms(300);
+    /* The first clip, the first `bound` events of the outage, the last clip. */
+    int wanted[MQTT_MAX_MESSAGES + 1];
+    int at = range(wanted, 0, 0, expected_count + bound);
+    range(wanted, at, 3 * expected_count, 4 * expected_count);
+    check_messages(&d, s, wanted);
+    assert_true(log_contains(&d, "queue full"));
+    assert_int_equal(stop(&d, NULL), 0);
+    char counted[96];
+    snprintf(counted, sizeof counted, "mqtt: %d events never reached the broker",
+             2 * expected_count - bound);
+    if (!log_contains(&d, counted)) dump_log(&d);
+    assert_true(log_contains(&d, counted));
+    subscriber_free(s);
+    broker_stop(&b);
+}
+
+/* No broker, then a broker that refuses the password: each is logged
+ * clearly, and detection goes on (the events reach stdout). */
+static void an_absent_broker_or_a_wrong_password_is_logged_and_detection_runs(void **state) {
+    (void)state;
+    if (!mosquitto_path[0]) skip();
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    broker b;
+    broker_prepare(&b, d.dir, NULL); /* its port, never started */
+    start_mqtt_daemon(&d, &b, NULL);
+    wait_for_log(&d, "cannot connect to the broker: Connection refused", 5000);
+    stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+
+    daemon_proc d2;
+    prepare(&d2, NULL, 0);
+    char passwords[128], command[512];
+    snprintf(passwords, sizeof passwords, "%s/passwords", d2.dir);
+    snprintf(command, sizeof command, "mosquitto_passwd -c -b '%s' earshot right >/dev/null",
+             passwords);
+    assert_int_equal(system(command), 0);
+    broker_prepare(&b, d2.dir, passwords);
+    broker_start(&b);
+    start_mqtt_daemon(&d2, &b, "username = earshot\npassword = wrong\n");
+    wait_for_log(&d2, "not authorised. (check [mqtt] username and password)", 5000);
+    stream_clips(&d2, 1);
+    assert_int_equal(stop(&d2, NULL), 0);
+    broker_stop(&b);
+}
+
+/* Four groups, registered as four ctest entries (test_daemon: lifecycle,
+ * test_daemon_events: events, test_daemon_faults: faults, test_daemon_mqtt: mqtt) so they run in
  * parallel and each stays well inside the time budget of a sanitizer build.
  * `test_daemon all` runs them all. */
 int main(int argc, char **argv) {
@@ -1255,6 +1638,16 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(a_reload_that_changes_nothing_leaves_streams_alone,
                                   kill_leftovers),
     };
+    /* Issue 36: events to a real mosquitto broker (skipped without one). */
+    const struct CMUnitTest mqtt[] = {
+        cmocka_unit_test_teardown(every_event_arrives_once_in_order, mqtt_kill_leftovers),
+        cmocka_unit_test_teardown(a_5_s_broker_restart_loses_nothing_within_the_queue_bound,
+                                  mqtt_kill_leftovers),
+        cmocka_unit_test_teardown(beyond_the_queue_bound_events_are_dropped_and_counted,
+                                  mqtt_kill_leftovers),
+        cmocka_unit_test_teardown(an_absent_broker_or_a_wrong_password_is_logged_and_detection_runs,
+                                  mqtt_kill_leftovers),
+    };
     const char *group = argc > 1 ? argv[1] : "lifecycle";
     int all = strcmp(group, "all") == 0;
     int failed = 0;
@@ -1264,5 +1657,7 @@ int main(int argc, char **argv) {
         failed |= cmocka_run_group_tests_name("events", events, setup_clip, teardown_clip);
     if (all || strcmp(group, "faults") == 0)
         failed |= cmocka_run_group_tests_name("faults", faults, setup_clip, teardown_clip);
+    if (all || strcmp(group, "mqtt") == 0)
+        failed |= cmocka_run_group_tests_name("mqtt", mqtt, mqtt_setup, mqtt_teardown);
     return failed;
 }
