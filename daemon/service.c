@@ -1139,7 +1139,8 @@ static void hub_config_from(const es_events_config *events, es_event_hub_config 
     hc->max_subscribers = (size_t)events->max_subscribers;
 }
 
-static void log_wyoming(int priority, const char *line, void *user) {
+/* The Wyoming server's and the MQTT module's log lines. */
+static void log_line(int priority, const char *line, void *user) {
     (void)user;
     log_at(priority, "%s", line);
 }
@@ -1164,7 +1165,7 @@ static int open_wyoming(service *svc) {
         wc.kws_models[k] = e->kws[k];
     wc.vad = e->vad_config;
     wc.kws = e->kws_config;
-    wc.on_log = log_wyoming;
+    wc.on_log = log_line;
     es_wyoming_error err = {0};
     if (es_wyoming_server_create(&wc, &svc->wyoming, &err) != 0) {
         log_at(LOG_ERR, "[wyoming] %s", err.why);
@@ -1173,11 +1174,6 @@ static int open_wyoming(service *svc) {
     log_at(LOG_INFO, "wyoming: listening on %s (port %d)", w->uri,
            es_wyoming_server_port(svc->wyoming));
     return 0;
-}
-
-static void log_mqtt(int priority, const char *line, void *user) {
-    (void)user;
-    log_at(priority, "%s", line);
 }
 
 /* [mqtt]: the node defaults to the host name; discovery lists the sources
@@ -1231,7 +1227,7 @@ static int open_mqtt(service *svc) {
     mc.source_count = svc->config.source_count;
     mc.keywords = keywords;
     mc.keyword_count = keyword_count;
-    mc.on_log = log_mqtt;
+    mc.on_log = log_line;
     log_at(LOG_INFO, "mqtt: publishing events to %s:%d as %s/%s/SOURCE/TYPE (QoS 1, queue %d)",
            c->host, c->port, c->topic_prefix, node, c->queue_events);
     char why[300];

@@ -1471,29 +1471,46 @@ static int range(int *wanted, int at, int first, int last) {
     return at;
 }
 
+/* A broker, a subscriber and a daemon directory: each test's start. */
+typedef struct mqtt_world {
+    daemon_proc d;
+    broker b;
+    mqtt_subscriber *s;
+} mqtt_world;
+
+static void mqtt_world_start(mqtt_world *w) {
+    prepare(&w->d, NULL, 0);
+    broker_prepare(&w->b, w->d.dir, NULL);
+    broker_start(&w->b);
+    w->s = subscriber_start(&w->b);
+}
+
+static void mqtt_world_finish(mqtt_world *w) {
+    subscriber_free(w->s);
+    broker_stop(&w->b);
+}
+
 static void every_event_arrives_once_in_order(void **state) {
     (void)state;
     if (!mosquitto_path[0]) skip();
-    daemon_proc d;
-    prepare(&d, NULL, 0);
-    broker b;
-    broker_prepare(&b, d.dir, NULL);
-    broker_start(&b);
-    mqtt_subscriber *s = subscriber_start(&b);
-    start_mqtt_daemon(&d, &b, NULL);
-    stream_clips(&d, 2);
+    mqtt_world w;
+    mqtt_world_start(&w);
+    daemon_proc *d = &w.d;
+    broker *b = &w.b;
+    mqtt_subscriber *s = w.s;
+    start_mqtt_daemon(d, b, NULL);
+    stream_clips(d, 2);
     wait_for_messages(s, 2 * expected_count, 10000);
     sleep_ms(200); /* nothing more comes: no duplicates */
     int wanted[MQTT_MAX_MESSAGES + 1];
     range(wanted, 0, 0, 2 * expected_count);
-    check_messages(&d, s, wanted);
+    check_messages(d, s, wanted);
     assert_true(received(s, "earshot/testnode/availability", "online"));
-    assert_int_equal(stop(&d, NULL), 0);
+    assert_int_equal(stop(d, NULL), 0);
     for (int64_t end = now_ms() + 3000; now_ms() < end; sleep_ms(20))
         if (received(s, "earshot/testnode/availability", "offline")) break;
     assert_true(received(s, "earshot/testnode/availability", "offline"));
-    subscriber_free(s);
-    broker_stop(&b);
+    mqtt_world_finish(&w);
 }
 
 /* The broker goes away for 5 s while two clips stream; with `queue_events`
@@ -1521,38 +1538,35 @@ static int64_t broker_away_for_5_s(daemon_proc *d, broker *b, mqtt_subscriber *s
 static void a_5_s_broker_restart_loses_nothing_within_the_queue_bound(void **state) {
     (void)state;
     if (!mosquitto_path[0]) skip();
-    daemon_proc d;
-    prepare(&d, NULL, 0);
-    broker b;
-    broker_prepare(&b, d.dir, NULL);
-    broker_start(&b);
-    mqtt_subscriber *s = subscriber_start(&b);
-    int64_t streamed_ms = broker_away_for_5_s(&d, &b, s, NULL);
+    mqtt_world w;
+    mqtt_world_start(&w);
+    daemon_proc *d = &w.d;
+    broker *b = &w.b;
+    mqtt_subscriber *s = w.s;
+    int64_t streamed_ms = broker_away_for_5_s(d, b, s, NULL);
     wait_for_messages(s, 4 * expected_count, 20000);
     sleep_ms(200);
     int wanted[MQTT_MAX_MESSAGES + 1];
     range(wanted, 0, 0, 4 * expected_count);
-    check_messages(&d, s, wanted);
+    check_messages(d, s, wanted);
     print_message("two clips streamed in %lld ms while the broker was away; 0 of %d events lost\n",
                   (long long)streamed_ms, 4 * expected_count);
     assert_true(streamed_ms < 4000);
-    assert_int_equal(stop(&d, NULL), 0);
-    assert_false(log_contains(&d, "never reached the broker"));
-    subscriber_free(s);
-    broker_stop(&b);
+    assert_int_equal(stop(d, NULL), 0);
+    assert_false(log_contains(d, "never reached the broker"));
+    mqtt_world_finish(&w);
 }
 
 static void beyond_the_queue_bound_events_are_dropped_and_counted(void **state) {
     (void)state;
     if (!mosquitto_path[0]) skip();
-    daemon_proc d;
-    prepare(&d, NULL, 0);
-    broker b;
-    broker_prepare(&b, d.dir, NULL);
-    broker_start(&b);
-    mqtt_subscriber *s = subscriber_start(&b);
+    mqtt_world w;
+    mqtt_world_start(&w);
+    daemon_proc *d = &w.d;
+    broker *b = &w.b;
+    mqtt_subscriber *s = w.s;
     const int bound = 5;
-    broker_away_for_5_s(&d, &b, s, "queue_events = 5\n");
+    broker_away_for_5_s(d, b, s, "queue_events = 5\n");
     int kept = expected_count + bound + expected_count;
     wait_for_messages(s, kept, 20000);
     sleep_ms(300);
@@ -1560,16 +1574,15 @@ static void beyond_the_queue_bound_events_are_dropped_and_counted(void **state) 
     int wanted[MQTT_MAX_MESSAGES + 1];
     int at = range(wanted, 0, 0, expected_count + bound);
     range(wanted, at, 3 * expected_count, 4 * expected_count);
-    check_messages(&d, s, wanted);
-    assert_true(log_contains(&d, "queue full"));
-    assert_int_equal(stop(&d, NULL), 0);
+    check_messages(d, s, wanted);
+    assert_true(log_contains(d, "queue full"));
+    assert_int_equal(stop(d, NULL), 0);
     char counted[96];
     snprintf(counted, sizeof counted, "mqtt: %d events never reached the broker",
              2 * expected_count - bound);
-    if (!log_contains(&d, counted)) dump_log(&d);
-    assert_true(log_contains(&d, counted));
-    subscriber_free(s);
-    broker_stop(&b);
+    if (!log_contains(d, counted)) dump_log(d);
+    assert_true(log_contains(d, counted));
+    mqtt_world_finish(&w);
 }
 
 /* No broker, then a broker that refuses the password: each is logged
