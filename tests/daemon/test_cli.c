@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@
 
 #define DEMO_CLIP ES_SOURCE_DIR "/tests/clips/demo.wav"
 #define DEMO_TRUTH ES_SOURCE_DIR "/tests/clips/demo.truth.tsv"
+#define REAL_CLIP ES_SOURCE_DIR "/tests/clips/real-keywords.wav"
+#define REAL_TRUTH ES_SOURCE_DIR "/tests/clips/real-keywords.truth.tsv"
 #define MAX_ARGS 32
 
 /* Speech posteriors of the same clip at another rate stay this close to the
@@ -1021,7 +1024,7 @@ static void test_other_rates_agree(void **state) {
 /* ---- regression: demo.wav against what it contains ------------------------------ */
 
 /* earshot file --format FORMAT [candidate models] demo.wav */
-static void demo_args(const char *args[10], const char *format) {
+static void clip_args(const char *args[10], const char *format, const char *clip) {
     int n = 0;
     args[n++] = "file";
     args[n++] = "--format";
@@ -1035,8 +1038,12 @@ static void demo_args(const char *args[10], const char *format) {
         args[n++] = "--kws-model";
         args[n++] = kws;
     }
-    args[n++] = DEMO_CLIP;
+    args[n++] = clip;
     args[n] = NULL;
+}
+
+static void demo_args(const char *args[10], const char *format) {
+    clip_args(args, format, DEMO_CLIP);
 }
 
 /* The highest keyword posterior of any frame: a random placeholder stays near
@@ -1065,8 +1072,8 @@ typedef struct truth {
     double start_s, end_s;
 } truth;
 
-static int read_truth(truth *items, int capacity) {
-    FILE *f = fopen(DEMO_TRUTH, "r");
+static int read_truth(const char *path, truth *items, int capacity) {
+    FILE *f = fopen(path, "r");
     assert_non_null(f);
     char line[256];
     int count = 0;
@@ -1086,7 +1093,7 @@ static int read_truth(truth *items, int capacity) {
 static void test_demo_regression(void **state) {
     (void)state;
     truth items[16];
-    int count = read_truth(items, 16);
+    int count = read_truth(DEMO_TRUTH, items, 16);
     /* A candidate model can be tried here before it becomes the built-in one:
      * EARSHOT_TEST_VAD_MODEL=vad.esm EARSHOT_TEST_KWS_MODEL=kws.esm daemon_cli test_demo */
     const char *args[10];
@@ -1151,6 +1158,56 @@ static void test_demo_regression(void **state) {
     }
     print_message("demo regression: %d of %d keywords found\n", found, keywords);
     if (found < keywords - 1) fail_msg("only %d of %d keywords of demo.wav found", found, keywords);
+    free_result(&r);
+}
+
+/* The keyword's event of real-keywords.wav's item `t`: fired from its start to
+ * 0.6 s after its end (keyword models answer after the word). */
+static bool fired_for(const char *out, const truth *t) {
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"keyword\":\"%s\"", t->label);
+    for (const char *at = out; (at = strstr(at, needle)); at++) {
+        double time = 0;
+        assert_true(json_field_number(at, "time", &time));
+        if (time >= t->start_s && time <= t->end_s + 0.6) return true;
+    }
+    return false;
+}
+
+/* Real people (Speech Commands test speakers, one per keyword; no model
+ * trained on them): at least REAL_KEYWORDS_FOUND of the 20 keywords found and
+ * at most REAL_WRONG_EVENTS keyword events that are none of them. The built-in
+ * model of 2026-12-07 found 14 with 1 wrong event ("stop" for "three"): the
+ * floors leave two keywords' and one event's room for a retrained model, so a
+ * change that loses real voices fails here (models/kws.md). */
+enum { REAL_KEYWORDS_FOUND = 12, REAL_WRONG_EVENTS = 2 };
+static void test_real_voices_regression(void **state) {
+    (void)state;
+    if (max_keyword_posterior() < 0.5) skip(); /* untrained placeholder models */
+    truth items[24];
+    const int count = read_truth(REAL_TRUTH, items, 24);
+    assert_int_equal(count, 20);
+    const char *args[10];
+    clip_args(args, "jsonl", REAL_CLIP);
+    run_result r = run_earshot(NULL, args);
+    expect_success(&r);
+    int found = 0;
+    for (int i = 0; i < count; i++) {
+        const bool hit = fired_for(r.out, &items[i]);
+        found += hit;
+        if (!hit) print_message("real voices: '%s' missed\n", items[i].label);
+    }
+    int events = 0;
+    for (const char *at = r.out; (at = strstr(at, "\"type\":\"keyword\"")); at++)
+        events++;
+    print_message("real voices: %d of %d keywords found, %d keyword events\n", found, count,
+                  events);
+    if (events - found > REAL_WRONG_EVENTS)
+        fail_msg("%d keyword events besides the %d keywords found (at most %d)", events - found,
+                 found, REAL_WRONG_EVENTS);
+    if (found < REAL_KEYWORDS_FOUND)
+        fail_msg("only %d of %d real speakers' keywords found (at least %d)", found, count,
+                 REAL_KEYWORDS_FOUND);
     free_result(&r);
 }
 
@@ -1335,6 +1392,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_model_flags),
         cmocka_unit_test(test_progress_on_tty),
         cmocka_unit_test(test_demo_regression),
+        cmocka_unit_test(test_real_voices_regression),
         cmocka_unit_test(test_bench_tsv),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
