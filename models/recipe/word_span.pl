@@ -41,14 +41,14 @@ sub frame_energies_db {
         $e += $_ * $_ for @s[$i .. $i + $WINDOW - 1];
         push @db, 10 * log($e / $WINDOW / 32768**2 + 1e-12) / log(10);
     }
-    return @db;
+    return (scalar(@s) / $RATE, @db);
 }
 
 my $whole = @ARGV && $ARGV[0] eq '--whole' ? shift @ARGV : 0;
 for my $path (@ARGV) {
-    my @db = frame_energies_db($path);
+    my ($length, @db) = frame_energies_db($path);
     if ($whole) {
-        printf "%s\t0.000\t%.3f\t-\n", $path, (@db * $HOP + $WINDOW - $HOP) / $RATE;
+        printf "%s\t0.000\t%.3f\t-\n", $path, $length;
         next;
     }
     if (@db < 10) { print "$path\t-\t-\t0.0\n"; next; }
@@ -75,7 +75,6 @@ for my $path (@ARGV) {
     my $start = ($best_from - $WIDEN_FRAMES) * $HOP / $RATE;
     my $end = (($best_to + $WIDEN_FRAMES) * $HOP + $WINDOW) / $RATE;
     $start = 0 if $start < 0;
-    my $length = @db * $HOP / $RATE + ($WINDOW - $HOP) / $RATE;
     $end = $length if $end > $length;
     if ($snr < $MIN_SNR_DB || $best_from < 0 || $end - $start < $MIN_WORD_S) {
         printf "%s\t-\t-\t%.1f\n", $path, $snr;

@@ -21,3 +21,8 @@ set_tests_properties(test_train_cmd PROPERTIES LABELS tsan)
 add_test(NAME train_models_smoke COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_models_smoke.sh
                                          $<TARGET_FILE:earshot>)
 set_tests_properties(train_models_smoke PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
+
+# The real-speech part of the data recipe (models/recipe/real_speech.sh, word_span.pl) on
+# a few of the shared recordings: it runs in CI and cannot rot. Skips without them.
+add_test(NAME real_speech_smoke COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/real_speech_smoke.sh)
+set_tests_properties(real_speech_smoke PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
