@@ -1592,7 +1592,8 @@ static void every_event_arrives_once_in_order(void **state) {
  * dropped and counted. `bound` is the queue's (at least one clip's events:
  * a clip streamed while the broker is there must not overflow it however
  * slowly PUBACKs come back). Returns how long the two clips took to stream
- * (the audio path must not notice the broker). Each step waits for what it
+ * (the audio path must not notice the broker) and, in `connected_ms`, how
+ * long the first took with the broker there. Each step waits for what it
  * needs, not for time to pass, so a loaded machine or a sanitizer changes
  * nothing:
  *   - before the stop, the first clip's events are acknowledged (STATUS=:
@@ -1601,11 +1602,14 @@ static void every_event_arrives_once_in_order(void **state) {
  *     after its restart, which QoS 1 allows);
  *   - after the restart, the queue has drained before the last clip
  *     streams (else that clip's events could find it still full). */
-static int64_t broker_away_for_5_s(daemon_proc *d, broker *b, mqtt_subscriber *s, int bound) {
+static int64_t broker_away_for_5_s(daemon_proc *d, broker *b, mqtt_subscriber *s, int bound,
+                                   int64_t *connected_ms) {
     char extra[64];
     snprintf(extra, sizeof extra, "queue_events = %d\n", bound);
     start_mqtt_daemon(d, b, extra);
+    int64_t started = now_ms();
     stream_clips(d, 1);
+    if (connected_ms) *connected_ms = now_ms() - started;
     wait_for_messages(s, expected_count);
     wait_for_delivered(d, expected_count);
     barrier(s);
@@ -1633,16 +1637,20 @@ static void a_5_s_broker_restart_loses_nothing_within_the_queue_bound(void **sta
     daemon_proc *d = &w.d;
     broker *b = &w.b;
     mqtt_subscriber *s = w.s;
-    int64_t streamed_ms = broker_away_for_5_s(d, b, s, 10000);
+    int64_t connected_ms = 0;
+    int64_t streamed_ms = broker_away_for_5_s(d, b, s, 10000, &connected_ms);
     wait_for_messages(s, 4 * expected_count);
     wait_for_delivered(d, 4 * expected_count);
     barrier(s); /* nothing more comes */
     int wanted[MQTT_MAX_MESSAGES + 1];
     range(wanted, 0, 0, 4 * expected_count);
     check_messages(d, s, wanted);
-    print_message("two clips streamed in %lld ms while the broker was away; 0 of %d events lost\n",
-                  (long long)streamed_ms, 4 * expected_count);
-    assert_true(streamed_ms < 4000);
+    print_message("two clips streamed in %lld ms while the broker was away (one in %lld ms with "
+                  "it there); 0 of %d events lost\n",
+                  (long long)streamed_ms, (long long)connected_ms, 4 * expected_count);
+    /* Under 4 s, or (a loaded machine, a sanitizer) at most twice as slow
+     * per clip as with the broker there. */
+    assert_true(streamed_ms < 4000 || streamed_ms < 4 * connected_ms);
     assert_int_equal(stop(d, NULL), 0);
     assert_false(log_contains(d, "never reached the broker"));
     mqtt_world_finish(&w);
@@ -1659,7 +1667,7 @@ static void beyond_the_queue_bound_events_are_dropped_and_counted(void **state) 
     /* Room for one clip's events, not for the outage's two. */
     const int bound = expected_count + expected_count / 2;
     assert_true(bound < 2 * expected_count);
-    broker_away_for_5_s(d, b, s, bound);
+    broker_away_for_5_s(d, b, s, bound, NULL);
     int kept = expected_count + bound + expected_count;
     wait_for_messages(s, kept);
     wait_for_delivered(d, kept);
