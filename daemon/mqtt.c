@@ -261,16 +261,29 @@ static void publish_discovery(es_mqtt *m) {
     }
 }
 
+/* Whether mosquitto_publish's `rc` leaves the message with libmosquitto
+ * all the same. It queues a QoS 1 message before writing it, so a write
+ * that fails because the connection has just gone (the broker's FIN not
+ * read yet: EPIPE, ECONNRESET) returns an error for a message it keeps and
+ * re-sends after the reconnect, under the same message id. Publishing it
+ * again would deliver it twice. Only the checks made before the queueing
+ * (bad topic, payload size, out of memory) leave it ours. */
+static int kept_by_libmosquitto(int rc) {
+    return rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST ||
+           rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_TLS;
+}
+
 /* Hands pending events to libmosquitto, oldest first, up to IN_FLIGHT_MAX. */
 static void send_pending(es_mqtt *m) {
     pthread_mutex_lock(&m->lock);
     while (m->handed < m->count && m->in_flight < IN_FLIGHT_MAX) {
         pending *e = entry(m, m->handed);
         int rc = mosquitto_publish(m->mosq, &e->mid, e->topic, e->len, e->payload, 1, false);
-        if (rc != MOSQ_ERR_SUCCESS) break; /* the connection went: after the reconnect */
+        if (!kept_by_libmosquitto(rc)) break; /* tried again on the next round */
         e->handed = 1;
         m->handed++;
         m->in_flight++;
+        if (rc != MOSQ_ERR_SUCCESS) break; /* the connection went: the rest after the reconnect */
     }
     pthread_mutex_unlock(&m->lock);
 }
