@@ -59,12 +59,15 @@ struct es_mqtt {
     int collector_started, network_started;
     atomic_int stopping;
 
-    /* The pending queue: a ring of `capacity` entries, [head, head + count). */
+    /* The pending queue: a ring of `capacity` entries, [head, head + count).
+     * `lock` guards head and count (the collector appends, on_publish drops
+     * from the head) and is never held while calling libmosquitto: see
+     * send_pending. head is written only by the network thread. */
     pthread_mutex_t lock;
     pending *ring;
     size_t capacity, head, count;
     size_t handed;        /* entries [head, head + handed) were given to libmosquitto */
-    size_t in_flight;     /* of those, not acknowledged yet */
+    size_t in_flight;     /* of those, not acknowledged yet (handed, in_flight: network thread's) */
     atomic_int connected; /* the network thread's CONNACK state, read for stats */
     atomic_uint_fast64_t delivered, dropped;
 
@@ -273,11 +276,19 @@ static int kept_by_libmosquitto(int rc) {
            rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_TLS;
 }
 
-/* Hands pending events to libmosquitto, oldest first, up to IN_FLIGHT_MAX. */
+/* Hands pending events to libmosquitto, oldest first, up to IN_FLIGHT_MAX.
+ * Never with `lock` held: libmosquitto calls on_publish (which takes it)
+ * with its own mutexes held, so holding it around mosquitto_publish would
+ * take the two in both orders, a potential deadlock. The lock only guards
+ * the queue's bounds against the collector, which appends past `count` and
+ * never touches an entry below it; the entries handed and their mid, handed
+ * and in_flight are the network thread's alone (on_publish runs on it). */
 static void send_pending(es_mqtt *m) {
-    pthread_mutex_lock(&m->lock);
-    while (m->handed < m->count && m->in_flight < IN_FLIGHT_MAX) {
-        pending *e = entry(m, m->handed);
+    while (m->in_flight < IN_FLIGHT_MAX) {
+        pthread_mutex_lock(&m->lock);
+        pending *e = m->handed < m->count ? entry(m, m->handed) : NULL;
+        pthread_mutex_unlock(&m->lock);
+        if (!e) break;
         int rc = mosquitto_publish(m->mosq, &e->mid, e->topic, e->len, e->payload, 1, false);
         if (!kept_by_libmosquitto(rc)) break; /* tried again on the next round */
         e->handed = 1;
@@ -285,7 +296,6 @@ static void send_pending(es_mqtt *m) {
         m->in_flight++;
         if (rc != MOSQ_ERR_SUCCESS) break; /* the connection went: the rest after the reconnect */
     }
-    pthread_mutex_unlock(&m->lock);
 }
 
 static int64_t now_ms(void) {
