@@ -159,7 +159,13 @@ typedef struct subscriber {
 } subscriber;
 
 struct es_event_hub {
-    es_event_hub_config config;
+    es_event_hub_config config; /* socket_path and socket_group point at the copies below */
+    /* The hub thread reads the path and group again each time it remakes
+     * the socket, for the hub's whole life: the caller's strings may be
+     * rewritten meanwhile (the daemon copies a fresh config over its own on
+     * every reload, a data race even when the bytes do not change). */
+    char config_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char config_group[256];
     char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     dev_t socket_dev;
     ino_t socket_ino;
@@ -589,6 +595,17 @@ int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, e
     if (!hub) return set_error(err, ENOMEM, "out of memory");
     hub->config = *config;
     hub->listen_fd = hub->stop_fd = -1;
+    /* Too long to copy: left pointing at the caller's, which open_listener
+     * refuses below (still in the caller's thread). */
+    if (config->socket_path && strlen(config->socket_path) < sizeof hub->config_path)
+        hub->config.socket_path = strcpy(hub->config_path, config->socket_path);
+    if (config->socket_group && strlen(config->socket_group) < sizeof hub->config_group)
+        hub->config.socket_group = strcpy(hub->config_group, config->socket_group);
+    else if (config->socket_group) {
+        free_hub(hub);
+        return set_error(err, ENAMETOOLONG, "socket_group is longer than %zu bytes",
+                         sizeof hub->config_group - 1);
+    }
     if (hub->config.max_subscribers == 0 || hub->config.backlog_events == 0 ||
         hub->config.backlog_bytes < ES_EVENT_LINE_MAX) {
         free_hub(hub);
