@@ -155,6 +155,8 @@ static int test_counter;
 /* Children still running when a test fails; killed by its teardown. */
 static pid_t running_daemon, running_listener, running_jackd;
 
+static void release_subscribers(void);
+
 static int kill_leftovers(void **state) {
     (void)state;
     pid_t pids[2] = {running_daemon, running_listener};
@@ -170,6 +172,7 @@ static int kill_leftovers(void **state) {
         waitpid(running_jackd, NULL, 0);
     }
     running_daemon = running_listener = running_jackd = 0;
+    release_subscribers();
     return 0;
 }
 
@@ -421,17 +424,29 @@ static int connect_to(const char *path) {
     return fd;
 }
 
-/* A subscriber that reads lines in its own thread until EOF. */
+/* A subscriber that reads lines in its own thread until EOF. It lives on
+ * the heap and is registered until the teardown: a test that fails returns
+ * (longjmp) with the thread still reading, which then must neither write
+ * into the test's dead stack frame nor outlive the test (a thread leak). */
 typedef struct subscriber {
-    int fd;
+    int fd;           /* closed by join_subscriber; the thread reads a dup */
     atomic_int count; /* lines read so far; the test polls it while the thread reads */
     char (*lines)[MAX_LINE];
     pthread_t thread;
+    int joined;
 } subscriber;
+
+#define SUBSCRIBERS_MAX 16
+static subscriber *subscribers_alive[SUBSCRIBERS_MAX];
+static int subscribers_alive_count;
 
 static void *subscriber_thread(void *arg) {
     subscriber *s = arg;
-    FILE *in = fdopen(s->fd, "r");
+    /* A dup, so that the fd the teardown shuts down stays this socket's
+     * until the thread is joined (never a number reused meanwhile). */
+    int fd = dup(s->fd);
+    FILE *in = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!in && fd >= 0) close(fd);
     char line[MAX_LINE];
     while (in && fgets(line, sizeof line, in)) {
         int n = atomic_load(&s->count);
@@ -445,23 +460,51 @@ static void *subscriber_thread(void *arg) {
     return NULL;
 }
 
-static void subscribe(subscriber *s, const char *socket_path) {
-    memset(s, 0, sizeof *s);
+static subscriber *subscribe(const char *socket_path) {
+    assert_true(subscribers_alive_count < SUBSCRIBERS_MAX);
+    subscriber *s = calloc(1, sizeof *s);
+    assert_non_null(s);
     atomic_init(&s->count, 0);
-    s->fd = connect_to(socket_path);
-    assert_true(s->fd >= 0);
+    s->fd = -1;
+    s->joined = 1; /* until the thread runs */
+    subscribers_alive[subscribers_alive_count++] = s;
     s->lines = calloc(4 * MAX_EVENTS, MAX_LINE);
     assert_non_null(s->lines);
-    pthread_create(&s->thread, NULL, subscriber_thread, s);
+    s->fd = connect_to(socket_path);
+    assert_true(s->fd >= 0);
+    assert_int_equal(pthread_create(&s->thread, NULL, subscriber_thread, s), 0);
+    s->joined = 0;
+    return s;
+}
+
+/* Waits for the thread (it ends at EOF) and closes the socket. */
+static void join_subscriber(subscriber *s) {
+    if (!s->joined) pthread_join(s->thread, NULL);
+    s->joined = 1;
+    if (s->fd >= 0) close(s->fd);
+    s->fd = -1;
+}
+
+/* Teardown: the subscribers a test left (it failed, or was done with
+ * them): their sockets shut down, so the threads see EOF even if the daemon
+ * lives on, then joined and freed. */
+static void release_subscribers(void) {
+    for (int i = 0; i < subscribers_alive_count; i++) {
+        subscriber *s = subscribers_alive[i];
+        if (!s->joined && s->fd >= 0) shutdown(s->fd, SHUT_RDWR);
+        join_subscriber(s);
+        free(s->lines);
+        free(s);
+    }
+    subscribers_alive_count = 0;
 }
 
 /* After the daemon closed the socket: every stream's events, in order. */
 static void check_subscriber(subscriber *s, int streams) {
-    pthread_join(s->thread, NULL);
-    assert_int_equal(s->count, streams * expected_count);
+    join_subscriber(s);
+    assert_int_equal(atomic_load(&s->count), streams * expected_count);
     for (int i = 0; i < s->count; i++)
         assert_string_equal(s->lines[i], expected[i % expected_count]);
-    free(s->lines);
 }
 
 static int daemon_fd_count(pid_t pid) {
@@ -584,9 +627,9 @@ static void subscribers_receive_what_earshot_file_finds(void **state) {
     wait_for_log(&d, "ready", 10000);
     int idle_fds = daemon_fd_count(d.pid);
     enum { SUBSCRIBERS = 3, STREAMS = 2 };
-    subscriber subs[SUBSCRIBERS];
+    subscriber *subs[SUBSCRIBERS];
     for (int i = 0; i < SUBSCRIBERS; i++)
-        subscribe(&subs[i], d.socket);
+        subs[i] = subscribe(d.socket);
     /* And the command-line subscriber. */
     char listen_out[160];
     snprintf(listen_out, sizeof listen_out, "%s/listen.out", d.dir);
@@ -603,7 +646,7 @@ static void subscribers_receive_what_earshot_file_finds(void **state) {
     stream_clips(&d, STREAMS);
     assert_int_equal(stop(&d, NULL), 0);
     for (int i = 0; i < SUBSCRIBERS; i++)
-        check_subscriber(&subs[i], STREAMS);
+        check_subscriber(subs[i], STREAMS);
 
     int status;
     assert_int_equal(waitpid(listener, &status, 0), listener);
@@ -632,8 +675,7 @@ static void reload_refuses_a_corrupt_model_and_keeps_serving(void **state) {
     start(&d, NULL);
     assert_true(wait_notify(&d, "READY=1", 10000) >= 0);
     int idle_fds = settled_daemon_fd_count(&d);
-    subscriber sub;
-    subscribe(&sub, d.socket);
+    subscriber *sub = subscribe(d.socket);
     wait_for_daemon_fds(&d, idle_fds + 1);
 
     char corrupt[160], extra[256];
@@ -659,7 +701,7 @@ static void reload_refuses_a_corrupt_model_and_keeps_serving(void **state) {
     wait_for_log_count(&d, "stream ended", 2, 30000);
     assert_true(log_contains(&d, ", 0 events"));
     assert_int_equal(stop(&d, NULL), 0);
-    check_subscriber(&sub, 1);
+    check_subscriber(sub, 1);
 }
 
 typedef struct churner {
@@ -698,9 +740,9 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
     int fds_at_start = settled_daemon_fd_count(&d);
 
     enum { LIVE = 3, MIN_STREAMS = 3 };
-    subscriber live[LIVE];
+    subscriber *live[LIVE];
     for (int i = 0; i < LIVE; i++)
-        subscribe(&live[i], d.socket);
+        live[i] = subscribe(d.socket);
     int stalled = connect_to(d.socket);
     assert_true(stalled >= 0);
     wait_for_daemon_fds(&d, fds_at_start + LIVE + 1);
@@ -726,7 +768,7 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
     for (int64_t end = now_ms() + 20000; now_ms() < end; sleep_ms(20)) {
         int done = 1;
         for (int i = 0; i < LIVE; i++)
-            done &= live[i].count >= streams * expected_count;
+            done &= atomic_load(&live[i]->count) >= streams * expected_count;
         if (done) break;
     }
     /* ...while the stalled one was disconnected. */
@@ -750,7 +792,7 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
     /* Only the live subscribers remain: close them and the daemon's fds
      * return to their count before any subscriber came. */
     for (int i = 0; i < LIVE; i++)
-        shutdown(live[i].fd, SHUT_RDWR);
+        shutdown(live[i]->fd, SHUT_RDWR);
     int fds_now = -1;
     for (int64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(20))
         if ((fds_now = daemon_fd_count(d.pid)) == fds_at_start) break;
@@ -758,11 +800,10 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
     assert_int_equal(fds_now, fds_at_start);
     assert_int_equal(stop(&d, NULL), 0);
     for (int i = 0; i < LIVE; i++) {
-        pthread_join(live[i].thread, NULL);
-        assert_int_equal(live[i].count, streams * expected_count);
-        for (int k = 0; k < live[i].count && k < 4 * MAX_EVENTS; k++) /* the lines kept */
-            assert_string_equal(live[i].lines[k], expected[k % expected_count]);
-        free(live[i].lines);
+        join_subscriber(live[i]);
+        assert_int_equal(live[i]->count, streams * expected_count);
+        for (int k = 0; k < live[i]->count && k < 4 * MAX_EVENTS; k++) /* the lines kept */
+            assert_string_equal(live[i]->lines[k], expected[k % expected_count]);
     }
 }
 
@@ -1012,8 +1053,7 @@ static void sigterm_exits_while_stdout_is_not_read(void **state) {
     start(&d, NULL);
     close(out[1]);
     wait_for_log(&d, "ready", 10000);
-    subscriber sub;
-    subscribe(&sub, d.socket);
+    subscriber *sub = subscribe(d.socket);
     size_t stream_bytes = 0;
     for (int k = 0; k < expected_count; k++)
         stream_bytes += strlen(expected[k]) + 40; /* + "source" and "wallclock" */
@@ -1022,9 +1062,9 @@ static void sigterm_exits_while_stdout_is_not_read(void **state) {
         write_clip(d.fifo);
         streams++;
         for (int64_t end = now_ms() + 30000;
-             now_ms() < end && atomic_load(&sub.count) < streams * expected_count;)
+             now_ms() < end && atomic_load(&sub->count) < streams * expected_count;)
             sleep_ms(10);
-        assert_int_equal(atomic_load(&sub.count), streams * expected_count);
+        assert_int_equal(atomic_load(&sub->count), streams * expected_count);
     }
     int64_t took_ms;
     assert_int_equal(stop(&d, &took_ms), 0);
@@ -1032,7 +1072,7 @@ static void sigterm_exits_while_stdout_is_not_read(void **state) {
     assert_true(took_ms < 2000);
     assert_true(log_contains(&d, "<4>earshot: stdout: "));
     close(out[0]);
-    check_subscriber(&sub, streams);
+    check_subscriber(sub, streams);
 }
 
 /* Item 11: --check-config passed a socket folder that does not exist and a
@@ -1093,9 +1133,12 @@ static void write_garbage(const char *fifo, size_t bytes) {
     close(out);
 }
 
-/* Waits until the daemon has read everything written into the FIFO. */
+/* Waits until the daemon has read everything written into the FIFO. The
+ * probe is a reader: opened for writing it would be a writer of its own,
+ * one that sent nothing, which the daemon (done with the last one) reports
+ * as such, and the next bad writer's warning is then news again. */
 static void wait_fifo_drained(const daemon_proc *d) {
-    int fd = open(d->fifo, O_WRONLY | O_NONBLOCK);
+    int fd = open(d->fifo, O_RDONLY | O_NONBLOCK);
     assert_true(fd >= 0);
     int unread = -1;
     for (int64_t end = now_ms() + 10000; now_ms() < end; sleep_ms(10))
@@ -1174,8 +1217,14 @@ static void a_deleted_socket_is_made_again(void **state) {
     assert_int_equal(unlink(d.socket), 0);
     kill(d.pid, SIGHUP);
     wait_for_log(&d, "the socket file was deleted or replaced; made it again", 5000);
-    subscriber sub;
-    subscribe(&sub, d.socket);
+    /* SIGHUP also reloads the config: done before the daemon's fds are counted. */
+    wait_for_log(&d, "reloaded", 10000);
+    /* The log line comes once the new socket listens; a subscriber still in
+     * its listen queue when the stream's first events go out would miss
+     * them, so the test waits until the hub holds the connection. */
+    int fds = settled_daemon_fd_count(&d);
+    subscriber *sub = subscribe(d.socket);
+    wait_for_daemon_fds(&d, fds + 1);
     /* A second daemon on the same socket is refused. */
     char second[512], out[2048];
     snprintf(second, sizeof second, "'%s' daemon --config '%s' 2>&1 </dev/null", EARSHOT, d.config);
@@ -1187,7 +1236,7 @@ static void a_deleted_socket_is_made_again(void **state) {
     if (!strstr(out, "another process is listening on it")) fail_msg("second daemon: %s", out);
     stream_clips(&d, 1);
     assert_int_equal(stop(&d, NULL), 0);
-    check_subscriber(&sub, 1);
+    check_subscriber(sub, 1);
 }
 
 /* Writes the clip into the FIFO in small pieces, 20 ms apart, like a live
