@@ -106,7 +106,8 @@ cut -f1,2 "$plan" | awk -F'\t' -v d="$dest" '{ print $1 "\t" d "/" $2 ".wav" }' 
         xargs -r perl "$recipe/word_span.pl" --whole
 } >"$dest/spans.tsv"
 awk -F'\t' -v OFS='\t' -v dest="$dest" -v root="$(basename "$dest")" '
-    FNR == NR { sub("^" dest "/", "", $1); start[$1] = $2; end[$1] = $3; next }
+    FNR == NR { if (index($1, dest "/") == 1) $1 = substr($1, length(dest) + 2)
+                start[$1] = $2; end[$1] = $3; next }
     {
         rel = $2 ".wav"
         s = "-"; e = "-"
