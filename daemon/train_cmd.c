@@ -120,10 +120,10 @@ static const char usage_text[] =
     "      --kws-loss frames|maxpool  KWS loss: per-frame targets on the keyword's last\n"
     "                          0.3 s (default), or max-pooling over its window\n"
     "      --keyword-weight W  KWS: a keyword frame counts W filler frames in the loss (3)\n"
-    "      --recorded-weight W a clip of a recorded voice (any voice but espeak: and\n"
-    "                          flite:) is drawn W times as often as a synthetic one\n"
-    "                          (default 1): a few hundred real speakers are otherwise\n"
-    "                          drowned by thousands of synthetic clips\n"
+    "      --recorded-weight W a clip of a recorded voice (any voice but espeak:,\n"
+    "                          flite: and noise:) is drawn W times as often as a\n"
+    "                          synthetic one (default 1): a few hundred real speakers\n"
+    "                          are otherwise drowned by thousands of synthetic clips\n"
     "      --min-snr DB        noise is mixed in at DB to 30 dB SNR (-5)\n"
     "      --envelope P        a share P of the training clips keep only the spectral\n"
     "                          envelope of each frame (10-20 of the 40 bands' cepstral\n"
@@ -492,7 +492,9 @@ static int parse_clip(manifest *mf, char *line, const char *folder, clip *out, c
         snprintf(why, why_size, "empty voice");
         return -1;
     }
-    out->recorded = strncmp(f[6], "espeak:", 7) != 0 && strncmp(f[6], "flite:", 6) != 0;
+    /* As tools/eval counts them (lib.js isRecorded): a person, not a synthesiser or noise. */
+    out->recorded = strncmp(f[6], "espeak:", 7) != 0 && strncmp(f[6], "flite:", 6) != 0 &&
+                    strncmp(f[6], "noise:", 6) != 0;
     if (out->kind == KIND_KEYWORD) {
         if (parse_seconds(f[4], &out->start_s) || parse_seconds(f[5], &out->end_s) ||
             out->end_s <= out->start_s) {
