@@ -809,18 +809,20 @@ static void churn_and_a_stalled_subscriber_cost_live_ones_nothing(void **state) 
 
 typedef struct slow_writer {
     const char *fifo;
+    int passes; /* times the clip is written; 0: until `stop` */
     atomic_int stop;
     pthread_t thread;
 } slow_writer;
 
-/* Streams the clip over and over in small pieces, like a live producer,
- * until told to stop or the reader goes away. Not a cmocka thread: no
- * asserts. */
+/* Streams the clip in small pieces, like a live producer, `passes` times or
+ * over and over until told to stop, or until the reader goes away. Not a
+ * cmocka thread: no asserts. */
 static void *slow_writer_thread(void *arg) {
     slow_writer *w = arg;
     int out = open(w->fifo, O_WRONLY);
     char buf[2048];
-    while (out >= 0 && !atomic_load(&w->stop)) {
+    for (int pass = 0; out >= 0 && !atomic_load(&w->stop) && (!w->passes || pass < w->passes);
+         pass++) {
         int in = open(clip_path, O_RDONLY);
         ssize_t n;
         int broken = 0;
@@ -1239,23 +1241,6 @@ static void a_deleted_socket_is_made_again(void **state) {
     check_subscriber(sub, 1);
 }
 
-/* Writes the clip into the FIFO in small pieces, 20 ms apart, like a live
- * producer: a stream that lasts a second or two. Not a cmocka thread. */
-static void *paced_writer_thread(void *arg) {
-    const char *fifo = arg;
-    int in = open(clip_path, O_RDONLY);
-    int out = open(fifo, O_WRONLY);
-    char buf[4096];
-    ssize_t n;
-    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0) {
-        if (write(out, buf, (size_t)n) != n) break;
-        sleep_ms(20);
-    }
-    if (in >= 0) close(in);
-    if (out >= 0) close(out);
-    return NULL;
-}
-
 /* Item 2: SIGHUP with an unchanged config used to restart every running
  * stream (open segment closed, networks and front end reset, later times
  * off the 10 ms grid). Now the stream goes on as if nothing happened: its
@@ -1266,14 +1251,16 @@ static void a_reload_that_changes_nothing_leaves_streams_alone(void **state) {
     prepare(&d, NULL, 0);
     start(&d, NULL);
     wait_for_log(&d, "ready", 10000);
-    pthread_t writer_thread;
-    pthread_create(&writer_thread, NULL, paced_writer_thread, d.fifo);
+    /* One pass of the clip: a stream that lasts a second or two. */
+    slow_writer w = {.fifo = d.fifo, .passes = 1};
+    atomic_init(&w.stop, 0);
+    pthread_create(&w.thread, NULL, slow_writer_thread, &w);
     for (int i = 1; i <= 3; i++) {
         sleep_ms(300);
         kill(d.pid, SIGHUP);
         wait_for_log_count(&d, "reloaded", i, 5000);
     }
-    pthread_join(writer_thread, NULL);
+    pthread_join(w.thread, NULL);
     wait_for_log(&d, "stream ended", 30000);
     assert_int_equal(count_lines(d.out_log), expected_count);
     FILE *f = fopen(d.out_log, "r");
