@@ -60,7 +60,7 @@
 #define ES_LAYER_RECORD_BYTES 20u
 #define ES_CRC_BYTES 4u
 
-static int fail(es_rnn_error *err, int code, const char *fmt, ...) {
+static int fail(es_error *err, int code, const char *fmt, ...) {
     if (err) {
         err->code = code;
         va_list args;
@@ -133,7 +133,7 @@ static void put_f32(byte_writer *w, float f) {
 }
 
 /* The whole file image, or NULL (with err filled). */
-static unsigned char *serialise(const es_model *m, size_t *size, es_rnn_error *err) {
+static unsigned char *serialise(const es_model *m, size_t *size, es_error *err) {
     if (m->layer_count == 0) {
         fail(err, ES_RNN_ERR_ARG, "the model has no layers");
         return NULL;
@@ -197,7 +197,7 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_rnn_error *e
     return bytes;
 }
 
-int es_model_save(const es_model *m, const char *path, es_rnn_error *err) {
+int es_model_save(const es_model *m, const char *path, es_error *err) {
     if (!m || !path) return fail(err, ES_RNN_ERR_ARG, "no model or no path");
     size_t size = 0;
     unsigned char *bytes = serialise(m, &size, err);
@@ -231,7 +231,7 @@ typedef struct byte_reader {
     size_t size;
     size_t pos;
     int crc_ok;
-    es_rnn_error *err;
+    es_error *err;
 } byte_reader;
 
 /* A structural error; notes a CRC mismatch as the likely cause. */
@@ -352,7 +352,7 @@ static int read_smoothing(byte_reader *r, int index, int *smooth_ms) {
     return 0;
 }
 
-int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_error *err) {
+int es_model_load_memory(const void *data, size_t size, es_model **out, es_error *err) {
     if (err) {
         err->code = ES_RNN_OK;
         err->why[0] = '\0';
@@ -503,7 +503,7 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_rnn_e
  * refuse it. The path is opened without blocking, so that even a FIFO is
  * only looked at; the checks are made on the open descriptor, so the file
  * read is the file checked. */
-static int read_whole_file(const char *path, unsigned char **out, size_t *size, es_rnn_error *err) {
+static int read_whole_file(const char *path, unsigned char **out, size_t *size, es_error *err) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return fail(err, ES_RNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     struct stat info;
@@ -554,7 +554,7 @@ static int read_whole_file(const char *path, unsigned char **out, size_t *size, 
     return ES_RNN_OK;
 }
 
-int es_model_load_file(const char *path, es_model **out, es_rnn_error *err) {
+int es_model_load_file(const char *path, es_model **out, es_error *err) {
     if (out) *out = NULL;
     if (!path || !out) return fail(err, ES_RNN_ERR_ARG, "no path or no place for the model");
     unsigned char *bytes = NULL;
@@ -566,7 +566,7 @@ int es_model_load_file(const char *path, es_model **out, es_rnn_error *err) {
     return rc;
 }
 
-int es_model_check_features(const es_model *m, const es_feature_spec *want, es_rnn_error *err) {
+int es_model_check_features(const es_model *m, const es_feature_spec *want, es_error *err) {
     if (!m || !want) return fail(err, ES_RNN_ERR_ARG, "no model or no feature spec");
     const es_feature_spec *have = &m->features;
     struct {

@@ -12,7 +12,7 @@
 #    Cached in DIR (default data/tune/valid).
 # 2. Runs `earshot file --format frames` once per SNR (per-frame speech probabilities).
 # 3. Shows how fast the probability itself rises at speech onsets (vad_sweep --model).
-# 4. Replays the real detector (daemon/detect.c, compiled into tools/tune/vad_sweep)
+# 4. Replays the real detector (daemon/detect/detect.c, compiled into tools/tune/vad_sweep)
 #    over those probabilities for a grid of onset/offset thresholds, minimum speech,
 #    minimum silence and padding, scores each (tools/tune/vad_sweep.c says how) and
 #    picks the defaults:
@@ -67,7 +67,7 @@ done
 
 # 3 and 4. the detector replayed offline
 bin=$out/vad_sweep
-cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Idaemon -o "$bin" tools/tune/vad_sweep.c daemon/detect.c -lm
+cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Idaemon/detect -Icommon -o "$bin" tools/tune/vad_sweep.c daemon/detect/detect.c -lm
 echo "## How fast the speech probability rises at onsets (ms after the true start; valid split)"
 echo
 "$bin" --model "$out/vad.truth.tsv" "${files[@]}" | column -t

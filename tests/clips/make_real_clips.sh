@@ -3,7 +3,7 @@
 # by a real person of the Speech Commands test speakers (scripts/data.sh puts them in
 # the test split of data/manifest.tsv: no model trains on them), one speaker per
 # keyword, 0.8 s apart, on a quiet pink-noise floor. A change that loses real voices'
-# keywords fails the regression test that reads them (tests/daemon/test_cli.c).
+# keywords fails the regression test that reads them (tests/daemon/cli/test_cli.c).
 #
 #   tests/clips/make_real_clips.sh [DATA_DIR]    (default: data, made by scripts/data.sh)
 #

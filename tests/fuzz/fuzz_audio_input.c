@@ -6,7 +6,7 @@
  *
  * The bytes are handed over as a file (a memfd) because that is how earshot
  * receives them: libsndfile parses the header from a descriptor.
- * Built by tests/daemon/cli.cmake when ES_FUZZ=ON (clang).
+ * Built by tests/daemon/stream/CMakeLists.txt when ES_FUZZ=ON (clang).
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -27,7 +27,7 @@
 static es_model *vad_model, *kws_model;
 
 static void load_models(void) {
-    es_pipeline_error err;
+    es_error err;
     if (es_pipeline_load_model(NULL, "vad", NULL, &vad_model, &err) != ES_PIPELINE_OK ||
         es_pipeline_load_model(NULL, "kws", NULL, &kws_model, &err) != ES_PIPELINE_OK)
         abort();

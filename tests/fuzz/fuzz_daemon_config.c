@@ -2,7 +2,7 @@
  * libFuzzer target for the daemon's config parser: whatever the bytes,
  * parsing either succeeds with a config that passes its own checks, or fails
  * with a message that names the file (and a line within the text).
- * Registered by tests/daemon/service.cmake.
+ * Registered by tests/daemon/service/CMakeLists.txt.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     es_model *m = NULL;
-    es_rnn_error err;
+    es_error err;
     int rc = es_model_load_memory(data, size, &m, &err);
     if (rc != ES_RNN_OK) {
         /* A refusal always says why. */

@@ -20,7 +20,7 @@ static es_model *load_builtin(const char *name) {
     assert_non_null(bytes);
     assert_true(size > 0);
     es_model *m = NULL;
-    es_rnn_error err = {0};
+    es_error err = {0};
     if (es_model_load_memory(bytes, size, &m, &err) != ES_RNN_OK)
         fail_msg("built-in %s: %s", name, err.why);
     assert_int_equal(es_model_check_features(m, &test_features, &err), ES_RNN_OK);

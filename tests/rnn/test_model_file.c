@@ -58,7 +58,7 @@ static char *temp_path(void) {
 
 static file_image save_to_image(const es_model *m) {
     char *path = temp_path();
-    es_rnn_error err = {0};
+    es_error err = {0};
     assert_int_equal(es_model_save(m, path, &err), ES_RNN_OK);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
@@ -77,7 +77,7 @@ static file_image save_to_image(const es_model *m) {
  * `needle` (NULL: any non-empty reason). */
 static void expect_rejected(const unsigned char *bytes, size_t size, int code, const char *needle) {
     es_model *m = (es_model *)&m;
-    es_rnn_error err;
+    es_error err;
     memset(&err, 0x55, sizeof err);
     assert_int_equal(es_model_load_memory(bytes, size, &m, &err), code);
     assert_null(m);
@@ -132,7 +132,7 @@ static void assert_same_model(const es_model *a, const es_model *b) {
 
 static void roundtrip(es_model *m) {
     char *path = temp_path();
-    es_rnn_error err = {0};
+    es_error err = {0};
     assert_int_equal(es_model_save(m, path, &err), ES_RNN_OK);
     es_model *from_file = NULL;
     assert_int_equal(es_model_load_file(path, &from_file, &err), ES_RNN_OK);
@@ -359,7 +359,7 @@ static void test_duplicate_labels_are_rejected(void **state) {
 static void test_feature_mismatch_names_the_field(void **state) {
     (void)state;
     es_model *m = make_tiny();
-    es_rnn_error err = {0};
+    es_error err = {0};
     es_feature_spec want = test_features;
     assert_int_equal(es_model_check_features(m, &want, &err), ES_RNN_OK);
     const char *names[] = {"sample_rate_hz", "fft_size",  "window_samples",
@@ -379,7 +379,7 @@ static void test_feature_mismatch_names_the_field(void **state) {
 static void test_io_errors_name_the_file(void **state) {
     (void)state;
     es_model *m = (es_model *)&m;
-    es_rnn_error err = {0};
+    es_error err = {0};
     const char *missing = "/nonexistent/earshot/model.esm";
     assert_int_equal(es_model_load_file(missing, &m, &err), ES_RNN_ERR_IO);
     assert_null(m);
@@ -414,7 +414,7 @@ static double seconds_now(void) {
 static void test_non_regular_and_oversized_files_are_refused_unread(void **state) {
     (void)state;
     es_model *m = NULL;
-    es_rnn_error err = {0};
+    es_error err = {0};
     char *fifo = temp_path();
     unlink(fifo);
     assert_int_equal(mkfifo(fifo, 0600), 0);
@@ -474,7 +474,7 @@ static void test_random_mutations_never_crash(void **state) {
         }
         fix_crc(copy, image.size);
         es_model *loaded_model = NULL;
-        es_rnn_error err = {0};
+        es_error err = {0};
         int rc = es_model_load_memory(copy, image.size, &loaded_model, &err);
         if (rc == ES_RNN_OK) {
             loaded++;
@@ -515,7 +515,7 @@ static void test_thresholds_travel_with_the_model(void **state) {
     assert_int_equal(image.size, plain.size + 2 * 4);
 
     es_model *loaded = NULL;
-    es_rnn_error err = {0};
+    es_error err = {0};
     assert_int_equal(es_model_load_memory(image.bytes, image.size, &loaded, &err), ES_RNN_OK);
     assert_same_model(m, loaded);
     const float *thresholds = es_model_thresholds(loaded);
@@ -566,7 +566,7 @@ static void test_smoothing_travels_with_the_model(void **state) {
     assert_int_equal(image.size, plain.size + 2 * 4 + 2 * 4);
 
     es_model *loaded = NULL;
-    es_rnn_error err = {0};
+    es_error err = {0};
     assert_int_equal(es_model_load_memory(image.bytes, image.size, &loaded, &err), ES_RNN_OK);
     assert_same_model(m, loaded);
     const int *smooth_ms = es_model_smoothing(loaded);

@@ -1,5 +1,5 @@
 /*
- * vad_sweep: replays earshot's VAD detector (daemon/detect.c, linked as is)
+ * vad_sweep: replays earshot's VAD detector (daemon/detect/detect.c, linked as is)
  * over per-frame speech probabilities for a grid of detector settings, and
  * scores each setting against frame truth. scripts/tune-detector.sh builds
  * the inputs from the validation split and runs this.

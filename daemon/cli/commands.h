@@ -1,0 +1,24 @@
+/*
+ * Subcommands of the `earshot` binary. Each takes the arguments after its own
+ * name (argv[0] is the subcommand's name) and returns the process exit status:
+ * 0 success, 1 runtime failure, 2 usage error (DESIGN.md, "Command line").
+ */
+#ifndef ES_COMMANDS_H
+#define ES_COMMANDS_H
+
+int es_cmd_file(int argc, char **argv);          /* file_cmd.c */
+int es_cmd_bench(int argc, char **argv);         /* bench_cmd.c */
+int es_cmd_mic(int argc, char **argv);           /* mic_cmd.c */
+int es_cmd_devices(int argc, char **argv);       /* mic_cmd.c */
+int es_cmd_daemon(int argc, char **argv);        /* daemon_cmd.c */
+int es_cmd_listen(int argc, char **argv);        /* listen_cmd.c */
+int es_cmd_train(int argc, char **argv);         /* train_cmd.c */
+int es_cmd_train_keyword(int argc, char **argv); /* train_keyword_cmd.c */
+int es_cmd_calibrate(int argc, char **argv);     /* calibrate_cmd.c */
+int es_cmd_wyoming(int argc, char **argv);       /* wyoming_cmd.c */
+
+/* Whether the last es_cmd_train ended early on SIGINT (it then saves the best
+ * model so far and returns 0): train-keyword stops its own run after it. */
+int es_train_was_interrupted(void);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * wyoming — earshot as a Wyoming protocol wake-word and VAD service, the
+ * protocol Home Assistant's voice pipeline and satellites speak.
+ *
+ * Framing (rhasspy/wyoming, event.py): every event is one JSON header line
+ *   {"type": T, "data": {...}?, "data_length": N?, "payload_length": M?, "version": V?}\n
+ * followed by N bytes of JSON data (merged over the header's "data") and M
+ * bytes of payload. The events served here:
+ *
+ *   client -> server                     server -> client
+ *   describe                             info (wake: earshot, its keywords as models)
+ *   detect {names}                       (names: which keywords to report; null = all)
+ *   audio-start {rate,width,channels,timestamp}
+ *   audio-chunk {rate,width,channels,timestamp} + PCM payload
+ *                                        detection {name,timestamp}    (a keyword)
+ *                                        voice-started {timestamp}     (speech began)
+ *                                        voice-stopped {timestamp}     (speech ended)
+ *   audio-stop {timestamp}               not-detected (when no keyword was reported)
+ *   ping                                 pong
+ *                                        error {text,code}  (then the client is dropped)
+ *
+ * Timestamps are milliseconds of the client's audio: the audio-start's
+ * timestamp (0 when absent) plus the event's stream time (detection: the
+ * keyword event's `time`; voice-started/-stopped: the segment's start/end).
+ * PCM is little-endian signed integers of `width` bytes (1 to 4), interleaved,
+ * at 8000 to 96000 Hz and 1 to 64 channels; a chunk may end inside a frame.
+ *
+ * Each client is served by a thread of its own running an offline pipeline
+ * (pipeline.h) per audio stream, so a client's detections are exactly
+ * `earshot file`'s on the same audio whatever the chunk sizes, and clients
+ * share nothing but the read-only models. A client that sends a malformed
+ * header, a length beyond the bounds below or an unusable audio format is
+ * sent an `error` event and dropped; one that sends nothing for
+ * client_timeout_ms, or does not take what it is sent, is dropped too. Each
+ * drop is reported through on_log; the other clients never notice.
+ *
+ * Library code: errors are returned with a reason, lines for the log go to
+ * the caller's on_log; nothing here prints.
+ */
+#ifndef ES_WYOMING_H
+#define ES_WYOMING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "detect.h"
+#include "pipeline.h"
+
+#define ES_WYOMING_DEFAULT_URI "tcp://127.0.0.1:10400"
+/* The protocol version sent in headers: the reference implementation's
+ * release whose event fields this follows. */
+#define ES_WYOMING_PROTOCOL_VERSION "1.5.4"
+
+/* Priorities as sd-daemon prefixes them (the daemon's log format). */
+enum { ES_WYOMING_LOG_ERR = 3, ES_WYOMING_LOG_WARNING = 4, ES_WYOMING_LOG_INFO = 6 };
+
+typedef struct es_wyoming_config {
+    const char *uri; /* "tcp://HOST:PORT"; HOST an IPv4 address or name, PORT 0 = any */
+
+    /* Borrowed, read-only, must outlive the server (as for pipelines). */
+    const es_model *vad_model;
+    const es_model *kws_models[ES_PIPELINE_MAX_KWS_MODELS];
+    int kws_model_count;
+    es_vad_config vad; /* speech_start_events is forced on: voice-started needs it */
+    es_kws_config kws;
+
+    int max_clients;          /* 64; more connections are closed at once (logged) */
+    int client_timeout_ms;    /* 30000: a client silent this long is dropped */
+    size_t max_header_bytes;  /* 16384: longest header line */
+    size_t max_data_bytes;    /* 65536: largest data_length */
+    size_t max_payload_bytes; /* 4194304: largest payload_length */
+    const char *version;      /* earshot's, in `info`; NULL = "unknown" */
+    const char *language;     /* "en": the language of every keyword in `info` */
+
+    /* Called from the server's threads, one whole line each (no newline). */
+    void (*on_log)(int priority, const char *line, void *user);
+    void *log_user;
+} es_wyoming_config;
+
+/* Every field at its default (noted above); models and on_log NULL. */
+void es_wyoming_config_default(es_wyoming_config *config);
+
+/* Splits "tcp://HOST:PORT" (HOST at most host_size - 1 bytes, PORT 0..65535).
+ * 0, or -1 with why. */
+int es_wyoming_parse_uri(const char *uri, char *host, size_t host_size, int *port, char *why,
+                         size_t why_size);
+
+typedef struct es_wyoming_server es_wyoming_server;
+
+/* Checks the settings, binds and listens, starts the accepting thread. */
+int es_wyoming_server_create(const es_wyoming_config *config, es_wyoming_server **out,
+                             es_error *err);
+/* The port it listens on (the one chosen when the URI said 0). */
+int es_wyoming_server_port(const es_wyoming_server *server);
+/* Stops accepting, disconnects every client (their streams are dropped
+ * unfinished), joins every thread. */
+void es_wyoming_server_destroy(es_wyoming_server *server);
+
+typedef struct es_wyoming_stats {
+    uint64_t clients;    /* connected now */
+    uint64_t accepted;   /* connections ever served */
+    uint64_t rejected;   /* closed at once: max_clients reached */
+    uint64_t dropped;    /* disconnected for a protocol error or a stall */
+    uint64_t detections; /* detection events sent */
+} es_wyoming_stats;
+
+void es_wyoming_server_get_stats(const es_wyoming_server *server, es_wyoming_stats *stats);
+
+#endif
