@@ -15,6 +15,8 @@ packages=(
   mosquitto mosquitto-clients
   # training data (models/)
   espeak-ng flite
+  # the digit strings of the real speech, cut by forced alignment (a data tool only)
+  pocketsphinx pocketsphinx-en-us
   # real read speech (librivox/ folder only) for the shipped demo clip and regressions
   pocketsphinx-testdata
 )

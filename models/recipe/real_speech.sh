@@ -20,8 +20,10 @@
 #   amelia, computer, hey chatterbox, hey computer) are not read: they are kept
 #   to test custom keywords on real voices, so no model may train on them.
 # - Real noise: `noise`, split by file.
-# Not used yet: the digit strings (they need cutting by forced alignment) and
-# AN4 (its utterances mix keywords into sentences without word times).
+# - The digit strings: cut into digits by forced alignment and checked one by
+#   one (digit_strings.sh, pocketsphinx), keyword clips split by speaker; run
+#   once (resumable: kept while OUT/real-speech/ds.tsv exists).
+# Not used yet: AN4 (its utterances mix keywords into sentences without word times).
 set -euo pipefail
 src=$1
 out=$2
@@ -120,5 +122,14 @@ awk -F'\t' -v OFS='\t' -v dest="$dest" -v root="$(basename "$dest")" '
     }
     END { printf "data: real speech: %d keyword clips without a word found, dropped\n", dropped > "/dev/stderr" }' \
     "$dest/spans.tsv" "$plan" >"$dest/lines.tsv"
+# The digit strings' cuts (their spans come from the aligner).
+if [ ! -s "$dest/ds.tsv" ]; then
+    "$recipe/digit_strings.sh" "$src" "$dest" $small >"$dest/ds.tsv.part"
+    mv "$dest/ds.tsv.part" "$dest/ds.tsv"
+fi
+while IFS=$'\t' read -r clip speaker digit start end; do
+    printf '%s/%s\t%s\tkeyword\t%s\t%s\t%s\tds:%s\n' "$(basename "$dest")" "$clip" \
+        "$(speaker_split "ds-$speaker")" "$digit" "$start" "$end" "$speaker"
+done <"$dest/ds.tsv" >>"$dest/lines.tsv"
 log "$(wc -l <"$dest/lines.tsv") clips, $(cut -f7 "$dest/lines.tsv" | grep -vc '^noise:' || true) of them speech; \
 $(cut -f7 "$dest/lines.tsv" | grep -v '^noise:' | sort -u | wc -l) speakers or recordings"

@@ -6,7 +6,9 @@
 #   --whole the clip's own length;
 # - real_speech.sh --small over the shared real recordings writes manifest lines whose
 #   keyword clips have spans inside their clips, whose speakers each keep to one split, and
-#   never a Mycroft wake-word recording (kept for testing custom keywords).
+#   never a Mycroft wake-word recording (kept for testing custom keywords);
+# - digit_strings.sh (run by it) cuts digits from the first recordings by forced
+#   alignment: some are kept, each decodes as its own digit (checked again here).
 #
 #   tests/models/train/real_speech_smoke.sh [REAL_SPEECH_DIR]   (default ../shared/data/real-speech)
 #
@@ -47,4 +49,14 @@ awk -F'\t' -v d="$work/data" '
   $7 !~ /^noise:/ { if (($7 in where) && where[$7] != $2) { print "two splits: " $7; bad = 1 }; where[$7] = $2 }
   $1 ~ /mycroft/ && $1 !~ /notwakeword/ { print "wake word read: " $1; bad = 1 }
   END { exit bad }' "$lines" || fail "bad lines in $lines"
+# The digit strings' cuts (pocketsphinx: a data tool; skipped without it).
+if command -v pocketsphinx_continuous >/dev/null; then
+  digits=$(grep -c '	ds:' "$lines")
+  [ "$digits" -ge 5 ] || fail "only $digits digits cut from the digit strings: $(cat "$work/log")"
+  grep '	ds:' "$lines" | head -n 3 | while IFS=$'\t' read -r clip _ _ digit _; do
+    printf '#JSGF V1.0;\ngrammar g;\npublic <s> = (zero | oh | one | two | three | four | five | six | seven | eight | nine);\n' >"$work/g.jsgf"
+    heard=$(pocketsphinx_continuous -infile "$work/data/$clip" -jsgf "$work/g.jsgf" -logfn /dev/null 2>/dev/null)
+    [ "$heard" = "$digit" ] || fail "$clip decodes as '$heard', not $digit"
+  done || exit 1
+fi
 echo "real_speech_smoke: $(wc -l <"$lines") lines checked"
