@@ -22,7 +22,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <soxr.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -650,13 +649,11 @@ static int load_clip(const char *path, float **out, size_t *out_count) {
     es_audio_file_close(file);
     if (rc == 0 && rate_hz != SAMPLE_RATE_HZ) {
         /* Manifests from scripts/data.sh are 16 kHz already; others are converted. */
-        const size_t capacity = (size_t)((double)count * SAMPLE_RATE_HZ / rate_hz) + 16;
-        float *resampled = malloc(sizeof(float) * capacity);
+        float *resampled = NULL;
         size_t produced = 0;
-        if (!resampled || soxr_oneshot(rate_hz, SAMPLE_RATE_HZ, 1, mono, count, NULL, resampled,
-                                       capacity, &produced, NULL, NULL, NULL) != NULL) {
+        if (es_resample_clip(mono, count, rate_hz, SAMPLE_RATE_HZ, ES_CLIP_RESAMPLE_LOW, &resampled,
+                             &produced, NULL) != ES_DSP_OK) {
             es_cli_error("%s: cannot resample from %d Hz", path, rate_hz);
-            free(resampled);
             rc = -1;
         } else {
             free(mono);

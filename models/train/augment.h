@@ -3,8 +3,10 @@
  * every epoch from a seeded generator, so a run is reproducible.
  *
  * On 16 kHz mono samples: speed (tempo and pitch together, through dsp's
- * resampler), reverberation with a synthetic room, telephone band limits with
- * mu-law quantisation, additive noise at a chosen SNR, gain. On feature frames:
+ * whole-clip resampler), reverberation with a synthetic room (convolved by
+ * dsp), telephone band limits (dsp's band-pass) with mu-law quantisation,
+ * additive noise at a chosen SNR, gain. What is drawn, and how, is decided
+ * here; the filtering itself is dsp's. On feature frames:
  * vocal-tract-length warping of the mel axis, smoothing of each frame to its
  * spectral envelope, and SpecAugment masks.
  *
@@ -13,7 +15,7 @@
  * see noise or reverberation.
  *
  * Offline only: calls allocate. Threads may augment side by side, each with
- * its own generator: FFT plans are made under dsp's planner lock.
+ * its own generator (dsp's filters make their FFT plans under its lock).
  */
 #ifndef ES_AUGMENT_H
 #define ES_AUGMENT_H

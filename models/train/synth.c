@@ -1,13 +1,14 @@
 /*
- * espeak-ng in process (synth.h): synthesis to a buffer, libsoxr to 16 kHz,
- * the silence trimmed, libsndfile to write the clip.
+ * espeak-ng in process (synth.h): synthesis to a buffer, dsp's whole-clip
+ * resampler to 16 kHz, the silence trimmed, libsndfile to write the clip.
  */
 #include "synth.h"
+
+#include "dsp.h"
 
 #include <espeak-ng/speak_lib.h>
 #include <math.h>
 #include <sndfile.h>
-#include <soxr.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,19 +139,21 @@ int es_synth_espeak_clip(const char *voice, int rate, int pitch, const char *tex
         return -1;
     }
 
-    const size_t capacity = (size_t)((double)said.count * CLIP_RATE_HZ / synth_rate_hz) + 16;
-    float *clip = malloc(sizeof(float) * capacity);
+    /* espeak-ng's 16-bit samples as floats at full scale 1 (exact: a power of two). */
+    float *spoken_samples = malloc(sizeof(float) * (said.count > 0 ? said.count : 1));
+    float *clip = NULL;
     size_t produced = 0;
     int rc = -1;
-    if (!clip) {
+    if (!spoken_samples) {
         snprintf(why, why_size, "out of memory");
         goto done;
     }
-    /* espeak-ng's 16-bit samples in, floats at full scale 1 out. */
-    const soxr_io_spec_t io = soxr_io_spec(SOXR_INT16_I, SOXR_FLOAT32_I);
-    if (soxr_oneshot(synth_rate_hz, CLIP_RATE_HZ, 1, said.data, said.count, NULL, clip, capacity,
-                     &produced, &io, NULL, NULL) != NULL) {
-        snprintf(why, why_size, "cannot resample espeak-ng's %d Hz", synth_rate_hz);
+    for (size_t i = 0; i < said.count; i++)
+        spoken_samples[i] = (float)said.data[i] / 32768.0f;
+    es_error err;
+    if (es_resample_clip(spoken_samples, said.count, synth_rate_hz, CLIP_RATE_HZ,
+                         ES_CLIP_RESAMPLE_LOW, &clip, &produced, &err) != ES_DSP_OK) {
+        snprintf(why, why_size, "espeak-ng's %d Hz: %s", synth_rate_hz, err.why);
         goto done;
     }
     /* sox -G: lower the level rather than clip what resampling overshot. */
@@ -165,6 +168,7 @@ int es_synth_espeak_clip(const char *voice, int rate, int pitch, const char *tex
     rc = write_clip(path, clip + begin, end - begin, why, why_size);
 done:
     free(said.data);
+    free(spoken_samples);
     free(clip);
     return rc;
 }
