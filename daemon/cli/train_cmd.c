@@ -1086,7 +1086,8 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     const float speed = es_augment_draw_speed(&b->augment, rng);
     float *sped = NULL;
     size_t sped_count = 0;
-    if (es_augment_speed(clean->data, clean->count, speed, SAMPLE_RATE_HZ, &sped, &sped_count))
+    if (es_augment_speed(clean->data, clean->count, speed, SAMPLE_RATE_HZ, &sped, &sped_count,
+                         NULL))
         return -1;
 
     /* The sequence starts at the first frame after the warm-up: frames are one
@@ -1107,7 +1108,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         if (!speech) goto fail;
         if (kind == KIND_NOISE)
             memset(speech, 0, (size_t)frames_expected + 1);
-        else if (es_speech_labels(&d->labels, kept, kept_count, speech) < 0)
+        else if (es_speech_labels(&d->labels, kept, kept_count, speech, NULL) < 0)
             goto fail;
     }
 
@@ -1126,7 +1127,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         noise_count = noises->counts[which];
     }
     if (es_augment_audio(&draw, rng, sped, sped_count, signal_power, noise_samples, noise_count,
-                         SAMPLE_RATE_HZ))
+                         SAMPLE_RATE_HZ, NULL))
         goto fail;
 
     const int bands = d->frontend_config.mel_bands;
@@ -1138,7 +1139,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         es_augment_warp_mel(inputs, frames, bands, bands, d->frontend_config.mel_low_hz,
                             d->frontend_config.mel_high_hz, draw.warp);
         if (es_augment_envelope(inputs, frames, bands, bands,
-                                es_augment_draw_envelope(&b->augment, rng)) != ES_AUGMENT_OK)
+                                es_augment_draw_envelope(&b->augment, rng), NULL) != ES_AUGMENT_OK)
             goto fail;
         es_augment_spec_mask(&b->augment, rng, inputs, frames, bands, bands);
     }

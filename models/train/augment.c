@@ -103,20 +103,32 @@ void es_augment_add_noise(float *samples, size_t count, double signal_power, con
     mix_noise_stretch(samples, count, noise, noise_count, noise_offset, scale);
 }
 
+/* dsp's failure as one of ours: out of memory stays that, anything else was
+ * an argument dsp refused. */
+static int dsp_failed(es_error *err, int dsp_code, const es_error *dsp_err) {
+    return es_error_set(err,
+                        dsp_code == ES_DSP_ERR_NOMEM ? ES_AUGMENT_ERR_NOMEM : ES_AUGMENT_ERR_ARG,
+                        "%s", dsp_err->why);
+}
+
 int es_augment_speed(const float *samples, size_t count, float factor, int sample_rate_hz,
-                     float **out, size_t *out_count) {
+                     float **out, size_t *out_count, es_error *err) {
     *out = NULL;
     *out_count = 0;
-    if (!(factor > 0.25f && factor < 4.0f) || sample_rate_hz <= 0) return ES_AUGMENT_ERR_ARG;
+    if (!(factor > 0.25f && factor < 4.0f) || sample_rate_hz <= 0)
+        return es_error_set(err, ES_AUGMENT_ERR_ARG,
+                            "speed factor %g at %d Hz: the factor must lie in (0.25, 4) and the "
+                            "rate be positive",
+                            factor, sample_rate_hz);
     /* Read as if recorded at factor x the rate: shorter, and higher by the same ratio.
      * Cubic interpolation: a ±15 % speed change aliases at most 7-8 kHz into
      * 6-7 kHz, near the top mel band's edge, and soxr's filtered qualities took
      * 12 % of a keyword run's training time for it (6 % now). */
+    es_error dsp_err;
     const int rc =
         es_resample_clip(samples, count, (double)sample_rate_hz * factor, (double)sample_rate_hz,
-                         ES_CLIP_RESAMPLE_QUICK, out, out_count, NULL);
-    if (rc == ES_DSP_ERR_NOMEM) return ES_AUGMENT_ERR_NOMEM;
-    return rc == ES_DSP_OK ? ES_AUGMENT_OK : ES_AUGMENT_ERR_ARG;
+                         ES_CLIP_RESAMPLE_QUICK, out, out_count, &dsp_err);
+    return rc == ES_DSP_OK ? ES_AUGMENT_OK : dsp_failed(err, rc, &dsp_err);
 }
 
 static void match_power(float *samples, size_t count, double target_power) {
@@ -127,14 +139,18 @@ static void match_power(float *samples, size_t count, double target_power) {
         samples[i] *= scale;
 }
 
-int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rate_hz, es_rng *rng) {
-    if (!(rt60_s > 0.0f) || sample_rate_hz <= 0) return ES_AUGMENT_ERR_ARG;
+int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rate_hz, es_rng *rng,
+                      es_error *err) {
+    if (!(rt60_s > 0.0f) || sample_rate_hz <= 0)
+        return es_error_set(err, ES_AUGMENT_ERR_ARG,
+                            "reverberation of %g s at %d Hz: both must be positive", rt60_s,
+                            sample_rate_hz);
     if (count == 0) return ES_AUGMENT_OK;
     /* At least the direct path, however short the room. */
     size_t response_count = (size_t)(rt60_s * (float)sample_rate_hz);
     if (response_count == 0) response_count = 1;
     float *response = malloc(sizeof(float) * response_count);
-    if (!response) return ES_AUGMENT_ERR_NOMEM;
+    if (!response) return es_error_set(err, ES_AUGMENT_ERR_NOMEM, "out of memory");
     /* Amplitude falls by 60 dB (a factor 1000) over rt60_s: exp(-ln(1000) t / rt60). */
     const double decay_per_sample = log(1000.0) / ((double)rt60_s * sample_rate_hz);
     const double decay_step = exp(-decay_per_sample);
@@ -145,9 +161,10 @@ int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rat
         response[i] = (float)(es_rng_gaussian(rng) * envelope);
     }
     const double power = es_mean_power(samples, count);
-    const int rc = es_convolve(samples, count, response, response_count, NULL);
+    es_error dsp_err;
+    const int rc = es_convolve(samples, count, response, response_count, &dsp_err);
     free(response);
-    if (rc != ES_DSP_OK) return ES_AUGMENT_ERR_NOMEM;
+    if (rc != ES_DSP_OK) return dsp_failed(err, rc, &dsp_err);
     match_power(samples, count, power);
     return ES_AUGMENT_OK;
 }
@@ -159,12 +176,15 @@ static float mu_law_round_trip(float x) {
     return copysignf((powf(1.0f + mu, fabsf(quantised)) - 1.0f) / mu, quantised);
 }
 
-int es_augment_telephone(float *samples, size_t count, int sample_rate_hz) {
-    if (sample_rate_hz <= 0) return ES_AUGMENT_ERR_ARG;
+int es_augment_telephone(float *samples, size_t count, int sample_rate_hz, es_error *err) {
+    if (sample_rate_hz <= 0)
+        return es_error_set(err, ES_AUGMENT_ERR_ARG, "telephone line at %d Hz: the rate must be positive",
+                            sample_rate_hz);
     if (count == 0) return ES_AUGMENT_OK;
     /* The band of a narrow-band (G.711) line, with 100 Hz slopes. */
-    if (es_band_pass(samples, count, sample_rate_hz, 300.0, 3400.0, 100.0, NULL) != ES_DSP_OK)
-        return ES_AUGMENT_ERR_NOMEM;
+    es_error dsp_err;
+    const int rc = es_band_pass(samples, count, sample_rate_hz, 300.0, 3400.0, 100.0, &dsp_err);
+    if (rc != ES_DSP_OK) return dsp_failed(err, rc, &dsp_err);
     for (size_t i = 0; i < count; i++)
         samples[i] = mu_law_round_trip(samples[i]);
     return ES_AUGMENT_OK;
@@ -241,14 +261,14 @@ int es_augment_draw_envelope(const es_augment_config *config, es_rng *rng) {
 
 int es_augment_audio(const es_augment_draw *draw, es_rng *rng, float *samples, size_t count,
                      double signal_power, const float *noise, size_t noise_count,
-                     int sample_rate_hz) {
+                     int sample_rate_hz, es_error *err) {
     int rc = ES_AUGMENT_OK;
     if (draw->rt60_s > 0.0f) {
-        rc = es_augment_reverb(samples, count, draw->rt60_s, sample_rate_hz, rng);
+        rc = es_augment_reverb(samples, count, draw->rt60_s, sample_rate_hz, rng, err);
         if (rc != ES_AUGMENT_OK) return rc;
     }
     if (draw->telephone) {
-        rc = es_augment_telephone(samples, count, sample_rate_hz);
+        rc = es_augment_telephone(samples, count, sample_rate_hz, err);
         if (rc != ES_AUGMENT_OK) return rc;
     }
     if (!isnan(draw->snr_db) && noise && noise_count > 0) {
@@ -297,7 +317,8 @@ void es_augment_warp_mel(float *features, int frames, int bands, int stride, flo
     }
 }
 
-int es_augment_envelope(float *features, int frames, int bands, int stride, int coefficients) {
+int es_augment_envelope(float *features, int frames, int bands, int stride, int coefficients,
+                        es_error *err) {
     if (bands < 2 || coefficients < 1 || coefficients >= bands) return ES_AUGMENT_OK;
     /* basis[k][b]: the orthonormal DCT-II, so the inverse is its transpose. */
     float *basis = malloc(sizeof(float) * (size_t)coefficients * (size_t)bands);
@@ -305,7 +326,7 @@ int es_augment_envelope(float *features, int frames, int bands, int stride, int 
     if (!basis || !cepstrum) {
         free(basis);
         free(cepstrum);
-        return ES_AUGMENT_ERR_NOMEM;
+        return es_error_set(err, ES_AUGMENT_ERR_NOMEM, "out of memory");
     }
     for (int k = 0; k < coefficients; k++) {
         const double scale = sqrt((k == 0 ? 1.0 : 2.0) / bands);
