@@ -10,6 +10,12 @@
  * downmix of interleaved channels, and a lock-free single-producer /
  * single-consumer ring that carries frames between threads.
  *
+ * For the model factory (models/train/), whole clips held in memory: a
+ * one-shot resampler (speed changes, synthesised speech to 16 kHz), linear
+ * convolution and a band-pass filter, both done with FFTs. All FFT and
+ * resampling of the project lives here: no other module includes fftw3.h or
+ * soxr.h.
+ *
  * This module knows samples and frames only: no files, devices, networks or
  * thread policy.
  *
@@ -22,6 +28,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "error.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,9 +51,10 @@ enum {
 const char *es_dsp_strerror(int code);
 
 /* FFTW's planner (fftwf_plan_*, fftwf_destroy_plan) is not thread-safe; only
- * fftwf_execute is. Any other code in the process that makes or destroys
- * FFTW plans while front ends may be created on other threads brackets those
- * calls with this lock, which es_frontend_create/destroy take too. */
+ * fftwf_execute is. Every call here that makes or destroys plans (the front
+ * end's create/destroy, the whole-clip filters below) takes this lock, and so
+ * must any other code in the process that makes FFTW plans while dsp calls
+ * may run on other threads. */
 void es_dsp_fftw_planner_lock(void);
 void es_dsp_fftw_planner_unlock(void);
 
@@ -169,6 +178,51 @@ long es_resampler_drain(es_resampler *rs, float *output, size_t output_capacity)
  * does not depend on earlier calls, so a buffer sized with max_input_frames
  * once serves every call. Generous (soxr's largest burst per 10 ms block). */
 size_t es_resampler_output_bound(const es_resampler *rs, size_t input_frames);
+
+/* ---- whole clips (offline) -------------------------------------------------
+ * For clips held in memory, such as training data: every call allocates
+ * (and the filters make FFTW plans under the planner lock), so none of them
+ * is [rt]. They may run on several threads at once. On failure they return a
+ * negative ES_DSP_* code, fill `err` (which may be NULL) and leave their
+ * output untouched. */
+
+/* How es_resample_clip trades quality for speed: two of libsoxr's recipes. */
+typedef enum es_clip_resample_quality {
+    /* Cubic interpolation, no anti-aliasing filter (soxr "QQ"): the cheapest;
+     * downsampling folds what lies above the new Nyquist frequency back. */
+    ES_CLIP_RESAMPLE_QUICK = 0,
+    /* A 16-bit polyphase filter with a wide roll-off (soxr "LQ"; the
+     * streaming resampler above uses soxr's 20-bit "HQ"). */
+    ES_CLIP_RESAMPLE_LOW = 1,
+} es_clip_resample_quality;
+
+/* Resamples `count` mono samples from input_rate_hz to output_rate_hz (any
+ * rates > 0, fractional ones included: a speed change plays a clip as if it
+ * had been recorded at factor x its rate) in one go, the filter's delay
+ * removed. Writes a new buffer of about count * output / input rate samples
+ * to *out (release it with free()) and its length to *out_count.
+ * ES_DSP_ERR_RESAMPLER for rates libsoxr refuses, ES_DSP_ERR_NOMEM. */
+int es_resample_clip(const float *samples, size_t count, double input_rate_hz,
+                     double output_rate_hz, es_clip_resample_quality quality, float **out,
+                     size_t *out_count, es_error *err);
+
+/* Convolves `samples` in place with impulse[impulse_count] (impulse_count
+ * >= 1): samples[i] becomes sum_j impulse[j] * samples[i - j], the linear
+ * convolution cut to the input's length (the tail past the end is dropped).
+ * Done with single-precision FFTs of the next power of two >= count +
+ * impulse_count points, so it costs O(n log n) for long impulses (a room's
+ * response is thousands of samples). ES_DSP_ERR_NOMEM. */
+int es_convolve(float *samples, size_t count, const float *impulse, size_t impulse_count,
+                es_error *err);
+
+/* Band-pass in place: the clip's spectrum (zero-padded to the next power of
+ * two >= 2 count points, so that the filter's ringing cannot wrap around onto
+ * the start) is multiplied by a real, zero-phase gain: 1 from low_hz to
+ * high_hz, raised-cosine slopes taper_hz wide outside both edges (0.5 - 0.5
+ * cos), 0 beyond. ES_DSP_ERR_CONFIG unless 0 <= taper_hz <= low_hz <=
+ * high_hz and sample_rate_hz > 0; ES_DSP_ERR_NOMEM. */
+int es_band_pass(float *samples, size_t count, double sample_rate_hz, double low_hz, double high_hz,
+                 double taper_hz, es_error *err);
 
 /* ---- frame ring (lock-free SPSC) -----------------------------------------
  * One producer thread, one consumer thread. push/pop are lock-free; when the

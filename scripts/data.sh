@@ -5,13 +5,15 @@
 # the valid voices, which `earshot calibrate` sets thresholds on and the trainer
 # never reads.
 #
-#   scripts/data.sh [--small] [--out DIR] [--jobs N] [--skip-render]
+#   scripts/data.sh [--small] [--out DIR] [--jobs N] [--skip-render] [--earshot BIN]
 #
 # Idempotent and resumable: every clip is written with a .tsv sidecar holding
 # its manifest line, and a clip whose sidecar exists is never redone. Progress
 # goes to stderr. --small makes a tiny set (a few voices and sentences, under a
 # minute) for CI's smoke training run. --skip-render leaves the synthetic clips
-# as they are (e.g. while another run renders them) and does the rest.
+# as they are (e.g. while another run renders them) and does the rest. The voices'
+# splits come from BIN (`earshot voices --split`; default build/daemon/earshot,
+# built by scripts/build.sh when missing).
 # Method and sources: models/recipe/README.md and models/recipe/SOURCES.md.
 #
 # Knobs (environment): ES_SENTENCES_PER_VOICE (25), ES_CALIBRATION_SENTENCES (200
@@ -24,13 +26,15 @@ recipe=models/recipe
 small=0
 out=data
 jobs=2
+earshot=build/daemon/earshot
 while [ $# -gt 0 ]; do
     case $1 in
     --small) small=1 ;;
     --out) out=$2 && shift ;;
     --jobs) jobs=$2 && shift ;;
     --skip-render) jobs=0 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    --earshot) earshot=$2 && shift ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
     *) echo "data.sh: unknown argument '$1' (try --help)" >&2 && exit 2 ;;
     esac
     shift
@@ -79,7 +83,9 @@ log "$(wc -l <"$out/text/sentences.txt") keyword-free sentences from ${#text_sou
 
 # ---- voices -------------------------------------------------------------------
 # espeak-ng: every English voice of its own (gmw/) data, with every variant.
-# flite: an allow-list of its voices.
+# flite: an allow-list of its voices. Each with its split: the rule is earshot's
+# (models/train/voices.h), the one train-keyword follows too.
+[ -x "$earshot" ] || scripts/build.sh >&2
 {
     espeak-ng --voices=en | awk '$5 ~ /^gmw\// { print $2 }' | sort -u >"$out/text/accents"
     espeak-ng --voices=variant | awk 'NR > 1 { print $5 }' |
@@ -89,7 +95,7 @@ log "$(wc -l <"$out/text/sentences.txt") keyword-free sentences from ${#text_sou
         sed "s|^|espeak\t$accent+|" "$out/text/variants"
     done <"$out/text/accents"
     for voice in kal kal16 slt; do printf 'flite\t%s\n' "$voice"; done
-} >"$out/text/voices.part"
+} | "$earshot" voices --split >"$out/text/voices.part"
 mv "$out/text/voices.part" "$out/text/voices.tsv"
 log "$(wc -l <"$out/text/voices.tsv") voices"
 

@@ -16,6 +16,7 @@ int es_cmd_train(int argc, char **argv);         /* train_cmd.c */
 int es_cmd_train_keyword(int argc, char **argv); /* train_keyword_cmd.c */
 int es_cmd_calibrate(int argc, char **argv);     /* calibrate_cmd.c */
 int es_cmd_wyoming(int argc, char **argv);       /* wyoming_cmd.c */
+int es_cmd_voices(int argc, char **argv);        /* voices_cmd.c */
 
 /* Whether the last es_cmd_train ended early on SIGINT (it then saves the best
  * model so far and returns 0): train-keyword stops its own run after it. */

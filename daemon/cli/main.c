@@ -29,6 +29,7 @@ static const command commands[] = {
     {"daemon", es_cmd_daemon, "run the detection service (systemd/earshot.service)"},
     {"listen", es_cmd_listen, "print a running daemon's events as they happen"},
     {"wyoming", es_cmd_wyoming, "serve wake words and voice activity over the Wyoming protocol"},
+    {"voices", es_cmd_voices, "print the training split of each voice (for the data recipe)"},
     /* ---- Add a row here when your subcommand's implementation lands (one row
      * per command, declared in commands.h): mic, devices, daemon, listen,
      * train, train-keyword. ---- */

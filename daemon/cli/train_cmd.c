@@ -22,7 +22,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <soxr.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -650,13 +649,11 @@ static int load_clip(const char *path, float **out, size_t *out_count) {
     es_audio_file_close(file);
     if (rc == 0 && rate_hz != SAMPLE_RATE_HZ) {
         /* Manifests from scripts/data.sh are 16 kHz already; others are converted. */
-        const size_t capacity = (size_t)((double)count * SAMPLE_RATE_HZ / rate_hz) + 16;
-        float *resampled = malloc(sizeof(float) * capacity);
+        float *resampled = NULL;
         size_t produced = 0;
-        if (!resampled || soxr_oneshot(rate_hz, SAMPLE_RATE_HZ, 1, mono, count, NULL, resampled,
-                                       capacity, &produced, NULL, NULL, NULL) != NULL) {
+        if (es_resample_clip(mono, count, rate_hz, SAMPLE_RATE_HZ, ES_CLIP_RESAMPLE_LOW, &resampled,
+                             &produced, NULL) != ES_DSP_OK) {
             es_cli_error("%s: cannot resample from %d Hz", path, rate_hz);
-            free(resampled);
             rc = -1;
         } else {
             free(mono);
@@ -1089,7 +1086,8 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     const float speed = es_augment_draw_speed(&b->augment, rng);
     float *sped = NULL;
     size_t sped_count = 0;
-    if (es_augment_speed(clean->data, clean->count, speed, SAMPLE_RATE_HZ, &sped, &sped_count))
+    if (es_augment_speed(clean->data, clean->count, speed, SAMPLE_RATE_HZ, &sped, &sped_count,
+                         NULL))
         return -1;
 
     /* The sequence starts at the first frame after the warm-up: frames are one
@@ -1110,7 +1108,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         if (!speech) goto fail;
         if (kind == KIND_NOISE)
             memset(speech, 0, (size_t)frames_expected + 1);
-        else if (es_speech_labels(&d->labels, kept, kept_count, speech) < 0)
+        else if (es_speech_labels(&d->labels, kept, kept_count, speech, NULL) < 0)
             goto fail;
     }
 
@@ -1129,7 +1127,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         noise_count = noises->counts[which];
     }
     if (es_augment_audio(&draw, rng, sped, sped_count, signal_power, noise_samples, noise_count,
-                         SAMPLE_RATE_HZ))
+                         SAMPLE_RATE_HZ, NULL))
         goto fail;
 
     const int bands = d->frontend_config.mel_bands;
@@ -1141,7 +1139,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         es_augment_warp_mel(inputs, frames, bands, bands, d->frontend_config.mel_low_hz,
                             d->frontend_config.mel_high_hz, draw.warp);
         if (es_augment_envelope(inputs, frames, bands, bands,
-                                es_augment_draw_envelope(&b->augment, rng)) != ES_AUGMENT_OK)
+                                es_augment_draw_envelope(&b->augment, rng), NULL) != ES_AUGMENT_OK)
             goto fail;
         es_augment_spec_mask(&b->augment, rng, inputs, frames, bands, bands);
     }

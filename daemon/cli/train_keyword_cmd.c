@@ -938,12 +938,12 @@ static void stop_handlers_restore(const stop_handlers *saved) {
 /* The child that makes one clip: exits 0 when it is written. */
 static void render_child(const render_job *j, const char *work, const char *cmd) {
     if (in_process(j)) {
-        char path[4096 + 80], why[512];
+        char path[4096 + 80];
+        es_error err;
         snprintf(path, sizeof path, "%s/%s", work, j->path);
-        if (es_synth_espeak_clip(j->voice->name, j->rate, j->pitch, j->text, path, why,
-                                 sizeof why) == 0)
+        if (es_synth_espeak_clip(j->voice->name, j->rate, j->pitch, j->text, path, &err) == 0)
             _exit(0);
-        es_cli_error("train-keyword: %s", why); /* as the commands' own errors show */
+        es_cli_error("train-keyword: %s", err.why); /* as the commands' own errors show */
         _exit(1);
     }
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -953,9 +953,9 @@ static void render_child(const render_job *j, const char *work, const char *cmd)
 /* Makes every job's clip, `workers` at a time, reporting progress with an ETA. */
 static int render_all(job_list *jobs, const char *work, int workers) {
     const double started = es_cli_monotonic_s();
-    char why[256];
-    if (es_synth_start(why, sizeof why) != 0) {
-        es_cli_error("train-keyword: %s", why);
+    es_error err;
+    if (es_synth_start(&err) != 0) {
+        es_cli_error("train-keyword: %s", err.why);
         return -1;
     }
     pid_t running[MAX_WORKERS] = {0};

@@ -6,7 +6,8 @@
 # sentences for every valid-split voice, none it reads in the main plan (which
 # stays as it is: the same seed draws it first). Thresholds are calibrated on
 # them; the trainer never reads them (models/recipe/README.md).
-# VOICES lines: engine<TAB>voice (espeak: "en-us+m3"; flite: "slt").
+# VOICES lines: engine<TAB>voice<TAB>split (espeak: "en-us+m3"; flite: "slt"), the
+# split from `earshot voices --split` (the rule: models/train/voices.h).
 # Job columns: id engine voice rate pitch text prefix split kind label voice_tag
 #   rate  espeak words per minute, or flite duration stretch
 #   pitch espeak pitch 0-99, or flite mean F0 in Hz
@@ -40,25 +41,22 @@ sub read_list {
 }
 
 my @voices = map { [split /\t/] } read_list($voices_file);
+# The split is a property of the voice alone (MANIFEST.md: a voice is in exactly
+# one split), decided in C by `earshot voices --split` so that train-keyword
+# follows the same rule (models/train/voices.h).
+my %split_of_voice;
+for my $v (@voices) {
+    my ($engine, $voice, $split) = @$v;
+    defined $split && $split =~ /^(train|valid|test)$/ && @$v == 3
+        or die "plan.pl: $voices_file: '" . join("\t", @$v) . "' is not engine<TAB>voice<TAB>split"
+        . " (make it with `earshot voices --split`)\n";
+    $split_of_voice{"$engine\t$voice"} = $split;
+}
+sub split_of { return $split_of_voice{"$_[0]\t$_[1]"}; }
 my @keywords = read_list($keywords_file);
 my @near_misses = read_list($near_file);
 my @carriers = read_list($carriers_file);
 my @sentences = read_list($sentences_file);
-
-# The split is a property of the voice alone (MANIFEST.md: a voice is in exactly
-# one split). espeak: by variant, so valid/test variants are never heard in
-# training with any accent; the plain accents and every flite voice train.
-sub fnv1a {
-    my $h = 2166136261;
-    $h = (($h ^ $_) * 16777619) % 4294967296 for unpack('C*', $_[0]);
-    return $h;
-}
-sub split_of {
-    my ($engine, $voice) = @_;
-    return 'train' unless $engine eq 'espeak' && $voice =~ /\+(.+)$/;
-    my $bucket = fnv1a($1) % 10;
-    return $bucket == 0 ? 'valid' : $bucket == 1 ? 'test' : 'train';
-}
 
 if ($small) {
     # A few voices, yet every split present: CI's smoke run needs all three.

@@ -1,8 +1,6 @@
 #include "augment.h"
 
-#include <fftw3.h>
 #include <math.h>
-#include <soxr.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,77 +103,32 @@ void es_augment_add_noise(float *samples, size_t count, double signal_power, con
     mix_noise_stretch(samples, count, noise, noise_count, noise_offset, scale);
 }
 
+/* dsp's failure as one of ours: out of memory stays that, anything else was
+ * an argument dsp refused. */
+static int dsp_failed(es_error *err, int dsp_code, const es_error *dsp_err) {
+    return es_error_set(err,
+                        dsp_code == ES_DSP_ERR_NOMEM ? ES_AUGMENT_ERR_NOMEM : ES_AUGMENT_ERR_ARG,
+                        "%s", dsp_err->why);
+}
+
 int es_augment_speed(const float *samples, size_t count, float factor, int sample_rate_hz,
-                     float **out, size_t *out_count) {
+                     float **out, size_t *out_count, es_error *err) {
     *out = NULL;
     *out_count = 0;
-    if (!(factor > 0.25f && factor < 4.0f) || sample_rate_hz <= 0) return ES_AUGMENT_ERR_ARG;
-    const size_t capacity = (size_t)ceil((double)count / factor) + 16;
-    float *resampled = malloc(sizeof(float) * capacity);
-    if (!resampled) return ES_AUGMENT_ERR_NOMEM;
-    /* Read as if recorded at factor x the rate: shorter, and higher by the same ratio. */
-    size_t produced = 0;
-    const soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
-    /* Cubic interpolation: a ±15 % speed change aliases at most 7-8 kHz into
+    if (!(factor > 0.25f && factor < 4.0f) || sample_rate_hz <= 0)
+        return es_error_set(err, ES_AUGMENT_ERR_ARG,
+                            "speed factor %g at %d Hz: the factor must lie in (0.25, 4) and the "
+                            "rate be positive",
+                            factor, sample_rate_hz);
+    /* Read as if recorded at factor x the rate: shorter, and higher by the same ratio.
+     * Cubic interpolation: a ±15 % speed change aliases at most 7-8 kHz into
      * 6-7 kHz, near the top mel band's edge, and soxr's filtered qualities took
      * 12 % of a keyword run's training time for it (6 % now). */
-    const soxr_quality_spec_t quality = soxr_quality_spec(SOXR_QQ, 0);
-    const soxr_runtime_spec_t runtime = soxr_runtime_spec(1);
-    soxr_error_t error =
-        soxr_oneshot((double)sample_rate_hz * factor, (double)sample_rate_hz, 1, samples, count,
-                     NULL, resampled, capacity, &produced, &io, &quality, &runtime);
-    if (error) {
-        free(resampled);
-        return ES_AUGMENT_ERR_ARG;
-    }
-    *out = resampled;
-    *out_count = produced;
-    return ES_AUGMENT_OK;
-}
-
-static size_t next_power_of_two(size_t n) {
-    size_t p = 1;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
-
-/* Filters `samples` in the frequency domain: the spectrum of the zero-padded
- * signal (fft_size points) is multiplied by response[fft_size / 2 + 1]. */
-static int filter_spectrum(float *samples, size_t count, size_t fft_size,
-                           const fftwf_complex *response) {
-    const size_t bins = fft_size / 2 + 1;
-    float *time = fftwf_alloc_real(fft_size);
-    fftwf_complex *freq = fftwf_alloc_complex(bins);
-    fftwf_plan forward = NULL, inverse = NULL;
-    int rc = ES_AUGMENT_ERR_NOMEM;
-    if (!time || !freq) goto done;
-    es_dsp_fftw_planner_lock();
-    forward = fftwf_plan_dft_r2c_1d((int)fft_size, time, freq, FFTW_ESTIMATE);
-    inverse = fftwf_plan_dft_c2r_1d((int)fft_size, freq, time, FFTW_ESTIMATE);
-    es_dsp_fftw_planner_unlock();
-    if (!forward || !inverse) goto done;
-    memset(time, 0, sizeof(float) * fft_size);
-    memcpy(time, samples, sizeof(float) * count);
-    fftwf_execute(forward);
-    for (size_t k = 0; k < bins; k++) {
-        const float re = freq[k][0] * response[k][0] - freq[k][1] * response[k][1];
-        const float im = freq[k][0] * response[k][1] + freq[k][1] * response[k][0];
-        freq[k][0] = re;
-        freq[k][1] = im;
-    }
-    fftwf_execute(inverse);
-    for (size_t i = 0; i < count; i++)
-        samples[i] = time[i] / (float)fft_size;
-    rc = ES_AUGMENT_OK;
-done:
-    es_dsp_fftw_planner_lock();
-    if (forward) fftwf_destroy_plan(forward);
-    if (inverse) fftwf_destroy_plan(inverse);
-    es_dsp_fftw_planner_unlock();
-    fftwf_free(time);
-    fftwf_free(freq);
-    return rc;
+    es_error dsp_err;
+    const int rc =
+        es_resample_clip(samples, count, (double)sample_rate_hz * factor, (double)sample_rate_hz,
+                         ES_CLIP_RESAMPLE_QUICK, out, out_count, &dsp_err);
+    return rc == ES_DSP_OK ? ES_AUGMENT_OK : dsp_failed(err, rc, &dsp_err);
 }
 
 static void match_power(float *samples, size_t count, double target_power) {
@@ -186,22 +139,18 @@ static void match_power(float *samples, size_t count, double target_power) {
         samples[i] *= scale;
 }
 
-int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rate_hz, es_rng *rng) {
-    if (!(rt60_s > 0.0f) || sample_rate_hz <= 0) return ES_AUGMENT_ERR_ARG;
+int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rate_hz, es_rng *rng,
+                      es_error *err) {
+    if (!(rt60_s > 0.0f) || sample_rate_hz <= 0)
+        return es_error_set(err, ES_AUGMENT_ERR_ARG,
+                            "reverberation of %g s at %d Hz: both must be positive", rt60_s,
+                            sample_rate_hz);
     if (count == 0) return ES_AUGMENT_OK;
-    const size_t response_count = (size_t)(rt60_s * (float)sample_rate_hz);
-    const size_t fft_size = next_power_of_two(count + response_count);
-    const size_t bins = fft_size / 2 + 1;
-    float *response = fftwf_alloc_real(fft_size);
-    fftwf_complex *spectrum = fftwf_alloc_complex(bins);
-    fftwf_plan plan = NULL;
-    int rc = ES_AUGMENT_ERR_NOMEM;
-    if (!response || !spectrum) goto done;
-    es_dsp_fftw_planner_lock();
-    plan = fftwf_plan_dft_r2c_1d((int)fft_size, response, spectrum, FFTW_ESTIMATE);
-    es_dsp_fftw_planner_unlock();
-    if (!plan) goto done;
-    memset(response, 0, sizeof(float) * fft_size);
+    /* At least the direct path, however short the room. */
+    size_t response_count = (size_t)(rt60_s * (float)sample_rate_hz);
+    if (response_count == 0) response_count = 1;
+    float *response = malloc(sizeof(float) * response_count);
+    if (!response) return es_error_set(err, ES_AUGMENT_ERR_NOMEM, "out of memory");
     /* Amplitude falls by 60 dB (a factor 1000) over rt60_s: exp(-ln(1000) t / rt60). */
     const double decay_per_sample = log(1000.0) / ((double)rt60_s * sample_rate_hz);
     const double decay_step = exp(-decay_per_sample);
@@ -211,17 +160,13 @@ int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rat
         envelope *= decay_step;
         response[i] = (float)(es_rng_gaussian(rng) * envelope);
     }
-    fftwf_execute(plan);
     const double power = es_mean_power(samples, count);
-    rc = filter_spectrum(samples, count, fft_size, spectrum);
-    if (rc == ES_AUGMENT_OK) match_power(samples, count, power);
-done:
-    es_dsp_fftw_planner_lock();
-    if (plan) fftwf_destroy_plan(plan);
-    es_dsp_fftw_planner_unlock();
-    fftwf_free(response);
-    fftwf_free(spectrum);
-    return rc;
+    es_error dsp_err;
+    const int rc = es_convolve(samples, count, response, response_count, &dsp_err);
+    free(response);
+    if (rc != ES_DSP_OK) return dsp_failed(err, rc, &dsp_err);
+    match_power(samples, count, power);
+    return ES_AUGMENT_OK;
 }
 
 static float mu_law_round_trip(float x) {
@@ -231,30 +176,15 @@ static float mu_law_round_trip(float x) {
     return copysignf((powf(1.0f + mu, fabsf(quantised)) - 1.0f) / mu, quantised);
 }
 
-int es_augment_telephone(float *samples, size_t count, int sample_rate_hz) {
-    if (sample_rate_hz <= 0) return ES_AUGMENT_ERR_ARG;
+int es_augment_telephone(float *samples, size_t count, int sample_rate_hz, es_error *err) {
+    if (sample_rate_hz <= 0)
+        return es_error_set(err, ES_AUGMENT_ERR_ARG, "telephone line at %d Hz: the rate must be positive",
+                            sample_rate_hz);
     if (count == 0) return ES_AUGMENT_OK;
-    /* Twice the length: the brick-wall filter's ringing must not wrap around. */
-    const size_t fft_size = next_power_of_two(2 * count);
-    const size_t bins = fft_size / 2 + 1;
-    fftwf_complex *response = fftwf_alloc_complex(bins);
-    if (!response) return ES_AUGMENT_ERR_NOMEM;
-    const double low_hz = 300.0, high_hz = 3400.0, taper_hz = 100.0;
-    for (size_t k = 0; k < bins; k++) {
-        const double f = (double)k * sample_rate_hz / (double)fft_size;
-        double gain = 1.0;
-        if (f < low_hz - taper_hz || f > high_hz + taper_hz)
-            gain = 0.0;
-        else if (f < low_hz)
-            gain = 0.5 - 0.5 * cos(M_PI * (f - (low_hz - taper_hz)) / taper_hz);
-        else if (f > high_hz)
-            gain = 0.5 + 0.5 * cos(M_PI * (f - high_hz) / taper_hz);
-        response[k][0] = (float)gain;
-        response[k][1] = 0.0f;
-    }
-    int rc = filter_spectrum(samples, count, fft_size, response);
-    fftwf_free(response);
-    if (rc != ES_AUGMENT_OK) return rc;
+    /* The band of a narrow-band (G.711) line, with 100 Hz slopes. */
+    es_error dsp_err;
+    const int rc = es_band_pass(samples, count, sample_rate_hz, 300.0, 3400.0, 100.0, &dsp_err);
+    if (rc != ES_DSP_OK) return dsp_failed(err, rc, &dsp_err);
     for (size_t i = 0; i < count; i++)
         samples[i] = mu_law_round_trip(samples[i]);
     return ES_AUGMENT_OK;
@@ -331,14 +261,14 @@ int es_augment_draw_envelope(const es_augment_config *config, es_rng *rng) {
 
 int es_augment_audio(const es_augment_draw *draw, es_rng *rng, float *samples, size_t count,
                      double signal_power, const float *noise, size_t noise_count,
-                     int sample_rate_hz) {
+                     int sample_rate_hz, es_error *err) {
     int rc = ES_AUGMENT_OK;
     if (draw->rt60_s > 0.0f) {
-        rc = es_augment_reverb(samples, count, draw->rt60_s, sample_rate_hz, rng);
+        rc = es_augment_reverb(samples, count, draw->rt60_s, sample_rate_hz, rng, err);
         if (rc != ES_AUGMENT_OK) return rc;
     }
     if (draw->telephone) {
-        rc = es_augment_telephone(samples, count, sample_rate_hz);
+        rc = es_augment_telephone(samples, count, sample_rate_hz, err);
         if (rc != ES_AUGMENT_OK) return rc;
     }
     if (!isnan(draw->snr_db) && noise && noise_count > 0) {
@@ -387,7 +317,8 @@ void es_augment_warp_mel(float *features, int frames, int bands, int stride, flo
     }
 }
 
-int es_augment_envelope(float *features, int frames, int bands, int stride, int coefficients) {
+int es_augment_envelope(float *features, int frames, int bands, int stride, int coefficients,
+                        es_error *err) {
     if (bands < 2 || coefficients < 1 || coefficients >= bands) return ES_AUGMENT_OK;
     /* basis[k][b]: the orthonormal DCT-II, so the inverse is its transpose. */
     float *basis = malloc(sizeof(float) * (size_t)coefficients * (size_t)bands);
@@ -395,7 +326,7 @@ int es_augment_envelope(float *features, int frames, int bands, int stride, int 
     if (!basis || !cepstrum) {
         free(basis);
         free(cepstrum);
-        return ES_AUGMENT_ERR_NOMEM;
+        return es_error_set(err, ES_AUGMENT_ERR_NOMEM, "out of memory");
     }
     for (int k = 0; k < coefficients; k++) {
         const double scale = sqrt((k == 0 ? 1.0 : 2.0) / bands);

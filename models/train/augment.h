@@ -3,8 +3,10 @@
  * every epoch from a seeded generator, so a run is reproducible.
  *
  * On 16 kHz mono samples: speed (tempo and pitch together, through dsp's
- * resampler), reverberation with a synthetic room, telephone band limits with
- * mu-law quantisation, additive noise at a chosen SNR, gain. On feature frames:
+ * whole-clip resampler), reverberation with a synthetic room (convolved by
+ * dsp), telephone band limits (dsp's band-pass) with mu-law quantisation,
+ * additive noise at a chosen SNR, gain. What is drawn, and how, is decided
+ * here; the filtering itself is dsp's. On feature frames:
  * vocal-tract-length warping of the mel axis, smoothing of each frame to its
  * spectral envelope, and SpecAugment masks.
  *
@@ -13,13 +15,15 @@
  * see noise or reverberation.
  *
  * Offline only: calls allocate. Threads may augment side by side, each with
- * its own generator: FFT plans are made under dsp's planner lock.
+ * its own generator (dsp's filters make their FFT plans under its lock).
  */
 #ifndef ES_AUGMENT_H
 #define ES_AUGMENT_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "error.h"
 
 /* ---- random numbers --------------------------------------------------------- */
 
@@ -36,7 +40,13 @@ double es_rng_gaussian(es_rng *rng);                         /* mean 0, variance
 
 /* ---- samples ------------------------------------------------------------------- */
 
-enum { ES_AUGMENT_OK = 0, ES_AUGMENT_ERR_NOMEM = -1, ES_AUGMENT_ERR_ARG = -2 };
+/* The calls that can fail return one of these and, when `err` is not NULL,
+ * say why there (common/error.h). */
+enum {
+    ES_AUGMENT_OK = 0,
+    ES_AUGMENT_ERR_NOMEM = -1,
+    ES_AUGMENT_ERR_ARG = -2, /* a factor, time or rate out of range */
+};
 
 /* Mean of squares; 0 for an empty buffer. */
 double es_mean_power(const float *samples, size_t count);
@@ -54,15 +64,16 @@ void es_augment_add_noise(float *samples, size_t count, double signal_power, con
 /* Plays the clip `factor` times faster (1.15: 15 % shorter, higher pitch).
  * Writes a new buffer of about count / factor samples to *out (free()). */
 int es_augment_speed(const float *samples, size_t count, float factor, int sample_rate_hz,
-                     float **out, size_t *out_count);
+                     float **out, size_t *out_count, es_error *err);
 
 /* Convolves in place with a synthetic room response: a direct path followed by
  * exponentially decaying Gaussian noise reaching -60 dB after rt60_s. The
  * output keeps the input's length and power. */
-int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rate_hz, es_rng *rng);
+int es_augment_reverb(float *samples, size_t count, float rt60_s, int sample_rate_hz, es_rng *rng,
+                      es_error *err);
 
 /* A telephone line: 300-3400 Hz band, then 8-bit mu-law quantisation. */
-int es_augment_telephone(float *samples, size_t count, int sample_rate_hz);
+int es_augment_telephone(float *samples, size_t count, int sample_rate_hz, es_error *err);
 
 typedef struct es_augment_config {
     float noise_probability;       /* 0.8 */
@@ -113,7 +124,7 @@ int es_augment_draw_envelope(const es_augment_config *config, es_rng *rng);
  * in place. `signal_power` as for es_augment_add_noise. */
 int es_augment_audio(const es_augment_draw *draw, es_rng *rng, float *samples, size_t count,
                      double signal_power, const float *noise, size_t noise_count,
-                     int sample_rate_hz);
+                     int sample_rate_hz, es_error *err);
 
 /* ---- features --------------------------------------------------------------------- */
 
@@ -131,7 +142,8 @@ void es_augment_warp_mel(float *features, int frames, int bands, int stride, flo
  * speakers differ most, and which says little about the word. Coefficient 0
  * (the frame's mean) is always kept; coefficients >= bands leave the frame as
  * it is. ES_AUGMENT_OK, or ES_AUGMENT_ERR_NOMEM (frames untouched). */
-int es_augment_envelope(float *features, int frames, int bands, int stride, int coefficients);
+int es_augment_envelope(float *features, int frames, int bands, int stride, int coefficients,
+                        es_error *err);
 
 /* SpecAugment: `time_masks` runs of up to time_mask_max_frames frames and
  * `freq_masks` runs of up to freq_mask_max_bands bands set to 0 (the mean of

@@ -250,7 +250,8 @@ int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
         if (speed != 1.0) {
             float *sped = NULL;
             size_t sped_count = 0;
-            const int failed = es_augment_speed(samples, n, (float)speed, SR, &sped, &sped_count);
+            const int failed =
+                es_augment_speed(samples, n, (float)speed, SR, &sped, &sped_count, NULL);
             free(samples);
             if (failed) {
                 snprintf(why, why_size, "out of memory");

@@ -50,11 +50,13 @@ static void drop_short_runs(uint8_t *labels, int frames, uint8_t value, int min_
 }
 
 int es_speech_labels(const es_speech_label_config *config, const float *samples, size_t count,
-                     uint8_t *labels) {
+                     uint8_t *labels, es_error *err) {
     const int frames = es_label_frame_count(config, count);
     if (frames == 0) return 0;
     float *energy_db = malloc(sizeof(float) * (size_t)frames * 2);
-    if (!energy_db) return -1;
+    if (!energy_db)
+        return es_error_set(err, ES_LABELS_ERR_NOMEM, "out of memory for %d frames' labels",
+                            frames);
     float *sorted = energy_db + frames;
     for (int t = 0; t < frames; t++) {
         const float *window = samples + (size_t)t * config->hop_samples;

@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
+enum { ES_LABELS_ERR_NOMEM = -1 };
+
 typedef struct es_speech_label_config {
     int sample_rate_hz;      /* 16000 */
     int window_samples;      /* 400: as the front end's */
@@ -33,9 +37,10 @@ void es_speech_label_config_default(es_speech_label_config *config);
 int es_label_frame_count(const es_speech_label_config *config, size_t samples);
 
 /* Writes es_label_frame_count() labels (1 speech, 0 not) to `labels`.
- * Returns the number of speech frames, or -1 when out of memory. */
+ * Returns the number of speech frames, or ES_LABELS_ERR_NOMEM (with `err`,
+ * which may be NULL, filled). */
 int es_speech_labels(const es_speech_label_config *config, const float *samples, size_t count,
-                     uint8_t *labels);
+                     uint8_t *labels, es_error *err);
 
 /* The frames [*start_frame, *end_frame) whose windows overlap [start_s, end_s),
  * clamped to [0, frames]. */

@@ -1,14 +1,14 @@
 /*
- * espeak-ng in process (synth.h): synthesis to a buffer, libsoxr to 16 kHz,
- * the silence trimmed, libsndfile to write the clip.
+ * espeak-ng in process (synth.h): synthesis to a buffer, dsp's whole-clip
+ * resampler to 16 kHz, the silence trimmed, libsndfile to write the clip.
  */
 #include "synth.h"
+
+#include "dsp.h"
 
 #include <espeak-ng/speak_lib.h>
 #include <math.h>
 #include <sndfile.h>
-#include <soxr.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,14 +19,13 @@
 
 static int synth_rate_hz; /* espeak-ng's output rate; 0 until es_synth_start */
 
-int es_synth_start(char *why, size_t why_size) {
+int es_synth_start(es_error *err) {
     if (synth_rate_hz > 0) return 0;
     const int rate =
         espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, NULL, espeakINITIALIZE_DONT_EXIT);
-    if (rate <= 0) {
-        snprintf(why, why_size, "espeak-ng cannot load its data (is espeak-ng-data installed?)");
-        return -1;
-    }
+    if (rate <= 0)
+        return es_error_set(err, ES_SYNTH_ERR_ESPEAK,
+                            "espeak-ng cannot load its data (is espeak-ng-data installed?)");
     synth_rate_hz = rate;
     return 0;
 }
@@ -96,34 +95,24 @@ void es_synth_trim(const float *samples, size_t count, size_t *begin, size_t *en
     *end = count - first_sound(samples, count, -1);
 }
 
-static int write_clip(const char *path, const float *samples, size_t count, char *why,
-                      size_t why_size) {
+static int write_clip(const char *path, const float *samples, size_t count, es_error *err) {
     SF_INFO info = {
         .samplerate = CLIP_RATE_HZ, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
     SNDFILE *file = sf_open(path, SFM_WRITE, &info);
-    if (!file) {
-        snprintf(why, why_size, "%s: %s", path, sf_strerror(NULL));
-        return -1;
-    }
+    if (!file) return es_error_set(err, ES_SYNTH_ERR_IO, "%s: %s", path, sf_strerror(NULL));
     const sf_count_t written = sf_write_float(file, samples, (sf_count_t)count);
     const int closed = sf_close(file);
-    if (written != (sf_count_t)count || closed != 0) {
-        snprintf(why, why_size, "%s: cannot write the clip", path);
-        return -1;
-    }
+    if (written != (sf_count_t)count || closed != 0)
+        return es_error_set(err, ES_SYNTH_ERR_IO, "%s: cannot write the clip", path);
     return 0;
 }
 
 int es_synth_espeak_clip(const char *voice, int rate, int pitch, const char *text, const char *path,
-                         char *why, size_t why_size) {
-    if (synth_rate_hz <= 0) {
-        snprintf(why, why_size, "espeak-ng is not started (es_synth_start)");
-        return -1;
-    }
-    if (select_voice(voice) != 0) {
-        snprintf(why, why_size, "espeak-ng has no voice %s", voice);
-        return -1;
-    }
+                         es_error *err) {
+    if (synth_rate_hz <= 0)
+        return es_error_set(err, ES_SYNTH_ERR_ESPEAK, "espeak-ng is not started (es_synth_start)");
+    if (select_voice(voice) != 0)
+        return es_error_set(err, ES_SYNTH_ERR_ESPEAK, "espeak-ng has no voice %s", voice);
     espeak_SetParameter(espeakRATE, rate, 0);
     espeak_SetParameter(espeakPITCH, pitch, 0);
     espeak_SetSynthCallback(collect_samples);
@@ -133,24 +122,28 @@ int es_synth_espeak_clip(const char *voice, int rate, int pitch, const char *tex
         espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0,
                      espeakCHARS_AUTO | espeakPHONEMES | espeakENDPAUSE, NULL, &said);
     if (spoken != EE_OK || espeak_Synchronize() != EE_OK || said.failed) {
-        snprintf(why, why_size, "espeak-ng cannot say \"%s\" with %s", text, voice);
         free(said.data);
-        return -1;
+        return es_error_set(err, ES_SYNTH_ERR_ESPEAK, "espeak-ng cannot say \"%s\" with %s", text,
+                            voice);
     }
 
-    const size_t capacity = (size_t)((double)said.count * CLIP_RATE_HZ / synth_rate_hz) + 16;
-    float *clip = malloc(sizeof(float) * capacity);
+    /* espeak-ng's 16-bit samples as floats at full scale 1 (exact: a power of two). */
+    float *spoken_samples = malloc(sizeof(float) * (said.count > 0 ? said.count : 1));
+    float *clip = NULL;
     size_t produced = 0;
-    int rc = -1;
-    if (!clip) {
-        snprintf(why, why_size, "out of memory");
+    int rc = ES_SYNTH_ERR_NOMEM;
+    if (!spoken_samples) {
+        es_error_set(err, rc, "out of memory");
         goto done;
     }
-    /* espeak-ng's 16-bit samples in, floats at full scale 1 out. */
-    const soxr_io_spec_t io = soxr_io_spec(SOXR_INT16_I, SOXR_FLOAT32_I);
-    if (soxr_oneshot(synth_rate_hz, CLIP_RATE_HZ, 1, said.data, said.count, NULL, clip, capacity,
-                     &produced, &io, NULL, NULL) != NULL) {
-        snprintf(why, why_size, "cannot resample espeak-ng's %d Hz", synth_rate_hz);
+    for (size_t i = 0; i < said.count; i++)
+        spoken_samples[i] = (float)said.data[i] / 32768.0f;
+    es_error dsp_err;
+    const int resampled = es_resample_clip(spoken_samples, said.count, synth_rate_hz, CLIP_RATE_HZ,
+                                           ES_CLIP_RESAMPLE_LOW, &clip, &produced, &dsp_err);
+    if (resampled != ES_DSP_OK) {
+        rc = resampled == ES_DSP_ERR_NOMEM ? ES_SYNTH_ERR_NOMEM : ES_SYNTH_ERR_ESPEAK;
+        es_error_set(err, rc, "espeak-ng's %d Hz: %s", synth_rate_hz, dsp_err.why);
         goto done;
     }
     /* sox -G: lower the level rather than clip what resampling overshot. */
@@ -162,9 +155,10 @@ int es_synth_espeak_clip(const char *voice, int rate, int pitch, const char *tex
             clip[i] *= 32767.0f / 32768.0f / peak;
     size_t begin, end;
     es_synth_trim(clip, produced, &begin, &end);
-    rc = write_clip(path, clip + begin, end - begin, why, why_size);
+    rc = write_clip(path, clip + begin, end - begin, err);
 done:
     free(said.data);
+    free(spoken_samples);
     free(clip);
     return rc;
 }

@@ -16,17 +16,27 @@
 
 #include <stddef.h>
 
-/* Loads espeak-ng's data (the system's). Returns 0, or -1 with the reason in
- * `why`. Once per process, before forking the workers. */
-int es_synth_start(char *why, size_t why_size);
+#include "error.h"
+
+/* What failed, for the calls that return an error (with `err` saying more). */
+enum {
+    ES_SYNTH_ERR_ESPEAK = -1, /* espeak-ng: no data, no such voice, or it cannot say the text */
+    ES_SYNTH_ERR_NOMEM = -2,
+    ES_SYNTH_ERR_IO = -3, /* the clip cannot be written */
+};
+
+/* Loads espeak-ng's data (the system's). Returns 0 or ES_SYNTH_ERR_ESPEAK.
+ * Once per process, before forking the workers. */
+int es_synth_start(es_error *err);
 
 /* Speaks TEXT (espeak-ng's input: [[...]] is phoneme input) in VOICE
  * ("accent+variant", as `espeak-ng -v` takes it) at RATE words per minute
  * and PITCH (0-99), and writes PATH: 16 kHz mono 16-bit WAV, the silence
  * under -45 dBFS cut from both ends, the level lowered if resampling would
- * clip. Returns 0, or -1 with the reason in `why`. */
+ * clip. Returns 0 or an ES_SYNTH_ERR_* code; `err` names the voice, the
+ * text or the path at fault. */
 int es_synth_espeak_clip(const char *voice, int rate, int pitch, const char *text, const char *path,
-                         char *why, size_t why_size);
+                         es_error *err);
 
 /* The trimming alone, on 16 kHz samples: the first and one past the last
  * sample kept (sox's `silence 1 0.01 -45d`, from each end: the first run of

@@ -90,15 +90,20 @@ static void test_speed_changes_duration_and_pitch(void **state) {
     fill_sine(samples, CLIP_SAMPLES, 0.5f, 500.0f);
     float *fast = NULL;
     size_t fast_count = 0;
-    assert_int_equal(es_augment_speed(samples, CLIP_SAMPLES, 1.15f, RATE_HZ, &fast, &fast_count),
-                     ES_AUGMENT_OK);
+    assert_int_equal(
+        es_augment_speed(samples, CLIP_SAMPLES, 1.15f, RATE_HZ, &fast, &fast_count, NULL),
+        ES_AUGMENT_OK);
     assert_true(fabs((double)fast_count - CLIP_SAMPLES / 1.15) < 20.0);
     /* Away from the edges, the tone is 15 % higher. */
     assert_float_equal(crossing_rate_hz(fast + 1000, fast_count - 2000), 575.0, 3.0);
     free(fast);
-    assert_int_equal(es_augment_speed(samples, CLIP_SAMPLES, 0.0f, RATE_HZ, &fast, &fast_count),
-                     ES_AUGMENT_ERR_ARG);
+    es_error err = {0};
+    assert_int_equal(
+        es_augment_speed(samples, CLIP_SAMPLES, 0.0f, RATE_HZ, &fast, &fast_count, &err),
+        ES_AUGMENT_ERR_ARG);
     assert_null(fast);
+    assert_int_equal(err.code, ES_AUGMENT_ERR_ARG);
+    assert_non_null(strstr(err.why, "speed factor 0"));
 }
 
 static void test_reverb_keeps_length_and_power_and_smears(void **state) {
@@ -110,7 +115,8 @@ static void test_reverb_keeps_length_and_power_and_smears(void **state) {
     const double before = es_mean_power(samples, CLIP_SAMPLES);
     es_rng rng;
     es_rng_seed(&rng, 3);
-    assert_int_equal(es_augment_reverb(samples, CLIP_SAMPLES, 0.5f, RATE_HZ, &rng), ES_AUGMENT_OK);
+    assert_int_equal(es_augment_reverb(samples, CLIP_SAMPLES, 0.5f, RATE_HZ, &rng, NULL),
+                     ES_AUGMENT_OK);
     assert_float_equal(es_mean_power(samples, CLIP_SAMPLES), before, before * 1e-3);
     /* The tail: energy well after the burst ended, none before it began. */
     assert_true(es_mean_power(samples + 3000, 2000) > 1e-6);
@@ -137,7 +143,7 @@ static void test_telephone_removes_out_of_band(void **state) {
         samples[i] += tone[i];
     const double in_band = band_power(samples, CLIP_SAMPLES, 1000.0f);
     const double out_band = band_power(samples, CLIP_SAMPLES, 6000.0f);
-    assert_int_equal(es_augment_telephone(samples, CLIP_SAMPLES, RATE_HZ), ES_AUGMENT_OK);
+    assert_int_equal(es_augment_telephone(samples, CLIP_SAMPLES, RATE_HZ, NULL), ES_AUGMENT_OK);
     assert_true(band_power(samples, CLIP_SAMPLES, 1000.0f) > 0.5 * in_band);
     assert_true(band_power(samples, CLIP_SAMPLES, 6000.0f) < 1e-3 * out_band);
 }
@@ -174,7 +180,7 @@ static void augment_once(uint64_t seed, float *samples, size_t count, const floa
     es_augment_draw draw;
     es_augment_draw_params(&config, &rng, &draw);
     assert_int_equal(es_augment_audio(&draw, &rng, samples, count, es_mean_power(samples, count),
-                                      noise, 3000, RATE_HZ),
+                                      noise, 3000, RATE_HZ, NULL),
                      ES_AUGMENT_OK);
 }
 
@@ -274,7 +280,7 @@ static void test_envelope_keeps_formants_and_drops_harmonics(void **state) {
     float mean_before = 0.0f;
     for (int b = 0; b < BANDS; b++)
         mean_before += frames[b] / BANDS;
-    assert_int_equal(es_augment_envelope(frames, FRAMES, BANDS, BANDS, 15), ES_AUGMENT_OK);
+    assert_int_equal(es_augment_envelope(frames, FRAMES, BANDS, BANDS, 15, NULL), ES_AUGMENT_OK);
     for (int t = 0; t < FRAMES; t++) {
         float mean = 0.0f, worst = 0.0f;
         for (int b = 0; b < BANDS; b++) {
@@ -295,8 +301,8 @@ static void test_envelope_keeps_formants_and_drops_harmonics(void **state) {
     /* As many coefficients as bands (or none asked for) leave the frame alone. */
     float copy[BANDS];
     memcpy(copy, frames, sizeof copy);
-    assert_int_equal(es_augment_envelope(frames, 1, BANDS, BANDS, BANDS), ES_AUGMENT_OK);
-    assert_int_equal(es_augment_envelope(frames, 1, BANDS, BANDS, 0), ES_AUGMENT_OK);
+    assert_int_equal(es_augment_envelope(frames, 1, BANDS, BANDS, BANDS, NULL), ES_AUGMENT_OK);
+    assert_int_equal(es_augment_envelope(frames, 1, BANDS, BANDS, 0, NULL), ES_AUGMENT_OK);
     assert_memory_equal(frames, copy, sizeof copy);
 }
 

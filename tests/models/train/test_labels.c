@@ -41,7 +41,7 @@ static void test_speech_frames_of_a_synthetic_clip(void **state) {
     const int frames = es_label_frame_count(&config, SAMPLES);
     assert_int_equal(frames, 1 + (SAMPLES - 400) / 160);
     uint8_t *labels = malloc((size_t)frames);
-    const int speech = es_speech_labels(&config, samples, SAMPLES, labels);
+    const int speech = es_speech_labels(&config, samples, SAMPLES, labels, NULL);
 
     assert_false(label_at(labels, 100));
     assert_false(label_at(labels, 400));
@@ -67,10 +67,10 @@ static void test_digital_silence_is_never_speech(void **state) {
     es_speech_label_config_default(&config);
     const int frames = es_label_frame_count(&config, SAMPLES);
     uint8_t *labels = malloc((size_t)frames);
-    assert_int_equal(es_speech_labels(&config, samples, SAMPLES, labels), 0);
+    assert_int_equal(es_speech_labels(&config, samples, SAMPLES, labels, NULL), 0);
     /* A quiet (-43 dBFS) but clean word between digital silences is speech. */
     tone(samples, 300, 700, 0.01f);
-    es_speech_labels(&config, samples, SAMPLES, labels);
+    es_speech_labels(&config, samples, SAMPLES, labels, NULL);
     assert_false(label_at(labels, 200));
     assert_true(label_at(labels, 300));
     assert_true(label_at(labels, 650));
@@ -85,7 +85,7 @@ static void test_short_clip_has_no_frames(void **state) {
     es_speech_label_config_default(&config);
     float samples[399] = {0};
     assert_int_equal(es_label_frame_count(&config, 399), 0);
-    assert_int_equal(es_speech_labels(&config, samples, 399, NULL), 0);
+    assert_int_equal(es_speech_labels(&config, samples, 399, NULL, NULL), 0);
     assert_int_equal(es_label_frame_count(&config, 400), 1);
 }
 
