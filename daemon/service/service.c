@@ -43,6 +43,7 @@
 
 #include "audio_file.h"
 #include "capture.h"
+#include "capture_source.h"
 #include "config.h"
 #include "event_socket.h"
 #include "mqtt.h"
@@ -630,47 +631,65 @@ static run_end run_file(source *src, char *why, size_t why_size) {
 #define DEVICE_STALL_MS 3000 /* no audio for this long: the device is gone */
 #define DEVICE_POLL_MS 100
 
-/* [rt] PortAudio's callback thread. */
-static void on_capture(const float *interleaved, size_t frames, int input_overflow, void *user) {
-    stream *st = user;
-    if (input_overflow) es_pipeline_note_input_overflow(st->pipeline);
-    es_pipeline_feed(st->pipeline, interleaved, frames);
-}
-
-/* Captures until the device is lost, the settings change or the source stops. */
-static run_end run_device(source *src, char *why, size_t why_size) {
-    /* Capture never waits: a late engine costs the oldest frames, counted. */
-    stream st = {.src = src, .ring_policy = ES_RING_DROP_OLDEST};
+/* Opens the source's device. PortAudio's device list is from its
+ * initialisation: a device plugged in (or back) since is found only in a
+ * fresh one, which is possible while no other stream is open (capture.h). */
+static int open_device(source *src, es_capture_source **device, es_error *err) {
     es_capture_config cc;
     es_capture_config_default(&cc);
     cc.device = src->config.target;
-    cc.on_audio = on_capture;
-    cc.user = &st;
-    es_capture *capture;
-    es_error cerr = {0};
-    int rc = es_capture_open(&cc, &capture, &cerr);
-    /* PortAudio's device list is from its initialisation: a device plugged
-     * in (or back) since is found only in a fresh one, which is possible
-     * while no other stream is open (capture.h). */
-    if (rc == ES_CAPTURE_ERR_NO_DEVICE && es_capture_refresh_devices(&cerr) == 1) {
-        rc = es_capture_open(&cc, &capture, &cerr);
+    int rc = es_capture_source_open(&cc, device, err);
+    if (rc == ES_CAPTURE_ERR_NO_DEVICE && es_capture_refresh_devices(err) == 1) {
+        rc = es_capture_source_open(&cc, device, err);
         if (rc == 0)
             log_at(LOG_INFO, "source %s: %s appeared in PortAudio's refreshed device list",
                    src->config.name, src->config.target);
     }
-    if (rc != 0) {
+    return rc;
+}
+
+/* Watches a running capture until the device is lost, the settings change
+ * or the source stops. */
+static run_end watch_device(source *src, const stream *st, es_capture *capture, char *why,
+                            size_t why_size) {
+    es_error cerr = {0};
+    while (!wait_for_stop(src, DEVICE_POLL_MS)) {
+        int health = es_capture_check(capture, DEVICE_STALL_MS, &cerr);
+        if (health == ES_CAPTURE_ERR_LOST || health == ES_CAPTURE_ERR_STALLED) {
+            snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
+            return RUN_RETRY;
+        }
+        /* New settings: a fresh stream (device time restarts; events carry
+         * wallclock). */
+        if (atomic_load(&src->svc->engine_generation) != st->generation) return RUN_AGAIN;
+    }
+    return RUN_STOPPED;
+}
+
+/* Captures until the device is lost, the settings change or the source stops. */
+static run_end run_device(source *src, char *why, size_t why_size) {
+    es_capture_source *device;
+    es_error cerr = {0};
+    if (open_device(src, &device, &cerr) != 0) {
         snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
         return RUN_RETRY;
     }
-    st.input_rate_hz = es_capture_sample_rate(capture);
-    st.input_channels = es_capture_channels(capture);
+    es_capture *capture = es_capture_source_capture(device);
+    /* Capture never waits: a late engine costs the oldest frames, counted. */
+    es_pipeline_config input;
+    es_pipeline_config_default(&input, ES_PIPELINE_LIVE);
+    es_capture_source_pipeline_input(device, &input);
+    stream st = {.src = src,
+                 .input_rate_hz = input.input_rate_hz,
+                 .input_channels = input.input_channels,
+                 .ring_policy = input.ring_policy};
     if (stream_start(&st, why, why_size) != 0) {
-        es_capture_close(capture);
+        es_capture_source_close(device);
         return RUN_FATAL;
     }
-    if (es_capture_start(capture, &cerr) != 0) {
+    if (es_capture_source_start(device, st.pipeline, &cerr) != 0) {
         snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
-        es_capture_close(capture);
+        es_capture_source_close(device);
         stream_finish(&st);
         return RUN_RETRY;
     }
@@ -679,22 +698,8 @@ static run_end run_device(source *src, char *why, size_t why_size) {
     src->last_why[0] = '\0'; /* working: the next failure is news */
     log_at(LOG_INFO, "source %s: capturing from %s (%.0f Hz, %d channels)", src->config.name,
            es_capture_device_name(capture), st.input_rate_hz, st.input_channels);
-    run_end end = RUN_STOPPED;
-    while (!wait_for_stop(src, DEVICE_POLL_MS)) {
-        int health = es_capture_check(capture, DEVICE_STALL_MS, &cerr);
-        if (health == ES_CAPTURE_ERR_LOST || health == ES_CAPTURE_ERR_STALLED) {
-            snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
-            end = RUN_RETRY;
-            break;
-        }
-        /* New settings: a fresh stream (device time restarts; events carry
-         * wallclock). */
-        if (atomic_load(&src->svc->engine_generation) != st.generation) {
-            end = RUN_AGAIN;
-            break;
-        }
-    }
-    es_capture_close(capture); /* the callback never runs after this */
+    run_end end = watch_device(src, &st, capture, why, why_size);
+    es_capture_source_close(device); /* the callback never runs after this */
     stream_finish(&st);
     return end;
 }
