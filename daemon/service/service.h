@@ -20,7 +20,11 @@ typedef struct es_service_options {
     const char *config_path;     /* required; borrowed for the service's life */
     const char *socket_override; /* NULL, or an absolute path replacing [events] socket */
     int check_only;              /* load and validate only (a socket folder that systemd
-                                    makes is noted on stdout, not refused) */
+                                    makes is noted through on_note, not refused) */
+    /* A remark about the config that is no error (check_only), one sentence
+     * without "note: " or newline; NULL: not told. Called from es_service_load. */
+    void (*on_note)(const char *note, void *user);
+    void *note_user;
 } es_service_options;
 
 typedef struct es_service es_service;
