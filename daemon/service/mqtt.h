@@ -19,6 +19,8 @@
  * the collector, which keeps the bound exact meanwhile.
  *
  * Errors are returned with a reason; lines for the log go to on_log.
+ *
+ * Private to daemon/service (service.c; [mqtt] in config.h).
  */
 #ifndef ES_MQTT_H
 #define ES_MQTT_H

@@ -10,6 +10,12 @@
  * stop. Under systemd it reports READY, STATUS and WATCHDOG (notify.h). The
  * service logs to stderr with sd-daemon priority prefixes; it prints nothing
  * else but events.
+ *
+ * The room daemon/service: its public headers are this one, config.h (the
+ * config file's format; --check-config's options) and wyoming.h (the
+ * Wyoming server, also served alone by `earshot wyoming`). Private to the
+ * room (its own .c files and their tests): event_socket.h, mqtt.h,
+ * notify.h, wyoming_json.h.
  */
 #ifndef ES_SERVICE_H
 #define ES_SERVICE_H
