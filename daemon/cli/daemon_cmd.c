@@ -82,8 +82,14 @@ static int parse_daemon_args(int argc, char **argv, es_service_options *options)
     return 0;
 }
 
+/* --check-config's remarks that are no errors, on stdout. */
+static void print_note(const char *note, void *user) {
+    (void)user;
+    printf("note: %s\n", note);
+}
+
 int es_cmd_daemon(int argc, char **argv) {
-    es_service_options options = {0};
+    es_service_options options = {.on_note = print_note};
     int parsed = parse_daemon_args(argc, argv, &options);
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     es_service *svc = NULL;

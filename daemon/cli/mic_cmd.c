@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "capture_source.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "pipeline.h"
@@ -228,14 +229,6 @@ typedef struct mic_run {
     double delay_max_s;
 } mic_run;
 
-/* [rt] The capture callback's only work: the pipeline's producer half.
- * `user` points at the pipeline, made after the device told its format. */
-static void feed_pipeline(const float *interleaved, size_t frames, int input_overflow, void *user) {
-    es_pipeline *pipeline = *(es_pipeline **)user;
-    if (input_overflow) es_pipeline_note_input_overflow(pipeline);
-    es_pipeline_feed(pipeline, interleaved, frames);
-}
-
 static void on_frame(const es_frame_posteriors *frame, void *user) {
     mic_run *run = user;
     run->last_frame_time = frame->time_samples;
@@ -285,7 +278,8 @@ static void print_stats(const es_pipeline *pipeline, const es_capture *capture,
 }
 
 /* Consumes until the input is closed and drained. Returns the exit status. */
-static int run_until_stopped(es_pipeline *pipeline, es_capture *capture, const mic_run *run) {
+static int run_until_stopped(es_pipeline *pipeline, es_capture_source *source, const mic_run *run) {
+    es_capture *capture = es_capture_source_capture(source);
     int status = ES_EXIT_OK;
     int input_open = 1;
     for (;;) {
@@ -308,8 +302,7 @@ static int run_until_stopped(es_pipeline *pipeline, es_capture *capture, const m
             status = ES_EXIT_FAILURE;
         }
         if (health != ES_CAPTURE_OK || stop_requested) {
-            es_capture_stop(capture);
-            es_pipeline_close_input(pipeline);
+            es_capture_source_end_input(source);
             input_open = 0;
         }
     }
@@ -328,15 +321,14 @@ static int open_output(const mic_options *options, FILE **out) {
 }
 
 static int create_pipeline(const mic_options *options, const es_cli_models *models,
-                           const es_capture *capture, mic_run *run, es_pipeline **pipeline) {
+                           const es_capture_source *source, mic_run *run, es_pipeline **pipeline) {
+    const es_capture *capture = es_capture_source_capture(source);
     es_pipeline_config config;
     es_pipeline_config_default(&config, ES_PIPELINE_LIVE);
     es_cli_models_apply(&options->detector, models, &config);
     config.source = es_capture_device_name(capture);
-    config.input_rate_hz = es_capture_sample_rate(capture);
-    config.input_channels = es_capture_channels(capture);
+    es_capture_source_pipeline_input(source, &config);
     config.max_input_frames = MAX_INPUT_FRAMES;
-    config.ring_policy = ES_RING_DROP_OLDEST;
     if (options->ring_ms > 0)
         config.ring_capacity_frames = (size_t)options->ring_ms *
                                       (size_t)config.frontend.sample_rate_hz / 1000 /
@@ -356,54 +348,67 @@ static int create_pipeline(const mic_options *options, const es_cli_models *mode
     return ES_EXIT_OK;
 }
 
-/* Captures into a live pipeline until stopped; returns the exit status. */
-static int run_mic(mic_options *options, const es_cli_models *models, FILE *out) {
-    es_pipeline *pipeline = NULL;
-    es_capture *capture = NULL;
-    mic_run run = {.format = options->format};
-    options->capture.on_audio = feed_pipeline;
-    options->capture.user = &pipeline;
-
-    es_error cerr = {0};
+/* Initialises PortAudio and opens the device, the sound system's probing
+ * kept off stderr (quiet_stderr_begin). */
+static int open_device(const mic_options *options, es_capture_source **source) {
+    es_error err = {0};
     int quiet = quiet_stderr_begin(options->verbose);
-    int rc = es_capture_init(&cerr);
+    int rc = es_capture_init(&err);
     if (rc == ES_CAPTURE_OK) {
-        rc = es_capture_open(&options->capture, &capture, &cerr);
+        rc = es_capture_source_open(&options->capture, source, &err);
         if (rc != ES_CAPTURE_OK) es_capture_terminate();
     }
     quiet_stderr_end(quiet);
     if (rc != ES_CAPTURE_OK) {
-        es_cli_error("mic: %s", cerr.why);
+        es_cli_error("mic: %s", err.why);
         return ES_EXIT_FAILURE;
     }
+    return ES_EXIT_OK;
+}
 
-    int status = ES_EXIT_FAILURE;
-    if (es_sink_create(options->format, out, es_capture_device_name(capture), &run.sink) != 0) {
-        es_cli_error("mic: out of memory");
-        goto done;
-    }
-    status = create_pipeline(options, models, capture, &run, &pipeline);
-    if (status != ES_EXIT_OK) goto done;
-
-    es_sink_begin(run.sink, pipeline);
-    if (es_capture_start(capture, &cerr) != ES_CAPTURE_OK) {
-        es_cli_error("mic: %s", cerr.why);
+/* Starts the capture and consumes until stopped; prints the final counters. */
+static int capture_and_consume(const mic_options *options, es_capture_source *source,
+                               es_pipeline *pipeline, mic_run *run) {
+    const es_capture *capture = es_capture_source_capture(source);
+    es_sink_begin(run->sink, pipeline);
+    es_error err = {0};
+    int status;
+    if (es_capture_source_start(source, pipeline, &err) != ES_CAPTURE_OK) {
+        es_cli_error("mic: %s", err.why);
         status = ES_EXIT_FAILURE;
     } else {
         fprintf(stderr, "earshot: mic: listening to %s (%.0f Hz, %d channel%s)\n",
                 es_capture_device_name(capture), es_capture_sample_rate(capture),
                 es_capture_channels(capture), es_capture_channels(capture) == 1 ? "" : "s");
-        status = run_until_stopped(pipeline, capture, &run);
-        print_stats(pipeline, capture, &run);
+        status = run_until_stopped(pipeline, source, run);
+        print_stats(pipeline, capture, run);
     }
-    if (es_sink_end(run.sink) != 0 && status == ES_EXIT_OK) {
+    if (es_sink_end(run->sink) != 0 && status == ES_EXIT_OK) {
         es_cli_error("mic: %s: write failed",
                      options->output_path ? options->output_path : "stdout");
         status = ES_EXIT_FAILURE;
     }
+    return status;
+}
 
-done:
-    es_capture_close(capture); /* stops the callback before the pipeline goes */
+/* Captures into a live pipeline until stopped; returns the exit status. */
+static int run_mic(const mic_options *options, const es_cli_models *models, FILE *out) {
+    es_capture_source *source = NULL;
+    int status = open_device(options, &source);
+    if (status != ES_EXIT_OK) return status;
+
+    es_pipeline *pipeline = NULL;
+    mic_run run = {.format = options->format};
+    const char *device_name = es_capture_device_name(es_capture_source_capture(source));
+    if (es_sink_create(options->format, out, device_name, &run.sink) != 0) {
+        es_cli_error("mic: out of memory");
+        status = ES_EXIT_FAILURE;
+    } else {
+        status = create_pipeline(options, models, source, &run, &pipeline);
+    }
+    if (status == ES_EXIT_OK) status = capture_and_consume(options, source, pipeline, &run);
+
+    es_capture_source_close(source); /* stops the callback before the pipeline goes */
     es_pipeline_destroy(pipeline);
     es_sink_destroy(run.sink);
     es_capture_terminate();
@@ -412,7 +417,7 @@ done:
 
 /* Loads the models and runs; the signals are ours from the start, so a
  * SIGUSR1 or SIGINT while models load or the device opens is not fatal. */
-static int load_and_run(mic_options *options) {
+static int load_and_run(const mic_options *options) {
     es_frontend_config frontend;
     es_frontend_config_default(&frontend);
     es_cli_models models;

@@ -76,10 +76,11 @@ static int parse_args(int argc, char **argv, es_wyoming_config *config,
         if (handled > 0) continue;
         switch (opt) {
         case OPT_URI: {
-            char host[256], why[300];
+            char host[256];
             int port;
-            if (es_wyoming_parse_uri(optarg, host, sizeof host, &port, why, sizeof why) != 0) {
-                es_cli_error("wyoming: --uri: %s", why);
+            es_error err = {0};
+            if (es_wyoming_parse_uri(optarg, host, sizeof host, &port, &err) != 0) {
+                es_cli_error("wyoming: --uri: %s", err.why);
                 return -1;
             }
             config->uri = optarg;
@@ -159,7 +160,7 @@ int es_cmd_wyoming(int argc, char **argv) {
     char line[512];
     char host[256];
     int port;
-    es_wyoming_parse_uri(config.uri, host, sizeof host, &port, line, sizeof line);
+    es_wyoming_parse_uri(config.uri, host, sizeof host, &port, NULL);
     snprintf(line, sizeof line, "wyoming: listening on tcp://%s:%d (%d keyword models)", host,
              es_wyoming_server_port(server), models.kws_count);
     log_line(ES_WYOMING_LOG_INFO, line, NULL);

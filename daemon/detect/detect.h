@@ -38,6 +38,10 @@
  * a word said right after others, with no pause the VAD keeps, gets their
  * start). Its score is the smoothed posterior's peak, awaited for at most
  * peak_wait_ms after `time` (the event is sent at the peak, or then).
+ *
+ * The room daemon/detect is this header and event.h (the events it makes),
+ * both public: the pipeline (daemon/stream/) runs the detectors, the
+ * service's config and the trainer's calibration set their knobs.
  */
 #ifndef ES_DETECT_H
 #define ES_DETECT_H

@@ -1,5 +1,14 @@
 /*
- * Events: what earshot tells the world (DESIGN.md, "Events").
+ * event — what earshot tells the world (DESIGN.md, "Events").
+ *
+ * The detectors (detect.h) make events, the pipeline (daemon/stream/)
+ * stamps each with its source and, live, a wallclock, and hands it to the
+ * caller's es_event_sink; the outlets write it as one JSON line
+ * (es_event_to_json): sinks of `earshot file` and `mic`, the service's event
+ * socket, stdout and MQTT, and (as Wyoming events) the Wyoming server. So
+ * the line format lives here, once. Times are seconds of stream time.
+ *
+ * Pure functions over caller-owned memory: no allocation, no I/O.
  */
 #ifndef ES_EVENT_H
 #define ES_EVENT_H

@@ -113,25 +113,26 @@ typedef struct parser {
     int key_line[KEY_COUNT];
     int section_line[FIXED_SECTION_COUNT];
 
-    es_config_error *err;
+    es_error *err; /* never NULL here */
     int failed;
+    int failed_line; /* of the error recorded, 0 when it is about no line */
 } parser;
 
 static int fail(parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Records the first error in file order; later ones are dropped. */
 static int fail(parser *p, int line, const char *fmt, ...) {
-    if (p->failed && (p->err->line == 0 || p->err->line <= line)) return 0;
+    if (p->failed && (p->failed_line == 0 || p->failed_line <= line)) return 0;
     char what[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (line > 0)
-        snprintf(p->err->message, sizeof p->err->message, "%s:%d: %s", p->name, line, what);
+        es_error_set(p->err, ES_CONFIG_ERR, "%s:%d: %s", p->name, line, what);
     else
-        snprintf(p->err->message, sizeof p->err->message, "%s: %s", p->name, what);
-    p->err->line = line;
+        es_error_set(p->err, ES_CONFIG_ERR, "%s: %s", p->name, what);
+    p->failed_line = line;
     p->failed = 1;
     return 0;
 }
@@ -507,13 +508,11 @@ int es_daemon_config_find_source(const es_daemon_config *config, const char *nam
 }
 
 int es_daemon_config_parse(const char *text, size_t size, const char *name,
-                           es_daemon_config *config, es_config_error *err) {
+                           es_daemon_config *config, es_error *err) {
+    es_error unreported;
+    if (!err) err = &unreported;
     es_daemon_config *parsed = malloc(sizeof *parsed);
-    if (!parsed) {
-        snprintf(err->message, sizeof err->message, "%s: out of memory", name);
-        err->line = 0;
-        return -1;
-    }
+    if (!parsed) return es_error_set(err, ES_CONFIG_ERR, "%s: out of memory", name);
     es_daemon_config_default(parsed);
     parser p = {.config = parsed,
                 .name = name,
@@ -524,29 +523,27 @@ int es_daemon_config_parse(const char *text, size_t size, const char *name,
     int syntax_line = ini_parse_stream(read_line, &p, handle_key, &p);
     /* inih returns the first line where it or the handler failed; when the
      * handler failed there, its message is the better one. */
-    if (syntax_line > 0 && (!p.failed || syntax_line < p.err->line))
+    if (syntax_line > 0 && (!p.failed || syntax_line < p.failed_line))
         fail(&p, syntax_line, "syntax error (expected [section], key = value or a comment)");
     else if (syntax_line < 0 && !p.failed)
         fail(&p, 0, "inih could not parse the file (error %d)", syntax_line);
     if (!p.failed) check_whole_file(&p);
     if (!p.failed) memcpy(config, parsed, sizeof *parsed);
     free(parsed);
-    return p.failed ? -1 : 0;
+    return p.failed ? ES_CONFIG_ERR : 0;
 }
 
 /* Makes `path` (capacity ES_CONFIG_VALUE_MAX) absolute against `dir`. */
 static int resolve_one(const char *config_path, const char *dir, char *path, int line,
-                       es_config_error *err) {
+                       es_error *err) {
     if (path[0] == '/') return 0;
     char joined[ES_CONFIG_VALUE_MAX];
     if (snprintf(joined, sizeof joined, "%s/%s", dir, path) >= (int)sizeof joined) {
         char where[32] = "";
         if (line > 0) snprintf(where, sizeof where, ":%d", line);
-        err->line = line;
-        snprintf(err->message, sizeof err->message,
-                 "%s%s: '%s' is longer than %d characters once resolved against %s", config_path,
-                 where, path, ES_CONFIG_VALUE_MAX - 1, dir);
-        return -1;
+        return es_error_set(err, ES_CONFIG_ERR,
+                            "%s%s: '%s' is longer than %d characters once resolved against %s",
+                            config_path, where, path, ES_CONFIG_VALUE_MAX - 1, dir);
     }
     memcpy(path, joined, sizeof joined);
     return 0;
@@ -557,8 +554,7 @@ static int resolve_one(const char *config_path, const char *dir, char *path, int
  * /, a check by hand runs where the user stands): it is made absolute
  * against the config file's folder, so that --check-config and the service
  * look at the same file. */
-static int resolve_relative_paths(const char *config_path, es_daemon_config *c,
-                                  es_config_error *err) {
+static int resolve_relative_paths(const char *config_path, es_daemon_config *c, es_error *err) {
     char folder[PATH_MAX];
     snprintf(folder, sizeof folder, "%s", config_path);
     char *slash = strrchr(folder, '/');
@@ -573,65 +569,67 @@ static int resolve_relative_paths(const char *config_path, es_daemon_config *c,
     for (int i = 0; i < c->source_count; i++)
         if (c->sources[i].kind == ES_SOURCE_FILE &&
             resolve_one(config_path, dir, c->sources[i].target, c->sources[i].line, err) != 0)
-            return -1;
+            return ES_CONFIG_ERR;
     if (strcmp(c->vad_model, "builtin") != 0 &&
         resolve_one(config_path, dir, c->vad_model, 0, err) != 0)
-        return -1;
+        return ES_CONFIG_ERR;
     for (int k = 0; k < c->kws_model_count; k++)
         if (strcmp(c->kws_models[k], "builtin") != 0 &&
             resolve_one(config_path, dir, c->kws_models[k], 0, err) != 0)
-            return -1;
+            return ES_CONFIG_ERR;
     return 0;
 }
 
-/* The path is opened without blocking and must be a regular file of at
- * most CONFIG_FILE_MAX_BYTES: a FIFO put in its place would otherwise block
- * the reading thread until a writer came, and a device would be read
- * without end. */
-int es_daemon_config_load(const char *path, es_daemon_config *config, es_config_error *err) {
-    err->line = 0;
+/* Reads the whole file into *text (NUL-terminated, the caller frees). The
+ * path is opened without blocking and must be a regular file of at most
+ * CONFIG_FILE_MAX_BYTES: a FIFO put in its place would otherwise block the
+ * reading thread until a writer came, and a device would be read without
+ * end. */
+static int read_config_text(const char *path, char **text, size_t *size, es_error *err) {
+    *text = NULL;
+    *size = 0;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err->message, sizeof err->message, "%s: %s", path, strerror(errno));
-        return -1;
-    }
+    if (fd < 0) return es_error_set(err, ES_CONFIG_ERR, "%s: %s", path, strerror(errno));
     struct stat info;
-    char *text = NULL;
-    size_t size = 0;
-    int rc = -1;
+    int rc = ES_CONFIG_ERR;
     if (fstat(fd, &info) != 0)
-        snprintf(err->message, sizeof err->message, "%s: %s", path, strerror(errno));
+        es_error_set(err, ES_CONFIG_ERR, "%s: %s", path, strerror(errno));
     else if (!S_ISREG(info.st_mode))
-        snprintf(err->message, sizeof err->message, "%s: not a regular file", path);
+        es_error_set(err, ES_CONFIG_ERR, "%s: not a regular file", path);
     else if (info.st_size > CONFIG_FILE_MAX_BYTES)
-        snprintf(err->message, sizeof err->message, "%s: larger than %d bytes", path,
-                 CONFIG_FILE_MAX_BYTES);
-    else if (!(text = malloc((size_t)info.st_size + 1)))
-        snprintf(err->message, sizeof err->message, "%s: out of memory", path);
+        es_error_set(err, ES_CONFIG_ERR, "%s: larger than %d bytes", path, CONFIG_FILE_MAX_BYTES);
+    else if (!(*text = malloc((size_t)info.st_size + 1)))
+        es_error_set(err, ES_CONFIG_ERR, "%s: out of memory", path);
     else
         rc = 0;
     /* One byte past the size fstat gave: a file that grew meanwhile is
      * refused, not read without bound. */
-    while (rc == 0 && size <= (size_t)info.st_size) {
-        ssize_t n = read(fd, text + size, (size_t)info.st_size + 1 - size);
+    while (rc == 0 && *size <= (size_t)info.st_size) {
+        ssize_t n = read(fd, *text + *size, (size_t)info.st_size + 1 - *size);
         if (n == 0) break;
-        if (n > 0) {
-            size += (size_t)n;
-        } else if (errno != EINTR) {
-            snprintf(err->message, sizeof err->message, "%s: %s", path, strerror(errno));
-            rc = -1;
-        }
+        if (n > 0)
+            *size += (size_t)n;
+        else if (errno != EINTR)
+            rc = es_error_set(err, ES_CONFIG_ERR, "%s: %s", path, strerror(errno));
     }
     close(fd);
-    if (rc == 0 && size > (size_t)info.st_size) {
-        snprintf(err->message, sizeof err->message, "%s: changed while being read", path);
-        rc = -1;
+    if (rc == 0 && *size > (size_t)info.st_size)
+        rc = es_error_set(err, ES_CONFIG_ERR, "%s: changed while being read", path);
+    if (rc != 0) {
+        free(*text);
+        *text = NULL;
     }
+    return rc;
+}
+
+int es_daemon_config_load(const char *path, es_daemon_config *config, es_error *err) {
+    es_error unreported;
+    if (!err) err = &unreported;
+    char *text;
+    size_t size;
+    int rc = read_config_text(path, &text, &size, err);
     es_daemon_config *parsed = rc == 0 ? malloc(sizeof *parsed) : NULL;
-    if (rc == 0 && !parsed) {
-        snprintf(err->message, sizeof err->message, "%s: out of memory", path);
-        rc = -1;
-    }
+    if (rc == 0 && !parsed) rc = es_error_set(err, ES_CONFIG_ERR, "%s: out of memory", path);
     if (rc == 0) rc = es_daemon_config_parse(text, size, path, parsed, err);
     if (rc == 0) rc = resolve_relative_paths(path, parsed, err);
     if (rc == 0) memcpy(config, parsed, sizeof *parsed);

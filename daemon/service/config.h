@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "detect.h"
+#include "error.h"
 #include "pipeline.h"
 
 #define ES_CONFIG_MAX_SOURCES 16
@@ -101,25 +102,26 @@ typedef struct es_daemon_config {
     es_mqtt_service_config mqtt;
 } es_daemon_config;
 
-typedef struct es_config_error {
-    int line;          /* 0 when the error is not about one line (e.g. unreadable file) */
-    char message[320]; /* "FILE:LINE: unknown key 'x' in [vad]" */
-} es_config_error;
+/* The one failure code: the file is unreadable or refused. err->why says
+ * which and where: "FILE:LINE: unknown key 'x' in [vad]" when it is about a
+ * line, "FILE: REASON" when it is not (e.g. "FILE: No such file or
+ * directory"). */
+enum { ES_CONFIG_ERR = -1 };
 
 /* Every field at its documented default, with no sources. Unused bytes are
  * zero, so two configs' sections compare with memcmp. */
 void es_daemon_config_default(es_daemon_config *config);
 
-/* Parses and validates a config file. Returns 0, or -1 with *err filled
- * (the first error in file order). `config` is only written on success.
- * Relative `file =` and model paths are made absolute against the folder
+/* Parses and validates a config file. Returns 0, or ES_CONFIG_ERR with
+ * `err` (may be NULL) filled: the first error in file order. `config` is
+ * only written on success. Relative `file =` and model paths are made absolute against the folder
  * of the config file (never the working directory). Only a regular file
  * is read. */
-int es_daemon_config_load(const char *path, es_daemon_config *config, es_config_error *err);
+int es_daemon_config_load(const char *path, es_daemon_config *config, es_error *err);
 
 /* The same for text in memory; `name` stands for the file in messages. */
 int es_daemon_config_parse(const char *text, size_t size, const char *name,
-                           es_daemon_config *config, es_config_error *err);
+                           es_daemon_config *config, es_error *err);
 
 /* Index of the source named `name`, or -1. */
 int es_daemon_config_find_source(const es_daemon_config *config, const char *name);

@@ -19,6 +19,8 @@
  * lines that find the queue full are dropped and counted.
  *
  * Errors are returned with a reason; nothing here prints.
+ *
+ * Private to daemon/service (service.c and its tests).
  */
 #ifndef ES_EVENT_SOCKET_H
 #define ES_EVENT_SOCKET_H

@@ -451,7 +451,7 @@ static int own_strings(es_mqtt *m, const es_mqtt_config *c) {
 }
 
 /* Everything libmosquitto is told before the first connect. */
-static int configure_client(es_mqtt *m, char *why, size_t why_size) {
+static int configure_client(es_mqtt *m, es_error *err) {
     const es_mqtt_config *c = &m->config;
     char id[256];
     if (nonempty(c->client_id))
@@ -461,22 +461,21 @@ static int configure_client(es_mqtt *m, char *why, size_t why_size) {
     /* A clean session: what was in flight is re-sent by us (libmosquitto
      * keeps it), not by the broker's memory of a previous session. */
     m->mosq = mosquitto_new(id, true, m);
-    if (!m->mosq) return snprintf(why, why_size, "cannot create a client: %s", strerror(errno)), -1;
+    if (!m->mosq) return es_error_set(err, -errno, "cannot create a client: %s", strerror(errno));
     mosquitto_connect_callback_set(m->mosq, on_connect);
     mosquitto_publish_callback_set(m->mosq, on_publish);
     mosquitto_int_option(m->mosq, MOSQ_OPT_SEND_MAXIMUM, IN_FLIGHT_MAX);
     int rc = mosquitto_will_set(m->mosq, m->availability, 7, "offline", 1, true);
     if (rc == MOSQ_ERR_SUCCESS && nonempty(c->username))
         rc = mosquitto_username_pw_set(m->mosq, c->username, nonempty(c->password));
-    if (rc != MOSQ_ERR_SUCCESS) return snprintf(why, why_size, "%s", mosquitto_strerror(rc)), -1;
+    if (rc != MOSQ_ERR_SUCCESS) return es_error_set(err, -EINVAL, "%s", mosquitto_strerror(rc));
     if (nonempty(c->cafile) || nonempty(c->capath)) {
         rc = mosquitto_tls_set(m->mosq, nonempty(c->cafile), nonempty(c->capath),
                                nonempty(c->certfile), nonempty(c->keyfile), NULL);
         if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(m->mosq, c->tls_insecure);
         if (rc != MOSQ_ERR_SUCCESS)
-            return snprintf(why, why_size, "TLS: %s (cafile/capath, certfile, keyfile)",
-                            rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc)),
-                   -1;
+            return es_error_set(err, -EINVAL, "TLS: %s (cafile/capath, certfile, keyfile)",
+                                rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
     }
     return 0;
 }
@@ -496,13 +495,13 @@ static void free_names(char **names) {
     free(names);
 }
 
-int es_mqtt_create(const es_mqtt_config *config, es_mqtt **out, char *why, size_t why_size) {
+int es_mqtt_create(const es_mqtt_config *config, es_mqtt **out, es_error *err) {
     if (!nonempty(config->host) || !nonempty(config->node) || !config->queue_events)
-        return snprintf(why, why_size, "host, node and queue_events are required"), -1;
+        return es_error_set(err, -EINVAL, "host, node and queue_events are required");
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, (void (*)(void))mosquitto_lib_init);
     es_mqtt *m = calloc(1, sizeof *m);
-    if (!m) return snprintf(why, why_size, "out of memory"), -1;
+    if (!m) return es_error_set(err, -ENOMEM, "out of memory");
     m->wake_fd = -1;
     pthread_mutex_init(&m->lock, NULL);
     char **sources = NULL, **keywords = NULL;
@@ -514,24 +513,23 @@ int es_mqtt_create(const es_mqtt_config *config, es_mqtt **out, char *why, size_
     m->capacity = config->queue_events;
     m->ring = ok ? calloc(m->capacity, sizeof *m->ring) : NULL;
     m->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!m->ring || m->wake_fd < 0 || es_line_queue_create(INCOMING_LINES, &m->incoming) != 0) {
-        snprintf(why, why_size, "out of memory");
-        es_mqtt_destroy(m);
-        return -1;
+    int rc = 0;
+    if (!m->ring || m->wake_fd < 0 || es_line_queue_create(INCOMING_LINES, &m->incoming) != 0)
+        rc = es_error_set(err, -ENOMEM, "out of memory");
+    if (rc == 0) {
+        snprintf(m->base, sizeof m->base, "%s/%s", m->config.topic_prefix, m->config.node);
+        snprintf(m->availability, sizeof m->availability, "%s/availability", m->base);
+        rc = configure_client(m, err);
     }
-    snprintf(m->base, sizeof m->base, "%s/%s", m->config.topic_prefix, m->config.node);
-    snprintf(m->availability, sizeof m->availability, "%s/availability", m->base);
-    if (configure_client(m, why, why_size) != 0) {
-        es_mqtt_destroy(m);
-        return -1;
+    if (rc == 0) {
+        m->collector_started = pthread_create(&m->collector, NULL, collector_thread, m) == 0;
+        m->network_started =
+            m->collector_started && pthread_create(&m->network, NULL, network_thread, m) == 0;
+        if (!m->network_started) rc = es_error_set(err, -EAGAIN, "cannot start a thread");
     }
-    m->collector_started = pthread_create(&m->collector, NULL, collector_thread, m) == 0;
-    m->network_started =
-        m->collector_started && pthread_create(&m->network, NULL, network_thread, m) == 0;
-    if (!m->network_started) {
-        snprintf(why, why_size, "cannot start a thread");
+    if (rc != 0) {
         es_mqtt_destroy(m);
-        return -1;
+        return rc;
     }
     *out = m;
     return 0;

@@ -19,12 +19,16 @@
  * the collector, which keeps the bound exact meanwhile.
  *
  * Errors are returned with a reason; lines for the log go to on_log.
+ *
+ * Private to daemon/service (service.c; [mqtt] in config.h).
  */
 #ifndef ES_MQTT_H
 #define ES_MQTT_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "error.h"
 
 typedef struct es_mqtt_config {
     const char *host;         /* broker; required */
@@ -61,9 +65,10 @@ void es_mqtt_config_default(es_mqtt_config *config);
 typedef struct es_mqtt es_mqtt;
 
 /* Starts the threads and the first connection attempt; a broker that is
- * not there yet is no error (it is logged and retried). -1 with `why` for
- * what can never work (bad options, no memory, TLS files unusable). */
-int es_mqtt_create(const es_mqtt_config *config, es_mqtt **out, char *why, size_t why_size);
+ * not there yet is no error (it is logged and retried). A negative errno
+ * value with the reason in `err` for what can never work (bad options or
+ * TLS files unusable: -EINVAL; no memory: -ENOMEM; no thread: -EAGAIN). */
+int es_mqtt_create(const es_mqtt_config *config, es_mqtt **out, es_error *err);
 /* Sends what is pending for up to linger_ms while connected, then
  * "offline", disconnects and stops. Returns the events never delivered
  * over the module's life (dropped, or still pending at the end). */

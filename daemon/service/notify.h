@@ -9,6 +9,8 @@
  * engines are alive, not just the main loop, so each engine loop beats an
  * es_heartbeat and the main loop pings only while every heartbeat is fresh:
  * a stalled engine stops the pings and systemd restarts the service.
+ *
+ * Private to daemon/service (service.c and its tests).
  */
 #ifndef ES_NOTIFY_H
 #define ES_NOTIFY_H

@@ -43,6 +43,7 @@
 
 #include "audio_file.h"
 #include "capture.h"
+#include "capture_source.h"
 #include "config.h"
 #include "event_socket.h"
 #include "mqtt.h"
@@ -138,36 +139,36 @@ static int engine_has_keyword(const engine *e, const char *keyword) {
 
 /* Loads every model the config names and checks per-keyword thresholds
  * against their labels. */
-static int engine_load(const es_daemon_config *c, engine **out, char *why, size_t why_size) {
+static int engine_load(const es_daemon_config *c, engine **out, es_error *err) {
     engine *e = calloc(1, sizeof *e);
-    if (!e) return snprintf(why, why_size, "out of memory"), -1;
+    if (!e) return es_error_set(err, -ENOMEM, "out of memory");
     atomic_init(&e->refs, 1);
     e->vad_config = c->vad;
     e->kws_config = c->kws;
     es_frontend_config frontend;
     es_frontend_config_default(&frontend);
-    es_error err = {0};
-    if (es_pipeline_load_model(c->vad_model, "vad", &frontend, &e->vad, &err) != 0) {
-        snprintf(why, why_size, "%s", err.why);
+    int rc = es_pipeline_load_model(c->vad_model, "vad", &frontend, &e->vad, err);
+    if (rc != 0) {
         engine_release(e);
-        return -1;
+        return rc;
     }
     stamp_model(c->vad_model, &e->stamps[0]);
     for (int k = 0; k < c->kws_model_count; k++) {
-        if (es_pipeline_load_model(c->kws_models[k], "kws", &frontend, &e->kws[k], &err) != 0) {
-            snprintf(why, why_size, "%s", err.why);
+        rc = es_pipeline_load_model(c->kws_models[k], "kws", &frontend, &e->kws[k], err);
+        if (rc != 0) {
             engine_release(e);
-            return -1;
+            return rc;
         }
         e->kws_count = k + 1;
         stamp_model(c->kws_models[k], &e->stamps[1 + k]);
     }
     for (int i = 0; i < c->kws.threshold_count; i++) {
         if (!engine_has_keyword(e, c->kws.thresholds[i].keyword)) {
-            snprintf(why, why_size, "[keywords] threshold.%s: no keyword model has this label",
-                     c->kws.thresholds[i].keyword);
+            rc = es_error_set(err, -EINVAL,
+                              "[keywords] threshold.%s: no keyword model has this label",
+                              c->kws.thresholds[i].keyword);
             engine_release(e);
-            return -1;
+            return rc;
         }
     }
     *out = e;
@@ -320,7 +321,7 @@ static void *consumer_thread(void *arg) {
     return NULL;
 }
 
-static int stream_start(stream *st, char *why, size_t why_size) {
+static int stream_start(stream *st, es_error *err) {
     st->engine = current_engine(st->src->svc, &st->generation);
     es_pipeline_config pc;
     es_pipeline_config_default(&pc, ES_PIPELINE_LIVE);
@@ -337,21 +338,19 @@ static int stream_start(stream *st, char *why, size_t why_size) {
     pc.ring_policy = st->ring_policy;
     pc.on_event = publish_event;
     pc.event_user = st;
-    es_error err = {0};
-    if (es_pipeline_create(&pc, &st->pipeline, &err) != 0) {
-        snprintf(why, why_size, "%s", err.why);
+    int rc = es_pipeline_create(&pc, &st->pipeline, err);
+    if (rc != 0) {
         engine_release(st->engine);
-        return -1;
+        return rc;
     }
     atomic_fetch_add(&st->src->engines_running, 1);
     es_heartbeat_beat(&st->src->heartbeat);
-    int rc = pthread_create(&st->consumer, NULL, consumer_thread, st);
+    rc = pthread_create(&st->consumer, NULL, consumer_thread, st);
     if (rc != 0) {
         atomic_fetch_sub(&st->src->engines_running, 1);
         es_pipeline_destroy(st->pipeline);
         engine_release(st->engine);
-        snprintf(why, why_size, "cannot start a thread: %s", strerror(rc));
-        return -1;
+        return es_error_set(err, -rc, "cannot start a thread: %s", strerror(rc));
     }
     return 0;
 }
@@ -495,16 +494,32 @@ static void follow_reload(stream *st, uint64_t *frames_fed) {
     stream_finish(st);
     st->time_offset_s += (double)*frames_fed / st->input_rate_hz;
     *frames_fed = 0;
-    char why[256];
-    if (stream_start(st, why, sizeof why) != 0)
-        log_at(LOG_ERR, "source %s: new settings: %s", st->src->config.name, why);
+    es_error err = {0};
+    if (stream_start(st, &err) != 0)
+        log_at(LOG_ERR, "source %s: new settings: %s", st->src->config.name, err.why);
+}
+
+/* es_audio_file_open and _read, their reason put in `err` (audio_file.h
+ * still reports into a buffer). */
+static int open_audio(const char *path, es_audio_file **audio, es_error *err) {
+    char why[sizeof err->why];
+    if (es_audio_file_open(path, audio, why, sizeof why) == 0) return 0;
+    return es_error_set(err, -EINVAL, "%s", why);
+}
+
+static long read_audio(es_audio_file *audio, float *samples, size_t frames, es_error *err) {
+    char why[sizeof err->why];
+    long got = es_audio_file_read(audio, samples, frames, why, sizeof why);
+    if (got < 0) es_error_set(err, -EIO, "%s", why);
+    return got;
 }
 
 /* Reads the WAV stream from the pump's pipe into a pipeline until it ends;
- * 0, or -1 with `why`. */
-static int run_pipeline(source *src, const char *pipe_path, char *why, size_t why_size) {
+ * 0, or a negative code with the reason in `err`. */
+static int run_pipeline(source *src, const char *pipe_path, es_error *err) {
     es_audio_file *audio;
-    if (es_audio_file_open(pipe_path, &audio, why, why_size) != 0) return -1;
+    int rc = open_audio(pipe_path, &audio, err);
+    if (rc != 0) return rc;
     src->last_why[0] = '\0';
     const es_audio_info *info = es_audio_file_info(audio);
     /* A file or FIFO waits for room: nothing is lost, and the writer is
@@ -513,15 +528,15 @@ static int run_pipeline(source *src, const char *pipe_path, char *why, size_t wh
                  .input_rate_hz = info->sample_rate_hz,
                  .input_channels = info->channels,
                  .ring_policy = ES_RING_WAIT};
-    if (stream_start(&st, why, why_size) != 0) {
+    rc = stream_start(&st, err);
+    if (rc != 0) {
         es_audio_file_close(audio);
-        return -1;
+        return rc;
     }
     float *samples = malloc(sizeof(float) * READ_CHUNK_FRAMES * (size_t)info->channels);
     uint64_t frames_fed = 0;
     long got = samples ? 0 : -1;
-    while (samples &&
-           (got = es_audio_file_read(audio, samples, READ_CHUNK_FRAMES, why, why_size)) > 0) {
+    while (samples && (got = read_audio(audio, samples, READ_CHUNK_FRAMES, err)) > 0) {
         if (st.pipeline) follow_reload(&st, &frames_fed);
         if (!st.pipeline) break;
         es_pipeline_feed(st.pipeline, samples, (size_t)got);
@@ -534,36 +549,34 @@ static int run_pipeline(source *src, const char *pipe_path, char *why, size_t wh
     log_at(LOG_INFO, "source %s: stream ended: %.2f s of audio, %llu events, %llu ring drops",
            src->config.name, st.time_offset_s + (double)frames_fed / st.input_rate_hz,
            (unsigned long long)st.events, (unsigned long long)st.ring_drops);
-    if (lost_pipeline) snprintf(why, why_size, "the new settings could not be applied");
-    return got < 0 || lost_pipeline ? -1 : 0;
+    if (lost_pipeline)
+        return es_error_set(err, ES_PIPELINE_ERR_STATE, "the new settings could not be applied");
+    return got < 0 ? -EIO : 0;
 }
 
 /* One stream read from the source's fd (left open) through a pump. */
-static int run_stream(source *src, pump *pu, char *why, size_t why_size) {
+static int run_stream(source *src, pump *pu, es_error *err) {
     int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-        snprintf(why, why_size, "pipe: %s", strerror(errno));
-        return -1;
-    }
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0)
+        return es_error_set(err, -errno, "pipe: %s", strerror(errno));
     fcntl(pipe_fds[1], F_SETFL, O_NONBLOCK);
     *pu = (pump){
         .src = src, .in_fd = src->input_fd, .out_fd = pipe_fds[1], .is_fifo = src->input_is_fifo};
     atomic_init(&pu->bytes, 0);
     int rc = pthread_create(&pu->thread, NULL, pump_thread, pu);
     if (rc != 0) {
-        snprintf(why, why_size, "cannot start a thread: %s", strerror(rc));
         close(pipe_fds[0]);
         close(pipe_fds[1]);
-        return -1;
+        return es_error_set(err, -rc, "cannot start a thread: %s", strerror(rc));
     }
     char pipe_path[64];
     snprintf(pipe_path, sizeof pipe_path, "/proc/self/fd/%d", pipe_fds[0]);
-    rc = run_pipeline(src, pipe_path, why, why_size);
+    rc = run_pipeline(src, pipe_path, err);
     /* A FIFO writer whose bytes are no stream is reported now: the pump
      * drops the rest until it closes, which may take a while. */
     if (rc != 0 && pu->is_fifo && atomic_load(&pu->bytes) > 0 && !atomic_load(&src->stopping))
         report_once(src, LOG_WARNING, "%s: a writer sent no WAV stream: %s; its data is dropped",
-                    src->config.target, why);
+                    src->config.target, err->why);
     close(pipe_fds[0]); /* a pump still writing gets EPIPE and drops the rest */
     pthread_join(pu->thread, NULL);
     return rc;
@@ -575,11 +588,11 @@ static int run_stream(source *src, pump *pu, char *why, size_t why_size) {
  * EPIPE), the pump can tell the next writer's hang-up (pump_thread), and a
  * path that now names another FIFO is followed. Returns 0, -1 (it may open
  * later: retry) or -2 (it never will: a directory). */
-static int open_input(source *src, char *why, size_t why_size) {
+static int open_input(source *src, es_error *err) {
     int fd = open(src->config.target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(why, why_size, "%s: %s", src->config.target, strerror(errno));
+        es_error_set(err, -errno, "%s: %s", src->config.target, strerror(errno));
         if (fd >= 0) close(fd);
         if (src->input_fd >= 0) close(src->input_fd);
         src->input_fd = -1;
@@ -588,8 +601,8 @@ static int open_input(source *src, char *why, size_t why_size) {
     /* Said as it is: read through the pump, a directory would only show up
      * as a stream no format matches. */
     if (S_ISDIR(st.st_mode)) {
-        snprintf(why, why_size, "%s: is a directory, not a file or FIFO of audio",
-                 src->config.target);
+        es_error_set(err, -EISDIR, "%s: is a directory, not a file or FIFO of audio",
+                     src->config.target);
         close(fd);
         return -2;
     }
@@ -607,21 +620,21 @@ static int open_input(source *src, char *why, size_t why_size) {
 
 /* A regular file is one stream; a FIFO one stream per writer, read through
  * a fresh fd each (open_input). */
-static run_end run_file(source *src, char *why, size_t why_size) {
+static run_end run_file(source *src, es_error *err) {
     if (src->input_fd < 0) {
-        const int opened = open_input(src, why, why_size);
+        const int opened = open_input(src, err);
         if (opened != 0) return opened == -2 ? RUN_FATAL : RUN_RETRY;
     }
     atomic_store(&src->state, SOURCE_RUNNING);
     atomic_store(&src->attempted, 1);
     pump pu = {.src = src};
-    int rc = run_stream(src, &pu, why, why_size);
+    int rc = run_stream(src, &pu, err);
     if (atomic_load(&src->stopping)) return RUN_STOPPED;
     if (!src->input_is_fifo) return rc == 0 ? RUN_FINISHED : RUN_FATAL;
     if (pu.writer_sent_nothing)
         report_once(src, LOG_WARNING, "%s: a writer opened it and sent nothing",
                     src->config.target);
-    if (open_input(src, why, why_size) != 0) return RUN_RETRY;
+    if (open_input(src, err) != 0) return RUN_RETRY;
     return RUN_AGAIN; /* the next writer, or the replaced FIFO's */
 }
 
@@ -630,47 +643,66 @@ static run_end run_file(source *src, char *why, size_t why_size) {
 #define DEVICE_STALL_MS 3000 /* no audio for this long: the device is gone */
 #define DEVICE_POLL_MS 100
 
-/* [rt] PortAudio's callback thread. */
-static void on_capture(const float *interleaved, size_t frames, int input_overflow, void *user) {
-    stream *st = user;
-    if (input_overflow) es_pipeline_note_input_overflow(st->pipeline);
-    es_pipeline_feed(st->pipeline, interleaved, frames);
-}
-
-/* Captures until the device is lost, the settings change or the source stops. */
-static run_end run_device(source *src, char *why, size_t why_size) {
-    /* Capture never waits: a late engine costs the oldest frames, counted. */
-    stream st = {.src = src, .ring_policy = ES_RING_DROP_OLDEST};
+/* Opens the source's device. PortAudio's device list is from its
+ * initialisation: a device plugged in (or back) since is found only in a
+ * fresh one, which is possible while no other stream is open (capture.h). */
+static int open_device(source *src, es_capture_source **device, es_error *err) {
     es_capture_config cc;
     es_capture_config_default(&cc);
     cc.device = src->config.target;
-    cc.on_audio = on_capture;
-    cc.user = &st;
-    es_capture *capture;
-    es_error cerr = {0};
-    int rc = es_capture_open(&cc, &capture, &cerr);
-    /* PortAudio's device list is from its initialisation: a device plugged
-     * in (or back) since is found only in a fresh one, which is possible
-     * while no other stream is open (capture.h). */
-    if (rc == ES_CAPTURE_ERR_NO_DEVICE && es_capture_refresh_devices(&cerr) == 1) {
-        rc = es_capture_open(&cc, &capture, &cerr);
+    int rc = es_capture_source_open(&cc, device, err);
+    if (rc == ES_CAPTURE_ERR_NO_DEVICE && es_capture_refresh_devices(err) == 1) {
+        rc = es_capture_source_open(&cc, device, err);
         if (rc == 0)
             log_at(LOG_INFO, "source %s: %s appeared in PortAudio's refreshed device list",
                    src->config.name, src->config.target);
     }
+    return rc;
+}
+
+/* Watches a running capture until the device is lost, the settings change
+ * or the source stops. */
+static run_end watch_device(source *src, const stream *st, es_capture *capture, es_error *err) {
+    es_error cerr = {0};
+    while (!wait_for_stop(src, DEVICE_POLL_MS)) {
+        int health = es_capture_check(capture, DEVICE_STALL_MS, &cerr);
+        if (health == ES_CAPTURE_ERR_LOST || health == ES_CAPTURE_ERR_STALLED) {
+            es_error_set(err, health, "%s: %s", src->config.target, cerr.why);
+            return RUN_RETRY;
+        }
+        /* New settings: a fresh stream (device time restarts; events carry
+         * wallclock). */
+        if (atomic_load(&src->svc->engine_generation) != st->generation) return RUN_AGAIN;
+    }
+    return RUN_STOPPED;
+}
+
+/* Captures until the device is lost, the settings change or the source stops. */
+static run_end run_device(source *src, es_error *err) {
+    es_capture_source *device;
+    es_error cerr = {0};
+    int rc = open_device(src, &device, &cerr);
     if (rc != 0) {
-        snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
+        es_error_set(err, rc, "%s: %s", src->config.target, cerr.why);
         return RUN_RETRY;
     }
-    st.input_rate_hz = es_capture_sample_rate(capture);
-    st.input_channels = es_capture_channels(capture);
-    if (stream_start(&st, why, why_size) != 0) {
-        es_capture_close(capture);
+    es_capture *capture = es_capture_source_capture(device);
+    /* Capture never waits: a late engine costs the oldest frames, counted. */
+    es_pipeline_config input;
+    es_pipeline_config_default(&input, ES_PIPELINE_LIVE);
+    es_capture_source_pipeline_input(device, &input);
+    stream st = {.src = src,
+                 .input_rate_hz = input.input_rate_hz,
+                 .input_channels = input.input_channels,
+                 .ring_policy = input.ring_policy};
+    if (stream_start(&st, err) != 0) {
+        es_capture_source_close(device);
         return RUN_FATAL;
     }
-    if (es_capture_start(capture, &cerr) != 0) {
-        snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
-        es_capture_close(capture);
+    rc = es_capture_source_start(device, st.pipeline, &cerr);
+    if (rc != 0) {
+        es_error_set(err, rc, "%s: %s", src->config.target, cerr.why);
+        es_capture_source_close(device);
         stream_finish(&st);
         return RUN_RETRY;
     }
@@ -679,22 +711,8 @@ static run_end run_device(source *src, char *why, size_t why_size) {
     src->last_why[0] = '\0'; /* working: the next failure is news */
     log_at(LOG_INFO, "source %s: capturing from %s (%.0f Hz, %d channels)", src->config.name,
            es_capture_device_name(capture), st.input_rate_hz, st.input_channels);
-    run_end end = RUN_STOPPED;
-    while (!wait_for_stop(src, DEVICE_POLL_MS)) {
-        int health = es_capture_check(capture, DEVICE_STALL_MS, &cerr);
-        if (health == ES_CAPTURE_ERR_LOST || health == ES_CAPTURE_ERR_STALLED) {
-            snprintf(why, why_size, "%s: %s", src->config.target, cerr.why);
-            end = RUN_RETRY;
-            break;
-        }
-        /* New settings: a fresh stream (device time restarts; events carry
-         * wallclock). */
-        if (atomic_load(&src->svc->engine_generation) != st.generation) {
-            end = RUN_AGAIN;
-            break;
-        }
-    }
-    es_capture_close(capture); /* the callback never runs after this */
+    run_end end = watch_device(src, &st, capture, err);
+    es_capture_source_close(device); /* the callback never runs after this */
     stream_finish(&st);
     return end;
 }
@@ -703,12 +721,12 @@ static run_end run_device(source *src, char *why, size_t why_size) {
 
 static void *source_worker(void *arg) {
     source *src = arg;
-    run_end (*run)(source *, char *, size_t) =
+    run_end (*run)(source *, es_error *) =
         src->config.kind == ES_SOURCE_FILE ? run_file : run_device;
     int delay_ms = RETRY_FIRST_MS;
-    char why[320] = "";
+    es_error err = {0};
     while (!atomic_load(&src->stopping)) {
-        run_end end = run(src, why, sizeof why);
+        run_end end = run(src, &err);
         if (end == RUN_STOPPED || atomic_load(&src->stopping)) break;
         int was_running = atomic_load(&src->state) == SOURCE_RUNNING;
         if (end == RUN_AGAIN) continue;
@@ -719,14 +737,14 @@ static void *source_worker(void *arg) {
         }
         if (end == RUN_FATAL) {
             atomic_store(&src->state, SOURCE_FAILED);
-            log_at(LOG_ERR, "source %s: %s", src->config.name, why);
+            log_at(LOG_ERR, "source %s: %s", src->config.name, err.why);
             break;
         }
         /* A source that worked and then failed starts the back-off over. */
         if (was_running) delay_ms = RETRY_FIRST_MS;
         atomic_store(&src->state, SOURCE_RETRYING);
         atomic_store(&src->attempted, 1);
-        report_once(src, LOG_WARNING, "%s; retrying with back-off (at most every %d s)", why,
+        report_once(src, LOG_WARNING, "%s; retrying with back-off (at most every %d s)", err.why,
                     RETRY_MAX_MS / 1000);
         if (wait_for_stop(src, delay_ms)) break;
         delay_ms = delay_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay_ms * 2;
@@ -877,15 +895,15 @@ static void apply_socket_override(const service *svc, es_daemon_config *config) 
 
 /* Loads a new config and its models; logs why and returns -1 when unusable. */
 static int load_fresh(service *svc, es_daemon_config *fresh, engine **e) {
-    es_config_error cerr = {0};
-    if (es_daemon_config_load(svc->config_path, fresh, &cerr) != 0) {
-        log_at(LOG_ERR, "reload refused: %s; keeping the running configuration", cerr.message);
+    es_error err = {0};
+    if (es_daemon_config_load(svc->config_path, fresh, &err) != 0) {
+        log_at(LOG_ERR, "reload refused: %s; keeping the running configuration", err.why);
         return -1;
     }
     apply_socket_override(svc, fresh);
-    char why[320];
-    if (engine_load(fresh, e, why, sizeof why) != 0) {
-        log_at(LOG_ERR, "reload refused: %s; keeping the running configuration and models", why);
+    if (engine_load(fresh, e, &err) != 0) {
+        log_at(LOG_ERR, "reload refused: %s; keeping the running configuration and models",
+               err.why);
         return -1;
     }
     return 0;
@@ -1229,9 +1247,9 @@ static int open_mqtt(service *svc) {
     mc.on_log = log_line;
     log_at(LOG_INFO, "mqtt: publishing events to %s:%d as %s/%s/SOURCE/TYPE (QoS 1, queue %d)",
            c->host, c->port, c->topic_prefix, node, c->queue_events);
-    char why[300];
-    if (es_mqtt_create(&mc, &svc->mqtt, why, sizeof why) != 0) {
-        log_at(LOG_ERR, "[mqtt] %s", why);
+    es_error err = {0};
+    if (es_mqtt_create(&mc, &svc->mqtt, &err) != 0) {
+        log_at(LOG_ERR, "[mqtt] %s", err.why);
         return -1;
     }
     return 0;
@@ -1253,44 +1271,45 @@ static int open_outputs(service *svc) {
     return 0;
 }
 
-/* The config, its event socket's settings and its models: everything
- * start-up refuses, so that --check-config (which runs this too) passes
- * only what the service will take. On failure, why in `why`. */
-static int load_config(service *svc, int check_only, char *why, size_t why_size) {
-    es_config_error cerr = {0};
-    if (es_daemon_config_load(svc->config_path, &svc->config, &cerr) != 0) {
-        snprintf(why, why_size, "%s", cerr.message);
-        return -1;
-    }
-    apply_socket_override(svc, &svc->config);
+/* [events] as --check-config sees it: a socket folder under /run/earshot
+ * is made by the units' RuntimeDirectory= as the service starts, so a
+ * check run before that is told so (a note), not refused. */
+static int check_events(service *svc, const es_service_options *options, es_error *err) {
     es_event_hub_config hc;
     hub_config_from(&svc->config.events, &hc);
     es_error herr = {0};
-    /* The units' RuntimeDirectory= makes /run/earshot as the service
-     * starts: a check run before that is told so, not refused. */
+    if (es_event_hub_check_config(&hc, &herr) == 0) return 0;
     int made_by_systemd = strncmp(hc.socket_path, "/run/earshot/", 13) == 0;
-    if (es_event_hub_check_config(&hc, &herr) != 0) {
-        if (!check_only || !made_by_systemd || herr.code != ENOENT) {
-            snprintf(why, why_size, "%s: [events] %s", svc->config_path, herr.why);
-            return -1;
-        }
-        printf("note: %s; systemd creates /run/earshot (RuntimeDirectory=) when the service "
-               "starts; started by hand, the daemon needs it to exist\n",
-               herr.why);
+    if (!options->check_only || !made_by_systemd || herr.code != ENOENT)
+        return es_error_set(err, -EINVAL, "%s: [events] %s", svc->config_path, herr.why);
+    if (options->on_note) {
+        char note[sizeof herr.why + 160];
+        snprintf(note, sizeof note,
+                 "%s; systemd creates /run/earshot (RuntimeDirectory=) when the service "
+                 "starts; started by hand, the daemon needs it to exist",
+                 herr.why);
+        options->on_note(note, options->note_user);
     }
-    char host[256], uri_why[300];
+    return 0;
+}
+
+/* The config, its event socket's settings and its models: everything
+ * start-up refuses, so that --check-config (which runs this too) passes
+ * only what the service will take. */
+static int load_config(service *svc, const es_service_options *options, es_error *err) {
+    int rc = es_daemon_config_load(svc->config_path, &svc->config, err);
+    if (rc != 0) return rc;
+    apply_socket_override(svc, &svc->config);
+    rc = check_events(svc, options, err);
+    if (rc != 0) return rc;
+    char host[256];
     int port;
+    es_error inner = {0};
     if (svc->config.wyoming.uri[0] &&
-        es_wyoming_parse_uri(svc->config.wyoming.uri, host, sizeof host, &port, uri_why,
-                             sizeof uri_why) != 0) {
-        snprintf(why, why_size, "%s: [wyoming] uri %s", svc->config_path, uri_why);
-        return -1;
-    }
-    char model_why[320];
-    if (engine_load(&svc->config, &svc->engine, model_why, sizeof model_why) != 0) {
-        snprintf(why, why_size, "%s: %s", svc->config_path, model_why);
-        return -1;
-    }
+        (rc = es_wyoming_parse_uri(svc->config.wyoming.uri, host, sizeof host, &port, &inner)) != 0)
+        return es_error_set(err, rc, "%s: [wyoming] uri %s", svc->config_path, inner.why);
+    rc = engine_load(&svc->config, &svc->engine, &inner);
+    if (rc != 0) return es_error_set(err, rc, "%s: %s", svc->config_path, inner.why);
     return 0;
 }
 
@@ -1301,10 +1320,10 @@ int es_service_load(const es_service_options *options, es_service **out, es_erro
     if (!svc) return es_error_set(err, -ENOMEM, "out of memory");
     svc->config_path = options->config_path;
     svc->socket_override = options->socket_override;
-    char why[700];
-    if (load_config(svc, options->check_only, why, sizeof why) != 0) {
+    int rc = load_config(svc, options, err);
+    if (rc != 0) {
         free(svc);
-        return es_error_set(err, -EINVAL, "%s", why);
+        return rc;
     }
     *out = svc;
     return 0;

@@ -10,6 +10,12 @@
  * stop. Under systemd it reports READY, STATUS and WATCHDOG (notify.h). The
  * service logs to stderr with sd-daemon priority prefixes; it prints nothing
  * else but events.
+ *
+ * The room daemon/service: its public headers are this one, config.h (the
+ * config file's format; --check-config's options) and wyoming.h (the
+ * Wyoming server, also served alone by `earshot wyoming`). Private to the
+ * room (its own .c files and their tests): event_socket.h, mqtt.h,
+ * notify.h, wyoming_json.h.
  */
 #ifndef ES_SERVICE_H
 #define ES_SERVICE_H
@@ -20,7 +26,11 @@ typedef struct es_service_options {
     const char *config_path;     /* required; borrowed for the service's life */
     const char *socket_override; /* NULL, or an absolute path replacing [events] socket */
     int check_only;              /* load and validate only (a socket folder that systemd
-                                    makes is noted on stdout, not refused) */
+                                    makes is noted through on_note, not refused) */
+    /* A remark about the config that is no error (check_only), one sentence
+     * without "note: " or newline; NULL: not told. Called from es_service_load. */
+    void (*on_note)(const char *note, void *user);
+    void *note_user;
 } es_service_options;
 
 typedef struct es_service es_service;

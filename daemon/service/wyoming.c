@@ -129,26 +129,19 @@ void es_wyoming_config_default(es_wyoming_config *config) {
     config->language = "en";
 }
 
-int es_wyoming_parse_uri(const char *uri, char *host, size_t host_size, int *port, char *why,
-                         size_t why_size) {
+int es_wyoming_parse_uri(const char *uri, char *host, size_t host_size, int *port, es_error *err) {
     static const char scheme[] = "tcp://";
-    if (strncmp(uri, scheme, sizeof scheme - 1) != 0) {
-        snprintf(why, why_size, "'%s': only tcp://HOST:PORT is supported", uri);
-        return -1;
-    }
+    if (strncmp(uri, scheme, sizeof scheme - 1) != 0)
+        return es_error_set(err, -EINVAL, "'%s': only tcp://HOST:PORT is supported", uri);
     const char *rest = uri + sizeof scheme - 1;
     const char *colon = strrchr(rest, ':');
-    if (!colon || colon == rest || (size_t)(colon - rest) >= host_size) {
-        snprintf(why, why_size, "'%s': expected tcp://HOST:PORT", uri);
-        return -1;
-    }
+    if (!colon || colon == rest || (size_t)(colon - rest) >= host_size)
+        return es_error_set(err, -EINVAL, "'%s': expected tcp://HOST:PORT", uri);
     char *end;
     errno = 0;
     long p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || errno || p < 0 || p > 65535) {
-        snprintf(why, why_size, "'%s': the port must be a number from 0 to 65535", uri);
-        return -1;
-    }
+    if (colon[1] == '\0' || *end != '\0' || errno || p < 0 || p > 65535)
+        return es_error_set(err, -EINVAL, "'%s': the port must be a number from 0 to 65535", uri);
     memcpy(host, rest, (size_t)(colon - rest));
     host[colon - rest] = '\0';
     *port = (int)p;
@@ -786,36 +779,29 @@ static int check_config(const es_wyoming_config *c, es_error *err) {
     else if (c->max_header_bytes < 256 || c->max_data_bytes < 256 || c->max_payload_bytes < 256)
         why = "header, data and payload limits must be at least 256 bytes";
     if (!why) return 0;
-    err->code = 0;
-    snprintf(err->why, sizeof err->why, "%s", why);
-    return -1;
+    return es_error_set(err, -EINVAL, "%s", why);
 }
 
 static int listen_on(es_wyoming_server *s, const char *uri, es_error *err) {
     char host[256], port_text[16];
     int port;
-    if (es_wyoming_parse_uri(uri ? uri : ES_WYOMING_DEFAULT_URI, host, sizeof host, &port, err->why,
-                             sizeof err->why) != 0)
-        return err->code = EINVAL, -1;
+    int rc =
+        es_wyoming_parse_uri(uri ? uri : ES_WYOMING_DEFAULT_URI, host, sizeof host, &port, err);
+    if (rc != 0) return rc;
     snprintf(port_text, sizeof port_text, "%d", port);
     struct addrinfo hints = {
         .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *found = NULL;
     int gai = getaddrinfo(host, port_text, &hints, &found);
-    if (gai != 0) {
-        err->code = EINVAL;
-        snprintf(err->why, sizeof err->why, "%s: %s", uri, gai_strerror(gai));
-        return -1;
-    }
+    if (gai != 0) return es_error_set(err, -EINVAL, "%s: %s", uri, gai_strerror(gai));
     s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (s->listen_fd >= 0) setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (s->listen_fd < 0 || bind(s->listen_fd, found->ai_addr, found->ai_addrlen) != 0 ||
         listen(s->listen_fd, 64) != 0) {
-        err->code = errno;
-        snprintf(err->why, sizeof err->why, "%s: %s", uri, strerror(errno));
+        int e = errno;
         freeaddrinfo(found);
-        return -1;
+        return es_error_set(err, -e, "%s: %s", uri, strerror(e));
     }
     freeaddrinfo(found);
     struct sockaddr_in bound;
@@ -828,13 +814,10 @@ static int listen_on(es_wyoming_server *s, const char *uri, es_error *err) {
 int es_wyoming_server_create(const es_wyoming_config *config, es_wyoming_server **out,
                              es_error *err) {
     *out = NULL;
-    if (check_config(config, err) != 0) return -1;
+    int rc = check_config(config, err);
+    if (rc != 0) return rc;
     es_wyoming_server *s = calloc(1, sizeof *s);
-    if (!s) {
-        err->code = ENOMEM;
-        snprintf(err->why, sizeof err->why, "out of memory");
-        return -1;
-    }
+    if (!s) return es_error_set(err, -ENOMEM, "out of memory");
     s->config = *config;
     snprintf(s->version, sizeof s->version, "%s", config->version ? config->version : "unknown");
     snprintf(s->language, sizeof s->language, "%s", config->language ? config->language : "en");
@@ -842,19 +825,18 @@ int es_wyoming_server_create(const es_wyoming_config *config, es_wyoming_server 
     s->listen_fd = -1;
     s->stop_fd = eventfd(0, EFD_CLOEXEC);
     pthread_mutex_init(&s->lock, NULL);
-    int failed = s->stop_fd < 0 || listen_on(s, config->uri, err) != 0;
-    if (!failed && pthread_create(&s->acceptor, NULL, acceptor_thread, s) != 0) {
-        err->code = EAGAIN;
-        snprintf(err->why, sizeof err->why, "cannot start a thread");
-        failed = 1;
-    }
-    if (failed) {
-        if (s->stop_fd < 0) snprintf(err->why, sizeof err->why, "eventfd: %s", strerror(errno));
+    if (s->stop_fd < 0)
+        rc = es_error_set(err, -errno, "eventfd: %s", strerror(errno));
+    else
+        rc = listen_on(s, config->uri, err);
+    if (rc == 0 && pthread_create(&s->acceptor, NULL, acceptor_thread, s) != 0)
+        rc = es_error_set(err, -EAGAIN, "cannot start a thread");
+    if (rc != 0) {
         if (s->listen_fd >= 0) close(s->listen_fd);
         if (s->stop_fd >= 0) close(s->stop_fd);
         pthread_mutex_destroy(&s->lock);
         free(s);
-        return -1;
+        return rc;
     }
     *out = s;
     return 0;

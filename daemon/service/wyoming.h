@@ -82,9 +82,8 @@ typedef struct es_wyoming_config {
 void es_wyoming_config_default(es_wyoming_config *config);
 
 /* Splits "tcp://HOST:PORT" (HOST at most host_size - 1 bytes, PORT 0..65535).
- * 0, or -1 with why. */
-int es_wyoming_parse_uri(const char *uri, char *host, size_t host_size, int *port, char *why,
-                         size_t why_size);
+ * 0, or -EINVAL with the reason in `err`. */
+int es_wyoming_parse_uri(const char *uri, char *host, size_t host_size, int *port, es_error *err);
 
 typedef struct es_wyoming_server es_wyoming_server;
 

@@ -8,6 +8,8 @@
  * numbers or strings when they need them.
  *
  * Every call is a pure function of its input; nothing here prints.
+ *
+ * Private to daemon/service (wyoming.c and its tests).
  */
 #ifndef ES_WYOMING_JSON_H
 #define ES_WYOMING_JSON_H

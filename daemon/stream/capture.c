@@ -5,7 +5,6 @@
 
 #include <portaudio.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,20 +51,6 @@ struct es_capture {
     int64_t progress_ns;
 };
 
-static int fail(es_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(es_error *err, int code, const char *fmt, ...) {
-    if (err) {
-        err->code = code;
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(err->why, sizeof err->why, fmt, args);
-        va_end(args);
-    }
-    return code;
-}
-
 static int64_t monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -78,8 +63,8 @@ int es_capture_init(es_error *err) {
     if (pa == paNoError) initialised++;
     pthread_mutex_unlock(&pa_lock);
     if (pa != paNoError)
-        return fail(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot initialise PortAudio: %s",
-                    Pa_GetErrorText(pa));
+        return es_error_set(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot initialise PortAudio: %s",
+                            Pa_GetErrorText(pa));
     return ES_CAPTURE_OK;
 }
 
@@ -104,8 +89,8 @@ int es_capture_refresh_devices(es_error *err) {
             rc = 1;
         } else {
             initialised = 0;
-            rc = fail(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot initialise PortAudio again: %s",
-                      Pa_GetErrorText(pa));
+            rc = es_error_set(err, ES_CAPTURE_ERR_PORTAUDIO,
+                              "cannot initialise PortAudio again: %s", Pa_GetErrorText(pa));
         }
     }
     pthread_mutex_unlock(&pa_lock);
@@ -162,12 +147,12 @@ static int find_by_name(const char *spec, int *index, es_error *err) {
         return ES_CAPTURE_OK;
     }
     if (substring_matches > 1)
-        return fail(err, ES_CAPTURE_ERR_NO_DEVICE,
-                    "'%s' matches %d input devices; give the full name or the index "
-                    "(see earshot devices)",
-                    spec, substring_matches);
-    return fail(err, ES_CAPTURE_ERR_NO_DEVICE, "no input device named '%s' (see earshot devices)",
-                spec);
+        return es_error_set(err, ES_CAPTURE_ERR_NO_DEVICE,
+                            "'%s' matches %d input devices; give the full name or the index "
+                            "(see earshot devices)",
+                            spec, substring_matches);
+    return es_error_set(err, ES_CAPTURE_ERR_NO_DEVICE,
+                        "no input device named '%s' (see earshot devices)", spec);
 }
 
 int es_capture_find_device(const char *spec, int *index, es_error *err) {
@@ -176,7 +161,7 @@ int es_capture_find_device(const char *spec, int *index, es_error *err) {
         if (spec && find_by_name(spec, index, NULL) == ES_CAPTURE_OK) return ES_CAPTURE_OK;
         *index = Pa_GetDefaultInputDevice();
         if (*index == paNoDevice)
-            return fail(err, ES_CAPTURE_ERR_NO_DEVICE, "there is no default input device");
+            return es_error_set(err, ES_CAPTURE_ERR_NO_DEVICE, "there is no default input device");
         return ES_CAPTURE_OK;
     }
     int wanted;
@@ -184,11 +169,11 @@ int es_capture_find_device(const char *spec, int *index, es_error *err) {
         es_capture_device d;
         int rc = es_capture_device_get(wanted, &d);
         if (rc < 0)
-            return fail(err, ES_CAPTURE_ERR_NO_DEVICE,
-                        "no device with index %s (see earshot devices)", spec);
+            return es_error_set(err, ES_CAPTURE_ERR_NO_DEVICE,
+                                "no device with index %s (see earshot devices)", spec);
         if (rc == 0)
-            return fail(err, ES_CAPTURE_ERR_NO_DEVICE, "device %s (%s) has no inputs", spec,
-                        d.name);
+            return es_error_set(err, ES_CAPTURE_ERR_NO_DEVICE, "device %s (%s) has no inputs", spec,
+                                d.name);
         *index = wanted;
         return ES_CAPTURE_OK;
     }
@@ -267,21 +252,25 @@ static int choose_format(const es_capture_config *config, const es_capture_devic
         }
     }
     if (config->sample_rate_hz > 0 || config->channels > 0)
-        return fail(err, ES_CAPTURE_ERR_FORMAT,
-                    "%s cannot capture float samples at %.0f Hz with %d channel(s)", d->name,
-                    config->sample_rate_hz > 0 ? config->sample_rate_hz : d->default_rate_hz,
-                    config->channels > 0 ? config->channels : preferred);
-    return fail(err, ES_CAPTURE_ERR_FORMAT, "%s supports no float format earshot can use", d->name);
+        return es_error_set(
+            err, ES_CAPTURE_ERR_FORMAT,
+            "%s cannot capture float samples at %.0f Hz with %d channel(s)", d->name,
+            config->sample_rate_hz > 0 ? config->sample_rate_hz : d->default_rate_hz,
+            config->channels > 0 ? config->channels : preferred);
+    return es_error_set(err, ES_CAPTURE_ERR_FORMAT, "%s supports no float format earshot can use",
+                        d->name);
 }
 
 static int open_locked(const es_capture_config *config, es_capture **out, es_error *err);
 
 int es_capture_open(const es_capture_config *config, es_capture **out, es_error *err) {
     *out = NULL;
-    if (!config->on_audio) return fail(err, ES_CAPTURE_ERR_FORMAT, "no audio callback given");
+    if (!config->on_audio)
+        return es_error_set(err, ES_CAPTURE_ERR_FORMAT, "no audio callback given");
     pthread_mutex_lock(&pa_lock);
-    int rc = initialised > 0 ? open_locked(config, out, err)
-                             : fail(err, ES_CAPTURE_ERR_PORTAUDIO, "PortAudio is not initialised");
+    int rc = initialised > 0
+                 ? open_locked(config, out, err)
+                 : es_error_set(err, ES_CAPTURE_ERR_PORTAUDIO, "PortAudio is not initialised");
     pthread_mutex_unlock(&pa_lock);
     return rc;
 }
@@ -294,7 +283,7 @@ static int open_locked(const es_capture_config *config, es_capture **out, es_err
     if (rc != ES_CAPTURE_OK) return rc;
     es_capture_device d;
     if (es_capture_device_get(index, &d) < 0)
-        return fail(err, ES_CAPTURE_ERR_NO_DEVICE, "no device with index %d", index);
+        return es_error_set(err, ES_CAPTURE_ERR_NO_DEVICE, "no device with index %d", index);
     PaTime latency_s = config->latency_s > 0 ? config->latency_s : d.default_low_latency_s;
     double rate = 0.0;
     int channels = 0;
@@ -302,7 +291,7 @@ static int open_locked(const es_capture_config *config, es_capture **out, es_err
     if (rc != ES_CAPTURE_OK) return rc;
 
     es_capture *c = calloc(1, sizeof *c);
-    if (!c) return fail(err, ES_CAPTURE_ERR_NOMEM, "out of memory");
+    if (!c) return es_error_set(err, ES_CAPTURE_ERR_NOMEM, "out of memory");
     c->on_audio = config->on_audio;
     c->user = config->user;
     c->max_frames = config->max_seconds > 0 ? (uint64_t)(config->max_seconds * rate + 0.5) : 0;
@@ -331,8 +320,8 @@ static int open_locked(const es_capture_config *config, es_capture **out, es_err
     if (pa == paNoError) open_streams++;
     if (pa == paNoError) pa = Pa_SetStreamFinishedCallback(c->stream, stream_finished);
     if (pa != paNoError) {
-        fail(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot open %s at %.0f Hz, %d channel(s): %s", d.name,
-             rate, channels, Pa_GetErrorText(pa));
+        es_error_set(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot open %s at %.0f Hz, %d channel(s): %s",
+                     d.name, rate, channels, Pa_GetErrorText(pa));
         close_locked(c);
         return ES_CAPTURE_ERR_PORTAUDIO;
     }
@@ -345,8 +334,8 @@ int es_capture_start(es_capture *c, es_error *err) {
     c->progress_ns = monotonic_ns();
     PaError pa = Pa_StartStream(c->stream);
     if (pa != paNoError)
-        return fail(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot start %s: %s", c->device_name,
-                    Pa_GetErrorText(pa));
+        return es_error_set(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot start %s: %s", c->device_name,
+                            Pa_GetErrorText(pa));
     c->running = 1;
     return ES_CAPTURE_OK;
 }
@@ -399,13 +388,13 @@ void es_capture_close(es_capture *c) {
 
 static int lose(es_capture *c, es_error *err, int code, const char *why) {
     c->lost = 1;
-    return fail(err, code, "%s %s", c->device_name, why);
+    return es_error_set(err, code, "%s %s", c->device_name, why);
 }
 
 int es_capture_check(es_capture *c, int stall_timeout_ms, es_error *err) {
     uint64_t frames = atomic_load_explicit(&c->frames, memory_order_acquire);
     if (c->max_frames && frames >= c->max_frames) return ES_CAPTURE_FINISHED;
-    if (c->lost) return fail(err, ES_CAPTURE_ERR_LOST, "%s is gone", c->device_name);
+    if (c->lost) return es_error_set(err, ES_CAPTURE_ERR_LOST, "%s is gone", c->device_name);
     if (!c->running) return ES_CAPTURE_OK;
     PaError active = Pa_IsStreamActive(c->stream);
     if (active < 0) return lose(c, err, ES_CAPTURE_ERR_LOST, Pa_GetErrorText(active));

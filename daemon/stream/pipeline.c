@@ -76,20 +76,6 @@ struct es_pipeline {
     atomic_uint_fast64_t latency_max_ns;
 };
 
-static int fail(es_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(es_error *err, int code, const char *fmt, ...) {
-    if (err) {
-        err->code = code;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->why, sizeof err->why, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static int fail_about(es_error *err, int code, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -104,9 +90,10 @@ static int fail_about(es_error *err, int code, const char *what, const char *fmt
     va_end(ap);
     const size_t what_len = strlen(what), why_len = strlen(why), size = sizeof err->why;
     const size_t room = size - 1 > why_len + 2 ? size - 1 - why_len - 2 : 0; /* for WHAT */
-    if (what_len <= room || room < 16) return fail(err, code, "%s: %s", what, why);
+    if (what_len <= room || room < 16) return es_error_set(err, code, "%s: %s", what, why);
     const int head = (int)(room - 3) / 2, tail = (int)(room - 3) - head;
-    return fail(err, code, "%.*s...%s: %s", head, what, what + what_len - (size_t)tail, why);
+    return es_error_set(err, code, "%.*s...%s: %s", head, what, what + what_len - (size_t)tail,
+                        why);
 }
 
 const char *es_pipeline_strerror(int code) {
@@ -192,8 +179,8 @@ int es_pipeline_load_model(const char *path, const char *builtin_name,
         size_t size = 0;
         const unsigned char *bytes = builtin_name ? es_builtin_model(builtin_name, &size) : NULL;
         if (!bytes)
-            return fail(err, ES_PIPELINE_ERR_MODEL, "no built-in model named \"%s\"",
-                        builtin_name ? builtin_name : "(none)");
+            return es_error_set(err, ES_PIPELINE_ERR_MODEL, "no built-in model named \"%s\"",
+                                builtin_name ? builtin_name : "(none)");
         rc = es_model_load_memory(bytes, size, &m, &rnn_err);
         snprintf(builtin_what, sizeof builtin_what, "built-in %s model", builtin_name);
     } else {
@@ -261,26 +248,27 @@ void es_pipeline_config_default(es_pipeline_config *config, es_pipeline_mode mod
 
 static int check_config(const es_pipeline_config *c, es_error *err) {
     if (c->mode != ES_PIPELINE_OFFLINE && c->mode != ES_PIPELINE_LIVE)
-        return fail(err, ES_PIPELINE_ERR_CONFIG, "unknown pipeline mode %d", (int)c->mode);
+        return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "unknown pipeline mode %d", (int)c->mode);
     if (!(c->input_rate_hz >= MIN_INPUT_RATE_HZ && c->input_rate_hz <= MAX_INPUT_RATE_HZ))
-        return fail(err, ES_PIPELINE_ERR_CONFIG,
-                    "sample rate %.0f Hz is outside the supported %.0f-%.0f Hz", c->input_rate_hz,
-                    MIN_INPUT_RATE_HZ, MAX_INPUT_RATE_HZ);
+        return es_error_set(err, ES_PIPELINE_ERR_CONFIG,
+                            "sample rate %.0f Hz is outside the supported %.0f-%.0f Hz",
+                            c->input_rate_hz, MIN_INPUT_RATE_HZ, MAX_INPUT_RATE_HZ);
     if (c->input_channels < 1 || c->input_channels > MAX_INPUT_CHANNELS)
-        return fail(err, ES_PIPELINE_ERR_CONFIG, "%d channels is outside the supported 1-%d",
-                    c->input_channels, MAX_INPUT_CHANNELS);
+        return es_error_set(err, ES_PIPELINE_ERR_CONFIG,
+                            "%d channels is outside the supported 1-%d", c->input_channels,
+                            MAX_INPUT_CHANNELS);
     if (c->max_input_frames == 0)
-        return fail(err, ES_PIPELINE_ERR_CONFIG, "max_input_frames must be at least 1");
+        return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "max_input_frames must be at least 1");
     if (c->mode == ES_PIPELINE_LIVE && c->ring_capacity_frames < 2)
-        return fail(err, ES_PIPELINE_ERR_CONFIG, "ring capacity must be at least 2 frames");
-    if (!c->vad_model) return fail(err, ES_PIPELINE_ERR_CONFIG, "a VAD model is required");
+        return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "ring capacity must be at least 2 frames");
+    if (!c->vad_model) return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "a VAD model is required");
     if (c->kws_model_count < 0 || c->kws_model_count > ES_PIPELINE_MAX_KWS_MODELS)
-        return fail(err, ES_PIPELINE_ERR_CONFIG, "%d keyword models (at most %d)",
-                    c->kws_model_count, ES_PIPELINE_MAX_KWS_MODELS);
+        return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "%d keyword models (at most %d)",
+                            c->kws_model_count, ES_PIPELINE_MAX_KWS_MODELS);
     const char *why = es_vad_config_check(&c->vad);
-    if (why) return fail(err, ES_PIPELINE_ERR_CONFIG, "%s", why);
+    if (why) return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "%s", why);
     why = es_kws_config_check(&c->kws);
-    if (why) return fail(err, ES_PIPELINE_ERR_CONFIG, "%s", why);
+    if (why) return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "%s", why);
     return ES_PIPELINE_OK;
 }
 
@@ -290,19 +278,20 @@ static int create_input_stages(es_pipeline *p, es_error *err) {
     const es_pipeline_config *c = &p->config;
     int rc = es_frontend_create(&c->frontend, &p->frontend);
     if (rc != ES_DSP_OK)
-        return fail(err, ES_PIPELINE_ERR_DSP, "front end: %s", es_dsp_strerror(rc));
+        return es_error_set(err, ES_PIPELINE_ERR_DSP, "front end: %s", es_dsp_strerror(rc));
     p->cleaned = malloc(c->max_input_frames * (size_t)c->input_channels * sizeof *p->cleaned);
-    if (!p->cleaned) return fail(err, ES_PIPELINE_ERR_NOMEM, "input buffer: out of memory");
+    if (!p->cleaned) return es_error_set(err, ES_PIPELINE_ERR_NOMEM, "input buffer: out of memory");
     if (c->input_channels == 1 && c->input_rate_hz == (double)c->frontend.sample_rate_hz)
         return ES_PIPELINE_OK;
     rc = es_resampler_create(c->input_rate_hz, c->input_channels, c->frontend.sample_rate_hz,
                              c->max_input_frames, &p->resampler);
     if (rc != ES_DSP_OK)
-        return fail(err, ES_PIPELINE_ERR_DSP, "resampler from %.0f Hz, %d channels: %s",
-                    c->input_rate_hz, c->input_channels, es_dsp_strerror(rc));
+        return es_error_set(err, ES_PIPELINE_ERR_DSP, "resampler from %.0f Hz, %d channels: %s",
+                            c->input_rate_hz, c->input_channels, es_dsp_strerror(rc));
     p->resampled_capacity = es_resampler_output_bound(p->resampler, c->max_input_frames);
     p->resampled = malloc(p->resampled_capacity * sizeof *p->resampled);
-    if (!p->resampled) return fail(err, ES_PIPELINE_ERR_NOMEM, "resampler buffer: out of memory");
+    if (!p->resampled)
+        return es_error_set(err, ES_PIPELINE_ERR_NOMEM, "resampler buffer: out of memory");
     return ES_PIPELINE_OK;
 }
 
@@ -310,13 +299,13 @@ static int create_ring(es_pipeline *p, es_error *err) {
     if (p->config.mode != ES_PIPELINE_LIVE) return ES_PIPELINE_OK;
     int rc = es_ring_create(p->config.ring_capacity_frames, &p->ring);
     if (rc != ES_DSP_OK)
-        return fail(err, ES_PIPELINE_ERR_DSP, "frame ring: %s", es_dsp_strerror(rc));
+        return es_error_set(err, ES_PIPELINE_ERR_DSP, "frame ring: %s", es_dsp_strerror(rc));
     /* One arrival time per ring slot: a slot is reused only once its frame
      * left the ring, so the time read for a popped frame is its own. */
     size_t slots = es_ring_capacity(p->ring);
     p->fed_at_mask = slots - 1;
     p->fed_at_ns = calloc(slots, sizeof *p->fed_at_ns);
-    if (!p->fed_at_ns) return fail(err, ES_PIPELINE_ERR_NOMEM, "frame ring: out of memory");
+    if (!p->fed_at_ns) return es_error_set(err, ES_PIPELINE_ERR_NOMEM, "frame ring: out of memory");
     return ES_PIPELINE_OK;
 }
 
@@ -326,18 +315,18 @@ static int create_vad(es_pipeline *p, es_error *err) {
     if (rc != ES_PIPELINE_OK) return rc;
     p->vad_speech_output = find_speech_output(c->vad_model);
     if (p->vad_speech_output < 0)
-        return fail(err, ES_PIPELINE_ERR_MODEL,
-                    "vad model: %d outputs and none is labelled \"speech\"",
-                    es_model_output_size(c->vad_model));
+        return es_error_set(err, ES_PIPELINE_ERR_MODEL,
+                            "vad model: %d outputs and none is labelled \"speech\"",
+                            es_model_output_size(c->vad_model));
     p->block_features = malloc(MODEL_BLOCK_FRAMES * (size_t)c->frontend.mel_bands * sizeof(float));
     p->vad_outputs =
         malloc(MODEL_BLOCK_FRAMES * (size_t)es_model_output_size(c->vad_model) * sizeof(float));
     if (!p->block_features || !p->vad_outputs ||
         es_state_create(c->vad_model, &p->vad_state) != ES_RNN_OK)
-        return fail(err, ES_PIPELINE_ERR_NOMEM, "vad model state: out of memory");
+        return es_error_set(err, ES_PIPELINE_ERR_NOMEM, "vad model state: out of memory");
     if (es_vad_detector_create(&c->vad, c->frontend.sample_rate_hz, c->frontend.hop_samples,
                                &p->vad) != 0)
-        return fail(err, ES_PIPELINE_ERR_CONFIG, "vad detector: cannot be created");
+        return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "vad detector: cannot be created");
     return ES_PIPELINE_OK;
 }
 
@@ -378,7 +367,7 @@ static int create_kws(es_pipeline *p, es_error *err) {
         const es_model *m = c->kws_models[k];
         char what[32];
         snprintf(what, sizeof what, "keyword model %d", k + 1);
-        if (!m) return fail(err, ES_PIPELINE_ERR_CONFIG, "%s is missing", what);
+        if (!m) return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "%s is missing", what);
         int rc = check_model(m, &c->frontend, what, err);
         if (rc == ES_PIPELINE_OK) rc = es_pipeline_check_keyword_model(m, what, err);
         if (rc != ES_PIPELINE_OK) return rc;
@@ -388,7 +377,7 @@ static int create_kws(es_pipeline *p, es_error *err) {
     p->keyword_output = calloc((size_t)columns + 1, sizeof *p->keyword_output);
     p->keyword_posteriors = calloc((size_t)columns + 1, sizeof *p->keyword_posteriors);
     if (!p->keyword_model || !p->keyword_output || !p->keyword_posteriors)
-        return fail(err, ES_PIPELINE_ERR_NOMEM, "keyword columns: out of memory");
+        return es_error_set(err, ES_PIPELINE_ERR_NOMEM, "keyword columns: out of memory");
 
     for (int k = 0; k < c->kws_model_count; k++) {
         const es_model *m = c->kws_models[k];
@@ -405,14 +394,14 @@ static int create_kws(es_pipeline *p, es_error *err) {
         if (!p->kws_outputs[k] || es_state_create(m, &p->kws_states[k]) != ES_RNN_OK) {
             free(p->kws_outputs[k]);
             p->kws_outputs[k] = NULL;
-            return fail(err, ES_PIPELINE_ERR_NOMEM, "keyword model state: out of memory");
+            return es_error_set(err, ES_PIPELINE_ERR_NOMEM, "keyword model state: out of memory");
         }
         es_kws_config kws = c->kws;
         add_model_settings(m, &kws);
         if (es_kws_detector_create(&kws, outputs, labels, c->frontend.sample_rate_hz,
                                    c->frontend.hop_samples, &p->kws_detectors[k]) != 0)
-            return fail(err, ES_PIPELINE_ERR_CONFIG,
-                        "keyword detector for model %d: cannot be created", k + 1);
+            return es_error_set(err, ES_PIPELINE_ERR_CONFIG,
+                                "keyword detector for model %d: cannot be created", k + 1);
         p->kws_model_count = k + 1;
     }
     return ES_PIPELINE_OK;
@@ -427,14 +416,14 @@ int es_pipeline_create(const es_pipeline_config *config, es_pipeline **out, es_e
     int rc = check_config(config, err);
     if (rc != ES_PIPELINE_OK) return rc;
     es_pipeline *p = calloc(1, sizeof *p);
-    if (!p) return fail(err, ES_PIPELINE_ERR_NOMEM, "pipeline: out of memory");
+    if (!p) return es_error_set(err, ES_PIPELINE_ERR_NOMEM, "pipeline: out of memory");
     p->config = *config;
     const char *source = config->source ? config->source : "";
     size_t source_len = strlen(source);
     p->source = malloc(source_len + 1);
     if (!p->source) {
         free(p);
-        return fail(err, ES_PIPELINE_ERR_NOMEM, "pipeline: out of memory");
+        return es_error_set(err, ES_PIPELINE_ERR_NOMEM, "pipeline: out of memory");
     }
     memcpy(p->source, source, source_len + 1);
     p->config.source = p->source;

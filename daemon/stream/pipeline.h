@@ -36,6 +36,14 @@
  * pipelines may share one es_model.
  *
  * Errors are returned with a reason (es_error); nothing here prints.
+ *
+ * The room daemon/stream is this pipeline and what a stream needs around it;
+ * its headers are all public (the service and the command line use them):
+ *   pipeline.h        samples -> events, offline or live (this file)
+ *   audio_file.h      a file or stdin as a source of samples
+ *   capture.h         a PortAudio input device
+ *   capture_source.h  a capture device feeding a live pipeline ([rt] callback)
+ *   sink.h            events and posteriors written as jsonl, rttm, audacity, frames
  */
 #ifndef ES_PIPELINE_H
 #define ES_PIPELINE_H

@@ -22,11 +22,16 @@ static int count_lines(const uint8_t *data, size_t size) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     es_daemon_config config;
-    es_config_error err = {0};
+    es_error err = {0};
     int rc = es_daemon_config_parse((const char *)data, size, "fuzz.conf", &config, &err);
     if (rc != 0) {
-        if (strncmp(err.message, "fuzz.conf:", 10) != 0) abort();
-        if (err.line < 0 || err.line > count_lines(data, size)) abort();
+        if (rc != ES_CONFIG_ERR || err.code != ES_CONFIG_ERR) abort();
+        if (strncmp(err.why, "fuzz.conf:", 10) != 0) abort();
+        /* "fuzz.conf:LINE: ..." names a line of the text; "fuzz.conf: ..." none. */
+        char *end;
+        long line = strtol(err.why + 10, &end, 10);
+        if (end > err.why + 10 && *end == ':' && (line < 1 || line > count_lines(data, size)))
+            abort();
         return 0;
     }
     if (config.source_count < 1 || config.source_count > ES_CONFIG_MAX_SOURCES) abort();

@@ -689,25 +689,15 @@ static char *without_lines(const char *text, const char *prefix) {
     return out;
 }
 
-/* --speech-start: a speech_start line before each speech line, with the same
- * start, sent once the segment was 70 ms long (the default min speech);
- * everything else byte for byte as without the flag, which adds nothing. */
-static void test_speech_start_flag(void **state) {
-    (void)state;
-    static const char start_prefix[] = "{\"type\":\"speech_start\",";
-    run_result plain = EARSHOT("file", DEMO_CLIP);
-    expect_success(&plain);
-    assert_null(strstr(plain.out, "speech_start"));
-    run_result with = EARSHOT("file", "--speech-start", DEMO_CLIP);
-    expect_success(&with);
+static const char speech_start_prefix[] = "{\"type\":\"speech_start\",";
 
-    char *stripped = without_lines(with.out, start_prefix);
-    assert_string_equal(stripped, plain.out);
-    free(stripped);
-
+/* Each speech line of `out` follows its own speech_start line (same start,
+ * sent min_speech_ms after it); returns the number of pairs. */
+static int check_speech_start_pairs(const char *out) {
+    const char *start_prefix = speech_start_prefix;
     int pairs = 0, pending = 0;
     double pending_start = -1, pending_time = -1;
-    for (const char *line = with.out; *line;) {
+    for (const char *line = out; *line;) {
         char buf[1024];
         next_json_line(&line, buf);
         double start = 0, end = 0, time = 0;
@@ -737,6 +727,48 @@ static void test_speech_start_flag(void **state) {
         }
     }
     assert_false(pending);
+    return pairs;
+}
+
+/* The other formats ignore --speech-start; both live and offline commands
+ * document it. */
+static void check_speech_start_elsewhere(void) {
+    const char *formats[] = {"rttm", "audacity", "frames"};
+    for (int i = 0; i < 3; i++) {
+        run_result a = EARSHOT("file", "--format", formats[i], DEMO_CLIP);
+        run_result b = EARSHOT("file", "--format", formats[i], "--speech-start", DEMO_CLIP);
+        expect_success(&a);
+        expect_success(&b);
+        assert_string_equal(a.out, b.out);
+        free_result(&a);
+        free_result(&b);
+    }
+    const char *commands[] = {"file", "mic"};
+    for (int i = 0; i < 2; i++) {
+        run_result help = EARSHOT(commands[i], "--help");
+        expect_success(&help);
+        assert_non_null(strstr(help.out, "--speech-start"));
+        free_result(&help);
+    }
+}
+
+/* --speech-start: a speech_start line before each speech line, with the same
+ * start, sent once the segment was 70 ms long (the default min speech);
+ * everything else byte for byte as without the flag, which adds nothing. */
+static void test_speech_start_flag(void **state) {
+    (void)state;
+    const char *start_prefix = speech_start_prefix;
+    run_result plain = EARSHOT("file", DEMO_CLIP);
+    expect_success(&plain);
+    assert_null(strstr(plain.out, "speech_start"));
+    run_result with = EARSHOT("file", "--speech-start", DEMO_CLIP);
+    expect_success(&with);
+
+    char *stripped = without_lines(with.out, start_prefix);
+    assert_string_equal(stripped, plain.out);
+    free(stripped);
+
+    int pairs = check_speech_start_pairs(with.out);
     segment segments[64];
     assert_int_equal(pairs, check_jsonl(plain.out, DEMO_CLIP, segments, 64));
     assert_true(pairs > 0);
@@ -756,26 +788,7 @@ static void test_speech_start_flag(void **state) {
     assert_true(json_field_number(first_speech, "start", &first_speech_start));
     assert_float_equal(first_start, first_speech_start, 1e-9);
 
-    /* The other formats ignore it. */
-    const char *formats[] = {"rttm", "audacity", "frames"};
-    for (int i = 0; i < 3; i++) {
-        run_result a = EARSHOT("file", "--format", formats[i], DEMO_CLIP);
-        run_result b = EARSHOT("file", "--format", formats[i], "--speech-start", DEMO_CLIP);
-        expect_success(&a);
-        expect_success(&b);
-        assert_string_equal(a.out, b.out);
-        free_result(&a);
-        free_result(&b);
-    }
-
-    /* Both live and offline commands document it. */
-    const char *commands[] = {"file", "mic"};
-    for (int i = 0; i < 2; i++) {
-        run_result help = EARSHOT(commands[i], "--help");
-        expect_success(&help);
-        assert_non_null(strstr(help.out, "--speech-start"));
-        free_result(&help);
-    }
+    check_speech_start_elsewhere();
 
     free_result(&plain);
     free_result(&with);

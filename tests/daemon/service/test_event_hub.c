@@ -298,6 +298,32 @@ static void record_drop(const char *why, void *user) {
     if (atomic_fetch_add(&d->count, 1) == 0) snprintf(d->first, sizeof d->first, "%s", why);
 }
 
+/* Publishes `events` numbered lines, retrying those a full queue refuses
+ * (returns how many times it was refused); halfway, the stalled subscriber
+ * must have been dropped. */
+static uint64_t publish_paced(es_event_hub *hub, int events) {
+    char line[1024];
+    uint64_t refused = 0;
+    for (int seq = 0; seq < events; seq++) {
+        int len = make_line(line, sizeof line, seq);
+        while (es_event_hub_publish(hub, line, (size_t)len) != 0) {
+            refused++;
+            sleep_ms(1);
+        }
+        /* Paced like a busy detector, so live readers can keep up even
+         * on a loaded machine under sanitizers. */
+        if (seq % 4 == 0) sleep_ms(1);
+        if (seq == events / 2) {
+            /* Everyone keeps getting events while the stalled one is full:
+             * it must be gone by now. */
+            es_event_hub_stats stats;
+            es_event_hub_get_stats(hub, &stats);
+            assert_true(stats.dropped_slow >= 1);
+        }
+    }
+    return refused;
+}
+
 static void churn_and_a_stalled_subscriber_never_cost_live_ones_an_event(void **state) {
     (void)state;
     int fds_before = count_open_fds();
@@ -337,25 +363,7 @@ static void churn_and_a_stalled_subscriber_never_cost_live_ones_an_event(void **
     for (int i = 0; i < 2; i++)
         pthread_create(&churners[i], NULL, churn_thread, &c);
 
-    char line[1024];
-    uint64_t refused = 0;
-    for (int seq = 0; seq < EVENTS; seq++) {
-        int len = make_line(line, sizeof line, seq);
-        while (es_event_hub_publish(hub, line, (size_t)len) != 0) {
-            refused++;
-            sleep_ms(1);
-        }
-        /* Paced like a busy detector, so live readers can keep up even
-         * on a loaded machine under sanitizers. */
-        if (seq % 4 == 0) sleep_ms(1);
-        if (seq == EVENTS / 2) {
-            /* Everyone keeps getting events while the stalled one is full:
-             * it must be gone by now. */
-            es_event_hub_stats stats;
-            es_event_hub_get_stats(hub, &stats);
-            assert_true(stats.dropped_slow >= 1);
-        }
-    }
+    uint64_t refused = publish_paced(hub, EVENTS);
     /* At least 200 connect/disconnect cycles while events flowed. */
     while (atomic_load(&c.connections) < 200)
         sleep_ms(5);

@@ -16,21 +16,33 @@
 
 #include "config.h"
 
-static int parse(const char *text, es_daemon_config *config, es_config_error *err) {
+static int parse(const char *text, es_daemon_config *config, es_error *err) {
     return es_daemon_config_parse(text, strlen(text), "test.conf", config, err);
+}
+
+/* The line a "test.conf:LINE: ..." message names; 0 when it names none. */
+static int error_line(const es_error *err) {
+    const char *prefix = "test.conf:";
+    if (strncmp(err->why, prefix, strlen(prefix)) != 0) return 0;
+    const char *digits = err->why + strlen(prefix);
+    char *end;
+    long line = strtol(digits, &end, 10);
+    return end > digits && *end == ':' ? (int)line : 0;
 }
 
 /* Parses `text`, which must fail on `line` with a message containing `what`. */
 static void expect_error(const char *text, int line, const char *what) {
     es_daemon_config config;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(parse(text, &config, &err), -1);
-    if (err.line != line || !strstr(err.message, what))
-        fail_msg("expected line %d with '%s', got line %d: %s", line, what, err.line, err.message);
+    assert_int_equal(err.code, ES_CONFIG_ERR);
+    if (error_line(&err) != line || !strstr(err.why, what))
+        fail_msg("expected line %d with '%s', got line %d: %s", line, what, error_line(&err),
+                 err.why);
     if (line > 0) {
         char prefix[32];
         snprintf(prefix, sizeof prefix, "test.conf:%d: ", line);
-        assert_non_null(strstr(err.message, prefix));
+        assert_non_null(strstr(err.why, prefix));
     }
 }
 
@@ -68,7 +80,7 @@ static void full_config_parses(void **state) {
                        "max_subscribers = 3\n"
                        "stdout = off\n";
     es_daemon_config c;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(parse(text, &c, &err), 0);
     assert_int_equal(c.source_count, 2);
     assert_string_equal(c.sources[0].name, "kitchen");
@@ -111,7 +123,7 @@ static void full_config_parses(void **state) {
 static void defaults_fill_what_is_left_out(void **state) {
     (void)state;
     es_daemon_config c, defaults;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(parse("[source.a]\nfile = /x.wav\n", &c, &err), 0);
     es_daemon_config_default(&defaults);
     assert_string_equal(c.vad_model, "builtin");
@@ -130,7 +142,7 @@ static void defaults_fill_what_is_left_out(void **state) {
 static void a_byte_order_mark_is_allowed(void **state) {
     (void)state;
     es_daemon_config c;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(parse("\xEF\xBB\xBF[source.a]\nfile = /x.wav\n", &c, &err), 0);
     assert_string_equal(c.sources[0].name, "a");
     /* ...and the section is known, so a second one is still a duplicate. */
@@ -148,7 +160,7 @@ static void speech_start_events_take_any_boolean_spelling(void **state) {
                      "[source.a]\nfile = /x.wav\n[vad]\nspeech_start_events = %s\n",
                      want ? yes[i] : no[i]);
             es_daemon_config c;
-            es_config_error err = {0};
+            es_error err = {0};
             assert_int_equal(parse(text, &c, &err), 0);
             assert_int_equal(c.vad.speech_start_events, want);
         }
@@ -158,7 +170,7 @@ static void speech_start_events_take_any_boolean_spelling(void **state) {
 static void kws_none_means_no_keyword_models(void **state) {
     (void)state;
     es_daemon_config c;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(parse("[source.a]\nfile = /x.wav\n[models]\nkws = none\n", &c, &err), 0);
     assert_int_equal(c.kws_model_count, 0);
 }
@@ -166,9 +178,9 @@ static void kws_none_means_no_keyword_models(void **state) {
 static void the_shipped_example_parses(void **state) {
     (void)state;
     es_daemon_config c;
-    es_config_error err = {0};
+    es_error err = {0};
     int rc = es_daemon_config_load(ES_SOURCE_DIR "/systemd/earshot.conf.example", &c, &err);
-    if (rc != 0) fail_msg("%s", err.message);
+    if (rc != 0) fail_msg("%s", err.why);
     es_daemon_config defaults;
     es_daemon_config_default(&defaults);
     /* The example spells out every default: parsing it must change nothing. */
@@ -242,7 +254,7 @@ static void carriage_returns_do_not_count_against_the_line(void **state) {
     memset(text + n, '\r', 900);
     snprintf(text + n + 900, sizeof text - (size_t)n - 900, "\nfile = /x.wav\r\n");
     es_daemon_config c;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(parse(text, &c, &err), 0);
     assert_string_equal(c.sources[0].target, "/x.wav");
 }
@@ -256,10 +268,10 @@ static void the_first_error_in_file_order_wins(void **state) {
 static void missing_file_is_an_error_naming_it(void **state) {
     (void)state;
     es_daemon_config c;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(es_daemon_config_load("/nonexistent/earshot.conf", &c, &err), -1);
-    assert_non_null(strstr(err.message, "/nonexistent/earshot.conf"));
-    assert_non_null(strstr(err.message, "No such file"));
+    assert_non_null(strstr(err.why, "/nonexistent/earshot.conf"));
+    assert_non_null(strstr(err.why, "No such file"));
 }
 
 /* Issue 35, item 11: relative paths name files beside the config, whatever
@@ -277,7 +289,7 @@ static void relative_paths_resolve_against_the_config_folder(void **state) {
           f);
     fclose(f);
     es_daemon_config c;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(es_daemon_config_load(path, &c, &err), 0);
     char want[192];
     snprintf(want, sizeof want, "%s/in.fifo", dir);
@@ -313,10 +325,10 @@ static void a_fifo_config_is_refused_without_blocking(void **state) {
     assert_int_equal(mkfifo(path, 0600), 0);
     alarm(20); /* before the fix, the load waited for a writer forever */
     es_daemon_config c;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(es_daemon_config_load(path, &c, &err), -1);
     alarm(0);
-    assert_non_null(strstr(err.message, "not a regular file"));
+    assert_non_null(strstr(err.why, "not a regular file"));
     unlink(path);
 }
 
@@ -332,7 +344,7 @@ static void too_many_sources_are_refused(void **state) {
 static void wyoming_section_is_read_and_may_stand_alone(void **state) {
     (void)state;
     es_daemon_config c;
-    es_config_error err = {0};
+    es_error err = {0};
     assert_int_equal(parse("[wyoming]\nuri = tcp://0.0.0.0:10400\nmax_clients = 8\n"
                            "client_timeout_ms = 5000\nlanguage = de\n",
                            &c, &err),
@@ -349,11 +361,11 @@ static void wyoming_section_is_read_and_may_stand_alone(void **state) {
     assert_int_equal(c.wyoming.client_timeout_ms, 30000);
 
     assert_int_equal(parse("[wyoming]\nuri = udp://x:1\n", &c, &err), -1);
-    assert_non_null(strstr(err.message, ":2: [wyoming] uri"));
+    assert_non_null(strstr(err.why, ":2: [wyoming] uri"));
     assert_int_equal(parse("[wyoming]\nmax_clients = 8\n", &c, &err), -1);
-    assert_non_null(strstr(err.message, "nothing to listen to"));
+    assert_non_null(strstr(err.why, "nothing to listen to"));
     assert_int_equal(parse("[source.a]\nfile = /x\n[wyoming]\nport = 1\n", &c, &err), -1);
-    assert_non_null(strstr(err.message, ":4:"));
+    assert_non_null(strstr(err.why, ":4:"));
 }
 
 int main(void) {

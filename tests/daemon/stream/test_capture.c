@@ -6,6 +6,8 @@
  * - the samples the capture callback receives are the clip's, exactly;
  * - the capture callback, running the pipeline's producer half (resampler,
  *   front end, ring push) on real captured audio, never allocates or frees;
+ * - a capture source (capture_source.h) feeds a pipeline made for its
+ *   device's format and drains when its input ends;
  * - a device added to the ALSA config after PortAudio initialised is found
  *   once es_capture_refresh_devices() re-reads the list, which it refuses
  *   while a stream is open; a device removed is gone after a refresh.
@@ -31,6 +33,7 @@
 
 #include "alloc_count.h"
 #include "capture.h"
+#include "capture_source.h"
 #include "live_fixture.h"
 #include "pipeline.h"
 
@@ -203,13 +206,13 @@ typedef struct counted_feed {
     atomic_long callbacks;
 } counted_feed;
 
-/* The capture callback of earshot mic, with the allocation window open. */
+/* The capture callback of every capture source (`earshot mic`, the service's
+ * device sources), with the allocation window open. */
 static void counted_feed_pipeline(const float *interleaved, size_t frames, int input_overflow,
                                   void *user) {
     counted_feed *feed = user;
     alloc_count_open();
-    if (input_overflow) es_pipeline_note_input_overflow(feed->pipeline);
-    es_pipeline_feed(feed->pipeline, interleaved, frames);
+    es_capture_source_feed(interleaved, frames, input_overflow, &feed->pipeline);
     alloc_count_close();
     atomic_fetch_add(&feed->callbacks, 1);
 }
@@ -286,6 +289,54 @@ static void test_callback_never_allocates(void **state) {
     es_capture_close(capture);
     es_pipeline_destroy(feed.pipeline);
     es_model_destroy(kws);
+    es_model_destroy(vad);
+}
+
+/* The capture source end to end: the pipeline takes the device's format,
+ * is fed for max_seconds of audio, and drains once the input ends. */
+static void test_capture_source_feeds_pipeline(void **state) {
+    (void)state;
+    es_model *vad = live_fixture_vad_model(1);
+    assert_non_null(vad);
+    es_capture_config device;
+    es_capture_config_default(&device);
+    device.max_seconds = 2.0;
+    es_capture_source *source = NULL;
+    es_error err = {0};
+    assert_int_equal(es_capture_source_open(&device, &source, &err), ES_CAPTURE_OK);
+    es_capture *capture = es_capture_source_capture(source);
+
+    es_pipeline_config config;
+    es_pipeline_config_default(&config, ES_PIPELINE_LIVE);
+    config.ring_policy = ES_RING_WAIT;
+    es_capture_source_pipeline_input(source, &config);
+    assert_int_equal(config.ring_policy, ES_RING_DROP_OLDEST);
+    assert_true(config.input_rate_hz == CLIP_RATE_HZ);
+    assert_int_equal(config.input_channels, CLIP_CHANNELS);
+    config.source = "test";
+    config.vad_model = vad;
+    es_pipeline *pipeline = NULL;
+    assert_int_equal(es_pipeline_create(&config, &pipeline, &err), ES_PIPELINE_OK);
+
+    assert_int_equal(es_capture_source_start(source, pipeline, &err), ES_CAPTURE_OK);
+    double give_up = now_s() + 20.0;
+    int input_open = 1;
+    int consumed;
+    while ((consumed = es_pipeline_consume(pipeline, 10)) != ES_PIPELINE_CLOSED) {
+        assert_true(consumed >= 0);
+        assert_true(now_s() < give_up);
+        if (input_open && es_capture_check(capture, 0, &err) == ES_CAPTURE_FINISHED) {
+            es_capture_source_end_input(source);
+            input_open = 0;
+        }
+    }
+    es_pipeline_stats stats;
+    es_pipeline_get_stats(pipeline, &stats);
+    /* 2 s of audio: 200 hops, minus the window's tail at the end. */
+    assert_in_range(stats.frames_processed + stats.ring_drops, 190, 201);
+
+    es_capture_source_close(source);
+    es_pipeline_destroy(pipeline);
     es_model_destroy(vad);
 }
 
@@ -377,6 +428,7 @@ int main(void) {
         cmocka_unit_test(test_device_lookup),
         cmocka_unit_test(test_captured_samples_are_the_clip),
         cmocka_unit_test(test_callback_never_allocates),
+        cmocka_unit_test(test_capture_source_feeds_pipeline),
         cmocka_unit_test(test_refresh_finds_a_device_plugged_in_later),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
