@@ -244,9 +244,11 @@ EARSHOT_API int earshot_feed(earshot_detector *det, const float *samples, size_t
 EARSHOT_API int earshot_feed_s16(earshot_detector *det, const int16_t *samples, size_t n_frames,
                                  int rate, int channels);
 
-/* [rt] End of input: runs the resampler's tail, closes an open speech
- * segment, sends keywords still waiting for their peak. Feeds then fail with
- * EARSHOT_ERR_STATE until earshot_reset(). Calling it twice is harmless. */
+/* End of input: runs the resampler's tail, closes an open speech segment,
+ * sends keywords still waiting for their peak. Feeds then fail with
+ * EARSHOT_ERR_STATE until earshot_reset(). Calling it twice is harmless.
+ * [rt] for 16 kHz mono input only: when the input is resampled, flushing the
+ * resampler's filters allocates (inside libsoxr), so it is [not rt] then. */
 EARSHOT_API int earshot_finish(earshot_detector *det);
 
 /* [not rt] Starts a new stream at time 0 with the same models and settings:
