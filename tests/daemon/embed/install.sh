@@ -30,7 +30,7 @@ cmake --install "$build" --prefix "$prefix" > "$tmp/install.log" 2>&1 ||
 pc=$(find "$prefix" -name earshot.pc)
 [ -n "$pc" ] || fail "no earshot.pc installed"
 libdir=$(dirname "$(dirname "$pc")")
-for f in include/earshot.h; do [ -f "$prefix/$f" ] || fail "$f not installed"; done
+[ -f "$prefix/include/earshot.h" ] || fail "include/earshot.h not installed"
 for f in libearshot.a libearshot.so libearshot.so.0; do
   [ -e "$libdir/$f" ] || fail "$libdir/$f not installed"
 done
