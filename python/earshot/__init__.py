@@ -24,7 +24,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
-from collections import namedtuple
+from collections import deque, namedtuple
 
 __version__ = "0.1.0"  # this binding's release (the library's: library_version())
 
@@ -301,7 +301,7 @@ class Detector:
                  frames=False, source="", keyword_thresholds=None, **knobs):
         self._lib = load_library()
         self._handle = None
-        self._events = []
+        self._events = deque()
         self._frames = []
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
@@ -425,12 +425,13 @@ class Detector:
 
     def events(self):
         """The events not yet taken (by iteration or an earlier events())."""
-        taken, self._events = self._events, []
+        taken = list(self._events)
+        self._events.clear()
         return taken
 
     def __iter__(self):
         while self._events:
-            yield self._events.pop(0)
+            yield self._events.popleft()
 
     def frames(self):
         """The per-frame posteriors not yet taken (needs Detector(frames=True)),
