@@ -26,6 +26,7 @@
 #include "calibrate.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "manifest.h"
 #include "pipeline.h"
 #include "progress.h"
 
@@ -241,7 +242,7 @@ typedef struct clip_list {
     int count, capacity;
 } clip_list;
 
-static int clip_add(clip_list *list, char *path, int keyword, int near_miss, double start_s,
+static int clip_add(clip_list *list, const char *path, int keyword, int near_miss, double start_s,
                     double end_s, double seconds) {
     if (list->count == list->capacity) {
         const int capacity = list->capacity ? 2 * list->capacity : 1024;
@@ -264,15 +265,14 @@ static int clip_add(clip_list *list, char *path, int keyword, int near_miss, dou
 }
 
 static void clip_list_free(clip_list *list) {
-    for (int i = 0; i < list->count; i++)
-        free((char *)list->items[i].path);
     free(list->items);
     free(list->seconds);
 }
 
 typedef struct valid_split {
+    es_manifest manifest;           /* owns every path below */
     clip_list positives, negatives; /* negatives: near misses among them */
-    char **noise_paths;
+    const char **noise_paths;
     int noise_count;
     int unusable; /* not 16 kHz mono: left out */
     double positive_s, negative_s;
@@ -281,25 +281,17 @@ typedef struct valid_split {
 static void valid_split_free(valid_split *v) {
     clip_list_free(&v->positives);
     clip_list_free(&v->negatives);
-    for (int i = 0; i < v->noise_count; i++)
-        free(v->noise_paths[i]);
     free(v->noise_paths);
-}
-
-static int parse_seconds(const char *text, double *out) {
-    char *end = NULL;
-    errno = 0;
-    *out = strtod(text, &end);
-    return errno || end == text || *end || !isfinite(*out) || *out < 0 ? -1 : 0;
+    es_manifest_free(&v->manifest);
 }
 
 /* The clip's length in seconds; 0 when it is not 16 kHz mono; -1 (printed)
  * when it cannot be opened. */
-static double clip_seconds(const char *manifest, int line, const char *path) {
+static double clip_seconds(const char *manifest, long line, const char *path) {
     char why[256];
     es_audio_file *file = NULL;
     if (es_audio_file_open(path, &file, why, sizeof why) != 0) {
-        es_cli_error("calibrate: %s:%d: %s", manifest, line, why);
+        es_cli_error("calibrate: %s:%ld: %s", manifest, line, why);
         return -1;
     }
     const es_audio_info *info = es_audio_file_info(file);
@@ -317,121 +309,55 @@ static int column_of(const es_cal_stream *columns, const char *label) {
     return -1;
 }
 
-/* Reads the valid split; returns ES_EXIT_OK or ES_EXIT_FAILURE (printed). */
 static int voice_excluded(const calibrate_options *opt, const char *voice) {
     for (int i = 0; i < opt->excluded_count; i++)
         if (strncmp(voice, opt->excluded_voices[i], strlen(opt->excluded_voices[i])) == 0) return 1;
     return 0;
 }
 
+/* Sorts one valid-split line into positives, negatives and noises; 0, or -1
+ * (printed). */
+static int take_clip(const calibrate_options *opt, const es_cal_stream *columns,
+                     const es_manifest_clip *c, valid_split *v) {
+    if (c->kind == ES_KIND_NOISE) {
+        const char **grown = realloc(v->noise_paths, sizeof(char *) * (size_t)(v->noise_count + 1));
+        if (!grown) return -1;
+        v->noise_paths = grown;
+        v->noise_paths[v->noise_count++] = c->path;
+    }
+    const double seconds = clip_seconds(opt->manifest_path, c->line, c->path);
+    if (seconds < 0) return -1;
+    if (seconds == 0) {
+        v->unusable++;
+        return 0;
+    }
+    const int keyword = c->kind == ES_KIND_KEYWORD ? column_of(columns, c->label) : -1;
+    /* A sentence clip labelled with a word says that word: a near miss. */
+    const int near_miss = !opt->near_misses_per_hour && c->kind == ES_KIND_SENTENCE &&
+                          strcmp(c->label, "-") != 0 && c->label[0] != '\0';
+    clip_list *list = keyword >= 0 ? &v->positives : &v->negatives;
+    if (clip_add(list, c->path, keyword, near_miss, keyword >= 0 ? c->start_s : 0,
+                 keyword >= 0 ? c->end_s : 0, seconds) != 0)
+        return -1;
+    *(keyword >= 0 ? &v->positive_s : &v->negative_s) += seconds;
+    return 0;
+}
+
+/* Reads the valid split; returns ES_EXIT_OK or ES_EXIT_FAILURE (printed). */
 static int read_valid_split(const calibrate_options *opt, const es_cal_stream *columns,
                             valid_split *v) {
-    const char *manifest = opt->manifest_path;
     memset(v, 0, sizeof *v);
-    FILE *file = fopen(manifest, "r");
-    if (!file) {
-        es_cli_error("calibrate: %s: %s", manifest, strerror(errno));
+    es_error err;
+    if (es_manifest_read(opt->manifest_path, &v->manifest, &err) != ES_MANIFEST_OK) {
+        es_cli_error("calibrate: %s", err.why);
         return ES_EXIT_FAILURE;
     }
-    char *copy = strdup(manifest);
-    const char *folder = copy ? dirname(copy) : ".";
-    char *line = NULL;
-    size_t line_size = 0;
-    int number = 0, rc = ES_EXIT_OK;
-    while (rc == ES_EXIT_OK && getline(&line, &line_size, file) != -1) {
-        number++;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0] == '#' || line[0] == '\0') continue;
-        char *f[8];
-        int n = 0;
-        for (char *p = line; n < 8; n++) {
-            f[n] = p;
-            char *tab = strchr(p, '\t');
-            if (!tab) {
-                n++;
-                break;
-            }
-            *tab = '\0';
-            p = tab + 1;
-        }
-        if (n != 7) {
-            es_cli_error("calibrate: %s:%d: expected 7 tab-separated columns, found %d", manifest,
-                         number, n);
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        const int split_ok =
-            !strcmp(f[1], "train") || !strcmp(f[1], "valid") || !strcmp(f[1], "test");
-        const int is_keyword = !strcmp(f[2], "keyword"), is_noise = !strcmp(f[2], "noise");
-        const int kind_ok =
-            is_keyword || is_noise || !strcmp(f[2], "sentence") || !strcmp(f[2], "speech");
-        if (!split_ok || !kind_ok) {
-            es_cli_error("calibrate: %s:%d: unknown %s '%s'", manifest, number,
-                         split_ok ? "kind" : "split", split_ok ? f[2] : f[1]);
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        if (strcmp(f[1], "valid") != 0 || voice_excluded(opt, f[6])) continue;
-        char *path = malloc(strlen(folder) + strlen(f[0]) + 2);
-        if (!path) {
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        if (f[0][0] == '/')
-            strcpy(path, f[0]);
-        else
-            sprintf(path, "%s/%s", folder, f[0]);
-        if (is_noise) {
-            char **grown = realloc(v->noise_paths, sizeof(char *) * (size_t)(v->noise_count + 1));
-            if (!grown) {
-                free(path);
-                rc = ES_EXIT_FAILURE;
-                break;
-            }
-            v->noise_paths = grown;
-            v->noise_paths[v->noise_count++] = strdup(path);
-            if (!v->noise_paths[v->noise_count - 1]) {
-                free(path);
-                rc = ES_EXIT_FAILURE;
-                break;
-            }
-        }
-        const double seconds = clip_seconds(manifest, number, path);
-        if (seconds <= 0) {
-            free(path);
-            if (seconds < 0) {
-                rc = ES_EXIT_FAILURE;
-                break;
-            }
-            v->unusable++;
-            continue;
-        }
-        const int keyword = is_keyword ? column_of(columns, f[3]) : -1;
-        double start_s = 0, end_s = 0;
-        if (keyword >= 0 && (parse_seconds(f[4], &start_s) != 0 ||
-                             parse_seconds(f[5], &end_s) != 0 || !(start_s < end_s))) {
-            es_cli_error("calibrate: %s:%d: keyword start_s '%s' and end_s '%s' are not "
-                         "0 <= start < end",
-                         manifest, number, f[4], f[5]);
-            free(path);
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        /* A sentence clip labelled with a word says that word: a near miss. */
-        const int near_miss = !opt->near_misses_per_hour && !strcmp(f[2], "sentence") &&
-                              strcmp(f[3], "-") != 0 && f[3][0] != '\0';
-        clip_list *list = keyword >= 0 ? &v->positives : &v->negatives;
-        if (clip_add(list, path, keyword, near_miss, start_s, end_s, seconds) != 0) {
-            free(path);
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        *(keyword >= 0 ? &v->positive_s : &v->negative_s) += seconds;
+    for (int i = 0; i < v->manifest.count; i++) {
+        const es_manifest_clip *c = &v->manifest.clips[i];
+        if (c->split != ES_SPLIT_VALID || voice_excluded(opt, c->voice)) continue;
+        if (take_clip(opt, columns, c, v) != 0) return ES_EXIT_FAILURE;
     }
-    free(line);
-    free(copy);
-    fclose(file);
-    return rc;
+    return ES_EXIT_OK;
 }
 
 /* Keeps a random subset of the negatives of about `hours` (seeded). */
@@ -451,8 +377,6 @@ static void limit_negatives(clip_list *negatives, double hours, int seed, double
     int keep = 0;
     while (keep < negatives->count && total < hours * 3600)
         total += negatives->seconds[keep++];
-    for (int i = keep; i < negatives->count; i++)
-        free((char *)negatives->items[i].path);
     negatives->count = keep;
     *kept_s = total;
 }

@@ -35,16 +35,12 @@
 #include "commands.h"
 #include "dsp.h"
 #include "labels.h"
+#include "manifest.h"
 #include "pipeline.h"
 #include "rnn.h"
 #include "train.h"
 
 enum { TASK_VAD = 0, TASK_KWS = 1 };
-enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2, SPLIT_COUNT = 3 };
-enum { KIND_KEYWORD = 0, KIND_SENTENCE = 1, KIND_SPEECH = 2, KIND_NOISE = 3, KIND_COUNT = 4 };
-
-static const char *const split_names[SPLIT_COUNT] = {"train", "valid", "test"};
-static const char *const kind_names[KIND_COUNT] = {"keyword", "sentence", "speech", "noise"};
 
 /* The keyword model's outputs: filler first, then these in this order; a
  * manifest's other keyword labels are appended in order of appearance. */
@@ -390,8 +386,9 @@ static int parse_options(int argc, char **argv, train_options *opt) {
 
 /* ---- manifest --------------------------------------------------------------------- */
 
+/* A manifest line as the trainer draws it (its strings are the manifest's). */
 typedef struct clip {
-    char *path; /* as the manifest names it, resolved against its folder */
+    const char *path; /* as the manifest names it, resolved against its folder */
     int split, kind;
     int output; /* KWS output index of the keyword; 0 for everything else */
     double start_s, end_s;
@@ -399,136 +396,47 @@ typedef struct clip {
 } clip;
 
 typedef struct manifest {
+    es_manifest lines; /* as read (manifest.h) */
     clip *clips;
-    int count, capacity;
+    int count;
     const char *labels[ES_MAX_OUTPUTS]; /* KWS outputs; [0] = "filler" */
-    char *owned_labels[ES_MAX_OUTPUTS];
     int label_count;
-    int *by_split_kind[SPLIT_COUNT][KIND_COUNT];
-    int kind_count[SPLIT_COUNT][KIND_COUNT];
+    int *by_split_kind[ES_SPLIT_COUNT][ES_KIND_COUNT];
+    int kind_count[ES_SPLIT_COUNT][ES_KIND_COUNT];
     /* With --recorded-weight: the running sum of the draw weights of
      * by_split_kind's clips, for drawing one in proportion to its weight;
      * NULL when every clip weighs the same (draws then stay those of the
      * shipped recipes, bit for bit). */
-    double *cumulative_weight[SPLIT_COUNT][KIND_COUNT];
+    double *cumulative_weight[ES_SPLIT_COUNT][ES_KIND_COUNT];
 } manifest;
 
 static void manifest_free(manifest *mf) {
-    for (int i = 0; i < mf->count; i++)
-        free(mf->clips[i].path);
     free(mf->clips);
-    for (int i = 0; i < ES_MAX_OUTPUTS; i++)
-        free(mf->owned_labels[i]);
-    for (int s = 0; s < SPLIT_COUNT; s++)
-        for (int k = 0; k < KIND_COUNT; k++) {
+    for (int s = 0; s < ES_SPLIT_COUNT; s++)
+        for (int k = 0; k < ES_KIND_COUNT; k++) {
             free(mf->by_split_kind[s][k]);
             free(mf->cumulative_weight[s][k]);
         }
+    es_manifest_free(&mf->lines);
 }
 
-static int name_index(const char *name, const char *const *names, int count) {
-    for (int i = 0; i < count; i++)
-        if (strcmp(name, names[i]) == 0) return i;
-    return -1;
-}
-
+/* The KWS output of a keyword label, appended when new; -1 when there is no
+ * room for it. Labels point into the manifest's lines. */
 static int keyword_output(manifest *mf, const char *label) {
     for (int i = 1; i < mf->label_count; i++)
         if (strcmp(mf->labels[i], label) == 0) return i;
     if (mf->label_count >= ES_MAX_OUTPUTS || strlen(label) >= ES_MAX_LABEL) return -1;
-    char *copy = strdup(label);
-    if (!copy) return -1;
-    mf->owned_labels[mf->label_count] = copy;
-    mf->labels[mf->label_count] = copy;
+    mf->labels[mf->label_count] = label;
     return mf->label_count++;
-}
-
-static int parse_seconds(const char *text, double *out) {
-    char *end = NULL;
-    errno = 0;
-    const double value = strtod(text, &end);
-    if (errno || end == text || *end != '\0' || !isfinite(value) || value < 0.0) return -1;
-    *out = value;
-    return 0;
-}
-
-/* Splits `line` at tabs into at most `max` fields; returns how many. */
-static int split_fields(char *line, char **fields, int max) {
-    int n = 0;
-    char *p = line;
-    while (n < max) {
-        fields[n++] = p;
-        char *tab = strchr(p, '\t');
-        if (!tab) break;
-        *tab = '\0';
-        p = tab + 1;
-    }
-    return strchr(p, '\t') ? max + 1 : n;
-}
-
-/* Parses one data line; on error writes the reason to `why`. */
-static int parse_clip(manifest *mf, char *line, const char *folder, clip *out, char *why,
-                      size_t why_size) {
-    char *f[8];
-    const int n = split_fields(line, f, 7);
-    if (n != 7) {
-        snprintf(why, why_size, "expected 7 tab-separated columns, found %d", n);
-        return -1;
-    }
-    *out = (clip){.split = name_index(f[1], split_names, SPLIT_COUNT),
-                  .kind = name_index(f[2], kind_names, KIND_COUNT)};
-    if (f[0][0] == '\0') {
-        snprintf(why, why_size, "empty path");
-        return -1;
-    }
-    if (out->split < 0) {
-        snprintf(why, why_size, "split '%s' is not train, valid or test", f[1]);
-        return -1;
-    }
-    if (out->kind < 0) {
-        snprintf(why, why_size, "kind '%s' is not keyword, sentence, speech or noise", f[2]);
-        return -1;
-    }
-    if (f[6][0] == '\0') {
-        snprintf(why, why_size, "empty voice");
-        return -1;
-    }
-    /* As tools/eval counts them (lib.js isRecorded): a person, not a synthesiser or noise. */
-    out->recorded = strncmp(f[6], "espeak:", 7) != 0 && strncmp(f[6], "flite:", 6) != 0 &&
-                    strncmp(f[6], "noise:", 6) != 0;
-    if (out->kind == KIND_KEYWORD) {
-        if (parse_seconds(f[4], &out->start_s) || parse_seconds(f[5], &out->end_s) ||
-            out->end_s <= out->start_s) {
-            snprintf(why, why_size, "keyword start_s '%s' and end_s '%s' are not 0 <= start < end",
-                     f[4], f[5]);
-            return -1;
-        }
-        out->output = keyword_output(mf, f[3]);
-        if (out->output < 0) {
-            snprintf(why, why_size, "keyword label '%s' is too long or one too many", f[3]);
-            return -1;
-        }
-    }
-    const size_t size = strlen(folder) + strlen(f[0]) + 2;
-    out->path = malloc(size);
-    if (!out->path) {
-        snprintf(why, why_size, "out of memory");
-        return -1;
-    }
-    if (f[0][0] == '/')
-        snprintf(out->path, size, "%s", f[0]);
-    else
-        snprintf(out->path, size, "%s/%s", folder, f[0]);
-    return 0;
 }
 
 /* Draw weights of speech clips: recorded voices weigh `recorded_weight`,
  * synthetic ones 1. Noise is drawn evenly whatever it is. */
 static int weigh_clips(manifest *mf, float recorded_weight) {
     if (recorded_weight == 1.0f) return 0;
-    for (int s = 0; s < SPLIT_COUNT; s++)
-        for (int k = 0; k < KIND_COUNT; k++) {
-            if (k == KIND_NOISE || mf->kind_count[s][k] == 0) continue;
+    for (int s = 0; s < ES_SPLIT_COUNT; s++)
+        for (int k = 0; k < ES_KIND_COUNT; k++) {
+            if (k == ES_KIND_NOISE || mf->kind_count[s][k] == 0) continue;
             double *sum = malloc(sizeof(double) * (size_t)mf->kind_count[s][k]);
             if (!sum) return -1;
             double total = 0.0;
@@ -542,8 +450,8 @@ static int weigh_clips(manifest *mf, float recorded_weight) {
 }
 
 static int index_clips(manifest *mf, float recorded_weight) {
-    for (int s = 0; s < SPLIT_COUNT; s++)
-        for (int k = 0; k < KIND_COUNT; k++) {
+    for (int s = 0; s < ES_SPLIT_COUNT; s++)
+        for (int k = 0; k < ES_KIND_COUNT; k++) {
             mf->by_split_kind[s][k] = malloc(sizeof(int) * (size_t)(mf->count + 1));
             if (!mf->by_split_kind[s][k]) return -1;
         }
@@ -562,53 +470,36 @@ static int read_manifest(const char *path, int standard_outputs, float recorded_
     mf->label_count = 1;
     for (size_t i = 0; standard_outputs && i < STANDARD_KEYWORD_COUNT; i++)
         mf->labels[mf->label_count++] = standard_keywords[i];
-    FILE *file = fopen(path, "r");
-    if (!file) {
-        es_cli_error("%s: %s", path, strerror(errno));
+    es_error err;
+    if (es_manifest_read(path, &mf->lines, &err) != ES_MANIFEST_OK) {
+        es_cli_error("%s", err.why);
         return -1;
     }
-    char folder[4096];
-    snprintf(folder, sizeof folder, "%s", path);
-    char *slash = strrchr(folder, '/');
-    if (slash)
-        *slash = '\0';
-    else
-        snprintf(folder, sizeof folder, ".");
-
-    char *line = NULL;
-    size_t line_size = 0;
-    long line_number = 0;
-    int rc = 0;
-    while (getline(&line, &line_size, file) != -1) {
-        line_number++;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0] == '#' || line[0] == '\0') continue;
-        if (mf->count == mf->capacity) {
-            const int capacity = mf->capacity ? 2 * mf->capacity : 1024;
-            clip *grown = realloc(mf->clips, sizeof(clip) * (size_t)capacity);
-            if (!grown) {
-                es_cli_error("%s: out of memory", path);
-                rc = -1;
-                break;
-            }
-            mf->clips = grown;
-            mf->capacity = capacity;
-        }
-        char why[256];
-        if (parse_clip(mf, line, folder, &mf->clips[mf->count], why, sizeof why) != 0) {
-            es_cli_error("%s:%ld: %s", path, line_number, why);
-            rc = -1;
-            break;
-        }
-        mf->count++;
-    }
-    free(line);
-    fclose(file);
-    if (rc == 0 && index_clips(mf, recorded_weight) != 0) {
+    mf->clips = calloc((size_t)mf->lines.count + 1, sizeof(clip));
+    if (!mf->clips) {
         es_cli_error("%s: out of memory", path);
-        rc = -1;
+        return -1;
     }
-    return rc;
+    for (int i = 0; i < mf->lines.count; i++) {
+        const es_manifest_clip *line = &mf->lines.clips[i];
+        clip *c = &mf->clips[mf->count++];
+        *c = (clip){.path = line->path,
+                    .split = line->split,
+                    .kind = line->kind,
+                    .start_s = line->start_s,
+                    .end_s = line->end_s,
+                    .recorded = line->recorded};
+        if (c->kind == ES_KIND_KEYWORD && (c->output = keyword_output(mf, line->label)) < 0) {
+            es_cli_error("%s:%ld: keyword label '%s' is too long or one too many", path, line->line,
+                         line->label);
+            return -1;
+        }
+    }
+    if (index_clips(mf, recorded_weight) != 0) {
+        es_cli_error("%s: out of memory", path);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- audio ----------------------------------------------------------------------- */
@@ -688,13 +579,13 @@ static void noise_pool_free(noise_pool *pool) {
 }
 
 static int noise_pool_load(const manifest *mf, int split, noise_pool *pool) {
-    const int n = mf->kind_count[split][KIND_NOISE];
+    const int n = mf->kind_count[split][ES_KIND_NOISE];
     pool->samples = calloc((size_t)n + 1, sizeof(float *));
     pool->counts = calloc((size_t)n + 1, sizeof(size_t));
     pool->count = 0;
     if (!pool->samples || !pool->counts) return -1;
     for (int i = 0; i < n; i++) {
-        const clip *c = &mf->clips[mf->by_split_kind[split][KIND_NOISE][i]];
+        const clip *c = &mf->clips[mf->by_split_kind[split][ES_KIND_NOISE][i]];
         if (load_clip(c->path, &pool->samples[pool->count], &pool->counts[pool->count]) != 0)
             return -1;
         /* Noise is read cyclically: a very short effect would repeat into a tone.
@@ -856,22 +747,22 @@ static void on_interrupt(int sig) {
 /* Sequence recipes: how often each kind leads a sequence. Keyword-free speech
  * dominates the KWS mix on purpose: the prototype's false alarms came from it. */
 static int draw_kind(const trainer_data *d, int split, es_rng *rng) {
-    static const float vad_weights[KIND_COUNT] = {0.2f, 0.35f, 0.3f, 0.15f};
+    static const float vad_weights[ES_KIND_COUNT] = {0.2f, 0.35f, 0.3f, 0.15f};
     /* KWS: noise and music alone too, or the model never learns that they
      * are not speech: custom models fired 6 times an hour on unseen music. */
-    static const float kws_weights[KIND_COUNT] = {0.45f, 0.4f, 0.15f, 0.1f};
+    static const float kws_weights[ES_KIND_COUNT] = {0.45f, 0.4f, 0.15f, 0.1f};
     const float *w = d->opt->task == TASK_VAD ? vad_weights : kws_weights;
     float total = 0.0f;
-    for (int k = 0; k < KIND_COUNT; k++)
+    for (int k = 0; k < ES_KIND_COUNT; k++)
         if (d->mf->kind_count[split][k] > 0) total += w[k];
     if (total <= 0.0f) return -1;
     float x = (float)es_rng_uniform(rng, 0.0, total);
-    for (int k = 0; k < KIND_COUNT; k++) {
+    for (int k = 0; k < ES_KIND_COUNT; k++) {
         if (d->mf->kind_count[split][k] == 0 || w[k] == 0.0f) continue;
         if (x < w[k]) return k;
         x -= w[k];
     }
-    for (int k = KIND_COUNT - 1; k >= 0; k--)
+    for (int k = ES_KIND_COUNT - 1; k >= 0; k--)
         if (d->mf->kind_count[split][k] > 0 && w[k] > 0.0f) return k;
     return -1;
 }
@@ -979,7 +870,7 @@ static clip_window kws_keyword_window(const clip *c, es_rng *rng) {
 
 /* The noises of a split (the train split's when it has none). */
 static const noise_pool *split_noises(const trainer_data *d, int split) {
-    const noise_pool *pool = &d->noises[split == SPLIT_TRAIN ? 0 : 1];
+    const noise_pool *pool = &d->noises[split == ES_SPLIT_TRAIN ? 0 : 1];
     return pool->count > 0 ? pool : &d->noises[0];
 }
 
@@ -1010,7 +901,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     const int kind = draw_kind(d, split, rng);
     if (kind < 0) {
         es_cli_error("%s: no usable clips in the %s split", d->opt->manifest_path,
-                     split_names[split]);
+                     es_split_names[split]);
         return -1;
     }
     const int kws = d->opt->task == TASK_KWS;
@@ -1020,8 +911,8 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
      * seconds of speech before any word, so most sequences begin after some;
      * its frames set the mean and are dropped before the network sees them. */
     if (es_rng_uniform(rng, 0.0, 1.0) < WARMUP_SHARE) {
-        const clip *warm = draw_clip(d, split, KIND_SENTENCE, rng);
-        if (!warm) warm = draw_clip(d, split, KIND_SPEECH, rng);
+        const clip *warm = draw_clip(d, split, ES_KIND_SENTENCE, rng);
+        if (!warm) warm = draw_clip(d, split, ES_KIND_SPEECH, rng);
         if (warm) {
             double unused_origin_s;
             const double from = es_rng_uniform(rng, 0.0, 1.0);
@@ -1037,7 +928,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     const size_t content_start = clean->count;
     const clip *target = draw_clip(d, split, kind, rng);
     double hard_peak_s = -1.0; /* a hard negative's peak: its window is around it */
-    if (kws && split == SPLIT_TRAIN && (kind == KIND_SENTENCE || kind == KIND_SPEECH) &&
+    if (kws && split == ES_SPLIT_TRAIN && (kind == ES_KIND_SENTENCE || kind == ES_KIND_SPEECH) &&
         d->hard_count > 0 && es_rng_uniform(rng, 0.0, 1.0) < HARD_SHARE) {
         const int which = es_rng_below(rng, d->hard_count);
         target = &d->mf->clips[d->hard_clips[which]];
@@ -1047,13 +938,13 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
      * after speech now and then.
      * VAD: up to 2 clips, so sequences hold speech ends and restarts. */
     int parts = 1;
-    if (kws && kind != KIND_KEYWORD && kind != KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
-    if (kws && kind == KIND_KEYWORD && es_rng_uniform(rng, 0, 1) < 0.3) parts = 2;
-    if (!kws && kind != KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
+    if (kws && kind != ES_KIND_KEYWORD && kind != ES_KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
+    if (kws && kind == ES_KIND_KEYWORD && es_rng_uniform(rng, 0, 1) < 0.3) parts = 2;
+    if (!kws && kind != ES_KIND_NOISE) parts = 1 + es_rng_below(rng, 2);
     const double max_gap_s = kws ? KWS_MAX_GAP_S : VAD_MAX_PAUSE_S;
     double target_origin_s = 0.0;
     const noise_pool *noises = split_noises(d, split);
-    if (kws && kind == KIND_NOISE && noises->count > 0) {
+    if (kws && kind == ES_KIND_NOISE && noises->count > 0) {
         if (append_pool_noise(clean, noises, rng) != 0) return -1;
         parts = 0; /* noise alone: no clip */
     }
@@ -1061,17 +952,17 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
         const clip *c = target;
         if (p < parts - 1) {
             /* Context before the last clip: keyword-free speech. */
-            c = draw_clip(d, split, KIND_SENTENCE, rng);
-            if (!c) c = draw_clip(d, split, KIND_SPEECH, rng);
+            c = draw_clip(d, split, ES_KIND_SENTENCE, rng);
+            if (!c) c = draw_clip(d, split, ES_KIND_SPEECH, rng);
             if (!c) c = target;
         }
         clip_window window = WHOLE_CLIP;
         if (kws && p < parts - 1)
             window = kws_context_window(rng);
         else if (kws)
-            window = kind == KIND_KEYWORD ? kws_keyword_window(c, rng)
-                     : hard_peak_s >= 0.0 ? kws_window_before(hard_peak_s, rng)
-                                          : kws_filler_window(rng);
+            window = kind == ES_KIND_KEYWORD ? kws_keyword_window(c, rng)
+                     : hard_peak_s >= 0.0    ? kws_window_before(hard_peak_s, rng)
+                                             : kws_filler_window(rng);
         double origin_s = 0.0;
         if (append_clip(clean, c, window, &origin_s) != 0) return -1;
         if (p == parts - 1) target_origin_s = origin_s;
@@ -1108,7 +999,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     if (!kws) {
         speech = malloc((size_t)frames_expected + 1);
         if (!speech) goto fail;
-        if (kind == KIND_NOISE)
+        if (kind == ES_KIND_NOISE)
             memset(speech, 0, (size_t)frames_expected + 1);
         else if (es_speech_labels(&d->labels, kept, kept_count, speech) < 0)
             goto fail;
@@ -1151,7 +1042,7 @@ static int build_sequence(const trainer_data *d, sequence_builder *b, int split,
     out->seq.inputs = inputs;
     out->seq.keyword = -1;
     if (kws) {
-        if (kind == KIND_KEYWORD) {
+        if (kind == ES_KIND_KEYWORD) {
             const double kept_from_s = (double)kept_from / SAMPLE_RATE_HZ;
             es_keyword_window_frames(&d->labels,
                                      (target_origin_s + target->start_s) / speed - kept_from_s,
@@ -1207,7 +1098,7 @@ static void build_batch(trainer_data *d, batch_slot *s) {
     s->status = ES_RNN_OK;
     for (int i = 0; i < n; i++) {
         built_free(&s->seqs[i]);
-        if (build_sequence(d, b, SPLIT_TRAIN, &rng, 1, &s->seqs[i]) != 0) {
+        if (build_sequence(d, b, ES_SPLIT_TRAIN, &rng, 1, &s->seqs[i]) != 0) {
             s->status = ES_RNN_ERR_IO;
             return;
         }
@@ -1296,9 +1187,9 @@ static int next_valid_batch(void *user, int epoch, int index, const es_sequence 
 }
 
 static int build_valid_set(trainer_data *d) {
-    const int has_valid = d->mf->kind_count[SPLIT_VALID][KIND_KEYWORD] +
-                              d->mf->kind_count[SPLIT_VALID][KIND_SENTENCE] +
-                              d->mf->kind_count[SPLIT_VALID][KIND_SPEECH] >
+    const int has_valid = d->mf->kind_count[ES_SPLIT_VALID][ES_KIND_KEYWORD] +
+                              d->mf->kind_count[ES_SPLIT_VALID][ES_KIND_SENTENCE] +
+                              d->mf->kind_count[ES_SPLIT_VALID][ES_KIND_SPEECH] >
                           0;
     if (!has_valid) return 0;
     d->valid = calloc((size_t)d->opt->valid_clips, sizeof(built_sequence));
@@ -1307,7 +1198,8 @@ static int build_valid_set(trainer_data *d) {
     es_rng rng;
     es_rng_seed(&rng, d->opt->seed ^ 0x76616c6964ULL); /* the same draw whatever the epochs */
     for (int i = 0; i < d->opt->valid_clips; i++) {
-        if (build_sequence(d, &d->builders[0], SPLIT_VALID, &rng, 0, &d->valid[i]) != 0) return -1;
+        if (build_sequence(d, &d->builders[0], ES_SPLIT_VALID, &rng, 0, &d->valid[i]) != 0)
+            return -1;
         d->valid_seqs[i] = d->valid[i].seq;
         d->valid_count++;
     }
@@ -1394,8 +1286,8 @@ static int harder_first(const void *a, const void *b) {
  * the builders' front ends (no batch is being built: hard_round_before keeps
  * them idle), keeps the HARD_KEEP hardest. Returns 0, or -1 (printed). */
 static int mine_hard_negatives(trainer_data *d, const es_model *m) {
-    const int sentences = d->mf->kind_count[SPLIT_TRAIN][KIND_SENTENCE];
-    const int speech = d->mf->kind_count[SPLIT_TRAIN][KIND_SPEECH];
+    const int sentences = d->mf->kind_count[ES_SPLIT_TRAIN][ES_KIND_SENTENCE];
+    const int speech = d->mf->kind_count[ES_SPLIT_TRAIN][ES_KIND_SPEECH];
     if (sentences + speech == 0) return 0;
     const double started_s = es_cli_monotonic_s();
     finish_all_building(d);
@@ -1415,8 +1307,9 @@ static int mine_hard_negatives(trainer_data *d, const es_model *m) {
     for (int i = 0; i < fresh; i++) {
         const int pick = fresh == pool ? i : es_rng_below(&rng, pool);
         candidates[d->hard_count + i].clip =
-            pick < sentences ? d->mf->by_split_kind[SPLIT_TRAIN][KIND_SENTENCE][pick]
-                             : d->mf->by_split_kind[SPLIT_TRAIN][KIND_SPEECH][pick - sentences];
+            pick < sentences
+                ? d->mf->by_split_kind[ES_SPLIT_TRAIN][ES_KIND_SENTENCE][pick]
+                : d->mf->by_split_kind[ES_SPLIT_TRAIN][ES_KIND_SPEECH][pick - sentences];
     }
     hard_scoring jobs[MAX_BUILDERS];
     int started[MAX_BUILDERS] = {0};
@@ -1756,7 +1649,7 @@ static int standardise_model_inputs(trainer_data *d, es_model *m) {
     es_rng_seed(&rng, d->opt->seed ^ 0x7374617473ULL);
     for (int i = 0; i < STATS_SEQUENCES; i++) {
         built_sequence b = {0};
-        if (build_sequence(d, &d->builders[0], SPLIT_TRAIN, &rng, 1, &b) != 0) return -1;
+        if (build_sequence(d, &d->builders[0], ES_SPLIT_TRAIN, &rng, 1, &b) != 0) return -1;
         for (int t = 0; t < b.seq.frames; t++)
             for (int k = 0; k < bands; k++) {
                 const double x = b.inputs[(size_t)t * bands + k];
@@ -1802,23 +1695,23 @@ static void print_data_summary(const train_options *opt, const manifest *mf) {
     fprintf(stderr,
             "earshot: train: %s task, %d clips in %s:", opt->task == TASK_VAD ? "vad" : "kws",
             mf->count, opt->manifest_path);
-    for (int s = SPLIT_TRAIN; s <= SPLIT_VALID; s++) {
-        fprintf(stderr, " %s", split_names[s]);
-        for (int k = 0; k < KIND_COUNT; k++)
-            fprintf(stderr, " %d %s%s", mf->kind_count[s][k], kind_names[k],
-                    k < KIND_COUNT - 1 ? "," : ";");
+    for (int s = ES_SPLIT_TRAIN; s <= ES_SPLIT_VALID; s++) {
+        fprintf(stderr, " %s", es_split_names[s]);
+        for (int k = 0; k < ES_KIND_COUNT; k++)
+            fprintf(stderr, " %d %s%s", mf->kind_count[s][k], es_kind_names[k],
+                    k < ES_KIND_COUNT - 1 ? "," : ";");
     }
     fputc('\n', stderr);
     /* What a draw of each kind of speech hears: recorded voices or synthetic. */
-    for (int k = KIND_KEYWORD; k <= KIND_SPEECH; k++) {
-        const int n = mf->kind_count[SPLIT_TRAIN][k];
+    for (int k = ES_KIND_KEYWORD; k <= ES_KIND_SPEECH; k++) {
+        const int n = mf->kind_count[ES_SPLIT_TRAIN][k];
         if (n == 0) continue;
         int recorded = 0;
         for (int i = 0; i < n; i++)
-            recorded += mf->clips[mf->by_split_kind[SPLIT_TRAIN][k][i]].recorded;
+            recorded += mf->clips[mf->by_split_kind[ES_SPLIT_TRAIN][k][i]].recorded;
         const double weight = recorded * (double)opt->recorded_weight;
         fprintf(stderr, "earshot: train: %s: %d of %d train clips recorded, %.1f %% of draws\n",
-                kind_names[k], recorded, n, 100.0 * weight / (weight + (n - recorded)));
+                es_kind_names[k], recorded, n, 100.0 * weight / (weight + (n - recorded)));
     }
 }
 
@@ -1864,7 +1757,7 @@ int es_cmd_train(int argc, char **argv) {
     d.labels.hop_samples = d.frontend_config.hop_samples;
     d.batches_per_epoch = (opt.clips_per_epoch + opt.batch_size - 1) / opt.batch_size;
 
-    const int kws_trainable = mf.kind_count[SPLIT_TRAIN][KIND_KEYWORD] > 0;
+    const int kws_trainable = mf.kind_count[ES_SPLIT_TRAIN][ES_KIND_KEYWORD] > 0;
     if (opt.task == TASK_KWS && !kws_trainable) {
         es_cli_error("%s: no keyword clips in the train split", opt.manifest_path);
         goto done;
@@ -1877,8 +1770,8 @@ int es_cmd_train(int argc, char **argv) {
             goto done;
         }
     }
-    if (noise_pool_load(&mf, SPLIT_TRAIN, &d.noises[0]) != 0 ||
-        noise_pool_load(&mf, SPLIT_VALID, &d.noises[1]) != 0)
+    if (noise_pool_load(&mf, ES_SPLIT_TRAIN, &d.noises[0]) != 0 ||
+        noise_pool_load(&mf, ES_SPLIT_VALID, &d.noises[1]) != 0)
         goto done;
     if (build_valid_set(&d) != 0) goto done;
     fprintf(stderr, "earshot: train: %d validation sequences, %d training sequences per epoch\n",

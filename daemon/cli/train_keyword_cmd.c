@@ -49,6 +49,7 @@
 #include "calibrate.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "manifest.h"
 #include "pipeline.h"
 #include "rnn.h"
 #include "synth.h"
@@ -1089,8 +1090,9 @@ static char **clips_saying(const char *data_dir, const char *phrase, int *count)
         char **grown = realloc(found, sizeof(char *) * (size_t)(*count + 1));
         if (!grown) break;
         found = grown;
-        char clip[600];
-        snprintf(clip, sizeof clip, "clips/%s.wav", fields[0]);
+        /* As the manifest reader resolves data/'s relative paths. */
+        char clip[4096 + 600];
+        snprintf(clip, sizeof clip, "%s/clips/%s.wav", data_dir, fields[0]);
         found[(*count)++] = strdup(clip);
     }
     free(line);
@@ -1098,72 +1100,63 @@ static char **clips_saying(const char *data_dir, const char *phrase, int *count)
     return found;
 }
 
+/* The clip kind a line of data/ stands for here: its sentences and its own
+ * keywords are keyword-free sentences, unless they say the phrase. */
+static int data_kind(const es_manifest_clip *c, const char *phrase) {
+    switch (c->kind) {
+    case ES_KIND_KEYWORD:
+        return phrase_has_word(phrase, c->label) ? -1 : CLIP_SENTENCE;
+    case ES_KIND_SENTENCE:
+        return CLIP_SENTENCE;
+    case ES_KIND_SPEECH:
+        return CLIP_SPEECH;
+    default:
+        return CLIP_NOISE;
+    }
+}
+
+static int data_set_add(data_set *set, const es_manifest_clip *c, int kind) {
+    if (set->count == set->capacity) {
+        const int capacity = set->capacity ? 2 * set->capacity : 4096;
+        data_clip *grown = realloc(set->items, sizeof(data_clip) * (size_t)capacity);
+        if (!grown) return -1;
+        set->items = grown;
+        set->capacity = capacity;
+    }
+    char *clip_path = strdup(c->path);
+    if (!clip_path) return -1;
+    set->items[set->count++] = (data_clip){clip_path, (int)c->split, kind};
+    return 0;
+}
+
 static int load_data_set(const char *data_dir, const char *phrase, data_set *set) {
     memset(set, 0, sizeof *set);
     char path[4096];
     snprintf(path, sizeof path, "%s/manifest.tsv", data_dir);
-    FILE *file = fopen(path, "r");
-    if (!file) {
-        es_cli_error("train-keyword: %s: %s", path, strerror(errno));
+    es_manifest manifest;
+    es_error err;
+    if (es_manifest_read(path, &manifest, &err) != ES_MANIFEST_OK) {
+        es_cli_error("train-keyword: %s", err.why);
+        es_manifest_free(&manifest);
         return -1;
     }
     int saying_count = 0;
     char **saying = clips_saying(data_dir, phrase, &saying_count);
-    char *line = NULL;
-    size_t line_size = 0;
     int rc = 0;
-    while (rc == 0 && getline(&line, &line_size, file) != -1) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0] == '#' || line[0] == '\0') continue;
-        char *fields[7];
-        int n = 0;
-        for (char *save = NULL, *f = strtok_r(line, "\t", &save); f && n < 7;
-             f = strtok_r(NULL, "\t", &save))
-            fields[n++] = f;
-        if (n != 7) continue;
-        int split = -1;
-        for (int s = 0; s < SPLIT_COUNT; s++)
-            if (strcmp(fields[1], split_names[s]) == 0) split = s;
-        int kind = -1;
-        if (strcmp(fields[2], "sentence") == 0 || strcmp(fields[2], "keyword") == 0)
-            kind = CLIP_SENTENCE;
-        else if (strcmp(fields[2], "speech") == 0)
-            kind = CLIP_SPEECH;
-        else if (strcmp(fields[2], "noise") == 0)
-            kind = CLIP_NOISE;
-        if (split < 0 || kind < 0) continue;
-        /* data/'s own keywords are keyword-free speech here, unless the phrase has them. */
-        if (strcmp(fields[2], "keyword") == 0 && phrase_has_word(phrase, fields[3])) continue;
+    for (int i = 0; i < manifest.count && rc == 0; i++) {
+        const es_manifest_clip *c = &manifest.clips[i];
+        const int kind = data_kind(c, phrase);
+        if (kind < 0) continue;
         int says_phrase = 0;
-        for (int i = 0; i < saying_count && !says_phrase; i++)
-            says_phrase = strcmp(saying[i], fields[0]) == 0;
+        for (int k = 0; k < saying_count && !says_phrase; k++)
+            says_phrase = strcmp(saying[k], c->path) == 0;
         if (says_phrase) {
             set->excluded++;
             continue;
         }
-        if (set->count == set->capacity) {
-            const int capacity = set->capacity ? 2 * set->capacity : 4096;
-            data_clip *grown = realloc(set->items, sizeof(data_clip) * (size_t)capacity);
-            if (!grown) {
-                rc = -1;
-                break;
-            }
-            set->items = grown;
-            set->capacity = capacity;
-        }
-        char *clip_path = malloc(strlen(data_dir) + strlen(fields[0]) + 2);
-        if (!clip_path) {
-            rc = -1;
-            break;
-        }
-        if (fields[0][0] == '/')
-            strcpy(clip_path, fields[0]);
-        else
-            sprintf(clip_path, "%s/%s", data_dir, fields[0]);
-        set->items[set->count++] = (data_clip){clip_path, split, kind};
+        rc = data_set_add(set, c, kind);
     }
-    free(line);
-    fclose(file);
+    es_manifest_free(&manifest);
     free_list(saying, saying_count);
     if (rc) es_cli_error("train-keyword: %s: out of memory", path);
     return rc;
