@@ -53,6 +53,7 @@
 #include "pipeline.h"
 #include "rnn.h"
 #include "synth.h"
+#include "train_model.h"
 
 #define MAX_PHRASE_BYTES (ES_MAX_LABEL - 1)
 #define MAX_PHRASE_WORDS 5
@@ -903,16 +904,12 @@ static int in_process(const render_job *j) {
 /* SIGINT or SIGTERM stops the run at the next clip or step, and the work
  * folder (10-30 MB of clips) is removed on the way out. Only a flag is set
  * here; the folder is removed by the normal exit path, where that is safe. */
+/* The training step watches it too (es_train_params.stop): it then ends
+ * early, writes the best model so far and says so. */
 static volatile sig_atomic_t stop_signal;
-/* Set while `earshot train` runs in-process: it answers SIGINT itself (ends
- * training early) and says so afterwards; SIGTERM is passed on to it as
- * SIGINT so that it stops as soon too. */
-static volatile sig_atomic_t training_now;
 
 static void on_stop_signal(int sig) {
     if (!stop_signal) stop_signal = sig; /* the first one says why */
-    /* Only SIGTERM: a SIGINT raised here must not come back to raise another. */
-    if (sig == SIGTERM && training_now) raise(SIGINT);
 }
 
 typedef struct stop_handlers {
@@ -921,7 +918,6 @@ typedef struct stop_handlers {
 
 static void stop_handlers_install(stop_handlers *saved) {
     stop_signal = 0;
-    training_now = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
@@ -1585,83 +1581,69 @@ static int plan_jobs(const keyword_options *opt, const voice_list *voices, const
     return 0;
 }
 
+/* The training step: `earshot train`'s library call on the run's manifest,
+ * printed as `earshot train` prints it, stopped by this command's signals. */
 static int train_model(const keyword_options *opt, const char *manifest, const char *model_path,
                        double minutes) {
-    char minutes_text[32], hidden[16], seed[16], threads[16];
-    snprintf(minutes_text, sizeof minutes_text, "%.2f", minutes);
-    snprintf(hidden, sizeof hidden, "%d", opt->hidden);
-    snprintf(seed, sizeof seed, "%d", opt->seed);
-    snprintf(threads, sizeof threads, "%d", opt->threads);
-    char *argv[48]; /* 31 options and their values today, and the NULL */
-    int argc = 0;
-    argv[argc++] = "train";
-    argv[argc++] = (char *)manifest;
-    argv[argc++] = "-o";
-    argv[argc++] = (char *)model_path;
-    argv[argc++] = "--task";
-    argv[argc++] = "kws";
-    argv[argc++] = "--manifest-keywords-only";
-    argv[argc++] = "--kws-loss";
-    argv[argc++] = "frames";
+    es_train_params params;
+    es_train_params_default(&params);
+    params.manifest_path = manifest;
+    params.output_path = model_path;
+    params.task = ES_TRAIN_KWS;
+    params.manifest_keywords_only = 1;
+    params.kws_frame_targets = 1;
+    params.stop = &stop_signal;
     if (!opt->small) {
-        /* The budget, not the trainer's default 30 epochs, ends the run. */
-        argv[argc++] = "--minutes";
-        argv[argc++] = minutes_text;
-        argv[argc++] = "--epochs";
-        argv[argc++] = "1000";
+        /* The budget, not the trainer's default 30 epochs, ends the run (to
+         * the hundredth of a minute, as it always was). */
+        char minutes_text[32];
+        snprintf(minutes_text, sizeof minutes_text, "%.2f", minutes);
+        params.minutes = strtof(minutes_text, NULL);
+        params.epochs = 1000;
         /* Nor early stopping: one phrase's validation recall moves by several
          * points from epoch to epoch while the model still improves (a run
          * stopped after 1 of its 12.6 minutes at "best" epoch 4). */
-        argv[argc++] = "--patience";
-        argv[argc++] = "1000";
+        params.patience = 1000;
     }
-    argv[argc++] = "--seed";
-    argv[argc++] = seed;
-    argv[argc++] = "--threads";
-    argv[argc++] = threads;
-    if (opt->init_path) {
-        argv[argc++] = "--init";
-        argv[argc++] = (char *)opt->init_path;
-    } else {
-        argv[argc++] = "--hidden";
-        argv[argc++] = opt->small ? "32" : hidden;
-    }
-    argv[argc++] = "--clips";
-    argv[argc++] = opt->small ? "128" : "1500";
+    params.seed = (uint64_t)opt->seed;
+    params.threads = opt->threads;
+    params.init_path = opt->init_path;
+    if (!opt->init_path) params.hidden = opt->small ? 32 : opt->hidden;
+    params.clips_per_epoch = opt->small ? 128 : 1500;
     /* Per-frame targets at a high rate: on "hey nova" they beat the default
      * (0.002, and max-pooling after a warm-up) epoch for epoch in a
      * 15-minute budget (validation metric 0.11 against 0.02 after 6 epochs). */
-    argv[argc++] = "--learning-rate";
-    argv[argc++] = opt->small ? "0.01" : "0.005";
+    params.learning_rate = opt->small ? 0.01f : 0.005f;
     /* Each keyword-free sequence's most keyword-like frame weighs 21 frames, as
      * for the built-in model: on "hey nova" false alarms at threshold 0.5 fell
      * from 83 to 11 per hour of the test stream (confusables counted in) at the
      * same recall (94-96 %), and on data/eval's 5 h of keyword-free audio from
      * 34 to 1 at 0.9. A weight of 50 did no better. */
-    argv[argc++] = "--negative-peak-weight";
-    argv[argc++] = "20";
+    params.negative_peak_weight = 20.0f;
     /* Every 10 epochs the sentences the model finds most like the phrase
-     * come back more often (--hard-negatives): the few that set the
+     * come back more often (hard negatives): the few that set the
      * calibrated threshold are rare in a random draw. */
-    argv[argc++] = "--hard-negatives";
-    argv[argc++] = "10";
+    params.hard_negative_epochs = 10;
     /* Validate and keep a running average of the weights, not the last
      * step's: the epoch-to-epoch swing of the validation metric fell from
      * 0.055 to 0.018 (hey nova), and on the test split the three phrases
      * went from 74.4 / 88.7 / 65.6 % at 0.68 / 0.46 / 0.45 false alarms per
      * hour to 73.8 / 88.1 / 75.0 % at 0.45 / 0.23 / 0.23, with 2 false
      * alarms instead of 9 on data/eval's unseen 5 hours (README). */
-    argv[argc++] = "--weight-average";
-    argv[argc++] = "0.995";
+    params.average_decay = 0.995f;
     if (opt->small) {
         /* A fixed amount of work rather than of time: the same model on a busy machine. */
-        argv[argc++] = "--epochs";
-        argv[argc++] = "40";
-        argv[argc++] = "--batch";
-        argv[argc++] = "16";
+        params.epochs = 40;
+        params.batch_size = 16;
     }
-    argv[argc] = NULL;
-    return es_cmd_train(argc, argv);
+    es_train_hooks hooks;
+    es_train_cli_hooks(&hooks);
+    es_error err;
+    if (es_train_model(&params, &hooks, &err) != ES_TRAIN_OK) {
+        es_train_cli_report_error(&err);
+        return ES_EXIT_FAILURE;
+    }
+    return ES_EXIT_OK;
 }
 
 /* --init before the synthesis, not after it: a model the front end can feed,
@@ -1802,11 +1784,8 @@ int es_cmd_train_keyword(int argc, char **argv) {
     format_duration((train_min + evaluation_min) * 60, eta, sizeof eta);
     note("step 2/4: training for up to %.1f min (ETA of the whole run: %s)", train_min, eta);
     const double train_started = es_cli_monotonic_s();
-    training_now = 1;
     const int trained_status =
         stop_signal ? ES_EXIT_FAILURE : train_model(&opt, manifest, trained, train_min);
-    training_now = 0;
-    if (es_train_was_interrupted() && !stop_signal) stop_signal = SIGINT;
     if (stop_signal) goto done;
     if (trained_status != ES_EXIT_OK) {
         status = trained_status;
