@@ -1301,14 +1301,13 @@ static int evaluate_split(const es_model *model, const job_list *jobs, const dat
     char **owned = NULL;
     int count = 0, owned_count = 0;
     es_cal_noises noises = {0};
-    char why[512] = "out of memory";
+    es_error err = {ES_CAL_ERR_NOMEM, "out of memory"};
     int rc = collect_items(jobs, data, work, split, &items, &owned, &count, &owned_count);
     if (rc == 0) rc = es_cal_items_replay(&items, &count, passes, seed ^ 0x73706565ULL);
     if (rc == 0) rc = load_noises(jobs, data, work, split, &noises);
     if (rc == 0)
-        rc = es_cal_run_stream(model, items, count, &noises, seed, NULL, NULL, stream, why,
-                               sizeof why);
-    if (rc) es_cli_error("train-keyword: the %s stream: %s", split_names[split], why);
+        rc = es_cal_run_stream(model, items, count, &noises, seed, NULL, NULL, stream, &err);
+    if (rc) es_cli_error("train-keyword: the %s stream: %s", split_names[split], err.why);
     es_cal_noises_free(&noises);
     for (int i = 0; i < owned_count; i++)
         free(owned[i]);
