@@ -44,7 +44,7 @@ static const char usage_text[] =
     "\n"
     "  -m, --manifest FILE          the data manifest; only its valid split is used (required)\n"
     "  -o, --output PATH            where to write the calibrated model (required)\n"
-    "      --max-alarms-per-hour R  false alarms per hour of keyword-free audio, all keywords\n"
+    "      --max-false-alarms R     false alarms per hour of keyword-free audio, all keywords\n"
     "                               together (default 0.5)\n"
     "      --hours H                use at most H hours of keyword-free clips (default: all)\n"
     "      --passes N               stream every clip N times, after the first each at its\n"
@@ -115,6 +115,7 @@ static int parse_smoothing(const char *text, calibrate_options *opt) {
 
 enum {
     OPT_MAX_ALARMS = 0x100,
+    OPT_MAX_ALARMS_PER_HOUR, /* the old name of --max-false-alarms, still accepted */
     OPT_HOURS,
     OPT_SEED,
     OPT_EXCLUDE_VOICE,
@@ -129,7 +130,8 @@ enum {
 static const struct option long_options[] = {
     {"manifest", required_argument, NULL, 'm'},
     {"output", required_argument, NULL, 'o'},
-    {"max-alarms-per-hour", required_argument, NULL, OPT_MAX_ALARMS},
+    {"max-false-alarms", required_argument, NULL, OPT_MAX_ALARMS},
+    {"max-alarms-per-hour", required_argument, NULL, OPT_MAX_ALARMS_PER_HOUR},
     {"hours", required_argument, NULL, OPT_HOURS},
     {"passes", required_argument, NULL, OPT_PASSES},
     {"seed", required_argument, NULL, OPT_SEED},
@@ -154,8 +156,11 @@ static int set_option(int c, char **argv, calibrate_options *opt) {
         opt->output_path = optarg;
         return 0;
     case OPT_MAX_ALARMS:
-        return es_cli_parse_float("--max-alarms-per-hour", optarg, 0.0, 1e6,
-                                  &p->budget.max_per_hour);
+    case OPT_MAX_ALARMS_PER_HOUR:
+        /* One name per meaning, as train-keyword's; the old one keeps scripts working. */
+        return es_cli_parse_float(c == OPT_MAX_ALARMS ? "--max-false-alarms"
+                                                      : "--max-alarms-per-hour",
+                                  optarg, 0.0, 1e6, &p->budget.max_per_hour);
     case OPT_HOURS:
         return es_cli_parse_float("--hours", optarg, 1e-4, 1e5, &p->hours);
     case OPT_EXCLUDE_VOICE:
