@@ -548,6 +548,8 @@ int es_cal_measure(const es_cal_stream *s, const float *thresholds, int smooth_m
     return s->keyword_count < 1 ? -1 : measure(s, thresholds, smooth_ms, out);
 }
 
+/* Over 80 lines: the greedy search of calibrate.h step 3 in one piece, as its
+ * comment there tells it. */
 int es_cal_calibrate(const es_cal_stream *s, const es_cal_budget *budget, int smooth_ms,
                      es_cal_result *out) {
     memset(out, 0, sizeof *out);
