@@ -78,7 +78,7 @@ if [ -z "$only" ] || [ "$only" = kws ]; then
   "$earshot" train "$manifest" -o "$work/raw.esm" "${common[@]}" "${kws_budget2[@]}" \
     --init "$work/stage1.esm" --recorded-weight 8 --augment-ramp 0 --learning-rate 0.0005 --seed 2 \
     2> >(tee -a "$out/train-kws.log" >&2)
-  "$earshot" calibrate "$work/raw.esm" --manifest "$calibration" -o "$out/kws.esm" --max-alarms-per-hour 0.5 \
+  "$earshot" calibrate "$work/raw.esm" --manifest "$calibration" -o "$out/kws.esm" --max-false-alarms 0.5 \
     --max-near-misses "$near_misses" --exclude-voice real:csmash --passes "$passes" --seed 1 \
     2> >(tee -a "$out/train-kws.log" >&2)
 fi

@@ -4,12 +4,9 @@
  * manifest's valid split (calibrate.h tells how), written into a copy of the
  * model (format version 2).
  *
- * From the valid split: keyword clips whose label is one of the model's
- * keyword outputs are positives (their window: start_s to end_s + 0.5 s);
- * sentence and speech clips, and keyword clips of words the model does not
- * know, are keyword-free; noise clips are too (alone, as a quiet room or a
- * radio has them), and are mixed into a third of the clips.
- * --hours bounds the keyword-free audio (a random subset by --seed).
+ * The work is models/train/calibrate.h's es_cal_job, step by step; this file
+ * turns the options into es_cal_params, tells what each step found, prints
+ * the table and maps errors to exit codes.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,28 +18,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "audio_file.h"
-#include "augment.h"
 #include "calibrate.h"
 #include "cli_util.h"
 #include "commands.h"
-#include "pipeline.h"
 #include "progress.h"
 
 typedef struct calibrate_options {
-    const char *model_path;
-    const char *manifest_path;
+    es_cal_params params;
     const char *output_path;
-    es_cal_budget budget; /* --max-alarms-per-hour, --max-near-misses, --extrapolate-tail */
-    float hours;          /* 0: all */
-    int passes;           /* times every clip is streamed; after the first at another speed */
-    int seed;
-    const char *excluded_voices[8]; /* voice prefixes whose clips are not used */
-    int excluded_count;
-    int smoothing[8]; /* --smoothing: the detector smoothings tried, in ms */
-    int smoothing_count;
-    int near_misses_per_hour; /* near-miss clips as keyword-free speech (the earlier way) */
-    int check;                /* measure the model's own thresholds, choose none */
+    const char *excluded_voices[8]; /* --exclude-voice: voice prefixes whose clips are not used */
+    int smoothing[8];               /* --smoothing: the detector smoothings tried, in ms */
 } calibrate_options;
 
 static const char usage_text[] =
@@ -59,7 +44,7 @@ static const char usage_text[] =
     "\n"
     "  -m, --manifest FILE          the data manifest; only its valid split is used (required)\n"
     "  -o, --output PATH            where to write the calibrated model (required)\n"
-    "      --max-alarms-per-hour R  false alarms per hour of keyword-free audio, all keywords\n"
+    "      --max-false-alarms R     false alarms per hour of keyword-free audio, all keywords\n"
     "                               together (default 0.5)\n"
     "      --hours H                use at most H hours of keyword-free clips (default: all)\n"
     "      --passes N               stream every clip N times, after the first each at its\n"
@@ -109,352 +94,136 @@ static int parse_smoothing(const char *text, calibrate_options *opt) {
         es_cli_error("calibrate: --smoothing: too long");
         return -1;
     }
-    opt->smoothing_count = 0;
+    opt->params.smoothing_count = 0;
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        if (opt->smoothing_count == (int)COUNT_OF(opt->smoothing)) {
+        if (opt->params.smoothing_count == (int)COUNT_OF(opt->smoothing)) {
             es_cli_error("calibrate: --smoothing: at most %d values",
                          (int)COUNT_OF(opt->smoothing));
             return -1;
         }
         if (es_cli_parse_int("--smoothing", item, 10, ES_KWS_MAX_SMOOTH_MS,
-                             &opt->smoothing[opt->smoothing_count++]) < 0)
+                             &opt->smoothing[opt->params.smoothing_count++]) < 0)
             return -1;
     }
-    if (opt->smoothing_count == 0) {
+    if (opt->params.smoothing_count == 0) {
         es_cli_error("calibrate: --smoothing: no value in '%s'", text);
         return -1;
     }
     return 0;
 }
 
+enum {
+    OPT_MAX_ALARMS = 0x100,
+    OPT_MAX_ALARMS_PER_HOUR, /* the old name of --max-false-alarms, still accepted */
+    OPT_HOURS,
+    OPT_SEED,
+    OPT_EXCLUDE_VOICE,
+    OPT_PASSES,
+    OPT_SMOOTHING,
+    OPT_NEAR_MISSES_PER_HOUR,
+    OPT_MAX_NEAR_MISSES,
+    OPT_CHECK,
+    OPT_EXTRAPOLATE_TAIL
+};
+
+static const struct option long_options[] = {
+    {"manifest", required_argument, NULL, 'm'},
+    {"output", required_argument, NULL, 'o'},
+    {"max-false-alarms", required_argument, NULL, OPT_MAX_ALARMS},
+    {"max-alarms-per-hour", required_argument, NULL, OPT_MAX_ALARMS_PER_HOUR},
+    {"hours", required_argument, NULL, OPT_HOURS},
+    {"passes", required_argument, NULL, OPT_PASSES},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"exclude-voice", required_argument, NULL, OPT_EXCLUDE_VOICE},
+    {"smoothing", required_argument, NULL, OPT_SMOOTHING},
+    {"near-misses-per-hour", no_argument, NULL, OPT_NEAR_MISSES_PER_HOUR},
+    {"max-near-misses", required_argument, NULL, OPT_MAX_NEAR_MISSES},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"extrapolate-tail", no_argument, NULL, OPT_EXTRAPOLATE_TAIL},
+    {"help", no_argument, NULL, 'h'},
+    {0},
+};
+
+/* One option: 0, or -1 (printed). */
+static int set_option(int c, char **argv, calibrate_options *opt) {
+    es_cal_params *p = &opt->params;
+    switch (c) {
+    case 'm':
+        p->manifest_path = optarg;
+        return 0;
+    case 'o':
+        opt->output_path = optarg;
+        return 0;
+    case OPT_MAX_ALARMS:
+    case OPT_MAX_ALARMS_PER_HOUR:
+        /* One name per meaning, as train-keyword's; the old one keeps scripts working. */
+        return es_cli_parse_float(c == OPT_MAX_ALARMS ? "--max-false-alarms"
+                                                      : "--max-alarms-per-hour",
+                                  optarg, 0.0, 1e6, &p->budget.max_per_hour);
+    case OPT_HOURS:
+        return es_cli_parse_float("--hours", optarg, 1e-4, 1e5, &p->hours);
+    case OPT_EXCLUDE_VOICE:
+        if (p->excluded_count == 8 || !*optarg) {
+            es_cli_error("calibrate: --exclude-voice: %s", *optarg ? "at most 8" : "empty");
+            return -1;
+        }
+        opt->excluded_voices[p->excluded_count++] = optarg;
+        return 0;
+    case OPT_PASSES:
+        return es_cli_parse_int("--passes", optarg, 1, 20, &p->passes);
+    case OPT_SMOOTHING:
+        return parse_smoothing(optarg, opt);
+    case OPT_SEED:
+        return es_cli_parse_int("--seed", optarg, 0, 2147483647, &p->seed);
+    case OPT_NEAR_MISSES_PER_HOUR:
+        p->near_misses_per_hour = 1;
+        return 0;
+    case OPT_CHECK:
+        p->check = 1;
+        return 0;
+    case OPT_EXTRAPOLATE_TAIL:
+        p->budget.extrapolate_tail = 1;
+        return 0;
+    case OPT_MAX_NEAR_MISSES:
+        return es_cli_parse_float("--max-near-misses", optarg, 0.0, 1.0,
+                                  &p->budget.max_near_miss_share);
+    default:
+        return es_cli_bad_option("calibrate", c, argv);
+    }
+}
+
 /* 1: --help shown; 0: parsed; -1: usage error (printed). */
 static int parse_options(int argc, char **argv, calibrate_options *opt) {
-    enum {
-        OPT_MAX_ALARMS = 0x100,
-        OPT_HOURS,
-        OPT_SEED,
-        OPT_EXCLUDE_VOICE,
-        OPT_PASSES,
-        OPT_SMOOTHING,
-        OPT_NEAR_MISSES_PER_HOUR,
-        OPT_MAX_NEAR_MISSES,
-        OPT_CHECK,
-        OPT_EXTRAPOLATE_TAIL
-    };
-    static const struct option options[] = {
-        {"manifest", required_argument, NULL, 'm'},
-        {"output", required_argument, NULL, 'o'},
-        {"max-alarms-per-hour", required_argument, NULL, OPT_MAX_ALARMS},
-        {"hours", required_argument, NULL, OPT_HOURS},
-        {"passes", required_argument, NULL, OPT_PASSES},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"exclude-voice", required_argument, NULL, OPT_EXCLUDE_VOICE},
-        {"smoothing", required_argument, NULL, OPT_SMOOTHING},
-        {"near-misses-per-hour", no_argument, NULL, OPT_NEAR_MISSES_PER_HOUR},
-        {"max-near-misses", required_argument, NULL, OPT_MAX_NEAR_MISSES},
-        {"check", no_argument, NULL, OPT_CHECK},
-        {"extrapolate-tail", no_argument, NULL, OPT_EXTRAPOLATE_TAIL},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    *opt = (calibrate_options){
-        .budget = {.max_per_hour = 0.5f, .max_near_miss_share = 1.0f}, .seed = 1, .passes = 1};
+    memset(opt, 0, sizeof *opt);
+    es_cal_params_default(&opt->params);
+    opt->params.excluded_voices = opt->excluded_voices;
+    opt->params.smoothing = opt->smoothing;
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":m:o:h", options, NULL)) != -1) {
-        int rc = 0;
-        switch (c) {
-        case 'm':
-            opt->manifest_path = optarg;
-            break;
-        case 'o':
-            opt->output_path = optarg;
-            break;
-        case 'h':
+    while ((c = getopt_long(argc, argv, ":m:o:h", long_options, NULL)) != -1) {
+        if (c == 'h') {
             fputs(usage_text, stdout);
             return 1;
-        case OPT_MAX_ALARMS:
-            rc = es_cli_parse_float("--max-alarms-per-hour", optarg, 0.0, 1e6,
-                                    &opt->budget.max_per_hour);
-            break;
-        case OPT_HOURS:
-            rc = es_cli_parse_float("--hours", optarg, 1e-4, 1e5, &opt->hours);
-            break;
-        case OPT_EXCLUDE_VOICE:
-            if (opt->excluded_count == 8 || !*optarg) {
-                es_cli_error("calibrate: --exclude-voice: %s", *optarg ? "at most 8" : "empty");
-                rc = -1;
-            } else {
-                opt->excluded_voices[opt->excluded_count++] = optarg;
-            }
-            break;
-        case OPT_PASSES:
-            rc = es_cli_parse_int("--passes", optarg, 1, 20, &opt->passes);
-            break;
-        case OPT_SMOOTHING:
-            rc = parse_smoothing(optarg, opt);
-            break;
-        case OPT_SEED:
-            rc = es_cli_parse_int("--seed", optarg, 0, 2147483647, &opt->seed);
-            break;
-        case OPT_NEAR_MISSES_PER_HOUR:
-            opt->near_misses_per_hour = 1;
-            break;
-        case OPT_CHECK:
-            opt->check = 1;
-            break;
-        case OPT_EXTRAPOLATE_TAIL:
-            opt->budget.extrapolate_tail = 1;
-            break;
-        case OPT_MAX_NEAR_MISSES:
-            rc = es_cli_parse_float("--max-near-misses", optarg, 0.0, 1.0,
-                                    &opt->budget.max_near_miss_share);
-            break;
-        default:
-            rc = es_cli_bad_option("calibrate", c, argv);
         }
-        if (rc < 0) return -1;
+        if (set_option(c, argv, opt) < 0) return -1;
     }
-    if (!(opt->model_path = es_cli_one_operand("calibrate", "MODEL", argc, argv))) return -1;
-    if (!opt->manifest_path) {
+    es_cal_params *p = &opt->params;
+    if (!(p->model_path = es_cli_one_operand("calibrate", "MODEL", argc, argv))) return -1;
+    if (!p->manifest_path) {
         es_cli_error("calibrate: --manifest FILE is required");
         return -1;
     }
-    if (opt->output_path && opt->check) {
+    if (opt->output_path && p->check) {
         es_cli_error("calibrate: --check writes no model: leave out -o");
         return -1;
     }
-    if (!opt->output_path && !opt->check) {
+    if (!opt->output_path && !p->check) {
         es_cli_error("calibrate: -o OUT is required");
         return -1;
     }
     return 0;
-}
-
-/* ---- the manifest's valid split ------------------------------------------------------ */
-
-typedef struct clip_list {
-    es_cal_item *items;
-    double *seconds;
-    int count, capacity;
-} clip_list;
-
-static int clip_add(clip_list *list, char *path, int keyword, int near_miss, double start_s,
-                    double end_s, double seconds) {
-    if (list->count == list->capacity) {
-        const int capacity = list->capacity ? 2 * list->capacity : 1024;
-        es_cal_item *items = realloc(list->items, sizeof(es_cal_item) * (size_t)capacity);
-        if (!items) return -1;
-        list->items = items;
-        double *s = realloc(list->seconds, sizeof(double) * (size_t)capacity);
-        if (!s) return -1;
-        list->seconds = s;
-        list->capacity = capacity;
-    }
-    list->items[list->count] = (es_cal_item){.path = path,
-                                             .keyword = keyword,
-                                             .start_s = start_s,
-                                             .end_s = end_s,
-                                             .speed = 1.0f,
-                                             .near_miss = near_miss};
-    list->seconds[list->count++] = seconds;
-    return 0;
-}
-
-static void clip_list_free(clip_list *list) {
-    for (int i = 0; i < list->count; i++)
-        free((char *)list->items[i].path);
-    free(list->items);
-    free(list->seconds);
-}
-
-typedef struct valid_split {
-    clip_list positives, negatives; /* negatives: near misses among them */
-    char **noise_paths;
-    int noise_count;
-    int unusable; /* not 16 kHz mono: left out */
-    double positive_s, negative_s;
-} valid_split;
-
-static void valid_split_free(valid_split *v) {
-    clip_list_free(&v->positives);
-    clip_list_free(&v->negatives);
-    for (int i = 0; i < v->noise_count; i++)
-        free(v->noise_paths[i]);
-    free(v->noise_paths);
-}
-
-static int parse_seconds(const char *text, double *out) {
-    char *end = NULL;
-    errno = 0;
-    *out = strtod(text, &end);
-    return errno || end == text || *end || !isfinite(*out) || *out < 0 ? -1 : 0;
-}
-
-/* The clip's length in seconds; 0 when it is not 16 kHz mono; -1 (printed)
- * when it cannot be opened. */
-static double clip_seconds(const char *manifest, int line, const char *path) {
-    char why[256];
-    es_audio_file *file = NULL;
-    if (es_audio_file_open(path, &file, why, sizeof why) != 0) {
-        es_cli_error("calibrate: %s:%d: %s", manifest, line, why);
-        return -1;
-    }
-    const es_audio_info *info = es_audio_file_info(file);
-    const double seconds =
-        info->sample_rate_hz == ES_CAL_SAMPLE_RATE_HZ && info->channels == 1 && info->frames > 0
-            ? (double)info->frames / info->sample_rate_hz
-            : 0.0;
-    es_audio_file_close(file);
-    return seconds;
-}
-
-static int column_of(const es_cal_stream *columns, const char *label) {
-    for (int k = 0; k < columns->keyword_count; k++)
-        if (strcmp(columns->labels[k], label) == 0) return k;
-    return -1;
-}
-
-/* Reads the valid split; returns ES_EXIT_OK or ES_EXIT_FAILURE (printed). */
-static int voice_excluded(const calibrate_options *opt, const char *voice) {
-    for (int i = 0; i < opt->excluded_count; i++)
-        if (strncmp(voice, opt->excluded_voices[i], strlen(opt->excluded_voices[i])) == 0) return 1;
-    return 0;
-}
-
-static int read_valid_split(const calibrate_options *opt, const es_cal_stream *columns,
-                            valid_split *v) {
-    const char *manifest = opt->manifest_path;
-    memset(v, 0, sizeof *v);
-    FILE *file = fopen(manifest, "r");
-    if (!file) {
-        es_cli_error("calibrate: %s: %s", manifest, strerror(errno));
-        return ES_EXIT_FAILURE;
-    }
-    char *copy = strdup(manifest);
-    const char *folder = copy ? dirname(copy) : ".";
-    char *line = NULL;
-    size_t line_size = 0;
-    int number = 0, rc = ES_EXIT_OK;
-    while (rc == ES_EXIT_OK && getline(&line, &line_size, file) != -1) {
-        number++;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0] == '#' || line[0] == '\0') continue;
-        char *f[8];
-        int n = 0;
-        for (char *p = line; n < 8; n++) {
-            f[n] = p;
-            char *tab = strchr(p, '\t');
-            if (!tab) {
-                n++;
-                break;
-            }
-            *tab = '\0';
-            p = tab + 1;
-        }
-        if (n != 7) {
-            es_cli_error("calibrate: %s:%d: expected 7 tab-separated columns, found %d", manifest,
-                         number, n);
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        const int split_ok =
-            !strcmp(f[1], "train") || !strcmp(f[1], "valid") || !strcmp(f[1], "test");
-        const int is_keyword = !strcmp(f[2], "keyword"), is_noise = !strcmp(f[2], "noise");
-        const int kind_ok =
-            is_keyword || is_noise || !strcmp(f[2], "sentence") || !strcmp(f[2], "speech");
-        if (!split_ok || !kind_ok) {
-            es_cli_error("calibrate: %s:%d: unknown %s '%s'", manifest, number,
-                         split_ok ? "kind" : "split", split_ok ? f[2] : f[1]);
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        if (strcmp(f[1], "valid") != 0 || voice_excluded(opt, f[6])) continue;
-        char *path = malloc(strlen(folder) + strlen(f[0]) + 2);
-        if (!path) {
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        if (f[0][0] == '/')
-            strcpy(path, f[0]);
-        else
-            sprintf(path, "%s/%s", folder, f[0]);
-        if (is_noise) {
-            char **grown = realloc(v->noise_paths, sizeof(char *) * (size_t)(v->noise_count + 1));
-            if (!grown) {
-                free(path);
-                rc = ES_EXIT_FAILURE;
-                break;
-            }
-            v->noise_paths = grown;
-            v->noise_paths[v->noise_count++] = strdup(path);
-            if (!v->noise_paths[v->noise_count - 1]) {
-                free(path);
-                rc = ES_EXIT_FAILURE;
-                break;
-            }
-        }
-        const double seconds = clip_seconds(manifest, number, path);
-        if (seconds <= 0) {
-            free(path);
-            if (seconds < 0) {
-                rc = ES_EXIT_FAILURE;
-                break;
-            }
-            v->unusable++;
-            continue;
-        }
-        const int keyword = is_keyword ? column_of(columns, f[3]) : -1;
-        double start_s = 0, end_s = 0;
-        if (keyword >= 0 && (parse_seconds(f[4], &start_s) != 0 ||
-                             parse_seconds(f[5], &end_s) != 0 || !(start_s < end_s))) {
-            es_cli_error("calibrate: %s:%d: keyword start_s '%s' and end_s '%s' are not "
-                         "0 <= start < end",
-                         manifest, number, f[4], f[5]);
-            free(path);
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        /* A sentence clip labelled with a word says that word: a near miss. */
-        const int near_miss = !opt->near_misses_per_hour && !strcmp(f[2], "sentence") &&
-                              strcmp(f[3], "-") != 0 && f[3][0] != '\0';
-        clip_list *list = keyword >= 0 ? &v->positives : &v->negatives;
-        if (clip_add(list, path, keyword, near_miss, start_s, end_s, seconds) != 0) {
-            free(path);
-            rc = ES_EXIT_FAILURE;
-            break;
-        }
-        *(keyword >= 0 ? &v->positive_s : &v->negative_s) += seconds;
-    }
-    free(line);
-    free(copy);
-    fclose(file);
-    return rc;
-}
-
-/* Keeps a random subset of the negatives of about `hours` (seeded). */
-static void limit_negatives(clip_list *negatives, double hours, int seed, double *kept_s) {
-    es_rng rng;
-    es_rng_seed(&rng, (uint64_t)seed * 0x9E3779B97F4A7C15ULL + 0x63616cULL);
-    for (int i = negatives->count - 1; i > 0; i--) {
-        const int k = es_rng_below(&rng, i + 1);
-        const es_cal_item t = negatives->items[i];
-        const double s = negatives->seconds[i];
-        negatives->items[i] = negatives->items[k];
-        negatives->seconds[i] = negatives->seconds[k];
-        negatives->items[k] = t;
-        negatives->seconds[k] = s;
-    }
-    double total = 0;
-    int keep = 0;
-    while (keep < negatives->count && total < hours * 3600)
-        total += negatives->seconds[keep++];
-    for (int i = keep; i < negatives->count; i++)
-        free((char *)negatives->items[i].path);
-    negatives->count = keep;
-    *kept_s = total;
 }
 
 /* ---- the command ------------------------------------------------------------------------- */
@@ -511,22 +280,76 @@ static void print_table(const es_cal_stream *s, const es_cal_result *r,
     printf("%s)\n", r->met ? "" : "; NOT met");
 }
 
-/* --check: the model's stored thresholds and smoothing measured on the stream. */
-static int check_thresholds(const es_model *model, const es_cal_stream *s, es_cal_result *out) {
-    const float *stored = es_model_thresholds(model);
-    const int *smoothing = es_model_smoothing(model);
-    es_kws_config detector;
-    es_kws_config_default(&detector);
-    float thresholds[ES_KWS_MAX_KEYWORDS];
-    for (int k = 0; k < s->keyword_count; k++)
-        thresholds[k] = stored && stored[s->outputs[k]] > 0 ? stored[s->outputs[k]]
-                                                            : detector.default_threshold;
-    /* (calibrate stores one smoothing for every keyword) */
-    return es_cal_measure(s, thresholds, smoothing ? smoothing[s->outputs[0]] : 0, out);
-}
-
 static void add_progress(double done_s, void *progress) {
     es_progress_add(progress, done_s);
+}
+
+/* What the valid split holds, before the stream. */
+static void note_clips(const es_cal_params *p, const es_cal_job *job) {
+    note("%s: %d keywords; valid split of %s: %d keyword clips (%.2f h), %d keyword-free "
+         "clips (%.2f h; %d of them near misses, each judged on its own), %d noises; %d pass%s",
+         p->model_path, job->columns.keyword_count, p->manifest_path, job->positives.count,
+         job->positive_s / 3600, job->negatives.count, job->negative_s / 3600, job->near_misses,
+         job->noises.count, p->passes,
+         p->passes == 1 ? "" : "es (after the first at another speed)");
+}
+
+/* Reads and prepares the valid split, telling what it holds. */
+static int read_clips(const es_cal_params *p, es_cal_job *job, es_error *err) {
+    int rc = es_cal_job_read(job, p, err);
+    if (rc != 0) return rc;
+    if (job->unusable) note("%d clips are not 16 kHz mono and are left out", job->unusable);
+    if ((rc = es_cal_job_prepare(job, p, err)) != 0) return rc;
+    if (job->positives.count == 0)
+        note("warning: %s has no valid-split clips of the model's keywords: recall cannot be "
+             "measured, thresholds follow the false alarms alone",
+             p->manifest_path);
+    note_clips(p, job);
+    return 0;
+}
+
+/* Streams the clips with a progress line, then chooses (or checks) thresholds. */
+static int stream_and_choose(const es_cal_params *p, es_cal_job *job, double started,
+                             es_error *err) {
+    es_progress *progress = es_progress_create(job->audio_s, 300);
+    const int rc = es_cal_job_stream(job, p, add_progress, progress, err);
+    es_progress_destroy(progress);
+    if (rc != 0) return rc;
+    const es_cal_stream *stream = &job->stream;
+    const double streamed = es_cli_monotonic_s();
+    note("streamed %.2f h in %.0f s (%.0fx real time)", stream->seconds / 3600, streamed - started,
+         stream->seconds / (streamed - started));
+    int positives = 0;
+    for (int k = 0; k < stream->keyword_count; k++)
+        positives += stream->positives[k];
+    note("choosing thresholds: %d keywords, %d positives, %d near misses, %d frames",
+         stream->keyword_count, positives, stream->near_misses, (int)stream->frames);
+    return es_cal_job_choose(job, p, err);
+}
+
+static int calibrate(const calibrate_options *opt, es_cal_job *job, double started, es_error *err) {
+    const es_cal_params *p = &opt->params;
+    int rc = es_cal_job_load(job, p, err);
+    if (rc != 0) return rc;
+    if (opt->output_path && !output_writable(opt->output_path))
+        return es_error_set(err, ES_CAL_ERR_OUTPUT, "%s: cannot write there: %s", opt->output_path,
+                            strerror(errno));
+    if ((rc = read_clips(p, job, err)) != 0 || (rc = stream_and_choose(p, job, started, err)) != 0)
+        return rc;
+    const es_cal_result *result = &job->result;
+    if (p->smoothing_count > 0) note("smoothing %d ms finds the most", result->smooth_ms);
+    print_table(&job->stream, result, p->check ? NULL : &p->budget);
+    fflush(stdout);
+    if (p->check) return 0;
+    if (!result->met)
+        note("warning: even the highest thresholds give %d false alarms in %.2f h (%.2f per "
+             "hour), more than %.2f",
+             result->false_alarms, job->stream.negative_seconds / 3600,
+             es_cal_per_hour(result->false_alarms, job->stream.negative_seconds),
+             (double)p->budget.max_per_hour);
+    if ((rc = es_cal_job_write(job, opt->output_path, err)) != 0) return rc;
+    note("wrote %s in %.0f s", opt->output_path, es_cli_monotonic_s() - started);
+    return 0;
 }
 
 int es_cmd_calibrate(int argc, char **argv) {
@@ -534,139 +357,10 @@ int es_cmd_calibrate(int argc, char **argv) {
     const int parsed = parse_options(argc, argv, &opt);
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     const double started = es_cli_monotonic_s();
-
-    es_model *model = NULL;
-    es_error perr;
-    if (es_pipeline_load_model(opt.model_path, "kws", NULL, &model, &perr) != ES_PIPELINE_OK) {
-        es_cli_error("calibrate: %s", perr.why);
-        return ES_EXIT_FAILURE;
-    }
-    es_cal_stream columns;
-    es_cal_stream_init(&columns, model);
-    if (columns.keyword_count == 0) {
-        es_cli_error("calibrate: %s: the model has no keyword outputs (only filler)",
-                     opt.model_path);
-        es_model_destroy(model);
-        return ES_EXIT_FAILURE;
-    }
-    if (opt.output_path && !output_writable(opt.output_path)) {
-        es_cli_error("calibrate: %s: cannot write there: %s", opt.output_path, strerror(errno));
-        es_model_destroy(model);
-        return ES_EXIT_FAILURE;
-    }
-
-    int status = ES_EXIT_FAILURE;
-    valid_split v = {0};
-    es_cal_noises noises = {0};
-    es_cal_stream stream = {0};
-    es_cal_item *items = NULL;
-    es_progress *progress = NULL;
-    if (read_valid_split(&opt, &columns, &v) != ES_EXIT_OK) goto done;
-    if (v.unusable) note("%d clips are not 16 kHz mono and are left out", v.unusable);
-    if (v.negatives.count == 0) {
-        es_cli_error("calibrate: %s: no keyword-free clips (sentence or speech) in the valid "
-                     "split: nothing to count false alarms on",
-                     opt.manifest_path);
-        goto done;
-    }
-    if (v.positives.count == 0)
-        note("warning: %s has no valid-split clips of the model's keywords: recall cannot be "
-             "measured, thresholds follow the false alarms alone",
-             opt.manifest_path);
-    double negative_s = v.negative_s;
-    if (opt.hours > 0 && opt.hours * 3600 < v.negative_s)
-        limit_negatives(&v.negatives, opt.hours, opt.seed, &negative_s);
-    for (int i = 0; i < v.noise_count; i++)
-        if (es_cal_noises_add(&noises, v.noise_paths[i]) < 0) {
-            es_cli_error("calibrate: out of memory");
-            goto done;
-        }
-
-    int count = v.positives.count + v.negatives.count;
-    items = malloc(sizeof(es_cal_item) * (size_t)count);
-    if (!items) {
-        es_cli_error("calibrate: out of memory");
-        goto done;
-    }
-    /* (memcpy from NULL is undefined even for 0 bytes: a manifest may have no positives) */
-    if (v.positives.count)
-        memcpy(items, v.positives.items, sizeof(es_cal_item) * (size_t)v.positives.count);
-    memcpy(items + v.positives.count, v.negatives.items,
-           sizeof(es_cal_item) * (size_t)v.negatives.count);
-    if (es_cal_items_replay(&items, &count, opt.passes,
-                            (uint64_t)opt.seed * 0x9E3779B97F4A7C15ULL + 0x73706565ULL) != 0) {
-        es_cli_error("calibrate: out of memory");
-        goto done;
-    }
-    const double audio_s = (v.positive_s + negative_s) * opt.passes;
-    int near_misses = 0;
-    for (int i = 0; i < v.negatives.count; i++)
-        near_misses += v.negatives.items[i].near_miss != 0;
-    note("%s: %d keywords; valid split of %s: %d keyword clips (%.2f h), %d keyword-free "
-         "clips (%.2f h; %d of them near misses, each judged on its own), %d noises; %d pass%s",
-         opt.model_path, columns.keyword_count, opt.manifest_path, v.positives.count,
-         v.positive_s / 3600, v.negatives.count, negative_s / 3600, near_misses, noises.count,
-         opt.passes, opt.passes == 1 ? "" : "es (after the first at another speed)");
-    progress = es_progress_create(audio_s, 300);
-    char why[512] = "";
-    if (es_cal_run_stream(model, items, count, &noises, (uint64_t)opt.seed + 11, add_progress,
-                          progress, &stream, why, sizeof why) != 0) {
-        es_progress_destroy(progress);
-        progress = NULL;
-        es_cli_error("calibrate: %s", why);
-        goto done;
-    }
-    es_progress_destroy(progress);
-    progress = NULL;
-    const double streamed = es_cli_monotonic_s();
-    note("streamed %.2f h in %.0f s (%.0fx real time)", stream.seconds / 3600, streamed - started,
-         stream.seconds / (streamed - started));
-
-    int positives = 0;
-    for (int k = 0; k < stream.keyword_count; k++)
-        positives += stream.positives[k];
-    note("choosing thresholds: %d keywords, %d positives, %d near misses, %d frames",
-         stream.keyword_count, positives, stream.near_misses, (int)stream.frames);
-    es_cal_result result;
-    const int calibrated = opt.check ? check_thresholds(model, &stream, &result)
-                           : opt.smoothing_count > 0
-                               ? es_cal_calibrate_smoothing(&stream, &opt.budget, opt.smoothing,
-                                                            opt.smoothing_count, &result, NULL)
-                               : es_cal_calibrate(&stream, &opt.budget, 0, &result);
-    if (calibrated != 0) {
-        es_cli_error("calibrate: out of memory");
-        goto done;
-    }
-    if (opt.smoothing_count > 0) note("smoothing %d ms finds the most", result.smooth_ms);
-    print_table(&stream, &result, opt.check ? NULL : &opt.budget);
-    fflush(stdout);
-    if (opt.check) {
-        status = ES_EXIT_OK;
-        goto done;
-    }
-    if (!result.met)
-        note("warning: even the highest thresholds give %d false alarms in %.2f h (%.2f per "
-             "hour), more than %.2f",
-             result.false_alarms, stream.negative_seconds / 3600,
-             es_cal_per_hour(result.false_alarms, stream.negative_seconds),
-             (double)opt.budget.max_per_hour);
+    es_cal_job job;
     es_error err;
-    if (es_cal_apply(model, &stream, &result) != 0) {
-        es_cli_error("calibrate: %s: cannot store the thresholds", opt.output_path);
-        goto done;
-    }
-    if (es_model_save(model, opt.output_path, &err) != ES_RNN_OK) {
-        es_cli_error("calibrate: %s: %s", opt.output_path, err.why);
-        goto done;
-    }
-    note("wrote %s in %.0f s", opt.output_path, es_cli_monotonic_s() - started);
-    status = ES_EXIT_OK;
-done:
-    es_progress_destroy(progress);
-    free(items);
-    es_cal_stream_free(&stream);
-    es_cal_noises_free(&noises);
-    valid_split_free(&v);
-    es_model_destroy(model);
-    return status;
+    const int rc = calibrate(&opt, &job, started, &err);
+    if (rc != 0) es_cli_error("calibrate: %s", err.why);
+    es_cal_job_free(&job);
+    return rc == 0 ? ES_EXIT_OK : ES_EXIT_FAILURE;
 }

@@ -18,8 +18,14 @@ int es_cmd_calibrate(int argc, char **argv);     /* calibrate_cmd.c */
 int es_cmd_wyoming(int argc, char **argv);       /* wyoming_cmd.c */
 int es_cmd_voices(int argc, char **argv);        /* voices_cmd.c */
 
-/* Whether the last es_cmd_train ended early on SIGINT (it then saves the best
- * model so far and returns 0): train-keyword stops its own run after it. */
-int es_train_was_interrupted(void);
+/* `earshot train`'s printing of a run (train_cmd.c), which train-keyword's
+ * training step prints too: its progress hooks, and an error of
+ * es_train_model as "earshot: WHY" or "earshot: train: WHY" (models/train/
+ * train_model.h). SIGINT is answered by each command itself, through
+ * es_train_params.stop. */
+struct es_train_hooks;
+struct es_error;
+void es_train_cli_hooks(struct es_train_hooks *hooks);
+void es_train_cli_report_error(const struct es_error *err);
 
 #endif

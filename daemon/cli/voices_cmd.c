@@ -41,7 +41,7 @@ static int print_with_split(char *line, long number) {
         return -1;
     }
     *tab = '\0';
-    printf("%s\t%s\t%s\n", line, tab + 1, es_split_name(es_voice_split(line, tab + 1)));
+    printf("%s\t%s\t%s\n", line, tab + 1, es_split_names[es_voice_split(line, tab + 1)]);
     return 0;
 }
 

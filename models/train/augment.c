@@ -178,8 +178,8 @@ static float mu_law_round_trip(float x) {
 
 int es_augment_telephone(float *samples, size_t count, int sample_rate_hz, es_error *err) {
     if (sample_rate_hz <= 0)
-        return es_error_set(err, ES_AUGMENT_ERR_ARG, "telephone line at %d Hz: the rate must be positive",
-                            sample_rate_hz);
+        return es_error_set(err, ES_AUGMENT_ERR_ARG,
+                            "telephone line at %d Hz: the rate must be positive", sample_rate_hz);
     if (count == 0) return ES_AUGMENT_OK;
     /* The band of a narrow-band (G.711) line, with 100 Hz slopes. */
     es_error dsp_err;

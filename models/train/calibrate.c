@@ -194,138 +194,140 @@ int es_cal_items_replay(es_cal_item **items, int *count, int passes, uint64_t se
     return 0;
 }
 
-int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
-                      const es_cal_noises *noises, uint64_t seed, es_cal_progress_fn progress,
-                      void *progress_user, es_cal_stream *out, char *why, size_t why_size) {
-    es_cal_stream_init(out, model);
-    if (out->keyword_count == 0) {
-        snprintf(why, why_size, "the model has no keyword outputs");
-        return -1;
-    }
+/* The calibration stream under way: the pipeline it is pushed through. */
+typedef struct stream_run {
+    es_pipeline *pipeline;
+    frame_log log;
+    float *gap; /* a second of near-silence between clips */
+    const es_cal_noises *noises;
     es_rng rng;
-    es_rng_seed(&rng, seed);
-    shuffle(items, count, &rng);
-    es_error err;
-    es_model *vad = NULL;
-    if (es_pipeline_load_model(NULL, "vad", NULL, &vad, &err) != ES_PIPELINE_OK) {
-        snprintf(why, why_size, "the built-in VAD model: %s", err.why);
-        return -1;
+    int64_t position; /* samples pushed so far */
+} stream_run;
+
+/* Records an item's window at the stream's position: a positive's from its
+ * keyword to ES_CAL_AFTER_S past it, a near miss's over the whole clip. */
+static int add_item_window(es_cal_stream *out, const es_cal_item *item, int64_t position, size_t n,
+                           double speed, int in_noise, es_error *err) {
+    const int64_t after = (int64_t)llround(ES_CAL_AFTER_S * SR);
+    if (item->keyword >= 0) {
+        const int64_t from = item->end_s > 0 ? (int64_t)llround(item->start_s / speed * SR) : 0;
+        int64_t to = item->end_s > 0 ? (int64_t)llround(item->end_s / speed * SR) : (int64_t)n;
+        if (to > (int64_t)n) to = (int64_t)n;
+        if (from >= to || es_cal_stream_add_window(out, position + from, position + to + after,
+                                                   item->keyword) != 0)
+            return es_error_set(err, ES_CAL_ERR_DATA,
+                                "%s: the keyword's window %.3f-%.3f s is not in the clip",
+                                item->path, item->start_s, item->end_s);
+        out->windows[out->window_count - 1].in_noise = in_noise;
+    } else if (item->near_miss) {
+        if (es_cal_stream_add_window(out, position, position + (int64_t)n + after,
+                                     ES_CAL_NEAR_MISS) != 0)
+            return es_error_set(err, ES_CAL_ERR_NOMEM, "out of memory");
+        const int kind = item->near_miss - 1;
+        out->windows[out->window_count - 1].kind =
+            kind >= 0 && kind < ES_CAL_NEAR_MISS_KINDS ? kind : 0;
     }
-    frame_log log = {out, 0};
+    return 0;
+}
+
+/* One clip into the stream: at its speed, a third of the time in noise, over
+ * a faint floor, then a gap. 1 when the clip cannot be read (skipped). */
+static int stream_clip(stream_run *r, const es_cal_item *item, es_cal_stream *out, size_t *streamed,
+                       es_error *err) {
+    size_t n = 0;
+    float *samples = read_clip(item->path, (size_t)ES_CAL_MAX_CLIP_S * SR, &n);
+    if (!samples) return 1;
+    const double speed = item->speed > 0.0f ? item->speed : 1.0;
+    if (speed != 1.0) {
+        float *sped = NULL;
+        size_t sped_count = 0;
+        const int failed = es_augment_speed(samples, n, (float)speed, SR, &sped, &sped_count, NULL);
+        free(samples);
+        if (failed) return es_error_set(err, ES_CAL_ERR_NOMEM, "out of memory");
+        samples = sped;
+        n = sped_count;
+    }
+    es_rng *rng = &r->rng;
+    const int noise_clips = r->noises ? r->noises->count : 0;
+    const double floor_peak = sqrt(3.0) * pow(10.0, es_rng_uniform(rng, -80.0, -60.0) / 20.0);
+    const int in_noise = noise_clips > 0 && es_rng_uniform(rng, 0, 1) < 1.0 / 3;
+    if (in_noise) {
+        const int which = es_rng_below(rng, noise_clips);
+        es_augment_add_noise(samples, n, es_mean_power(samples, n), r->noises->samples[which],
+                             r->noises->counts[which],
+                             (size_t)es_rng_below(rng, (int)r->noises->counts[which]),
+                             (float)es_rng_uniform(rng, 5.0, 20.0));
+    }
+    for (size_t s = 0; s < n; s++)
+        samples[s] += (float)es_rng_uniform(rng, -floor_peak, floor_peak);
+    const size_t gap_count = (size_t)(es_rng_uniform(rng, 0.3, 1.0) * SR);
+    for (size_t s = 0; s < gap_count; s++)
+        r->gap[s] = (float)es_rng_uniform(rng, -floor_peak, floor_peak);
+    int rc = add_item_window(out, item, r->position, n, speed, in_noise, err);
+    if (rc == 0 &&
+        (es_pipeline_push(r->pipeline, samples, n) != ES_PIPELINE_OK ||
+         es_pipeline_push(r->pipeline, r->gap, gap_count) != ES_PIPELINE_OK || r->log.failed))
+        rc = es_error_set(err, ES_CAL_ERR_NOMEM, "the calibration stream failed (out of memory?)");
+    r->position += (int64_t)(n + gap_count);
+    out->clips++;
+    *streamed = n;
+    free(samples);
+    return rc;
+}
+
+/* The pipeline of `earshot file`, offline, with the built-in VAD and `model`. */
+static int open_stream(const es_model *model, stream_run *r, es_model **vad, es_error *err) {
+    es_error load_err;
+    if (es_pipeline_load_model(NULL, "vad", NULL, vad, &load_err) != ES_PIPELINE_OK)
+        return es_error_set(err, ES_CAL_ERR_MODEL, "the built-in VAD model: %s", load_err.why);
     es_pipeline_config config;
     es_pipeline_config_default(&config, ES_PIPELINE_OFFLINE);
     config.source = "calibration";
-    config.vad_model = vad;
+    config.vad_model = *vad;
     config.kws_models[0] = model;
     config.kws_model_count = 1;
     config.input_rate_hz = SR;
     config.input_channels = 1;
     config.on_frame = log_frame;
-    config.frame_user = &log;
-    es_pipeline *pipeline = NULL;
-    if (es_pipeline_create(&config, &pipeline, &err) != ES_PIPELINE_OK) {
-        snprintf(why, why_size, "cannot run the model: %s", err.why);
-        es_model_destroy(vad);
-        return -1;
-    }
-    int rc = 0;
-    if (es_pipeline_keyword_count(pipeline) != out->keyword_count) {
-        snprintf(why, why_size, "the pipeline sees %d keywords, the model %d",
-                 es_pipeline_keyword_count(pipeline), out->keyword_count);
-        rc = -1;
-    }
-    const size_t max_samples = (size_t)ES_CAL_MAX_CLIP_S * SR;
-    float *gap = malloc(sizeof(float) * SR);
-    if (!gap) rc = -1;
-    const int noise_clips = noises ? noises->count : 0;
-    int64_t position = 0;
+    config.frame_user = &r->log;
+    if (es_pipeline_create(&config, &r->pipeline, &load_err) != ES_PIPELINE_OK)
+        return es_error_set(err, ES_CAL_ERR_MODEL, "cannot run the model: %s", load_err.why);
+    if (es_pipeline_keyword_count(r->pipeline) != r->log.stream->keyword_count)
+        return es_error_set(err, ES_CAL_ERR_MODEL, "the pipeline sees %d keywords, the model %d",
+                            es_pipeline_keyword_count(r->pipeline), r->log.stream->keyword_count);
+    r->gap = malloc(sizeof(float) * SR);
+    return r->gap ? 0 : es_error_set(err, ES_CAL_ERR_NOMEM, "out of memory");
+}
+
+int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
+                      const es_cal_noises *noises, uint64_t seed, es_cal_progress_fn progress,
+                      void *progress_user, es_cal_stream *out, es_error *err) {
+    es_cal_stream_init(out, model);
+    if (out->keyword_count == 0)
+        return es_error_set(err, ES_CAL_ERR_MODEL, "the model has no keyword outputs");
+    stream_run r = {.log = {out, 0}, .noises = noises};
+    es_rng_seed(&r.rng, seed);
+    shuffle(items, count, &r.rng);
+    es_model *vad = NULL;
+    int rc = open_stream(model, &r, &vad, err);
     for (int i = 0; i < count && rc == 0; i++) {
-        size_t n = 0;
-        float *samples = read_clip(items[i].path, max_samples, &n);
-        if (!samples) {
+        size_t streamed = 0;
+        rc = stream_clip(&r, &items[i], out, &streamed, err);
+        if (rc == 1) {
             out->skipped++;
+            rc = 0;
             continue;
         }
-        const double speed = items[i].speed > 0.0f ? items[i].speed : 1.0;
-        if (speed != 1.0) {
-            float *sped = NULL;
-            size_t sped_count = 0;
-            const int failed =
-                es_augment_speed(samples, n, (float)speed, SR, &sped, &sped_count, NULL);
-            free(samples);
-            if (failed) {
-                snprintf(why, why_size, "out of memory");
-                rc = -1;
-                break;
-            }
-            samples = sped;
-            n = sped_count;
-        }
-        const double floor_peak = sqrt(3.0) * pow(10.0, es_rng_uniform(&rng, -80.0, -60.0) / 20.0);
-        const int in_noise = noise_clips > 0 && es_rng_uniform(&rng, 0, 1) < 1.0 / 3;
-        if (in_noise) {
-            const int which = es_rng_below(&rng, noise_clips);
-            es_augment_add_noise(samples, n, es_mean_power(samples, n), noises->samples[which],
-                                 noises->counts[which],
-                                 (size_t)es_rng_below(&rng, (int)noises->counts[which]),
-                                 (float)es_rng_uniform(&rng, 5.0, 20.0));
-        }
-        for (size_t s = 0; s < n; s++)
-            samples[s] += (float)es_rng_uniform(&rng, -floor_peak, floor_peak);
-        const size_t gap_count = (size_t)(es_rng_uniform(&rng, 0.3, 1.0) * SR);
-        for (size_t s = 0; s < gap_count; s++)
-            gap[s] = (float)es_rng_uniform(&rng, -floor_peak, floor_peak);
-        if (items[i].keyword >= 0) {
-            const int64_t from =
-                items[i].end_s > 0 ? (int64_t)llround(items[i].start_s / speed * SR) : 0;
-            int64_t to =
-                items[i].end_s > 0 ? (int64_t)llround(items[i].end_s / speed * SR) : (int64_t)n;
-            if (to > (int64_t)n) to = (int64_t)n;
-            if (from >= to ||
-                es_cal_stream_add_window(out, position + from,
-                                         position + to + (int64_t)llround(ES_CAL_AFTER_S * SR),
-                                         items[i].keyword) != 0) {
-                snprintf(why, why_size, "%s: the keyword's window %.3f-%.3f s is not in the clip",
-                         items[i].path, items[i].start_s, items[i].end_s);
-                rc = -1;
-            } else {
-                out->windows[out->window_count - 1].in_noise = in_noise;
-            }
-        } else if (items[i].near_miss) {
-            if (es_cal_stream_add_window(
-                    out, position, position + (int64_t)n + (int64_t)llround(ES_CAL_AFTER_S * SR),
-                    ES_CAL_NEAR_MISS) != 0) {
-                snprintf(why, why_size, "out of memory");
-                rc = -1;
-            } else {
-                const int kind = items[i].near_miss - 1;
-                out->windows[out->window_count - 1].kind =
-                    kind >= 0 && kind < ES_CAL_NEAR_MISS_KINDS ? kind : 0;
-            }
-        }
-        if (rc == 0 &&
-            (es_pipeline_push(pipeline, samples, n) != ES_PIPELINE_OK ||
-             es_pipeline_push(pipeline, gap, gap_count) != ES_PIPELINE_OK || log.failed)) {
-            snprintf(why, why_size, "the calibration stream failed (out of memory?)");
-            rc = -1;
-        }
-        position += (int64_t)(n + gap_count);
-        out->clips++;
-        if (progress) progress((double)n / SR, progress_user);
-        free(samples);
+        if (progress) progress((double)streamed / SR, progress_user);
     }
-    if (rc == 0 && (es_pipeline_finish(pipeline) != ES_PIPELINE_OK || log.failed || !gap)) {
-        snprintf(why, why_size, "the calibration stream failed (out of memory?)");
-        rc = -1;
-    }
-    free(gap);
-    es_pipeline_destroy(pipeline);
+    if (rc == 0 && (es_pipeline_finish(r.pipeline) != ES_PIPELINE_OK || r.log.failed))
+        rc = es_error_set(err, ES_CAL_ERR_NOMEM, "the calibration stream failed (out of memory?)");
+    free(r.gap);
+    es_pipeline_destroy(r.pipeline);
     es_model_destroy(vad);
-    es_cal_stream_finish(out, (double)position / SR);
-    if (rc == 0 && out->window_count > 0 && !out->reach) {
-        snprintf(why, why_size, "out of memory");
-        rc = -1;
-    }
+    es_cal_stream_finish(out, (double)r.position / SR);
+    if (rc == 0 && out->window_count > 0 && !out->reach)
+        rc = es_error_set(err, ES_CAL_ERR_NOMEM, "out of memory");
     return rc;
 }
 
@@ -546,6 +548,8 @@ int es_cal_measure(const es_cal_stream *s, const float *thresholds, int smooth_m
     return s->keyword_count < 1 ? -1 : measure(s, thresholds, smooth_ms, out);
 }
 
+/* Over 80 lines: the greedy search of calibrate.h step 3 in one piece, as its
+ * comment there tells it. */
 int es_cal_calibrate(const es_cal_stream *s, const es_cal_budget *budget, int smooth_ms,
                      es_cal_result *out) {
     memset(out, 0, sizeof *out);

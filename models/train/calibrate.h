@@ -49,6 +49,9 @@
  *      threshold costs at least the alarms the tail expects above it. The
  *      budget then holds for the expected count, and no move is free.
  *
+ *   5. The command (es_cal_job, at the end): a manifest's valid split read,
+ *      streamed, calibrated and written into a copy of the model.
+ *
  * Library code: errors are returned with a reason, never printed.
  */
 #ifndef ES_CALIBRATE_H
@@ -58,6 +61,8 @@
 #include <stdint.h>
 
 #include "detect.h"
+#include "error.h"
+#include "manifest.h"
 #include "rnn.h"
 
 #define ES_CAL_SAMPLE_RATE_HZ 16000
@@ -143,15 +148,24 @@ void es_cal_stream_free(es_cal_stream *s);
 #define ES_CAL_REPLAY_MAX_SPEED 1.1
 int es_cal_items_replay(es_cal_item **items, int *count, int passes, uint64_t seed);
 
+/* Errors of the calls below that take an es_error. */
+enum {
+    ES_CAL_OK = 0,
+    ES_CAL_ERR_NOMEM = -1,  /* out of memory */
+    ES_CAL_ERR_MODEL = -2,  /* the model cannot be loaded or run */
+    ES_CAL_ERR_DATA = -3,   /* the manifest or a clip (the reason names it) */
+    ES_CAL_ERR_OUTPUT = -4, /* the calibrated model cannot be written */
+};
+
 /* Step 1: the stream of `items` (shuffled in place by `seed`) through the
  * pipeline with the built-in VAD and `model`. Item keywords are columns of
  * es_cal_stream_init(model). `noises` may be NULL; `progress` (may be NULL)
- * is called with each clip's seconds once it is analysed. Returns 0, or -1
- * with a reason in `why`. */
+ * is called with each clip's seconds once it is analysed. Returns 0, or an
+ * ES_CAL_ERR_* code with a reason in `err`. */
 typedef void (*es_cal_progress_fn)(double done_s, void *user);
 int es_cal_run_stream(const es_model *model, es_cal_item *items, int count,
                       const es_cal_noises *noises, uint64_t seed, es_cal_progress_fn progress,
-                      void *progress_user, es_cal_stream *out, char *why, size_t why_size);
+                      void *progress_user, es_cal_stream *out, es_error *err);
 
 typedef struct es_cal_counts {
     int positives;                         /* windows of the keyword */
@@ -230,5 +244,74 @@ int es_cal_measure(const es_cal_stream *s, const float *thresholds, int smooth_m
  * filler outputs 0; and, when result->smooth_ms is not 0, that smoothing for
  * every keyword output (es_model_set_smoothing). */
 int es_cal_apply(es_model *model, const es_cal_stream *s, const es_cal_result *result);
+
+/* ---- `earshot calibrate` as library calls (calibrate_job.c) ---------------------------
+ *
+ * A model calibrated on a manifest's valid split (models/MANIFEST.md, read
+ * by manifest.h): keyword clips whose label is one of the model's keyword
+ * outputs are positives (their window: start_s to end_s + ES_CAL_AFTER_S);
+ * sentence and speech clips, and keyword clips of words the model does not
+ * know, are keyword-free; noise clips are too (alone, as a quiet room or a
+ * radio has them), and are mixed into a third of the clips. A job goes
+ * through its steps in order, and the caller tells what each found:
+ * es_cal_job_load, _read, _prepare, _stream, _choose, then _write (or not,
+ * for a check of the model's own thresholds). */
+
+typedef struct es_cal_params {
+    const char *model_path;    /* required */
+    const char *manifest_path; /* required; only its valid split is used */
+    es_cal_budget budget;      /* default: 0.5 false alarms per hour, no near-miss limit */
+    float hours;               /* at most this much keyword-free audio (a seeded subset); 0: all */
+    int passes;                /* times every clip is streamed; after the first at another speed */
+    int seed;
+    const char *const *excluded_voices; /* voice prefixes whose clips are left out */
+    int excluded_count;
+    const int *smoothing; /* detector smoothings tried (ms); none: the detector's default */
+    int smoothing_count;
+    int near_misses_per_hour; /* near-miss clips as keyword-free speech (the earlier way) */
+    int check;                /* measure the model's own thresholds, choose none */
+} es_cal_params;
+
+void es_cal_params_default(es_cal_params *params);
+
+typedef struct es_cal_clips {
+    es_cal_item *items;
+    double *seconds;
+    int count, capacity;
+} es_cal_clips;
+
+typedef struct es_cal_job {
+    es_model *model;
+    es_cal_stream columns;             /* the model's keyword columns (es_cal_stream_init) */
+    es_manifest manifest;              /* owns every clip's path */
+    es_cal_clips positives, negatives; /* negatives: near misses among them */
+    const char **noise_paths;
+    int noise_count;
+    int unusable;                  /* clips not 16 kHz mono: left out */
+    double positive_s, negative_s; /* negative_s: after --hours */
+    int near_misses;               /* of the negatives */
+    es_cal_noises noises;
+    es_cal_item *items; /* positives and negatives, `passes` times */
+    int item_count;
+    double audio_s; /* all the stream's clips, every pass */
+    es_cal_stream stream;
+    es_cal_result result;
+} es_cal_job;
+
+/* Loads the keyword model; it must have keyword outputs. */
+int es_cal_job_load(es_cal_job *job, const es_cal_params *params, es_error *err);
+/* Reads the valid split's clips (each is opened for its length). */
+int es_cal_job_read(es_cal_job *job, const es_cal_params *params, es_error *err);
+/* Keeps --hours of the keyword-free clips, reads the noises and lines the
+ * clips up for the passes; there must be keyword-free clips. */
+int es_cal_job_prepare(es_cal_job *job, const es_cal_params *params, es_error *err);
+/* Streams the clips through the pipeline (step 1). */
+int es_cal_job_stream(es_cal_job *job, const es_cal_params *params, es_cal_progress_fn progress,
+                      void *progress_user, es_error *err);
+/* Steps 2-4, or with params->check the model's own thresholds measured. */
+int es_cal_job_choose(es_cal_job *job, const es_cal_params *params, es_error *err);
+/* The model with the chosen thresholds, written to `path`. */
+int es_cal_job_write(es_cal_job *job, const char *path, es_error *err);
+void es_cal_job_free(es_cal_job *job);
 
 #endif

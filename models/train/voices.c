@@ -19,15 +19,3 @@ es_split es_voice_split(const char *engine, const char *voice) {
     const uint32_t bucket = fnv1a(plus + 1) % 10;
     return bucket == 0 ? ES_SPLIT_VALID : bucket == 1 ? ES_SPLIT_TEST : ES_SPLIT_TRAIN;
 }
-
-const char *es_split_name(es_split split) {
-    switch (split) {
-    case ES_SPLIT_TRAIN:
-        return "train";
-    case ES_SPLIT_VALID:
-        return "valid";
-    case ES_SPLIT_TEST:
-        return "test";
-    }
-    return "?";
-}

@@ -20,16 +20,9 @@
 #ifndef ES_VOICES_H
 #define ES_VOICES_H
 
-typedef enum es_split {
-    ES_SPLIT_TRAIN = 0,
-    ES_SPLIT_VALID = 1, /* model selection and threshold calibration */
-    ES_SPLIT_TEST = 2,  /* the reported figures only */
-} es_split;
+#include "manifest.h" /* es_split, es_split_names */
 
 /* The split of VOICE of ENGINE ("espeak", "flite"; case matters). */
 es_split es_voice_split(const char *engine, const char *voice);
-
-/* "train", "valid" or "test": the names the manifest uses. */
-const char *es_split_name(es_split split);
 
 #endif

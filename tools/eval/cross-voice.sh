@@ -11,7 +11,7 @@
 #
 # --manifest: default data/calibration.tsv (scripts/data.sh). --out: the fold manifests,
 # models and tables (default data/cross-voice). Options after -- go to both calibrations
-# (default: --max-alarms-per-hour 0.5 --max-near-misses 0.05). Fold A holds the variants
+# (default: --max-false-alarms 0.5 --max-near-misses 0.05). Fold A holds the variants
 # in ES_FOLD_A (default "robosoft5 m6 edward2 Michael" of the valid seven), fold B the
 # rest; voices without a variant (real speakers, noise) are in both, csmash in neither.
 set -euo pipefail
@@ -22,7 +22,7 @@ model=
 manifest=data/calibration.tsv
 out=data/cross-voice
 earshot=build/daemon/earshot
-calibrate_args=(--max-alarms-per-hour 0.5 --max-near-misses 0.05)
+calibrate_args=(--max-false-alarms 0.5 --max-near-misses 0.05)
 while [ $# -gt 0 ]; do
   case $1 in
   --manifest) manifest=${2:?--manifest needs a file} && shift 2 ;;

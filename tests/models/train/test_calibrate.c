@@ -612,7 +612,7 @@ static void test_command_calibrates_a_tiny_manifest(void **state) {
     snprintf(command, sizeof command, "cmp -s '%s/out.esm' '%s/again.esm'", folder, folder);
     assert_int_equal(system(command), 0);
     assert_int_equal(
-        run("model.esm -m manifest.tsv -o hour.esm --hours 0.0001 --max-alarms-per-hour 100",
+        run("model.esm -m manifest.tsv -o hour.esm --hours 0.0001 --max-false-alarms 100",
             "hour.txt"),
         0);
     assert_non_null(strstr(slurp("hour.txt.err"), "1 keyword-free clips"));
@@ -667,7 +667,7 @@ static void test_command_checks_a_calibrated_model(void **state) {
     (void)state;
     make_fixture();
     assert_int_equal(run("model.esm -m manifest.tsv -o checked.esm --seed 3 "
-                         "--max-alarms-per-hour 100",
+                         "--max-false-alarms 100",
                          "chosen.txt"),
                      0);
     assert_int_equal(run("checked.esm -m manifest.tsv --check --seed 3", "check.txt"), 0);
@@ -717,6 +717,9 @@ static void test_command_refuses_bad_input(void **state) {
     expect_status("model.esm -m manifest.tsv -o x.esm --hours -1", 2, "--hours");
     expect_status("model.esm -m manifest.tsv -o x.esm --passes 0", 2, "--passes");
     expect_status("model.esm -m manifest.tsv -o x.esm --passes 21", 2, "--passes");
+    expect_status("model.esm -m manifest.tsv -o x.esm --max-false-alarms x", 2,
+                  "--max-false-alarms");
+    /* The old name of --max-false-alarms stays accepted (scripts use it). */
     expect_status("model.esm -m manifest.tsv -o x.esm --max-alarms-per-hour x", 2,
                   "--max-alarms-per-hour");
     expect_status("model.esm -m manifest.tsv -o x.esm --bogus", 2, "unknown option '--bogus'");

@@ -50,7 +50,7 @@ static void check_variants(const char *const *variants, size_t count, es_split w
             snprintf(voice, sizeof voice, "%s+%s", accents[a], variants[v]);
             if (es_voice_split("espeak", voice) != want)
                 fail_msg("%s: %s, expected %s", voice,
-                         es_split_name(es_voice_split("espeak", voice)), es_split_name(want));
+                         es_split_names[es_voice_split("espeak", voice)], es_split_names[want]);
         }
 }
 
@@ -93,14 +93,14 @@ static void test_edge_cases_as_the_recipe_had_them(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (es_voice_split(cases[i].engine, cases[i].voice) != cases[i].split)
             fail_msg("%s %s: expected %s", cases[i].engine, cases[i].voice,
-                     es_split_name(cases[i].split));
+                     es_split_names[cases[i].split]);
 }
 
 static void test_split_names_are_the_manifests(void **state) {
     (void)state;
-    assert_string_equal(es_split_name(ES_SPLIT_TRAIN), "train");
-    assert_string_equal(es_split_name(ES_SPLIT_VALID), "valid");
-    assert_string_equal(es_split_name(ES_SPLIT_TEST), "test");
+    assert_string_equal(es_split_names[ES_SPLIT_TRAIN], "train");
+    assert_string_equal(es_split_names[ES_SPLIT_VALID], "valid");
+    assert_string_equal(es_split_names[ES_SPLIT_TEST], "test");
 }
 
 int main(void) {

@@ -75,7 +75,7 @@ grep -q "1 of them near misses, each judged on its own" "$work/out.txt" ||
 # tools/eval/cross-voice.sh: thresholds chosen on one valid voice (with the tail
 # extrapolated), counted on the other (`earshot calibrate --check`), both ways.
 ES_FOLD_A=f2 "$ROOT/tools/eval/cross-voice.sh" "$work/models/kws.esm" --manifest "$manifest" \
-  --out "$work/cross" --earshot "$EARSHOT" -- --max-alarms-per-hour 100 --extrapolate-tail \
+  --out "$work/cross" --earshot "$EARSHOT" -- --max-false-alarms 100 --extrapolate-tail \
   > "$work/cross.txt" 2>&1 || {
   cat "$work/cross.txt" "$work"/cross/*.log >&2
   fail "cross-voice.sh failed"
