@@ -352,6 +352,180 @@ static int read_smoothing(byte_reader *r, int index, int *smooth_ms) {
     return 0;
 }
 
+/* Everything a model file says, read and checked before any model is built. */
+typedef struct parsed_model {
+    uint32_t version, header[6], input_size, layer_count, label_count;
+    layer_record records[ES_MAX_LAYERS];
+    uint64_t param_count;
+    char labels[ES_MAX_OUTPUTS][ES_MAX_LABEL];
+    int has_thresholds, has_smoothing;
+    float thresholds[ES_MAX_OUTPUTS];
+    int smooth_ms[ES_MAX_OUTPUTS];
+    size_t weights_at; /* offset of the first weight */
+} parsed_model;
+
+/* The CRC of the file's last four bytes, checked against the rest. A mismatch
+ * is only reported once the structure has been read, so that a reason naming
+ * the broken field comes first (reject() adds the CRC as its likely cause). */
+static void check_crc(byte_reader *r, uint32_t *stored, uint32_t *computed) {
+    *stored = *computed = 0;
+    if (r->size >= 4 + ES_CRC_BYTES) {
+        byte_reader tail = {r->bytes, r->size, r->size - ES_CRC_BYTES, 1, r->err};
+        *stored = get_u32(&tail);
+        *computed = crc32_ieee(r->bytes, r->size - ES_CRC_BYTES);
+    }
+    r->crc_ok = r->size >= 4 + ES_CRC_BYTES && *stored == *computed;
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    /* A mutated input almost never carries a matching CRC: accepting any
+     * lets the fuzzer reach model building and stepping (scripts/fuzz.sh). */
+    r->crc_ok = 1;
+#endif
+}
+
+/* Version, feature spec and the three counts after the magic. */
+static int read_header(byte_reader *r, parsed_model *p) {
+    int rc = read_u32(r, &p->version, "the format version");
+    if (rc) return rc;
+    if (p->version < ES_MODEL_FORMAT_VERSION || p->version > ES_MODEL_FORMAT_VERSION_SMOOTHING)
+        return reject(r, "format version %u, this build reads versions %u to %u", p->version,
+                      ES_MODEL_FORMAT_VERSION, ES_MODEL_FORMAT_VERSION_SMOOTHING);
+    for (int i = 0; i < 6; i++)
+        if ((rc = read_u32(r, &p->header[i], "the feature spec"))) return rc;
+    if ((rc = read_u32(r, &p->input_size, "the input size"))) return rc;
+    if ((rc = read_u32(r, &p->layer_count, "the layer count"))) return rc;
+    if ((rc = read_u32(r, &p->label_count, "the label count"))) return rc;
+    if (p->input_size < 1 || p->input_size > ES_MAX_UNITS)
+        return reject(r, "input size %u at offset 32, outside 1..%d", p->input_size, ES_MAX_UNITS);
+    if (p->layer_count < 1 || p->layer_count > ES_MAX_LAYERS)
+        return reject(r, "layer count %u at offset 36, outside 1..%d", p->layer_count,
+                      ES_MAX_LAYERS);
+    if (p->label_count < 1 || p->label_count > ES_MAX_OUTPUTS)
+        return reject(r, "label count %u at offset 40, outside 1..%d", p->label_count,
+                      ES_MAX_OUTPUTS);
+    return 0;
+}
+
+/* The layer records; *param_count is what their shapes need. */
+static int read_layers(byte_reader *r, parsed_model *p, uint64_t *param_count) {
+    uint32_t layer_input = p->input_size;
+    *param_count = 0;
+    for (uint32_t l = 0; l < p->layer_count; l++) {
+        uint32_t layer_output = 0;
+        const layer_record *rec = &p->records[l];
+        int rc = read_layer(r, (int)l, layer_input, &p->records[l], &layer_output);
+        if (rc) return rc;
+        *param_count += es_layer_param_count((es_layer_type)rec->type, (int)layer_input,
+                                             (int)rec->units, (int)rec->kernel);
+        layer_input = layer_output;
+    }
+    if (p->label_count != layer_input)
+        return reject(r, "%u labels for %u outputs of the last layer", p->label_count, layer_input);
+    return 0;
+}
+
+/* Labels (distinct), then per-output thresholds and smoothing where the
+ * version has them. */
+static int read_outputs(byte_reader *r, parsed_model *p) {
+    const char *label_names[ES_MAX_OUTPUTS];
+    int rc;
+    for (uint32_t i = 0; i < p->label_count; i++) {
+        if ((rc = read_label(r, (int)i, p->labels[i]))) return rc;
+        label_names[i] = p->labels[i];
+    }
+    const int repeated = es_label_repeated(label_names, (int)p->label_count);
+    if (repeated >= 0)
+        return reject(r, "output %d repeats the label \"%s\" of an earlier output", repeated,
+                      p->labels[repeated]);
+    p->has_thresholds = p->version >= ES_MODEL_FORMAT_VERSION_THRESHOLDS;
+    p->has_smoothing = p->version >= ES_MODEL_FORMAT_VERSION_SMOOTHING;
+    for (uint32_t i = 0; p->has_thresholds && i < p->label_count; i++)
+        if ((rc = read_threshold(r, (int)i, &p->thresholds[i]))) return rc;
+    for (uint32_t i = 0; p->has_smoothing && i < p->label_count; i++)
+        if ((rc = read_smoothing(r, (int)i, &p->smooth_ms[i]))) return rc;
+    return 0;
+}
+
+/* The parameter count the layers need, and exactly that many weights and the
+ * CRC left in the file. */
+static int read_weight_extent(byte_reader *r, parsed_model *p, uint64_t expected_params) {
+    size_t count_at = r->pos;
+    uint32_t low, high;
+    int rc;
+    if ((rc = read_u32(r, &low, "the parameter count"))) return rc;
+    if ((rc = read_u32(r, &high, "the parameter count"))) return rc;
+    p->param_count = (uint64_t)high << 32 | low;
+    if (p->param_count != expected_params)
+        return reject(r, "parameter count %llu at offset %zu, the layers need %llu",
+                      (unsigned long long)p->param_count, count_at,
+                      (unsigned long long)expected_params);
+    p->weights_at = r->pos;
+    size_t left = r->size - r->pos;
+    if (left < ES_CRC_BYTES || p->param_count > (left - ES_CRC_BYTES) / 4)
+        return reject(r,
+                      "truncated: %llu weights and the CRC need %llu bytes at offset %zu, "
+                      "%zu remain",
+                      (unsigned long long)p->param_count,
+                      (unsigned long long)p->param_count * 4 + ES_CRC_BYTES, p->weights_at, left);
+    size_t end = p->weights_at + (size_t)p->param_count * 4 + ES_CRC_BYTES;
+    if (end != r->size)
+        return reject(r, "%zu unexpected bytes after the CRC at offset %zu", r->size - end, end);
+    return 0;
+}
+
+/* Copies the weights (at r->pos) into m, refusing NaN and infinities with
+ * the layer and offset of the first. */
+static int read_weights(byte_reader *r, const parsed_model *p, es_model *m) {
+    for (size_t i = 0; i < m->param_count; i++) {
+        uint32_t bits = get_u32(r);
+        float value;
+        memcpy(&value, &bits, sizeof value);
+        if (!isfinite(value)) {
+            int l = 0;
+            while (l + 1 < m->layer_count && m->layers[l + 1].param_offset <= i)
+                l++;
+            return fail(r->err, ES_RNN_ERR_FORMAT, "layer %d (%s): weight %zu is %s at offset %zu",
+                        l, es_layer_type_name((es_layer_type)p->records[l].type),
+                        i - m->layers[l].param_offset, isnan(value) ? "NaN" : "infinite",
+                        p->weights_at + 4 * i);
+        }
+        m->params[i] = value;
+    }
+    return 0;
+}
+
+/* Builds the model a checked file describes. */
+static int build_model(byte_reader *r, const parsed_model *p, es_model **out) {
+    es_model *m = NULL;
+    const uint32_t *h = p->header;
+    es_feature_spec features = {h[0], h[1], h[2], h[3], h[4], h[5]};
+    int rc = es_model_create(&features, (int)p->input_size, &m);
+    for (uint32_t l = 0; rc == ES_RNN_OK && l < p->layer_count; l++)
+        rc = es_model_append_layer(m, (es_layer_type)p->records[l].type, (int)p->records[l].units,
+                                   (es_activation)p->records[l].activation,
+                                   (int)p->records[l].kernel);
+    if (rc) {
+        es_model_destroy(m);
+        return fail(r->err, rc, "cannot build the model: %s", es_rnn_strerror(rc));
+    }
+    if ((rc = read_weights(r, p, m))) {
+        es_model_destroy(m);
+        return rc;
+    }
+    for (uint32_t i = 0; i < p->label_count; i++)
+        memcpy(m->labels[i], p->labels[i], ES_MAX_LABEL);
+    m->label_count = (int)p->label_count;
+    m->has_thresholds = p->has_thresholds;
+    if (p->has_thresholds) memcpy(m->thresholds, p->thresholds, sizeof(float) * p->label_count);
+    m->has_smoothing = p->has_smoothing;
+    if (p->has_smoothing) memcpy(m->smooth_ms, p->smooth_ms, sizeof(int) * p->label_count);
+    if ((rc = es_model_refresh(m))) {
+        es_model_destroy(m);
+        return fail(r->err, rc, "cannot pack the weights: %s", es_rnn_strerror(rc));
+    }
+    *out = m;
+    return ES_RNN_OK;
+}
+
 int es_model_load_memory(const void *data, size_t size, es_model **out, es_error *err) {
     if (err) {
         err->code = ES_RNN_OK;
@@ -364,136 +538,24 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_error
     if (size < 4 || memcmp(data, ES_MODEL_MAGIC, 4) != 0)
         return fail(err, ES_RNN_ERR_FORMAT, "not an earshot model: the magic \"%s\" is missing",
                     ES_MODEL_MAGIC);
-    uint32_t stored_crc = 0, computed_crc = 0;
-    if (size >= 4 + ES_CRC_BYTES) {
-        byte_reader tail = {data, size, size - ES_CRC_BYTES, 1, err};
-        stored_crc = get_u32(&tail);
-        computed_crc = crc32_ieee(data, size - ES_CRC_BYTES);
-    }
-    r.crc_ok = size >= 4 + ES_CRC_BYTES && stored_crc == computed_crc;
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    /* A mutated input almost never carries a matching CRC: accepting any
-     * lets the fuzzer reach model building and stepping (scripts/fuzz.sh). */
-    r.crc_ok = 1;
-#endif
+    uint32_t stored_crc, computed_crc;
+    check_crc(&r, &stored_crc, &computed_crc);
     r.pos = 4;
-
-    uint32_t version, header[6], input_size, layer_count, label_count;
-    int rc = read_u32(&r, &version, "the format version");
+    /* About 10 kB on the stack: labels, thresholds and layer records of the
+     * largest model the format allows, so that a bad file allocates nothing. */
+    parsed_model p;
+    uint64_t expected_params;
+    int rc = read_header(&r, &p);
+    if (!rc) rc = read_layers(&r, &p, &expected_params);
+    if (!rc) rc = read_outputs(&r, &p);
+    if (!rc) rc = read_weight_extent(&r, &p, expected_params);
     if (rc) return rc;
-    if (version < ES_MODEL_FORMAT_VERSION || version > ES_MODEL_FORMAT_VERSION_SMOOTHING)
-        return reject(&r, "format version %u, this build reads versions %u to %u", version,
-                      ES_MODEL_FORMAT_VERSION, ES_MODEL_FORMAT_VERSION_SMOOTHING);
-    for (int i = 0; i < 6; i++)
-        if ((rc = read_u32(&r, &header[i], "the feature spec"))) return rc;
-    if ((rc = read_u32(&r, &input_size, "the input size"))) return rc;
-    if ((rc = read_u32(&r, &layer_count, "the layer count"))) return rc;
-    if ((rc = read_u32(&r, &label_count, "the label count"))) return rc;
-    if (input_size < 1 || input_size > ES_MAX_UNITS)
-        return reject(&r, "input size %u at offset 32, outside 1..%d", input_size, ES_MAX_UNITS);
-    if (layer_count < 1 || layer_count > ES_MAX_LAYERS)
-        return reject(&r, "layer count %u at offset 36, outside 1..%d", layer_count, ES_MAX_LAYERS);
-    if (label_count < 1 || label_count > ES_MAX_OUTPUTS)
-        return reject(&r, "label count %u at offset 40, outside 1..%d", label_count,
-                      ES_MAX_OUTPUTS);
-
-    layer_record records[ES_MAX_LAYERS];
-    uint32_t layer_input = input_size;
-    uint64_t expected_params = 0;
-    for (uint32_t l = 0; l < layer_count; l++) {
-        uint32_t layer_output = 0;
-        if ((rc = read_layer(&r, (int)l, layer_input, &records[l], &layer_output))) return rc;
-        expected_params += es_layer_param_count((es_layer_type)records[l].type, (int)layer_input,
-                                                (int)records[l].units, (int)records[l].kernel);
-        layer_input = layer_output;
-    }
-    if (label_count != layer_input)
-        return reject(&r, "%u labels for %u outputs of the last layer", label_count, layer_input);
-
-    char labels[ES_MAX_OUTPUTS][ES_MAX_LABEL];
-    const char *label_names[ES_MAX_OUTPUTS];
-    for (uint32_t i = 0; i < label_count; i++) {
-        if ((rc = read_label(&r, (int)i, labels[i]))) return rc;
-        label_names[i] = labels[i];
-    }
-    const int repeated = es_label_repeated(label_names, (int)label_count);
-    if (repeated >= 0)
-        return reject(&r, "output %d repeats the label \"%s\" of an earlier output", repeated,
-                      labels[repeated]);
-    const int has_thresholds = version >= ES_MODEL_FORMAT_VERSION_THRESHOLDS;
-    const int has_smoothing = version >= ES_MODEL_FORMAT_VERSION_SMOOTHING;
-    float thresholds[ES_MAX_OUTPUTS];
-    int smooth_ms[ES_MAX_OUTPUTS];
-    for (uint32_t i = 0; has_thresholds && i < label_count; i++)
-        if ((rc = read_threshold(&r, (int)i, &thresholds[i]))) return rc;
-    for (uint32_t i = 0; has_smoothing && i < label_count; i++)
-        if ((rc = read_smoothing(&r, (int)i, &smooth_ms[i]))) return rc;
-
-    size_t count_at = r.pos;
-    uint32_t low, high;
-    if ((rc = read_u32(&r, &low, "the parameter count"))) return rc;
-    if ((rc = read_u32(&r, &high, "the parameter count"))) return rc;
-    uint64_t param_count = (uint64_t)high << 32 | low;
-    if (param_count != expected_params)
-        return reject(&r, "parameter count %llu at offset %zu, the layers need %llu",
-                      (unsigned long long)param_count, count_at,
-                      (unsigned long long)expected_params);
-    size_t weights_at = r.pos, left = size - r.pos;
-    if (left < ES_CRC_BYTES || param_count > (left - ES_CRC_BYTES) / 4)
-        return reject(&r,
-                      "truncated: %llu weights and the CRC need %llu bytes at offset %zu, "
-                      "%zu remain",
-                      (unsigned long long)param_count,
-                      (unsigned long long)param_count * 4 + ES_CRC_BYTES, weights_at, left);
-    size_t end = weights_at + (size_t)param_count * 4 + ES_CRC_BYTES;
-    if (end != size)
-        return reject(&r, "%zu unexpected bytes after the CRC at offset %zu", size - end, end);
     if (!r.crc_ok)
         return fail(err, ES_RNN_ERR_FORMAT,
                     "CRC-32 mismatch at offset %zu: the file is corrupt (stored %08x, "
                     "computed %08x)",
                     size - ES_CRC_BYTES, stored_crc, computed_crc);
-
-    es_model *m = NULL;
-    es_feature_spec features = {header[0], header[1], header[2], header[3], header[4], header[5]};
-    rc = es_model_create(&features, (int)input_size, &m);
-    for (uint32_t l = 0; rc == ES_RNN_OK && l < layer_count; l++)
-        rc = es_model_append_layer(m, (es_layer_type)records[l].type, (int)records[l].units,
-                                   (es_activation)records[l].activation, (int)records[l].kernel);
-    if (rc) {
-        es_model_destroy(m);
-        return fail(err, rc, "cannot build the model: %s", es_rnn_strerror(rc));
-    }
-    for (size_t i = 0; i < m->param_count; i++) {
-        uint32_t bits = get_u32(&r);
-        float value;
-        memcpy(&value, &bits, sizeof value);
-        if (!isfinite(value)) {
-            int l = 0;
-            while (l + 1 < m->layer_count && m->layers[l + 1].param_offset <= i)
-                l++;
-            rc = fail(err, ES_RNN_ERR_FORMAT, "layer %d (%s): weight %zu is %s at offset %zu", l,
-                      es_layer_type_name((es_layer_type)records[l].type),
-                      i - m->layers[l].param_offset, isnan(value) ? "NaN" : "infinite",
-                      weights_at + 4 * i);
-            es_model_destroy(m);
-            return rc;
-        }
-        m->params[i] = value;
-    }
-    for (uint32_t i = 0; i < label_count; i++)
-        memcpy(m->labels[i], labels[i], ES_MAX_LABEL);
-    m->label_count = (int)label_count;
-    m->has_thresholds = has_thresholds;
-    if (has_thresholds) memcpy(m->thresholds, thresholds, sizeof(float) * label_count);
-    m->has_smoothing = has_smoothing;
-    if (has_smoothing) memcpy(m->smooth_ms, smooth_ms, sizeof(int) * label_count);
-    if ((rc = es_model_refresh(m))) {
-        es_model_destroy(m);
-        return fail(err, rc, "cannot pack the weights: %s", es_rnn_strerror(rc));
-    }
-    *out = m;
-    return ES_RNN_OK;
+    return build_model(&r, &p, out);
 }
 
 /* Reads a whole model file. Only a regular file of at most
