@@ -82,92 +82,125 @@ static int average_swap(weight_average *a, es_model *m) {
     return es_model_refresh(m);
 }
 
+/* One run's state between its epochs. */
+typedef struct train_run {
+    es_trainer *t;
+    es_model *m;
+    const es_train_config *config;
+    es_train_progress_fn progress;
+    void *user;
+    weight_average average;
+    float *best; /* the weights of the best epoch so far */
+    es_train_progress p;
+    double start_s;
+    int stale; /* epochs since the best */
+} train_run;
+
+static void report_time(train_run *run) {
+    run->p.elapsed_s = seconds_now() - run->start_s;
+    run->p.eta_s = eta_seconds(&run->p, run->config->max_epochs);
+}
+
+/* Steps through one epoch's batches. Returns ES_RNN_OK, an error, or 1 when
+ * the progress callback asked to stop. */
+static int train_epoch(train_run *run, const es_train_data *train, int epoch) {
+    double loss_sum = 0.0;
+    int finite_batches = 0;
+    run->p.epoch = epoch;
+    run->p.epoch_done = 0;
+    for (int index = 0;; index++) {
+        const es_sequence *batch = NULL;
+        int count = 0;
+        int more = train->next(train->user, epoch, index, &batch, &count);
+        if (more <= 0) return more;
+        float loss;
+        int status = es_trainer_step_checked(run->t, batch, count, &loss);
+        if (status != ES_RNN_OK) return status;
+        average_update(&run->average, run->m->params, run->m->param_count);
+        if (isfinite(loss)) loss_sum += loss, finite_batches++;
+        run->p.batch = index + 1;
+        run->p.train_loss = finite_batches ? (float)(loss_sum / finite_batches) : NAN;
+        run->p.skipped_steps = es_trainer_skipped_steps(run->t);
+        run->p.learning_rate = es_trainer_learning_rate(run->t);
+        report_time(run);
+        if (run->progress && run->progress(&run->p, run->user)) return 1;
+    }
+}
+
+/* Validates the epoch's weights (the running average's, when kept) and
+ * remembers them when they are the best so far. */
+static int judge_epoch(train_run *run, const es_train_data *valid, es_train_metric_fn metric,
+                       int epoch) {
+    int status = average_swap(&run->average, run->m);
+    if (status != ES_RNN_OK) return status;
+    es_train_progress *p = &run->p;
+    if (valid) status = validate(run->t, valid, epoch, &p->valid_loss, &p->valid_accuracy);
+    if ((valid || metric) && status == ES_RNN_OK) {
+        p->valid_metric = metric ? metric(run->m, run->user) : -p->valid_loss;
+        if (p->valid_metric > p->best_metric) {
+            p->best_metric = p->valid_metric;
+            p->best_epoch = epoch;
+            memcpy(run->best, run->m->params, sizeof(float) * run->m->param_count);
+            run->stale = 0;
+        } else {
+            run->stale++;
+        }
+    }
+    const int swapped_back = average_swap(&run->average, run->m);
+    return status == ES_RNN_OK ? swapped_back : status;
+}
+
+/* The run's result in the model: the best epoch's weights when judged, the
+ * running average's otherwise. */
+static int finish_run(train_run *run, int judged) {
+    if (judged && run->p.best_epoch >= 0) {
+        memcpy(run->m->params, run->best, sizeof(float) * run->m->param_count);
+        return es_model_refresh(run->m);
+    }
+    return judged ? ES_RNN_OK : average_swap(&run->average, run->m);
+}
+
 int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data *valid,
                  es_train_metric_fn metric, es_train_progress_fn progress, void *user) {
-    es_model *m = es_trainer_model(t);
-    const es_train_config *config = es_trainer_config(t);
     if (!train || !train->next) return ES_RNN_ERR_ARG;
-    size_t n = m->param_count;
-    float *best = malloc(sizeof(float) * n);
-    if (!best) return ES_RNN_ERR_NOMEM;
-    memcpy(best, m->params, sizeof(float) * n);
-    weight_average average = {NULL, config->average_decay, 0};
-    if (config->average_decay > 0.0f) {
-        if (!(average.mean = malloc(sizeof(float) * n))) {
-            free(best);
-            return ES_RNN_ERR_NOMEM;
-        }
-        memcpy(average.mean, m->params, sizeof(float) * n);
+    train_run run = {.t = t,
+                     .m = es_trainer_model(t),
+                     .config = es_trainer_config(t),
+                     .progress = progress,
+                     .user = user,
+                     .start_s = seconds_now()};
+    const size_t n = run.m->param_count;
+    run.average = (weight_average){NULL, run.config->average_decay, 0};
+    run.best = malloc(sizeof(float) * n);
+    if (run.config->average_decay > 0.0f) run.average.mean = malloc(sizeof(float) * n);
+    if (!run.best || (run.config->average_decay > 0.0f && !run.average.mean)) {
+        free(run.best);
+        free(run.average.mean);
+        return ES_RNN_ERR_NOMEM;
     }
-    int judged = valid != NULL || metric != NULL;
-    es_train_progress p = {0};
-    p.batches_per_epoch = train->batches_per_epoch;
-    p.valid_loss = p.valid_accuracy = p.valid_metric = NAN;
-    p.best_metric = -INFINITY;
-    p.best_epoch = -1;
-    double start = seconds_now();
-    int status = ES_RNN_OK, epochs = 0, stale = 0, stop = 0;
-    for (int epoch = 0; epoch < config->max_epochs && !stop; epoch++) {
-        double loss_sum = 0.0;
-        int finite_batches = 0;
-        p.epoch = epoch;
-        p.epoch_done = 0;
-        for (int index = 0;; index++) {
-            const es_sequence *batch = NULL;
-            int count = 0;
-            int more = train->next(train->user, epoch, index, &batch, &count);
-            if (more < 0) status = more;
-            if (more <= 0) break;
-            float loss;
-            status = es_trainer_step_checked(t, batch, count, &loss);
-            if (status != ES_RNN_OK) break;
-            average_update(&average, m->params, n);
-            if (isfinite(loss)) loss_sum += loss, finite_batches++;
-            p.batch = index + 1;
-            p.train_loss = finite_batches ? (float)(loss_sum / finite_batches) : NAN;
-            p.skipped_steps = es_trainer_skipped_steps(t);
-            p.learning_rate = es_trainer_learning_rate(t);
-            p.elapsed_s = seconds_now() - start;
-            p.eta_s = eta_seconds(&p, config->max_epochs);
-            if (progress && progress(&p, user)) {
-                stop = 1;
-                break;
-            }
-        }
-        if (status != ES_RNN_OK || stop) break; /* a partial epoch is neither counted nor judged */
+    memcpy(run.best, run.m->params, sizeof(float) * n);
+    if (run.average.mean) memcpy(run.average.mean, run.m->params, sizeof(float) * n);
+    const int judged = valid != NULL || metric != NULL;
+    run.p.batches_per_epoch = train->batches_per_epoch;
+    run.p.valid_loss = run.p.valid_accuracy = run.p.valid_metric = NAN;
+    run.p.best_metric = -INFINITY;
+    run.p.best_epoch = -1;
+    int status = ES_RNN_OK, epochs = 0;
+    for (int epoch = 0; epoch < run.config->max_epochs; epoch++) {
+        status = train_epoch(&run, train, epoch);
+        if (status != ES_RNN_OK) break; /* a partial epoch is neither counted nor judged */
         epochs++;
-        if ((status = average_swap(&average, m)) != ES_RNN_OK) break;
-        if (valid) status = validate(t, valid, epoch, &p.valid_loss, &p.valid_accuracy);
-        if (judged && status == ES_RNN_OK) {
-            p.valid_metric = metric ? metric(m, user) : -p.valid_loss;
-            if (p.valid_metric > p.best_metric) {
-                p.best_metric = p.valid_metric;
-                p.best_epoch = epoch;
-                memcpy(best, m->params, sizeof(float) * n);
-                stale = 0;
-            } else {
-                stale++;
-            }
-        }
-        const int swapped_back = average_swap(&average, m);
-        if (status == ES_RNN_OK) status = swapped_back;
-        if (status != ES_RNN_OK) break;
-        p.epoch_done = 1;
-        p.elapsed_s = seconds_now() - start;
-        p.eta_s = eta_seconds(&p, config->max_epochs);
-        if (progress && progress(&p, user)) stop = 1;
-        es_trainer_set_learning_rate(t, es_trainer_learning_rate(t) * config->lr_decay);
-        if (judged && stale >= config->patience) break;
+        if ((status = judge_epoch(&run, valid, metric, epoch)) != ES_RNN_OK) break;
+        run.p.epoch_done = 1;
+        report_time(&run);
+        const int stop = progress && progress(&run.p, user);
+        es_trainer_set_learning_rate(t, es_trainer_learning_rate(t) * run.config->lr_decay);
+        if (stop || (judged && run.stale >= run.config->patience)) break;
     }
-    if (judged && p.best_epoch >= 0) {
-        memcpy(m->params, best, sizeof(float) * n);
-        int refreshed = es_model_refresh(m);
-        if (status == ES_RNN_OK) status = refreshed;
-    } else if (!judged) {
-        int swapped = average_swap(&average, m);
-        if (status == ES_RNN_OK) status = swapped;
-    }
-    free(average.mean);
-    free(best);
+    if (status == 1) status = ES_RNN_OK; /* stopped by the progress callback */
+    const int finished = finish_run(&run, judged);
+    if (status == ES_RNN_OK) status = finished;
+    free(run.average.mean);
+    free(run.best);
     return status != ES_RNN_OK ? status : epochs;
 }
