@@ -7,8 +7,9 @@
  * it: `code` repeats the returned code, `why` is one sentence that names
  * what failed and why ("vad model /x.esm: expects 64 mel bands, front end
  * makes 40"). Codes are the module's own (ES_DSP_ERR_*, ES_RNN_ERR_*,
- * ES_PIPELINE_ERR_*, ...; each module's header lists them with a strerror
- * function) or, for calls that fail on a system call, an errno value.
+ * ES_PIPELINE_ERR_*, ...; each module's header lists them, most with a
+ * strerror function) or, for calls that fail on a system call, a negated
+ * errno value (-ENOENT).
  *
  * Library code never prints: the command line (daemon/cli/) prints errors
  * as "earshot: COMMAND: WHY", the service logs them (daemon/service/).

@@ -26,18 +26,19 @@
 #include <time.h>
 #include <unistd.h>
 
-static int set_error(es_error *err, int code, const char *fmt, ...)
+static int set_error(es_error *err, int errno_value, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int set_error(es_error *err, int code, const char *fmt, ...) {
+/* Fills `err` with -errno_value and the reason; returns -errno_value. */
+static int set_error(es_error *err, int errno_value, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->why, sizeof err->why, fmt, ap);
         va_end(ap);
-        err->code = code;
+        err->code = -errno_value;
     }
-    return -1;
+    return -errno_value;
 }
 
 /* ---- line queue ------------------------------------------------------------------ */
@@ -529,7 +530,8 @@ int es_event_hub_check_config(const es_event_hub_config *c, es_error *err) {
 static int open_listener(es_event_hub *hub, es_error *err) {
     const es_event_hub_config *c = &hub->config;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (es_event_hub_check_config(c, err) != 0) return -1;
+    int rc = es_event_hub_check_config(c, err);
+    if (rc != 0) return rc;
     memcpy(addr.sun_path, c->socket_path, strlen(c->socket_path) + 1);
     memcpy(hub->socket_path, addr.sun_path, sizeof addr.sun_path);
 
@@ -538,7 +540,7 @@ static int open_listener(es_event_hub *hub, es_error *err) {
     if (bind(hub->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         if (errno != EADDRINUSE)
             return set_error(err, errno, "%s: bind: %s", addr.sun_path, strerror(errno));
-        if (remove_stale_socket(&addr, err) != 0) return -1;
+        if ((rc = remove_stale_socket(&addr, err)) != 0) return rc;
         if (bind(hub->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0)
             return set_error(err, errno, "%s: bind: %s", addr.sun_path, strerror(errno));
     }
@@ -620,9 +622,9 @@ int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, e
         free_hub(hub);
         return set_error(err, ENOMEM, "cannot allocate the hub");
     }
-    if (open_listener(hub, err) != 0) {
+    if ((rc = open_listener(hub, err)) != 0) {
         free_hub(hub);
-        return -1;
+        return rc;
     }
     if ((rc = pthread_create(&hub->thread, NULL, hub_thread, hub)) != 0) {
         free_hub(hub);

@@ -77,11 +77,13 @@ typedef struct es_event_hub es_event_hub;
 
 /* Checks, without binding, what es_event_hub_create would refuse first:
  * the socket path's length, its folder (it must exist: the hub creates no
- * folders) and socket_group (it must name a group). 0, or -1 with why.
+ * folders) and socket_group (it must name a group). 0, or a negative errno
+ * value with `err` filled (common/error.h).
  * `earshot daemon --check-config` runs it, as start-up does. */
 int es_event_hub_check_config(const es_event_hub_config *config, es_error *err);
 /* Binds and listens (a stale socket file nobody answers on is replaced; a
- * live one is an error), applies mode and group, starts the hub thread. */
+ * live one is an error), applies mode and group, starts the hub thread.
+ * 0, or a negative errno value with `err` filled. */
 int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, es_error *err);
 /* Makes the hub thread check now (it also does every second) that the
  * socket path still names its socket; a deleted or replaced socket file is

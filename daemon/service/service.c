@@ -1280,7 +1280,7 @@ static int check_events(service *svc, const es_service_options *options, es_erro
     es_error herr = {0};
     if (es_event_hub_check_config(&hc, &herr) == 0) return 0;
     int made_by_systemd = strncmp(hc.socket_path, "/run/earshot/", 13) == 0;
-    if (!options->check_only || !made_by_systemd || herr.code != ENOENT)
+    if (!options->check_only || !made_by_systemd || herr.code != -ENOENT)
         return es_error_set(err, -EINVAL, "%s: [events] %s", svc->config_path, herr.why);
     if (options->on_note) {
         char note[sizeof herr.why + 160];

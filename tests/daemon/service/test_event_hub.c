@@ -233,7 +233,8 @@ static void a_live_socket_is_not_stolen_but_a_stale_one_is_replaced(void **state
     es_event_hub *hub, *second;
     es_error err;
     assert_int_equal(es_event_hub_create(&config, &hub, &err), 0);
-    assert_int_equal(es_event_hub_create(&config, &second, &err), -1);
+    assert_int_equal(es_event_hub_create(&config, &second, &err), -EADDRINUSE);
+    assert_int_equal(err.code, -EADDRINUSE);
     assert_non_null(strstr(err.why, "another process"));
     es_event_hub_destroy(hub);
 
@@ -251,12 +252,12 @@ static void a_live_socket_is_not_stolen_but_a_stale_one_is_replaced(void **state
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fclose(f);
-    assert_int_equal(es_event_hub_create(&config, &hub, &err), -1);
+    assert_int_equal(es_event_hub_create(&config, &hub, &err), -EADDRINUSE);
     assert_non_null(strstr(err.why, "not a socket"));
     unlink(path);
 
     config.socket_group = "no-such-group-earshot";
-    assert_int_equal(es_event_hub_create(&config, &hub, &err), -1);
+    assert_int_equal(es_event_hub_create(&config, &hub, &err), -EINVAL);
     assert_non_null(strstr(err.why, "no-such-group-earshot"));
     assert_int_equal(access(path, F_OK), -1);
 }
