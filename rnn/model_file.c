@@ -60,17 +60,6 @@
 #define ES_LAYER_RECORD_BYTES 20u
 #define ES_CRC_BYTES 4u
 
-static int fail(es_error *err, int code, const char *fmt, ...) {
-    if (err) {
-        err->code = code;
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(err->why, sizeof err->why, fmt, args);
-        va_end(args);
-    }
-    return code;
-}
-
 static uint32_t crc32_ieee(const unsigned char *bytes, size_t size) {
     /* Built per call: 256 x 8 shifts cost nothing next to reading a model,
      * and no shared mutable table is needed. */
@@ -135,12 +124,12 @@ static void put_f32(byte_writer *w, float f) {
 /* The whole file image, or NULL (with err filled). */
 static unsigned char *serialise(const es_model *m, size_t *size, es_error *err) {
     if (m->layer_count == 0) {
-        fail(err, ES_RNN_ERR_ARG, "the model has no layers");
+        es_error_set(err, ES_RNN_ERR_ARG, "the model has no layers");
         return NULL;
     }
     if (m->output_size > ES_MAX_OUTPUTS) {
-        fail(err, ES_RNN_ERR_ARG, "%d outputs, a model file holds at most %d", m->output_size,
-             ES_MAX_OUTPUTS);
+        es_error_set(err, ES_RNN_ERR_ARG, "%d outputs, a model file holds at most %d",
+                     m->output_size, ES_MAX_OUTPUTS);
         return NULL;
     }
     size_t total = ES_HEADER_BYTES + (size_t)m->layer_count * ES_LAYER_RECORD_BYTES;
@@ -152,7 +141,7 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_error *err) 
     total += 8 + m->param_count * 4 + ES_CRC_BYTES;
     unsigned char *bytes = malloc(total);
     if (!bytes) {
-        fail(err, ES_RNN_ERR_NOMEM, "no memory for a %zu-byte model image", total);
+        es_error_set(err, ES_RNN_ERR_NOMEM, "no memory for a %zu-byte model image", total);
         return NULL;
     }
     byte_writer w = {bytes, 0};
@@ -198,7 +187,7 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_error *err) 
 }
 
 int es_model_save(const es_model *m, const char *path, es_error *err) {
-    if (!m || !path) return fail(err, ES_RNN_ERR_ARG, "no model or no path");
+    if (!m || !path) return es_error_set(err, ES_RNN_ERR_ARG, "no model or no path");
     size_t size = 0;
     unsigned char *bytes = serialise(m, &size, err);
     if (!bytes) return err ? err->code : ES_RNN_ERR_NOMEM;
@@ -206,7 +195,7 @@ int es_model_save(const es_model *m, const char *path, es_error *err) {
     if (!file) {
         int saved = errno;
         free(bytes);
-        return fail(err, ES_RNN_ERR_IO, "cannot create %s: %s", path, strerror(saved));
+        return es_error_set(err, ES_RNN_ERR_IO, "cannot create %s: %s", path, strerror(saved));
     }
     size_t written = fwrite(bytes, 1, size, file);
     int saved = errno;
@@ -215,7 +204,7 @@ int es_model_save(const es_model *m, const char *path, es_error *err) {
     if (written != size || closed != 0) {
         if (closed != 0) saved = errno;
         remove(path); /* a half-written model must not be loaded later */
-        return fail(err, ES_RNN_ERR_IO, "cannot write %s: %s", path, strerror(saved));
+        return es_error_set(err, ES_RNN_ERR_IO, "cannot write %s: %s", path, strerror(saved));
     }
     if (err) {
         err->code = ES_RNN_OK;
@@ -241,8 +230,8 @@ static int reject(byte_reader *r, const char *fmt, ...) {
     va_start(args, fmt);
     vsnprintf(what, sizeof what, fmt, args);
     va_end(args);
-    return fail(r->err, ES_RNN_ERR_FORMAT, "%s%s", what,
-                r->crc_ok ? "" : " (and the CRC-32 does not match: the file is corrupt)");
+    return es_error_set(r->err, ES_RNN_ERR_FORMAT, "%s%s", what,
+                        r->crc_ok ? "" : " (and the CRC-32 does not match: the file is corrupt)");
 }
 
 static int need(byte_reader *r, size_t n, const char *what) {
@@ -483,10 +472,11 @@ static int read_weights(byte_reader *r, const parsed_model *p, es_model *m) {
             int l = 0;
             while (l + 1 < m->layer_count && m->layers[l + 1].param_offset <= i)
                 l++;
-            return fail(r->err, ES_RNN_ERR_FORMAT, "layer %d (%s): weight %zu is %s at offset %zu",
-                        l, es_layer_type_name((es_layer_type)p->records[l].type),
-                        i - m->layers[l].param_offset, isnan(value) ? "NaN" : "infinite",
-                        p->weights_at + 4 * i);
+            return es_error_set(r->err, ES_RNN_ERR_FORMAT,
+                                "layer %d (%s): weight %zu is %s at offset %zu", l,
+                                es_layer_type_name((es_layer_type)p->records[l].type),
+                                i - m->layers[l].param_offset, isnan(value) ? "NaN" : "infinite",
+                                p->weights_at + 4 * i);
         }
         m->params[i] = value;
     }
@@ -505,7 +495,7 @@ static int build_model(byte_reader *r, const parsed_model *p, es_model **out) {
                                    (int)p->records[l].kernel);
     if (rc) {
         es_model_destroy(m);
-        return fail(r->err, rc, "cannot build the model: %s", es_rnn_strerror(rc));
+        return es_error_set(r->err, rc, "cannot build the model: %s", es_rnn_strerror(rc));
     }
     if ((rc = read_weights(r, p, m))) {
         es_model_destroy(m);
@@ -520,7 +510,7 @@ static int build_model(byte_reader *r, const parsed_model *p, es_model **out) {
     if (p->has_smoothing) memcpy(m->smooth_ms, p->smooth_ms, sizeof(int) * p->label_count);
     if ((rc = es_model_refresh(m))) {
         es_model_destroy(m);
-        return fail(r->err, rc, "cannot pack the weights: %s", es_rnn_strerror(rc));
+        return es_error_set(r->err, rc, "cannot pack the weights: %s", es_rnn_strerror(rc));
     }
     *out = m;
     return ES_RNN_OK;
@@ -531,13 +521,13 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_error
         err->code = ES_RNN_OK;
         err->why[0] = '\0';
     }
-    if (!out) return fail(err, ES_RNN_ERR_ARG, "no place for the model");
+    if (!out) return es_error_set(err, ES_RNN_ERR_ARG, "no place for the model");
     *out = NULL;
-    if (!data && size > 0) return fail(err, ES_RNN_ERR_ARG, "no bytes");
+    if (!data && size > 0) return es_error_set(err, ES_RNN_ERR_ARG, "no bytes");
     byte_reader r = {data, size, 0, 1, err};
     if (size < 4 || memcmp(data, ES_MODEL_MAGIC, 4) != 0)
-        return fail(err, ES_RNN_ERR_FORMAT, "not an earshot model: the magic \"%s\" is missing",
-                    ES_MODEL_MAGIC);
+        return es_error_set(err, ES_RNN_ERR_FORMAT,
+                            "not an earshot model: the magic \"%s\" is missing", ES_MODEL_MAGIC);
     uint32_t stored_crc, computed_crc;
     check_crc(&r, &stored_crc, &computed_crc);
     r.pos = 4;
@@ -551,10 +541,10 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_error
     if (!rc) rc = read_weight_extent(&r, &p, expected_params);
     if (rc) return rc;
     if (!r.crc_ok)
-        return fail(err, ES_RNN_ERR_FORMAT,
-                    "CRC-32 mismatch at offset %zu: the file is corrupt (stored %08x, "
-                    "computed %08x)",
-                    size - ES_CRC_BYTES, stored_crc, computed_crc);
+        return es_error_set(err, ES_RNN_ERR_FORMAT,
+                            "CRC-32 mismatch at offset %zu: the file is corrupt (stored %08x, "
+                            "computed %08x)",
+                            size - ES_CRC_BYTES, stored_crc, computed_crc);
     return build_model(&r, &p, out);
 }
 
@@ -567,21 +557,22 @@ int es_model_load_memory(const void *data, size_t size, es_model **out, es_error
  * read is the file checked. */
 static int read_whole_file(const char *path, unsigned char **out, size_t *size, es_error *err) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return fail(err, ES_RNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0)
+        return es_error_set(err, ES_RNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     struct stat info;
     int rc = ES_RNN_OK;
     if (fstat(fd, &info) != 0)
-        rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+        rc = es_error_set(err, ES_RNN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
     else if (S_ISDIR(info.st_mode))
-        rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: it is a directory", path);
+        rc = es_error_set(err, ES_RNN_ERR_IO, "cannot read %s: it is a directory", path);
     else if (!S_ISREG(info.st_mode))
-        rc = fail(err, ES_RNN_ERR_IO,
-                  "cannot read %s: not a regular file (a FIFO, device or socket is not a model)",
-                  path);
+        rc = es_error_set(
+            err, ES_RNN_ERR_IO,
+            "cannot read %s: not a regular file (a FIFO, device or socket is not a model)", path);
     else if ((uint64_t)info.st_size > ES_MODEL_FILE_MAX_BYTES)
-        rc = fail(err, ES_RNN_ERR_FORMAT,
-                  "%s is larger than any model earshot runs (%lld bytes, at most %d)", path,
-                  (long long)info.st_size, ES_MODEL_FILE_MAX_BYTES);
+        rc = es_error_set(err, ES_RNN_ERR_FORMAT,
+                          "%s is larger than any model earshot runs (%lld bytes, at most %d)", path,
+                          (long long)info.st_size, ES_MODEL_FILE_MAX_BYTES);
     if (rc != ES_RNN_OK) {
         close(fd);
         return rc;
@@ -598,15 +589,15 @@ static int read_whole_file(const char *path, unsigned char **out, size_t *size, 
         } else if (n == 0) {
             break;
         } else if (errno != EINTR) {
-            rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+            rc = es_error_set(err, ES_RNN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
             break;
         }
     }
     close(fd);
     if (rc == ES_RNN_OK && !bytes)
-        rc = fail(err, ES_RNN_ERR_NOMEM, "no memory to read %s", path);
+        rc = es_error_set(err, ES_RNN_ERR_NOMEM, "no memory to read %s", path);
     else if (rc == ES_RNN_OK && length == capacity)
-        rc = fail(err, ES_RNN_ERR_IO, "cannot read %s: it grew while being read", path);
+        rc = es_error_set(err, ES_RNN_ERR_IO, "cannot read %s: it grew while being read", path);
     if (rc != ES_RNN_OK) {
         free(bytes);
         return rc;
@@ -618,7 +609,8 @@ static int read_whole_file(const char *path, unsigned char **out, size_t *size, 
 
 int es_model_load_file(const char *path, es_model **out, es_error *err) {
     if (out) *out = NULL;
-    if (!path || !out) return fail(err, ES_RNN_ERR_ARG, "no path or no place for the model");
+    if (!path || !out)
+        return es_error_set(err, ES_RNN_ERR_ARG, "no path or no place for the model");
     unsigned char *bytes = NULL;
     size_t size = 0;
     int rc = read_whole_file(path, &bytes, &size, err);
@@ -629,7 +621,7 @@ int es_model_load_file(const char *path, es_model **out, es_error *err) {
 }
 
 int es_model_check_features(const es_model *m, const es_feature_spec *want, es_error *err) {
-    if (!m || !want) return fail(err, ES_RNN_ERR_ARG, "no model or no feature spec");
+    if (!m || !want) return es_error_set(err, ES_RNN_ERR_ARG, "no model or no feature spec");
     const es_feature_spec *have = &m->features;
     struct {
         const char *name;
@@ -644,9 +636,9 @@ int es_model_check_features(const es_model *m, const es_feature_spec *want, es_e
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (fields[i].model != fields[i].given)
-            return fail(err, ES_RNN_ERR_FEATURES,
-                        "%s: the model expects %u, the front end gives %u", fields[i].name,
-                        fields[i].model, fields[i].given);
+            return es_error_set(err, ES_RNN_ERR_FEATURES,
+                                "%s: the model expects %u, the front end gives %u", fields[i].name,
+                                fields[i].model, fields[i].given);
     if (err) {
         err->code = ES_RNN_OK;
         err->why[0] = '\0';

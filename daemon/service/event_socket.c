@@ -26,21 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int set_error(es_error *err, int errno_value, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Fills `err` with -errno_value and the reason; returns -errno_value. */
-static int set_error(es_error *err, int errno_value, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->why, sizeof err->why, fmt, ap);
-        va_end(ap);
-        err->code = -errno_value;
-    }
-    return -errno_value;
-}
-
 /* ---- line queue ------------------------------------------------------------------ */
 
 typedef struct queue_slot {
@@ -488,27 +473,28 @@ static int resolve_group(const char *group, gid_t *gid) {
 static int remove_stale_socket(const struct sockaddr_un *addr, es_error *err) {
     struct stat st;
     if (lstat(addr->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode))
-        return set_error(err, EADDRINUSE, "%s: exists and is not a socket", addr->sun_path);
+        return es_error_set(err, -EADDRINUSE, "%s: exists and is not a socket", addr->sun_path);
     int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe < 0) return set_error(err, errno, "socket: %s", strerror(errno));
+    if (probe < 0) return es_error_set(err, -errno, "socket: %s", strerror(errno));
     int rc = connect(probe, (const struct sockaddr *)addr, sizeof *addr);
     int connect_errno = errno;
     close(probe);
     if (rc == 0)
-        return set_error(err, EADDRINUSE, "%s: another process is listening on it", addr->sun_path);
+        return es_error_set(err, -EADDRINUSE, "%s: another process is listening on it",
+                            addr->sun_path);
     if (connect_errno != ECONNREFUSED)
-        return set_error(err, connect_errno, "%s: %s", addr->sun_path, strerror(connect_errno));
+        return es_error_set(err, -connect_errno, "%s: %s", addr->sun_path, strerror(connect_errno));
     if (unlink(addr->sun_path) != 0)
-        return set_error(err, errno, "%s: cannot remove stale socket: %s", addr->sun_path,
-                         strerror(errno));
+        return es_error_set(err, -errno, "%s: cannot remove stale socket: %s", addr->sun_path,
+                            strerror(errno));
     return 0;
 }
 
 int es_event_hub_check_config(const es_event_hub_config *c, es_error *err) {
     struct sockaddr_un addr;
     if (!c->socket_path || !*c->socket_path || strlen(c->socket_path) >= sizeof addr.sun_path)
-        return set_error(err, ENAMETOOLONG, "socket path is empty or longer than %zu bytes",
-                         sizeof addr.sun_path - 1);
+        return es_error_set(err, -ENAMETOOLONG, "socket path is empty or longer than %zu bytes",
+                            sizeof addr.sun_path - 1);
     char folder[sizeof addr.sun_path];
     snprintf(folder, sizeof folder, "%s", c->socket_path);
     char *slash = strrchr(folder, '/');
@@ -516,14 +502,15 @@ int es_event_hub_check_config(const es_event_hub_config *c, es_error *err) {
         slash[slash == folder] = '\0'; /* "/x.sock" lives in "/" */
         struct stat st;
         if (stat(folder, &st) != 0)
-            return set_error(err, errno, "%s: folder %s: %s", c->socket_path, folder,
-                             strerror(errno));
+            return es_error_set(err, -errno, "%s: folder %s: %s", c->socket_path, folder,
+                                strerror(errno));
         if (!S_ISDIR(st.st_mode))
-            return set_error(err, ENOTDIR, "%s: %s is not a folder", c->socket_path, folder);
+            return es_error_set(err, -ENOTDIR, "%s: %s is not a folder", c->socket_path, folder);
     }
     gid_t gid;
     if (c->socket_group && *c->socket_group && resolve_group(c->socket_group, &gid) != 0)
-        return set_error(err, EINVAL, "%s: no group named '%s'", c->socket_path, c->socket_group);
+        return es_error_set(err, -EINVAL, "%s: no group named '%s'", c->socket_path,
+                            c->socket_group);
     return 0;
 }
 
@@ -536,13 +523,13 @@ static int open_listener(es_event_hub *hub, es_error *err) {
     memcpy(hub->socket_path, addr.sun_path, sizeof addr.sun_path);
 
     hub->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (hub->listen_fd < 0) return set_error(err, errno, "socket: %s", strerror(errno));
+    if (hub->listen_fd < 0) return es_error_set(err, -errno, "socket: %s", strerror(errno));
     if (bind(hub->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         if (errno != EADDRINUSE)
-            return set_error(err, errno, "%s: bind: %s", addr.sun_path, strerror(errno));
+            return es_error_set(err, -errno, "%s: bind: %s", addr.sun_path, strerror(errno));
         if ((rc = remove_stale_socket(&addr, err)) != 0) return rc;
         if (bind(hub->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0)
-            return set_error(err, errno, "%s: bind: %s", addr.sun_path, strerror(errno));
+            return es_error_set(err, -errno, "%s: bind: %s", addr.sun_path, strerror(errno));
     }
     struct stat st;
     if (stat(addr.sun_path, &st) == 0) {
@@ -552,19 +539,19 @@ static int open_listener(es_event_hub *hub, es_error *err) {
     /* Nobody can connect before listen(), so the mode and group are in
      * place before the first subscriber. */
     if (c->socket_mode >= 0 && chmod(addr.sun_path, (mode_t)c->socket_mode) != 0)
-        return set_error(err, errno, "%s: chmod %04o: %s", addr.sun_path, (unsigned)c->socket_mode,
-                         strerror(errno));
+        return es_error_set(err, -errno, "%s: chmod %04o: %s", addr.sun_path,
+                            (unsigned)c->socket_mode, strerror(errno));
     if (c->socket_group && *c->socket_group) {
         gid_t gid;
         if (resolve_group(c->socket_group, &gid) != 0)
-            return set_error(err, ENOENT, "%s: no group named '%s'", addr.sun_path,
-                             c->socket_group);
+            return es_error_set(err, -ENOENT, "%s: no group named '%s'", addr.sun_path,
+                                c->socket_group);
         if (chown(addr.sun_path, (uid_t)-1, gid) != 0)
-            return set_error(err, errno, "%s: chgrp %s: %s", addr.sun_path, c->socket_group,
-                             strerror(errno));
+            return es_error_set(err, -errno, "%s: chgrp %s: %s", addr.sun_path, c->socket_group,
+                                strerror(errno));
     }
     if (listen(hub->listen_fd, 128) != 0)
-        return set_error(err, errno, "%s: listen: %s", addr.sun_path, strerror(errno));
+        return es_error_set(err, -errno, "%s: listen: %s", addr.sun_path, strerror(errno));
     return 0;
 }
 
@@ -594,7 +581,7 @@ static void free_hub(es_event_hub *hub) {
 
 int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, es_error *err) {
     es_event_hub *hub = calloc(1, sizeof *hub);
-    if (!hub) return set_error(err, ENOMEM, "out of memory");
+    if (!hub) return es_error_set(err, -ENOMEM, "out of memory");
     hub->config = *config;
     hub->listen_fd = hub->stop_fd = -1;
     /* Too long to copy: left pointing at the caller's, which open_listener
@@ -605,14 +592,14 @@ int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, e
         hub->config.socket_group = strcpy(hub->config_group, config->socket_group);
     else if (config->socket_group) {
         free_hub(hub);
-        return set_error(err, ENAMETOOLONG, "socket_group is longer than %zu bytes",
-                         sizeof hub->config_group - 1);
+        return es_error_set(err, -ENAMETOOLONG, "socket_group is longer than %zu bytes",
+                            sizeof hub->config_group - 1);
     }
     if (hub->config.max_subscribers == 0 || hub->config.backlog_events == 0 ||
         hub->config.backlog_bytes < ES_EVENT_LINE_MAX) {
         free_hub(hub);
-        return set_error(err, EINVAL, "hub limits must be positive, backlog_bytes >= %d",
-                         ES_EVENT_LINE_MAX);
+        return es_error_set(err, -EINVAL, "hub limits must be positive, backlog_bytes >= %d",
+                            ES_EVENT_LINE_MAX);
     }
     hub->subscribers = calloc(config->max_subscribers, sizeof *hub->subscribers);
     hub->pollfds = calloc(config->max_subscribers + POLL_FIXED, sizeof *hub->pollfds);
@@ -620,7 +607,7 @@ int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, e
     hub->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!hub->subscribers || !hub->pollfds || rc != 0 || hub->stop_fd < 0) {
         free_hub(hub);
-        return set_error(err, ENOMEM, "cannot allocate the hub");
+        return es_error_set(err, -ENOMEM, "cannot allocate the hub");
     }
     if ((rc = open_listener(hub, err)) != 0) {
         free_hub(hub);
@@ -628,7 +615,7 @@ int es_event_hub_create(const es_event_hub_config *config, es_event_hub **out, e
     }
     if ((rc = pthread_create(&hub->thread, NULL, hub_thread, hub)) != 0) {
         free_hub(hub);
-        return set_error(err, rc, "cannot start the hub thread: %s", strerror(rc));
+        return es_error_set(err, -rc, "cannot start the hub thread: %s", strerror(rc));
     }
     *out = hub;
     return 0;
@@ -753,7 +740,7 @@ static void *writer_thread(void *arg) {
 
 int es_line_writer_create(int fd, size_t queue_lines, es_line_writer **out, es_error *err) {
     es_line_writer *w = calloc(1, sizeof *w);
-    if (!w) return set_error(err, ENOMEM, "out of memory");
+    if (!w) return es_error_set(err, -ENOMEM, "out of memory");
     w->fd = fd;
     struct stat st;
     w->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
@@ -764,13 +751,13 @@ int es_line_writer_create(int fd, size_t queue_lines, es_line_writer **out, es_e
         if (w->stop_fd >= 0) close(w->stop_fd);
         es_line_queue_destroy(rc == 0 ? w->queue : NULL);
         free(w);
-        return set_error(err, ENOMEM, "cannot allocate the line writer");
+        return es_error_set(err, -ENOMEM, "cannot allocate the line writer");
     }
     if ((rc = pthread_create(&w->thread, NULL, writer_thread, w)) != 0) {
         close(w->stop_fd);
         es_line_queue_destroy(w->queue);
         free(w);
-        return set_error(err, rc, "cannot start the writer thread: %s", strerror(rc));
+        return es_error_set(err, -rc, "cannot start the writer thread: %s", strerror(rc));
     }
     *out = w;
     return 0;
