@@ -239,11 +239,13 @@ EARSHOT_API void earshot_destroy(earshot_detector *det);
  * Threads. A models handle is read-only once loaded: detectors made from it
  * may run on any threads at the same time (inference only reads the
  * weights; each detector has its own state), and earshot_models_has_label
- * may be called from any thread. The handle is reference-counted: each
- * detector made with it holds a reference, earshot_models_release drops the
- * caller's, and the last one to go frees the models, so the caller may
- * release before or after destroying the detectors (the count is atomic:
- * detectors on different threads may be destroyed at once). */
+ * may be called from any thread, earshot_create_with_models too (several at
+ * once). The handle is reference-counted: each detector made with it holds
+ * a reference, earshot_models_release drops the caller's, and the last one
+ * to go frees the models. So the caller may release its reference once it
+ * has made its detectors, before or after destroying them (the count is
+ * atomic: detectors on different threads may be destroyed at once); after
+ * releasing, the handle is no longer the caller's to use. */
 typedef struct earshot_models earshot_models;
 
 /* [not rt] Loads and checks the models params names: vad_model, kws_models
