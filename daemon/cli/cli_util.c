@@ -15,6 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "earshot.h"
+
+_Static_assert(EARSHOT_MAX_KWS_MODELS >= ES_PIPELINE_MAX_KWS_MODELS &&
+                   EARSHOT_MAX_KEYWORD_SETTINGS >= ES_KWS_MAX_KEYWORDS,
+               "every --kws-model and --kw-threshold-for fits in earshot_params");
+
 void es_cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -273,6 +279,35 @@ void es_cli_models_apply(const es_cli_detector_flags *flags, const es_cli_models
     config->kws_model_count = models->kws_count;
     config->vad = flags->vad;
     config->kws = flags->kws;
+}
+
+void es_cli_detector_params(const es_cli_detector_flags *flags, earshot_params *params) {
+    params->vad_model = flags->vad_model_path;
+    params->kws_model_count = flags->kws_model_count > 0 ? flags->kws_model_count : 1;
+    for (int k = 0; k < params->kws_model_count; k++)
+        params->kws_models[k] = flags->kws_model_count > 0 ? flags->kws_model_paths[k] : NULL;
+
+    const es_vad_config *vad = &flags->vad;
+    params->vad_threshold = vad->onset_threshold;
+    params->vad_offset_threshold = vad->offset_threshold;
+    params->min_speech_ms = vad->min_speech_ms;
+    params->min_silence_ms = vad->min_silence_ms;
+    params->max_speech_ms = vad->max_speech_ms;
+    params->speech_pad_ms = vad->pad_ms;
+    params->speech_start_events = vad->speech_start_events;
+
+    const es_kws_config *kws = &flags->kws;
+    params->kw_threshold = kws->default_threshold;
+    params->kw_smooth_ms = kws->smooth_ms;
+    params->refractory_ms = kws->refractory_ms;
+    params->vad_gate = kws->vad_gate;
+    params->peak_wait_ms = kws->peak_wait_ms;
+    params->keyword_setting_count = kws->threshold_count;
+    for (int i = 0; i < kws->threshold_count; i++) {
+        params->keyword_settings[i].keyword = kws->thresholds[i].keyword;
+        params->keyword_settings[i].threshold = kws->thresholds[i].threshold;
+        params->keyword_settings[i].smooth_ms = kws->thresholds[i].smooth_ms;
+    }
 }
 
 int es_cli_bad_option(const char *command, int getopt_result, char *const *argv) {

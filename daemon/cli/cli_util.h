@@ -152,4 +152,11 @@ void es_cli_models_destroy(es_cli_models *models);
 void es_cli_models_apply(const es_cli_detector_flags *flags, const es_cli_models *models,
                          es_pipeline_config *config);
 
+/* The flags as libearshot's params (earshot.h), for commands that run through
+ * the public API (`earshot file`): the model paths (no --kws-model: the
+ * built-in one) and every detector knob; the rest of `params` is left as it
+ * is. Strings point into `flags`. */
+struct earshot_params;
+void es_cli_detector_params(const es_cli_detector_flags *flags, struct earshot_params *params);
+
 #endif

@@ -1,8 +1,12 @@
 /*
  * `earshot file [options] INPUT...` — offline analysis of recorded audio.
  *
- * Each input runs through its own offline pipeline; the models are loaded
- * once and shared read-only. With -j N, N threads analyse files at once and
+ * It runs through libearshot's public API (earshot.h), as a program that
+ * embeds earshot would, so the library is what its tests exercise: each
+ * input gets its own detector, fed the file's samples chunk by chunk, whose
+ * events (or, for --format frames, per-frame posteriors) go to a sink
+ * (sink.h). The models are loaded once (earshot_models) and shared
+ * read-only by the detectors. With -j N, N threads analyse files at once and
  * each writes into its own memory buffer, which the main thread copies to the
  * output in input order, so the output is the same whatever N is.
  */
@@ -17,7 +21,7 @@
 #include "audio_file.h"
 #include "cli_util.h"
 #include "commands.h"
-#include "pipeline.h"
+#include "earshot.h"
 #include "progress.h"
 #include "sink.h"
 
@@ -65,7 +69,8 @@ typedef struct file_options {
 /* What every analysis shares: read-only once the workers start. */
 typedef struct file_context {
     const file_options *options;
-    es_cli_models models;
+    earshot_params params; /* the flags' knobs and model paths */
+    earshot_models *models;
     es_progress *progress;
 } file_context;
 
@@ -130,8 +135,47 @@ static void rttm_file_id(const char *path, char *id, size_t size) {
     if (dot && dot != id) *dot = '\0';
 }
 
-/* Reads the input in chunks and pushes it through the pipeline. */
-static int stream_file(const file_context *ctx, es_audio_file *audio, es_pipeline *pipeline,
+/* The detector's results into the sink, as the sink's own types. */
+static void sink_event(const earshot_event *event, void *user) {
+    es_event e = {
+        .type = (es_event_type)event->type,
+        .source = event->source,
+        .keyword = event->keyword,
+        .time_s = event->time,
+        .start_s = event->start,
+        .end_s = event->end,
+        .score = event->score,
+        .wallclock_s = event->wallclock,
+    };
+    es_sink_event(&e, user);
+}
+
+static void sink_frame(const earshot_frame *frame, void *user) {
+    es_frame_posteriors row = {
+        .time_s = frame->time, /* (time_samples stays 0: the sink prints seconds) */
+        .speech = frame->speech,
+        .keyword_count = frame->keyword_count,
+        .keywords = frame->keywords,
+    };
+    es_sink_frame(&row, user);
+}
+
+/* What comes before the first result (the frames CSV header), with the
+ * detector's keyword columns. */
+static int begin_output(es_sink *sink, const earshot_detector *det) {
+    int count = earshot_keyword_count(det);
+    const char **keywords = malloc(((size_t)count + 1) * sizeof *keywords);
+    if (!keywords) return -1;
+    for (int i = 0; i < count; i++)
+        keywords[i] = earshot_keyword_name(det, i);
+    es_sink_begin_keywords(sink, keywords, count);
+    free(keywords);
+    return 0;
+}
+
+/* Reads the input in chunks and feeds them to the detector; the end of the
+ * input (or a read error) finishes it, which sends what is still pending. */
+static int stream_file(const file_context *ctx, es_audio_file *audio, earshot_detector *det,
                        char *error, size_t error_size) {
     const es_audio_info *info = es_audio_file_info(audio);
     float *chunk = malloc((size_t)READ_CHUNK_FRAMES * (size_t)info->channels * sizeof *chunk);
@@ -149,10 +193,18 @@ static int stream_file(const file_context *ctx, es_audio_file *audio, es_pipelin
             break;
         }
         if (got == 0) break;
-        es_pipeline_push(pipeline, chunk, (size_t)got);
+        if (earshot_feed(det, chunk, (size_t)got, info->sample_rate_hz, info->channels) !=
+            EARSHOT_OK) {
+            snprintf(error, error_size, "%s", earshot_last_error(det));
+            status = ES_EXIT_FAILURE;
+            break;
+        }
         es_progress_add(ctx->progress, (double)got / info->sample_rate_hz);
     }
-    es_pipeline_finish(pipeline);
+    if (earshot_finish(det) != EARSHOT_OK && status == ES_EXIT_OK) {
+        snprintf(error, error_size, "%s", earshot_last_error(det));
+        status = ES_EXIT_FAILURE;
+    }
     free(chunk);
     return status;
 }
@@ -179,26 +231,35 @@ static int analyse_file(const file_context *ctx, const char *path, FILE *out, ch
         return ES_EXIT_FAILURE;
     }
 
-    es_pipeline_config config;
-    es_pipeline_config_default(&config, ES_PIPELINE_OFFLINE);
-    es_cli_models_apply(&ctx->options->detector, &ctx->models, &config);
-    config.source = source_name(path);
-    config.input_rate_hz = info->sample_rate_hz;
-    config.input_channels = info->channels;
-    config.max_input_frames = READ_CHUNK_FRAMES;
-    es_sink_attach(sink, &config);
+    /* The format is known up front, so the detector makes its whole stream
+     * at create: a rate or channel count it cannot take fails before any
+     * read. `frames` gets posteriors, the other formats events; nothing is
+     * queued (the callbacks write as results come). */
+    earshot_params params = ctx->params;
+    params.source = source_name(path);
+    params.sample_rate_hz = info->sample_rate_hz;
+    params.channels = info->channels;
+    params.event_queue_capacity = 0;
+    params.frame_queue_capacity = 0;
+    if (ctx->options->format == ES_FORMAT_FRAMES) {
+        params.on_frame = sink_frame;
+        params.frame_user = sink;
+    } else {
+        params.on_event = sink_event;
+        params.event_user = sink;
+    }
 
-    es_pipeline *pipeline = NULL;
-    es_error perr = {0};
+    earshot_detector *det = NULL;
     int status = ES_EXIT_OK;
-    if (es_pipeline_create(&config, &pipeline, &perr) != ES_PIPELINE_OK) {
-        snprintf(error, error_size, "%s", perr.why);
+    if (earshot_create_with_models(&params, ctx->models, &det, error, error_size) != EARSHOT_OK) {
+        status = ES_EXIT_FAILURE;
+    } else if (begin_output(sink, det) != 0) {
+        snprintf(error, error_size, "out of memory");
         status = ES_EXIT_FAILURE;
     } else {
-        es_sink_begin(sink, pipeline);
-        status = stream_file(ctx, audio, pipeline, error, error_size);
-        es_pipeline_destroy(pipeline);
+        status = stream_file(ctx, audio, det, error, error_size);
     }
+    earshot_destroy(det);
     es_sink_end(sink);
     es_sink_destroy(sink);
     es_audio_file_close(audio);
@@ -366,6 +427,30 @@ static int check_inputs(char **inputs, int count) {
     return ES_EXIT_OK;
 }
 
+/* The models every input shares, loaded once; each file's detector takes a
+ * reference. Returns ES_EXIT_OK, ES_EXIT_FAILURE (a model cannot be used) or
+ * ES_EXIT_USAGE (--kw-threshold-for names no output of the keyword models),
+ * with the message printed. */
+static int load_models(const es_cli_detector_flags *flags, file_context *ctx) {
+    ctx->params = earshot_params_default();
+    es_cli_detector_params(flags, &ctx->params);
+    char why[512];
+    if (earshot_models_load(&ctx->params, &ctx->models, why, sizeof why) != EARSHOT_OK) {
+        es_cli_error("%s", why);
+        return ES_EXIT_FAILURE;
+    }
+    for (int i = 0; i < flags->kws.threshold_count; i++) {
+        const char *keyword = flags->kws.thresholds[i].keyword;
+        if (!earshot_models_has_label(ctx->models, keyword)) {
+            es_cli_error("--kw-threshold-for: '%s' is not a keyword of the keyword model", keyword);
+            earshot_models_release(ctx->models);
+            ctx->models = NULL;
+            return ES_EXIT_USAGE;
+        }
+    }
+    return ES_EXIT_OK;
+}
+
 int es_cmd_file(int argc, char **argv) {
     file_options options;
     int status = parse_options(argc, argv, &options);
@@ -377,16 +462,14 @@ int es_cmd_file(int argc, char **argv) {
     if (status != ES_EXIT_OK) return status;
 
     file_context ctx = {.options = &options};
-    es_frontend_config frontend;
-    es_frontend_config_default(&frontend);
-    status = es_cli_models_load(&options.detector, &frontend, &ctx.models);
+    status = load_models(&options.detector, &ctx);
     if (status != ES_EXIT_OK) return status;
 
     FILE *out = stdout;
     es_cli_output output = {0};
     if (options.output_path) {
         if (es_cli_output_open(options.output_path, &output) != 0) {
-            es_cli_models_destroy(&ctx.models);
+            earshot_models_release(ctx.models);
             return ES_EXIT_FAILURE;
         }
         out = output.file;
@@ -408,6 +491,6 @@ int es_cmd_file(int argc, char **argv) {
         es_cli_error("stdout: write failed");
         status = ES_EXIT_FAILURE;
     }
-    es_cli_models_destroy(&ctx.models);
+    earshot_models_release(ctx.models);
     return status;
 }

@@ -3,15 +3,17 @@
  * pipeline — the same pipeline `earshot file` drives, so a detector fed the
  * same samples sends the same events, whatever the chunking.
  *
- * A detector owns its models (loaded at create), its input format once
- * known, and one es_pipeline per stream (made at create when params give the
- * format, else at the first feed; remade by earshot_reset). Events and
- * frames go to the caller's callbacks and into fixed-size queues made at
- * create, so feeding never allocates once the pipeline exists.
+ * A detector holds a reference to its models (an earshot_models, loaded by
+ * earshot_create or shared through earshot_create_with_models), its input
+ * format once known, and one es_pipeline per stream (made at create when
+ * params give the format, else at the first feed; remade by earshot_reset).
+ * Events and frames go to the caller's callbacks and into fixed-size queues
+ * made at create, so feeding never allocates once the pipeline exists.
  */
 #include "earshot.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,18 @@ _Static_assert((int)EARSHOT_EVENT_SPEECH == (int)ES_EVENT_SPEECH &&
 #define S16_CHUNK_FRAMES 1024
 #define DEFAULT_EVENT_QUEUE 256
 
+/* Read-only once loaded (es_model inference only reads the weights), so
+ * shared by detectors on any threads; `references` counts the caller's and
+ * each detector's. */
+struct earshot_models {
+    atomic_int references;
+    es_model *vad_model;
+    es_model *kws_models[ES_PIPELINE_MAX_KWS_MODELS];
+    int kws_model_count;
+    const char **keywords; /* keyword columns: labels owned by kws_models */
+    int keyword_count;
+};
+
 struct earshot_detector {
     /* What create was given, strings copied (they outlive the caller's). */
     es_vad_config vad;
@@ -55,11 +69,7 @@ struct earshot_detector {
     void *frame_user;
     int params_rate, params_channels; /* 0, 0: the first feed decides */
 
-    es_model *vad_model;
-    es_model *kws_models[ES_PIPELINE_MAX_KWS_MODELS];
-    int kws_model_count;
-    const char **keywords; /* keyword columns: labels owned by kws_models */
-    int keyword_count;
+    earshot_models *models; /* one reference, ours */
 
     /* The current stream. */
     es_pipeline *pipeline;
@@ -227,63 +237,131 @@ static int set_detector_configs(earshot_detector *det, const earshot_params *p) 
 
 /* ---- models ------------------------------------------------------------------------- */
 
-static int load_models(earshot_detector *det, const earshot_params *p) {
-    es_frontend_config frontend;
-    es_frontend_config_default(&frontend);
-    es_error err = {0};
-    if (es_pipeline_load_model(p->vad_model, "vad", &frontend, &det->vad_model, &err) != 0)
-        return fail(det, EARSHOT_ERR_MODEL, "%s", err.why);
-    if (p->kws_model_count < 0 || p->kws_model_count > EARSHOT_MAX_KWS_MODELS)
-        return fail(det, EARSHOT_ERR_ARG, "kws_model_count must be 0..%d", EARSHOT_MAX_KWS_MODELS);
-    for (int k = 0; k < p->kws_model_count; k++) {
-        const char *path = p->kws_models[k];
-        int rc = es_pipeline_load_model(path, "kws", &frontend, &det->kws_models[k], &err);
-        if (rc == 0) {
-            det->kws_model_count = k + 1;
-            rc = es_pipeline_check_keyword_model(
-                det->kws_models[k],
-                path && strcmp(path, "builtin") != 0 ? path : "built-in kws model", &err);
-        }
-        if (rc != 0) return fail(det, EARSHOT_ERR_MODEL, "%s", err.why);
-    }
-    return EARSHOT_OK;
+/* Writes a reason into a caller's buffer, which may be NULL or empty. */
+static void say(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *buf, size_t size, const char *fmt, ...) {
+    if (!buf || size == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
+static void models_free(earshot_models *m) {
+    if (m->vad_model) es_model_destroy(m->vad_model);
+    for (int k = 0; k < m->kws_model_count; k++)
+        es_model_destroy(m->kws_models[k]);
+    free(m->keywords);
+    free(m);
 }
 
 /* The keyword columns in the pipeline's order (es_pipeline_keyword_label):
  * models in order, each model's keyword outputs in order. */
-static int list_keywords(earshot_detector *det) {
+static int list_keywords(earshot_models *m) {
     int total = 0;
-    for (int k = 0; k < det->kws_model_count; k++)
-        total += es_model_output_size(det->kws_models[k]);
-    det->keywords = calloc((size_t)total + 1, sizeof *det->keywords);
-    if (!det->keywords) return fail(det, EARSHOT_ERR_NOMEM, "keyword list: out of memory");
-    for (int k = 0; k < det->kws_model_count; k++)
-        for (int i = 0; i < es_model_output_size(det->kws_models[k]); i++) {
-            const char *label = es_model_label(det->kws_models[k], i);
-            if (es_kws_label_is_keyword(label)) det->keywords[det->keyword_count++] = label;
+    for (int k = 0; k < m->kws_model_count; k++)
+        total += es_model_output_size(m->kws_models[k]);
+    m->keywords = calloc((size_t)total + 1, sizeof *m->keywords);
+    if (!m->keywords) return EARSHOT_ERR_NOMEM;
+    for (int k = 0; k < m->kws_model_count; k++)
+        for (int i = 0; i < es_model_output_size(m->kws_models[k]); i++) {
+            const char *label = es_model_label(m->kws_models[k], i);
+            if (es_kws_label_is_keyword(label)) m->keywords[m->keyword_count++] = label;
         }
-    /* As `earshot file --kw-threshold-for`: a setting for a keyword no model
-     * has is a mistake (a typo would silently change nothing). */
-    for (int i = 0; i < det->kws.threshold_count; i++) {
-        int found = 0;
-        for (int c = 0; c < det->keyword_count && !found; c++)
-            found = strcmp(det->keywords[c], det->kws.thresholds[i].keyword) == 0;
-        if (!found)
+    return EARSHOT_OK;
+}
+
+/* The models params names, in a new handle holding one reference; a
+ * failure's reason goes to why[0..why_size) in the pipeline's words. */
+static int load_models(const earshot_params *p, earshot_models **out, char *why, size_t why_size) {
+    *out = NULL;
+    earshot_models *m = calloc(1, sizeof *m);
+    if (!m) {
+        say(why, why_size, "out of memory");
+        return EARSHOT_ERR_NOMEM;
+    }
+    atomic_init(&m->references, 1);
+    es_frontend_config frontend;
+    es_frontend_config_default(&frontend);
+    es_error err = {0};
+    int rc = EARSHOT_OK;
+    if (es_pipeline_load_model(p->vad_model, "vad", &frontend, &m->vad_model, &err) != 0)
+        rc = EARSHOT_ERR_MODEL;
+    else if (p->kws_model_count < 0 || p->kws_model_count > EARSHOT_MAX_KWS_MODELS)
+        rc = es_error_set(&err, EARSHOT_ERR_ARG, "kws_model_count must be 0..%d",
+                          EARSHOT_MAX_KWS_MODELS);
+    for (int k = 0; rc == EARSHOT_OK && k < p->kws_model_count; k++) {
+        const char *path = p->kws_models[k];
+        int loaded = es_pipeline_load_model(path, "kws", &frontend, &m->kws_models[k], &err);
+        if (loaded == 0) {
+            m->kws_model_count = k + 1;
+            loaded = es_pipeline_check_keyword_model(
+                m->kws_models[k],
+                path && strcmp(path, "builtin") != 0 ? path : "built-in kws model", &err);
+        }
+        if (loaded != 0) rc = EARSHOT_ERR_MODEL;
+    }
+    if (rc == EARSHOT_OK && list_keywords(m) != EARSHOT_OK)
+        rc = es_error_set(&err, EARSHOT_ERR_NOMEM, "keyword list: out of memory");
+    if (rc != EARSHOT_OK) {
+        say(why, why_size, "%s", err.why);
+        models_free(m);
+        return rc;
+    }
+    *out = m;
+    return EARSHOT_OK;
+}
+
+int earshot_models_load(const earshot_params *params, earshot_models **out, char *error,
+                        size_t error_size) {
+    if (error && error_size > 0) error[0] = '\0';
+    if (out) *out = NULL;
+    if (!params || !out) {
+        say(error, error_size, "params and out are required");
+        return EARSHOT_ERR_ARG;
+    }
+    return load_models(params, out, error, error_size);
+}
+
+static void models_retain(earshot_models *m) {
+    atomic_fetch_add_explicit(&m->references, 1, memory_order_relaxed);
+}
+
+void earshot_models_release(earshot_models *models) {
+    if (!models) return;
+    /* acq_rel: whichever thread frees sees every other holder's last use. */
+    if (atomic_fetch_sub_explicit(&models->references, 1, memory_order_acq_rel) == 1)
+        models_free(models);
+}
+
+int earshot_models_has_label(const earshot_models *models, const char *label) {
+    if (!models || !label) return 0;
+    for (int k = 0; k < models->kws_model_count; k++)
+        for (int i = 0; i < es_model_output_size(models->kws_models[k]); i++)
+            if (strcmp(es_model_label(models->kws_models[k], i), label) == 0) return 1;
+    return 0;
+}
+
+/* As `earshot file --kw-threshold-for`: a setting for a label no model has
+ * is a mistake (a typo would silently change nothing). */
+static int check_keyword_settings(earshot_detector *det) {
+    for (int i = 0; i < det->kws.threshold_count; i++)
+        if (!earshot_models_has_label(det->models, det->kws.thresholds[i].keyword))
             return fail(det, EARSHOT_ERR_ARG,
                         "keyword setting: '%s' is not a keyword of the models",
                         det->kws.thresholds[i].keyword);
-    }
     return EARSHOT_OK;
 }
 
 /* ---- queues and the pipeline's sinks ----------------------------------------------- */
 
-/* The label the detector owns for a keyword the pipeline names (its strings
- * die with the pipeline; ours live until destroy). */
+/* The label the detector's models own for a keyword the pipeline names (its
+ * strings die with the pipeline; the models' live until destroy). */
 static const char *own_keyword(const earshot_detector *det, const char *keyword) {
     if (!keyword) return NULL;
-    for (int c = 0; c < det->keyword_count; c++)
-        if (strcmp(det->keywords[c], keyword) == 0) return det->keywords[c];
+    for (int c = 0; c < det->models->keyword_count; c++)
+        if (strcmp(det->models->keywords[c], keyword) == 0) return det->models->keywords[c];
     return NULL;
 }
 
@@ -327,12 +405,13 @@ static void on_pipeline_frame(const es_frame_posteriors *f, void *user) {
         det->frame_count--;
         det->dropped_frames++;
     }
-    const size_t columns = (size_t)det->keyword_count + 1;
+    const int keyword_count = det->models->keyword_count;
+    const size_t columns = (size_t)keyword_count + 1;
     const int slot = (det->frame_head + det->frame_count) % det->frame_capacity;
     det->frame_times[slot] = f->time_s;
     float *row = det->frame_rows + (size_t)slot * columns;
     row[0] = f->speech;
-    memcpy(row + 1, f->keywords, (size_t)det->keyword_count * sizeof *row);
+    memcpy(row + 1, f->keywords, (size_t)keyword_count * sizeof *row);
     det->frame_count++;
 }
 
@@ -341,7 +420,7 @@ static int make_queues(earshot_detector *det, const earshot_params *p) {
         return fail(det, EARSHOT_ERR_ARG, "queue capacities must be 0 or more");
     det->event_capacity = p->event_queue_capacity;
     det->frame_capacity = p->frame_queue_capacity;
-    const size_t columns = (size_t)det->keyword_count + 1;
+    const size_t columns = (size_t)det->models->keyword_count + 1;
     if (det->event_capacity > 0)
         det->events = calloc((size_t)det->event_capacity, sizeof *det->events);
     if (det->frame_capacity > 0) {
@@ -370,10 +449,10 @@ static int make_pipeline(earshot_detector *det, int rate, int channels) {
     es_pipeline_config config;
     es_pipeline_config_default(&config, ES_PIPELINE_OFFLINE);
     config.source = det->source;
-    config.vad_model = det->vad_model;
-    for (int k = 0; k < det->kws_model_count; k++)
-        config.kws_models[k] = det->kws_models[k];
-    config.kws_model_count = det->kws_model_count;
+    config.vad_model = det->models->vad_model;
+    for (int k = 0; k < det->models->kws_model_count; k++)
+        config.kws_models[k] = det->models->kws_models[k];
+    config.kws_model_count = det->models->kws_model_count;
     config.vad = det->vad;
     config.kws = det->kws;
     config.input_rate_hz = rate;
@@ -415,17 +494,14 @@ static int copy_text(earshot_detector *det, const char *text, char **out) {
     return EARSHOT_OK;
 }
 
-int earshot_create(const earshot_params *params, earshot_detector **out, char *error,
-                   size_t error_size) {
-    if (error && error_size > 0) error[0] = '\0';
-    if (out) *out = NULL;
-    if (!params || !out) {
-        if (error && error_size > 0) snprintf(error, error_size, "params and out are required");
-        return EARSHOT_ERR_ARG;
-    }
+/* earshot_create and earshot_create_with_models: the settings are copied
+ * and checked, then the models loaded (or `shared` taken), then what the
+ * stream needs made. */
+static int create_detector(const earshot_params *params, earshot_models *shared,
+                           earshot_detector **out, char *error, size_t error_size) {
     earshot_detector *det = calloc(1, sizeof *det);
     if (!det) {
-        if (error && error_size > 0) snprintf(error, error_size, "out of memory");
+        say(error, error_size, "out of memory");
         return EARSHOT_ERR_NOMEM;
     }
     det->wallclock = params->wallclock != 0;
@@ -438,13 +514,18 @@ int earshot_create(const earshot_params *params, earshot_detector **out, char *e
 
     int rc = copy_text(det, params->source, &det->source);
     if (rc == EARSHOT_OK) rc = set_detector_configs(det, params);
-    if (rc == EARSHOT_OK) rc = load_models(det, params);
-    if (rc == EARSHOT_OK) rc = list_keywords(det);
+    if (rc == EARSHOT_OK && shared) {
+        models_retain(shared);
+        det->models = shared;
+    } else if (rc == EARSHOT_OK) {
+        rc = load_models(params, &det->models, det->last_error, sizeof det->last_error);
+    }
+    if (rc == EARSHOT_OK) rc = check_keyword_settings(det);
     if (rc == EARSHOT_OK) rc = make_queues(det, params);
     if (rc == EARSHOT_OK && (det->params_rate != 0 || det->params_channels != 0))
         rc = make_pipeline(det, det->params_rate, det->params_channels);
     if (rc != EARSHOT_OK) {
-        if (error && error_size > 0) snprintf(error, error_size, "%s", det->last_error);
+        say(error, error_size, "%s", det->last_error);
         earshot_destroy(det);
         return rc;
     }
@@ -452,13 +533,32 @@ int earshot_create(const earshot_params *params, earshot_detector **out, char *e
     return EARSHOT_OK;
 }
 
+int earshot_create(const earshot_params *params, earshot_detector **out, char *error,
+                   size_t error_size) {
+    if (error && error_size > 0) error[0] = '\0';
+    if (out) *out = NULL;
+    if (!params || !out) {
+        say(error, error_size, "params and out are required");
+        return EARSHOT_ERR_ARG;
+    }
+    return create_detector(params, NULL, out, error, error_size);
+}
+
+int earshot_create_with_models(const earshot_params *params, earshot_models *models,
+                               earshot_detector **out, char *error, size_t error_size) {
+    if (error && error_size > 0) error[0] = '\0';
+    if (out) *out = NULL;
+    if (!params || !models || !out) {
+        say(error, error_size, "params, models and out are required");
+        return EARSHOT_ERR_ARG;
+    }
+    return create_detector(params, models, out, error, error_size);
+}
+
 void earshot_destroy(earshot_detector *det) {
     if (!det) return;
     drop_pipeline(det);
-    if (det->vad_model) es_model_destroy(det->vad_model);
-    for (int k = 0; k < det->kws_model_count; k++)
-        es_model_destroy(det->kws_models[k]);
-    free(det->keywords);
+    earshot_models_release(det->models);
     free(det->events);
     free(det->frame_times);
     free(det->frame_rows);
@@ -550,7 +650,7 @@ const earshot_event *earshot_poll_event(earshot_detector *det) {
 
 int earshot_frames(earshot_detector *det, double *times_s, float *posteriors, size_t max_frames) {
     if (!det) return EARSHOT_ERR_ARG;
-    const size_t columns = (size_t)det->keyword_count + 1;
+    const size_t columns = (size_t)det->models->keyword_count + 1;
     int taken = 0;
     while (det->frame_count > 0 && (size_t)taken < max_frames && taken < INT32_MAX) {
         if (times_s) times_s[taken] = det->frame_times[det->frame_head];
@@ -565,16 +665,16 @@ int earshot_frames(earshot_detector *det, double *times_s, float *posteriors, si
 }
 
 int earshot_frame_columns(const earshot_detector *det) {
-    return det ? det->keyword_count + 1 : EARSHOT_ERR_ARG;
+    return det ? det->models->keyword_count + 1 : EARSHOT_ERR_ARG;
 }
 
 int earshot_keyword_count(const earshot_detector *det) {
-    return det ? det->keyword_count : EARSHOT_ERR_ARG;
+    return det ? det->models->keyword_count : EARSHOT_ERR_ARG;
 }
 
 const char *earshot_keyword_name(const earshot_detector *det, int index) {
-    if (!det || index < 0 || index >= det->keyword_count) return NULL;
-    return det->keywords[index];
+    if (!det || index < 0 || index >= det->models->keyword_count) return NULL;
+    return det->models->keywords[index];
 }
 
 double earshot_stream_time(const earshot_detector *det) {

@@ -170,7 +170,8 @@ typedef struct earshot_params {
      * --kw-threshold-for KEYWORD=T). peak_wait_ms: how long a fired keyword
      * waits for its score's peak. A keyword setting's threshold 0 keeps the
      * model's calibrated (or the default) threshold, smooth_ms 0 the default
-     * smoothing; a keyword that no model has is an error at create. */
+     * smoothing; a keyword that is no output of the models (see
+     * earshot_models_has_label) is an error at create. */
     float kw_threshold;
     int kw_smooth_ms;
     int refractory_ms;
@@ -228,6 +229,46 @@ EARSHOT_API int earshot_create(const earshot_params *params, earshot_detector **
 
 /* [not rt] Frees everything; NULL is fine. Events and names handed out die. */
 EARSHOT_API void earshot_destroy(earshot_detector *det);
+
+/* ---- shared models ------------------------------------------------------------------ */
+
+/* Models loaded once for many detectors: a program analysing several streams
+ * at once (`earshot file -j N`) reads and checks the model files once, not
+ * per stream, and holds them in memory once.
+ *
+ * Threads. A models handle is read-only once loaded: detectors made from it
+ * may run on any threads at the same time (inference only reads the
+ * weights; each detector has its own state), and earshot_models_has_label
+ * may be called from any thread, earshot_create_with_models too (several at
+ * once). The handle is reference-counted: each detector made with it holds
+ * a reference, earshot_models_release drops the caller's, and the last one
+ * to go frees the models. So the caller may release its reference once it
+ * has made its detectors, before or after destroying them (the count is
+ * atomic: detectors on different threads may be destroyed at once); after
+ * releasing, the handle is no longer the caller's to use. */
+typedef struct earshot_models earshot_models;
+
+/* [not rt] Loads and checks the models params names: vad_model, kws_models
+ * and kws_model_count (as earshot_create does; no other field is read).
+ * Returns 0 with *out set (holding one reference, the caller's), or a
+ * negative code with *out NULL and the reason in error[0..error_size). */
+EARSHOT_API int earshot_models_load(const earshot_params *params, earshot_models **out, char *error,
+                                    size_t error_size);
+
+/* [not rt] Drops the caller's reference (the last one frees); NULL is fine. */
+EARSHOT_API void earshot_models_release(earshot_models *models);
+
+/* [rt] 1 when `label` is an output of one of the keyword models, the labels
+ * params.keyword_settings may name (a filler output's label included: its
+ * setting is accepted and changes nothing, as with `earshot file
+ * --kw-threshold-for`); 0 otherwise, or for NULL arguments. */
+EARSHOT_API int earshot_models_has_label(const earshot_models *models, const char *label);
+
+/* [not rt] earshot_create with the models of `models` in place of the ones
+ * params names (params' vad_model, kws_models and kws_model_count are not
+ * read). The detector takes its own reference to `models`. */
+EARSHOT_API int earshot_create_with_models(const earshot_params *params, earshot_models *models,
+                                           earshot_detector **out, char *error, size_t error_size);
 
 /* [rt] once the stream's format is set (see earshot_params.sample_rate_hz),
  * else the first call allocates. Runs `n_frames` frames of interleaved

@@ -94,6 +94,14 @@ void es_sink_begin(es_sink *sink, const es_pipeline *pipeline) {
     fputc('\n', sink->out);
 }
 
+void es_sink_begin_keywords(es_sink *sink, const char *const *keywords, int count) {
+    if (sink->format != ES_FORMAT_FRAMES) return;
+    fputs("time_s,speech", sink->out);
+    for (int i = 0; i < count; i++)
+        fprintf(sink->out, ",%s", keywords[i]);
+    fputc('\n', sink->out);
+}
+
 static void write_json(const es_event *event, FILE *out) {
     char line[512];
     int n = es_event_to_json(event, line, sizeof line);

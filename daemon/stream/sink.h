@@ -46,6 +46,9 @@ void es_sink_attach(es_sink *sink, es_pipeline_config *config);
 /* Writes what comes before the first result: the CSV header for `frames`
  * (keyword columns from the pipeline), nothing for the other formats. */
 void es_sink_begin(es_sink *sink, const es_pipeline *pipeline);
+/* The same for a caller without an es_pipeline (`earshot file` runs through
+ * earshot.h): the keyword columns are keywords[0..count). */
+void es_sink_begin_keywords(es_sink *sink, const char *const *keywords, int count);
 
 /* Callbacks (es_event_sink / es_posterior_sink), `user` is the es_sink. */
 void es_sink_event(const es_event *event, void *user);

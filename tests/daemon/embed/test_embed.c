@@ -8,7 +8,8 @@
  * input, mono 16 kHz and a multichannel file at another rate. Then the API's
  * own promises: callbacks and queues see the same events, a preset format
  * makes feeding allocation-free, errors come back as codes with a reason,
- * reset starts over, and two detectors on two threads do not interfere.
+ * reset starts over, two detectors on two threads do not interfere, and
+ * models loaded once serve detectors on several threads.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -494,6 +495,127 @@ static void test_threads_do_not_interfere(void **state) {
     free_audio(&a);
 }
 
+/* ---- shared models ------------------------------------------------------------------ */
+
+typedef struct shared_worker {
+    const audio *a;
+    earshot_detector *det;
+    int phase;
+    char *events;
+} shared_worker;
+
+static void *run_shared_worker(void *arg) {
+    shared_worker *w = arg;
+    w->events = events_of(w->det, w->a, w->phase % 2, w->phase);
+    earshot_destroy(w->det);
+    return NULL;
+}
+
+/* One models handle, two detectors on two threads at once (what `earshot
+ * file -j 2` does): each sends what `earshot file` prints. The caller's
+ * reference is dropped once the detectors are made, while they run: theirs
+ * keep the models alive, and the last destroy, on either thread, frees them
+ * (ASan and TSan builds check the counting). */
+static void test_shared_models_on_two_threads(void **state) {
+    (void)state;
+    audio a;
+    read_audio(DEMO_CLIP, &a);
+    earshot_params params = earshot_params_default();
+    earshot_models *models = NULL;
+    char why[256];
+    assert_int_equal(earshot_models_load(&params, &models, why, sizeof why), EARSHOT_OK);
+    assert_non_null(models);
+    shared_worker w[2] = {{.a = &a, .phase = 0}, {.a = &a, .phase = 1}};
+    params.source = DEMO_CLIP;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(earshot_create_with_models(&params, models, &w[i].det, why, sizeof why),
+                         EARSHOT_OK);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, run_shared_worker, &w[i]), 0);
+    earshot_models_release(models);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_non_null(w[0].events);
+    assert_non_null(w[1].events);
+    char *expected = run_earshot("file '" DEMO_CLIP "'");
+    assert_string_equal(w[0].events, expected);
+    assert_string_equal(w[1].events, expected);
+    free(expected);
+    free(w[0].events);
+    free(w[1].events);
+    free_audio(&a);
+}
+
+/* A detector made from shared models is the one earshot_create makes from
+ * the same params; params' own model fields are not read; a keyword setting
+ * is checked against the shared models' labels. */
+static void test_shared_models_rules(void **state) {
+    (void)state;
+    earshot_params params = earshot_params_default();
+    earshot_models *models = NULL;
+    earshot_detector *det = NULL;
+    char why[256];
+
+    assert_int_equal(earshot_models_load(&params, &models, why, sizeof why), EARSHOT_OK);
+    assert_int_equal(earshot_models_has_label(models, "yes"), 1);
+    assert_int_equal(earshot_models_has_label(models, "filler"), 1); /* an output, no keyword */
+    assert_int_equal(earshot_models_has_label(models, "silence"), 0);
+    assert_int_equal(earshot_models_has_label(models, NULL), 0);
+    assert_int_equal(earshot_models_has_label(NULL, "yes"), 0);
+
+    earshot_params other = earshot_params_default();
+    other.vad_model = "/nonexistent/vad.esm"; /* not read: the models are given */
+    other.kws_model_count = 0;
+    other.keyword_setting_count = 2;
+    other.keyword_settings[0].keyword = "yes";
+    other.keyword_settings[0].threshold = 0.9f;
+    other.keyword_settings[1].keyword = "filler"; /* accepted, as --kw-threshold-for filler=T */
+    other.keyword_settings[1].threshold = 0.5f;
+    assert_int_equal(earshot_create_with_models(&other, models, &det, why, sizeof why), EARSHOT_OK);
+    earshot_detector *own = make_detector(&params);
+    assert_int_equal(earshot_keyword_count(det), earshot_keyword_count(own));
+    assert_true(earshot_keyword_count(det) > 0);
+    for (int i = 0; i < earshot_keyword_count(det); i++)
+        assert_string_equal(earshot_keyword_name(det, i), earshot_keyword_name(own, i));
+    earshot_destroy(own);
+    earshot_models_release(models); /* the detector's reference keeps them */
+    float silence[1600] = {0};
+    assert_int_equal(earshot_feed(det, silence, 1600, 16000, 1), EARSHOT_OK);
+    assert_int_equal(earshot_finish(det), EARSHOT_OK);
+    assert_string_equal(earshot_keyword_name(det, 0), "yes");
+    earshot_destroy(det);
+
+    assert_int_equal(earshot_models_load(&params, &models, NULL, 0), EARSHOT_OK);
+    other.keyword_settings[1].keyword = "banana";
+    det = (earshot_detector *)&det; /* set to NULL on failure */
+    assert_int_equal(earshot_create_with_models(&other, models, &det, why, sizeof why),
+                     EARSHOT_ERR_ARG);
+    assert_null(det);
+    assert_non_null(strstr(why, "banana"));
+    assert_int_equal(earshot_create_with_models(&params, NULL, &det, why, sizeof why),
+                     EARSHOT_ERR_ARG);
+    assert_int_equal(earshot_create_with_models(NULL, models, &det, NULL, 0), EARSHOT_ERR_ARG);
+    earshot_models_release(models);
+    earshot_models_release(NULL);
+
+    /* Load errors: a code and the reason, *out NULL. */
+    params.kws_models[0] = ES_SOURCE_DIR "/models/vad.esm";
+    models = (earshot_models *)&models;
+    assert_int_equal(earshot_models_load(&params, &models, why, sizeof why), EARSHOT_ERR_MODEL);
+    assert_null(models);
+    assert_non_null(strstr(why, "not a keyword model"));
+    params = earshot_params_default();
+    params.vad_model = "/nonexistent/vad.esm";
+    assert_int_equal(earshot_models_load(&params, &models, why, sizeof why), EARSHOT_ERR_MODEL);
+    assert_non_null(strstr(why, "/nonexistent/vad.esm"));
+    params = earshot_params_default();
+    params.kws_model_count = EARSHOT_MAX_KWS_MODELS + 1;
+    assert_int_equal(earshot_models_load(&params, &models, why, sizeof why), EARSHOT_ERR_ARG);
+    assert_int_equal(earshot_models_load(NULL, &models, why, sizeof why), EARSHOT_ERR_ARG);
+    assert_int_equal(earshot_models_load(&params, NULL, why, sizeof why), EARSHOT_ERR_ARG);
+}
+
 static void test_version_and_layout(void **state) {
     (void)state;
     char expected[32];
@@ -524,6 +646,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_errors_and_reset),
         cmocka_unit_test(test_reset_repeats_stream),
         cmocka_unit_test(test_threads_do_not_interfere),
+        cmocka_unit_test(test_shared_models_on_two_threads),
+        cmocka_unit_test(test_shared_models_rules),
         cmocka_unit_test(test_version_and_layout),
     };
     if (argc > 1) cmocka_set_test_filter(argv[1]);
