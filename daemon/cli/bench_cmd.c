@@ -170,9 +170,9 @@ static void count_frame(const es_frame *frame, void *user) {
 
 /* Decode + (resample) + features of one file. */
 static uint64_t run_frontend(const char *path, frontend_bench *fb) {
-    char why[256];
+    es_error audio_err;
     es_audio_file *audio = NULL;
-    if (es_audio_file_open(path, &audio, why, sizeof why) != 0) return 0;
+    if (es_audio_file_open(path, &audio, &audio_err) != 0) return 0;
     const es_audio_info *info = es_audio_file_info(audio);
     es_resampler *resampler = NULL;
     if (info->sample_rate_hz != 16000 || info->channels != 1) {
@@ -198,7 +198,7 @@ static uint64_t run_frontend(const char *path, frontend_bench *fb) {
     es_frontend_reset(fb->frontend);
     fb->frames = 0;
     long got;
-    while ((got = es_audio_file_read(audio, fb->chunk, READ_CHUNK_FRAMES, why, sizeof why)) > 0) {
+    while ((got = es_audio_file_read(audio, fb->chunk, READ_CHUNK_FRAMES, &audio_err)) > 0) {
         if (!resampler) {
             es_frontend_process(fb->frontend, fb->chunk, (size_t)got, count_frame, fb);
             continue;
@@ -368,9 +368,9 @@ static void count_posteriors(const es_frame_posteriors *frame, void *user) {
 
 static uint64_t run_pipeline(const bench_context *ctx, void *state) {
     pipeline_bench *pb = state;
-    char why[256];
+    es_error audio_err;
     es_audio_file *audio = NULL;
-    if (es_audio_file_open(ctx->wav_16k_mono, &audio, why, sizeof why) != 0) return 0;
+    if (es_audio_file_open(ctx->wav_16k_mono, &audio, &audio_err) != 0) return 0;
     es_pipeline *pipeline = NULL;
     if (es_pipeline_create(&pb->config, &pipeline, NULL) != ES_PIPELINE_OK) {
         es_audio_file_close(audio);
@@ -378,7 +378,7 @@ static uint64_t run_pipeline(const bench_context *ctx, void *state) {
     }
     pb->frames = 0;
     long got;
-    while ((got = es_audio_file_read(audio, pb->chunk, READ_CHUNK_FRAMES, why, sizeof why)) > 0)
+    while ((got = es_audio_file_read(audio, pb->chunk, READ_CHUNK_FRAMES, &audio_err)) > 0)
         es_pipeline_push(pipeline, pb->chunk, (size_t)got);
     es_pipeline_finish(pipeline);
     es_pipeline_destroy(pipeline);

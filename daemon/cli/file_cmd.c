@@ -184,11 +184,11 @@ static int stream_file(const file_context *ctx, es_audio_file *audio, earshot_de
         return ES_EXIT_FAILURE;
     }
     int status = ES_EXIT_OK;
-    char why[256];
+    es_error audio_err;
     for (;;) {
-        long got = es_audio_file_read(audio, chunk, READ_CHUNK_FRAMES, why, sizeof why);
+        long got = es_audio_file_read(audio, chunk, READ_CHUNK_FRAMES, &audio_err);
         if (got < 0) {
-            snprintf(error, error_size, "%s", why);
+            snprintf(error, error_size, "%s", audio_err.why);
             status = ES_EXIT_FAILURE;
             break;
         }
@@ -214,10 +214,10 @@ static int stream_file(const file_context *ctx, es_audio_file *audio, earshot_de
  * file's name, which no fixed-size buffer then cuts, nor the reason after it. */
 static int analyse_file(const file_context *ctx, const char *path, FILE *out, char *error,
                         size_t error_size) {
-    char why[256];
+    es_error audio_err;
     es_audio_file *audio = NULL;
-    if (es_audio_file_open(path, &audio, why, sizeof why) != 0) {
-        snprintf(error, error_size, "%s", why);
+    if (es_audio_file_open(path, &audio, &audio_err) != 0) {
+        snprintf(error, error_size, "%s", audio_err.why);
         return ES_EXIT_FAILURE;
     }
     const es_audio_info *info = es_audio_file_info(audio);
@@ -383,8 +383,7 @@ static double known_audio_seconds(char **inputs, int count) {
         if (strcmp(inputs[i], "-") == 0 || stat(inputs[i], &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         es_audio_file *audio = NULL;
-        char why[256];
-        if (es_audio_file_open(inputs[i], &audio, why, sizeof why) != 0) continue;
+        if (es_audio_file_open(inputs[i], &audio, NULL) != 0) continue;
         const es_audio_info *info = es_audio_file_info(audio);
         if (info->frames > 0) total_s += (double)info->frames / info->sample_rate_hz;
         es_audio_file_close(audio);

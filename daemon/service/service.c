@@ -502,15 +502,14 @@ static void follow_reload(stream *st, uint64_t *frames_fed) {
 /* es_audio_file_open and _read, their reason put in `err` (audio_file.h
  * still reports into a buffer). */
 static int open_audio(const char *path, es_audio_file **audio, es_error *err) {
-    char why[sizeof err->why];
-    if (es_audio_file_open(path, audio, why, sizeof why) == 0) return 0;
-    return es_error_set(err, -EINVAL, "%s", why);
+    if (es_audio_file_open(path, audio, err) == 0) return 0;
+    err->code = -EINVAL;
+    return -EINVAL;
 }
 
 static long read_audio(es_audio_file *audio, float *samples, size_t frames, es_error *err) {
-    char why[sizeof err->why];
-    long got = es_audio_file_read(audio, samples, frames, why, sizeof why);
-    if (got < 0) es_error_set(err, -EIO, "%s", why);
+    long got = es_audio_file_read(audio, samples, frames, err);
+    if (got < 0) err->code = -EIO;
     return got;
 }
 

@@ -22,41 +22,30 @@ struct es_audio_file {
     es_audio_info info;
 };
 
-static int open_descriptor(const char *path, int *fd, char *why, size_t why_size) {
+static int open_descriptor(const char *path, int *fd, es_error *err) {
     if (strcmp(path, "-") == 0) {
         *fd = STDIN_FILENO;
         return 0;
     }
     *fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) {
-        snprintf(why, why_size, "%s", strerror(errno));
-        return -1;
-    }
+    if (*fd < 0) return es_error_set(err, ES_AUDIO_ERR, "%s", strerror(errno));
     struct stat st;
     if (fstat(*fd, &st) == 0) {
-        if (S_ISDIR(st.st_mode)) {
-            snprintf(why, why_size, "is a directory");
-            return -1;
-        }
-        if (S_ISREG(st.st_mode) && st.st_size == 0) {
-            snprintf(why, why_size, "empty file");
-            return -1;
-        }
+        if (S_ISDIR(st.st_mode)) return es_error_set(err, ES_AUDIO_ERR, "is a directory");
+        if (S_ISREG(st.st_mode) && st.st_size == 0)
+            return es_error_set(err, ES_AUDIO_ERR, "empty file");
     }
     return 0;
 }
 
-static int check_format(const SF_INFO *sfinfo, char *why, size_t why_size) {
-    if (sfinfo->channels < 1 || sfinfo->channels > ES_AUDIO_MAX_CHANNELS) {
-        snprintf(why, why_size, "%d channels is outside the supported 1-%d", sfinfo->channels,
-                 ES_AUDIO_MAX_CHANNELS);
-        return -1;
-    }
-    if (sfinfo->samplerate < ES_AUDIO_MIN_RATE_HZ || sfinfo->samplerate > ES_AUDIO_MAX_RATE_HZ) {
-        snprintf(why, why_size, "sample rate %d Hz is outside the supported %d-%d Hz",
-                 sfinfo->samplerate, ES_AUDIO_MIN_RATE_HZ, ES_AUDIO_MAX_RATE_HZ);
-        return -1;
-    }
+static int check_format(const SF_INFO *sfinfo, es_error *err) {
+    if (sfinfo->channels < 1 || sfinfo->channels > ES_AUDIO_MAX_CHANNELS)
+        return es_error_set(err, ES_AUDIO_ERR, "%d channels is outside the supported 1-%d",
+                            sfinfo->channels, ES_AUDIO_MAX_CHANNELS);
+    if (sfinfo->samplerate < ES_AUDIO_MIN_RATE_HZ || sfinfo->samplerate > ES_AUDIO_MAX_RATE_HZ)
+        return es_error_set(err, ES_AUDIO_ERR,
+                            "sample rate %d Hz is outside the supported %d-%d Hz",
+                            sfinfo->samplerate, ES_AUDIO_MIN_RATE_HZ, ES_AUDIO_MAX_RATE_HZ);
     return 0;
 }
 
@@ -64,12 +53,12 @@ static void close_descriptor(int fd) {
     if (fd >= 0 && fd != STDIN_FILENO) close(fd);
 }
 
-int es_audio_file_open(const char *path, es_audio_file **out, char *why, size_t why_size) {
+int es_audio_file_open(const char *path, es_audio_file **out, es_error *err) {
     *out = NULL;
     int fd;
-    if (open_descriptor(path, &fd, why, why_size) != 0) {
+    if (open_descriptor(path, &fd, err) != 0) {
         close_descriptor(fd);
-        return -1;
+        return ES_AUDIO_ERR;
     }
     /* FLAC and some others need to seek, which a pipe cannot. */
     int seekable = lseek(fd, 0, SEEK_CUR) >= 0;
@@ -81,20 +70,20 @@ int es_audio_file_open(const char *path, es_audio_file **out, char *why, size_t 
     SNDFILE *sf = sf_open_fd(fd, SFM_READ, &sfinfo, 0);
     if (!sf) {
         const char *reason = sf_strerror(NULL);
-        snprintf(why, why_size, "not an audio file libsndfile reads (%s)%s",
-                 reason && *reason ? reason : "unknown format",
-                 seekable ? ""
-                          : "; a pipe must carry WAV, AU or OGG: save other formats to a file");
+        es_error_set(err, ES_AUDIO_ERR, "not an audio file libsndfile reads (%s)%s",
+                     reason && *reason ? reason : "unknown format",
+                     seekable ? ""
+                              : "; a pipe must carry WAV, AU or OGG: save other formats to a file");
         close_descriptor(fd);
-        return -1;
+        return ES_AUDIO_ERR;
     }
     es_audio_file *file = NULL;
-    if (check_format(&sfinfo, why, why_size) == 0 && !(file = calloc(1, sizeof *file)))
-        snprintf(why, why_size, "out of memory");
+    if (check_format(&sfinfo, err) == 0 && !(file = calloc(1, sizeof *file)))
+        es_error_set(err, ES_AUDIO_ERR, "out of memory");
     if (!file) {
         sf_close(sf);
         close_descriptor(fd);
-        return -1;
+        return ES_AUDIO_ERR;
     }
     file->sf = sf;
     file->fd = fd;
@@ -118,14 +107,11 @@ const es_audio_info *es_audio_file_info(const es_audio_file *file) {
     return &file->info;
 }
 
-long es_audio_file_read(es_audio_file *file, float *interleaved, size_t max_frames, char *why,
-                        size_t why_size) {
+long es_audio_file_read(es_audio_file *file, float *interleaved, size_t max_frames, es_error *err) {
     sf_count_t got = sf_readf_float(file->sf, interleaved, (sf_count_t)max_frames);
     if (got > 0) return (long)got;
     int error = sf_error(file->sf);
-    if (error != SF_ERR_NO_ERROR) {
-        snprintf(why, why_size, "read failed (%s)", sf_error_number(error));
-        return -1;
-    }
+    if (error != SF_ERR_NO_ERROR)
+        return es_error_set(err, ES_AUDIO_ERR, "read failed (%s)", sf_error_number(error));
     return 0;
 }

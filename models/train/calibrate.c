@@ -21,17 +21,15 @@
 /* A clip in memory, 16 kHz mono; NULL on failure or another rate. */
 static float *read_clip(const char *path, size_t max_samples, size_t *count) {
     *count = 0;
-    char why[256];
     es_audio_file *file = NULL;
-    if (es_audio_file_open(path, &file, why, sizeof why) != 0) return NULL;
+    if (es_audio_file_open(path, &file, NULL) != 0) return NULL;
     const es_audio_info *info = es_audio_file_info(file);
     float *samples = NULL;
     if (info->sample_rate_hz == SR && info->channels == 1)
         samples = malloc(sizeof(float) * max_samples);
     long got = 0;
     while (samples && *count < max_samples &&
-           (got = es_audio_file_read(file, samples + *count, max_samples - *count, why,
-                                     sizeof why)) > 0)
+           (got = es_audio_file_read(file, samples + *count, max_samples - *count, NULL)) > 0)
         *count += (size_t)got;
     es_audio_file_close(file);
     if (samples && (got < 0 || *count == 0)) {

@@ -62,10 +62,10 @@ static void clips_free(es_cal_clips *list) {
 /* The clip's length in seconds; 0 when it is not 16 kHz mono; -1 when it
  * cannot be opened. */
 static double clip_seconds(const char *manifest, const es_manifest_clip *c, es_error *err) {
-    char why[256];
+    es_error audio_err;
     es_audio_file *file = NULL;
-    if (es_audio_file_open(c->path, &file, why, sizeof why) != 0) {
-        es_error_set(err, ES_CAL_ERR_DATA, "%s:%ld: %s", manifest, c->line, why);
+    if (es_audio_file_open(c->path, &file, &audio_err) != 0) {
+        es_error_set(err, ES_CAL_ERR_DATA, "%s:%ld: %s", manifest, c->line, audio_err.why);
         return -1;
     }
     const es_audio_info *info = es_audio_file_info(file);

@@ -95,9 +95,8 @@ static void job_command(const render_job *j, const char *work, char *cmd, size_t
 }
 
 static double clip_duration_s(const char *path) {
-    char why[256];
     es_audio_file *file = NULL;
-    if (es_audio_file_open(path, &file, why, sizeof why) != 0) return 0.0;
+    if (es_audio_file_open(path, &file, NULL) != 0) return 0.0;
     const es_audio_info *info = es_audio_file_info(file);
     const double seconds = info->frames > 0 ? (double)info->frames / info->sample_rate_hz : 0.0;
     es_audio_file_close(file);

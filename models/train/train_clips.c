@@ -125,13 +125,13 @@ static int read_mono(es_audio_file *file, const char *path, size_t max_frames, f
     const es_audio_info *info = es_audio_file_info(file);
     float *chunk = malloc(sizeof(float) * 4096 * (size_t)info->channels);
     if (!chunk) return es_error_set(err, ES_TRAIN_ERR_NOMEM, "%s: out of memory", path);
-    char why[256];
+    es_error audio_err;
     int rc = 0;
     *count = 0;
     while (*count < max_frames) {
         size_t want = max_frames - *count < 4096 ? max_frames - *count : 4096;
-        const long got = es_audio_file_read(file, chunk, want, why, sizeof why);
-        if (got < 0) rc = es_error_set(err, ES_TRAIN_ERR_DATA, "%s: %s", path, why);
+        const long got = es_audio_file_read(file, chunk, want, &audio_err);
+        if (got < 0) rc = es_error_set(err, ES_TRAIN_ERR_DATA, "%s: %s", path, audio_err.why);
         if (got <= 0) break;
         for (long i = 0; i < got; i++) {
             float sum = 0.0f;
@@ -163,10 +163,10 @@ static int resample_to_16k(const char *path, int rate_hz, float **mono, size_t *
 int load_clip(const char *path, float **out, size_t *out_count, es_error *err) {
     *out = NULL;
     *out_count = 0;
-    char why[256];
+    es_error audio_err;
     es_audio_file *file = NULL;
-    if (es_audio_file_open(path, &file, why, sizeof why) != 0)
-        return es_error_set(err, ES_TRAIN_ERR_DATA, "%s: %s", path, why);
+    if (es_audio_file_open(path, &file, &audio_err) != 0)
+        return es_error_set(err, ES_TRAIN_ERR_DATA, "%s: %s", path, audio_err.why);
     const int rate_hz = es_audio_file_info(file)->sample_rate_hz;
     const size_t max_frames = (size_t)(MAX_CLIP_S * rate_hz);
     float *mono = malloc(sizeof(float) * max_frames);

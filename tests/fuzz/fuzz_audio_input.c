@@ -56,11 +56,11 @@ static void analyse(es_audio_file *audio) {
     if (es_pipeline_create(&config, &pipeline, NULL) != ES_PIPELINE_OK) abort();
     float *chunk = malloc(sizeof(float) * CHUNK_FRAMES * (size_t)info->channels);
     if (!chunk) abort();
-    char why[256];
+    es_error audio_err = {0};
     long got;
     long total = 0;
     while (total < MAX_FUZZ_FRAMES &&
-           (got = es_audio_file_read(audio, chunk, CHUNK_FRAMES, why, sizeof why)) > 0) {
+           (got = es_audio_file_read(audio, chunk, CHUNK_FRAMES, &audio_err)) > 0) {
         es_pipeline_push(pipeline, chunk, (size_t)got);
         total += got;
     }
@@ -78,10 +78,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     es_audio_file *audio = NULL;
-    char why[256] = "";
-    if (es_audio_file_open(path, &audio, why, sizeof why) != 0) {
+    es_error audio_err = {0};
+    if (es_audio_file_open(path, &audio, &audio_err) != 0) {
         /* A refusal always says why. */
-        if (audio != NULL || why[0] == '\0') abort();
+        if (audio != NULL || audio_err.why[0] == '\0') abort();
     } else {
         analyse(audio);
         es_audio_file_close(audio);

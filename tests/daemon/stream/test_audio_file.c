@@ -61,12 +61,13 @@ static void write_wav(const char *name, uint16_t channels, uint32_t rate_hz, cha
 
 static void expect_refusal(const char *path, const char *reason) {
     es_audio_file *audio = (es_audio_file *)0x1;
-    char why[256] = "";
-    assert_int_equal(es_audio_file_open(path, &audio, why, sizeof why), -1);
+    es_error audio_err = {0};
+    assert_int_equal(es_audio_file_open(path, &audio, &audio_err), -1);
     assert_null(audio);
-    if (!strstr(why, reason)) fail_msg("%s: \"%s\" does not say \"%s\"", path, why, reason);
+    if (!strstr(audio_err.why, reason))
+        fail_msg("%s: \"%s\" does not say \"%s\"", path, audio_err.why, reason);
     /* A regular file is not a pipe: no advice about pipes. */
-    assert_null(strstr(why, "pipe"));
+    assert_null(strstr(audio_err.why, "pipe"));
 }
 
 static void test_refusals_and_descriptors(void **state) {
@@ -88,8 +89,8 @@ static void test_refusals_and_descriptors(void **state) {
         expect_refusal("/nonexistent/x.wav", "No such file");
 
         es_audio_file *audio = NULL;
-        char why[256];
-        assert_int_equal(es_audio_file_open(DEMO_CLIP, &audio, why, sizeof why), 0);
+        es_error audio_err = {0};
+        assert_int_equal(es_audio_file_open(DEMO_CLIP, &audio, &audio_err), 0);
         const es_audio_info *info = es_audio_file_info(audio);
         assert_int_equal(info->sample_rate_hz, 16000);
         assert_int_equal(info->channels, 1);
@@ -97,7 +98,7 @@ static void test_refusals_and_descriptors(void **state) {
         float chunk[4096];
         int64_t total = 0;
         long got;
-        while ((got = es_audio_file_read(audio, chunk, 4096, why, sizeof why)) > 0)
+        while ((got = es_audio_file_read(audio, chunk, 4096, &audio_err)) > 0)
             total += got;
         assert_int_equal(got, 0);
         assert_int_equal(total, info->frames);

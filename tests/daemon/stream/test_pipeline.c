@@ -38,9 +38,9 @@ typedef struct fixture {
 } fixture;
 
 static void read_clip(const char *path, clip *out) {
-    char why[256] = "";
+    es_error audio_err = {0};
     es_audio_file *audio = NULL;
-    assert_int_equal(es_audio_file_open(path, &audio, why, sizeof why), 0);
+    assert_int_equal(es_audio_file_open(path, &audio, &audio_err), 0);
     const es_audio_info *info = es_audio_file_info(audio);
     out->rate_hz = info->sample_rate_hz;
     out->channels = info->channels;
@@ -53,8 +53,8 @@ static void read_clip(const char *path, clip *out) {
             out->samples =
                 realloc(out->samples, capacity * (size_t)out->channels * sizeof *out->samples);
         }
-        long got = es_audio_file_read(audio, out->samples + out->frames * out->channels, 4096, why,
-                                      sizeof why);
+        long got =
+            es_audio_file_read(audio, out->samples + out->frames * out->channels, 4096, &audio_err);
         assert_true(got >= 0);
         if (got == 0) break;
         out->frames += (size_t)got;

@@ -491,15 +491,15 @@ static void make_fixture(void) {
     static int made;
     if (made) return;
     es_audio_file *file = NULL;
-    char why[256];
-    assert_int_equal(es_audio_file_open(DEMO, &file, why, sizeof why), 0);
+    es_error audio_err = {0};
+    assert_int_equal(es_audio_file_open(DEMO, &file, &audio_err), 0);
     const size_t max = 10 * SR;
     float *demo = malloc(sizeof(float) * max);
     assert_non_null(demo);
     size_t count = 0;
     long got;
     while (count < max &&
-           (got = es_audio_file_read(file, demo + count, max - count, why, sizeof why)) > 0)
+           (got = es_audio_file_read(file, demo + count, max - count, &audio_err)) > 0)
         count += (size_t)got;
     es_audio_file_close(file);
     cut(demo, count, 0.0, 2.2, "sentence-a.wav");
