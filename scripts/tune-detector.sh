@@ -67,7 +67,7 @@ done
 
 # 3 and 4. the detector replayed offline
 bin=$out/vad_sweep
-cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Idaemon/detect -Icommon -o "$bin" tools/tune/vad_sweep.c daemon/detect/detect.c -lm
+cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Idaemon/detect -Icommon -o "$bin" tools/tune/vad_sweep.c daemon/detect/detect.c common/error.c -lm
 echo "## How fast the speech probability rises at onsets (ms after the true start; valid split)"
 echo
 "$bin" --model "$out/vad.truth.tsv" "${files[@]}" | column -t

@@ -213,10 +213,9 @@ int es_cli_detector_check(const es_cli_detector_flags *flags) {
             return -1;
         }
     }
-    const char *why = es_vad_config_check(vad);
-    if (!why) why = es_kws_config_check(kws);
-    if (why) {
-        es_cli_error("detector options: %s", why);
+    es_error err;
+    if (es_vad_config_check(vad, &err) != 0 || es_kws_config_check(kws, &err) != 0) {
+        es_cli_error("detector options: %s", err.why);
         return -1;
     }
     return 0;

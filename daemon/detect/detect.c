@@ -67,29 +67,44 @@ void es_vad_config_default(es_vad_config *config) {
     config->speech_start_events = 0;
 }
 
-const char *es_vad_config_check(const es_vad_config *config) {
-    if (!config) return "vad config is missing";
+int es_vad_config_check(const es_vad_config *config, es_error *err) {
+    if (!config) return es_error_set(err, ES_DETECT_ERR_CONFIG, "vad config is missing");
+    ;
     if (!is_probability(config->onset_threshold) || config->onset_threshold <= 0.0f)
-        return "vad threshold (onset) must be greater than 0 and at most 1";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "vad threshold (onset) must be greater than 0 and at most 1");
+    ;
     if (config->offset_threshold < 0.0f) {
         /* ES_VAD_OFFSET_SAME_AS_ONSET */
     } else if (!is_probability(config->offset_threshold) ||
                config->offset_threshold > config->onset_threshold) {
-        return "vad offset threshold must be between 0 and the onset threshold";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "vad offset threshold must be between 0 and the onset threshold");
+        ;
     }
     if (!is_duration_ms(config->min_speech_ms))
-        return "min speech must be between 0 and 3600000 ms";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "min speech must be between 0 and 3600000 ms");
+    ;
     if (!is_duration_ms(config->min_silence_ms))
-        return "min silence must be between 0 and 3600000 ms";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "min silence must be between 0 and 3600000 ms");
+    ;
     if (!is_duration_ms(config->max_speech_ms))
-        return "max speech must be between 0 (no limit) and 3600000 ms";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "max speech must be between 0 (no limit) and 3600000 ms");
+    ;
     if (config->max_speech_ms != 0 && config->max_speech_ms <= config->min_speech_ms)
-        return "max speech must be 0 (no limit) or longer than min speech";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "max speech must be 0 (no limit) or longer than min speech");
+    ;
     if (config->pad_ms < 0 || config->pad_ms > 60000)
-        return "padding must be between 0 and 60000 ms";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG, "padding must be between 0 and 60000 ms");
+    ;
     if (config->speech_start_events != 0 && config->speech_start_events != 1)
-        return "speech start events must be 0 or 1";
-    return NULL;
+        return es_error_set(err, ES_DETECT_ERR_CONFIG, "speech start events must be 0 or 1");
+    ;
+    return 0;
 }
 
 typedef enum vad_state {
@@ -137,7 +152,7 @@ struct es_vad_detector {
 int es_vad_detector_create(const es_vad_config *config, int sample_rate_hz, int hop_samples,
                            es_vad_detector **out) {
     *out = NULL;
-    if (es_vad_config_check(config) || sample_rate_hz <= 0 || hop_samples <= 0)
+    if (es_vad_config_check(config, NULL) || sample_rate_hz <= 0 || hop_samples <= 0)
         return ES_DETECT_ERR_CONFIG;
     int64_t max_speech = ms_to_samples(config->max_speech_ms, sample_rate_hz);
     if (max_speech != 0 && max_speech < hop_samples) return ES_DETECT_ERR_CONFIG;
@@ -343,36 +358,61 @@ static int is_threshold(float threshold) {
     return is_probability(threshold) && threshold > 0.0f;
 }
 
-const char *es_kws_config_check(const es_kws_config *config) {
-    if (!config) return "keyword config is missing";
+int es_kws_config_check(const es_kws_config *config, es_error *err) {
+    if (!config) return es_error_set(err, ES_DETECT_ERR_CONFIG, "keyword config is missing");
+    ;
     if (config->smooth_ms < 0 || config->smooth_ms > ES_KWS_MAX_SMOOTH_MS)
-        return "keyword smoothing must be between 0 and 1000 ms";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "keyword smoothing must be between 0 and 1000 ms");
+    ;
     if (!is_threshold(config->default_threshold))
-        return "keyword threshold must be greater than 0 and at most 1";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "keyword threshold must be greater than 0 and at most 1");
+    ;
     if (!is_duration_ms(config->refractory_ms))
-        return "keyword refractory period must be between 0 and 3600000 ms";
-    if (config->vad_gate != 0 && config->vad_gate != 1) return "keyword vad gate must be 0 or 1";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "keyword refractory period must be between 0 and 3600000 ms");
+    ;
+    if (config->vad_gate != 0 && config->vad_gate != 1)
+        return es_error_set(err, ES_DETECT_ERR_CONFIG, "keyword vad gate must be 0 or 1");
+    ;
     if (config->peak_wait_ms < 0 || config->peak_wait_ms > ES_KWS_MAX_PEAK_WAIT_MS)
-        return "keyword peak wait must be between 0 and 1000 ms";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "keyword peak wait must be between 0 and 1000 ms");
+    ;
     if (config->threshold_count < 0 || config->threshold_count > ES_KWS_MAX_KEYWORDS)
-        return "too many per-keyword thresholds (at most 64)";
+        return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                            "too many per-keyword thresholds (at most 64)");
+    ;
     for (int i = 0; i < config->threshold_count; i++) {
         const char *name = config->thresholds[i].keyword;
         size_t length = strnlen(name, sizeof config->thresholds[i].keyword);
-        if (length == 0) return "a per-keyword threshold names no keyword";
+        if (length == 0)
+            return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                                "a per-keyword threshold names no keyword");
+        ;
         if (length == sizeof config->thresholds[i].keyword)
-            return "a per-keyword threshold's keyword name is too long (at most 31 bytes)";
+            return es_error_set(
+                err, ES_DETECT_ERR_CONFIG,
+                "a per-keyword threshold's keyword name is too long (at most 31 bytes)");
+        ;
         const int smooth_ms = config->thresholds[i].smooth_ms;
         if (smooth_ms < 0 || smooth_ms > ES_KWS_MAX_SMOOTH_MS)
-            return "a per-keyword smoothing must be between 0 and 1000 ms";
+            return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                                "a per-keyword smoothing must be between 0 and 1000 ms");
+        ;
         if (!is_threshold(config->thresholds[i].threshold) &&
             !(config->thresholds[i].threshold == 0.0f && smooth_ms > 0))
-            return "a per-keyword threshold must be greater than 0 and at most 1";
+            return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                                "a per-keyword threshold must be greater than 0 and at most 1");
+        ;
         for (int j = 0; j < i; j++)
             if (strcmp(config->thresholds[j].keyword, name) == 0)
-                return "a keyword has two per-keyword thresholds";
+                return es_error_set(err, ES_DETECT_ERR_CONFIG,
+                                    "a keyword has two per-keyword thresholds");
+        ;
     }
-    return NULL;
+    return 0;
 }
 
 int es_kws_label_is_keyword(const char *label) {
@@ -452,7 +492,7 @@ static void reset_tracks(es_kws_detector *d) {
 int es_kws_detector_create(const es_kws_config *config, int count, const char *const *labels,
                            int sample_rate_hz, int hop_samples, es_kws_detector **out) {
     *out = NULL;
-    if (es_kws_config_check(config) || count <= 0 || !labels || sample_rate_hz <= 0 ||
+    if (es_kws_config_check(config, NULL) || count <= 0 || !labels || sample_rate_hz <= 0 ||
         hop_samples <= 0)
         return ES_DETECT_ERR_CONFIG;
     int keywords = 0;

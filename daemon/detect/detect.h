@@ -48,6 +48,7 @@
 
 #include <stdint.h>
 
+#include "error.h"
 #include "event.h"
 
 enum {
@@ -77,8 +78,8 @@ typedef struct es_vad_config {
 } es_vad_config;
 
 void es_vad_config_default(es_vad_config *config);
-/* NULL when valid; else a static sentence naming the bad field. */
-const char *es_vad_config_check(const es_vad_config *config);
+/* 0 when valid; else ES_DETECT_ERR_CONFIG with err->why naming the bad field. */
+int es_vad_config_check(const es_vad_config *config, es_error *err);
 
 typedef struct es_vad_detector es_vad_detector;
 
@@ -126,7 +127,8 @@ typedef struct es_kws_config {
 } es_kws_config;
 
 void es_kws_config_default(es_kws_config *config);
-const char *es_kws_config_check(const es_kws_config *config);
+/* 0 when valid; else ES_DETECT_ERR_CONFIG with err->why naming the bad field. */
+int es_kws_config_check(const es_kws_config *config, es_error *err);
 
 /* 0 for the labels that name no keyword ("filler", "_filler", "silence"). */
 int es_kws_label_is_keyword(const char *label);

@@ -208,8 +208,8 @@ static int set_detector_configs(earshot_detector *det, const earshot_params *p) 
     det->vad.max_speech_ms = p->max_speech_ms;
     det->vad.pad_ms = p->speech_pad_ms;
     det->vad.speech_start_events = p->speech_start_events != 0;
-    const char *why = es_vad_config_check(&det->vad);
-    if (why) return fail(det, EARSHOT_ERR_ARG, "%s", why);
+    es_error err;
+    if (es_vad_config_check(&det->vad, &err) != 0) return fail(det, EARSHOT_ERR_ARG, "%s", err.why);
 
     es_kws_config_default(&det->kws);
     det->kws.default_threshold = p->kw_threshold;
@@ -230,8 +230,7 @@ static int set_detector_configs(earshot_detector *det, const earshot_params *p) 
         det->kws.thresholds[i].smooth_ms = p->keyword_settings[i].smooth_ms;
     }
     det->kws.threshold_count = p->keyword_setting_count;
-    why = es_kws_config_check(&det->kws);
-    if (why) return fail(det, EARSHOT_ERR_ARG, "%s", why);
+    if (es_kws_config_check(&det->kws, &err) != 0) return fail(det, EARSHOT_ERR_ARG, "%s", err.why);
     return EARSHOT_OK;
 }
 

@@ -469,10 +469,11 @@ static void check_whole_file(parser *p) {
              (double)c->vad.offset_threshold, (double)c->vad.onset_threshold);
     }
     if (p->failed) return; /* the detectors' own checks would repeat it less precisely */
-    const char *why = es_vad_config_check(&c->vad);
-    if (why) fail(p, p->section_line[fixed_section_index("vad")], "[vad]: %s", why);
-    why = es_kws_config_check(&c->kws);
-    if (why) fail(p, p->section_line[fixed_section_index("keywords")], "[keywords]: %s", why);
+    es_error err;
+    if (es_vad_config_check(&c->vad, &err) != 0)
+        fail(p, p->section_line[fixed_section_index("vad")], "[vad]: %s", err.why);
+    if (es_kws_config_check(&c->kws, &err) != 0)
+        fail(p, p->section_line[fixed_section_index("keywords")], "[keywords]: %s", err.why);
 }
 
 /* ---- public ---------------------------------------------------------------------- */

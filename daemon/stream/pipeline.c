@@ -265,10 +265,10 @@ static int check_config(const es_pipeline_config *c, es_error *err) {
     if (c->kws_model_count < 0 || c->kws_model_count > ES_PIPELINE_MAX_KWS_MODELS)
         return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "%d keyword models (at most %d)",
                             c->kws_model_count, ES_PIPELINE_MAX_KWS_MODELS);
-    const char *why = es_vad_config_check(&c->vad);
-    if (why) return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "%s", why);
-    why = es_kws_config_check(&c->kws);
-    if (why) return es_error_set(err, ES_PIPELINE_ERR_CONFIG, "%s", why);
+    if (es_vad_config_check(&c->vad, err) != 0 || es_kws_config_check(&c->kws, err) != 0) {
+        if (err) err->code = ES_PIPELINE_ERR_CONFIG;
+        return ES_PIPELINE_ERR_CONFIG;
+    }
     return ES_PIPELINE_OK;
 }
 

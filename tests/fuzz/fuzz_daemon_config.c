@@ -37,6 +37,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (config.source_count < 1 || config.source_count > ES_CONFIG_MAX_SOURCES) abort();
     for (int i = 0; i < config.source_count; i++)
         if (!config.sources[i].kind || !config.sources[i].target[0]) abort();
-    if (es_vad_config_check(&config.vad) || es_kws_config_check(&config.kws)) abort();
+    if (es_vad_config_check(&config.vad, NULL) || es_kws_config_check(&config.kws, NULL)) abort();
     return 0;
 }

@@ -421,7 +421,7 @@ int main(int argc, char **argv) {
                             a = n_on, b = n_ratio, c = n_msp, d = n_msl, e = n_pad;
                         }
                         cfg.speech_start_events = 1; /* confirm_*; the segments are the same */
-                        if (es_vad_config_check(&cfg)) continue;
+                        if (es_vad_config_check(&cfg, NULL)) continue;
                         score s;
                         score_config(&cfg, files, nfiles, &truth, &s);
                         printf("%.2f\t%.2f\t%d\t%d\t%d\t%.4f\t%.4f", (double)cfg.onset_threshold,

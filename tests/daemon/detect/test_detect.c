@@ -246,7 +246,7 @@ static void test_vad_defaults(void **state) {
     (void)state;
     es_vad_config c;
     es_vad_config_default(&c);
-    assert_null(es_vad_config_check(&c));
+    assert_int_equal(es_vad_config_check(&c, NULL), 0);
     assert_float_equal(c.onset_threshold, 0.75f, 1e-6);
     assert_true(c.offset_threshold < 0.0f); /* the onset threshold */
     assert_int_equal(c.min_speech_ms, 30);
@@ -270,7 +270,7 @@ static void test_vad_defaults(void **state) {
 
     /* Lowering only the onset threshold lowers the offset with it. */
     c.onset_threshold = 0.4f;
-    assert_null(es_vad_config_check(&c));
+    assert_int_equal(es_vad_config_check(&c, NULL), 0);
     run_vad(&c, p, 200, &r);
     assert_int_equal(r.count, 1);
     assert_segment(&r.events[0], 0.40, 1.20);
@@ -583,7 +583,7 @@ static void test_vad_speech_start_invariant_random(void **state) {
         c.max_speech_ms = max_speech[(run / 64) % 4];
         if (c.max_speech_ms != 0 && c.max_speech_ms <= c.min_speech_ms)
             c.max_speech_ms = c.min_speech_ms + 10;
-        assert_null(es_vad_config_check(&c));
+        assert_int_equal(es_vad_config_check(&c, NULL), 0);
         /* Runs of speech and silence 10..600 ms long, probabilities near the thresholds. */
         for (int i = 0; i < N;) {
             seed = seed * 1664525u + 1013904223u;
@@ -620,30 +620,30 @@ static void test_vad_speech_start_invariant_random(void **state) {
 static void test_vad_config_check(void **state) {
     (void)state;
     es_vad_config c = plain_vad_config();
-    assert_null(es_vad_config_check(&c));
-    assert_non_null(es_vad_config_check(NULL));
+    assert_int_equal(es_vad_config_check(&c, NULL), 0);
+    assert_int_equal(es_vad_config_check(NULL, NULL), ES_DETECT_ERR_CONFIG);
 
     es_vad_config bad = c;
     bad.onset_threshold = 1.5f;
-    assert_non_null(es_vad_config_check(&bad));
+    assert_int_equal(es_vad_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.onset_threshold = NAN;
-    assert_non_null(es_vad_config_check(&bad));
+    assert_int_equal(es_vad_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.offset_threshold = 0.6f; /* above onset */
-    assert_non_null(es_vad_config_check(&bad));
+    assert_int_equal(es_vad_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.min_speech_ms = -1;
-    assert_non_null(es_vad_config_check(&bad));
+    assert_int_equal(es_vad_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.min_silence_ms = -5;
-    assert_non_null(es_vad_config_check(&bad));
+    assert_int_equal(es_vad_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.max_speech_ms = 200; /* not longer than min speech */
-    assert_non_null(es_vad_config_check(&bad));
+    assert_int_equal(es_vad_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.pad_ms = -1;
-    assert_non_null(es_vad_config_check(&bad));
+    assert_int_equal(es_vad_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
 
     es_vad_detector *d = (es_vad_detector *)&c;
     bad = c;
@@ -657,9 +657,9 @@ static void test_vad_config_check(void **state) {
     assert_int_equal(es_vad_detector_create(&bad, RATE_HZ, HOP, &d), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.speech_start_events = 2; /* a flag: 0 or 1 */
-    assert_non_null(es_vad_config_check(&bad));
+    assert_int_equal(es_vad_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad.speech_start_events = 1;
-    assert_null(es_vad_config_check(&bad));
+    assert_int_equal(es_vad_config_check(&bad, NULL), 0);
 }
 
 /* ---- keywords --------------------------------------------------------------------- */
@@ -897,52 +897,52 @@ static void test_kws_config_check(void **state) {
     (void)state;
     es_kws_config c;
     es_kws_config_default(&c);
-    assert_null(es_kws_config_check(&c));
+    assert_int_equal(es_kws_config_check(&c, NULL), 0);
 
     es_kws_config bad = c;
     bad.default_threshold = 0.0f;
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.default_threshold = NAN;
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.smooth_ms = -1;
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.refractory_ms = -1;
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.vad_gate = 2;
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.peak_wait_ms = 5000;
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.threshold_count = ES_KWS_MAX_KEYWORDS + 1;
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad = c;
     bad.threshold_count = 1;
     bad.thresholds[0].threshold = 0.5f; /* empty name */
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     strcpy(bad.thresholds[0].keyword, "left");
-    assert_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), 0);
     bad.thresholds[0].threshold = 1.5f;
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad.thresholds[0].threshold = 0.0f; /* the default threshold: only beside a smoothing */
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad.thresholds[0].smooth_ms = 300;
-    assert_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), 0);
     bad.thresholds[0].smooth_ms = ES_KWS_MAX_SMOOTH_MS + 1;
-    assert_non_null(es_kws_config_check(&bad));
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG);
     bad.thresholds[0].smooth_ms = 0;
     bad.thresholds[0].threshold = 0.5f;
     bad.threshold_count = 2;
     strcpy(bad.thresholds[1].keyword, "left");
     bad.thresholds[1].threshold = 0.6f;
-    assert_non_null(es_kws_config_check(&bad)); /* duplicate */
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG); /* duplicate */
     bad.threshold_count = 1;
     memset(bad.thresholds[0].keyword, 'x', sizeof bad.thresholds[0].keyword);
-    assert_non_null(es_kws_config_check(&bad)); /* not terminated */
+    assert_int_equal(es_kws_config_check(&bad, NULL), ES_DETECT_ERR_CONFIG); /* not terminated */
 
     es_kws_detector *d = NULL;
     assert_int_equal(es_kws_detector_create(&bad, 3, labels3, RATE_HZ, HOP, &d),
