@@ -19,11 +19,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "audio_file.h"
+#include "stream.h"
 #include "builtin.h"
 #include "cli_util.h"
 #include "commands.h"
-#include "pipeline.h"
 
 #define MIN_STAGE_WALL_S 0.3
 #define MIN_STAGE_RUNS 3

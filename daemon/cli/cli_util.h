@@ -21,8 +21,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
-#include "pipeline.h"
-#include "sink.h"
+#include "stream.h"
 
 /* Elements of an array (not a pointer). */
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))

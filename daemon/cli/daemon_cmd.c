@@ -9,11 +9,10 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "config.h"
 #include "service.h"
 
 /* The size of [events] socket in the config, which --socket replaces. */
-#define SOCKET_PATH_SIZE sizeof(((es_daemon_config *)0)->events.socket_path)
+#define SOCKET_PATH_SIZE ((size_t)ES_SERVICE_SOCKET_PATH_SIZE)
 
 static const char daemon_usage[] =
     "Usage: earshot daemon --config FILE [--check-config] [--socket PATH]\n"

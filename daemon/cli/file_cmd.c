@@ -5,7 +5,7 @@
  * embeds earshot would, so the library is what its tests exercise: each
  * input gets its own detector, fed the file's samples chunk by chunk, whose
  * events (or, for --format frames, per-frame posteriors) go to a sink
- * (sink.h). The models are loaded once (earshot_models) and shared
+ * (stream.h). The models are loaded once (earshot_models) and shared
  * read-only by the detectors. With -j N, N threads analyse files at once and
  * each writes into its own memory buffer, which the main thread copies to the
  * output in input order, so the output is the same whatever N is.
@@ -18,12 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "audio_file.h"
+#include "stream.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "earshot.h"
 #include "progress.h"
-#include "sink.h"
 
 #define READ_CHUNK_FRAMES 4096
 #define MAX_JOBS 64

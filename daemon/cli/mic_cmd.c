@@ -19,12 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "capture.h"
-#include "capture_source.h"
+#include "stream.h"
 #include "cli_util.h"
 #include "commands.h"
-#include "pipeline.h"
-#include "sink.h"
 
 /* Audio that stops for this long means the device is gone, even when the
  * driver does not say so (some hang instead of failing). */

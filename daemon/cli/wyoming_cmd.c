@@ -1,5 +1,5 @@
 /*
- * `earshot wyoming` — the Wyoming server (wyoming.h) on its own: loads the
+ * `earshot wyoming` — the Wyoming server (service.h) on its own: loads the
  * models the flags name, serves until SIGINT or SIGTERM, logs to stderr with
  * the daemon's sd-daemon priority prefixes.
  */
@@ -14,7 +14,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "wyoming.h"
+#include "service.h"
 
 #ifndef ES_VERSION
 #define ES_VERSION "unknown"

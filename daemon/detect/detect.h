@@ -1,4 +1,74 @@
 /*
+ * detect — the room daemon/detect: per-frame posteriors in, events out.
+ *
+ * Its two parts, in this order: the events (what earshot tells the world,
+ * and their one JSON line) and the detectors that make them (speech
+ * segments, keywords). Pure state machines and pure functions: no
+ * allocation after create, no I/O. The pipeline (daemon/stream/) runs the
+ * detectors; the service's config and the trainer's calibration set their
+ * knobs.
+ */
+#ifndef ES_DETECT_H
+#define ES_DETECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== event =================================================================
+ * event — what earshot tells the world (DESIGN.md, "Events").
+ *
+ * The detectors (below) make events, the pipeline (daemon/stream/)
+ * stamps each with its source and, live, a wallclock, and hands it to the
+ * caller's es_event_sink; the outlets write it as one JSON line
+ * (es_event_to_json): sinks of `earshot file` and `mic`, the service's event
+ * socket, stdout and MQTT, and (as Wyoming events) the Wyoming server. So
+ * the line format lives here, once. Times are seconds of stream time.
+ *
+ * Pure functions over caller-owned memory: no allocation, no I/O.
+ */
+
+typedef enum es_event_type {
+    ES_EVENT_SPEECH = 1,
+    ES_EVENT_KEYWORD = 2,
+    /* A speech segment has begun and will be kept (opt-in, es_vad_config below):
+     * `start_s` is the start its speech event will carry, `time_s` when it
+     * was known; no end or score yet. */
+    ES_EVENT_SPEECH_START = 3,
+} es_event_type;
+
+typedef struct es_event {
+    es_event_type type;
+    const char *source;  /* filled in by the pipeline; detectors leave NULL */
+    const char *keyword; /* keyword events: the model's label */
+    double time_s;       /* keyword: when the detector fired; speech_start: when sent */
+    double start_s;
+    double end_s;
+    float score;
+    double wallclock_s; /* live sources: Unix time of the event; 0 = offline */
+} es_event;
+
+typedef void (*es_event_sink)(const es_event *event, void *user);
+
+/* "speech", "keyword", "speech_start": the event's "type" (and its MQTT
+ * topic's last level). */
+const char *es_event_type_name(es_event_type type);
+
+/* Formats one event as a JSON line (with '\n'); returns the length, or the
+ * length it would need when `size` is too small (like snprintf). */
+int es_event_to_json(const es_event *event, char *buf, size_t size);
+
+/* Writes `text` as a JSON string, quotes included, with the same escaping
+ * and UTF-8 repair as events (other protocols reuse it, e.g. wyoming.c);
+ * returns the length like snprintf. */
+int es_json_quote(const char *text, char *buf, size_t size);
+
+/* ==== detect ================================================================
  * Detectors: per-frame posteriors in, events out.
  *
  * The VAD detector turns a speech probability per 10 ms frame into speech
@@ -38,18 +108,7 @@
  * a word said right after others, with no pause the VAD keeps, gets their
  * start). Its score is the smoothed posterior's peak, awaited for at most
  * peak_wait_ms after `time` (the event is sent at the peak, or then).
- *
- * The room daemon/detect is this header and event.h (the events it makes),
- * both public: the pipeline (daemon/stream/) runs the detectors, the
- * service's config and the trainer's calibration set their knobs.
  */
-#ifndef ES_DETECT_H
-#define ES_DETECT_H
-
-#include <stdint.h>
-
-#include "error.h"
-#include "event.h"
 
 enum {
     ES_DETECT_OK = 0,
@@ -152,4 +211,7 @@ void es_kws_detector_step(es_kws_detector *d, int64_t frame_time_samples, const 
  * detector may then be fed a new stream. */
 void es_kws_detector_flush(es_kws_detector *d, es_event_sink sink, void *user);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

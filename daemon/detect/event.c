@@ -2,7 +2,7 @@
  * Events as JSON lines (DESIGN.md, "Events"). Times in seconds with
  * millisecond resolution: frames are 10 ms apart, so no digit is lost.
  */
-#include "event.h"
+#include "detect.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -21,8 +21,7 @@
 #include "detect.h"
 #include "dsp.h"
 #include "error.h"
-#include "event.h"
-#include "pipeline.h"
+#include "stream.h"
 #include "rnn.h"
 
 _Static_assert(EARSHOT_MAX_KWS_MODELS == ES_PIPELINE_MAX_KWS_MODELS,

@@ -25,7 +25,8 @@
 
 #include "detect.h"
 #include "error.h"
-#include "pipeline.h"
+#include "service.h" /* ES_SERVICE_SOCKET_PATH_SIZE */
+#include "stream.h"
 
 #define ES_CONFIG_MAX_SOURCES 16
 #define ES_CONFIG_NAME_MAX 64
@@ -47,16 +48,16 @@ typedef struct es_source_config {
 /* [events]: how events leave the daemon. Fixed for the daemon's life (a
  * reload keeps the socket it has). */
 typedef struct es_events_config {
-    char socket_path[108];                 /* sun_path's size */
-    int socket_mode;                       /* permission bits, e.g. 0660 */
-    char socket_group[ES_CONFIG_NAME_MAX]; /* "" = leave the group alone */
-    int backlog_events;                    /* per subscriber, before it is dropped */
+    char socket_path[ES_SERVICE_SOCKET_PATH_SIZE]; /* sun_path's size */
+    int socket_mode;                               /* permission bits, e.g. 0660 */
+    char socket_group[ES_CONFIG_NAME_MAX];         /* "" = leave the group alone */
+    int backlog_events;                            /* per subscriber, before it is dropped */
     int backlog_bytes;
     int max_subscribers;
     int to_stdout; /* 1: also print events as JSON lines on stdout */
 } es_events_config;
 
-/* [wyoming]: the Wyoming protocol server (wyoming.h), off unless uri is set.
+/* [wyoming]: the Wyoming protocol server (service.h), off unless uri is set.
  * Fixed for the daemon's life, models included (a reload keeps it as is). */
 typedef struct es_wyoming_service_config {
     char uri[ES_CONFIG_VALUE_MAX]; /* "tcp://HOST:PORT"; "" = no server */

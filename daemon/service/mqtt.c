@@ -25,7 +25,7 @@
 
 #include <mosquitto.h>
 
-#include "event.h"
+#include "detect.h"
 #include "event_socket.h"
 
 #define RETRY_FIRST_MS 1000

@@ -41,16 +41,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "audio_file.h"
-#include "capture.h"
-#include "capture_source.h"
+#include "stream.h"
 #include "config.h"
 #include "event_socket.h"
 #include "mqtt.h"
 #include "notify.h"
-#include "pipeline.h"
 #include "service.h"
-#include "wyoming.h"
 
 #ifndef ES_VERSION
 #define ES_VERSION "unknown"
@@ -499,7 +495,7 @@ static void follow_reload(stream *st, uint64_t *frames_fed) {
         log_at(LOG_ERR, "source %s: new settings: %s", st->src->config.name, err.why);
 }
 
-/* es_audio_file_open and _read, their reason put in `err` (audio_file.h
+/* es_audio_file_open and _read, their reason put in `err` (stream.h
  * still reports into a buffer). */
 static int open_audio(const char *path, es_audio_file **audio, es_error *err) {
     if (es_audio_file_open(path, audio, err) == 0) return 0;
@@ -644,7 +640,7 @@ static run_end run_file(source *src, es_error *err) {
 
 /* Opens the source's device. PortAudio's device list is from its
  * initialisation: a device plugged in (or back) since is found only in a
- * fresh one, which is possible while no other stream is open (capture.h). */
+ * fresh one, which is possible while no other stream is open (stream.h). */
 static int open_device(source *src, es_capture_source **device, es_error *err) {
     es_capture_config cc;
     es_capture_config_default(&cc);
@@ -851,7 +847,7 @@ static void send_status(service *svc, char *last, size_t last_size) {
 
 /* ---- start, reload, stop -------------------------------------------------------------- */
 
-/* PortAudio is initialised from the main thread (capture.h), the first time
+/* PortAudio is initialised from the main thread (stream.h), the first time
  * a config has a device source. */
 static void prepare_capture(service *svc, const es_daemon_config *config) {
     if (svc->capture_initialised) return;

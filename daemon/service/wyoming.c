@@ -1,10 +1,10 @@
 /*
- * The Wyoming server (wyoming.h): an accepting thread, and one thread per
+ * The Wyoming server (service.h): an accepting thread, and one thread per
  * client that reads events with bounded sizes and a stall timeout, feeds an
  * offline pipeline and writes the pipeline's events back as Wyoming events.
  */
 #define _GNU_SOURCE
-#include "wyoming.h"
+#include "service.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "event.h"
+#include "detect.h"
 #include "wyoming_json.h"
 
 /* How often the accepting thread joins the threads of clients that left. */

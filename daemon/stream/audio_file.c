@@ -1,11 +1,11 @@
 /*
- * File and stdin input through libsndfile (audio_file.h).
+ * File and stdin input through libsndfile (stream.h).
  *
  * We open the descriptor ourselves so that a missing or unreadable file is
  * reported with errno's words, and an empty file as such, before libsndfile
  * gives its more general "unknown format".
  */
-#include "audio_file.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /*
- * PortAudio input streams (capture.h).
+ * PortAudio input streams (stream.h).
  */
-#include "capture.h"
+#include "stream.h"
 
 #include <portaudio.h>
 #include <pthread.h>
@@ -12,7 +12,7 @@
 #include <time.h>
 
 /* Streams given up after their device vanished; PortAudio must then not be
- * terminated (see capture.h). Process-wide like PortAudio itself. */
+ * terminated (see stream.h). Process-wide like PortAudio itself. */
 static atomic_int abandoned_streams;
 
 /* Serialises PortAudio's lifecycle (es_capture_refresh_devices) against
@@ -351,7 +351,7 @@ void es_capture_stop(es_capture *c) {
             struct timespec pause = {0, 1000000};
             nanosleep(&pause, NULL);
         }
-        /* No PortAudio call for a lost stream (capture.h), except ALSA's:
+        /* No PortAudio call for a lost stream (stream.h), except ALSA's:
          * its stream thread has ended by itself or waits in poll(), and
          * aborting cancels it without waiting on the device. */
         if (c->alsa) Pa_AbortStream(c->stream);

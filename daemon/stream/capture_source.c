@@ -1,7 +1,7 @@
 /*
- * A capture device feeding a live pipeline (capture_source.h).
+ * A capture device feeding a live pipeline (stream.h).
  */
-#include "capture_source.h"
+#include "stream.h"
 
 #include <stdlib.h>
 

@@ -1,10 +1,10 @@
 /*
- * One stream from samples to events; see pipeline.h for the two modes.
+ * One stream from samples to events; see stream.h for the two modes.
  *
  * The offline path and the live consumer share run_models(), so both produce
  * the same posteriors and events for the same frames.
  */
-#include "pipeline.h"
+#include "stream.h"
 
 #include <math.h>
 #include <stdarg.h>

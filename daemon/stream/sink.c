@@ -1,7 +1,7 @@
 /*
- * Output formats for events and per-frame posteriors (sink.h).
+ * Output formats for events and per-frame posteriors (stream.h).
  */
-#include "sink.h"
+#include "stream.h"
 
 #include <stdlib.h>
 #include <string.h>

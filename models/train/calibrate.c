@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audio_file.h"
+#include "stream.h"
 #include "augment.h"
-#include "pipeline.h"
 
 #define SR ES_CAL_SAMPLE_RATE_HZ
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))

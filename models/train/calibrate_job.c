@@ -6,10 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audio_file.h"
+#include "stream.h"
 #include "augment.h"
 #include "calibrate.h"
-#include "pipeline.h"
 
 void es_cal_params_default(es_cal_params *params) {
     *params = (es_cal_params){

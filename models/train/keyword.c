@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "keyword_internal.h"
-#include "pipeline.h"
+#include "stream.h"
 
 /* The false alarms per hour calibration allows on the valid voices: half what
  * was asked for. Voices never heard fire more often than those the threshold

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "keyword_internal.h"
-#include "audio_file.h"
+#include "stream.h"
 #include "synth.h"
 
 /* ---- rendering -------------------------------------------------------------------------- */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audio_file.h"
+#include "stream.h"
 #include "train_model_internal.h"
 
 /* The keyword model's outputs: filler first, then these in this order; a

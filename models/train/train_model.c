@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pipeline.h"
+#include "stream.h"
 #include "train_model_internal.h"
 
 void es_train_params_default(es_train_params *p) {

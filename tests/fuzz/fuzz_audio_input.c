@@ -16,8 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "audio_file.h"
-#include "pipeline.h"
+#include "stream.h"
 
 /* Enough audio for a few frames through every stage, little enough to keep
  * each run fast. */

@@ -27,7 +27,7 @@
 
 #include "builtin.h"
 #include "detect.h"
-#include "pipeline.h"
+#include "stream.h"
 
 #define DEMO_CLIP ES_SOURCE_DIR "/tests/clips/demo.wav"
 #define DEMO_TRUTH ES_SOURCE_DIR "/tests/clips/demo.truth.tsv"

@@ -191,7 +191,7 @@ static void test_paced_capture(void **state) {
     free(report);
 }
 
-/* A lost stream is abandoned, not freed or joined (capture.h): no leak
+/* A lost stream is abandoned, not freed or joined (stream.h): no leak
  * report for its memory or for JACK's finished thread. */
 static void tolerate_abandoned_stream(void) {
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1);

@@ -12,8 +12,8 @@
 #include <cmocka.h>
 
 #include "cli_util.h"
-#include "event.h"
-#include "sink.h"
+#include "detect.h"
+#include "stream.h"
 
 static es_event speech_event(void) {
     es_event e = {0};

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "audio_file.h"
+#include "stream.h"
 
 #define DEMO_CLIP ES_SOURCE_DIR "/tests/clips/demo.wav"
 

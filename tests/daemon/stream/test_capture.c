@@ -6,7 +6,7 @@
  * - the samples the capture callback receives are the clip's, exactly;
  * - the capture callback, running the pipeline's producer half (resampler,
  *   front end, ring push) on real captured audio, never allocates or frees;
- * - a capture source (capture_source.h) feeds a pipeline made for its
+ * - a capture source (stream.h) feeds a pipeline made for its
  *   device's format and drains when its input ends;
  * - a device added to the ALSA config after PortAudio initialised is found
  *   once es_capture_refresh_devices() re-reads the list, which it refuses
@@ -32,10 +32,8 @@
 #include <time.h>
 
 #include "alloc_count.h"
-#include "capture.h"
-#include "capture_source.h"
+#include "stream.h"
 #include "live_fixture.h"
-#include "pipeline.h"
 
 /* ---- fixture ------------------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
 /*
- * The pipeline's promises (pipeline.h, DESIGN.md "Real-time rules"):
+ * The pipeline's promises (stream.h, DESIGN.md "Real-time rules"):
  * results never depend on how the input was chunked; the live producer /
  * consumer halves on two threads give what the offline path gives; bad
  * configurations are refused with a reason.
@@ -17,9 +17,7 @@
 
 #include <cmocka.h>
 
-#include "audio_file.h"
-#include "pipeline.h"
-#include "sink.h"
+#include "stream.h"
 
 #define DEMO_CLIP ES_SOURCE_DIR "/tests/clips/demo.wav"
 

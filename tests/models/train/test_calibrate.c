@@ -19,10 +19,9 @@
 #include <cmocka.h>
 #include <sndfile.h>
 
-#include "audio_file.h"
+#include "stream.h"
 #include "calibrate.h"
 #include "commands.h"
-#include "pipeline.h"
 #include "rnn.h"
 
 #define EARSHOT ES_BINARY_DIR "/daemon/earshot"

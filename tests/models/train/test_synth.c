@@ -17,7 +17,7 @@
 
 #include "synth_folder.h"
 
-#include "audio_file.h"
+#include "stream.h"
 #include "synth.h"
 
 #define RATE_HZ 16000

@@ -18,7 +18,7 @@
 #include "synth_folder.h"
 
 #include "commands.h"
-#include "pipeline.h"
+#include "stream.h"
 #include "rnn.h"
 
 #define PHRASE "hey nova"
