@@ -84,7 +84,7 @@ log "$(wc -l <"$out/text/sentences.txt") keyword-free sentences from ${#text_sou
 # ---- voices -------------------------------------------------------------------
 # espeak-ng: every English voice of its own (gmw/) data, with every variant.
 # flite: an allow-list of its voices. Each with its split: the rule is earshot's
-# (models/train/voices.h), the one train-keyword follows too.
+# (models/train/factory.h), the one train-keyword follows too.
 [ -x "$earshot" ] || scripts/build.sh >&2
 {
     espeak-ng --voices=en | awk '$5 ~ /^gmw\// { print $2 }' | sort -u >"$out/text/accents"

@@ -1,10 +1,10 @@
 /*
  * earshot calibrate MODEL --manifest FILE -o OUT — per-keyword detection
  * thresholds of a keyword model for a false-alarm budget, measured on the
- * manifest's valid split (calibrate.h tells how), written into a copy of the
+ * manifest's valid split (factory.h tells how), written into a copy of the
  * model (format version 2).
  *
- * The work is models/train/calibrate.h's es_cal_job, step by step; this file
+ * The work is models/train/factory.h's es_cal_job, step by step; this file
  * turns the options into es_cal_params, tells what each step found, prints
  * the table and maps errors to exit codes.
  */
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "calibrate.h"
+#include "factory.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "progress.h"

@@ -18,7 +18,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "train_model.h"
+#include "factory.h"
 
 /* ---- options ------------------------------------------------------------------ */
 

@@ -17,7 +17,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "keyword.h"
+#include "factory.h"
 
 /* ---- options ---------------------------------------------------------------- */
 
@@ -185,7 +185,7 @@ static void print_result(const es_keyword_result *r, void *user) {
 static void report_error(const es_error *err) {
     if (err->code == ES_KEYWORD_ERR_OUTPUT)
         es_cli_error("%s", err->why);
-    else if (err->code > ES_KEYWORD_ERR_FAILED) /* the training step's (train_model.h) */
+    else if (err->code > ES_KEYWORD_ERR_FAILED) /* the training step's (factory.h) */
         es_train_cli_report_error(err);
     else
         es_cli_error("train-keyword: %s", err->why);

@@ -2,7 +2,7 @@
  * `earshot voices --split` — the split of each voice, for the data recipe.
  *
  * Reads ENGINE<TAB>VOICE lines on stdin (models/recipe/plan.pl's VOICES) and
- * writes each with a third column, its split (models/train/voices.h), so
+ * writes each with a third column, its split (models/train/factory.h), so
  * that the recipe and train-keyword use the one rule. Comment (#) and blank
  * lines are copied as they are.
  */
@@ -13,13 +13,13 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "voices.h"
+#include "factory.h"
 
 static const char voices_usage[] =
     "Usage: earshot voices --split < VOICES\n"
     "Prints each voice of VOICES (lines ENGINE<TAB>VOICE, e.g. \"espeak\\ten-us+m3\")\n"
     "with a third column: its split, train, valid or test. espeak-ng voices go by\n"
-    "their variant (after the '+'), all others train (models/train/voices.h).\n"
+    "their variant (after the '+'), all others train (models/train/factory.h).\n"
     "scripts/data.sh makes models/recipe/plan.pl's voice list with it.\n"
     "\n"
     "  --split      add the split column (the only mode)\n"

@@ -1,7 +1,7 @@
 /*
- * calibrate — per-keyword thresholds for a false-alarm budget (calibrate.h).
+ * calibrate — per-keyword thresholds for a false-alarm budget (factory.h).
  */
-#include "calibrate.h"
+#include "factory.h"
 
 #include <limits.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /*
- * `earshot calibrate` as library calls (calibrate.h, es_cal_job): a
+ * `earshot calibrate` as library calls (factory.h, es_cal_job): a
  * manifest's valid split read with the one manifest reader, streamed,
  * calibrated, and written into a copy of the model.
  */
@@ -8,7 +8,7 @@
 
 #include "stream.h"
 #include "augment.h"
-#include "calibrate.h"
+#include "factory.h"
 
 void es_cal_params_default(es_cal_params *params) {
     *params = (es_cal_params){

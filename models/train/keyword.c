@@ -1,5 +1,5 @@
 /*
- * train-keyword's run (keyword.h): the checks, the work folder, then each
+ * train-keyword's run (factory.h): the checks, the work folder, then each
  * step in turn (clips, training, calibration, test, outputs), stopping at
  * the next step when asked to.
  */

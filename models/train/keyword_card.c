@@ -1,5 +1,5 @@
 /*
- * train-keyword's evaluation (keyword.h, steps 4-6): the valid and test
+ * train-keyword's evaluation (factory.h, steps 4-6): the valid and test
  * streams through calibrate.h, and the model card written from their
  * figures.
  */
@@ -13,7 +13,7 @@
 
 #include "keyword_internal.h"
 
-/* ---- evaluation streams (calibrate.h) -------------------------------------------------- */
+/* ---- evaluation streams (factory.h) -------------------------------------------------- */
 
 /* Items of one split: this run's clips (positives say the phrase, keyword
  * column 0, over the whole clip; confusables are near misses) and data/'s,

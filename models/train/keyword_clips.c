@@ -1,5 +1,5 @@
 /*
- * train-keyword's clips (keyword.h, steps 2-3): the render jobs and their
+ * train-keyword's clips (factory.h, steps 2-3): the render jobs and their
  * synthesis, `threads` at a time; data/'s keyword-free speech and noise
  * (read with the one manifest reader); and the training manifest of both.
  */

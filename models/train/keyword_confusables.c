@@ -1,5 +1,5 @@
 /*
- * train-keyword's confusable phrases (keyword.h, step 2): near misses made
+ * train-keyword's confusable phrases (factory.h, step 2): near misses made
  * from the phrase's words and espeak-ng phonemes.
  */
 #include <errno.h>

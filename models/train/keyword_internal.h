@@ -1,5 +1,5 @@
 /*
- * train-keyword's shared state (keyword.h tells the story): what its step
+ * train-keyword's shared state (factory.h tells the story): what its step
  * files hand each other. Private to models/train/.
  */
 #ifndef ES_KEYWORD_INTERNAL_H
@@ -9,9 +9,7 @@
 #include <stdio.h>
 
 #include "augment.h"
-#include "calibrate.h"
-#include "keyword.h"
-#include "manifest.h"
+#include "factory.h"
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_PHRASE_BYTES ES_KEYWORD_MAX_PHRASE

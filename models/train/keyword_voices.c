@@ -1,5 +1,5 @@
 /*
- * train-keyword's voices (keyword.h, step 1): espeak-ng's English accents
+ * train-keyword's voices (factory.h, step 1): espeak-ng's English accents
  * and variants split as scripts/data.sh splits them, variants made at random,
  * flite's voices; and the small command helpers the steps share.
  */
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "keyword_internal.h"
-#include "voices.h"
+#include "factory.h"
 
 /* ---- command helpers -------------------------------------------------------------- */
 
@@ -227,7 +227,7 @@ int list_voices(const es_keyword_params *opt, int have_flite, es_rng *rng, voice
         for (int v = 0; v < variant_count && rc == 0; v++) {
             char name[96];
             snprintf(name, sizeof name, "%s+%s", accents[a], variants[v]);
-            const int split = (int)es_voice_split("espeak", name); /* models/train/voices.h */
+            const int split = (int)es_voice_split("espeak", name); /* models/train/factory.h */
             if (opt->small && taken[split] >= wanted[split]) continue;
             taken[split]++;
             rc = voice_add(voices, ENGINE_ESPEAK, name, split);

@@ -1,5 +1,5 @@
-/* The manifest reader (manifest.h): models/MANIFEST.md's rules, once. */
-#include "manifest.h"
+/* The manifest reader (factory.h): models/MANIFEST.md's rules, once. */
+#include "factory.h"
 
 #include <errno.h>
 #include <math.h>

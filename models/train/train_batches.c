@@ -1,6 +1,6 @@
 /*
  * Training batches, built ahead on threads of their own, and the validation
- * set (train_model.h). Reading, resampling, augmenting and framing clips
+ * set (factory.h). Reading, resampling, augmenting and framing clips
  * costs more than a small model's gradient, so several batches are built
  * while the trainer's workers compute the current one. Each batch draws from
  * a generator seeded by its number, so what it holds does not depend on the

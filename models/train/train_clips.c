@@ -1,5 +1,5 @@
 /*
- * The trainer's clips (train_model.h): the manifest indexed by split and
+ * The trainer's clips (factory.h): the manifest indexed by split and
  * kind with its keyword outputs and draw weights, clips read as 16 kHz
  * mono, and each split's noises kept in memory.
  */

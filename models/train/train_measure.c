@@ -1,5 +1,5 @@
 /*
- * Measuring a model in training (train_model.h): the validation figures of
+ * Measuring a model in training (factory.h): the validation figures of
  * each task, the metric early stopping follows, checkpoints at an epoch's
  * end, and the progress es_train_run reports (with the time budget and the
  * caller's stop flag deciding when to end).

@@ -1,5 +1,5 @@
 /*
- * The run (train_model.h): settings resolved, the manifest read, the model
+ * The run (factory.h): settings resolved, the manifest read, the model
  * built (or started from --init's), the data prepared, then one or two loss
  * phases of es_train_run, the figures measured and the model written.
  */

@@ -1,5 +1,5 @@
 /*
- * The trainer's shared state (train_model.h tells the story): what the
+ * The trainer's shared state (factory.h tells the story): what the
  * stage files of es_train_model hand each other. Private to models/train/.
  */
 #ifndef ES_TRAIN_MODEL_INTERNAL_H
@@ -12,10 +12,9 @@
 #include "augment.h"
 #include "dsp.h"
 #include "labels.h"
-#include "manifest.h"
+#include "factory.h"
 #include "rnn.h"
 #include "train.h"
-#include "train_model.h"
 
 #define SAMPLE_RATE_HZ 16000
 #define MAX_CLIP_S 30.0
@@ -34,7 +33,7 @@ typedef struct clip {
 } clip;
 
 typedef struct train_clips {
-    es_manifest lines; /* as read (manifest.h) */
+    es_manifest lines; /* as read (factory.h) */
     clip *clips;
     int count;
     const char *labels[ES_MAX_OUTPUTS]; /* KWS outputs; [0] = "filler" */

@@ -1,5 +1,5 @@
 /*
- * One training or validation sequence (train_model.h tells the recipe):
+ * One training or validation sequence (factory.h tells the recipe):
  * its clean audio put together from clips (compose_clean), then sped up,
  * labelled, augmented and framed (render_sequence). The order of the random
  * draws is part of the recipe: fixed seeds must give the same models.

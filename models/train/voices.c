@@ -1,4 +1,4 @@
-#include "voices.h"
+#include "factory.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -20,7 +20,7 @@
 #include <sndfile.h>
 
 #include "stream.h"
-#include "calibrate.h"
+#include "factory.h"
 #include "commands.h"
 #include "rnn.h"
 

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "voices.h"
+#include "factory.h"
 
 /* espeak-ng 1.51's variants (scripts/data.sh: `espeak-ng --voices=variant`). */
 static const char *const valid_variants[] = {
