@@ -282,8 +282,8 @@ static void check_builtin(const char *name, double max_error, double mean_error)
 
 static void test_builtin_models_quantised(void **state) {
     (void)state;
-    check_builtin("vad", 0.05, 0.015);
-    check_builtin("kws", 0.05, 0.001);
+    check_builtin("vad", 0.03, 0.006);
+    check_builtin("kws", 0.02, 0.0001);
 }
 
 int main(void) {
