@@ -77,8 +77,14 @@ const es_kernels *es_kernels_for(es_isa isa) {
         return has_avx2 ? &es_kernels_avx2 : NULL;
     case ES_ISA_GENERIC:
         return &es_kernels_generic;
+    case ES_ISA_NEON:
+        return NULL;
     }
     return NULL;
+#elif defined(__aarch64__)
+    /* NEON's own kernels are int8 (kernels_int8_neon.c); float runs generic. */
+    return isa == ES_ISA_AUTO || isa == ES_ISA_GENERIC || isa == ES_ISA_NEON ? &es_kernels_generic
+                                                                             : NULL;
 #else
     return isa == ES_ISA_AUTO || isa == ES_ISA_GENERIC ? &es_kernels_generic : NULL;
 #endif

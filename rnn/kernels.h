@@ -15,6 +15,7 @@
 #define ES_RNN_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model_internal.h"
 
@@ -73,7 +74,8 @@ typedef enum es_isa {
     ES_ISA_AUTO = 0, /* the fastest this CPU runs */
     ES_ISA_GENERIC = 1,
     ES_ISA_AVX2 = 2,
-    ES_ISA_AVX512 = 3,
+    ES_ISA_AVX512 = 3, /* int8: AVX-512 VNNI */
+    ES_ISA_NEON = 4,   /* aarch64: int8 kernels (kernels_int8_neon.c); float stays generic */
 } es_isa;
 
 /* The kernels for `isa`, or NULL when this CPU (or compiler) lacks it. */
@@ -88,7 +90,9 @@ extern const es_kernels es_kernels_avx512;
 
 /* One direction of one layer, packed. */
 typedef struct es_packed_direction {
-    float *panels;        /* rows_padded / 16 panels of cols * 16 floats */
+    float *panels;        /* rows_padded / 16 panels of cols * 16 floats; NULL when int8 */
+    int8_t *int8_panels;  /* int8 layers: rows_padded / 16 panels (kernels_int8.h) */
+    float *row_scales;    /* int8 layers: rows_padded, 0 on padding rows */
     float *bias;          /* rows_padded: b (GRU: b + c for z and r, b for n) */
     float *bias_n_hidden; /* GRU only: c of the n gate (it sits inside r ⊙ (.)) */
 } es_packed_direction;
@@ -99,6 +103,9 @@ typedef struct es_packed_layer {
     int rows_padded; /* gates * gate_rows */
     int cols;        /* DENSE: in; CONV1D: K * in; recurrent: in + units */
     int directions;  /* 2 for BIDIR */
+    int int8;        /* int8 weights (kernels_int8.h): */
+    int int8_input_groups, int8_hidden_groups; /* column groups of W, of U */
+    size_t int8_panel_bytes;
     es_packed_direction dir[2];
     /* Offsets (floats) of what this layer carries between frames, inside a
      * stream state. */
@@ -117,8 +124,12 @@ typedef struct es_packed_model {
     size_t state_n_hidden;     /* GRU: U_n h + c_n of one frame */
     size_t state_block_out[2]; /* ES_BLOCK_FRAMES x the widest output, between layers */
     size_t state_held;         /* behind a STACK: the outputs of the last step */
+    size_t state_int8_vectors; /* int8 layers: ES_BLOCK_FRAMES quantised vectors */
+    size_t state_int8_sums;    /* and their int32 products, ES_BLOCK_FRAMES x rows */
     size_t state_floats;       /* scratch of one stream state */
     float *storage;            /* every panel and bias, 64-byte aligned */
+    int8_t *storage_int8;      /* every int8 panel, 64-byte aligned */
+    const struct es_int8_kernels *int8_kernels;
 } es_packed_model;
 
 /* Runs `m` on other kernels (tests compare them; benchmarks time them).

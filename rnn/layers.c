@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "layers_int8.h"
 #include "model_internal.h"
 
 struct es_state {
@@ -51,35 +52,64 @@ static void activate(const es_kernels *k, es_activation act, float *x, int n) {
     }
 }
 
-/* The products of a direction's rows [first_row, first_row + rows) with
- * columns [c0, c1); `v` holds the values of exactly those columns. */
-static void matvec_rows(const es_kernels *k, const es_packed_layer *pl,
-                        const es_packed_direction *d, int first_row, int rows, int c0, int c1,
-                        const float *v, const float *bias, float *y) {
+/* y = bias + W v for `count` vectors of `length` floats (v_stride apart),
+ * W the first `length` columns of the layer's matrix; y is rows_padded per
+ * vector. int8 layers quantise the vectors (layers_int8.c). */
+static void input_products(const es_packed_model *packed, const es_packed_layer *pl,
+                           const es_packed_direction *d, float *scratch, const float *v,
+                           size_t v_stride, int length, int count, float *y) {
+    size_t rows = (size_t)pl->rows_padded;
+    if (pl->int8) {
+        es_int8_input_products(packed, pl, d, scratch, v, v_stride, length, count, y, rows);
+        return;
+    }
+    packed->kernels->matmat(d->panels, (size_t)pl->cols * ES_PANEL_ROWS,
+                            pl->rows_padded / ES_PANEL_ROWS, 0, length, v, v_stride, count, d->bias,
+                            y, rows);
+}
+
+/* The hidden state of one step, as the U h products read it: int8 layers
+ * quantise it once for all of them. */
+typedef struct hidden_operand {
+    const float *h;
+    float int8_scale;
+} hidden_operand;
+
+/* y = bias + U h over a direction's rows [first_row, first_row + rows); U
+ * is the matrix's columns from `in` on. */
+static void hidden_products(const es_packed_model *packed, const es_packed_layer *pl,
+                            const es_packed_direction *d, float *scratch, hidden_operand h, int in,
+                            int first_row, int rows, const float *bias, float *y) {
+    if (pl->int8) {
+        es_int8_hidden_products(packed, pl, d, scratch, h.int8_scale, first_row, rows, bias, y);
+        return;
+    }
     size_t stride = (size_t)pl->cols * ES_PANEL_ROWS;
     const float *panels = d->panels + (size_t)(first_row / ES_PANEL_ROWS) * stride;
-    k->matvec(panels + (size_t)c0 * ES_PANEL_ROWS, stride, rows / ES_PANEL_ROWS, 0, c1 - c0, v,
-              bias, y);
+    packed->kernels->matvec(panels + (size_t)in * ES_PANEL_ROWS, stride, rows / ES_PANEL_ROWS, 0,
+                            pl->cols - in, h.h, bias, y);
 }
 
 /* The recurrent half of one frame: `gates` holds b + W x (the block's input
  * half), to which U h is added; then h moves on. */
-static void recurrent_update(const es_kernels *k, const es_layer *layer, const es_packed_layer *pl,
-                             const es_packed_direction *d, float *h, float *cell, float *gates,
-                             float *n_hidden) {
+static void recurrent_update(const es_packed_model *packed, float *scratch, const es_layer *layer,
+                             const es_packed_layer *pl, const es_packed_direction *d, float *h,
+                             float *cell, float *gates, float *n_hidden) {
+    const es_kernels *k = packed->kernels;
     int in = layer->input_size, u = layer->units, gr = pl->gate_rows;
+    hidden_operand hidden = {h, pl->int8 ? es_int8_quantise_hidden(packed, scratch, h, u) : 0.0f};
     switch (layer->type) {
     case ES_LAYER_RNN:
-        matvec_rows(k, pl, d, 0, pl->rows_padded, in, pl->cols, h, gates, gates);
+        hidden_products(packed, pl, d, scratch, hidden, in, 0, pl->rows_padded, gates, gates);
         k->tanh(gates, u);
         memcpy(h, gates, (size_t)u * sizeof(float));
         break;
     case ES_LAYER_GRU:
     case ES_LAYER_BIDIR_GRU: {
         float *z = gates, *r = gates + gr, *n = gates + 2 * gr;
-        matvec_rows(k, pl, d, 0, 2 * gr, in, pl->cols, h, gates, gates);
+        hidden_products(packed, pl, d, scratch, hidden, in, 0, 2 * gr, gates, gates);
         /* n = tanh(W_n x + b_n + r (U_n h + c_n)): U_n h stays apart */
-        matvec_rows(k, pl, d, 2 * gr, gr, in, pl->cols, h, d->bias_n_hidden, n_hidden);
+        hidden_products(packed, pl, d, scratch, hidden, in, 2 * gr, gr, d->bias_n_hidden, n_hidden);
         k->sigmoid(z, 2 * gr);
         for (int j = 0; j < u; j++)
             n[j] += r[j] * n_hidden[j];
@@ -91,7 +121,7 @@ static void recurrent_update(const es_kernels *k, const es_layer *layer, const e
     default: { /* LSTM, BIDIR_LSTM */
         float *i_gate = gates, *f_gate = gates + gr, *g_gate = gates + 2 * gr,
               *o_gate = gates + 3 * gr;
-        matvec_rows(k, pl, d, 0, pl->rows_padded, in, pl->cols, h, gates, gates);
+        hidden_products(packed, pl, d, scratch, hidden, in, 0, pl->rows_padded, gates, gates);
         k->sigmoid(i_gate, 2 * gr); /* i and f */
         k->tanh(g_gate, u);
         k->sigmoid(o_gate, u);
@@ -120,7 +150,6 @@ static void layer_block(const es_model *m, int l, int dir, float *scratch, const
     const es_layer *layer = &m->layers[l];
     const es_packed_layer *pl = &packed->layers[l];
     const es_packed_direction *d = &pl->dir[dir];
-    size_t stride = (size_t)pl->cols * ES_PANEL_ROWS;
     size_t rows = (size_t)pl->rows_padded;
     size_t in_size = (size_t)layer->input_size, units = (size_t)layer->units;
     float *gates = scratch + packed->state_block_gates;
@@ -133,12 +162,10 @@ static void layer_block(const es_model *m, int l, int dir, float *scratch, const
         for (int t = 0; t < count; t++)
             memcpy(window + history + (size_t)t * in_size, in + (size_t)t * in_stride,
                    in_size * sizeof(float));
-        k->matmat(d->panels, stride, pl->rows_padded / ES_PANEL_ROWS, 0, pl->cols, window, in_size,
-                  count, d->bias, gates, rows);
+        input_products(packed, pl, d, scratch, window, in_size, pl->cols, count, gates);
         memmove(window, window + (size_t)count * in_size, history * sizeof(float));
     } else if (layer->type == ES_LAYER_DENSE) {
-        k->matmat(d->panels, stride, pl->rows_padded / ES_PANEL_ROWS, 0, pl->cols, in, in_stride,
-                  count, d->bias, gates, rows);
+        input_products(packed, pl, d, scratch, in, in_stride, pl->cols, count, gates);
     }
     if (layer->type == ES_LAYER_DENSE || layer->type == ES_LAYER_CONV1D) {
         for (int t = 0; t < count; t++) {
@@ -149,13 +176,12 @@ static void layer_block(const es_model *m, int l, int dir, float *scratch, const
         return;
     }
 
-    k->matmat(d->panels, stride, pl->rows_padded / ES_PANEL_ROWS, 0, layer->input_size, in,
-              in_stride, count, d->bias, gates, rows);
+    input_products(packed, pl, d, scratch, in, in_stride, layer->input_size, count, gates);
     float *h = scratch + pl->state_history;
     for (int i = 0; i < count; i++) {
         int t = reverse ? count - 1 - i : i;
-        recurrent_update(k, layer, pl, d, h, scratch + pl->state_cell, gates + (size_t)t * rows,
-                         scratch + packed->state_n_hidden);
+        recurrent_update(packed, scratch, layer, pl, d, h, scratch + pl->state_cell,
+                         gates + (size_t)t * rows, scratch + packed->state_n_hidden);
         memcpy(out + (size_t)t * out_stride, h, units * sizeof(float));
     }
 }

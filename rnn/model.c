@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_int8.h"
 #include "model_internal.h"
 
 const char *es_rnn_strerror(int code) {
@@ -64,6 +65,18 @@ static size_t matrix_cols(es_layer_type type, int input_size, int units, int ker
     return (size_t)input_size;
 }
 
+void es_layer_shape_of(es_layer_type type, int input_size, int units, int kernel,
+                       es_layer_shape *shape) {
+    shape->directions = is_bidirectional(type) ? 2 : 1;
+    shape->rows = (size_t)gate_count(type) * (size_t)units;
+    shape->cols = matrix_cols(type, input_size, units, kernel);
+    shape->input_cols = is_recurrent(type) ? (size_t)input_size : shape->cols;
+    shape->matrix_params = shape->rows * shape->cols;
+    size_t per_direction =
+        es_layer_param_count(type, input_size, units, kernel) / (size_t)shape->directions;
+    shape->biases = per_direction - shape->matrix_params;
+}
+
 size_t es_layer_param_count(es_layer_type type, int input_size, int units, int kernel) {
     if (type < ES_LAYER_DENSE || type > ES_LAYER_BIDIR_LSTM || input_size <= 0 || units <= 0)
         return 0; /* STACK has none */
@@ -89,7 +102,10 @@ int es_model_create(const es_feature_spec *features, int input_size, es_model **
 
 static void free_packed(es_model *m) {
     es_packed_model *packed = m->packed;
-    if (packed) free(packed->storage);
+    if (packed) {
+        free(packed->storage);
+        free(packed->storage_int8);
+    }
     free(packed);
     m->packed = NULL;
 }
@@ -97,6 +113,8 @@ static void free_packed(es_model *m) {
 void es_model_destroy(es_model *m) {
     if (!m) return;
     free_packed(m);
+    for (int l = 0; l < m->layer_count; l++)
+        free(m->layers[l].row_scales);
     free(m->params);
     free(m);
 }
@@ -139,6 +157,8 @@ int es_model_append_layer(es_model *m, es_layer_type type, int units, es_activat
     layer->kernel = kernel;
     layer->param_offset = m->param_count;
     layer->param_count = count;
+    layer->quantised = 0;
+    layer->row_scales = NULL;
     m->param_count = needed;
     m->output_size = output_size;
     m->label_count = 0; /* the outputs changed meaning */
@@ -398,17 +418,37 @@ static void layout_layer(const es_layer *layer, es_packed_layer *pl) {
     pl->rows_padded = pl->gates * pl->gate_rows;
     pl->cols = (int)matrix_cols(layer->type, layer->input_size, layer->units, layer->kernel);
     pl->directions = is_bidirectional(layer->type) ? 2 : 1;
+    pl->int8 = layer->quantised;
+    if (pl->int8) {
+        int hidden = is_recurrent(layer->type) ? layer->units : 0;
+        pl->int8_input_groups = es_int8_groups(pl->cols - hidden);
+        pl->int8_hidden_groups = es_int8_groups(hidden);
+        pl->int8_panel_bytes =
+            (size_t)(pl->int8_input_groups + pl->int8_hidden_groups) * ES_INT8_GROUP_BYTES;
+    }
 }
 
 /* Floats of packed storage for one direction: panels, bias, the GRU's n-gate
  * hidden bias; each a multiple of 16 floats, so each stays 64-byte aligned. */
 static size_t direction_floats(const es_packed_layer *pl) {
-    return (size_t)pl->rows_padded * (size_t)pl->cols + (size_t)pl->rows_padded +
-           (size_t)pl->gate_rows;
+    /* int8: the row scales in place of the float panels */
+    size_t panels = pl->int8 ? (size_t)pl->rows_padded : (size_t)pl->rows_padded * pl->cols;
+    return panels + (size_t)pl->rows_padded + (size_t)pl->gate_rows;
+}
+
+/* Where column c of row `lane` sits in an int8 panel: the input half's
+ * columns, then U's from a group of their own, four to a group
+ * (kernels_int8.h). */
+static size_t int8_slot(const es_packed_layer *pl, int input_cols, int c, int lane) {
+    int hidden = c >= input_cols;
+    int column = hidden ? c - input_cols : c;
+    int group = (hidden ? pl->int8_input_groups : 0) + column / ES_INT8_GROUP;
+    return (size_t)group * ES_INT8_GROUP_BYTES + (size_t)lane * ES_INT8_GROUP +
+           (size_t)(column % ES_INT8_GROUP);
 }
 
 static void pack_direction(const es_layer *layer, const es_packed_layer *pl, const float *p,
-                           es_packed_direction *d) {
+                           const float *row_scales, es_packed_direction *d) {
     int u = layer->units, in = layer->input_size, cols = pl->cols;
     int recurrent = is_recurrent(layer->type);
     size_t rows = (size_t)pl->gates * (size_t)u;
@@ -419,14 +459,21 @@ static void pack_direction(const es_layer *layer, const es_packed_layer *pl, con
 
     for (int padded_row = 0; padded_row < pl->rows_padded; padded_row++) {
         int gate = padded_row / pl->gate_rows, unit = padded_row % pl->gate_rows;
-        float *panel = d->panels + (size_t)(padded_row / ES_PANEL_ROWS) * cols * ES_PANEL_ROWS;
+        size_t panel_index = (size_t)(padded_row / ES_PANEL_ROWS);
         int lane = padded_row % ES_PANEL_ROWS;
         if (unit >= u) continue; /* padding rows stay zero */
         size_t row = (size_t)gate * u + unit;
+        if (pl->int8) d->row_scales[padded_row] = row_scales[row];
         for (int c = 0; c < cols; c++) {
             float value = recurrent && c >= in ? uw[row * u + (c - in)]
                                                : w[row * (recurrent ? in : cols) + c];
-            panel[(size_t)c * ES_PANEL_ROWS + lane] = value;
+            if (pl->int8)
+                d->int8_panels[panel_index * pl->int8_panel_bytes +
+                               int8_slot(pl, recurrent ? in : cols, c, lane)] =
+                    es_int8_weight(value, row_scales[row]);
+            else
+                d->panels[panel_index * (size_t)cols * ES_PANEL_ROWS + (size_t)c * ES_PANEL_ROWS +
+                          lane] = value;
         }
         float bias = b[row];
         if (gru && gate < 2) bias += b[rows + row]; /* z, r: b + c can be summed up front */
@@ -442,15 +489,13 @@ static size_t take_state(size_t *cursor, size_t floats) {
     return at;
 }
 
-int es_model_refresh(es_model *m) {
-    if (!m) return ES_RNN_ERR_ARG;
-    es_packed_model *packed = calloc(1, sizeof *packed);
-    if (!packed) return ES_RNN_ERR_NOMEM;
-    const es_kernels *previous = m->packed ? ((es_packed_model *)m->packed)->kernels : NULL;
-    packed->kernels = previous ? previous : es_kernels_for(ES_ISA_AUTO);
-
-    size_t storage_floats = 0, state_cursor = 0;
-    int widest_rows = 0, widest_gate = 0, widest_output = 0;
+/* Lays out every layer and the scratch of a stream state; returns the
+ * floats and int8 bytes of packed storage the layers need. */
+static void layout_model(const es_model *m, es_packed_model *packed, size_t *storage_floats,
+                         size_t *storage_int8) {
+    size_t state_cursor = 0;
+    int widest_rows = 0, widest_gate = 0, widest_output = 0, widest_int8_groups = 0;
+    *storage_floats = *storage_int8 = 0;
     for (int l = 0; l < m->layer_count; l++) {
         const es_layer *layer = &m->layers[l];
         es_packed_layer *pl = &packed->layers[l];
@@ -462,7 +507,14 @@ int es_model_refresh(es_model *m) {
             continue;
         }
         layout_layer(layer, pl);
-        storage_floats += (size_t)pl->directions * direction_floats(pl);
+        *storage_floats += (size_t)pl->directions * direction_floats(pl);
+        if (pl->int8) {
+            *storage_int8 += (size_t)pl->directions * (size_t)(pl->rows_padded / ES_PANEL_ROWS) *
+                             pl->int8_panel_bytes;
+            int groups = pl->int8_input_groups > pl->int8_hidden_groups ? pl->int8_input_groups
+                                                                        : pl->int8_hidden_groups;
+            widest_int8_groups = groups > widest_int8_groups ? groups : widest_int8_groups;
+        }
         if (is_recurrent(layer->type))
             pl->state_history = take_state(&state_cursor, (size_t)layer->units);
         if (pl->gates == 4) pl->state_cell = take_state(&state_cursor, (size_t)pl->gate_rows);
@@ -479,26 +531,58 @@ int es_model_refresh(es_model *m) {
     for (int i = 0; i < 2; i++)
         packed->state_block_out[i] =
             take_state(&state_cursor, (size_t)ES_BLOCK_FRAMES * (size_t)widest_output);
+    /* int8 layers: a block of quantised vectors (4 bytes to a float), and
+     * their int32 sums (one float each) */
+    packed->state_int8_vectors =
+        take_state(&state_cursor, (size_t)ES_BLOCK_FRAMES * (size_t)widest_int8_groups);
+    packed->state_int8_sums = take_state(
+        &state_cursor, widest_int8_groups ? (size_t)ES_BLOCK_FRAMES * (size_t)widest_rows : 0);
     packed->state_floats = state_cursor;
+}
+
+int es_model_refresh(es_model *m) {
+    if (!m) return ES_RNN_ERR_ARG;
+    es_packed_model *packed = calloc(1, sizeof *packed);
+    if (!packed) return ES_RNN_ERR_NOMEM;
+    const es_packed_model *previous = m->packed;
+    packed->kernels = previous ? previous->kernels : es_kernels_for(ES_ISA_AUTO);
+    packed->int8_kernels = previous ? previous->int8_kernels : es_int8_kernels_for(ES_ISA_AUTO);
+
+    size_t storage_floats, storage_int8;
+    layout_model(m, packed, &storage_floats, &storage_int8);
     packed->storage = es_alloc_floats(storage_floats);
-    if (!packed->storage) {
+    packed->storage_int8 = storage_int8 ? (int8_t *)es_alloc_floats((storage_int8 + 3) / 4) : NULL;
+    if (!packed->storage || (storage_int8 && !packed->storage_int8)) {
+        free(packed->storage);
         free(packed);
         return ES_RNN_ERR_NOMEM;
     }
 
-    size_t cursor = 0;
+    size_t cursor = 0, cursor_int8 = 0;
     for (int l = 0; l < m->layer_count; l++) {
         const es_layer *layer = &m->layers[l];
         es_packed_layer *pl = &packed->layers[l];
         if (pl->directions == 0) continue; /* STACK */
         size_t direction_params = layer->param_count / (size_t)pl->directions;
+        size_t panels = (size_t)(pl->rows_padded / ES_PANEL_ROWS);
         for (int dir = 0; dir < pl->directions; dir++) {
             es_packed_direction *d = &pl->dir[dir];
-            d->panels = packed->storage + take_state(&cursor, (size_t)pl->rows_padded * pl->cols);
+            if (pl->int8) {
+                /* panel bytes are a multiple of 64: every panel stays aligned */
+                d->int8_panels = packed->storage_int8 + cursor_int8;
+                cursor_int8 += panels * pl->int8_panel_bytes;
+                d->row_scales = packed->storage + take_state(&cursor, (size_t)pl->rows_padded);
+            } else {
+                d->panels =
+                    packed->storage + take_state(&cursor, (size_t)pl->rows_padded * pl->cols);
+            }
             d->bias = packed->storage + take_state(&cursor, (size_t)pl->rows_padded);
             d->bias_n_hidden = packed->storage + take_state(&cursor, (size_t)pl->gate_rows);
+            const float *scales =
+                pl->int8 ? layer->row_scales + (size_t)dir * pl->gates * layer->units : NULL;
             pack_direction(layer, pl,
-                           m->params + layer->param_offset + (size_t)dir * direction_params, d);
+                           m->params + layer->param_offset + (size_t)dir * direction_params, scales,
+                           d);
         }
     }
     free_packed(m);
@@ -508,8 +592,12 @@ int es_model_refresh(es_model *m) {
 
 int es_model_use_isa(es_model *m, es_isa isa) {
     const es_kernels *kernels = es_kernels_for(isa);
-    if (!m || !m->packed || !kernels) return ES_RNN_ERR_ARG;
-    ((es_packed_model *)m->packed)->kernels = kernels;
+    const es_int8_kernels *int8_kernels = es_int8_kernels_for(isa);
+    if (!m || !m->packed || !kernels || (es_model_is_quantised(m) && !int8_kernels))
+        return ES_RNN_ERR_ARG;
+    es_packed_model *packed = m->packed;
+    packed->kernels = kernels;
+    if (int8_kernels) packed->int8_kernels = int8_kernels;
     return ES_RNN_OK;
 }
 
@@ -579,5 +667,12 @@ size_t es_model_flops_per_frame(const es_model *m) {
 
 const char *es_model_kernel_name(const es_model *m) {
     if (!m || !m->packed) return "none";
-    return ((const es_packed_model *)m->packed)->kernels->name;
+    const es_packed_model *packed = m->packed;
+    return es_model_is_quantised(m) ? packed->int8_kernels->name : packed->kernels->name;
+}
+
+int es_model_is_quantised(const es_model *m) {
+    for (int l = 0; m && l < m->layer_count; l++)
+        if (m->layers[l].quantised) return 1;
+    return 0;
 }

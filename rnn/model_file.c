@@ -1,11 +1,11 @@
 /*
  * Model files: saving, loading from a file or from memory, feature checks.
  *
- * Byte layout, format versions 1, 2 and 3. Every integer is little-endian;
- * offsets in bytes. The file ends exactly after the CRC. A model with
- * detection smoothing is saved as version 3, one with only detection
- * thresholds as version 2, any other as version 1, so files without them
- * stay readable by older builds.
+ * Byte layout, format versions 1 to 4. Every integer is little-endian;
+ * offsets in bytes. The file ends exactly after the CRC. A model with int8
+ * weights is saved as version 4, one with detection smoothing as version 3,
+ * one with only detection thresholds as version 2, any other as version 1,
+ * so files without them stay readable by older builds.
  *
  *   0   4   magic "ESM1"
  *   4   4   u32 format version (1, 2 or 3)
@@ -18,18 +18,27 @@
  *           type (es_layer_type), units (per direction, 1..ES_MAX_UNITS;
  *           STACK: kernel x its input size), activation (es_activation),
  *           kernel (CONV1D, STACK: 1..ES_MAX_KERNEL, else 0), weight encoding
- *           (0 = float32; others reserved for quantised weights). A STACK
+ *           (0 = float32; version 4: 1 = int8 with a scale per row; others
+ *           reserved). A STACK
  *           is only ever the first layer; builds older than it reject its
  *           type (8) by number.
  *   .   .   label_count labels, each a NUL-terminated string of at most
  *           ES_MAX_LABEL bytes including the NUL (printable ASCII without
  *           '"', '\\' and ',', so labels are safe in JSON and CSV)
- *   .  4×label_count  versions 2 and 3: float32 detection threshold of each
- *           output, in [0, 1] (0: none of its own)
- *   .  4×label_count  version 3: u32 detection smoothing of each output in
- *           ms, 0..ES_MODEL_MAX_SMOOTH_MS (0: none of its own)
+ *   .  4×label_count  versions 2 to 4: float32 detection threshold of each
+ *           output, in [0, 1] (0: none of its own; version 4: all zeros
+ *           when the model carries none)
+ *   .  4×label_count  versions 3 and 4: u32 detection smoothing of each
+ *           output in ms, 0..ES_MODEL_MAX_SMOOTH_MS (0: none of its own;
+ *           version 4: all zeros when the model carries none)
  *   .   8   u64 parameter count: must equal what the layer list implies
- *   .  4×n  float32 parameters, es_model_params() order (see rnn.h)
+ *   .   .   the parameters, layer after layer, es_model_params() order (see
+ *           rnn.h): a float32 layer's as n float32; an int8 layer's (rows:
+ *           gates x units; cols: [W U] side by side, K x in for CONV1D), per
+ *           direction: rows float32 scales (finite, >= 0), rows x cols int8
+ *           weights in -127..127 (W then U, row-major, as the floats they
+ *           stand for: weight = int8 x its row's scale), then its biases as
+ *           float32
  *   .   4   u32 CRC-32 (IEEE 802.3: reflected polynomial 0xEDB88320, initial
  *           and final XOR 0xFFFFFFFF) of every byte before it
  *
@@ -49,13 +58,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels_int8.h"
 #include "model_internal.h"
 
 #define ES_MODEL_MAGIC "ESM1"
 #define ES_MODEL_FORMAT_VERSION 1u
 #define ES_MODEL_FORMAT_VERSION_THRESHOLDS 2u
 #define ES_MODEL_FORMAT_VERSION_SMOOTHING 3u
+#define ES_MODEL_FORMAT_VERSION_INT8 4u
 #define ES_WEIGHTS_FLOAT32 0u
+#define ES_WEIGHTS_INT8_ROWS 1u
 #define ES_HEADER_BYTES 44u
 #define ES_LAYER_RECORD_BYTES 20u
 #define ES_CRC_BYTES 4u
@@ -121,6 +133,35 @@ static void put_f32(byte_writer *w, float f) {
     put_u32(w, bits);
 }
 
+/* Bytes of one layer's parameters in the file (int8: see the layout above). */
+static size_t weight_bytes(const es_layer_shape *shape, size_t param_count, int int8) {
+    if (!int8) return param_count * 4;
+    return (size_t)shape->directions * (shape->rows * 4 + shape->matrix_params + shape->biases * 4);
+}
+
+static size_t layer_weight_bytes(const es_layer *layer) {
+    es_layer_shape shape;
+    es_layer_shape_of(layer->type, layer->input_size, layer->units, layer->kernel, &shape);
+    return weight_bytes(&shape, layer->param_count, layer->quantised);
+}
+
+/* An int8 layer's parameters: per direction its scales, int8 matrices, biases. */
+static void put_int8_layer(byte_writer *w, const es_layer *layer, const float *params) {
+    es_layer_shape shape;
+    es_layer_shape_of(layer->type, layer->input_size, layer->units, layer->kernel, &shape);
+    for (int dir = 0; dir < shape.directions; dir++) {
+        const float *scales = layer->row_scales + (size_t)dir * shape.rows;
+        const float *p = params + (size_t)dir * (shape.matrix_params + shape.biases);
+        for (size_t r = 0; r < shape.rows; r++)
+            put_f32(w, scales[r]);
+        for (size_t i = 0; i < shape.matrix_params; i++)
+            w->bytes[w->pos++] =
+                (unsigned char)es_int8_weight(p[i], scales[es_layer_shape_row(&shape, i)]);
+        for (size_t i = 0; i < shape.biases; i++)
+            put_f32(w, p[shape.matrix_params + i]);
+    }
+}
+
 /* The whole file image, or NULL (with err filled). */
 static unsigned char *serialise(const es_model *m, size_t *size, es_error *err) {
     if (m->layer_count == 0) {
@@ -135,10 +176,15 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_error *err) 
     size_t total = ES_HEADER_BYTES + (size_t)m->layer_count * ES_LAYER_RECORD_BYTES;
     for (int i = 0; i < m->output_size; i++)
         total += strlen(es_model_label(m, i)) + 1;
-    const int with_thresholds = m->has_thresholds || m->has_smoothing;
+    /* version 4 carries both, zeros standing for none */
+    const int int8 = es_model_is_quantised(m);
+    const int with_smoothing = m->has_smoothing || int8;
+    const int with_thresholds = m->has_thresholds || with_smoothing;
     if (with_thresholds) total += (size_t)m->output_size * 4;
-    if (m->has_smoothing) total += (size_t)m->output_size * 4;
-    total += 8 + m->param_count * 4 + ES_CRC_BYTES;
+    if (with_smoothing) total += (size_t)m->output_size * 4;
+    total += 8 + ES_CRC_BYTES;
+    for (int l = 0; l < m->layer_count; l++)
+        total += layer_weight_bytes(&m->layers[l]);
     unsigned char *bytes = malloc(total);
     if (!bytes) {
         es_error_set(err, ES_RNN_ERR_NOMEM, "no memory for a %zu-byte model image", total);
@@ -147,7 +193,8 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_error *err) 
     byte_writer w = {bytes, 0};
     memcpy(bytes, ES_MODEL_MAGIC, 4);
     w.pos = 4;
-    put_u32(&w, m->has_smoothing    ? ES_MODEL_FORMAT_VERSION_SMOOTHING
+    put_u32(&w, int8                ? ES_MODEL_FORMAT_VERSION_INT8
+                : m->has_smoothing  ? ES_MODEL_FORMAT_VERSION_SMOOTHING
                 : m->has_thresholds ? ES_MODEL_FORMAT_VERSION_THRESHOLDS
                                     : ES_MODEL_FORMAT_VERSION);
     const es_feature_spec *f = &m->features;
@@ -166,7 +213,7 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_error *err) 
         put_u32(&w, (uint32_t)layer->units);
         put_u32(&w, (uint32_t)layer->activation);
         put_u32(&w, (uint32_t)layer->kernel);
-        put_u32(&w, ES_WEIGHTS_FLOAT32);
+        put_u32(&w, layer->quantised ? ES_WEIGHTS_INT8_ROWS : ES_WEIGHTS_FLOAT32);
     }
     for (int i = 0; i < m->output_size; i++) {
         const char *label = es_model_label(m, i);
@@ -176,11 +223,18 @@ static unsigned char *serialise(const es_model *m, size_t *size, es_error *err) 
     }
     for (int i = 0; with_thresholds && i < m->output_size; i++)
         put_f32(&w, m->has_thresholds ? m->thresholds[i] : 0.0f);
-    for (int i = 0; m->has_smoothing && i < m->output_size; i++)
-        put_u32(&w, (uint32_t)m->smooth_ms[i]);
+    for (int i = 0; with_smoothing && i < m->output_size; i++)
+        put_u32(&w, m->has_smoothing ? (uint32_t)m->smooth_ms[i] : 0u);
     put_u64(&w, (uint64_t)m->param_count);
-    for (size_t i = 0; i < m->param_count; i++)
-        put_f32(&w, m->params[i]);
+    for (int l = 0; l < m->layer_count; l++) {
+        const es_layer *layer = &m->layers[l];
+        const float *params = m->params + layer->param_offset;
+        if (layer->quantised)
+            put_int8_layer(&w, layer, params);
+        else
+            for (size_t i = 0; i < layer->param_count; i++)
+                put_f32(&w, params[i]);
+    }
     put_u32(&w, crc32_ieee(bytes, w.pos));
     *size = w.pos;
     return bytes;
@@ -257,8 +311,8 @@ typedef struct layer_record {
     uint32_t type, units, activation, kernel, encoding;
 } layer_record;
 
-static int read_layer(byte_reader *r, int index, uint32_t input_size, layer_record *rec,
-                      uint32_t *output_size) {
+static int read_layer(byte_reader *r, uint32_t version, int index, uint32_t input_size,
+                      layer_record *rec, uint32_t *output_size) {
     size_t at = r->pos;
     int rc = need(r, ES_LAYER_RECORD_BYTES, "a layer record");
     if (rc) return rc;
@@ -288,7 +342,9 @@ static int read_layer(byte_reader *r, int index, uint32_t input_size, layer_reco
     if (stack && rec->units != rec->kernel * input_size)
         return reject(r, "layer %d (STACK): %u units, expected kernel %u x %u inputs (offset %zu)",
                       index, rec->units, rec->kernel, input_size, at + 4);
-    if (rec->encoding != ES_WEIGHTS_FLOAT32)
+    const int int8_allowed = version >= ES_MODEL_FORMAT_VERSION_INT8 && !stack;
+    if (rec->encoding != ES_WEIGHTS_FLOAT32 &&
+        !(rec->encoding == ES_WEIGHTS_INT8_ROWS && int8_allowed))
         return reject(r, "layer %d (%s): weight encoding %u is not supported (offset %zu)", index,
                       name, rec->encoding, at + 16);
     *output_size = bidir ? 2 * rec->units : rec->units;
@@ -350,6 +406,7 @@ typedef struct parsed_model {
     int has_thresholds, has_smoothing;
     float thresholds[ES_MAX_OUTPUTS];
     int smooth_ms[ES_MAX_OUTPUTS];
+    uint32_t layer_inputs[ES_MAX_LAYERS];
     size_t weights_at; /* offset of the first weight */
 } parsed_model;
 
@@ -375,9 +432,9 @@ static void check_crc(byte_reader *r, uint32_t *stored, uint32_t *computed) {
 static int read_header(byte_reader *r, parsed_model *p) {
     int rc = read_u32(r, &p->version, "the format version");
     if (rc) return rc;
-    if (p->version < ES_MODEL_FORMAT_VERSION || p->version > ES_MODEL_FORMAT_VERSION_SMOOTHING)
+    if (p->version < ES_MODEL_FORMAT_VERSION || p->version > ES_MODEL_FORMAT_VERSION_INT8)
         return reject(r, "format version %u, this build reads versions %u to %u", p->version,
-                      ES_MODEL_FORMAT_VERSION, ES_MODEL_FORMAT_VERSION_SMOOTHING);
+                      ES_MODEL_FORMAT_VERSION, ES_MODEL_FORMAT_VERSION_INT8);
     for (int i = 0; i < 6; i++)
         if ((rc = read_u32(r, &p->header[i], "the feature spec"))) return rc;
     if ((rc = read_u32(r, &p->input_size, "the input size"))) return rc;
@@ -401,8 +458,9 @@ static int read_layers(byte_reader *r, parsed_model *p, uint64_t *param_count) {
     for (uint32_t l = 0; l < p->layer_count; l++) {
         uint32_t layer_output = 0;
         const layer_record *rec = &p->records[l];
-        int rc = read_layer(r, (int)l, layer_input, &p->records[l], &layer_output);
+        int rc = read_layer(r, p->version, (int)l, layer_input, &p->records[l], &layer_output);
         if (rc) return rc;
+        p->layer_inputs[l] = layer_input;
         *param_count += es_layer_param_count((es_layer_type)rec->type, (int)layer_input,
                                              (int)rec->units, (int)rec->kernel);
         layer_input = layer_output;
@@ -431,6 +489,16 @@ static int read_outputs(byte_reader *r, parsed_model *p) {
         if ((rc = read_threshold(r, (int)i, &p->thresholds[i]))) return rc;
     for (uint32_t i = 0; p->has_smoothing && i < p->label_count; i++)
         if ((rc = read_smoothing(r, (int)i, &p->smooth_ms[i]))) return rc;
+    if (p->version >= ES_MODEL_FORMAT_VERSION_INT8) {
+        /* version 4 always has room for both; zeros throughout mean none */
+        int thresholds = 0, smoothing = 0;
+        for (uint32_t i = 0; i < p->label_count; i++) {
+            thresholds |= p->thresholds[i] != 0.0f;
+            smoothing |= p->smooth_ms[i] != 0;
+        }
+        p->has_thresholds = thresholds;
+        p->has_smoothing = smoothing;
+    }
     return 0;
 }
 
@@ -448,37 +516,96 @@ static int read_weight_extent(byte_reader *r, parsed_model *p, uint64_t expected
                       (unsigned long long)p->param_count, count_at,
                       (unsigned long long)expected_params);
     p->weights_at = r->pos;
+    size_t bytes = 0; /* bounded: ES_MAX_LAYERS layers of at most ~2^39 bytes */
+    for (uint32_t l = 0; l < p->layer_count; l++) {
+        const layer_record *rec = &p->records[l];
+        es_layer_shape shape;
+        es_layer_shape_of((es_layer_type)rec->type, (int)p->layer_inputs[l], (int)rec->units,
+                          (int)rec->kernel, &shape);
+        bytes +=
+            weight_bytes(&shape,
+                         es_layer_param_count((es_layer_type)rec->type, (int)p->layer_inputs[l],
+                                              (int)rec->units, (int)rec->kernel),
+                         rec->encoding == ES_WEIGHTS_INT8_ROWS);
+    }
     size_t left = r->size - r->pos;
-    if (left < ES_CRC_BYTES || p->param_count > (left - ES_CRC_BYTES) / 4)
+    if (left < ES_CRC_BYTES || bytes > left - ES_CRC_BYTES)
         return reject(r,
-                      "truncated: %llu weights and the CRC need %llu bytes at offset %zu, "
+                      "truncated: %llu weights and the CRC need %zu bytes at offset %zu, "
                       "%zu remain",
-                      (unsigned long long)p->param_count,
-                      (unsigned long long)p->param_count * 4 + ES_CRC_BYTES, p->weights_at, left);
-    size_t end = p->weights_at + (size_t)p->param_count * 4 + ES_CRC_BYTES;
+                      (unsigned long long)p->param_count, bytes + ES_CRC_BYTES, p->weights_at,
+                      left);
+    size_t end = p->weights_at + bytes + ES_CRC_BYTES;
     if (end != r->size)
         return reject(r, "%zu unexpected bytes after the CRC at offset %zu", r->size - end, end);
+    return 0;
+}
+
+/* One float32 weight of layer l (offset `index` into its parameters),
+ * refused when NaN or infinite. */
+static int read_finite(byte_reader *r, const parsed_model *p, int l, size_t index, float *value) {
+    size_t at = r->pos;
+    uint32_t bits = get_u32(r);
+    memcpy(value, &bits, sizeof *value);
+    if (isfinite(*value)) return 0;
+    return es_error_set(r->err, ES_RNN_ERR_FORMAT, "layer %d (%s): weight %zu is %s at offset %zu",
+                        l, es_layer_type_name((es_layer_type)p->records[l].type), index,
+                        isnan(*value) ? "NaN" : "infinite", at);
+}
+
+/* An int8 layer's scales, int8 weights (stored as the floats they stand
+ * for) and biases, per direction. */
+static int read_int8_layer(byte_reader *r, const parsed_model *p, int l, es_layer *layer,
+                           float *params) {
+    es_layer_shape shape;
+    es_layer_shape_of(layer->type, layer->input_size, layer->units, layer->kernel, &shape);
+    layer->row_scales = malloc((size_t)shape.directions * shape.rows * sizeof(float));
+    if (!layer->row_scales)
+        return es_error_set(r->err, ES_RNN_ERR_NOMEM, "no memory for the scales of layer %d", l);
+    layer->quantised = 1;
+    for (int dir = 0; dir < shape.directions; dir++) {
+        float *scales = layer->row_scales + (size_t)dir * shape.rows;
+        float *w = params + (size_t)dir * (shape.matrix_params + shape.biases);
+        for (size_t i = 0; i < shape.rows; i++) {
+            size_t at = r->pos;
+            int rc = read_finite(r, p, l, i, &scales[i]);
+            if (rc) return rc;
+            if (scales[i] < 0.0f)
+                return es_error_set(r->err, ES_RNN_ERR_FORMAT,
+                                    "layer %d: row scale %zu is negative at offset %zu", l, i, at);
+        }
+        for (size_t i = 0; i < shape.matrix_params; i++) {
+            int8_t q = (int8_t)r->bytes[r->pos++];
+            if (q < -ES_INT8_MAX)
+                return es_error_set(r->err, ES_RNN_ERR_FORMAT,
+                                    "layer %d: int8 weight %zu is -128 at offset %zu (the "
+                                    "range is -127..127)",
+                                    l, i, r->pos - 1);
+            w[i] = (float)q * scales[es_layer_shape_row(&shape, i)];
+        }
+        for (size_t i = 0; i < shape.biases; i++) {
+            int rc = read_finite(r, p, l, shape.matrix_params + i, &w[shape.matrix_params + i]);
+            if (rc) return rc;
+        }
+    }
     return 0;
 }
 
 /* Copies the weights (at r->pos) into m, refusing NaN and infinities with
  * the layer and offset of the first. */
 static int read_weights(byte_reader *r, const parsed_model *p, es_model *m) {
-    for (size_t i = 0; i < m->param_count; i++) {
-        uint32_t bits = get_u32(r);
-        float value;
-        memcpy(&value, &bits, sizeof value);
-        if (!isfinite(value)) {
-            int l = 0;
-            while (l + 1 < m->layer_count && m->layers[l + 1].param_offset <= i)
-                l++;
-            return es_error_set(r->err, ES_RNN_ERR_FORMAT,
-                                "layer %d (%s): weight %zu is %s at offset %zu", l,
-                                es_layer_type_name((es_layer_type)p->records[l].type),
-                                i - m->layers[l].param_offset, isnan(value) ? "NaN" : "infinite",
-                                p->weights_at + 4 * i);
+    for (int l = 0; l < m->layer_count; l++) {
+        es_layer *layer = &m->layers[l];
+        float *params = m->params + layer->param_offset;
+        if (p->records[l].encoding == ES_WEIGHTS_INT8_ROWS) {
+            int rc = read_int8_layer(r, p, l, layer, params);
+            if (rc) return rc;
+            continue;
         }
-        m->params[i] = value;
+        for (size_t i = 0; i < layer->param_count; i++) {
+            int rc = read_finite(r, p, l, i, &params[i]);
+            if (rc) return rc;
+        }
     }
     return 0;
 }

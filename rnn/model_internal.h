@@ -16,7 +16,31 @@ typedef struct es_layer {
     int kernel;          /* CONV1D */
     size_t param_offset; /* into es_model.params */
     size_t param_count;
+    /* int8 weights (es_model_quantise, format version 4): params then hold
+     * the values they stand for, q * row_scales[row], and the packing
+     * recovers q exactly. One scale per matrix row ([W U] for recurrent
+     * layers), directions x rows of them; biases stay float. */
+    int quantised;
+    float *row_scales;
 } es_layer;
+
+/* The matrices of one direction of a layer: rows (gates x units) of cols
+ * columns ([W U] side by side for recurrent layers, K x in for CONV1D),
+ * stored as W then U in the parameters, followed by `biases` floats. */
+typedef struct es_layer_shape {
+    int directions;
+    size_t rows, cols, input_cols; /* input_cols: W's columns (all but U's) */
+    size_t matrix_params, biases;  /* per direction */
+} es_layer_shape;
+
+void es_layer_shape_of(es_layer_type type, int input_size, int units, int kernel,
+                       es_layer_shape *shape);
+/* The row of the matrix parameter at `index` of one direction (W then U). */
+static inline size_t es_layer_shape_row(const es_layer_shape *shape, size_t index) {
+    size_t w_params = shape->rows * shape->input_cols;
+    return index < w_params ? index / shape->input_cols
+                            : (index - w_params) / (shape->cols - shape->input_cols);
+}
 
 /* Parameter counts, for layout and validation. */
 size_t es_layer_param_count(es_layer_type type, int input_size, int units, int kernel);

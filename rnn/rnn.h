@@ -184,8 +184,30 @@ int es_model_frame_stride(const es_model *m);
  * matrix-vector product (BIDIR: both directions; after a STACK: per step
  * divided by its kernel, rounded up). */
 size_t es_model_flops_per_frame(const es_model *m);
-/* Which compute kernels the model runs on this CPU: "avx512", "avx2" or "generic". */
+/* Which compute kernels the model runs on this CPU: "avx512", "avx2" or
+ * "generic"; a quantised model names its int8 kernels: "avx512_vnni",
+ * "avx2", "neon_dotprod", "neon" or "generic". */
 const char *es_model_kernel_name(const es_model *m);
+
+/* ---- int8 weights ------------------------------------------------------------ */
+
+/* Quantises the model in place: every weight matrix (DENSE, CONV1D and the
+ * [W U] of recurrent layers) becomes int8 with one float scale per row,
+ * max |row| / 127 (symmetric, per gate row for GRU and LSTM); biases stay
+ * float. es_model_params() then holds the values the int8 weights stand
+ * for. At run time each vector a matrix multiplies (a frame's input, a
+ * CONV1D window, the hidden state of one step) is quantised with a scale of
+ * its own, max |v| / 127, and the int32 sums rescaled to float; gates,
+ * activations and the state stay float. Saved as format version 4. Layers
+ * already quantised stay as they are. ES_RNN_ERR_ARG (err filled) for a
+ * model without layers, ES_RNN_ERR_NOMEM. */
+int es_model_quantise(es_model *m, es_error *err);
+/* Float weights again, holding the values the int8 weights stood for (a
+ * float model runs the same numbers on the float kernels: benchmarks
+ * compare the two). ES_RNN_ERR_NOMEM when repacking fails. */
+int es_model_dequantise(es_model *m);
+/* Whether any layer has int8 weights. */
+int es_model_is_quantised(const es_model *m);
 
 /* ---- streaming state ------------------------------------------------------- */
 

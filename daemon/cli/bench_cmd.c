@@ -45,11 +45,14 @@ static const char bench_usage[] =
     "  frontend_48k_stereo  decode a 48 kHz stereo WAV + downmix, resample, features\n"
     "  gru_2x128            step 2 GRU layers of 128 units on 40 features (+ GFLOP/s)\n"
     "  lstm_2x128           the same with LSTM layers\n"
-    "  vad, kws             step the built-in models\n"
+    "  vad, kws             step the built-in models with float weights\n"
+    "  *_int8               the same with int8 weights (as shipped; earshot quantize)\n"
+    "                       on the CPU's int8 kernels\n"
     "  *_offline            the model stages stepping 32 frames per call, as\n"
     "                       `earshot file` does (the others step frame by frame,\n"
     "                       as live input does)\n"
-    "  pipeline             the whole offline pipeline of `earshot file`\n"
+    "  pipeline             the whole offline pipeline of `earshot file`, float weights\n"
+    "  pipeline_int8        the same with int8 weights, as `earshot file` runs\n"
     "\n"
     "  --seconds N          seconds of audio per stage, 1-3600\n"
     "  --format tsv         one line per stage: stage, xrt, ns_per_frame, peak_rss_kb\n"
@@ -337,11 +340,25 @@ static int bench_recurrent(const bench_context *ctx, const char *stage, es_layer
     return rc;
 }
 
-static int bench_builtin(const bench_context *ctx, const char *name, int tsv) {
+/* A built-in model with int8 weights (`int8`) or float ones: the shipped
+ * int8 model's weights as floats, or a float model quantised. */
+static es_model *load_builtin(const char *name, int int8) {
     es_model *model = NULL;
     es_error err;
-    if (es_pipeline_load_model(NULL, name, NULL, &model, &err) != ES_PIPELINE_OK) return -1;
-    int rc = bench_model_stages(ctx, name, model, tsv);
+    if (es_pipeline_load_model(NULL, name, NULL, &model, &err) != ES_PIPELINE_OK) return NULL;
+    if ((int8 ? es_model_quantise(model, &err) : es_model_dequantise(model)) != ES_RNN_OK) {
+        es_model_destroy(model);
+        return NULL;
+    }
+    return model;
+}
+
+static int bench_builtin(const bench_context *ctx, const char *name, int int8, int tsv) {
+    es_model *model = load_builtin(name, int8);
+    if (!model) return -1;
+    char stage[32];
+    snprintf(stage, sizeof stage, "%s%s", name, int8 ? "_int8" : "");
+    int rc = bench_model_stages(ctx, stage, model, tsv);
     es_model_destroy(model);
     return rc;
 }
@@ -385,14 +402,11 @@ static uint64_t run_pipeline(const bench_context *ctx, void *state) {
     return pb->frames;
 }
 
-static int bench_pipeline(const bench_context *ctx, bench_result *result) {
-    es_model *vad = NULL, *kws = NULL;
-    es_error err;
+static int bench_pipeline(const bench_context *ctx, int int8, bench_result *result) {
+    es_model *vad = load_builtin("vad", int8), *kws = load_builtin("kws", int8);
     pipeline_bench pb = {0};
     int rc = -1;
-    if (es_pipeline_load_model(NULL, "vad", NULL, &vad, &err) != ES_PIPELINE_OK ||
-        es_pipeline_load_model(NULL, "kws", NULL, &kws, &err) != ES_PIPELINE_OK)
-        goto done;
+    if (!vad || !kws) goto done;
     es_pipeline_config_default(&pb.config, ES_PIPELINE_OFFLINE);
     pb.config.source = "bench";
     pb.config.vad_model = vad;
@@ -404,7 +418,8 @@ static int bench_pipeline(const bench_context *ctx, bench_result *result) {
     pb.config.on_frame = count_posteriors;
     pb.config.frame_user = &pb;
     pb.chunk = malloc(READ_CHUNK_FRAMES * sizeof *pb.chunk);
-    if (pb.chunk) rc = time_stage(ctx, "pipeline", run_pipeline, &pb, 0, result);
+    if (pb.chunk)
+        rc = time_stage(ctx, int8 ? "pipeline_int8" : "pipeline", run_pipeline, &pb, 0, result);
 done:
     free(pb.chunk);
     if (vad) es_model_destroy(vad);
@@ -458,17 +473,23 @@ static int run_all(const bench_context *ctx, int tsv) {
     if (bench_recurrent(ctx, "lstm_2x128", ES_LAYER_LSTM, tsv) != 0) status = ES_EXIT_FAILURE;
 
     const char *builtin_stages[] = {"vad", "kws"};
-    for (size_t i = 0; i < 2; i++) {
-        if (bench_builtin(ctx, builtin_stages[i], tsv) != 0) {
-            es_cli_error("bench: %s: the built-in model cannot be loaded", builtin_stages[i]);
-            status = ES_EXIT_FAILURE;
+    for (int int8 = 0; int8 <= 1; int8++) {
+        for (size_t i = 0; i < 2; i++) {
+            if (bench_builtin(ctx, builtin_stages[i], int8, tsv) != 0) {
+                es_cli_error("bench: %s: the built-in model cannot be loaded%s", builtin_stages[i],
+                             int8 ? " or quantised" : "");
+                status = ES_EXIT_FAILURE;
+            }
         }
     }
-    if (bench_pipeline(ctx, &result) == 0) {
-        print_result(&result, tsv);
-    } else {
-        es_cli_error("bench: pipeline: cannot run with the built-in models");
-        status = ES_EXIT_FAILURE;
+    for (int int8 = 0; int8 <= 1; int8++) {
+        if (bench_pipeline(ctx, int8, &result) == 0) {
+            print_result(&result, tsv);
+        } else {
+            es_cli_error("bench: pipeline%s: cannot run with the built-in models",
+                         int8 ? "_int8" : "");
+            status = ES_EXIT_FAILURE;
+        }
     }
     if (status != ES_EXIT_OK) es_cli_error("bench: some stages failed");
     return status;

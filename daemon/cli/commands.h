@@ -15,6 +15,7 @@ int es_cmd_listen(int argc, char **argv);        /* listen_cmd.c */
 int es_cmd_train(int argc, char **argv);         /* train_cmd.c */
 int es_cmd_train_keyword(int argc, char **argv); /* train_keyword_cmd.c */
 int es_cmd_calibrate(int argc, char **argv);     /* calibrate_cmd.c */
+int es_cmd_quantize(int argc, char **argv);      /* quantize_cmd.c */
 int es_cmd_wyoming(int argc, char **argv);       /* wyoming_cmd.c */
 int es_cmd_voices(int argc, char **argv);        /* voices_cmd.c */
 

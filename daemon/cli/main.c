@@ -26,6 +26,7 @@ static const command commands[] = {
     {"train", es_cmd_train, "train a speech or keyword model from a data manifest"},
     {"train-keyword", es_cmd_train_keyword, "make a keyword model from nothing but the phrase"},
     {"calibrate", es_cmd_calibrate, "set a keyword model's thresholds for a false-alarm budget"},
+    {"quantize", es_cmd_quantize, "make a model with int8 weights (smaller, faster)"},
     {"daemon", es_cmd_daemon, "run the detection service (systemd/earshot.service)"},
     {"listen", es_cmd_listen, "print a running daemon's events as they happen"},
     {"wyoming", es_cmd_wyoming, "serve wake words and voice activity over the Wyoming protocol"},

@@ -1352,7 +1352,12 @@ static void test_bench_tsv(void **state) {
                                          "vad_offline",
                                          "kws",
                                          "kws_offline",
-                                         "pipeline"};
+                                         "vad_int8",
+                                         "vad_int8_offline",
+                                         "kws_int8",
+                                         "kws_int8_offline",
+                                         "pipeline",
+                                         "pipeline_int8"};
     enum { STAGES = sizeof stages / sizeof stages[0] };
     int line = 0;
     for (char *save = NULL, *text = strtok_r(r.out, "\n", &save); text;

@@ -1,0 +1,73 @@
+/*
+ * AVX2 int8 kernels: a panel's group (16 rows x 4 columns, 64 bytes) is two
+ * ymm registers. vpmaddubsw multiplies unsigned by signed bytes, so the
+ * vector's sign moves onto the weights first (vpsignb): |v| * sign(v) w. A
+ * pair of such products is at most 2 * 127 * 127 and never saturates the
+ * int16; vpmaddwd by ones then sums the pairs into each row's int32.
+ */
+#include <string.h>
+
+#include "kernels_int8.h"
+
+#ifdef ES_HAVE_X86_KERNELS
+#include <immintrin.h>
+
+#define ES_AVX2 __attribute__((target("avx2")))
+#define ES_AVX2_PANELS 4
+
+ES_AVX2 static inline __m256i broadcast_group(const int8_t *v) {
+    int32_t four;
+    memcpy(&four, v, sizeof four);
+    return _mm256_set1_epi32(four);
+}
+
+/* `panels` (a constant in each caller) panels times one vector. */
+ES_AVX2 static inline __attribute__((always_inline)) void avx2_panels(const int8_t *w,
+                                                                      size_t panel_stride,
+                                                                      int panels, int groups,
+                                                                      const int8_t *v, int32_t *y) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[ES_AVX2_PANELS][2];
+#pragma GCC unroll 4
+    for (int p = 0; p < panels; p++)
+        acc[p][0] = acc[p][1] = _mm256_setzero_si256();
+    for (int g = 0; g < groups; g++, w += ES_INT8_GROUP_BYTES) {
+        __m256i vb = broadcast_group(v + g * ES_INT8_GROUP);
+        __m256i magnitude = _mm256_abs_epi8(vb);
+#pragma GCC unroll 4
+        for (int p = 0; p < panels; p++) {
+            const int8_t *wp = w + (size_t)p * panel_stride;
+#pragma GCC unroll 2
+            for (int half = 0; half < 2; half++) {
+                __m256i wh = _mm256_loadu_si256((const __m256i *)(wp + 32 * half));
+                __m256i pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(wh, vb));
+                acc[p][half] = _mm256_add_epi32(acc[p][half], _mm256_madd_epi16(pairs, ones));
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int p = 0; p < panels; p++) {
+        _mm256_storeu_si256((__m256i *)(y + p * ES_PANEL_ROWS), acc[p][0]);
+        _mm256_storeu_si256((__m256i *)(y + p * ES_PANEL_ROWS + 8), acc[p][1]);
+    }
+}
+
+ES_AVX2 static void avx2_matmat(const int8_t *panels, size_t panel_stride, int panel_count,
+                                int groups, const int8_t *v, size_t v_stride, int count, int32_t *y,
+                                size_t y_stride) {
+    for (int t = 0; t < count; t++) {
+        const int8_t *vt = v + (size_t)t * v_stride;
+        int32_t *yt = y + (size_t)t * y_stride;
+        int p = 0;
+        for (; p + ES_AVX2_PANELS <= panel_count; p += ES_AVX2_PANELS)
+            avx2_panels(panels + (size_t)p * panel_stride, panel_stride, ES_AVX2_PANELS, groups, vt,
+                        yt + p * ES_PANEL_ROWS);
+        for (; p < panel_count; p++)
+            avx2_panels(panels + (size_t)p * panel_stride, panel_stride, 1, groups, vt,
+                        yt + p * ES_PANEL_ROWS);
+    }
+}
+
+const es_int8_kernels es_int8_kernels_avx2 = {.name = "avx2", .matmat = avx2_matmat};
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * ARM NEON int8 kernels (aarch64 only): a panel's group (16 rows x 4
+ * columns, 64 bytes) is four 128-bit registers of four rows each. With the
+ * dot-product extension (__ARM_FEATURE_DOTPROD, e.g. -march=armv8.2-a+dotprod:
+ * Cortex-A55/A76, the Raspberry Pi 5) one SDOT adds each row's four products
+ * into its int32; without it, SMULL makes int16 products and SADALP adds
+ * pairs of them into int32 lanes that hold half a row each.
+ */
+#include <string.h>
+
+#include "kernels_int8.h"
+
+#ifdef __aarch64__
+#include <arm_neon.h>
+
+static int8x16_t broadcast_group(const int8_t *v) {
+    int32_t four;
+    memcpy(&four, v, sizeof four);
+    return vreinterpretq_s8_s32(vdupq_n_s32(four));
+}
+
+/* One panel (16 rows) times one vector. */
+static void neon_panel(const int8_t *w, int groups, const int8_t *v, int32_t *y) {
+#ifdef __ARM_FEATURE_DOTPROD
+    int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+    for (int g = 0; g < groups; g++, w += ES_INT8_GROUP_BYTES) {
+        int8x16_t vb = broadcast_group(v + g * ES_INT8_GROUP);
+        for (int q = 0; q < 4; q++)
+            acc[q] = vdotq_s32(acc[q], vld1q_s8(w + 16 * q), vb);
+    }
+    for (int q = 0; q < 4; q++)
+        vst1q_s32(y + 4 * q, acc[q]);
+#else
+    /* pairs[q][0]: rows 4q, 4q+1; pairs[q][1]: rows 4q+2, 4q+3; two lanes a row */
+    int32x4_t pairs[4][2];
+    for (int q = 0; q < 4; q++)
+        pairs[q][0] = pairs[q][1] = vdupq_n_s32(0);
+    for (int g = 0; g < groups; g++, w += ES_INT8_GROUP_BYTES) {
+        int8x16_t vb = broadcast_group(v + g * ES_INT8_GROUP);
+        for (int q = 0; q < 4; q++) {
+            int8x16_t wq = vld1q_s8(w + 16 * q);
+            pairs[q][0] = vpadalq_s16(pairs[q][0], vmull_s8(vget_low_s8(wq), vget_low_s8(vb)));
+            pairs[q][1] = vpadalq_s16(pairs[q][1], vmull_high_s8(wq, vb));
+        }
+    }
+    for (int q = 0; q < 4; q++)
+        vst1q_s32(y + 4 * q, vpaddq_s32(pairs[q][0], pairs[q][1]));
+#endif
+}
+
+static void neon_matmat(const int8_t *panels, size_t panel_stride, int panel_count, int groups,
+                        const int8_t *v, size_t v_stride, int count, int32_t *y, size_t y_stride) {
+    for (int t = 0; t < count; t++)
+        for (int p = 0; p < panel_count; p++)
+            neon_panel(panels + (size_t)p * panel_stride, groups, v + (size_t)t * v_stride,
+                       y + (size_t)t * y_stride + (size_t)p * ES_PANEL_ROWS);
+}
+
+const es_int8_kernels es_int8_kernels_neon = {
+#ifdef __ARM_FEATURE_DOTPROD
+    .name = "neon_dotprod",
+#else
+    .name = "neon",
+#endif
+    .matmat = neon_matmat,
+};
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * AVX-512 VNNI int8 kernels: a panel's group (16 rows x 4 columns, 64 bytes)
+ * is one zmm register, and one vpdpbusd adds each row's four products into
+ * its int32. vpdpbusd multiplies unsigned by signed bytes: the weights are
+ * made unsigned on the fly (w + 128, an XOR of the sign bit), the vector
+ * stays signed, and 128 times the vector's sum, the same for every row, is
+ * taken off at the end. Exact: the sums stay far inside an int32.
+ */
+#include <string.h>
+
+#include "kernels_int8.h"
+
+#ifdef ES_HAVE_X86_KERNELS
+#include <immintrin.h>
+
+#define ES_VNNI __attribute__((target("avx512f,avx512vnni")))
+#define ES_VNNI_PANELS 4
+
+/* `panels` (a constant in each caller) panels times one vector. */
+ES_VNNI static inline __attribute__((always_inline)) void
+vnni_panels(const int8_t *w, size_t panel_stride, int panels, int groups, const int8_t *v,
+            __m512i offset, int32_t *y) {
+    const __m512i sign_bits = _mm512_set1_epi8((char)0x80);
+    __m512i acc[ES_VNNI_PANELS];
+#pragma GCC unroll 4
+    for (int p = 0; p < panels; p++)
+        acc[p] = _mm512_setzero_si512();
+    for (int g = 0; g < groups; g++, w += ES_INT8_GROUP_BYTES) {
+        int32_t four;
+        memcpy(&four, v + g * ES_INT8_GROUP, sizeof four);
+        __m512i vb = _mm512_set1_epi32(four);
+#pragma GCC unroll 4
+        for (int p = 0; p < panels; p++) {
+            __m512i unsigned_w =
+                _mm512_xor_si512(_mm512_loadu_si512(w + (size_t)p * panel_stride), sign_bits);
+            acc[p] = _mm512_dpbusd_epi32(acc[p], unsigned_w, vb);
+        }
+    }
+#pragma GCC unroll 4
+    for (int p = 0; p < panels; p++)
+        _mm512_storeu_si512(y + p * ES_PANEL_ROWS, _mm512_sub_epi32(acc[p], offset));
+}
+
+ES_VNNI static void vnni_matmat(const int8_t *panels, size_t panel_stride, int panel_count,
+                                int groups, const int8_t *v, size_t v_stride, int count, int32_t *y,
+                                size_t y_stride) {
+    for (int t = 0; t < count; t++) {
+        const int8_t *vt = v + (size_t)t * v_stride;
+        int32_t *yt = y + (size_t)t * y_stride;
+        int32_t sum = 0;
+        for (int j = 0; j < groups * ES_INT8_GROUP; j++)
+            sum += vt[j];
+        __m512i offset = _mm512_set1_epi32(128 * sum);
+        int p = 0;
+        for (; p + ES_VNNI_PANELS <= panel_count; p += ES_VNNI_PANELS)
+            vnni_panels(panels + (size_t)p * panel_stride, panel_stride, ES_VNNI_PANELS, groups, vt,
+                        offset, yt + p * ES_PANEL_ROWS);
+        for (; p < panel_count; p++)
+            vnni_panels(panels + (size_t)p * panel_stride, panel_stride, 1, groups, vt, offset,
+                        yt + p * ES_PANEL_ROWS);
+    }
+}
+
+const es_int8_kernels es_int8_kernels_vnni = {.name = "avx512_vnni", .matmat = vnni_matmat};
+
+#endif
