@@ -11,8 +11,8 @@ static void generic_product(const float *panels, size_t panel_stride, int panel_
                             const float *const *bias, float *const *y, int count) {
     for (int p = 0; p < panel_count; p++)
         for (int t = 0; t < count; t++)
-            es_kernels_generic.matvec(panels + (size_t)p * panel_stride, panel_stride, 1,
-                                      col_begin, col_end, v[t], bias[t] + p * ES_PANEL_ROWS,
+            es_kernels_generic.matvec(panels + (size_t)p * panel_stride, panel_stride, 1, col_begin,
+                                      col_end, v[t], bias[t] + p * ES_PANEL_ROWS,
                                       y[t] + p * ES_PANEL_ROWS);
 }
 

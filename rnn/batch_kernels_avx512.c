@@ -86,7 +86,7 @@ typedef void (*avx512_tile_fn)(const float *w, size_t panel_stride, int col_begi
  * registers: chain tiles [panels - 1][streams - 1], lone tiles [streams - 1]. */
 #define ES_AVX512_CHAIN_TILE(np, ns)                                                               \
     ES_AVX512 static void avx512_chain_##np##x##ns(                                                \
-        const float *w, size_t panel_stride, int col_begin, int col_end, const float *const *v,   \
+        const float *w, size_t panel_stride, int col_begin, int col_end, const float *const *v,    \
         const float *const *bias, float *const *y, size_t row) {                                   \
         avx512_chain_tile(w, panel_stride, np, col_begin, col_end, v, bias, y, row, ns);           \
     }
@@ -99,9 +99,9 @@ ES_AVX512_CHAIN_ROW(3)
 ES_AVX512_CHAIN_ROW(4)
 
 #define ES_AVX512_LONE_TILE(ns)                                                                    \
-    ES_AVX512 static void avx512_lone_##ns(const float *w, size_t panel_stride, int col_begin,    \
-                                           int col_end, const float *const *v,                     \
-                                           const float *const *bias, float *const *y, size_t row) { \
+    ES_AVX512 static void avx512_lone_##ns(                                                        \
+        const float *w, size_t panel_stride, int col_begin, int col_end, const float *const *v,    \
+        const float *const *bias, float *const *y, size_t row) {                                   \
         (void)panel_stride;                                                                        \
         avx512_lone_tile(w, col_begin, col_end, v, bias, y, row, ns);                              \
     }
