@@ -132,8 +132,8 @@ static void test_kernels_match_single_stream(void **state) {
                 }
                 bk->matmat(panels, stride, panel_count, 2, COLS, vs, biases, ys, count);
                 for (int t = 0; t < count; t++) {
-                    k->matmat(panels, stride, panel_count, 2, COLS, vs[t], COLS, 1, biases[t],
-                              want, 0);
+                    k->matmat(panels, stride, panel_count, 2, COLS, vs[t], COLS, 1, biases[t], want,
+                              0);
                     assert_memory_equal(ys[t], want, sizeof(float) * panel_count * ES_PANEL_ROWS);
                 }
                 /* In place: the result replaces the bias it started from. */
