@@ -11,16 +11,9 @@
 #include "kernels.h"
 #include "layers_int8.h"
 #include "model_internal.h"
+#include "state_internal.h"
 
-struct es_state {
-    const es_model *model; /* read-only; its packing is looked up each step so a
-                              trainer's es_model_refresh() is seen at once */
-    float *scratch;        /* every layer's hidden values, histories and gates */
-    size_t scratch_floats;
-    int gathered; /* behind a STACK: frames of the group so far */
-};
-
-static void activate(const es_kernels *k, es_activation act, float *x, int n) {
+void es_activate(const es_kernels *k, es_activation act, float *x, int n) {
     switch (act) {
     case ES_ACT_LINEAR:
         break;
@@ -95,21 +88,28 @@ static void hidden_products(const es_packed_model *packed, const es_packed_layer
 static void recurrent_update(const es_packed_model *packed, float *scratch, const es_layer *layer,
                              const es_packed_layer *pl, const es_packed_direction *d, float *h,
                              float *cell, float *gates, float *n_hidden) {
-    const es_kernels *k = packed->kernels;
-    int in = layer->input_size, u = layer->units, gr = pl->gate_rows;
-    hidden_operand hidden = {h, pl->int8 ? es_int8_quantise_hidden(packed, scratch, h, u) : 0.0f};
+    int in = layer->input_size, summed = es_recurrent_summed_rows(layer, pl);
+    hidden_operand hidden = {h, pl->int8 ? es_int8_quantise_hidden(packed, scratch, h, layer->units)
+                                         : 0.0f};
+    hidden_products(packed, pl, d, scratch, hidden, in, 0, summed, gates, gates);
+    if (summed < pl->rows_padded) /* GRU: U_n h + c_n stays apart (r multiplies it) */
+        hidden_products(packed, pl, d, scratch, hidden, in, summed, pl->rows_padded - summed,
+                        d->bias_n_hidden, n_hidden);
+    es_recurrent_finish(packed->kernels, layer, pl, h, cell, gates, n_hidden);
+}
+
+void es_recurrent_finish(const es_kernels *k, const es_layer *layer, const es_packed_layer *pl,
+                         float *h, float *cell, float *gates, const float *n_hidden) {
+    int u = layer->units, gr = pl->gate_rows;
     switch (layer->type) {
     case ES_LAYER_RNN:
-        hidden_products(packed, pl, d, scratch, hidden, in, 0, pl->rows_padded, gates, gates);
         k->tanh(gates, u);
         memcpy(h, gates, (size_t)u * sizeof(float));
         break;
     case ES_LAYER_GRU:
     case ES_LAYER_BIDIR_GRU: {
         float *z = gates, *r = gates + gr, *n = gates + 2 * gr;
-        hidden_products(packed, pl, d, scratch, hidden, in, 0, 2 * gr, gates, gates);
-        /* n = tanh(W_n x + b_n + r (U_n h + c_n)): U_n h stays apart */
-        hidden_products(packed, pl, d, scratch, hidden, in, 2 * gr, gr, d->bias_n_hidden, n_hidden);
+        /* n = tanh(W_n x + b_n + r (U_n h + c_n)) */
         k->sigmoid(z, 2 * gr);
         for (int j = 0; j < u; j++)
             n[j] += r[j] * n_hidden[j];
@@ -121,7 +121,6 @@ static void recurrent_update(const es_packed_model *packed, float *scratch, cons
     default: { /* LSTM, BIDIR_LSTM */
         float *i_gate = gates, *f_gate = gates + gr, *g_gate = gates + 2 * gr,
               *o_gate = gates + 3 * gr;
-        hidden_products(packed, pl, d, scratch, hidden, in, 0, pl->rows_padded, gates, gates);
         k->sigmoid(i_gate, 2 * gr); /* i and f */
         k->tanh(g_gate, u);
         k->sigmoid(o_gate, u);
@@ -170,7 +169,7 @@ static void layer_block(const es_model *m, int l, int dir, float *scratch, const
     if (layer->type == ES_LAYER_DENSE || layer->type == ES_LAYER_CONV1D) {
         for (int t = 0; t < count; t++) {
             float *g = gates + (size_t)t * rows;
-            activate(k, layer->activation, g, layer->units);
+            es_activate(k, layer->activation, g, layer->units);
             memcpy(out + (size_t)t * out_stride, g, units * sizeof(float));
         }
         return;

@@ -231,6 +231,17 @@ const float *es_state_step(es_state *s, const float *frame);
  * weight loads, so offline analysis hands over whatever frames it has. */
 void es_state_step_frames(es_state *s, const float *frames, int count, float *outputs);
 
+/* [rt] One frame for each of `count` streams of `m` at once: stream t's
+ * frame is inputs + t * input_size, its outputs go to outputs + t *
+ * output_size. states[t] are distinct states of `m`. Bit-identical, stream
+ * by stream, to es_state_step on each alone, and faster: the streams share
+ * every matrix product, so each weight is loaded once per block of streams
+ * instead of once per stream (a server stepping many live sources). An int8
+ * model (es_model_is_quantised) is stepped one stream at a time for now:
+ * the same results, without the shared loads (no batched int8 kernels yet). */
+void es_model_step_batch(const es_model *m, es_state *const *states, const float *inputs,
+                         float *outputs, int count);
+
 /* Whole-sequence forward (offline): `frames` x input_size in, frames x
  * output_size out, starting from zero state. For streaming models the result
  * is bit-identical to stepping frame by frame. */

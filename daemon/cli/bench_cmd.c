@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "stream.h"
+#include "bench_streams.h"
 #include "builtin.h"
 #include "cli_util.h"
 #include "commands.h"
@@ -35,7 +36,7 @@
 #define BENCH_BLOCK_FRAMES 32
 
 static const char bench_usage[] =
-    "Usage: earshot bench [--seconds N] [--format table|tsv]\n"
+    "Usage: earshot bench [--seconds N] [--format table|tsv] [--streams N]\n"
     "Measures each stage on this machine with N seconds (default 20) of generated\n"
     "audio: x-real-time, nanoseconds per 10 ms frame, peak memory. Each stage runs\n"
     "several times; the fastest run is reported.\n"
@@ -55,6 +56,10 @@ static const char bench_usage[] =
     "  pipeline_int8        the same with int8 weights, as `earshot file` runs\n"
     "\n"
     "  --seconds N          seconds of audio per stage, 1-3600\n"
+    "  --streams N          instead: N live 16 kHz streams fed in real time for\n"
+    "                       --seconds, VAD + keywords on one engine thread (and\n"
+    "                       1 stream beside it): its CPU load, the delay from a\n"
+    "                       frame's audio to its detection, memory per stream\n"
     "  --format tsv         one line per stage: stage, xrt, ns_per_frame, peak_rss_kb\n"
     "  -h, --help           show this help\n";
 
@@ -112,7 +117,7 @@ static int time_stage(const bench_context *ctx, const char *stage, stage_run run
 
 /* Voiced syllables (a 120-220 Hz pulse with harmonics, four a second) over a
  * low noise floor: the front end sees speech-like spectra, not silence. */
-static float generated_sample(int64_t n, int rate_hz, uint32_t *noise) {
+float es_bench_generated_sample(int64_t n, int rate_hz, uint32_t *noise) {
     double t = (double)n / rate_hz;
     double pitch_hz = 170.0 + 50.0 * sin(2.0 * M_PI * 0.3 * t);
     double envelope = 0.5 + 0.5 * sin(2.0 * M_PI * 4.0 * t);
@@ -143,7 +148,7 @@ static int write_wav(char *path, size_t path_size, int rate_hz, int channels, in
     for (int64_t n = 0; n < total && !failed;) {
         int count = 0;
         for (; count < 1024 && n < total; count++, n++) {
-            float s = generated_sample(n, rate_hz, &noise);
+            float s = es_bench_generated_sample(n, rate_hz, &noise);
             for (int c = 0; c < channels; c++)
                 block[count * channels + c] = c == 0 ? s : 0.8f * s;
         }
@@ -499,11 +504,12 @@ int es_cmd_bench(int argc, char **argv) {
     static const struct option long_options[] = {
         {"seconds", required_argument, NULL, 's'},
         {"format", required_argument, NULL, 'f'},
+        {"streams", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     bench_context ctx = {.seconds = 20};
-    int tsv = 0;
+    int tsv = 0, streams = 0;
     optind = 0;
     opterr = 0;
     int opt;
@@ -520,6 +526,10 @@ int es_cmd_bench(int argc, char **argv) {
             }
             tsv = strcmp(optarg, "tsv") == 0;
             break;
+        case 'n':
+            if (es_cli_parse_int("--streams", optarg, 1, 100000, &streams) != 0)
+                return ES_EXIT_USAGE;
+            break;
         case 'h':
             fputs(bench_usage, stdout);
             return ES_EXIT_OK;
@@ -533,6 +543,7 @@ int es_cmd_bench(int argc, char **argv) {
         return ES_EXIT_USAGE;
     }
 
+    if (streams > 0) return es_bench_streams(streams, ctx.seconds, tsv);
     int status = ES_EXIT_FAILURE;
     if (prepare(&ctx) == 0) {
         if (!tsv)

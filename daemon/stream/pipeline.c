@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "builtin.h"
+#include "pipeline_engine.h"
 
 #define MIN_INPUT_RATE_HZ 8000.0
 #define MAX_INPUT_RATE_HZ 96000.0
@@ -531,20 +532,28 @@ static void detect_frame(es_pipeline *p, const es_frame *frame, int t) {
     atomic_fetch_add_explicit(&p->frames_processed, 1, memory_order_relaxed);
 }
 
+static void gather_features(es_pipeline *p) {
+    size_t bands = (size_t)p->config.frontend.mel_bands;
+    for (int t = 0; t < p->block_count; t++)
+        memcpy(p->block_features + (size_t)t * bands, p->block[t].features, bands * sizeof(float));
+}
+
+void es_pipeline_detect_taken(es_pipeline *p) {
+    for (int t = 0; t < p->block_count; t++)
+        detect_frame(p, &p->block[t], t);
+    p->block_count = 0;
+}
+
 /* The waiting block through every model, then each frame through the
  * detectors, in order. */
 static void run_models(es_pipeline *p) {
     int count = p->block_count;
     if (count == 0) return;
-    size_t bands = (size_t)p->config.frontend.mel_bands;
-    for (int t = 0; t < count; t++)
-        memcpy(p->block_features + (size_t)t * bands, p->block[t].features, bands * sizeof(float));
+    gather_features(p);
     es_state_step_frames(p->vad_state, p->block_features, count, p->vad_outputs);
     for (int k = 0; k < p->kws_model_count; k++)
         es_state_step_frames(p->kws_states[k], p->block_features, count, p->kws_outputs[k]);
-    for (int t = 0; t < count; t++)
-        detect_frame(p, &p->block[t], t);
-    p->block_count = 0;
+    es_pipeline_detect_taken(p);
 }
 
 /* Keywords still waiting for their end are sent too: at the end of a file
@@ -705,6 +714,45 @@ int es_pipeline_consume(es_pipeline *p, int timeout_ms) {
         struct timespec nap = {0, left_ns < CONSUME_POLL_NS ? (long)left_ns : CONSUME_POLL_NS};
         nanosleep(&nap, NULL);
     }
+}
+
+/* ---- live: consumer half, for an engine of many pipelines ----------------------- */
+
+int es_pipeline_max_take(const es_pipeline *p) {
+    (void)p;
+    return MODEL_BLOCK_FRAMES;
+}
+
+int es_pipeline_models_of(es_pipeline *p, es_pipeline_models *models) {
+    if (p->config.mode != ES_PIPELINE_LIVE) return ES_PIPELINE_ERR_STATE;
+    *models = (es_pipeline_models){
+        .features = p->block_features,
+        .vad_model = p->config.vad_model,
+        .vad_state = p->vad_state,
+        .vad_outputs = p->vad_outputs,
+        .kws_count = p->kws_model_count,
+        .kws_models = p->config.kws_models,
+        .kws_states = p->kws_states,
+        .kws_outputs = p->kws_outputs,
+    };
+    return ES_PIPELINE_OK;
+}
+
+int es_pipeline_take_frames(es_pipeline *p, int max) {
+    if (p->config.mode != ES_PIPELINE_LIVE) return ES_PIPELINE_ERR_STATE;
+    if (p->consumer_done) return ES_PIPELINE_CLOSED;
+    if (max > MODEL_BLOCK_FRAMES) max = MODEL_BLOCK_FRAMES;
+    /* As in es_pipeline_consume: the flag first, then the ring. */
+    int closed = atomic_load_explicit(&p->input_closed, memory_order_acquire);
+    while (p->block_count < max && es_ring_pop(p->ring, &p->block[p->block_count]) == ES_DSP_OK)
+        p->block_count++;
+    if (p->block_count == 0 && closed) {
+        flush_detectors(p);
+        p->consumer_done = 1;
+        return ES_PIPELINE_CLOSED;
+    }
+    gather_features(p);
+    return p->block_count;
 }
 
 /* ---- counters ------------------------------------------------------------------- */

@@ -6,7 +6,8 @@
  * models (rnn/) and the detectors (daemon/detect/) and hands events and
  * per-frame posteriors to sinks (JSON lines, RTTM, Audacity labels, frame
  * CSV). Its parts, in this order: audio files, capture devices, the
- * pipeline, the capture source that joins a device to a pipeline, and the
+ * pipeline, the capture source that joins a device to a pipeline, the
+ * stream group that consumes many live pipelines on a few threads, and the
  * sinks. `earshot file`, `mic`, the service, the Wyoming server, libearshot
  * and the trainer's calibration all run streams through here.
  */
@@ -461,6 +462,73 @@ void es_capture_source_close(es_capture_source *source);
  * so that tests can watch the very callback the sources run. */
 void es_capture_source_feed(const float *interleaved, size_t frames, int input_overflow,
                             void *pipeline_slot);
+
+/* ==== stream_group ==========================================================
+ * stream_group — many live pipelines served by a few engine threads, instead
+ * of a consumer thread each (a server watching hundreds of calls).
+ *
+ * A pipeline joins the group once created (live mode) and its producer half
+ * is fed as usual; from then on an engine thread of the group is its
+ * consumer. Each engine loops over its pipelines: it takes the frames
+ * waiting in every ring and steps the models in rounds, frame r of every
+ * pipeline that has one together, one batched step (es_model_step_batch)
+ * per model for all the pipelines that run it — so each weight is read
+ * once per block of streams, not once per stream — then runs each
+ * pipeline's detectors over its frames. Every pipeline keeps its own
+ * states, detectors, events, counters and latency (es_pipeline_get_stats),
+ * and its posteriors and events are bit-identical to those
+ * es_pipeline_consume makes. Pipelines of different models (say, across a
+ * model reload) may share a group: each model steps its own cohort.
+ *
+ * One engine per core to use; a pipeline goes to the engine with the
+ * fewest. An idle engine looks for frames every 2 ms. The sinks and
+ * on_pass run on the engine thread, must not block long (they hold up
+ * every stream of the engine) and must not call into the group.
+ */
+
+#define ES_STREAM_GROUP_MAX_ENGINES 64
+
+enum {
+    ES_STREAM_GROUP_ERR_NOMEM = -1,
+    ES_STREAM_GROUP_ERR_ARG = -2,    /* engine count out of range, or an offline pipeline */
+    ES_STREAM_GROUP_ERR_THREAD = -3, /* an engine thread could not start */
+};
+
+typedef struct es_stream_group es_stream_group;
+
+/* Starts `engines` engine threads (1..ES_STREAM_GROUP_MAX_ENGINES). */
+int es_stream_group_create(int engines, es_stream_group **out, es_error *err);
+/* Stops the engines. Every pipeline must have been removed. NULL is a no-op. */
+void es_stream_group_destroy(es_stream_group *g);
+
+/* Called on the engine thread after each of its passes (at least every few
+ * ms, busy or not), e.g. to beat a watchdog's heartbeat. */
+typedef void (*es_stream_pass_fn)(void *user);
+
+/* Hands a live pipeline's consumer half to an engine; the caller no longer
+ * calls es_pipeline_consume on it. `on_pass` may be NULL. The pipeline
+ * stays the caller's, borrowed until es_stream_group_remove. */
+int es_stream_group_add(es_stream_group *g, es_pipeline *p, es_stream_pass_fn on_pass, void *user,
+                        es_error *err);
+
+/* Takes the pipeline back; after it returns the engine never touches it.
+ * With `drain` (its input closed with es_pipeline_close_input first), waits
+ * until every frame was consumed and the detectors flushed, their last
+ * events sent — what ES_PIPELINE_CLOSED from es_pipeline_consume means.
+ * Without, frames still in the ring stay there. A pipeline not in the group
+ * is a no-op. */
+void es_stream_group_remove(es_stream_group *g, es_pipeline *p, int drain);
+
+typedef struct es_stream_group_stats {
+    int streams;            /* pipelines in the group now */
+    uint64_t passes;        /* engine passes so far, all engines */
+    uint64_t frames;        /* frames consumed */
+    uint64_t batches;       /* batched model steps */
+    uint64_t batch_streams; /* streams in them: batch_streams / batches is the mean batch */
+    double engine_cpu_s;    /* CPU time the engine threads used */
+} es_stream_group_stats;
+
+void es_stream_group_get_stats(es_stream_group *g, es_stream_group_stats *stats);
 
 /* ==== sink ==================================================================
  * Sinks: where `earshot file` (and anyone else) writes a pipeline's results.

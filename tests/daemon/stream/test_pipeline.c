@@ -2,7 +2,8 @@
  * The pipeline's promises (stream.h, DESIGN.md "Real-time rules"):
  * results never depend on how the input was chunked; the live producer /
  * consumer halves on two threads give what the offline path gives; bad
- * configurations are refused with a reason.
+ * configurations are refused with a reason; a stream group consuming many
+ * live pipelines on one or two engine threads gives each what it gives alone.
  *
  * Input: tests/clips/demo.wav, read once into memory through audio_file.
  */
@@ -100,6 +101,8 @@ static int teardown(void **state) {
 /* Set by a test for the runs it makes, then reset. */
 static int speech_start_events;
 static int live_wallclock;
+static int no_keywords;               /* the VAD alone */
+static const es_model *keyword_model; /* another keyword model than the fixture's */
 
 static void configure(const fixture *f, const clip *c, es_pipeline_mode mode,
                       es_pipeline_config *config) {
@@ -113,6 +116,8 @@ static void configure(const fixture *f, const clip *c, es_pipeline_mode mode,
     config->wallclock = 0; /* times must compare equal across runs */
     config->vad.speech_start_events = speech_start_events;
     if (mode == ES_PIPELINE_LIVE) config->wallclock = live_wallclock;
+    if (keyword_model) config->kws_models[0] = keyword_model;
+    config->kws_model_count = no_keywords ? 0 : 1;
 }
 
 /* Everything a run wrote: events as JSON lines and the frames CSV. */
@@ -356,6 +361,121 @@ static void test_live_overflow_counts_drops(void **state) {
     /* Offline calls are refused in live mode. */
     assert_int_equal(es_pipeline_push(p, f->mono_16k.samples, 10), ES_PIPELINE_ERR_STATE);
     es_pipeline_destroy(p);
+}
+
+/* ---- stream group ------------------------------------------------------------- */
+
+#define GROUP_STREAMS 7
+
+/* What stream i runs: the fixture's models, the VAD alone, or another
+ * keyword model (same weights, another es_model: a cohort of its own), on
+ * the 16 kHz clip or the resampled stereo one. */
+static const clip *group_variant(const fixture *f, int i, const es_model *other_kws) {
+    no_keywords = i % 3 == 1;
+    keyword_model = i % 3 == 2 ? other_kws : NULL;
+    return i % 2 ? &f->stereo : &f->mono_16k;
+}
+
+typedef struct group_stream {
+    es_pipeline *pipeline;
+    sinks sinks;
+    producer_args producer_args;
+    pthread_t producer;
+} group_stream;
+
+/* GROUP_STREAMS live pipelines fed at once by their producer threads, each
+ * in chunks of its own size, consumed by a group of `engines` threads. */
+static void run_group(const fixture *f, int engines, const es_model *other_kws,
+                      run_output *outputs) {
+    es_stream_group *group = NULL;
+    es_error err;
+    assert_int_equal(es_stream_group_create(engines, &group, &err), 0);
+    group_stream streams[GROUP_STREAMS];
+    for (int i = 0; i < GROUP_STREAMS; i++) {
+        group_stream *st = &streams[i];
+        const clip *c = group_variant(f, i, other_kws);
+        es_pipeline_config config;
+        configure(f, c, ES_PIPELINE_LIVE, &config);
+        config.ring_capacity_frames = 8;
+        config.ring_policy = ES_RING_WAIT;
+        open_sinks(&st->sinks, &outputs[i], &config);
+        assert_int_equal(es_pipeline_create(&config, &st->pipeline, &err), ES_PIPELINE_OK);
+        es_sink_begin(st->sinks.frames, st->pipeline);
+        assert_int_equal(es_stream_group_add(group, st->pipeline, NULL, NULL, &err), 0);
+        st->producer_args = (producer_args){st->pipeline, c, 160 + 97 * (size_t)i};
+        assert_int_equal(pthread_create(&st->producer, NULL, producer_main, &st->producer_args), 0);
+    }
+    no_keywords = 0;
+    keyword_model = NULL;
+    uint64_t frames = 0;
+    for (int i = 0; i < GROUP_STREAMS; i++) {
+        pthread_join(streams[i].producer, NULL);
+        es_stream_group_remove(group, streams[i].pipeline, 1);
+        es_pipeline_stats stats;
+        es_pipeline_get_stats(streams[i].pipeline, &stats);
+        frames += stats.frames_processed;
+        es_pipeline_destroy(streams[i].pipeline);
+        close_sinks(&streams[i].sinks);
+    }
+    es_stream_group_stats stats;
+    es_stream_group_get_stats(group, &stats);
+    assert_int_equal(stats.streams, 0);
+    assert_int_equal(stats.frames, frames);
+    /* Every frame steps one VAD and at most one keyword model, in batches. */
+    assert_in_range(stats.batch_streams, frames, 2 * frames);
+    assert_true(stats.batches > 0 && stats.batches <= stats.batch_streams);
+    es_stream_group_destroy(group);
+}
+
+static void test_group_matches_offline(void **state) {
+    const fixture *f = *state;
+    es_model *other_kws = NULL;
+    es_error err;
+    assert_int_equal(es_pipeline_load_model(NULL, "kws", NULL, &other_kws, &err), ES_PIPELINE_OK);
+    run_output offline[GROUP_STREAMS], grouped[GROUP_STREAMS];
+    for (int i = 0; i < GROUP_STREAMS; i++)
+        run_offline(f, group_variant(f, i, other_kws), 4096, &offline[i]);
+    no_keywords = 0;
+    keyword_model = NULL;
+    for (int engines = 1; engines <= 2; engines++) {
+        run_group(f, engines, other_kws, grouped);
+        for (int i = 0; i < GROUP_STREAMS; i++) {
+            assert_same_output(&offline[i], &grouped[i]);
+            free_output(&grouped[i]);
+        }
+    }
+    for (int i = 0; i < GROUP_STREAMS; i++)
+        free_output(&offline[i]);
+    es_model_destroy(other_kws);
+}
+
+/* A pipeline taken back without draining keeps its waiting frames; offline
+ * pipelines and bad engine counts are refused; removing a stranger is a no-op. */
+static void test_group_membership(void **state) {
+    const fixture *f = *state;
+    es_stream_group *group = NULL;
+    es_error err;
+    assert_int_equal(es_stream_group_create(0, &group, &err), ES_STREAM_GROUP_ERR_ARG);
+    assert_null(group);
+    assert_int_equal(es_stream_group_create(1, &group, &err), 0);
+    es_pipeline_config config;
+    configure(f, &f->mono_16k, ES_PIPELINE_OFFLINE, &config);
+    es_pipeline *offline = NULL;
+    assert_int_equal(es_pipeline_create(&config, &offline, &err), ES_PIPELINE_OK);
+    assert_int_equal(es_stream_group_add(group, offline, NULL, NULL, &err),
+                     ES_STREAM_GROUP_ERR_ARG);
+    es_stream_group_remove(group, offline, 1);
+    es_pipeline_destroy(offline);
+
+    configure(f, &f->mono_16k, ES_PIPELINE_LIVE, &config);
+    es_pipeline *live = NULL;
+    assert_int_equal(es_pipeline_create(&config, &live, &err), ES_PIPELINE_OK);
+    assert_int_equal(es_stream_group_add(group, live, NULL, NULL, &err), 0);
+    es_stream_group_remove(group, live, 0);
+    es_pipeline_feed(live, f->mono_16k.samples, 16000);
+    assert_in_range(es_pipeline_consume(live, 0), 95, 100);
+    es_pipeline_destroy(live);
+    es_stream_group_destroy(group);
 }
 
 /* ---- configuration errors ------------------------------------------------------ */
@@ -627,6 +747,8 @@ int main(void) {
         cmocka_unit_test(test_live_matches_offline),
         cmocka_unit_test(test_speech_start_live_and_offline),
         cmocka_unit_test(test_live_overflow_counts_drops),
+        cmocka_unit_test(test_group_matches_offline),
+        cmocka_unit_test(test_group_membership),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_load_model_errors),
         cmocka_unit_test(test_samples_are_clamped_to_full_scale),
