@@ -246,6 +246,15 @@ static void say(char *buf, size_t size, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* The start of every call that makes something: the error text cleared and
+ * the arguments it needs there (`what` names them for the message). */
+static int check_arguments(int present, const char *what, char *error, size_t error_size) {
+    if (error && error_size > 0) error[0] = '\0';
+    if (present) return EARSHOT_OK;
+    say(error, error_size, "%s required", what);
+    return EARSHOT_ERR_ARG;
+}
+
 static void models_free(earshot_models *m) {
     if (m->vad_model) es_model_destroy(m->vad_model);
     for (int k = 0; k < m->kws_model_count; k++)
@@ -313,13 +322,9 @@ static int load_models(const earshot_params *p, earshot_models **out, char *why,
 
 int earshot_models_load(const earshot_params *params, earshot_models **out, char *error,
                         size_t error_size) {
-    if (error && error_size > 0) error[0] = '\0';
     if (out) *out = NULL;
-    if (!params || !out) {
-        say(error, error_size, "params and out are required");
-        return EARSHOT_ERR_ARG;
-    }
-    return load_models(params, out, error, error_size);
+    int rc = check_arguments(params && out, "params and out are", error, error_size);
+    return rc != EARSHOT_OK ? rc : load_models(params, out, error, error_size);
 }
 
 static void models_retain(earshot_models *m) {
@@ -533,24 +538,17 @@ static int create_detector(const earshot_params *params, earshot_models *shared,
 
 int earshot_create(const earshot_params *params, earshot_detector **out, char *error,
                    size_t error_size) {
-    if (error && error_size > 0) error[0] = '\0';
     if (out) *out = NULL;
-    if (!params || !out) {
-        say(error, error_size, "params and out are required");
-        return EARSHOT_ERR_ARG;
-    }
-    return create_detector(params, NULL, out, error, error_size);
+    int rc = check_arguments(params && out, "params and out are", error, error_size);
+    return rc != EARSHOT_OK ? rc : create_detector(params, NULL, out, error, error_size);
 }
 
 int earshot_create_with_models(const earshot_params *params, earshot_models *models,
                                earshot_detector **out, char *error, size_t error_size) {
-    if (error && error_size > 0) error[0] = '\0';
     if (out) *out = NULL;
-    if (!params || !models || !out) {
-        say(error, error_size, "params, models and out are required");
-        return EARSHOT_ERR_ARG;
-    }
-    return create_detector(params, models, out, error, error_size);
+    int rc =
+        check_arguments(params && models && out, "params, models and out are", error, error_size);
+    return rc != EARSHOT_OK ? rc : create_detector(params, models, out, error, error_size);
 }
 
 void earshot_destroy(earshot_detector *det) {

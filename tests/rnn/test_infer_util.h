@@ -21,6 +21,41 @@ typedef struct test_layer {
     int kernel;
 } test_layer;
 
+/* The model shapes the inference tests share, as initialisers (each test
+ * names the ones it uses): like the shipped VAD (a GRU of 37: gates of three
+ * panels, so the AVX-512 matvec's lone panels are hit), like the keyword
+ * model, the other recurrent types, and a STACK of 3 over 40 inputs. */
+#define TEST_VAD_LIKE                                                                              \
+    {                                                                                              \
+        {ES_LAYER_CONV1D, 24, ES_ACT_RELU, 3}, {ES_LAYER_GRU, 37, ES_ACT_TANH, 0}, {               \
+            ES_LAYER_DENSE, 1, ES_ACT_SIGMOID, 0                                                   \
+        }                                                                                          \
+    }
+#define TEST_KWS_LIKE                                                                              \
+    {                                                                                              \
+        {ES_LAYER_GRU, 64, ES_ACT_TANH, 0}, {ES_LAYER_GRU, 50, ES_ACT_TANH, 0}, {                  \
+            ES_LAYER_DENSE, 21, ES_ACT_SOFTMAX, 0                                                  \
+        }                                                                                          \
+    }
+#define TEST_LSTM_RNN                                                                              \
+    {                                                                                              \
+        {ES_LAYER_LSTM, 33, ES_ACT_TANH, 0}, {ES_LAYER_RNN, 17, ES_ACT_TANH, 0}, {                 \
+            ES_LAYER_DENSE, 4, ES_ACT_TANH, 0                                                      \
+        }                                                                                          \
+    }
+#define TEST_STACKED_40                                                                            \
+    {                                                                                              \
+        {ES_LAYER_STACK, 3 * 40, ES_ACT_LINEAR, 3}, {ES_LAYER_GRU, 29, ES_ACT_TANH, 0}, {          \
+            ES_LAYER_DENSE, 5, ES_ACT_SOFTMAX, 0                                                   \
+        }                                                                                          \
+    }
+
+/* A model shape and its layer count, for tables of cases. */
+typedef struct model_case {
+    const test_layer *layers;
+    int count;
+} model_case;
+
 static inline uint64_t test_random_next(uint64_t *state) {
     /* xorshift64*: independent of the library's generator. */
     uint64_t x = *state;

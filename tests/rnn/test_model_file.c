@@ -87,9 +87,7 @@ static void expect_rejected(const unsigned char *bytes, size_t size, int code, c
         fail_msg("reason \"%s\" does not mention \"%s\"", err.why, needle);
 }
 
-static const test_layer vad_like[] = {{ES_LAYER_CONV1D, 24, ES_ACT_RELU, 3},
-                                      {ES_LAYER_GRU, 37, ES_ACT_TANH, 0},
-                                      {ES_LAYER_DENSE, 1, ES_ACT_SIGMOID, 0}};
+static const test_layer vad_like[] = TEST_VAD_LIKE;
 static const test_layer tiny[] = {{ES_LAYER_GRU, 2, ES_ACT_TANH, 0},
                                   {ES_LAYER_DENSE, 2, ES_ACT_SOFTMAX, 0}};
 static const char *const tiny_labels[] = {"filler", "yes"};

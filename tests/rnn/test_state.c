@@ -20,24 +20,11 @@
 
 #define FRAMES 40
 
-static const test_layer vad_like[] = {{ES_LAYER_CONV1D, 24, ES_ACT_RELU, 3},
-                                      {ES_LAYER_GRU, 37, ES_ACT_TANH, 0},
-                                      {ES_LAYER_DENSE, 1, ES_ACT_SIGMOID, 0}};
-static const test_layer kws_like[] = {{ES_LAYER_GRU, 64, ES_ACT_TANH, 0},
-                                      {ES_LAYER_GRU, 50, ES_ACT_TANH, 0},
-                                      {ES_LAYER_DENSE, 21, ES_ACT_SOFTMAX, 0}};
-static const test_layer lstm_rnn[] = {{ES_LAYER_LSTM, 33, ES_ACT_TANH, 0},
-                                      {ES_LAYER_RNN, 17, ES_ACT_TANH, 0},
-                                      {ES_LAYER_DENSE, 4, ES_ACT_TANH, 0}};
+static const test_layer vad_like[] = TEST_VAD_LIKE;
+static const test_layer kws_like[] = TEST_KWS_LIKE;
+static const test_layer lstm_rnn[] = TEST_LSTM_RNN;
 
-typedef struct model_case {
-    const test_layer *layers;
-    int count;
-} model_case;
-
-static const test_layer stacked[] = {{ES_LAYER_STACK, 3 * 40, ES_ACT_LINEAR, 3},
-                                     {ES_LAYER_GRU, 29, ES_ACT_TANH, 0},
-                                     {ES_LAYER_DENSE, 5, ES_ACT_SOFTMAX, 0}};
+static const test_layer stacked[] = TEST_STACKED_40;
 
 static const model_case cases[] = {{vad_like, 3}, {kws_like, 3}, {lstm_rnn, 3}, {stacked, 3}};
 static const es_isa all_isas[] = {ES_ISA_GENERIC, ES_ISA_AVX2, ES_ISA_AVX512};
