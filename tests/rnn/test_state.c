@@ -40,7 +40,7 @@ static const test_layer stacked[] = {{ES_LAYER_STACK, 3 * 40, ES_ACT_LINEAR, 3},
                                      {ES_LAYER_DENSE, 5, ES_ACT_SOFTMAX, 0}};
 
 static const model_case cases[] = {{vad_like, 3}, {kws_like, 3}, {lstm_rnn, 3}, {stacked, 3}};
-static const es_isa all_isas[] = {ES_ISA_GENERIC, ES_ISA_AVX2, ES_ISA_AVX512};
+static const es_isa all_isas[] = {ES_ISA_GENERIC, ES_ISA_AVX2, ES_ISA_AVX512, ES_ISA_NEON};
 
 /* Steps a fresh (or given) state over the inputs; frames x outputs. */
 static float *step_all(es_state *s, const es_model *m, const float *inputs, int frames) {
