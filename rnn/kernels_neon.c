@@ -13,7 +13,8 @@
 #define ES_NEON_LANES 4
 #define ES_NEON_QUADS (ES_PANEL_ROWS / ES_NEON_LANES)
 
-/* A panel's 16 accumulators (bias or zero), its column products, its store. */
+/* A panel (four q registers): its accumulators (bias or zero), one column
+ * of products, its store. */
 static inline __attribute__((always_inline)) void neon_panel_start(float32x4_t acc[ES_NEON_QUADS],
                                                                    const float *bias) {
 #pragma GCC unroll 4
