@@ -10,6 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=build-aarch64
+if [ "$(uname -m)" = aarch64 ]; then
+  echo "cross-aarch64: this machine is aarch64 already: scripts/test.sh builds and tests natively" >&2
+  exit 1
+fi
 
 host_packages=(gcc-aarch64-linux-gnu qemu-user qemu-user-binfmt binfmt-support)
 arm_packages=(libc6-dev libsndfile1-dev libfftw3-dev libsoxr-dev libcmocka-dev portaudio19-dev
