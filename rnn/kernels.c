@@ -1,13 +1,18 @@
 /*
  * Portable kernels (any CPU, any compiler) and the choice among kernel sets.
- * The vectorised sets in kernels_avx2.c and kernels_avx512.c must agree with
- * these within float rounding; tests/rnn/test_layers.c checks that.
+ * The vectorised sets in kernels_avx2.c, kernels_avx512.c and kernels_neon.c
+ * must agree with these within float rounding; tests/rnn/test_layers.c checks that.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+
+#ifdef ES_HAVE_NEON_KERNELS
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 float *es_alloc_floats(size_t n) {
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
@@ -77,14 +82,23 @@ const es_kernels *es_kernels_for(es_isa isa) {
         return has_avx2 ? &es_kernels_avx2 : NULL;
     case ES_ISA_GENERIC:
         return &es_kernels_generic;
-    case ES_ISA_NEON:
+    case ES_ISA_NEON: /* an ARM set */
         return NULL;
     }
     return NULL;
-#elif defined(__aarch64__)
-    /* NEON's own kernels are int8 (kernels_int8_neon.c); float runs generic. */
-    return isa == ES_ISA_AUTO || isa == ES_ISA_GENERIC || isa == ES_ISA_NEON ? &es_kernels_generic
-                                                                             : NULL;
+#elif defined(ES_HAVE_NEON_KERNELS)
+    /* Every ARMv8-A core has Advanced SIMD; the kernel's word makes it sure. */
+    const es_kernels *neon = getauxval(AT_HWCAP) & HWCAP_ASIMD ? &es_kernels_neon : NULL;
+    switch (isa) {
+    case ES_ISA_AUTO:
+        return neon ? neon : &es_kernels_generic;
+    case ES_ISA_NEON:
+        return neon;
+    case ES_ISA_GENERIC:
+        return &es_kernels_generic;
+    default:
+        return NULL;
+    }
 #else
     return isa == ES_ISA_AUTO || isa == ES_ISA_GENERIC ? &es_kernels_generic : NULL;
 #endif

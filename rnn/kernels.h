@@ -75,7 +75,7 @@ typedef enum es_isa {
     ES_ISA_GENERIC = 1,
     ES_ISA_AVX2 = 2,
     ES_ISA_AVX512 = 3, /* int8: AVX-512 VNNI */
-    ES_ISA_NEON = 4,   /* aarch64: int8 kernels (kernels_int8_neon.c); float stays generic */
+    ES_ISA_NEON = 4,   /* aarch64 Advanced SIMD (int8: with dot products where the CPU has them) */
 } es_isa;
 
 /* The kernels for `isa`, or NULL when this CPU (or compiler) lacks it. */
@@ -86,6 +86,10 @@ extern const es_kernels es_kernels_generic;
 #define ES_HAVE_X86_KERNELS 1
 extern const es_kernels es_kernels_avx2;
 extern const es_kernels es_kernels_avx512;
+#endif
+#if defined(__aarch64__)
+#define ES_HAVE_NEON_KERNELS 1
+extern const es_kernels es_kernels_neon;
 #endif
 
 /* One direction of one layer, packed. */

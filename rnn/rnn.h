@@ -184,8 +184,8 @@ int es_model_frame_stride(const es_model *m);
  * matrix-vector product (BIDIR: both directions; after a STACK: per step
  * divided by its kernel, rounded up). */
 size_t es_model_flops_per_frame(const es_model *m);
-/* Which compute kernels the model runs on this CPU: "avx512", "avx2" or
- * "generic"; a quantised model names its int8 kernels: "avx512_vnni",
+/* Which compute kernels the model runs on this CPU: "avx512", "avx2", "neon"
+ * or "generic"; a quantised model names its int8 kernels: "avx512_vnni",
  * "avx2", "neon_dotprod", "neon" or "generic". */
 const char *es_model_kernel_name(const es_model *m);
 

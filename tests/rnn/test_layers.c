@@ -1,7 +1,7 @@
 /*
  * Every layer type's forward pass against a plain double-precision
  * reference written here from the equations in rnn.h, on every kernel set
- * this CPU runs (AVX-512, AVX2, generic), plus the kernels one by one.
+ * this CPU runs (AVX-512, AVX2, NEON, generic), plus the kernels one by one.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -170,7 +170,7 @@ static double *model_ref(const es_model *m, const test_layer *layers, int count,
 
 /* ---- the comparison --------------------------------------------------------------- */
 
-static const es_isa all_isas[] = {ES_ISA_GENERIC, ES_ISA_AVX2, ES_ISA_AVX512};
+static const es_isa all_isas[] = {ES_ISA_GENERIC, ES_ISA_AVX2, ES_ISA_AVX512, ES_ISA_NEON};
 
 static float *run_model(es_model *m, const float *inputs, int frames) {
     int out = es_model_output_size(m), in = es_model_input_size(m);
@@ -463,6 +463,26 @@ static void test_flops_per_frame(void **state) {
 
 /* ---- kernels one by one ------------------------------------------------------------ */
 
+/* The comparisons above skip the sets a CPU lacks: make sure the vectorised
+ * set of the architecture built for is there and chosen, so an ARM build
+ * that lost its NEON kernels fails here instead of testing generic twice. */
+static void test_the_vectorised_set_is_chosen(void **state) {
+    (void)state;
+    const es_kernels *chosen = es_kernels_for(ES_ISA_AUTO);
+    assert_non_null(chosen);
+#if defined(__aarch64__)
+    assert_non_null(es_kernels_for(ES_ISA_NEON));
+    assert_ptr_equal(chosen, es_kernels_for(ES_ISA_NEON));
+    assert_null(es_kernels_for(ES_ISA_AVX2));
+#elif defined(__x86_64__)
+    assert_null(es_kernels_for(ES_ISA_NEON));
+    const es_kernels *best = es_kernels_for(ES_ISA_AVX512);
+    if (!best) best = es_kernels_for(ES_ISA_AVX2);
+    if (!best) best = es_kernels_for(ES_ISA_GENERIC);
+    assert_ptr_equal(chosen, best);
+#endif
+}
+
 static void test_matvec_kernels(void **state) {
     (void)state;
     uint64_t rng = 77;
@@ -621,6 +641,7 @@ int main(void) {
         cmocka_unit_test(test_copy_matching_layers),
         cmocka_unit_test(test_bad_layer_arguments),
         cmocka_unit_test(test_flops_per_frame),
+        cmocka_unit_test(test_the_vectorised_set_is_chosen),
         cmocka_unit_test(test_matvec_kernels),
         cmocka_unit_test(test_matmat_kernels),
         cmocka_unit_test(test_elementwise_kernels),

@@ -27,7 +27,7 @@ static const test_layer lstm_rnn[] = TEST_LSTM_RNN;
 static const test_layer stacked[] = TEST_STACKED_40;
 
 static const model_case cases[] = {{vad_like, 3}, {kws_like, 3}, {lstm_rnn, 3}, {stacked, 3}};
-static const es_isa all_isas[] = {ES_ISA_GENERIC, ES_ISA_AVX2, ES_ISA_AVX512};
+static const es_isa all_isas[] = {ES_ISA_GENERIC, ES_ISA_AVX2, ES_ISA_AVX512, ES_ISA_NEON};
 
 /* Steps a fresh (or given) state over the inputs; frames x outputs. */
 static float *step_all(es_state *s, const es_model *m, const float *inputs, int frames) {
