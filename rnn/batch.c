@@ -163,16 +163,17 @@ void es_model_step_batch(const es_model *m, es_state *const *states, const float
         memmove(outputs, inputs, (size_t)count * in * sizeof(float));
         return;
     }
-    if (es_model_is_quantised(m)) {
-        /* No batched int8 kernels yet: each stream steps alone (the same
-         * results; only the shared weight loads are missed). */
+    const es_batch_kernels *batch =
+        es_batch_kernels_for(((const es_packed_model *)m->packed)->kernels);
+    if (es_model_is_quantised(m) || !batch) {
+        /* No batched int8 kernels yet, nor NEON ones: each stream steps alone
+         * (the same results; only the shared weight loads are missed). */
         for (int t = 0; t < count; t++)
             memcpy(outputs + (size_t)t * out, es_state_step(states[t], inputs + (size_t)t * in),
                    out * sizeof(float));
         return;
     }
-    stream_block b = {.model = m, .packed = m->packed};
-    b.batch = es_batch_kernels_for(b.packed->kernels);
+    stream_block b = {.model = m, .packed = m->packed, .batch = batch};
     for (int first = 0; first < count; first += ES_BATCH_STREAMS) {
         b.count = count - first < ES_BATCH_STREAMS ? count - first : ES_BATCH_STREAMS;
         for (int t = 0; t < b.count; t++) {

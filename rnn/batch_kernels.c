@@ -27,5 +27,5 @@ const es_batch_kernels *es_batch_kernels_for(const es_kernels *k) {
     if (k == &es_kernels_avx512) return &es_batch_kernels_avx512;
     if (k == &es_kernels_avx2) return &es_batch_kernels_avx2;
 #endif
-    return &es_batch_kernels_generic;
+    return k == &es_kernels_generic ? &es_batch_kernels_generic : NULL;
 }

@@ -33,7 +33,8 @@ typedef struct es_batch_kernels {
     es_batch_product matvec; /* stands for es_kernels.matvec */
 } es_batch_kernels;
 
-/* The batched kernels that match `k`, one of the es_kernels sets. */
+/* The batched kernels that match `k` (the same sums in the same order), or
+ * NULL when there are none (NEON): the caller steps streams one by one. */
 const es_batch_kernels *es_batch_kernels_for(const es_kernels *k);
 
 extern const es_batch_kernels es_batch_kernels_generic;
