@@ -56,7 +56,7 @@ int es_cmd_quantize(int argc, char **argv) {
     es_model *model = NULL;
     es_error err;
     if (es_model_load_file(input, &model, &err) != ES_RNN_OK) {
-        es_cli_error("quantize: %s", err.why);
+        es_cli_error("quantize: %s: %s", input, err.why); /* as `earshot file` names a model */
         return ES_EXIT_FAILURE;
     }
     int status = ES_EXIT_OK;

@@ -1288,6 +1288,47 @@ static void test_model_flags(void **state) {
     expect_failure(EARSHOT("file", "--vad-model", kws, DEMO_CLIP), 1, "speech");
 }
 
+/* `earshot quantize`: the shipped keyword model, made float again
+ * (es_model_dequantise keeps the values its int8 weights stand for) and
+ * quantised by the command, is the shipped model again: each row's largest
+ * weight sets the same scale, so every int8 weight comes back, and the
+ * posteriors on the demo clip are the built-in model's to the last digit. */
+static void test_quantize_command(void **state) {
+    (void)state;
+    char shipped[128], float_path[128], again[128];
+    write_builtin("kws", shipped, sizeof shipped);
+    temp_path(float_path, sizeof float_path, "kws-float.esm");
+    temp_path(again, sizeof again, "kws-again.esm");
+    es_model *m = NULL;
+    es_error err;
+    assert_int_equal(es_model_load_file(shipped, &m, &err), ES_RNN_OK);
+    assert_true(es_model_is_quantised(m));
+    assert_int_equal(es_model_dequantise(m), ES_RNN_OK);
+    assert_false(es_model_is_quantised(m));
+    assert_int_equal(es_model_save(m, float_path, &err), ES_RNN_OK);
+    es_model_destroy(m);
+
+    run_result quantized = EARSHOT("quantize", float_path, "-o", again);
+    expect_success(&quantized);
+    free_result(&quantized);
+    assert_int_equal(es_model_load_file(again, &m, &err), ES_RNN_OK);
+    assert_true(es_model_is_quantised(m));
+    es_model_destroy(m);
+    run_result builtin = EARSHOT("file", "--format", "frames", DEMO_CLIP);
+    run_result requantized = EARSHOT("file", "--format", "frames", "--kws-model", again, DEMO_CLIP);
+    expect_success(&builtin);
+    expect_success(&requantized);
+    assert_string_equal(builtin.out, requantized.out);
+    free_result(&builtin);
+    free_result(&requantized);
+
+    /* No -o is a usage error; what is not a model is refused, naming the file. */
+    expect_failure(EARSHOT("quantize", float_path), 2, "quantize");
+    char needle[160];
+    snprintf(needle, sizeof needle, "%s", DEMO_CLIP);
+    expect_failure(EARSHOT("quantize", DEMO_CLIP, "-o", again), 1, needle);
+}
+
 /* ---- progress bar ---------------------------------------------------------------- */
 
 /* On a terminal, a long input gets a progress bar with ETA on stderr, erased
@@ -1408,6 +1449,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_parallel_keeps_input_order),
         cmocka_unit_test(test_other_rates_agree),
         cmocka_unit_test(test_model_flags),
+        cmocka_unit_test(test_quantize_command),
         cmocka_unit_test(test_progress_on_tty),
         cmocka_unit_test(test_demo_regression),
         cmocka_unit_test(test_real_voices_regression),
