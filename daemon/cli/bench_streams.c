@@ -12,8 +12,8 @@
  * to the moment its detectors ran (every event of the frame is sent then);
  * it is what the engine adds, queueing included. The run keeps real time
  * when no frame was dropped, the engine thread was busy less than the whole
- * wall time and the p99 delay stayed under 100 ms. Memory per stream is the growth of the resident set
- * with the N streams, over their own ring, states, front end and detectors.
+ * wall time and the p99 delay stayed under 100 ms. Memory per stream is the growth of the resident
+ * set with the N streams, over their own ring, states, front end and detectors.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
