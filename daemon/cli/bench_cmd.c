@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "stream.h"
 #include "bench_streams.h"
 #include "builtin.h"
@@ -93,19 +94,19 @@ static int time_stage(const bench_context *ctx, const char *stage, stage_run run
                       double flops_per_frame, bench_result *result) {
     memset(result, 0, sizeof *result);
     result->stage = stage;
-    double started = es_cli_monotonic_s();
+    double started = es_monotonic_s();
     int runs = 0;
     do {
-        double run_started = es_cli_monotonic_s();
+        double run_started = es_monotonic_s();
         uint64_t frames = run(ctx, state);
-        double run_s = es_cli_monotonic_s() - run_started;
+        double run_s = es_monotonic_s() - run_started;
         if (frames == 0) return -1;
         if (runs == 0 || run_s < result->wall_s) {
             result->wall_s = run_s;
             result->frames = frames;
         }
         runs++;
-    } while ((runs < MIN_STAGE_RUNS || es_cli_monotonic_s() - started < MIN_STAGE_WALL_S) &&
+    } while ((runs < MIN_STAGE_RUNS || es_monotonic_s() - started < MIN_STAGE_WALL_S) &&
              runs < MAX_STAGE_RUNS);
     result->audio_s = ctx->seconds;
     result->flops = flops_per_frame * (double)result->frames;

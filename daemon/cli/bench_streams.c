@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "bench_streams.h"
 #include "cli_util.h"
 #include "commands.h"
@@ -53,12 +54,6 @@ typedef struct live_stream {
     delays *delays;
 } live_stream;
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static double thread_cpu_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -83,7 +78,7 @@ static void record_delay(const es_frame_posteriors *frame, void *user) {
     es_frontend_config_default(&frontend);
     int64_t hop = (frame->time_samples + frontend.window_samples + HOP_SAMPLES - 1) / HOP_SAMPLES;
     int64_t fed = st->fed_ns[(size_t)(hop - 1) & (FED_SLOTS - 1)];
-    double ms = (double)(now_ns() - fed) / 1e6;
+    double ms = (double)(es_monotonic_ns() - fed) / 1e6;
     size_t bucket = (size_t)(ms / DELAY_BUCKET_MS);
     st->delays->count[bucket < DELAY_BUCKETS ? bucket : DELAY_BUCKETS - 1]++;
     st->delays->total++;
@@ -114,13 +109,13 @@ static void count_event(const es_event *event, void *user) {
 static double feed_in_real_time(live_stream *streams, int count, const float *clip,
                                 size_t clip_samples, int seconds) {
     const double cpu_started = thread_cpu_s();
-    int64_t tick_at = now_ns();
+    int64_t tick_at = es_monotonic_ns();
     const int64_t ticks = (int64_t)seconds * 1000000000 / TICK_NS;
     for (int64_t tick = 0; tick < ticks; tick++) {
         for (int i = 0; i < count; i++) {
             live_stream *st = &streams[i];
             size_t at = (st->offset + (size_t)tick * HOP_SAMPLES) % (clip_samples - HOP_SAMPLES);
-            st->fed_ns[(size_t)tick & (FED_SLOTS - 1)] = now_ns();
+            st->fed_ns[(size_t)tick & (FED_SLOTS - 1)] = es_monotonic_ns();
             es_pipeline_feed(st->pipeline, clip + at, HOP_SAMPLES);
         }
         tick_at += TICK_NS;
@@ -156,9 +151,9 @@ static int run_streams(const es_pipeline_config *base, int count, const float *c
         if (rc != 0) es_pipeline_destroy(streams[made].pipeline);
     }
     if (rc == 0) {
-        const double started = es_cli_monotonic_s();
+        const double started = es_monotonic_s();
         fig->feeder_cpu_s = feed_in_real_time(streams, count, clip, clip_samples, seconds);
-        fig->wall_s = es_cli_monotonic_s() - started;
+        fig->wall_s = es_monotonic_s() - started;
         fig->kb_per_stream = (double)(resident_kb() - rss_before) / count;
         es_stream_group_stats gs;
         es_stream_group_get_stats(group, &gs);

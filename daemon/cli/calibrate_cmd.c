@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "factory.h"
 #include "cli_util.h"
 #include "commands.h"
@@ -316,7 +317,7 @@ static int stream_and_choose(const es_cal_params *p, es_cal_job *job, double sta
     es_progress_destroy(progress);
     if (rc != 0) return rc;
     const es_cal_stream *stream = &job->stream;
-    const double streamed = es_cli_monotonic_s();
+    const double streamed = es_monotonic_s();
     note("streamed %.2f h in %.0f s (%.0fx real time)", stream->seconds / 3600, streamed - started,
          stream->seconds / (streamed - started));
     int positives = 0;
@@ -348,7 +349,7 @@ static int calibrate(const calibrate_options *opt, es_cal_job *job, double start
              es_cal_per_hour(result->false_alarms, job->stream.negative_seconds),
              (double)p->budget.max_per_hour);
     if ((rc = es_cal_job_write(job, opt->output_path, err)) != 0) return rc;
-    note("wrote %s in %.0f s", opt->output_path, es_cli_monotonic_s() - started);
+    note("wrote %s in %.0f s", opt->output_path, es_monotonic_s() - started);
     return 0;
 }
 
@@ -356,7 +357,7 @@ int es_cmd_calibrate(int argc, char **argv) {
     calibrate_options opt;
     const int parsed = parse_options(argc, argv, &opt);
     if (parsed != 0) return parsed > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
-    const double started = es_cli_monotonic_s();
+    const double started = es_monotonic_s();
     es_cal_job job;
     es_error err;
     const int rc = calibrate(&opt, &job, started, &err);

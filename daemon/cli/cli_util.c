@@ -501,9 +501,3 @@ void es_cli_output_discard(es_cli_output *out) {
     if (out->temp_path) unlink(out->temp_path);
     output_free(out);
 }
-
-double es_cli_monotonic_s(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}

@@ -75,7 +75,6 @@ int es_cli_output_commit(es_cli_output *out);
 void es_cli_output_discard(es_cli_output *out);
 
 /* Seconds on the monotonic clock: for the durations and ETAs commands report. */
-double es_cli_monotonic_s(void);
 
 /* ---- model and detector flags ------------------------------------------------ */
 

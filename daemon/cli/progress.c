@@ -2,6 +2,7 @@
  * Progress bar (progress.h). Drawn with '\r' and erased at the end, so a
  * terminal that also shows error lines stays readable.
  */
+#include "clock.h"
 #include "progress.h"
 
 #include <pthread.h>
@@ -21,19 +22,13 @@ struct es_progress {
     double drawn_s; /* when the bar was last drawn */
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 es_progress *es_progress_create(double total_s, double min_total_s) {
     if (!isatty(STDERR_FILENO) || !(total_s >= min_total_s) || total_s <= 0) return NULL;
     es_progress *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     pthread_mutex_init(&p->lock, NULL);
     p->total_s = total_s;
-    p->started_s = now_s();
+    p->started_s = es_monotonic_s();
     return p;
 }
 
@@ -60,7 +55,7 @@ void es_progress_add(es_progress *progress, double done_s) {
     if (!progress) return;
     pthread_mutex_lock(&progress->lock);
     progress->done_s += done_s;
-    double now = now_s();
+    double now = es_monotonic_s();
     if (now - progress->drawn_s >= REDRAW_INTERVAL_S) {
         draw(progress, now);
         progress->drawn_s = now;

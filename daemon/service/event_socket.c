@@ -8,6 +8,7 @@
  * never wait for each other or for the consumer.
  */
 #define _GNU_SOURCE /* accept4 */
+#include "clock.h"
 #include "event_socket.h"
 
 #include <errno.h>
@@ -359,9 +360,7 @@ static void serve_subscribers(es_event_hub *hub, size_t polled) {
 }
 
 static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return es_monotonic_ns() / 1000000;
 }
 
 /* On the way out: give backlogs up to linger_ms to reach their readers. */

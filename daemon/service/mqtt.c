@@ -9,6 +9,7 @@
  * the network must keep trying.
  */
 #define _GNU_SOURCE /* pipe2 */
+#include "clock.h"
 #include "mqtt.h"
 
 #include <errno.h>
@@ -299,9 +300,7 @@ static void send_pending(es_mqtt *m) {
 }
 
 static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return es_monotonic_ns() / 1000000;
 }
 
 /* Waits up to `timeout_ms` for the socket and the wake-up; runs libmosquitto. */

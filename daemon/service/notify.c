@@ -2,6 +2,7 @@
  * sd_notify glue. libsystemd does the protocol; here is only the policy of
  * when to say what.
  */
+#include "clock.h"
 #include "notify.h"
 
 #include <stdarg.h>
@@ -9,12 +10,6 @@
 #include <time.h>
 
 #include <systemd/sd-daemon.h>
-
-int64_t es_monotonic_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int notify(const char *state) {
     int rc = sd_notify(0, state);

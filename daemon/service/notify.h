@@ -18,6 +18,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "clock.h" /* es_monotonic_ns, which the heartbeat ages are in */
+
 int es_notify_ready(void);     /* READY=1, once every source runs */
 int es_notify_reloading(void); /* RELOADING=1, at the start of a SIGHUP reload */
 int es_notify_stopping(void);  /* STOPPING=1 */
@@ -50,7 +52,5 @@ void es_watchdog_init(es_watchdog *w);
  * Returns how many milliseconds the caller may sleep before calling again
  * (-1: never, the watchdog is off). */
 int es_watchdog_service(es_watchdog *w, int healthy);
-
-int64_t es_monotonic_ns(void);
 
 #endif

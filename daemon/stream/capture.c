@@ -1,6 +1,7 @@
 /*
  * PortAudio input streams (stream.h).
  */
+#include "clock.h"
 #include "stream.h"
 
 #include <portaudio.h>
@@ -50,12 +51,6 @@ struct es_capture {
     uint64_t frames_at_last_check;
     int64_t progress_ns;
 };
-
-static int64_t monotonic_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 int es_capture_init(es_error *err) {
     pthread_mutex_lock(&pa_lock);
@@ -331,7 +326,7 @@ static int open_locked(const es_capture_config *config, es_capture **out, es_err
 
 int es_capture_start(es_capture *c, es_error *err) {
     c->frames_at_last_check = atomic_load(&c->frames);
-    c->progress_ns = monotonic_ns();
+    c->progress_ns = es_monotonic_ns();
     PaError pa = Pa_StartStream(c->stream);
     if (pa != paNoError)
         return es_error_set(err, ES_CAPTURE_ERR_PORTAUDIO, "cannot start %s: %s", c->device_name,
@@ -401,7 +396,7 @@ int es_capture_check(es_capture *c, int stall_timeout_ms, es_error *err) {
     if (active == 0 || atomic_load_explicit(&c->finished, memory_order_acquire))
         return lose(c, err, ES_CAPTURE_ERR_LOST,
                     "stopped delivering audio (device unplugged or sound server gone?)");
-    int64_t now = monotonic_ns();
+    int64_t now = es_monotonic_ns();
     if (frames != c->frames_at_last_check) {
         c->frames_at_last_check = frames;
         c->progress_ns = now;

@@ -4,6 +4,7 @@
  * The offline path and the live consumer share run_models(), so both produce
  * the same posteriors and events for the same frames.
  */
+#include "clock.h"
 #include "stream.h"
 
 #include <math.h>
@@ -116,12 +117,6 @@ const char *es_pipeline_strerror(int code) {
     default:
         return "unknown pipeline error";
     }
-}
-
-static int64_t monotonic_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static double unix_time_s(void) {
@@ -481,7 +476,7 @@ static void record_latency(es_pipeline *p) {
     int64_t hop = p->config.frontend.hop_samples;
     size_t slot = (size_t)(p->current_frame_time / hop) & p->fed_at_mask;
     int64_t fed_at = atomic_load_explicit(&p->fed_at_ns[slot], memory_order_relaxed);
-    int64_t latency = monotonic_ns() - fed_at;
+    int64_t latency = es_monotonic_ns() - fed_at;
     if (fed_at <= 0 || latency < 0) return;
     atomic_fetch_add_explicit(&p->latency_count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->latency_sum_ns, (uint64_t)latency, memory_order_relaxed);
@@ -659,7 +654,7 @@ static void live_frame(const es_frame *frame, void *user) {
 
 void es_pipeline_feed(es_pipeline *p, const float *interleaved, size_t frames) {
     if (p->config.mode != ES_PIPELINE_LIVE || p->finished) return;
-    p->feed_started_ns = monotonic_ns();
+    p->feed_started_ns = es_monotonic_ns();
     for_each_chunk(p, interleaved, frames, live_frame);
 }
 
@@ -669,7 +664,7 @@ void es_pipeline_note_input_overflow(es_pipeline *p) {
 
 void es_pipeline_close_input(es_pipeline *p) {
     if (p->config.mode != ES_PIPELINE_LIVE || p->finished) return;
-    p->feed_started_ns = monotonic_ns();
+    p->feed_started_ns = es_monotonic_ns();
     drain_resampler(p, live_frame);
     p->finished = 1;
     es_ring_close(p->ring);
@@ -697,7 +692,7 @@ static int consume_waiting(es_pipeline *p) {
 int es_pipeline_consume(es_pipeline *p, int timeout_ms) {
     if (p->config.mode != ES_PIPELINE_LIVE) return ES_PIPELINE_ERR_STATE;
     if (p->consumer_done) return ES_PIPELINE_CLOSED;
-    int64_t deadline_ns = monotonic_ns() + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    int64_t deadline_ns = es_monotonic_ns() + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
     for (;;) {
         /* Read the flag before popping: if it was set, every frame was already
          * in the ring, so an empty pop afterwards means the end. */
@@ -709,7 +704,7 @@ int es_pipeline_consume(es_pipeline *p, int timeout_ms) {
             p->consumer_done = 1;
             return ES_PIPELINE_CLOSED;
         }
-        int64_t left_ns = deadline_ns - monotonic_ns();
+        int64_t left_ns = deadline_ns - es_monotonic_ns();
         if (left_ns <= 0) return 0;
         struct timespec nap = {0, left_ns < CONSUME_POLL_NS ? (long)left_ns : CONSUME_POLL_NS};
         nanosleep(&nap, NULL);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "keyword_internal.h"
 #include "stream.h"
 
@@ -46,12 +47,6 @@ void kw_note(const keyword_ctx *ctx, const char *fmt, ...) {
 
 int kw_stopped(const keyword_ctx *ctx) {
     return ctx->opt->stop && *ctx->opt->stop;
-}
-
-double kw_clock_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 void format_duration(double s, char *buf, size_t size) {
@@ -372,7 +367,7 @@ static int train_step(keyword_run *r, es_error *err) {
     if (rc != 0) return rc;
     /* Whatever the rendering left of the budget, less the evaluation's share:
      * calibration and test took 0.6 minutes with data/ on this 2-core machine. */
-    const double spent_min = (kw_clock_s() - r->started) / 60.0;
+    const double spent_min = (es_monotonic_s() - r->started) / 60.0;
     const double evaluation_min = opt->small ? 0.2 : 1.0;
     double train_min = opt->minutes - spent_min - evaluation_min;
     if (train_min < 0.05) train_min = 0.05;
@@ -380,12 +375,12 @@ static int train_step(keyword_run *r, es_error *err) {
     format_duration((train_min + evaluation_min) * 60, eta, sizeof eta);
     kw_note(&r->ctx, "step 2/4: training for up to %.1f min (ETA of the whole run: %s)", train_min,
             eta);
-    const double train_started = kw_clock_s();
+    const double train_started = es_monotonic_s();
     if (kw_stopped(&r->ctx)) return es_error_set(err, ES_KEYWORD_ERR_STOPPED, "stopped");
     rc = train_model(&r->ctx, manifest, trained, train_min, err);
     if (kw_stopped(&r->ctx)) return es_error_set(err, ES_KEYWORD_ERR_STOPPED, "stopped");
     if (rc != 0) return rc;
-    r->figures.train_minutes = (kw_clock_s() - train_started) / 60.0;
+    r->figures.train_minutes = (es_monotonic_s() - train_started) / 60.0;
     es_error load_err;
     if (es_model_load_file(trained, &r->model, &load_err) != ES_RNN_OK)
         return es_error_set(err, ES_KEYWORD_ERR_FAILED, "%s: %s", trained, load_err.why);
@@ -465,7 +460,7 @@ static int write_outputs(keyword_run *r, es_error *err) {
     es_error save_err;
     if (es_model_save(r->model, opt->output_path, &save_err) != ES_RNN_OK)
         return es_error_set(err, ES_KEYWORD_ERR_OUTPUT, "%s: %s", opt->output_path, save_err.why);
-    f->total_minutes = (kw_clock_s() - r->started) / 60.0;
+    f->total_minutes = (es_monotonic_s() - r->started) / 60.0;
     const int rc = write_card(opt, f, card, err);
     if (rc != 0) return rc;
     tell_result(r);
@@ -496,7 +491,7 @@ static void keyword_run_free(keyword_run *r) {
 
 int es_train_keyword(const es_keyword_params *params, const es_keyword_hooks *hooks,
                      es_error *err) {
-    keyword_run r = {.ctx = {params, hooks}, .started = kw_clock_s()};
+    keyword_run r = {.ctx = {params, hooks}, .started = es_monotonic_s()};
     es_rng_seed(&r.rng, (uint64_t)params->seed * 0x9E3779B97F4A7C15ULL + 0x6b7764ULL);
     int rc = check_inputs(&r, err);
     if (rc == 0) rc = make_work_folder(&r, err);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "keyword_internal.h"
 #include "stream.h"
 #include "synth.h"
@@ -130,7 +131,7 @@ static void render_child(const keyword_ctx *ctx, const render_job *j, const char
 /* Makes every job's clip, `workers` at a time, reporting progress with an ETA. */
 int render_all(const keyword_ctx *ctx, job_list *jobs, const char *work, int workers,
                es_error *err) {
-    const double started = kw_clock_s();
+    const double started = es_monotonic_s();
     if (es_synth_start(err) != 0) {
         if (err) err->code = ES_KEYWORD_ERR_FAILED;
         return ES_KEYWORD_ERR_FAILED;
@@ -182,7 +183,7 @@ int render_all(const keyword_ctx *ctx, job_list *jobs, const char *work, int wor
                 failed++;
             }
             if (done % report_every == 0 || done == jobs->count) {
-                const double elapsed = kw_clock_s() - started;
+                const double elapsed = es_monotonic_s() - started;
                 char spent[32], eta[32];
                 format_duration(elapsed, spent, sizeof spent);
                 format_duration(elapsed / done * (jobs->count - done), eta, sizeof eta);

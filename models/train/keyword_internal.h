@@ -27,7 +27,6 @@ typedef struct keyword_ctx {
 
 void kw_note(const keyword_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int kw_stopped(const keyword_ctx *ctx);
-double kw_clock_s(void);
 void format_duration(double s, char *buf, size_t size);
 
 /* The false alarms per hour calibration allows on the valid voices (keyword.c). */

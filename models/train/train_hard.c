@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 
+#include "clock.h"
 #include "train_model_internal.h"
 
 typedef struct hard_candidate {
@@ -154,7 +155,7 @@ int mine_hard_negatives(trainer_data *d, const es_model *m, es_error *err) {
     const int pool = d->mf->kind_count[ES_SPLIT_TRAIN][ES_KIND_SENTENCE] +
                      d->mf->kind_count[ES_SPLIT_TRAIN][ES_KIND_SPEECH];
     if (pool == 0) return 0;
-    const double started_s = train_clock_s();
+    const double started_s = es_monotonic_s();
     finish_all_building(d);
     /* A manifest with no more than HARD_SAMPLE of them is scored whole. */
     const int fresh = pool < HARD_SAMPLE ? pool : HARD_SAMPLE;
@@ -176,7 +177,7 @@ int mine_hard_negatives(trainer_data *d, const es_model *m, es_error *err) {
         report.hardest = candidates[0].score;
         report.hardest_path = d->mf->clips[d->hard_clips[0]].path;
     }
-    report.seconds = train_clock_s() - started_s;
+    report.seconds = es_monotonic_s() - started_s;
     if (d->hooks && d->hooks->hard_negatives) d->hooks->hard_negatives(&report, d->hooks->user);
     free(candidates);
     return 0;

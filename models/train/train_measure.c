@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "train_model_internal.h"
 
 es_train_vad_figures vad_measure(const trainer_data *d, es_model *m) {
@@ -165,7 +166,7 @@ float validation_metric(es_model *m, void *user) {
 int report_progress(const es_train_progress *p, void *user) {
     trainer_data *d = user;
     const double budget_s = d->opt->minutes > 0 ? d->opt->minutes * 60.0 : INFINITY;
-    const double total_elapsed_s = train_clock_s() - d->started_s;
+    const double total_elapsed_s = es_monotonic_s() - d->started_s;
     const es_train_hooks *hooks = d->hooks;
     es_train_epoch_report report = {.epoch = d->epoch_offset + p->epoch + 1,
                                     .batch = p->batch,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "stream.h"
 #include "train_model_internal.h"
 
@@ -60,12 +61,6 @@ static int check_params(const es_train_params *p, es_error *err) {
                             "batch 1-%d, and threads, clips, epochs and stack of at least 1",
                             ES_TRAIN_MAX_BATCH);
     return 0;
-}
-
-double train_clock_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 int stop_requested(const trainer_data *d) {
@@ -328,7 +323,7 @@ static int run_phases(trainer_data *d, es_model *model, es_error *err) {
     es_trainer *trainer = NULL;
     int rc = 0;
     if (d->hooks && d->hooks->training) d->hooks->training(1, d->hooks->user);
-    d->started_s = train_clock_s();
+    d->started_s = es_monotonic_s();
     for (int phase = 0; phase < phases.count && rc == 0; phase++) {
         if (phases.epochs[phase] <= 0) continue;
         if (stop_requested(d) || d->stopped_for_time) break;

@@ -178,7 +178,6 @@ typedef struct trainer_data {
 /* Whether the caller asked the run to stop (es_train_params.stop). */
 int stop_requested(const trainer_data *d);
 /* Seconds on a monotonic clock. */
-double train_clock_s(void);
 
 int next_train_batch(void *user, int epoch, int index, const es_sequence **batch, int *count);
 int next_valid_batch(void *user, int epoch, int index, const es_sequence **batch, int *count);

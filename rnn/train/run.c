@@ -9,13 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "train_internal.h"
-
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double eta_seconds(const es_train_progress *p, int max_epochs) {
     double done, total;
@@ -97,7 +92,7 @@ typedef struct train_run {
 } train_run;
 
 static void report_time(train_run *run) {
-    run->p.elapsed_s = seconds_now() - run->start_s;
+    run->p.elapsed_s = es_monotonic_s() - run->start_s;
     run->p.eta_s = eta_seconds(&run->p, run->config->max_epochs);
 }
 
@@ -168,7 +163,7 @@ int es_train_run(es_trainer *t, const es_train_data *train, const es_train_data 
                      .config = es_trainer_config(t),
                      .progress = progress,
                      .user = user,
-                     .start_s = seconds_now()};
+                     .start_s = es_monotonic_s()};
     const size_t n = run.m->param_count;
     run.average = (weight_average){NULL, run.config->average_decay, 0};
     run.best = malloc(sizeof(float) * n);
