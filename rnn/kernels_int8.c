@@ -20,20 +20,12 @@ float es_int8_quantise_vector(const float *v, int n, int8_t *q) {
         float a = fabsf(v[i]);
         largest = a > largest ? a : largest;
     }
-    int padded = es_int8_groups(n) * ES_INT8_GROUP;
-    float inverse = largest > 0.0f ? ES_INT8_MAX / largest : 0.0f;
-    /* Round half away from zero by adding 0.5 before truncating: the loop
-     * vectorises, unlike lrintf. |v * inverse| <= 127 (plus rounding). */
-    for (int i = 0; i < n; i++) {
-        float r = v[i] * inverse;
-        int rounded = (int)(r + (r >= 0.0f ? 0.5f : -0.5f));
-        q[i] = (int8_t)(rounded > ES_INT8_MAX    ? ES_INT8_MAX
-                        : rounded < -ES_INT8_MAX ? -ES_INT8_MAX
-                                                 : rounded);
-    }
-    for (int i = n; i < padded; i++)
+    float inverse, scale = es_int8_vector_scale(largest, &inverse);
+    for (int i = 0; i < n; i++)
+        q[i] = es_int8_round(v[i] * inverse);
+    for (int i = n; i < es_int8_groups(n) * ES_INT8_GROUP; i++)
         q[i] = 0;
-    return largest / ES_INT8_MAX;
+    return scale;
 }
 
 static void generic_matmat(const int8_t *panels, size_t panel_stride, int panel_count, int groups,
@@ -54,7 +46,8 @@ static void generic_matmat(const int8_t *panels, size_t panel_stride, int panel_
     }
 }
 
-const es_int8_kernels es_int8_kernels_generic = {.name = "generic", .matmat = generic_matmat};
+const es_int8_kernels es_int8_kernels_generic = {
+    .name = "generic", .matmat = generic_matmat, .quantise = es_int8_quantise_vector};
 
 const es_int8_kernels *es_int8_kernels_for(es_isa isa) {
 #ifdef ES_HAVE_X86_KERNELS

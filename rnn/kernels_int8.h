@@ -44,6 +44,11 @@ typedef struct es_int8_kernels {
      * every kernel set gives the same bits. */
     void (*matmat)(const int8_t *panels, size_t panel_stride, int panel_count, int groups,
                    const int8_t *v, size_t v_stride, int count, int32_t *y, size_t y_stride);
+    /* es_int8_quantise_vector's work, the same bytes and scale (the
+     * vectorised sets are several times faster: a matrix product's vector is
+     * quantised for every frame, and a scalar max loop cost as much as the
+     * hidden product it feeds). */
+    float (*quantise)(const float *v, int n, int8_t *q);
 } es_int8_kernels;
 
 /* The int8 kernels for `isa` (ES_ISA_AVX512: AVX-512 VNNI), or NULL when
@@ -64,7 +69,26 @@ extern const es_int8_kernels es_int8_kernels_neon;
 int8_t es_int8_weight(float w, float scale);
 
 /* Quantises n floats into q (n rounded up to a group, the rest zeros) with
- * one scale, which it returns (0 for an all-zero vector). */
+ * one scale, which it returns (0 for an all-zero vector): q = v / scale
+ * rounded half away from zero, scale = max|v| / 127. The portable reference
+ * of the kernel sets' `quantise`. */
 float es_int8_quantise_vector(const float *v, int n, int8_t *q);
+
+/* One value of a vector already multiplied by 1 / scale, rounded half away
+ * from zero (adding 0.5 before truncating: the same in every kernel set) and
+ * clamped to [-127, 127]. */
+static inline int8_t es_int8_round(float r) {
+    int rounded = (int)(r + (r >= 0.0f ? 0.5f : -0.5f));
+    return (int8_t)(rounded > ES_INT8_MAX    ? ES_INT8_MAX
+                    : rounded < -ES_INT8_MAX ? -ES_INT8_MAX
+                                             : rounded);
+}
+
+/* The scale for a vector whose largest magnitude is `largest`, and the
+ * factor each value is multiplied by: one definition for every set. */
+static inline float es_int8_vector_scale(float largest, float *inverse) {
+    *inverse = largest > 0.0f ? ES_INT8_MAX / largest : 0.0f;
+    return largest / ES_INT8_MAX;
+}
 
 #endif

@@ -5,6 +5,7 @@
  * pair of such products is at most 2 * 127 * 127 and never saturates the
  * int16; vpmaddwd by ones then sums the pairs into each row's int32.
  */
+#include <math.h>
 #include <string.h>
 
 #include "kernels_int8.h"
@@ -68,6 +69,41 @@ ES_AVX2 static void avx2_matmat(const int8_t *panels, size_t panel_stride, int p
     }
 }
 
-const es_int8_kernels es_int8_kernels_avx2 = {.name = "avx2", .matmat = avx2_matmat};
+/* es_int8_quantise_vector eight lanes at a time, the tail as it does. */
+ES_AVX2 static float avx2_quantise(const float *v, int n, int8_t *q) {
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    __m256 largest8 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        largest8 = _mm256_max_ps(largest8, _mm256_andnot_ps(sign_bit, _mm256_loadu_ps(v + i)));
+    float lanes[8], largest = 0.0f;
+    _mm256_storeu_ps(lanes, largest8);
+    for (int k = 0; k < 8; k++)
+        largest = lanes[k] > largest ? lanes[k] : largest;
+    for (; i < n; i++)
+        largest = fabsf(v[i]) > largest ? fabsf(v[i]) : largest;
+    float inverse, scale = es_int8_vector_scale(largest, &inverse);
+    const __m256 times = _mm256_set1_ps(inverse), zero = _mm256_setzero_ps();
+    const __m256 up = _mm256_set1_ps(0.5f), down = _mm256_set1_ps(-0.5f);
+    const __m256i top = _mm256_set1_epi32(ES_INT8_MAX), bottom = _mm256_set1_epi32(-ES_INT8_MAX);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 r = _mm256_mul_ps(_mm256_loadu_ps(v + i), times);
+        /* As es_int8_round: +0.5 where r >= 0, else -0.5, then truncate. */
+        __m256 half = _mm256_blendv_ps(down, up, _mm256_cmp_ps(r, zero, _CMP_GE_OQ));
+        __m256i rounded = _mm256_cvttps_epi32(_mm256_add_ps(r, half));
+        rounded = _mm256_max_epi32(_mm256_min_epi32(rounded, top), bottom);
+        __m128i words =
+            _mm_packs_epi32(_mm256_castsi256_si128(rounded), _mm256_extracti128_si256(rounded, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packs_epi16(words, words));
+    }
+    for (; i < n; i++)
+        q[i] = es_int8_round(v[i] * inverse);
+    for (; i < es_int8_groups(n) * ES_INT8_GROUP; i++)
+        q[i] = 0;
+    return scale;
+}
+
+const es_int8_kernels es_int8_kernels_avx2 = {
+    .name = "avx2", .matmat = avx2_matmat, .quantise = avx2_quantise};
 
 #endif

@@ -6,6 +6,7 @@
  * into its int32; without it, SMULL makes int16 products and SADALP adds
  * pairs of them into int32 lanes that hold half a row each.
  */
+#include <math.h>
 #include <string.h>
 
 #include "kernels_int8.h"
@@ -56,6 +57,35 @@ static void neon_matmat(const int8_t *panels, size_t panel_stride, int panel_cou
                        y + (size_t)t * y_stride + (size_t)p * ES_PANEL_ROWS);
 }
 
+/* es_int8_quantise_vector four lanes at a time, the tail as it does. */
+static float neon_quantise(const float *v, int n, int8_t *q) {
+    float32x4_t largest4 = vdupq_n_f32(0.0f);
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        largest4 = vmaxq_f32(largest4, vabsq_f32(vld1q_f32(v + i)));
+    float largest = vmaxvq_f32(largest4);
+    for (; i < n; i++)
+        largest = fabsf(v[i]) > largest ? fabsf(v[i]) : largest;
+    float inverse, scale = es_int8_vector_scale(largest, &inverse);
+    const float32x4_t up = vdupq_n_f32(0.5f), down = vdupq_n_f32(-0.5f);
+    const int32x4_t top = vdupq_n_s32(ES_INT8_MAX), bottom = vdupq_n_s32(-ES_INT8_MAX);
+    for (i = 0; i + 4 <= n; i += 4) {
+        float32x4_t r = vmulq_n_f32(vld1q_f32(v + i), inverse);
+        /* As es_int8_round: +0.5 where r >= 0, else -0.5, then truncate. */
+        float32x4_t half = vbslq_f32(vcgezq_f32(r), up, down);
+        int32x4_t rounded = vcvtq_s32_f32(vaddq_f32(r, half));
+        rounded = vmaxq_s32(vminq_s32(rounded, top), bottom);
+        int16x4_t words = vmovn_s32(rounded);
+        int8x8_t bytes = vmovn_s16(vcombine_s16(words, words));
+        memcpy(q + i, &bytes, 4);
+    }
+    for (; i < n; i++)
+        q[i] = es_int8_round(v[i] * inverse);
+    for (; i < es_int8_groups(n) * ES_INT8_GROUP; i++)
+        q[i] = 0;
+    return scale;
+}
+
 const es_int8_kernels es_int8_kernels_neon = {
 #ifdef __ARM_FEATURE_DOTPROD
     .name = "neon_dotprod",
@@ -63,6 +93,7 @@ const es_int8_kernels es_int8_kernels_neon = {
     .name = "neon",
 #endif
     .matmat = neon_matmat,
+    .quantise = neon_quantise,
 };
 
 #endif

@@ -61,6 +61,32 @@ ES_VNNI static void vnni_matmat(const int8_t *panels, size_t panel_stride, int p
     }
 }
 
-const es_int8_kernels es_int8_kernels_vnni = {.name = "avx512_vnni", .matmat = vnni_matmat};
+/* es_int8_quantise_vector sixteen lanes at a time, the tail under a mask. */
+ES_VNNI static float vnni_quantise(const float *v, int n, int8_t *q) {
+    __m512 largest16 = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 lanes = (__mmask16)(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+        largest16 = _mm512_max_ps(largest16, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes, v + i)));
+    }
+    float inverse, scale = es_int8_vector_scale(_mm512_reduce_max_ps(largest16), &inverse);
+    const __m512 times = _mm512_set1_ps(inverse), zero = _mm512_setzero_ps();
+    const __m512 up = _mm512_set1_ps(0.5f), down = _mm512_set1_ps(-0.5f);
+    const __m512i top = _mm512_set1_epi32(ES_INT8_MAX), bottom = _mm512_set1_epi32(-ES_INT8_MAX);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 lanes = (__mmask16)(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+        __m512 r = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, v + i), times);
+        /* As es_int8_round: +0.5 where r >= 0, else -0.5, then truncate. */
+        __m512 half = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, zero, _CMP_GE_OQ), down, up);
+        __m512i rounded = _mm512_cvttps_epi32(_mm512_add_ps(r, half));
+        rounded = _mm512_max_epi32(_mm512_min_epi32(rounded, top), bottom);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, lanes, rounded);
+    }
+    for (int i = n; i < es_int8_groups(n) * ES_INT8_GROUP; i++)
+        q[i] = 0;
+    return scale;
+}
+
+const es_int8_kernels es_int8_kernels_vnni = {
+    .name = "avx512_vnni", .matmat = vnni_matmat, .quantise = vnni_quantise};
 
 #endif

@@ -23,8 +23,8 @@ void es_int8_input_products(const es_packed_model *packed, const es_packed_layer
     size_t q_stride = (size_t)pl->int8_input_groups * ES_INT8_GROUP;
     float scales[ES_BLOCK_FRAMES];
     for (int t = 0; t < count; t++)
-        scales[t] = es_int8_quantise_vector(v + (size_t)t * v_stride, length,
-                                            quantised + (size_t)t * q_stride);
+        scales[t] = packed->int8_kernels->quantise(v + (size_t)t * v_stride, length,
+                                                   quantised + (size_t)t * q_stride);
     packed->int8_kernels->matmat(d->int8_panels, pl->int8_panel_bytes,
                                  pl->rows_padded / ES_PANEL_ROWS, pl->int8_input_groups, quantised,
                                  q_stride, count, sums, (size_t)pl->rows_padded);
@@ -35,7 +35,8 @@ void es_int8_input_products(const es_packed_model *packed, const es_packed_layer
 
 float es_int8_quantise_hidden(const es_packed_model *packed, float *scratch, const float *h,
                               int units) {
-    return es_int8_quantise_vector(h, units, (int8_t *)(scratch + packed->state_int8_vectors));
+    return packed->int8_kernels->quantise(h, units,
+                                          (int8_t *)(scratch + packed->state_int8_vectors));
 }
 
 void es_int8_hidden_products(const es_packed_model *packed, const es_packed_layer *pl,

@@ -110,6 +110,40 @@ static void test_vector_quantisation(void **state) {
     assert_int_equal(es_int8_weight(3.0f, 0.0f), 0);
 }
 
+/* Every kernel set's vectorised quantisation gives the reference's bytes and
+ * scale: lengths around each set's width, values on rounding ties (k + 0.5
+ * steps of the scale), zeros of both signs, and vectors of all zeros. */
+static void test_quantisation_kernels_equal_reference(void **state) {
+    (void)state;
+    enum { longest = 203 };
+    float v[longest];
+    int8_t want[longest + 4], got[longest + 4];
+    uint64_t random = 7;
+    for (int n = 0; n <= longest; n++) {
+        for (int kind = 0; kind < 3; kind++) {
+            for (int i = 0; i < n; i++) {
+                int step = (int)(test_random_next(&random) % 255) - 127;
+                v[i] = kind == 0   ? (float)step / 127.0f * 3.0f
+                       : kind == 1 ? ((float)step + 0.5f) / 127.5f * -0.75f
+                                   : (i % 2 ? -0.0f : 0.0f);
+            }
+            if (kind == 1 && n > 0) v[n - 1] = 0.75f; /* the largest magnitude last */
+            memset(want, 99, sizeof want);
+            float want_scale = es_int8_quantise_vector(v, n, want);
+            size_t bytes = (size_t)es_int8_groups(n) * ES_INT8_GROUP;
+            for (size_t i = 0; i < sizeof int8_isas / sizeof int8_isas[0]; i++) {
+                const es_int8_kernels *k = es_int8_kernels_for(int8_isas[i]);
+                if (!k) continue; /* this CPU lacks it */
+                memset(got, 99, sizeof got);
+                float got_scale = k->quantise(v, n, got);
+                if (memcmp(&got_scale, &want_scale, sizeof got_scale) != 0 ||
+                    memcmp(got, want, bytes) != 0 || got[bytes] != 99)
+                    fail_msg("%s: quantisation of %d values (kind %d) differs", k->name, n, kind);
+            }
+        }
+    }
+}
+
 /* ---- layers ----------------------------------------------------------------------- */
 
 static float *run_model(es_model *m, const float *inputs, int frames) {
@@ -291,6 +325,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_equal_generic),
         cmocka_unit_test(test_kernel_choice),
         cmocka_unit_test(test_vector_quantisation),
+        cmocka_unit_test(test_quantisation_kernels_equal_reference),
         cmocka_unit_test(test_every_layer_type),
         cmocka_unit_test(test_save_and_load),
         cmocka_unit_test(test_builtin_models_quantised),
