@@ -14,51 +14,77 @@
 #include <immintrin.h>
 
 #define ES_VNNI __attribute__((target("avx512f,avx512vnni")))
-#define ES_VNNI_PANELS 4
+#define ES_VNNI_PANELS 4  /* panels per block: 4 accumulators per vector */
+#define ES_VNNI_VECTORS 2 /* vectors that share each weight load */
 
-/* `panels` (a constant in each caller) panels times one vector. */
+/* `panels` panels times `vectors` vectors (constants in each caller): each
+ * weight group is loaded and made unsigned once for all the vectors. */
 ES_VNNI static inline __attribute__((always_inline)) void
-vnni_panels(const int8_t *w, size_t panel_stride, int panels, int groups, const int8_t *v,
-            __m512i offset, int32_t *y) {
+vnni_block(const int8_t *w, size_t panel_stride, int panels, int groups, const int8_t *v,
+           size_t v_stride, int vectors, const __m512i *offsets, int32_t *y, size_t y_stride) {
     const __m512i sign_bits = _mm512_set1_epi8((char)0x80);
-    __m512i acc[ES_VNNI_PANELS];
+    __m512i acc[ES_VNNI_VECTORS][ES_VNNI_PANELS];
 #pragma GCC unroll 4
-    for (int p = 0; p < panels; p++)
-        acc[p] = _mm512_setzero_si512();
+    for (int t = 0; t < vectors; t++)
+#pragma GCC unroll 4
+        for (int p = 0; p < panels; p++)
+            acc[t][p] = _mm512_setzero_si512();
     for (int g = 0; g < groups; g++, w += ES_INT8_GROUP_BYTES) {
-        int32_t four;
-        memcpy(&four, v + g * ES_INT8_GROUP, sizeof four);
-        __m512i vb = _mm512_set1_epi32(four);
+        __m512i vb[ES_VNNI_VECTORS];
+#pragma GCC unroll 4
+        for (int t = 0; t < vectors; t++) {
+            int32_t four;
+            memcpy(&four, v + (size_t)t * v_stride + g * ES_INT8_GROUP, sizeof four);
+            vb[t] = _mm512_set1_epi32(four);
+        }
 #pragma GCC unroll 4
         for (int p = 0; p < panels; p++) {
             __m512i unsigned_w =
                 _mm512_xor_si512(_mm512_loadu_si512(w + (size_t)p * panel_stride), sign_bits);
-            acc[p] = _mm512_dpbusd_epi32(acc[p], unsigned_w, vb);
+#pragma GCC unroll 4
+            for (int t = 0; t < vectors; t++)
+                acc[t][p] = _mm512_dpbusd_epi32(acc[t][p], unsigned_w, vb[t]);
         }
     }
 #pragma GCC unroll 4
-    for (int p = 0; p < panels; p++)
-        _mm512_storeu_si512(y + p * ES_PANEL_ROWS, _mm512_sub_epi32(acc[p], offset));
+    for (int t = 0; t < vectors; t++)
+#pragma GCC unroll 4
+        for (int p = 0; p < panels; p++)
+            _mm512_storeu_si512(y + (size_t)t * y_stride + p * ES_PANEL_ROWS,
+                                _mm512_sub_epi32(acc[t][p], offsets[t]));
+}
+
+/* All the panels times `vectors` vectors, in blocks of ES_VNNI_PANELS panels, then one by one. */
+ES_VNNI static inline __attribute__((always_inline)) void
+vnni_vectors(const int8_t *panels, size_t panel_stride, int panel_count, int groups,
+             const int8_t *v, size_t v_stride, int vectors, int32_t *y, size_t y_stride) {
+    __m512i offsets[ES_VNNI_VECTORS];
+#pragma GCC unroll 4
+    for (int t = 0; t < vectors; t++) {
+        int32_t sum = 0;
+        for (int j = 0; j < groups * ES_INT8_GROUP; j++)
+            sum += v[(size_t)t * v_stride + j];
+        offsets[t] = _mm512_set1_epi32(128 * sum);
+    }
+    int p = 0;
+    for (; p + ES_VNNI_PANELS <= panel_count; p += ES_VNNI_PANELS)
+        vnni_block(panels + (size_t)p * panel_stride, panel_stride, ES_VNNI_PANELS, groups, v,
+                   v_stride, vectors, offsets, y + p * ES_PANEL_ROWS, y_stride);
+    for (; p < panel_count; p++)
+        vnni_block(panels + (size_t)p * panel_stride, panel_stride, 1, groups, v, v_stride, vectors,
+                   offsets, y + p * ES_PANEL_ROWS, y_stride);
 }
 
 ES_VNNI static void vnni_matmat(const int8_t *panels, size_t panel_stride, int panel_count,
                                 int groups, const int8_t *v, size_t v_stride, int count, int32_t *y,
                                 size_t y_stride) {
-    for (int t = 0; t < count; t++) {
-        const int8_t *vt = v + (size_t)t * v_stride;
-        int32_t *yt = y + (size_t)t * y_stride;
-        int32_t sum = 0;
-        for (int j = 0; j < groups * ES_INT8_GROUP; j++)
-            sum += vt[j];
-        __m512i offset = _mm512_set1_epi32(128 * sum);
-        int p = 0;
-        for (; p + ES_VNNI_PANELS <= panel_count; p += ES_VNNI_PANELS)
-            vnni_panels(panels + (size_t)p * panel_stride, panel_stride, ES_VNNI_PANELS, groups, vt,
-                        offset, yt + p * ES_PANEL_ROWS);
-        for (; p < panel_count; p++)
-            vnni_panels(panels + (size_t)p * panel_stride, panel_stride, 1, groups, vt, offset,
-                        yt + p * ES_PANEL_ROWS);
-    }
+    int t = 0;
+    for (; t + ES_VNNI_VECTORS <= count; t += ES_VNNI_VECTORS)
+        vnni_vectors(panels, panel_stride, panel_count, groups, v + (size_t)t * v_stride, v_stride,
+                     ES_VNNI_VECTORS, y + (size_t)t * y_stride, y_stride);
+    if (t < count)
+        vnni_vectors(panels, panel_stride, panel_count, groups, v + (size_t)t * v_stride, v_stride,
+                     1, y + (size_t)t * y_stride, y_stride);
 }
 
 /* es_int8_quantise_vector sixteen lanes at a time, the tail under a mask. */

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "stream.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -571,12 +572,15 @@ static void flush_detectors(es_pipeline *p) {
 #define MAX_SAMPLE_MAGNITUDE 1.0f
 
 static const float *clean_input(es_pipeline *p, const float *interleaved, size_t count) {
+    /* Branch-free, so that GCC vectorises it (with isfinite and an if it
+     * stayed a scalar loop: 3 % of `earshot file`'s time). NaN fails both
+     * comparisons of |s|, infinity the second. */
     for (size_t i = 0; i < count; i++) {
-        float s = interleaved[i];
-        if (!isfinite(s)) s = 0.0f;
-        p->cleaned[i] = s > MAX_SAMPLE_MAGNITUDE    ? MAX_SAMPLE_MAGNITUDE
-                        : s < -MAX_SAMPLE_MAGNITUDE ? -MAX_SAMPLE_MAGNITUDE
-                                                    : s;
+        float s = interleaved[i], magnitude = fabsf(s);
+        float clamped = s > 0.0f ? MAX_SAMPLE_MAGNITUDE : -MAX_SAMPLE_MAGNITUDE;
+        p->cleaned[i] = magnitude <= MAX_SAMPLE_MAGNITUDE ? s
+                        : magnitude <= FLT_MAX            ? clamped
+                                                          : 0.0f;
     }
     return p->cleaned;
 }
