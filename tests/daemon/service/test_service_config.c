@@ -386,7 +386,7 @@ static void engine_threads_is_read_and_bounded(void **state) {
     assert_int_equal(parse(text, &c, &err), 0);
     assert_int_equal(c.engine_threads, ES_STREAM_GROUP_MAX_ENGINES);
 
-    char range[64];
+    char range[96];
     snprintf(range, sizeof range, "[models] engine_threads: '0' is not a whole number from 1 to %d",
              ES_STREAM_GROUP_MAX_ENGINES);
     expect_error("[source.a]\nfile = /x\n[models]\nengine_threads = 0\n", 4, range);
