@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -548,6 +549,19 @@ static int run_pipeline(source *src, const char *pipe_path, es_error *err) {
     return got < 0 ? -EIO : 0;
 }
 
+/* Waits until the pump wrote into the pipe or closed it; 0 when it closed
+ * it empty: a stop, or a FIFO writer that sent nothing (run_file reports
+ * that). Then libsndfile is not asked to open a stream that is not there:
+ * its failed opens write its global error text, which several sources
+ * stopping at once would race on. */
+static int pipe_has_bytes(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+    int waiting = 0;
+    return ioctl(fd, FIONREAD, &waiting) != 0 || waiting > 0;
+}
+
 /* One stream read from the source's fd (left open) through a pump. */
 static int run_stream(source *src, pump *pu, es_error *err) {
     int pipe_fds[2];
@@ -565,7 +579,11 @@ static int run_stream(source *src, pump *pu, es_error *err) {
     }
     char pipe_path[64];
     snprintf(pipe_path, sizeof pipe_path, "/proc/self/fd/%d", pipe_fds[0]);
-    rc = run_pipeline(src, pipe_path, err);
+    /* A regular file that is empty still gets libsndfile's reason. */
+    if (pu->is_fifo && !pipe_has_bytes(pipe_fds[0]))
+        rc = 0;
+    else
+        rc = run_pipeline(src, pipe_path, err);
     /* A FIFO writer whose bytes are no stream is reported now: the pump
      * drops the rest until it closes, which may take a while. */
     if (rc != 0 && pu->is_fifo && atomic_load(&pu->bytes) > 0 && !atomic_load(&src->stopping))
