@@ -902,7 +902,8 @@ static int daemon_threads(pid_t pid, const char *name, int *named) {
 
 enum { SHARED_SOURCES = 3 };
 
-/* Three FIFO sources besides the test's "pipe": pipe, pipe2, pipe3. */
+/* A daemon with three FIFO sources: prepare's "pipe", then "pipe2" and
+ * "pipe3" beside it; `models` ([models] keys) is appended to the config. */
 static void prepare_shared(daemon_proc *d, const char *fifos[SHARED_SOURCES],
                            char paths[SHARED_SOURCES][100], const char *models) {
     char extra[600];
