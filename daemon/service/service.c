@@ -793,7 +793,8 @@ static void source_stop(source *src) {
     free(src);
 }
 
-/* An engine loop that has not beaten for a whole watchdog timeout is stuck. */
+/* An engine that has not passed over a running stream for a whole watchdog
+ * timeout is stuck. */
 static int engines_healthy(const service *svc, int64_t max_age_ns) {
     for (int i = 0; i < svc->source_count; i++) {
         source *src = svc->sources[i];
