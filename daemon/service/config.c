@@ -51,6 +51,7 @@ typedef struct key_spec {
  * [keywords] threshold.KEYWORD are handled by hand below. */
 static const key_spec KEYS[] = {
     {"models", "vad", VALUE_STRING, FIELD(vad_model), 0, 0},
+    {"models", "engine_threads", VALUE_INT, FIELD(engine_threads), 1, ES_STREAM_GROUP_MAX_ENGINES},
     {"vad", "threshold", VALUE_PROBABILITY, FIELD(vad.onset_threshold), 0, 0},
     {"vad", "offset_threshold", VALUE_PROBABILITY, FIELD(vad.offset_threshold), 0, 0},
     {"vad", "min_speech_ms", VALUE_INT, FIELD(vad.min_speech_ms), 0, MAX_DURATION_MS},
@@ -483,6 +484,7 @@ void es_daemon_config_default(es_daemon_config *config) {
     snprintf(config->vad_model, sizeof config->vad_model, "builtin");
     config->kws_model_count = 1;
     snprintf(config->kws_models[0], sizeof config->kws_models[0], "builtin");
+    config->engine_threads = 1;
     es_vad_config_default(&config->vad);
     es_kws_config_default(&config->kws);
     snprintf(config->events.socket_path, sizeof config->events.socket_path,

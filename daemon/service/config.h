@@ -3,6 +3,7 @@
  *
  *   [source.NAME]   device = PortAudio input name or index   | file = path of a file or FIFO
  *   [models]        vad = builtin|PATH    kws = builtin|none|PATH[, PATH...]
+ *                   engine_threads
  *   [vad]           threshold offset_threshold min_speech_ms min_silence_ms
  *                   max_speech_ms speech_pad_ms speech_start_events
  *   [keywords]      threshold smooth_ms refractory_ms vad_gate threshold.KEYWORD
@@ -94,6 +95,9 @@ typedef struct es_daemon_config {
     char vad_model[ES_CONFIG_VALUE_MAX]; /* "builtin" or a path */
     int kws_model_count;                 /* 0 when kws = none */
     char kws_models[ES_PIPELINE_MAX_KWS_MODELS][ES_CONFIG_VALUE_MAX];
+    /* Threads that step every source's models (es_stream_group), 1 ..
+     * ES_STREAM_GROUP_MAX_ENGINES. Fixed for the daemon's life. */
+    int engine_threads;
 
     es_vad_config vad;
     es_kws_config kws;

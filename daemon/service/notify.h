@@ -6,9 +6,10 @@
  *
  * Watchdog: systemd expects WATCHDOG=1 at least every WATCHDOG_USEC; we ping
  * every half of it (sd_watchdog_enabled(3)). A ping must prove the detection
- * engines are alive, not just the main loop, so each engine loop beats an
- * es_heartbeat and the main loop pings only while every heartbeat is fresh:
- * a stalled engine stops the pings and systemd restarts the service.
+ * engines are alive, not just the main loop, so each source's heartbeat is
+ * beaten by the engine thread serving its stream, after each of its passes,
+ * and the main loop pings only while every running stream's heartbeat is
+ * fresh: a stalled engine stops the pings and systemd restarts the service.
  *
  * Private to daemon/service (service.c and its tests).
  */
@@ -26,7 +27,7 @@ int es_notify_stopping(void);  /* STOPPING=1 */
 /* STATUS=..., one line shown by `systemctl status`. */
 int es_notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- heartbeats: one per engine loop ------------------------------------------- */
+/* ---- heartbeats: one per source, beaten by its stream's engine ----------------- */
 
 typedef struct es_heartbeat {
     atomic_int_fast64_t last_beat_ns; /* CLOCK_MONOTONIC */

@@ -7,18 +7,21 @@
  *   reload    for each SIGHUP, loads the config and models (never on main,
  *             so that no file read can hold up signals or the watchdog)
  *   per source a worker that opens the input and restarts it (back-off), and
- *             while a stream runs: a pump (input fd -> pipe, interruptible),
- *             the worker as pipeline producer (audio_file reads the pipe and
- *             feeds the pipeline) and a consumer, the engine loop that steps
- *             the models and runs the detectors
+ *             while a stream runs: a pump (input fd -> pipe, interruptible)
+ *             and the worker as pipeline producer (audio_file reads the pipe
+ *             and feeds the pipeline)
+ *   engines   [models] engine_threads (1) threads of one es_stream_group,
+ *             shared by every source's stream: they step the models of the
+ *             streams whose frames are due together and run each stream's
+ *             detectors; no thread per stream
  *   hub       the event socket (event_socket.h); a line writer for stdout
  *   mqtt      [mqtt]: a collector and a network thread (mqtt.h)
  *
  * The pump exists so that every blocking read of a FIFO or file happens in
  * one place that also watches the stop signal: libsndfile retries reads on
  * EINTR and cannot be interrupted otherwise. Closing the pump's end of the
- * pipe is how a stream is told to end; the pipeline then drains, closes any
- * open speech segment and its consumer exits.
+ * pipe is how a stream is told to end; the pipeline then drains through the
+ * group, closes any open speech segment and leaves the group.
  *
  * Models and detector settings form an `engine`, shared read-only by every
  * stream and reference-counted; a reload builds a new engine beside the old
@@ -37,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -53,15 +57,14 @@
 #endif
 
 #define READ_CHUNK_FRAMES 512 /* 32 ms at 16 kHz: latency of a FIFO stream */
-#define CONSUME_TIMEOUT_MS 50 /* the engine loop beats at least this often */
 #define STATUS_PERIOD_MS 1000
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
 
-/* Test-only hook (documented in README, "Service"): when set, the engine
- * loop of the first stream that processes a frame sleeps this many
- * milliseconds once, as a stalled pipeline would, so that tests can watch
- * the watchdog pings stop. */
+/* Test-only hook (systemd/README.md, "Test-only hook"): when set, the
+ * engine thread that first steps a stream's frames sleeps this many
+ * milliseconds once, as a stalled engine would (every stream it serves
+ * stalls with it), so that tests can watch the watchdog pings stop. */
 #define TEST_STALL_ENV "EARSHOT_TEST_ENGINE_STALL_MS"
 
 /* ---- logging: stderr with sd-daemon priority prefixes --------------------------------- */
@@ -190,6 +193,7 @@ struct es_service {
     es_wyoming_server *wyoming;
     engine *wyoming_engine;
     es_mqtt *mqtt;           /* [mqtt]: NULL when off */
+    es_stream_group *group;  /* the engine threads every source's stream joins */
     int stdout_drops_logged; /* the main thread's: the first drop was logged */
 
     /* A reload's loading thread (reload_begin) and what it loaded. */
@@ -238,9 +242,9 @@ struct source {
     int stop_fd; /* eventfd: readable once the source must stop */
     atomic_int stopping;
     atomic_int state;
-    atomic_int attempted; /* the first open attempt is over (for READY=1) */
-    es_heartbeat heartbeat;
-    atomic_int engines_running;
+    atomic_int attempted;       /* the first open attempt is over (for READY=1) */
+    es_heartbeat heartbeat;     /* beaten by the engine thread after each of its passes */
+    atomic_int engines_running; /* the source has a stream in the group */
     atomic_uint_fast64_t stream_ring_drops; /* the running stream's, for STATUS */
     int input_fd; /* file sources: the path, open across streams (worker's alone) */
     int input_is_fifo;
@@ -254,7 +258,7 @@ static int wait_for_stop(source *src, int timeout_ms) {
     return poll(&p, 1, timeout_ms) > 0;
 }
 
-/* One stream: a pipeline and the consumer thread that runs it. */
+/* One stream: a pipeline, consumed by an engine of the service's group. */
 typedef struct stream {
     source *src;
     double input_rate_hz;
@@ -263,10 +267,10 @@ typedef struct stream {
     engine *engine;
     unsigned generation;
     es_pipeline *pipeline;
-    pthread_t consumer;
-    double time_offset_s; /* stream time before the last engine switch */
-    uint64_t events;      /* the consumer's; read once it has been joined */
-    uint64_t ring_drops;  /* of the pipelines finished so far */
+    double time_offset_s;    /* stream time before the last engine switch */
+    uint64_t events;         /* the engine thread's; read once the stream left the group */
+    uint64_t frames_stepped; /* the engine thread's: frames seen by stream_pass */
+    uint64_t ring_drops;     /* of the pipelines finished so far */
 } stream;
 
 static void publish_event(const es_event *event, void *user) {
@@ -291,30 +295,23 @@ static void publish_event(const es_event *event, void *user) {
 static void stall_for_test(stream *st) {
     service *svc = st->src->svc;
     if (!svc->test_stall_ms || atomic_exchange(&svc->test_stall_done, 1)) return;
-    log_at(LOG_WARNING, "source %s: test hook %s: engine loop stalls for %d ms",
+    log_at(LOG_WARNING, "source %s: test hook %s: engine thread stalls for %d ms",
            st->src->config.name, TEST_STALL_ENV, svc->test_stall_ms);
     for (int slept = 0; slept < svc->test_stall_ms && !atomic_load(&st->src->stopping); slept += 10)
         usleep(10000);
 }
 
-/* The engine loop: every pass beats the heartbeat the watchdog looks at. */
-static void *consumer_thread(void *arg) {
-    stream *st = arg;
-    for (;;) {
-        int rc = es_pipeline_consume(st->pipeline, CONSUME_TIMEOUT_MS);
-        es_heartbeat_beat(&st->src->heartbeat);
-        if (rc == ES_PIPELINE_CLOSED) break;
-        if (rc < 0) {
-            log_at(LOG_ERR, "source %s: pipeline: %s", st->src->config.name,
-                   es_pipeline_strerror(rc));
-            break;
-        }
-        if (rc > 0) stall_for_test(st);
-        es_pipeline_stats stats;
-        es_pipeline_get_stats(st->pipeline, &stats);
-        atomic_store(&st->src->stream_ring_drops, stats.ring_drops);
-    }
-    return NULL;
+/* On the engine thread after each of its passes (every few ms, busy or
+ * idle): the heartbeat the watchdog looks at, so an engine that stops
+ * passing stops the pings; the ring's drops for STATUS=. */
+static void stream_pass(void *user) {
+    stream *st = user;
+    es_heartbeat_beat(&st->src->heartbeat);
+    es_pipeline_stats stats;
+    es_pipeline_get_stats(st->pipeline, &stats);
+    atomic_store(&st->src->stream_ring_drops, stats.ring_drops);
+    if (stats.frames_processed > st->frames_stepped) stall_for_test(st);
+    st->frames_stepped = stats.frames_processed;
 }
 
 static int stream_start(stream *st, es_error *err) {
@@ -339,23 +336,26 @@ static int stream_start(stream *st, es_error *err) {
         engine_release(st->engine);
         return rc;
     }
-    atomic_fetch_add(&st->src->engines_running, 1);
+    st->frames_stepped = 0;
     es_heartbeat_beat(&st->src->heartbeat);
-    rc = pthread_create(&st->consumer, NULL, consumer_thread, st);
+    atomic_fetch_add(&st->src->engines_running, 1);
+    rc = es_stream_group_add(st->src->svc->group, st->pipeline, stream_pass, st, err);
     if (rc != 0) {
         atomic_fetch_sub(&st->src->engines_running, 1);
         es_pipeline_destroy(st->pipeline);
         engine_release(st->engine);
-        return es_error_set(err, -rc, "cannot start a thread: %s", strerror(rc));
+        return rc;
     }
     return 0;
 }
 
-/* Ends the input, lets the consumer process what is left and flush the
- * detectors, then frees the stream. */
+/* Ends the input and lets the group's engine process what is left and
+ * flush the detectors (their last events go out), then frees the stream. */
 static void stream_finish(stream *st) {
     es_pipeline_close_input(st->pipeline);
-    pthread_join(st->consumer, NULL);
+    int rc = es_stream_group_remove(st->src->svc->group, st->pipeline, 1);
+    if (rc < 0)
+        log_at(LOG_ERR, "source %s: pipeline: %s", st->src->config.name, es_pipeline_strerror(rc));
     atomic_fetch_sub(&st->src->engines_running, 1);
     es_pipeline_stats stats;
     es_pipeline_get_stats(st->pipeline, &stats);
@@ -549,6 +549,19 @@ static int run_pipeline(source *src, const char *pipe_path, es_error *err) {
     return got < 0 ? -EIO : 0;
 }
 
+/* Waits until the pump wrote into the pipe or closed it; 0 when it closed
+ * it empty: a stop, or a FIFO writer that sent nothing (run_file reports
+ * that). Then libsndfile is not asked to open a stream that is not there:
+ * its failed opens write its global error text, which several sources
+ * stopping at once would race on. */
+static int pipe_has_bytes(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+    int waiting = 0;
+    return ioctl(fd, FIONREAD, &waiting) != 0 || waiting > 0;
+}
+
 /* One stream read from the source's fd (left open) through a pump. */
 static int run_stream(source *src, pump *pu, es_error *err) {
     int pipe_fds[2];
@@ -566,7 +579,11 @@ static int run_stream(source *src, pump *pu, es_error *err) {
     }
     char pipe_path[64];
     snprintf(pipe_path, sizeof pipe_path, "/proc/self/fd/%d", pipe_fds[0]);
-    rc = run_pipeline(src, pipe_path, err);
+    /* A regular file that is empty still gets libsndfile's reason. */
+    if (pu->is_fifo && !pipe_has_bytes(pipe_fds[0]))
+        rc = 0;
+    else
+        rc = run_pipeline(src, pipe_path, err);
     /* A FIFO writer whose bytes are no stream is reported now: the pump
      * drops the rest until it closes, which may take a while. */
     if (rc != 0 && pu->is_fifo && atomic_load(&pu->bytes) > 0 && !atomic_load(&src->stopping))
@@ -776,7 +793,8 @@ static void source_stop(source *src) {
     free(src);
 }
 
-/* An engine loop that has not beaten for a whole watchdog timeout is stuck. */
+/* An engine that has not passed over a running stream for a whole watchdog
+ * timeout is stuck. */
 static int engines_healthy(const service *svc, int64_t max_age_ns) {
     for (int i = 0; i < svc->source_count; i++) {
         source *src = svc->sources[i];
@@ -999,6 +1017,9 @@ static void reload_finish(service *svc) {
             log_at(LOG_WARNING, "[events] changes take effect when the service restarts");
         if (memcmp(&svc->config.mqtt, &fresh->mqtt, sizeof fresh->mqtt) != 0)
             log_at(LOG_WARNING, "[mqtt] changes take effect when the service restarts");
+        if (svc->config.engine_threads != fresh->engine_threads)
+            log_at(LOG_WARNING,
+                   "[models] engine_threads changes take effect when the service restarts");
         if (engine_unchanged(svc, fresh, e)) {
             engine_release(e);
             log_at(LOG_INFO, "models and detector settings unchanged: running streams go on");
@@ -1012,9 +1033,11 @@ static void reload_finish(service *svc) {
         }
         prepare_capture(svc, fresh);
         apply_sources(svc, fresh);
-        /* The socket, stdout and the MQTT connection stay as they were opened. */
+        /* The socket, stdout, the MQTT connection and the engine threads
+         * stay as they were opened. */
         fresh->events = svc->config.events;
         fresh->mqtt = svc->config.mqtt;
+        fresh->engine_threads = svc->config.engine_threads;
         svc->config = *fresh;
         log_at(LOG_INFO, "reloaded %s: %d sources", svc->config_path, svc->source_count);
     }
@@ -1043,6 +1066,8 @@ static void stop_everything(service *svc) {
     for (int i = 0; i < svc->source_count; i++)
         source_stop(svc->sources[i]);
     svc->source_count = 0;
+    es_stream_group_destroy(svc->group); /* every stream has left it */
+    svc->group = NULL;
     /* After the sources: their last events (closed segments) go out too. */
     if (svc->mqtt) {
         uint64_t lost = es_mqtt_destroy(svc->mqtt);
@@ -1094,8 +1119,9 @@ static int serve(service *svc, int signal_fd) {
         if (!ready && all_sources_attempted(svc)) {
             ready = 1;
             es_notify_ready();
-            log_at(LOG_INFO, "ready: %d sources, events on %s", svc->source_count,
-                   svc->config.events.socket_path);
+            log_at(LOG_INFO, "ready: %d sources on %d engine thread%s, events on %s",
+                   svc->source_count, svc->config.engine_threads,
+                   svc->config.engine_threads == 1 ? "" : "s", svc->config.events.socket_path);
         }
         int sleep_ms = STATUS_PERIOD_MS;
         if (ready) {
@@ -1250,6 +1276,16 @@ static int open_mqtt(service *svc) {
     return 0;
 }
 
+/* The engine threads every source's stream joins. */
+static int open_engines(service *svc) {
+    es_error err = {0};
+    if (es_stream_group_create(svc->config.engine_threads, &svc->group, &err) != 0) {
+        log_at(LOG_ERR, "[models] engine_threads: %s", err.why);
+        return -1;
+    }
+    return 0;
+}
+
 static int open_outputs(service *svc) {
     es_event_hub_config hc;
     hub_config_from(&svc->config.events, &hc);
@@ -1348,7 +1384,7 @@ int es_service_run(es_service *svc) {
     if (signal_fd < 0 || svc->reload_done_fd < 0) {
         log_at(LOG_ERR, "signalfd/eventfd: %s", strerror(errno));
     } else if (open_outputs(svc) == 0 && open_mqtt(svc) == 0 && open_wyoming(svc) == 0 &&
-               start_sources(svc) == 0) {
+               open_engines(svc) == 0 && start_sources(svc) == 0) {
         status = serve(svc, signal_fd);
     }
     stop_everything(svc);

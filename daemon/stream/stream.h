@@ -481,9 +481,10 @@ void es_capture_source_feed(const float *interleaved, size_t frames, int input_o
  * model reload) may share a group: each model steps its own cohort.
  *
  * One engine per core to use; a pipeline goes to the engine with the
- * fewest. An idle engine looks for frames every 2 ms. The sinks and
- * on_pass run on the engine thread, must not block long (they hold up
- * every stream of the engine) and must not call into the group.
+ * fewest. An idle engine looks for frames every 2 ms (one without
+ * pipelines sleeps until one joins). The sinks and on_pass run on the
+ * engine thread, must not block long (they hold up every stream of the
+ * engine) and must not call into the group.
  */
 
 #define ES_STREAM_GROUP_MAX_ENGINES 64
@@ -496,7 +497,8 @@ enum {
 
 typedef struct es_stream_group es_stream_group;
 
-/* Starts `engines` engine threads (1..ES_STREAM_GROUP_MAX_ENGINES). */
+/* Starts `engines` engine threads (1..ES_STREAM_GROUP_MAX_ENGINES), each
+ * named "es-engine" (ps -L, top -H). */
 int es_stream_group_create(int engines, es_stream_group **out, es_error *err);
 /* Stops the engines. Every pipeline must have been removed. NULL is a no-op. */
 void es_stream_group_destroy(es_stream_group *g);
@@ -516,8 +518,10 @@ int es_stream_group_add(es_stream_group *g, es_pipeline *p, es_stream_pass_fn on
  * until every frame was consumed and the detectors flushed, their last
  * events sent — what ES_PIPELINE_CLOSED from es_pipeline_consume means.
  * Without, frames still in the ring stay there. A pipeline not in the group
- * is a no-op. */
-void es_stream_group_remove(es_stream_group *g, es_pipeline *p, int drain);
+ * is a no-op. Returns 0, or the negative es_pipeline code with which the
+ * pipeline refused to be consumed (what es_pipeline_consume would have
+ * returned): the engine stopped consuming it then, so a drain still ends. */
+int es_stream_group_remove(es_stream_group *g, es_pipeline *p, int drain);
 
 typedef struct es_stream_group_stats {
     int streams;            /* pipelines in the group now */

@@ -15,6 +15,7 @@
  * take it between passes. An idle engine waits on its condition variable for
  * a poll period, so a new frame waits at most that long.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,6 +38,7 @@ typedef struct member {
     void *user;
     int taken;                   /* frames taken in this pass */
     int closed;                  /* its input ended and every frame was consumed */
+    int failed;                  /* the pipeline's error code that ended it, or 0 */
     unsigned stepped[MAX_SLOTS]; /* the round each model slot last stepped in */
 } member;
 
@@ -120,8 +122,9 @@ static int take_frames(engine *e, uint64_t *frames) {
         m->taken = 0;
         if (m->closed) continue;
         int rc = es_pipeline_take_frames(m->pipeline, es_pipeline_max_take(m->pipeline));
-        if (rc == ES_PIPELINE_CLOSED) {
+        if (rc < 0) { /* ES_PIPELINE_CLOSED, or an error: either way, it is done */
             m->closed = 1;
+            m->failed = rc == ES_PIPELINE_CLOSED ? 0 : rc;
             pthread_cond_broadcast(&e->changed);
         } else if (rc > 0) {
             m->taken = rc;
@@ -165,6 +168,10 @@ static void *engine_thread(void *arg) {
             pthread_mutex_lock(&e->lock);
             continue;
         }
+        if (e->count == 0) { /* nothing to look for until a pipeline joins */
+            pthread_cond_wait(&e->changed, &e->lock);
+            continue;
+        }
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += IDLE_POLL_NS;
@@ -194,6 +201,7 @@ static int engine_start(engine *e, es_error *err) {
         return es_error_set(err, ES_STREAM_GROUP_ERR_THREAD, "cannot start an engine thread: %s",
                             strerror(rc));
     }
+    pthread_setname_np(e->thread, "es-engine"); /* for top -H, ps -L and tests */
     return 0;
 }
 
@@ -302,18 +310,20 @@ static int find_member(es_stream_group *g, const es_pipeline *p, engine **found)
     return -1;
 }
 
-void es_stream_group_remove(es_stream_group *g, es_pipeline *p, int drain) {
+int es_stream_group_remove(es_stream_group *g, es_pipeline *p, int drain) {
     engine *e = NULL;
     int j = find_member(g, p, &e);
-    if (j < 0) return;
+    if (j < 0) return 0;
     /* The member may move while the lock is released in the wait. */
     while (drain && !e->members[j].closed) {
         pthread_cond_wait(&e->changed, &e->lock);
         for (j = 0; e->members[j].pipeline != p; j++)
             ;
     }
+    const int failed = e->members[j].failed;
     e->members[j] = e->members[--e->count];
     pthread_mutex_unlock(&e->lock);
+    return failed;
 }
 
 void es_stream_group_get_stats(es_stream_group *g, es_stream_group_stats *stats) {

@@ -2,10 +2,13 @@
  * `earshot daemon` end to end, as a child process of the test:
  *   - --check-config names the bad line;
  *   - sd_notify: READY=1 once the sources run, WATCHDOG=1 every half of
- *     WATCHDOG_USEC, no pings while the engine loop is stalled (test hook
+ *     WATCHDOG_USEC, no pings while the engine thread is stalled (test hook
  *     EARSHOT_TEST_ENGINE_STALL_MS), STOPPING=1 and exit 0 soon after SIGTERM;
  *   - several subscribers (and `earshot listen`) receive exactly the events
  *     `earshot file` finds in the same audio, streamed through a FIFO;
+ *   - three FIFO sources streaming at once run on one engine thread (no
+ *     thread per stream), each source's events exactly `earshot file`'s;
+ *     `[models] engine_threads = 2` gives two;
  *   - SIGHUP with a corrupt model is refused and the old model keeps serving;
  *   - 200+ subscribers churning and one that never reads cost the live ones
  *     nothing, and the daemon's fd count returns to where it started;
@@ -369,16 +372,29 @@ static void write_clip(const char *fifo) {
     close(out);
 }
 
-/* Events of the FIFO source ("pipe") the daemon printed on stdout so far. */
-static int count_lines(const char *path) {
+/* The events of source `name` the daemon printed on stdout so far; the
+ * first `max` of them normalised into `lines`. */
+static int source_events(const char *path, const char *name, char (*lines)[MAX_LINE], int max) {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
-    char line[MAX_LINE];
-    int lines = 0;
-    while (fgets(line, sizeof line, f))
-        lines += strstr(line, "\"source\":\"pipe\"") != NULL;
+    char tag[96], line[MAX_LINE];
+    snprintf(tag, sizeof tag, "\"source\":\"%s\"", name);
+    int count = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strstr(line, tag)) continue;
+        if (count < max) {
+            normalise(line);
+            snprintf(lines[count], MAX_LINE, "%s", line);
+        }
+        count++;
+    }
     fclose(f);
-    return lines;
+    return count;
+}
+
+/* Events of the FIFO source ("pipe") the daemon printed on stdout so far. */
+static int count_lines(const char *path) {
+    return source_events(path, "pipe", NULL, 0);
 }
 
 /* A FIFO carries one stream per writer, and the daemon can only tell them
@@ -599,10 +615,11 @@ static void notify_ready_watchdog_stall_and_stop(void **state) {
     assert_true(count >= 3 && count <= 15);
     assert_true(longest_gap(pings, count, from) < 1000);
 
-    /* Audio makes the engine loop stall for 2.5 s: the pings stop. */
+    /* Audio makes the engine thread (which would serve every source)
+     * stall for 2.5 s: the pings stop. */
     writer w = {.fifo = d.fifo, .times = 1};
     pthread_create(&w.thread, NULL, writer_thread, &w);
-    wait_for_log(&d, "engine loop stalls", 10000);
+    wait_for_log(&d, "engine thread stalls", 10000);
     from = now_ms();
     count = collect_pings(&d, 4000, pings, 256);
     int64_t gap = longest_gap(pings, count, from);
@@ -857,6 +874,125 @@ static void sigterm_mid_stream_drains_and_exits_within_a_second(void **state) {
     printf("SIGTERM mid-stream to exit: %lld ms\n", (long long)took_ms);
     assert_true(took_ms < 1000);
     assert_true(log_contains(&d, "<6>earshot: stopped"));
+}
+
+/* The daemon's threads: all of them, and those named `name` (the stream
+ * group's engines are "es-engine"). */
+static int daemon_threads(pid_t pid, const char *name, int *named) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir) return -1;
+    int count = 0;
+    *named = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] == '.') continue;
+        count++;
+        char comm_path[sizeof path + sizeof entry->d_name + 8], comm[32] = "";
+        snprintf(comm_path, sizeof comm_path, "%s/%s/comm", path, entry->d_name);
+        FILE *f = fopen(comm_path, "r");
+        if (f && fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
+        if (f) fclose(f);
+        *named += strcmp(comm, name) == 0;
+    }
+    closedir(dir);
+    return count;
+}
+
+enum { SHARED_SOURCES = 3 };
+
+/* A daemon with three FIFO sources: prepare's "pipe", then "pipe2" and
+ * "pipe3" beside it; `models` ([models] keys) is appended to the config. */
+static void prepare_shared(daemon_proc *d, const char *fifos[SHARED_SOURCES],
+                           char paths[SHARED_SOURCES][100], const char *models) {
+    char extra[600];
+    int len = 0;
+    prepare(d, NULL, 0);
+    fifos[0] = d->fifo;
+    for (int i = 1; i < SHARED_SOURCES; i++) {
+        snprintf(paths[i], 100, "%s/in%d.fifo", d->dir, i + 1);
+        assert_int_equal(mkfifo(paths[i], 0600), 0);
+        fifos[i] = paths[i];
+        len += snprintf(extra + len, sizeof extra - (size_t)len, "[source.pipe%d]\nfile = %s\n",
+                        i + 1, paths[i]);
+    }
+    snprintf(extra + len, sizeof extra - (size_t)len, "%s", models ? models : "");
+    write_config(d, extra);
+}
+
+/* Issue 38: sources share the stream group's engine thread instead of a
+ * consumer thread each. Three FIFOs stream the clip at once, in small
+ * pieces like live producers: the daemon's thread count while they run is
+ * its count while idle (a thread per stream would add three), exactly one
+ * of them an engine, and each source's events are `earshot file`'s. */
+static void several_sources_share_one_engine_thread(void **state) {
+    (void)state;
+    daemon_proc d;
+    const char *fifos[SHARED_SOURCES];
+    char paths[SHARED_SOURCES][100];
+    prepare_shared(&d, fifos, paths, NULL); /* engine_threads left at its default */
+    start(&d, NULL);
+    wait_for_log(&d, "ready: 3 sources on 1 engine thread", 10000);
+    int engines, idle = daemon_threads(d.pid, "es-engine", &engines);
+    /* Each source's pump starts as it waits for a writer: the idle count
+     * is the one that holds still for 150 ms. */
+    for (int same = 0, now; same < 3; sleep_ms(50)) {
+        now = daemon_threads(d.pid, "es-engine", &engines);
+        same = now == idle ? same + 1 : 0;
+        idle = now;
+    }
+    assert_int_equal(engines, 1);
+
+    slow_writer w[SHARED_SOURCES];
+    for (int i = 0; i < SHARED_SOURCES; i++) {
+        w[i] = (slow_writer){.fifo = fifos[i], .passes = 1};
+        atomic_init(&w[i].stop, 0);
+        pthread_create(&w[i].thread, NULL, slow_writer_thread, &w[i]);
+    }
+    /* Until every source has its stream and sent an event: all three run. */
+    const char *names[SHARED_SOURCES] = {"pipe", "pipe2", "pipe3"};
+    int samples = 0, most = 0;
+    for (int64_t end = now_ms() + 20000; now_ms() < end; sleep_ms(20), samples++) {
+        int threads = daemon_threads(d.pid, "es-engine", &engines);
+        most = threads > most ? threads : most;
+        assert_int_equal(engines, 1);
+        int started = 0;
+        for (int i = 0; i < SHARED_SOURCES; i++)
+            started += source_events(d.out_log, names[i], NULL, 0) > 0;
+        if (started == SHARED_SOURCES) break;
+    }
+    /* Each stream started (an event is out) and none ended: all in the
+     * engine at once. */
+    assert_false(log_contains(&d, "stream ended"));
+    for (int i = 0; i < SHARED_SOURCES; i++)
+        pthread_join(w[i].thread, NULL);
+    printf("%d sources streaming at once: at most %d threads in %d samples, idle %d, 1 engine\n",
+           SHARED_SOURCES, most, samples, idle);
+    assert_int_equal(most, idle);
+
+    static char got[MAX_EVENTS][MAX_LINE];
+    for (int i = 0; i < SHARED_SOURCES; i++) {
+        int n = 0;
+        for (int64_t end = now_ms() + 30000; now_ms() < end && n < expected_count; sleep_ms(10))
+            n = source_events(d.out_log, names[i], NULL, 0);
+        n = source_events(d.out_log, names[i], got, MAX_EVENTS);
+        if (n != expected_count) {
+            dump_log(&d);
+            fail_msg("source %s: %d events, expected %d", names[i], n, expected_count);
+        }
+        for (int k = 0; k < n; k++)
+            assert_string_equal(got[k], expected[k]);
+    }
+    assert_int_equal(stop(&d, NULL), 0);
+
+    /* The key sets how many engines there are. */
+    prepare_shared(&d, fifos, paths, "[models]\nengine_threads = 2\n");
+    start(&d, NULL);
+    wait_for_log(&d, "ready: 3 sources on 2 engine threads", 10000);
+    daemon_threads(d.pid, "es-engine", &engines);
+    assert_int_equal(engines, 2);
+    assert_int_equal(stop(&d, NULL), 0);
 }
 
 /* A device that is not there is reported once and retried with back-off,
@@ -1768,6 +1904,7 @@ int main(int argc, char **argv) {
     };
     const struct CMUnitTest events[] = {
         cmocka_unit_test_teardown(subscribers_receive_what_earshot_file_finds, kill_leftovers),
+        cmocka_unit_test_teardown(several_sources_share_one_engine_thread, kill_leftovers),
         cmocka_unit_test_teardown(churn_and_a_stalled_subscriber_cost_live_ones_nothing,
                                   kill_leftovers),
         cmocka_unit_test_teardown(a_missing_device_is_retried_while_other_sources_run,

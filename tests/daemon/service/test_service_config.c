@@ -191,6 +191,7 @@ static void the_shipped_example_parses(void **state) {
     assert_int_equal(c.events.max_subscribers, defaults.events.max_subscribers);
     assert_int_equal(c.events.socket_mode, defaults.events.socket_mode);
     assert_string_equal(c.events.socket_path, defaults.events.socket_path);
+    assert_int_equal(c.engine_threads, defaults.engine_threads);
 }
 
 static void unknown_sections_and_keys_name_their_line(void **state) {
@@ -368,6 +369,39 @@ static void wyoming_section_is_read_and_may_stand_alone(void **state) {
     assert_non_null(strstr(err.why, ":4:"));
 }
 
+/* How many threads step the sources' models: one by default (every source
+ * shares it), 1..ES_STREAM_GROUP_MAX_ENGINES, and a refusal names the file,
+ * the line and the range. */
+static void engine_threads_is_read_and_bounded(void **state) {
+    (void)state;
+    es_daemon_config c;
+    es_error err = {0};
+    assert_int_equal(parse("[source.a]\nfile = /x\n", &c, &err), 0);
+    assert_int_equal(c.engine_threads, 1);
+    assert_int_equal(parse("[source.a]\nfile = /x\n[models]\nengine_threads = 4\n", &c, &err), 0);
+    assert_int_equal(c.engine_threads, 4);
+    char text[128];
+    snprintf(text, sizeof text, "[source.a]\nfile = /x\n[models]\nengine_threads = %d\n",
+             ES_STREAM_GROUP_MAX_ENGINES);
+    assert_int_equal(parse(text, &c, &err), 0);
+    assert_int_equal(c.engine_threads, ES_STREAM_GROUP_MAX_ENGINES);
+
+    char range[96];
+    snprintf(range, sizeof range, "[models] engine_threads: '0' is not a whole number from 1 to %d",
+             ES_STREAM_GROUP_MAX_ENGINES);
+    expect_error("[source.a]\nfile = /x\n[models]\nengine_threads = 0\n", 4, range);
+    snprintf(text, sizeof text, "[source.a]\nfile = /x\n[models]\nengine_threads = %d\n",
+             ES_STREAM_GROUP_MAX_ENGINES + 1);
+    expect_error(text, 4, "is not a whole number from 1 to");
+    expect_error("[source.a]\nfile = /x\n[models]\nengine_threads = two\n", 4, "'two'");
+    expect_error("[source.a]\nfile = /x\n[models]\nengine_threads = -1\n", 4, "'-1'");
+    expect_error("[source.a]\nfile = /x\n[models]\nengine_threads =\n", 4, "whole number");
+    expect_error("[source.a]\nfile = /x\n[models]\nengine_threads = 1\nengine_threads = 2\n", 5,
+                 "appears twice");
+    expect_error("[source.a]\nfile = /x\n[vad]\nengine_threads = 2\n", 4,
+                 "unknown key 'engine_threads' in [vad]");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(full_config_parses),
@@ -386,6 +420,7 @@ int main(void) {
         cmocka_unit_test(relative_paths_resolve_against_the_config_folder),
         cmocka_unit_test(a_fifo_config_is_refused_without_blocking),
         cmocka_unit_test(wyoming_section_is_read_and_may_stand_alone),
+        cmocka_unit_test(engine_threads_is_read_and_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
