@@ -8,7 +8,9 @@
  * stream carries between frames stays in its own es_state; the nonlinear
  * half of each step is the single-stream code (state_internal.h) and the
  * products are batched kernels bit-identical to the single-stream ones
- * (batch_kernels.h), so a stream's outputs never depend on its company.
+ * (batch_kernels.h; for int8 layers the int8 kernels' exact integer sums,
+ * ES_BLOCK_FRAMES streams per call), so a stream's outputs never depend on
+ * its company.
  */
 #include <string.h>
 
