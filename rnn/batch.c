@@ -8,11 +8,14 @@
  * stream carries between frames stays in its own es_state; the nonlinear
  * half of each step is the single-stream code (state_internal.h) and the
  * products are batched kernels bit-identical to the single-stream ones
- * (batch_kernels.h), so a stream's outputs never depend on its company.
+ * (batch_kernels.h; for int8 layers the int8 kernels' exact integer sums,
+ * ES_BLOCK_FRAMES streams per call), so a stream's outputs never depend on
+ * its company.
  */
 #include <string.h>
 
 #include "batch_kernels.h"
+#include "layers_int8.h"
 #include "state_internal.h"
 
 /* A block of streams on its way through the layers: where each stream's
@@ -39,17 +42,72 @@ static void shared(const stream_block *b, const float *p, const float **at) {
         at[t] = p;
 }
 
+/* int8 layers (kernels_int8.h): each stream's vector is quantised with a
+ * scale of its own, as es_state_step does, and the streams share the int8
+ * products a chunk of ES_BLOCK_FRAMES at a time: the chunk's quantised
+ * vectors and int32 sums live in the int8 scratch of its first stream, the
+ * room every state keeps for a block of its own frames, so the batched step
+ * needs no memory beyond a lone stream's. Each stream's sums are then
+ * rescaled by its own scale (es_int8_rescale, layers_int8.c). */
+typedef struct int8_chunk {
+    int first, count; /* streams [first, first + count) of the block */
+    int hidden;       /* the vectors U multiplies (else W) */
+    int8_t *quantised;
+    int32_t *sums;
+    float scales[ES_BLOCK_FRAMES];
+} int8_chunk;
+
+/* Quantises v[t] (`length` floats) of the chunk's streams from `first` on. */
+static void int8_quantise(const stream_block *b, const es_packed_layer *pl, int hidden, int first,
+                          const float *const *v, int length, int8_chunk *c) {
+    float *scratch = b->states[first]->scratch;
+    const size_t bytes = es_int8_operand_bytes(pl, hidden);
+    c->first = first;
+    c->count = b->count - first < ES_BLOCK_FRAMES ? b->count - first : ES_BLOCK_FRAMES;
+    c->hidden = hidden;
+    c->quantised = es_int8_scratch_vectors(b->packed, scratch);
+    c->sums = es_int8_scratch_sums(b->packed, scratch);
+    for (int t = 0; t < c->count; t++)
+        c->scales[t] =
+            b->packed->int8_kernels->quantise(v[first + t], length, c->quantised + t * bytes);
+}
+
+/* y[t] = base[t] + the rows [first_row, first_row + rows) of W (or U) times
+ * the chunk's vectors, for each of its streams t. */
+static void int8_products(const stream_block *b, const es_packed_layer *pl, const int8_chunk *c,
+                          int first_row, int rows, const float *const *base, float *const *y) {
+    const es_packed_direction *d = &pl->dir[0];
+    es_int8_sums(b->packed, pl, d, c->hidden, first_row, rows, c->quantised, c->count, c->sums);
+    for (int t = 0; t < c->count; t++)
+        es_int8_rescale(c->sums + (size_t)t * (size_t)rows, d->row_scales + first_row, c->scales[t],
+                        base[c->first + t], rows, y[c->first + t]);
+}
+
+/* gates[t] = b + W v[t] for every stream of the block, v[t] of `length`
+ * floats (W's first `length` columns). */
+static void input_product(const stream_block *b, const es_packed_layer *pl, const float *const *v,
+                          int length, float **gates) {
+    const es_packed_direction *d = &pl->dir[0];
+    const float *bias[ES_BATCH_STREAMS];
+    shared(b, d->bias, bias);
+    if (!pl->int8) {
+        b->batch->matmat(d->panels, (size_t)pl->cols * ES_PANEL_ROWS,
+                         pl->rows_padded / ES_PANEL_ROWS, 0, length, v, bias, gates, b->count);
+        return;
+    }
+    for (int first = 0; first < b->count; first += ES_BLOCK_FRAMES) {
+        int8_chunk c;
+        int8_quantise(b, pl, 0, first, v, length, &c);
+        int8_products(b, pl, &c, 0, pl->rows_padded, bias, gates);
+    }
+}
+
 /* The input side: gates = b + W x (a CONV1D: over its window of frames). */
 static void input_products(const stream_block *b, const es_layer *layer, const es_packed_layer *pl,
                            float **gates) {
-    const es_packed_direction *d = &pl->dir[0];
-    const size_t stride = (size_t)pl->cols * ES_PANEL_ROWS;
-    const float *bias[ES_BATCH_STREAMS];
-    shared(b, d->bias, bias);
     if (layer->type != ES_LAYER_CONV1D) {
-        int cols = layer->type == ES_LAYER_DENSE ? pl->cols : layer->input_size;
-        b->batch->matmat(d->panels, stride, pl->rows_padded / ES_PANEL_ROWS, 0, cols, b->in, bias,
-                         gates, b->count);
+        input_product(b, pl, b->in, layer->type == ES_LAYER_DENSE ? pl->cols : layer->input_size,
+                      gates);
         return;
     }
     /* As layers.c: the window is [K - 1 frames of history | this frame]. */
@@ -59,16 +117,39 @@ static void input_products(const stream_block *b, const es_layer *layer, const e
     scratch_at(b, pl->state_history, window);
     for (int t = 0; t < b->count; t++)
         memcpy(window[t] + history, b->in[t], in_size * sizeof(float));
-    b->batch->matmat(d->panels, stride, pl->rows_padded / ES_PANEL_ROWS, 0, pl->cols,
-                     (const float *const *)window, bias, gates, b->count);
+    input_product(b, pl, (const float *const *)window, pl->cols, gates);
     for (int t = 0; t < b->count; t++)
         memmove(window[t], window[t] + in_size, history * sizeof(float));
 }
 
-/* The recurrent side: U h added to the gates (a GRU's n gate apart), as
- * layers.c's recurrent_update does for one stream. */
+/* The recurrent side of an int8 layer: h quantised once per stream for both
+ * products, as layers.c's recurrent_update does. */
+static void int8_recurrent_products(const stream_block *b, const es_layer *layer,
+                                    const es_packed_layer *pl, float **gates, float **h,
+                                    float **n_hidden) {
+    const int summed = es_recurrent_summed_rows(layer, pl);
+    const float *bias_n[ES_BATCH_STREAMS];
+    shared(b, pl->dir[0].bias_n_hidden, bias_n);
+    for (int first = 0; first < b->count; first += ES_BLOCK_FRAMES) {
+        int8_chunk c;
+        int8_quantise(b, pl, 1, first, (const float *const *)h, layer->units, &c);
+        int8_products(b, pl, &c, 0, summed, (const float *const *)gates, gates);
+        if (summed < pl->rows_padded)
+            int8_products(b, pl, &c, summed, pl->rows_padded - summed, bias_n, n_hidden);
+    }
+}
+
+/* The recurrent side: U h added to the gates (a GRU's n gate apart, into
+ * each state's n_hidden), as layers.c's recurrent_update does for one
+ * stream. */
 static void recurrent_products(const stream_block *b, const es_layer *layer,
                                const es_packed_layer *pl, float **gates, float **h) {
+    float *n_hidden[ES_BATCH_STREAMS];
+    scratch_at(b, b->packed->state_n_hidden, n_hidden);
+    if (pl->int8) {
+        int8_recurrent_products(b, layer, pl, gates, h, n_hidden);
+        return;
+    }
     const es_packed_direction *d = &pl->dir[0];
     const size_t stride = (size_t)pl->cols * ES_PANEL_ROWS;
     const int in = layer->input_size, recurrent_cols = pl->cols - in;
@@ -77,9 +158,7 @@ static void recurrent_products(const stream_block *b, const es_layer *layer,
     b->batch->matvec(u_panels, stride, summed / ES_PANEL_ROWS, 0, recurrent_cols,
                      (const float *const *)h, (const float *const *)gates, gates, b->count);
     if (summed == pl->rows_padded) return;
-    float *n_hidden[ES_BATCH_STREAMS];
     const float *bias[ES_BATCH_STREAMS];
-    scratch_at(b, b->packed->state_n_hidden, n_hidden);
     shared(b, d->bias_n_hidden, bias);
     b->batch->matvec(u_panels + (size_t)(summed / ES_PANEL_ROWS) * stride, stride,
                      (pl->rows_padded - summed) / ES_PANEL_ROWS, 0, recurrent_cols,
@@ -156,6 +235,15 @@ static void block_stacked(stream_block *b, const float *const *frames, float *co
         memcpy(outputs[t], all[t]->scratch + b->packed->state_held, out * sizeof(float));
 }
 
+/* Whether every layer with weights is int8: such a model needs no batched
+ * float kernels (the int8 kernel sets take many vectors at once). */
+static int all_int8(const es_model *m) {
+    const es_packed_model *packed = m->packed;
+    for (int l = 0; l < m->layer_count; l++)
+        if (packed->layers[l].directions > 0 && !packed->layers[l].int8) return 0;
+    return 1;
+}
+
 void es_model_step_batch(const es_model *m, es_state *const *states, const float *inputs,
                          float *outputs, int count) {
     const size_t in = (size_t)m->input_size, out = (size_t)m->output_size;
@@ -165,9 +253,9 @@ void es_model_step_batch(const es_model *m, es_state *const *states, const float
     }
     const es_batch_kernels *batch =
         es_batch_kernels_for(((const es_packed_model *)m->packed)->kernels);
-    if (es_model_is_quantised(m) || !batch) {
-        /* No batched int8 kernels yet, nor NEON ones: each stream steps alone
-         * (the same results; only the shared weight loads are missed). */
+    if (!batch && !all_int8(m)) {
+        /* No batched float kernels for NEON: each stream steps alone (the
+         * same results; only the shared weight loads are missed). */
         for (int t = 0; t < count; t++)
             memcpy(outputs + (size_t)t * out, es_state_step(states[t], inputs + (size_t)t * in),
                    out * sizeof(float));

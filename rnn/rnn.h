@@ -236,9 +236,10 @@ void es_state_step_frames(es_state *s, const float *frames, int count, float *ou
  * output_size. states[t] are distinct states of `m`. Bit-identical, stream
  * by stream, to es_state_step on each alone, and faster: the streams share
  * every matrix product, so each weight is loaded once per block of streams
- * instead of once per stream (a server stepping many live sources). An int8
- * model (es_model_is_quantised) is stepped one stream at a time for now:
- * the same results, without the shared loads (no batched int8 kernels yet). */
+ * instead of once per stream (a server stepping many live sources; int8
+ * layers: once per 16 streams). A float model on ARM is stepped
+ * one stream at a time for now: the same results, without the shared loads
+ * (no batched NEON float kernels yet). */
 void es_model_step_batch(const es_model *m, es_state *const *states, const float *inputs,
                          float *outputs, int count);
 
