@@ -383,15 +383,16 @@ typedef struct group_stream {
     pthread_t producer;
 } group_stream;
 
-/* GROUP_STREAMS live pipelines fed at once by their producer threads, each
- * in chunks of its own size, consumed by a group of `engines` threads. */
-static void run_group(const fixture *f, int engines, const es_model *other_kws,
+/* `count` (<= GROUP_STREAMS) live pipelines fed at once by their producer
+ * threads, each in chunks of its own size, consumed by a group of `engines`
+ * threads (a pipeline alone on its engine steps in blocks of frames). */
+static void run_group(const fixture *f, int engines, int count, const es_model *other_kws,
                       run_output *outputs) {
     es_stream_group *group = NULL;
     es_error err;
     assert_int_equal(es_stream_group_create(engines, &group, &err), 0);
     group_stream streams[GROUP_STREAMS];
-    for (int i = 0; i < GROUP_STREAMS; i++) {
+    for (int i = 0; i < count; i++) {
         group_stream *st = &streams[i];
         const clip *c = group_variant(f, i, other_kws);
         es_pipeline_config config;
@@ -408,7 +409,7 @@ static void run_group(const fixture *f, int engines, const es_model *other_kws,
     no_keywords = 0;
     keyword_model = NULL;
     uint64_t frames = 0;
-    for (int i = 0; i < GROUP_STREAMS; i++) {
+    for (int i = 0; i < count; i++) {
         pthread_join(streams[i].producer, NULL);
         es_stream_group_remove(group, streams[i].pipeline, 1);
         es_pipeline_stats stats;
@@ -438,8 +439,15 @@ static void test_group_matches_offline(void **state) {
     no_keywords = 0;
     keyword_model = NULL;
     for (int engines = 1; engines <= 2; engines++) {
-        run_group(f, engines, other_kws, grouped);
+        run_group(f, engines, GROUP_STREAMS, other_kws, grouped);
         for (int i = 0; i < GROUP_STREAMS; i++) {
+            assert_same_output(&offline[i], &grouped[i]);
+            free_output(&grouped[i]);
+        }
+    }
+    for (int alone = 1; alone <= 2; alone++) { /* one stream; one per engine */
+        run_group(f, alone, alone, other_kws, grouped);
+        for (int i = 0; i < alone; i++) {
             assert_same_output(&offline[i], &grouped[i]);
             free_output(&grouped[i]);
         }
