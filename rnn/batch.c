@@ -48,7 +48,7 @@ static void shared(const stream_block *b, const float *p, const float **at) {
  * vectors and int32 sums live in the int8 scratch of its first stream, the
  * room every state keeps for a block of its own frames, so the batched step
  * needs no memory beyond a lone stream's. Each stream's sums are then
- * rescaled by its own scale (es_int8_rescale, layers_int8.c). */
+ * rescaled by its own scale (the int8 kernel set's rescale). */
 typedef struct int8_chunk {
     int first, count; /* streams [first, first + count) of the block */
     int hidden;       /* the vectors U multiplies (else W) */
@@ -79,8 +79,9 @@ static void int8_products(const stream_block *b, const es_packed_layer *pl, cons
     const es_packed_direction *d = &pl->dir[0];
     es_int8_sums(b->packed, pl, d, c->hidden, first_row, rows, c->quantised, c->count, c->sums);
     for (int t = 0; t < c->count; t++)
-        es_int8_rescale(c->sums + (size_t)t * (size_t)rows, d->row_scales + first_row, c->scales[t],
-                        base[c->first + t], rows, y[c->first + t]);
+        b->packed->int8_kernels->rescale(c->sums + (size_t)t * (size_t)rows,
+                                         d->row_scales + first_row, c->scales[t],
+                                         base[c->first + t], rows, y[c->first + t]);
 }
 
 /* gates[t] = b + W v[t] for every stream of the block, v[t] of `length`

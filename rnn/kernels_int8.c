@@ -28,6 +28,14 @@ float es_int8_quantise_vector(const float *v, int n, int8_t *q) {
     return scale;
 }
 
+static void generic_rescale(const int32_t *sums, const float *row_scales, float vector_scale,
+                            const float *base, int rows, float *y) {
+    for (int r = 0; r < rows; r++) {
+        float product = (float)sums[r] * (row_scales[r] * vector_scale);
+        y[r] = base ? base[r] + product : product;
+    }
+}
+
 static void generic_matmat(const int8_t *panels, size_t panel_stride, int panel_count, int groups,
                            const int8_t *v, size_t v_stride, int count, int32_t *y,
                            size_t y_stride) {
@@ -47,7 +55,11 @@ static void generic_matmat(const int8_t *panels, size_t panel_stride, int panel_
 }
 
 const es_int8_kernels es_int8_kernels_generic = {
-    .name = "generic", .matmat = generic_matmat, .quantise = es_int8_quantise_vector};
+    .name = "generic",
+    .matmat = generic_matmat,
+    .quantise = es_int8_quantise_vector,
+    .rescale = generic_rescale,
+};
 
 const es_int8_kernels *es_int8_kernels_for(es_isa isa) {
 #ifdef ES_HAVE_X86_KERNELS

@@ -49,6 +49,11 @@ typedef struct es_int8_kernels {
      * quantised for every frame, and a scalar max loop cost as much as the
      * hidden product it feeds). */
     float (*quantise)(const float *v, int n, int8_t *q);
+    /* y[r] = base[r] + (float)sums[r] * (row_scales[r] * vector_scale) for
+     * r < rows, in that order of operations (base may be NULL, or y): the
+     * int32 sums back to floats, the same bits in every set. */
+    void (*rescale)(const int32_t *sums, const float *row_scales, float vector_scale,
+                    const float *base, int rows, float *y);
 } es_int8_kernels;
 
 /* The int8 kernels for `isa` (ES_ISA_AVX512: AVX-512 VNNI), or NULL when

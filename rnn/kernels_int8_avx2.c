@@ -103,7 +103,29 @@ ES_AVX2 static float avx2_quantise(const float *v, int n, int8_t *q) {
     return scale;
 }
 
+/* The generic rescale eight rows at a time, the tail as it does. */
+ES_AVX2 static void avx2_rescale(const int32_t *sums, const float *row_scales, float vector_scale,
+                                 const float *base, int rows, float *y) {
+    const __m256 times = _mm256_set1_ps(vector_scale);
+    int r = 0;
+    for (; r + 8 <= rows; r += 8) {
+        __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(row_scales + r), times);
+        __m256 product = _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(sums + r))), scale);
+        if (base) product = _mm256_add_ps(_mm256_loadu_ps(base + r), product);
+        _mm256_storeu_ps(y + r, product);
+    }
+    for (; r < rows; r++) {
+        float product = (float)sums[r] * (row_scales[r] * vector_scale);
+        y[r] = base ? base[r] + product : product;
+    }
+}
+
 const es_int8_kernels es_int8_kernels_avx2 = {
-    .name = "avx2", .matmat = avx2_matmat, .quantise = avx2_quantise};
+    .name = "avx2",
+    .matmat = avx2_matmat,
+    .quantise = avx2_quantise,
+    .rescale = avx2_rescale,
+};
 
 #endif

@@ -86,6 +86,22 @@ static float neon_quantise(const float *v, int n, int8_t *q) {
     return scale;
 }
 
+/* The generic rescale four rows at a time, the tail as it does. */
+static void neon_rescale(const int32_t *sums, const float *row_scales, float vector_scale,
+                         const float *base, int rows, float *y) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        float32x4_t scale = vmulq_n_f32(vld1q_f32(row_scales + r), vector_scale);
+        float32x4_t product = vmulq_f32(vcvtq_f32_s32(vld1q_s32(sums + r)), scale);
+        if (base) product = vaddq_f32(vld1q_f32(base + r), product);
+        vst1q_f32(y + r, product);
+    }
+    for (; r < rows; r++) {
+        float product = (float)sums[r] * (row_scales[r] * vector_scale);
+        y[r] = base ? base[r] + product : product;
+    }
+}
+
 const es_int8_kernels es_int8_kernels_neon = {
 #ifdef __ARM_FEATURE_DOTPROD
     .name = "neon_dotprod",
@@ -94,6 +110,7 @@ const es_int8_kernels es_int8_kernels_neon = {
 #endif
     .matmat = neon_matmat,
     .quantise = neon_quantise,
+    .rescale = neon_rescale,
 };
 
 #endif

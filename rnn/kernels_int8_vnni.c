@@ -112,7 +112,25 @@ ES_VNNI static float vnni_quantise(const float *v, int n, int8_t *q) {
     return scale;
 }
 
+/* The generic rescale sixteen rows at a time, the tail under a mask. */
+ES_VNNI static void vnni_rescale(const int32_t *sums, const float *row_scales, float vector_scale,
+                                 const float *base, int rows, float *y) {
+    const __m512 times = _mm512_set1_ps(vector_scale);
+    for (int r = 0; r < rows; r += 16) {
+        __mmask16 lanes = (__mmask16)(rows - r >= 16 ? 0xffff : (1u << (rows - r)) - 1);
+        __m512 scale = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, row_scales + r), times);
+        __m512 product =
+            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(lanes, sums + r)), scale);
+        if (base) product = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, base + r), product);
+        _mm512_mask_storeu_ps(y + r, lanes, product);
+    }
+}
+
 const es_int8_kernels es_int8_kernels_vnni = {
-    .name = "avx512_vnni", .matmat = vnni_matmat, .quantise = vnni_quantise};
+    .name = "avx512_vnni",
+    .matmat = vnni_matmat,
+    .quantise = vnni_quantise,
+    .rescale = vnni_rescale,
+};
 
 #endif

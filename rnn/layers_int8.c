@@ -4,17 +4,10 @@
  * layers.c calls these in place of the float products of such a layer;
  * everything around them (gates, activations, the state) stays float.
  * batch.c builds its products for many streams from the same pieces
- * (es_int8_sums, es_int8_rescale), which keeps both paths bit-identical.
+ * (es_int8_sums and the kernel set's quantise and rescale), which keeps
+ * both paths bit-identical.
  */
 #include "layers_int8.h"
-
-void es_int8_rescale(const int32_t *sums, const float *row_scales, float vector_scale,
-                     const float *base, int rows, float *y) {
-    for (int r = 0; r < rows; r++) {
-        float product = (float)sums[r] * (row_scales[r] * vector_scale);
-        y[r] = base ? base[r] + product : product;
-    }
-}
 
 void es_int8_sums(const es_packed_model *packed, const es_packed_layer *pl,
                   const es_packed_direction *d, int hidden, int first_row, int rows,
@@ -39,8 +32,8 @@ void es_int8_input_products(const es_packed_model *packed, const es_packed_layer
                                                    quantised + (size_t)t * q_stride);
     es_int8_sums(packed, pl, d, 0, 0, pl->rows_padded, quantised, count, sums);
     for (int t = 0; t < count; t++)
-        es_int8_rescale(sums + (size_t)t * pl->rows_padded, d->row_scales, scales[t], d->bias,
-                        pl->rows_padded, y + (size_t)t * y_stride);
+        packed->int8_kernels->rescale(sums + (size_t)t * pl->rows_padded, d->row_scales, scales[t],
+                                      d->bias, pl->rows_padded, y + (size_t)t * y_stride);
 }
 
 float es_int8_quantise_hidden(const es_packed_model *packed, float *scratch, const float *h,
@@ -54,5 +47,5 @@ void es_int8_hidden_products(const es_packed_model *packed, const es_packed_laye
     int32_t *sums = es_int8_scratch_sums(packed, scratch);
     es_int8_sums(packed, pl, d, 1, first_row, rows, es_int8_scratch_vectors(packed, scratch), 1,
                  sums);
-    es_int8_rescale(sums, d->row_scales + first_row, h_scale, base, rows, y);
+    packed->int8_kernels->rescale(sums, d->row_scales + first_row, h_scale, base, rows, y);
 }

@@ -32,11 +32,6 @@ void es_int8_sums(const es_packed_model *packed, const es_packed_layer *pl,
                   const es_packed_direction *d, int hidden, int first_row, int rows,
                   const int8_t *quantised, int count, int32_t *sums);
 
-/* y[r] = base[r] + sums[r] * row_scales[r] * vector_scale over `rows` rows
- * (base may be NULL, or y). */
-void es_int8_rescale(const int32_t *sums, const float *row_scales, float vector_scale,
-                     const float *base, int rows, float *y);
-
 /* For `count` <= ES_BLOCK_FRAMES vectors of `length` floats (v_stride
  * apart): y (y_stride apart, rows_padded each) = bias + W v, W the input
  * half of the layer's matrix (all of it for DENSE and CONV1D). */

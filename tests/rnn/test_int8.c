@@ -144,6 +144,42 @@ static void test_quantisation_kernels_equal_reference(void **state) {
     }
 }
 
+/* Every kernel set's rescale gives the generic set's floats to the bit:
+ * lengths around each set's width, with and without a base, in place. */
+static void test_rescale_kernels_equal_generic(void **state) {
+    (void)state;
+    enum { longest = 77 };
+    int32_t sums[longest];
+    float scales[longest], base[longest], want[longest], got[longest];
+    uint64_t random = 11;
+    for (int i = 0; i < longest; i++) {
+        sums[i] = (int32_t)(test_random_next(&random) % 2000001) - 1000000;
+        scales[i] = (float)(test_random_next(&random) % 1000 + 1) * 1.37e-5f;
+        base[i] = (float)((int)(test_random_next(&random) % 2001) - 1000) * 0.0031f;
+    }
+    for (int rows = 0; rows <= longest; rows++)
+        for (int with_base = 0; with_base < 3; with_base++) { /* none, base, y itself */
+            memcpy(want, base, sizeof want);
+            es_int8_kernels_generic.rescale(sums, scales, 0.0173f,
+                                            with_base == 1   ? base
+                                            : with_base == 2 ? want
+                                                             : NULL,
+                                            rows, want);
+            for (size_t i = 0; i < sizeof int8_isas / sizeof int8_isas[0]; i++) {
+                const es_int8_kernels *k = es_int8_kernels_for(int8_isas[i]);
+                if (!k) continue;
+                memcpy(got, base, sizeof got);
+                k->rescale(sums, scales, 0.0173f,
+                           with_base == 1   ? base
+                           : with_base == 2 ? got
+                                            : NULL,
+                           rows, got);
+                if (memcmp(got, want, sizeof got) != 0)
+                    fail_msg("%s: rescale of %d rows (base %d) differs", k->name, rows, with_base);
+            }
+        }
+}
+
 /* ---- layers ----------------------------------------------------------------------- */
 
 static float *run_model(es_model *m, const float *inputs, int frames) {
@@ -326,6 +362,7 @@ int main(void) {
         cmocka_unit_test(test_kernel_choice),
         cmocka_unit_test(test_vector_quantisation),
         cmocka_unit_test(test_quantisation_kernels_equal_reference),
+        cmocka_unit_test(test_rescale_kernels_equal_generic),
         cmocka_unit_test(test_every_layer_type),
         cmocka_unit_test(test_save_and_load),
         cmocka_unit_test(test_builtin_models_quantised),
