@@ -17,7 +17,7 @@
 #     --limit N        N of them at random (smoke tests); default all
 #     --data DIR       scripts/data.sh's output: its manifest's test split gives the
 #                      keyword-free words and noise, DIR/eval/full the false-alarm hours
-#     --set DIR        where the stream is built and kept (default DIR/eval/real-<phrase>,
+#     --set DIR        where the stream is built and kept (default DIR/real-phrase/<phrase>,
 #                      or a temporary folder with --limit)
 #     --no-alarms      skip the false-alarm hours (smoke tests)
 #     --earshot BIN    default build/daemon/earshot
@@ -66,7 +66,7 @@ if [ -z "$set_dir" ]; then
     tmp=$(mktemp -d /tmp/earshot-real-phrase-XXXXXX)
     set_dir=$tmp
   else
-    set_dir=$data/eval/real-$name
+    set_dir=$data/real-phrase/$name
   fi
 fi
 trap '[ -z "$tmp" ] || rm -rf "$tmp"' EXIT

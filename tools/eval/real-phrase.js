@@ -10,8 +10,8 @@
 //   earshot file --kws-model MODEL OUT/real_clean.wav OUT/real_10.wav |
 //     node real-phrase.js score --set OUT --phrase "PHRASE"
 //
-// build screens the clips (a clip whose loudest 10 ms frame is under -50 dBFS, or with less
-// than 100 ms of frames above its floor, holds no speech and is dropped; clips with over 0.1 %
+// build screens the clips (a clip whose loudest 10 ms frame above 200 Hz is under -90 dBFS
+// or less than 10 dB above its floor holds no speech and is dropped; clips with over 0.1 %
 // of samples at full scale are counted as clipped and kept, as a user's microphone would give
 // them), levels each to -26 dBFS of active speech (+-2 dB), and lays them out one by one,
 // 0.5-1.5 s apart, each after one to two keyword-free clips of the manifest's test split
@@ -31,6 +31,7 @@ const L = require('./lib.js');
 
 const SPEECH_DBFS = -26;
 const AFTER_S = 0.5;
+const MIN_RANGE_DB = 10; // the loudest frame over the floor: less is steady noise, not a word
 const dbToPower = (db) => Math.pow(10, db / 10);
 
 function parseArgs(argv) {
@@ -61,20 +62,46 @@ function listFlac(dir) {
   return out.sort();
 }
 
-// A clip levelled to SPEECH_DBFS of active speech, or a reason it holds none.
-function screen(x) {
-  const lab = L.speechFrames(x);
-  let peak = 0;
-  let full = 0;
+// 2nd-order Butterworth high-pass at 200 Hz: the screen's view of a clip without the rumble
+// and hum some recordings are loudest in.
+function highPass(x) {
+  const k = Math.tan((Math.PI * 200) / L.RATE);
+  const q = Math.SQRT1_2;
+  const norm = 1 / (1 + k / q + k * k);
+  const b0 = norm;
+  const a1 = 2 * (k * k - 1) * norm;
+  const a2 = (1 - k / q + k * k) * norm;
+  const y = new Float32Array(x.length);
+  let x1 = 0;
+  let x2 = 0;
+  let y1 = 0;
+  let y2 = 0;
   for (let i = 0; i < x.length; i++) {
-    const a = Math.abs(x[i]);
-    if (a >= 0.999) full++;
-    peak = Math.max(peak, a);
+    const v = b0 * (x[i] - 2 * x1 + x2) - a1 * y1 - a2 * y2;
+    x2 = x1;
+    x1 = x[i];
+    y2 = y1;
+    y1 = v;
+    y[i] = v;
   }
-  let loudest = 0;
-  for (let t = 0; t < lab.length; t++) loudest = Math.max(loudest, L.power(x, t * L.HOP, (t + 1) * L.HOP));
-  const speech = lab.reduce((a, b) => a + b, 0);
-  if (10 * Math.log10(loudest + 1e-12) < -50 || speech < 10) return { silent: true };
+  return y;
+}
+
+// A clip levelled to SPEECH_DBFS of active speech, or a reason it holds none. Levels are
+// those above 200 Hz, relative to the clip's own floor (its quietest tenth of 10 ms frames):
+// some recordings are very quiet (loudest frame -75 dBFS) or loudest in rumble, yet hold
+// the word clearly; some are short and loud throughout (a small range, still speech).
+function screen(x) {
+  const h = highPass(x);
+  let full = 0;
+  for (let i = 0; i < x.length; i++) if (Math.abs(x[i]) >= 0.999) full++;
+  const db = [];
+  for (let t = 0; (t + 1) * L.HOP <= h.length; t++) db.push(10 * Math.log10(L.power(h, t * L.HOP, (t + 1) * L.HOP) + 1e-12));
+  db.sort((a, b) => a - b);
+  const floor = db.length ? db[Math.floor(0.1 * (db.length - 1))] : -120;
+  const loudest = db.length ? db[db.length - 1] : -120;
+  if (loudest < -90 || loudest - floor < MIN_RANGE_DB) return { silent: true };
+  const lab = L.speechFrames(h);
   const p = L.activePower(x, lab);
   const g = Math.sqrt(dbToPower(SPEECH_DBFS) / p);
   return { x: x.map((v) => v * g), clipped: full > 0.001 * x.length };
@@ -198,6 +225,8 @@ function score(o) {
   fields.push('hours', (meta.seconds / 3600).toFixed(3));
   console.log(fields.join('\t'));
 }
+
+module.exports = { screen, highPass };
 
 L.runAsScript(module, 'real-phrase', () => {
   const [mode, ...rest] = process.argv.slice(2);
