@@ -42,6 +42,8 @@ static const char usage_text[] =
     "      --init MODEL         start from MODEL's GRUs ('builtin': the built-in\n"
     "                           20-keyword model's) under a new output layer; their\n"
     "                           width replaces --hidden\n"
+    "      --freeze N           with --init: its first N layers are not trained, only\n"
+    "                           those above them (a frozen encoder under a new head)\n"
     "      --made-voices N      also train on N espeak-ng variants made at random (formants,\n"
     "                           pitch, echo, synthesiser; 0-300, default 0): recall on\n"
     "                           unseen voices rose 4-6 points, and so did false alarms\n"
@@ -72,6 +74,7 @@ static int parse_options(int argc, char **argv, es_keyword_params *opt) {
         OPT_HIDDEN,
         OPT_MADE_VOICES,
         OPT_INIT,
+        OPT_FREEZE,
         OPT_THREADS,
         OPT_SEED,
         OPT_WORK,
@@ -85,6 +88,7 @@ static int parse_options(int argc, char **argv, es_keyword_params *opt) {
         {"hidden", required_argument, NULL, OPT_HIDDEN},
         {"made-voices", required_argument, NULL, OPT_MADE_VOICES},
         {"init", required_argument, NULL, OPT_INIT},
+        {"freeze", required_argument, NULL, OPT_FREEZE},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"seed", required_argument, NULL, OPT_SEED},
         {"work", required_argument, NULL, OPT_WORK},
@@ -132,6 +136,9 @@ static int parse_options(int argc, char **argv, es_keyword_params *opt) {
         case OPT_INIT:
             opt->init_path = optarg;
             break;
+        case OPT_FREEZE:
+            rc = es_cli_parse_int("--freeze", optarg, 0, 2, &opt->freeze);
+            break;
         case OPT_WORK:
             opt->work_dir = optarg;
             break;
@@ -152,6 +159,10 @@ static int parse_options(int argc, char **argv, es_keyword_params *opt) {
     }
     if (!opt->output_path) {
         es_cli_error("train-keyword: -o MODEL is required");
+        return -1;
+    }
+    if (opt->freeze && !opt->init_path) {
+        es_cli_error("train-keyword: --freeze needs --init (the layers it keeps)");
         return -1;
     }
     return 0;

@@ -144,7 +144,9 @@ static const char *recall_by_noise_text(const es_cal_counts *c, char *out, size_
 
 /* The options that shaped the model, as the card's command line shows them. */
 static const char *model_options_text(const es_keyword_params *opt, char *out, size_t size) {
-    if (opt->init_path)
+    if (opt->init_path && opt->freeze)
+        snprintf(out, size, " --init %s --freeze %d", opt->init_path, opt->freeze);
+    else if (opt->init_path)
         snprintf(out, size, " --init %s", opt->init_path);
     else
         snprintf(out, size, " --hidden %d", opt->hidden);
