@@ -20,6 +20,8 @@
 #     --set DIR        where the stream is built and kept (default DIR/real-phrase/<phrase>,
 #                      or a temporary folder with --limit)
 #     --no-alarms      skip the false-alarm hours (smoke tests)
+#     --threshold P    measure at threshold P instead of the model's calibrated one (the
+#                      smoothing stays the model's): other operating points
 #     --earshot BIN    default build/daemon/earshot
 #
 # Prints a markdown table, one row per model, then one tab-separated line per model:
@@ -34,6 +36,7 @@ clips=
 limit=0
 set_dir=
 alarms=1
+override=()
 earshot=${EARSHOT:-build/daemon/earshot}
 real=${EARSHOT_REAL_SPEECH:-../shared/data/real-speech}
 [ -d "$real" ] || real=/work/shared/data/real-speech
@@ -45,8 +48,9 @@ while [ $# -gt 0 ]; do
   --data) data=$2 && shift 2 ;;
   --set) set_dir=$2 && shift 2 ;;
   --no-alarms) alarms=0 && shift ;;
+  --threshold) override=(--kw-threshold-for "PLACEHOLDER=$2") && threshold_override=$2 && shift 2 ;;
   --earshot) earshot=$2 && shift 2 ;;
-  -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+  -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
   -*) echo "keyword-real-eval.sh: unknown option $1" >&2 && exit 2 ;;
   *) args+=("$1") && shift ;;
   esac
@@ -54,6 +58,7 @@ done
 [ ${#args[@]} -ge 2 ] || { echo "usage: scripts/keyword-real-eval.sh [options] \"PHRASE\" MODEL... (--help)" >&2 && exit 2; }
 phrase=${args[0]}
 models=("${args[@]:1}")
+[ ${#override[@]} -eq 0 ] || override=(--kw-threshold-for "$phrase=$threshold_override")
 name=$(printf '%s' "$phrase" | tr -d ' ')
 [ -n "$clips" ] || clips=$real/mycroft-precise/$name
 [ -d "$clips" ] || { echo "keyword-real-eval.sh: no recordings of \"$phrase\" at $clips (--clips DIR)" >&2 && exit 2; }
@@ -96,17 +101,18 @@ card_threshold() {
 rows=()
 lines=()
 for model in "${models[@]}"; do
-  real_line=$("$earshot" file -j 2 --kws-model "$model" "$set_dir/real_clean.wav" "$set_dir/real_10.wav" |
+  real_line=$("$earshot" file -j 2 --kws-model "$model" ${override[@]+"${override[@]}"} "$set_dir/real_clean.wav" "$set_dir/real_10.wav" |
     node tools/eval/real-phrase.js score --set "$set_dir" --phrase "$phrase")
   fa="-" fa_hours="-" fa_text="-"
   if [ $alarms = 1 ] && ls "$data"/eval/full/fa_*.wav >/dev/null 2>&1 && [ -f "$data/text/jobs.tsv" ]; then
-    fa_text=$("$earshot" file -j 2 --kws-model "$model" "$data"/eval/full/fa_*.wav |
+    fa_text=$("$earshot" file -j 2 --kws-model "$model" ${override[@]+"${override[@]}"} "$data"/eval/full/fa_*.wav |
       node tools/eval/phrase-alarms.js --set "$data/eval/full" --text "$data/text/jobs.tsv" --phrase "$phrase")
     read -r fa fa_hours < <(printf '%s\n' "$fa_text" | sed -n 's/^\([0-9]*\) in \([0-9.]*\) h.*/\1 \2/p')
   fi
   IFS=$'\t' read -r synthetic confusables < <(card_figures "$model")
   threshold=$(card_threshold "$model")
   [ -n "$threshold" ] || threshold="-"
+  [ ${#override[@]} -eq 0 ] || threshold="$threshold_override (set; calibrated ${threshold})"
   rows+=("$(printf '%s\n' "$real_line" | awk -F'\t' -v model="$model" -v fa="$fa" -v fah="$fa_hours" \
     -v fa_text="$fa_text" -v conf="$confusables" -v syn="$synthetic" -v thr="$threshold" '{
       n = $2; fa_rate = fa == "-" ? "-" : sprintf("%.2f / h (%d in %s h)", fa / fah, fa, fah)
