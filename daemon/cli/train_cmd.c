@@ -83,6 +83,7 @@ static const char usage_text[] =
     "                          the built-in model of the task; e.g. the keyword model's\n"
     "                          GRUs under a new output layer); --hidden defaults to\n"
     "                          its recurrent layer's units\n"
+    "      --freeze N          with --init: its first N layers are not trained (0)\n"
     "      --small             a tiny model and epoch, for smoke tests\n"
     "  -h, --help              this help\n"
     "\n"
@@ -118,7 +119,8 @@ enum {
     OPT_WEIGHT_AVERAGE,
     OPT_ENVELOPE,
     OPT_CHECKPOINTS,
-    OPT_INIT
+    OPT_INIT,
+    OPT_FREEZE
 };
 
 static const struct option long_options[] = {
@@ -151,6 +153,7 @@ static const struct option long_options[] = {
     {"weight-average", required_argument, NULL, OPT_WEIGHT_AVERAGE},
     {"checkpoints", required_argument, NULL, OPT_CHECKPOINTS},
     {"init", required_argument, NULL, OPT_INIT},
+    {"freeze", required_argument, NULL, OPT_FREEZE},
     {"help", no_argument, NULL, 'h'},
     {0},
 };
@@ -189,6 +192,7 @@ static const number_option number_options[] = {
     {OPT_AUGMENT_RAMP, "--augment-ramp", 0, 0, 10000, PARAM(augment_ramp_epochs)},
     {OPT_KEYWORD_WEIGHT, "--keyword-weight", 1, 0.01, 1000.0, PARAM(keyword_weight)},
     {OPT_RECORDED_WEIGHT, "--recorded-weight", 1, 0.01, 1000.0, PARAM(recorded_weight)},
+    {OPT_FREEZE, "--freeze", 0, 0, 16, PARAM(freeze)},
 };
 
 /* A number option into its field: 0, -1 (printed), or 1 when `id` is not one. */

@@ -189,6 +189,8 @@ typedef struct es_train_params {
     float recorded_weight;      /* a recorded voice's clip is drawn this many times as
                                    often (1) */
     const char *init_path;      /* a model whose matching layers the new one starts from */
+    int freeze;                 /* the first this many layers (copied from init_path) are
+                                   not trained: a frozen encoder under a new head (0) */
     /* When it becomes nonzero (a signal handler may set it), training ends
      * at the next batch and the best model so far is written; NULL: never. */
     const volatile sig_atomic_t *stop;
@@ -650,6 +652,7 @@ typedef struct es_keyword_params {
     int hidden;                             /* GRU units (64) */
     int made_voices;                        /* espeak-ng variants made at random, training only */
     const char *init_path; /* a keyword model whose GRUs training starts from, or NULL */
+    int freeze;            /* the first this many of init_path's layers are not trained (0) */
     int small;             /* a few voices, a tiny model, a fixed 40 short epochs */
     /* When it becomes nonzero (a signal handler may set it) the run stops
      * at the next clip or step (training writes its best model so far

@@ -196,6 +196,7 @@ static int train_model(const keyword_ctx *ctx, const char *manifest, const char 
     params.seed = (uint64_t)opt->seed;
     params.threads = opt->threads;
     params.init_path = opt->init_path;
+    params.freeze = opt->freeze;
     if (!opt->init_path) params.hidden = opt->small ? 32 : opt->hidden;
     params.clips_per_epoch = opt->small ? 128 : 1500;
     /* Per-frame targets at a high rate: on "hey nova" they beat the default

@@ -55,6 +55,8 @@ static void resolve_params(es_train_params *p) {
 static int check_params(const es_train_params *p, es_error *err) {
     if (!p->manifest_path || !p->output_path)
         return es_error_set(err, ES_TRAIN_ERR_ARG, "a manifest and an output path are required");
+    if (p->freeze < 0 || (p->freeze > 0 && !p->init_path))
+        return es_error_set(err, ES_TRAIN_ERR_ARG, "--freeze needs --init (the layers it keeps)");
     if (p->batch_size < 1 || p->batch_size > ES_TRAIN_MAX_BATCH || p->threads < 1 ||
         p->valid_clips < 1 || p->clips_per_epoch < 1 || p->stack < 1 || p->epochs < 1)
         return es_error_set(err, ES_TRAIN_ERR_ARG,
@@ -149,6 +151,10 @@ static int start_from(const trainer_data *d, es_model *m, const es_model *init, 
             opt->init_path, es_layer_type_name(es_model_layer_type(init, 0)),
             es_model_layer_units(init, 0), opt->task == ES_TRAIN_VAD ? "vad" : "kws",
             es_layer_type_name(es_model_layer_type(m, 0)), es_model_layer_units(m, 0));
+    if (opt->freeze > copied)
+        return es_error_set(err, ES_TRAIN_ERR_MODEL,
+                            "--freeze %d: only the first %d layers come from %s", opt->freeze,
+                            copied, opt->init_path);
     if (d->hooks && d->hooks->started_from)
         d->hooks->started_from(opt->init_path, copied, es_model_layer_count(m), d->hooks->user);
     return 0;
@@ -281,6 +287,7 @@ static void phase_config(const es_train_params *opt, es_loss loss, int epochs, i
     config->negative_peak_weight = opt->negative_peak_weight;
     config->patience = opt->patience;
     config->average_decay = opt->average_decay;
+    config->frozen_layers = opt->freeze;
     /* 5 % less per opt->lr_decay_sequences, whatever the epoch size. */
     config->lr_decay = (float)pow(0.95, (double)opt->clips_per_epoch / opt->lr_decay_sequences);
     config->max_epochs = epochs;

@@ -595,9 +595,10 @@ static void recurrent_backward(es_train_pass *p, int l, int d, float *grad, floa
 }
 
 void es_train_backward(es_train_pass *p, float *grad) {
-    for (int l = p->model->layer_count - 1; l >= 0; l--) {
+    const int lowest = p->dinputs ? 0 : p->frozen_layers;
+    for (int l = p->model->layer_count - 1; l >= lowest; l--) {
         const es_layer *layer = &p->model->layers[l];
-        float *dx = l > 0 ? p->layer[l - 1].dout : p->dinputs;
+        float *dx = l > lowest ? p->layer[l - 1].dout : l > 0 ? NULL : p->dinputs;
         if (dx) memset(dx, 0, sizeof(float) * p->frames * p->batch * layer->input_size);
         if (is_recurrent(layer->type))
             for (int d = 0; d < direction_count(layer->type); d++)

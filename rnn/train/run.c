@@ -54,14 +54,16 @@ typedef struct weight_average {
     long steps;
 } weight_average;
 
-static void average_update(weight_average *a, const float *params, size_t n) {
+/* Parameters before `from` (frozen layers') are left out: decay * w + (1 -
+ * decay) * w need not round back to w. */
+static void average_update(weight_average *a, const float *params, size_t from, size_t n) {
     if (!a->mean) return;
     /* At first the average would mostly remember the random start: its decay
      * grows to the setting as (1 + k) / (10 + k) after k steps. */
     a->steps++;
     float decay = (1.0f + (float)a->steps) / (10.0f + (float)a->steps);
     if (decay > a->decay) decay = a->decay;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = from; i < n; i++)
         a->mean[i] = decay * a->mean[i] + (1.0f - decay) * params[i];
 }
 
@@ -111,7 +113,8 @@ static int train_epoch(train_run *run, const es_train_data *train, int epoch) {
         float loss;
         int status = es_trainer_step_checked(run->t, batch, count, &loss);
         if (status != ES_RNN_OK) return status;
-        average_update(&run->average, run->m->params, run->m->param_count);
+        average_update(&run->average, run->m->params, es_trainer_frozen_params(run->t),
+                       run->m->param_count);
         if (isfinite(loss)) loss_sum += loss, finite_batches++;
         run->p.batch = index + 1;
         run->p.train_loss = finite_batches ? (float)(loss_sum / finite_batches) : NAN;

@@ -95,6 +95,11 @@ typedef struct es_train_config {
                                    the step-to-step noise of small, augmented batches */
     uint64_t seed;              /* for anything random the trainer does (nothing yet but
                                    es_train_run's data callbacks may read it) */
+    int frozen_layers;          /* 0: the model's first this many layers (a STACK counts) are
+                                   not trained: their weights stay bit-identical, in the
+                                   running average too, and the backward pass stops above
+                                   them (a frozen encoder under a trained head, as when a
+                                   keyword model starts from another's GRUs) */
 } es_train_config;
 
 void es_train_config_default(es_train_config *config);

@@ -78,7 +78,9 @@ typedef struct es_train_pass {
     int bptt_frames;                 /* gradient cut every bptt_frames frames (0 = never) */
     float *inputs;                   /* [T][B][in] (padding is zeros) */
     es_train_layer_cache layer[ES_MAX_LAYERS];
-    float *dinputs; /* [T][B][in] or NULL when not wanted */
+    float *dinputs;    /* [T][B][in] or NULL when not wanted */
+    int frozen_layers; /* the first this many layers get no gradient (unless dinputs
+                          is wanted, which needs the whole chain) */
 } es_train_pass;
 
 /* Offsets (floats) of layer l's transposed W (and U) of direction d inside
@@ -100,12 +102,17 @@ void es_train_forward(es_train_pass *p);
 
 /* Back-propagates from the last layer's dout, which must hold the gradient
  * w.r.t. the last layer's pre-activation (the losses fuse softmax/sigmoid),
- * and accumulates parameter gradients into grad (es_model_params layout). */
+ * and accumulates parameter gradients into grad (es_model_params layout);
+ * down to the first layer not frozen (p->frozen_layers) unless dinputs is
+ * wanted, so frozen layers' gradients are left as they were (zero). */
 void es_train_backward(es_train_pass *p, float *grad);
 
 /* ---- the trainer's state (train.c) ----------------------------------------------- */
 
 es_model *es_trainer_model(es_trainer *t);
+/* Parameters [0, this) belong to frozen layers (es_train_config.frozen_layers): the
+ * optimiser and the running average leave them alone. */
+size_t es_trainer_frozen_params(const es_trainer *t);
 const es_train_config *es_trainer_config(const es_trainer *t);
 /* es_trainer_step that tells a malformed batch (its error) from a
  * diverged step (ES_RNN_OK, loss not finite, step skipped). */

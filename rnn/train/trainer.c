@@ -43,7 +43,9 @@ struct es_trainer {
     es_model *model;
     const es_model *net; /* the model, or behind a STACK: stacked_view */
     es_model stacked_view;
-    int stride; /* the STACK's kernel, else 1 */
+    int stride;            /* the STACK's kernel, else 1 */
+    int frozen_net_layers; /* config.frozen_layers, counted in `net` */
+    size_t frozen_params;  /* their parameters: [0, this) */
     es_train_config config;
     size_t transposed_offset[ES_MAX_LAYERS * 4];
     float *transposed;
@@ -92,6 +94,7 @@ static int config_fits_model(const es_train_config *c, const es_model *m) {
     if (!(c->keyword_weight > 0.0f) || !isfinite(c->keyword_weight)) return 0;
     if (!(c->negative_peak_weight >= 0.0f) || !isfinite(c->negative_peak_weight)) return 0;
     if (!(c->average_decay >= 0.0f && c->average_decay < 1.0f)) return 0;
+    if (c->frozen_layers < 0) return 0;
     if (!(c->learning_rate > 0.0f) || !(c->clip_norm >= 0.0f) || !(c->weight_decay >= 0.0f))
         return 0;
     const es_layer *last = &m->layers[m->layer_count - 1];
@@ -127,10 +130,16 @@ int es_trainer_create(es_model *m, const es_train_config *config, es_trainer **o
         view_behind_stack(m, &t->stacked_view);
         t->net = &t->stacked_view;
     }
-    if (!config_fits_model(config, t->net) || t->net->layer_count == 0) {
+    /* The last layer always trains (the frozen layers are counted in the
+     * model, whose STACK, if any, is not in `net`). */
+    if (!config_fits_model(config, t->net) || t->net->layer_count == 0 ||
+        config->frozen_layers >= m->layer_count) {
         free(t);
         return ES_RNN_ERR_ARG;
     }
+    t->frozen_net_layers = config->frozen_layers - (t->net != m ? 1 : 0);
+    if (t->frozen_net_layers < 0) t->frozen_net_layers = 0;
+    t->frozen_params = t->frozen_net_layers ? t->net->layers[t->frozen_net_layers].param_offset : 0;
     t->model = m;
     t->config = *config;
     t->learning_rate = config->learning_rate;
@@ -246,6 +255,7 @@ static void *run_worker(void *arg) {
     p->transposed_offset = t->transposed_offset;
     p->lengths = w->lengths;
     p->bptt_frames = t->config.bptt_frames;
+    p->frozen_layers = t->frozen_net_layers;
     load_inputs(w);
     es_train_forward(p);
     es_train_loss(p, &t->config, w->seqs, w->kind != PASS_LOSS, &w->sum);
@@ -464,6 +474,8 @@ static double global_norm(const float *g, size_t n) {
     return sqrt(sq);
 }
 
+/* Frozen layers' parameters ([0, frozen_params)) are skipped: not a step of
+ * zero, which weight decay would still move. */
 static void apply_update(es_trainer *t, float grad_scale) {
     const es_train_config *c = &t->config;
     float *params = t->model->params;
@@ -471,7 +483,7 @@ static void apply_update(es_trainer *t, float grad_scale) {
     t->steps++;
     float lr = t->learning_rate, decay = t->learning_rate * c->weight_decay;
     if (c->optimizer == ES_OPTIMIZER_SGD) {
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = t->frozen_params; i < n; i++) {
             float g = t->grad[i] * grad_scale;
             t->moment1[i] = c->beta1 * t->moment1[i] + g;
             params[i] -= lr * t->moment1[i] + (t->decay_mask[i] ? decay * params[i] : 0.0f);
@@ -480,7 +492,7 @@ static void apply_update(es_trainer *t, float grad_scale) {
     }
     float correction1 = 1.0f - powf(c->beta1, (float)t->steps);
     float correction2 = 1.0f - powf(c->beta2, (float)t->steps);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = t->frozen_params; i < n; i++) {
         float g = t->grad[i] * grad_scale;
         t->moment1[i] = c->beta1 * t->moment1[i] + (1.0f - c->beta1) * g;
         t->moment2[i] = c->beta2 * t->moment2[i] + (1.0f - c->beta2) * g * g;
@@ -533,6 +545,10 @@ void es_trainer_set_learning_rate(es_trainer *t, float learning_rate) {
 
 es_model *es_trainer_model(es_trainer *t) {
     return t->model;
+}
+
+size_t es_trainer_frozen_params(const es_trainer *t) {
+    return t->frozen_params;
 }
 
 const es_train_config *es_trainer_config(const es_trainer *t) {

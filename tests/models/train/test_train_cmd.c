@@ -312,6 +312,46 @@ static void test_init_starts_from_a_trained_model(void **state) {
     assert_int_not_equal(access(vad, F_OK), 0);
 }
 
+/* --init from an int8 model (format v4, as the shipped keyword model is)
+ * starts from the floats its int8 weights stand for; --freeze 1 keeps the
+ * first GRU exactly so while the layers above it train. --freeze without
+ * --init, or past the layers --init gives, fails before training. */
+static void test_freeze_keeps_an_int8_encoder(void **state) {
+    (void)state;
+    if (folder[0] == '\0') skip();
+    train_kws_threaded("enc.model", NULL, NULL, "enc.log");
+    es_model *m = load("enc.model");
+    es_error err;
+    assert_int_equal(es_model_quantise(m, &err), ES_RNN_OK);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/enc8.model", folder);
+    assert_int_equal(es_model_save(m, path, &err), ES_RNN_OK);
+    es_model_destroy(m);
+    es_model *enc = load("enc8.model");
+    assert_true(es_model_is_quantised(enc));
+    const char *const frozen[] = {"--init", path, "--freeze", "1", "--manifest-keywords-only",
+                                  NULL};
+    assert_int_equal(train_kws_logged("frozen.model", frozen, "frozen.log"), 0);
+    es_model *head = load("frozen.model");
+    assert_false(es_model_is_quantised(head));
+    /* GRU params: W[3u][in], U[3u][u], b[3u], c[3u] (rnn.h) */
+    const size_t u = (size_t)es_model_layer_units(enc, 0), in = (size_t)es_model_input_size(enc);
+    const size_t first = 3 * u * in + 3 * u * u + 6 * u, second = 3 * u * u * 2 + 6 * u;
+    assert_memory_equal(es_model_params(head), es_model_params(enc), first * sizeof(float));
+    assert_memory_not_equal(es_model_params(head) + first, es_model_params(enc) + first,
+                            second * sizeof(float));
+    es_model_destroy(head);
+    es_model_destroy(enc);
+
+    const char *const too_many[] = {"--init", path, "--freeze", "3", "--manifest-keywords-only",
+                                    NULL};
+    assert_int_equal(train_kws_logged("never.model", too_many, "too-many.log"), 1);
+    assert_int_equal(count_in_file("too-many.log", "--freeze 3: only the first 2 layers"), 1);
+    const char *const no_init[] = {"--freeze", "1", NULL};
+    assert_int_not_equal(train_kws_logged("never.model", no_init, "no-init.log"), 0);
+    assert_int_equal(count_in_file("no-init.log", "--freeze needs --init"), 1);
+}
+
 /* --conv puts a convolution over 3 frames ahead of either task's recurrent
  * layers, or takes the VAD's away. */
 static void test_conv_layer_is_chosen(void **state) {
@@ -419,6 +459,7 @@ int main(void) {
         cmocka_unit_test(test_kws_frame_targets_train_too),
         cmocka_unit_test(test_same_seed_same_model_with_builder_threads),
         cmocka_unit_test(test_init_starts_from_a_trained_model),
+        cmocka_unit_test(test_freeze_keeps_an_int8_encoder),
         cmocka_unit_test(test_hard_negative_rounds_run_reproducibly),
         cmocka_unit_test(test_learning_rate_falls_at_the_chosen_pace),
         cmocka_unit_test(test_envelope_is_off_to_the_last_draw),

@@ -102,6 +102,16 @@ static void test_unusable_phrases_are_usage_errors(void **state) {
     char *vad_init[] = {"train-keyword", PHRASE, "-o", (char *)model, "--init", vad_path, NULL};
     assert_int_equal(es_cmd_train_keyword(6, vad_init), 1);
     remove(vad_path);
+    /* --freeze keeps layers of a model to start from: none with --init none,
+     * nor with --hidden (from scratch) unless --init names one. */
+    char *freeze_none[] = {"train-keyword", PHRASE,     "-o", (char *)model, "--init",
+                           "none",          "--freeze", "1",  NULL};
+    assert_int_equal(es_cmd_train_keyword(8, freeze_none), 2);
+    char *freeze_hidden[] = {"train-keyword", PHRASE, "-o", (char *)model, "--hidden", "32",
+                             "--freeze",      "1",    NULL};
+    assert_int_equal(es_cmd_train_keyword(8, freeze_hidden), 2);
+    char *freeze_far[] = {"train-keyword", PHRASE, "-o", (char *)model, "--freeze", "3", NULL};
+    assert_int_equal(es_cmd_train_keyword(6, freeze_far), 2);
     assert_int_not_equal(access(model, F_OK), 0);
 }
 

@@ -4,7 +4,8 @@
  * epochs without a better validation metric and leaves the best weights in
  * the model, judges a running average of the weights when asked to while
  * training goes on from the last step's, stops when progress asks, and
- * passes a data source's error on.
+ * passes a data source's error on; frozen layers (config.frozen_layers) stay
+ * bit-identical through a run while the others learn.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -206,8 +207,89 @@ static void test_progress_can_stop_and_errors_pass_on(void **state) {
     teardown(&f);
 }
 
+/* GRU -> GRU -> DENSE with weight decay and a running average (either
+ * would move a weight whose gradient is merely zero) and two threads. */
+static es_trainer *frozen_trainer(es_model *m, int frozen_layers) {
+    es_train_config config;
+    es_train_config_default(&config);
+    config.max_epochs = 3;
+    config.threads = 2;
+    config.weight_decay = 0.01f;
+    config.average_decay = 0.9f;
+    config.frozen_layers = frozen_layers;
+    es_trainer *t = NULL;
+    return es_trainer_create(m, &config, &t) == ES_RNN_OK ? t : NULL;
+}
+
+static es_model *two_gru_model(void) {
+    test_layer layers[] = {{ES_LAYER_GRU, 8, ES_ACT_TANH, 0}, {ES_LAYER_GRU, 8, ES_ACT_TANH, 0}};
+    return test_model(TEST_RECALL_INPUTS, layers, 2, 2, ES_ACT_SOFTMAX, 5);
+}
+
+/* The frozen layers' weights after es_train_run are those before it, bit for
+ * bit; every layer above them changed. A frozen layer gets a zero gradient
+ * and the layers above it the very gradient they get unfrozen. */
+static void test_frozen_layers_stay_as_they_were(void **state) {
+    (void)state;
+    for (int frozen = 1; frozen <= 2; frozen++) {
+        es_model *m = two_gru_model();
+        assert_non_null(m);
+        const size_t n = es_model_param_count(m);
+        float *before = malloc(sizeof(float) * n);
+        assert_non_null(before);
+        memcpy(before, es_model_params(m), sizeof(float) * n);
+        es_trainer *t = frozen_trainer(m, frozen);
+        assert_non_null(t);
+        run_log log = {.rng = {.state = 11}, .fail_at_epoch = -1};
+        es_train_data train = {next_batch, &log, BATCHES};
+        assert_int_equal(es_train_run(t, &train, NULL, NULL, NULL, NULL), 3);
+        const float *after = es_model_params(m);
+        for (int l = 0; l < es_model_layer_count(m); l++) {
+            const es_layer *layer = &m->layers[l];
+            const size_t bytes = sizeof(float) * layer->param_count;
+            if (l < frozen)
+                assert_memory_equal(after + layer->param_offset, before + layer->param_offset,
+                                    bytes);
+            else
+                assert_memory_not_equal(after + layer->param_offset, before + layer->param_offset,
+                                        bytes);
+        }
+        es_trainer_destroy(t);
+        free(before);
+        es_model_destroy(m);
+    }
+
+    es_model *m = two_gru_model();
+    assert_non_null(m);
+    const size_t n = es_model_param_count(m);
+    es_trainer *all = frozen_trainer(m, 0), *head = frozen_trainer(m, 1);
+    assert_non_null(all);
+    assert_non_null(head);
+    test_rng rng = {.state = 3};
+    test_recall_batch batch;
+    test_make_recall_batch(&batch, &rng);
+    float *g_all = malloc(sizeof(float) * n), *g_head = malloc(sizeof(float) * n);
+    assert_non_null(g_all);
+    assert_non_null(g_head);
+    es_trainer_gradient(all, batch.seqs, TEST_RECALL_BATCH, g_all);
+    es_trainer_gradient(head, batch.seqs, TEST_RECALL_BATCH, g_head);
+    const size_t split = m->layers[1].param_offset;
+    for (size_t i = 0; i < split; i++)
+        assert_true(g_head[i] == 0.0f);
+    assert_memory_equal(g_head + split, g_all + split, sizeof(float) * (n - split));
+    free(g_all);
+    free(g_head);
+    es_trainer_destroy(all);
+    es_trainer_destroy(head);
+
+    /* The last layer always trains. */
+    assert_null(frozen_trainer(m, 3));
+    es_model_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frozen_layers_stay_as_they_were),
         cmocka_unit_test(test_early_stopping_keeps_the_best_weights),
         cmocka_unit_test(test_the_weight_average_is_judged_and_kept),
         cmocka_unit_test(test_validation_loss_drives_the_choice),
