@@ -142,6 +142,26 @@ static const char *recall_by_noise_text(const es_cal_counts *c, char *out, size_
     return out;
 }
 
+/* The recorded speech behind the model, whose licences ask for credit: the
+ * built-in model's layers (--init builtin) and data/'s real clips. */
+static void write_credits(FILE *file, const es_keyword_params *opt) {
+    const int builtin = opt->init_path && strcmp(opt->init_path, "builtin") == 0;
+    if (!builtin && !opt->data_dir) return;
+    fprintf(file,
+            "\n**Credits.** %s Speech Commands (Pete Warden, Google; CC-BY-4.0), the Free Spoken "
+            "Digit Dataset (Zohar Jackson et al.; CC-BY-SA-4.0) and Mycroft Precise community "
+            "data (not-wake-words; public domain)%s.\n",
+            builtin ? "Its first layers come from the built-in keyword model (models/kws.md), "
+                      "trained with"
+                    : "Its keyword-free training audio includes",
+            builtin && opt->data_dir ? ", whose clips are also among its keyword-free audio" : "");
+    if (opt->init_path && !builtin)
+        fprintf(file,
+                "\nIts first layers come from %s: its card lists what that was trained "
+                "on.\n",
+                opt->init_path);
+}
+
 /* The options that shaped the model, as the card's command line shows them. */
 static const char *model_options_text(const es_keyword_params *opt, char *out, size_t size) {
     if (opt->init_path && opt->freeze)
@@ -272,6 +292,7 @@ int write_card(const es_keyword_params *opt, const run_figures *f, const char *p
             opt->data_dir ? "scripts/data.sh's sentences, other keywords, real speech and noise"
                           : "synthesised word sequences and generated noise (no data/ found)",
             f->data_clips, f->data_excluded ? "; sentences that say the phrase left out" : "");
+    write_credits(file, opt);
     /* Other thresholds show what a looser false-alarm budget would buy. */
     fprintf(file, "\n## Other thresholds (test split)\n\n"
                   "| threshold | recall | false alarms / hour | confusables accepted |\n"

@@ -150,6 +150,10 @@ static void test_tiny_budget_makes_a_model_that_finds_its_phrase(void **state) {
     fclose(card);
     assert_non_null(strstr(text, "# Keyword model: \"" PHRASE "\""));
     assert_non_null(strstr(text, "false alarms / hour"));
+    /* From scratch on synthesised audio alone: no recorded speech to credit
+     * (with --init builtin or data/ the card credits Speech Commands, FSDD
+     * and Mycroft's recordings). */
+    assert_null(strstr(text, "**Credits.**"));
     /* The small run's two made variants train beside espeak-ng's own, and every
      * train voice said all of its positives (8 each in a small run). */
     const char *voices_line = strstr(text, "- Voices: ");
