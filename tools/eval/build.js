@@ -128,30 +128,6 @@ class Layout {
   }
 }
 
-// A bed of held-out noise of the given length, unit power, from random stretches of the
-// noise clips (each stretch normalised so that changing clip does not change level).
-function noiseBed(length, noiseClips, rand) {
-  const bed = new Float32Array(length);
-  let pos = 0;
-  let guard = 0;
-  while (pos < length) {
-    const c = rand.pick(noiseClips);
-    const want = Math.min(length - pos, Math.round(rand.uniform(3, 20) * L.RATE));
-    if (want < L.HOP) break; // a few samples at the very end stay silent
-    const off = c.length > want ? rand.int(c.length - want) : 0;
-    const n = Math.min(want, c.length - off);
-    const p = L.power(c, off, off + n);
-    if (n < L.HOP || p < 1e-9) {
-      if (++guard > 1000) throw new Error('the held-out noise clips are silent');
-      continue;
-    }
-    const g = 1 / Math.sqrt(p);
-    for (let i = 0; i < n; i++) bed[pos + i] = g * c[off + i];
-    pos += n;
-  }
-  return bed;
-}
-
 function mix(clean, bed, snr) {
   const y = Float32Array.from(clean);
   if (snr !== null) {
@@ -175,7 +151,7 @@ function buildVad(out, pools, noiseClips, size, seed) {
     lay.gap(rand.uniform(0.3, 2.5));
   }
   const { y, lab } = lay.render();
-  const bed = noiseBed(y.length, noiseClips, rand);
+  const bed = L.noiseBed(y.length, noiseClips, rand);
   const files = size.snrs.map((snr) => {
     const file = `vad_${snr}.wav`;
     L.writeWav(path.join(out, file), mix(y, bed, snrDb(snr)), rand);
@@ -238,7 +214,7 @@ function buildKws(out, pools, noiseClips, size, seed) {
   }
   lay.gap(1);
   const { y } = lay.render();
-  const bed = noiseBed(y.length, noiseClips, rand);
+  const bed = L.noiseBed(y.length, noiseClips, rand);
   const files = size.snrs.map((snr) => {
     const file = `kws_${snr}.wav`;
     L.writeWav(path.join(out, file), mix(y, bed, snrDb(snr)), rand);
@@ -270,7 +246,7 @@ function buildFaPart(out, index, seconds, pools, noiseClips, seed) {
       for (let i = 0; i < n; i++) y[pos + i] += g * c.x[i];
       const snr = rand.pick([null, 20, 10, 5]);
       if (snr !== null) {
-        const bed = noiseBed(n, noiseClips, rand);
+        const bed = L.noiseBed(n, noiseClips, rand);
         const gn = g * Math.sqrt(dbToPower(SPEECH_DBFS - snr));
         for (let i = 0; i < n; i++) y[pos + i] += gn * bed[i];
       }
@@ -280,7 +256,7 @@ function buildFaPart(out, index, seconds, pools, noiseClips, seed) {
       pos += n + pause;
     } else {
       const n = Math.min(length - pos, Math.round(rand.uniform(3, 15) * L.RATE));
-      const bed = noiseBed(n, noiseClips, rand);
+      const bed = L.noiseBed(n, noiseClips, rand);
       const g = Math.sqrt(dbToPower(SPEECH_DBFS + rand.uniform(-12, 0)));
       for (let i = 0; i < n; i++) y[pos + i] += g * bed[i];
       truth.push([pos, pos + n, 'music-noise', '-']);

@@ -181,6 +181,30 @@ function segmentsToLabels(segs, n) {
 
 // The command-line tools' shared ends: a wrong invocation (exit 2) and the run of a
 // tool's main() when it is the script node was started with (other errors exit 1).
+// A bed of held-out noise of the given length, unit power, from random stretches of the
+// noise clips (each stretch normalised so that changing clip does not change level).
+function noiseBed(length, noiseClips, rand) {
+  const bed = new Float32Array(length);
+  let pos = 0;
+  let guard = 0;
+  while (pos < length) {
+    const c = rand.pick(noiseClips);
+    const want = Math.min(length - pos, Math.round(rand.uniform(3, 20) * RATE));
+    if (want < HOP) break; // a few samples at the very end stay silent
+    const off = c.length > want ? rand.int(c.length - want) : 0;
+    const n = Math.min(want, c.length - off);
+    const p = power(c, off, off + n);
+    if (n < HOP || p < 1e-9) {
+      if (++guard > 1000) throw new Error('the held-out noise clips are silent');
+      continue;
+    }
+    const g = 1 / Math.sqrt(p);
+    for (let i = 0; i < n; i++) bed[pos + i] = g * c[off + i];
+    pos += n;
+  }
+  return bed;
+}
+
 function usageError(message) {
   return Object.assign(new Error(message), { usage: true });
 }
@@ -200,6 +224,7 @@ function runAsScript(mod, name, main) {
 const isRecorded = (voice) => !/^(espeak|flite|noise):/.test(voice);
 
 module.exports = {
+  noiseBed,
   isRecorded,
   usageError,
   runAsScript,

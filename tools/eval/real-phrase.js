@@ -109,27 +109,6 @@ function screen(x) {
   return { x: x.map((v) => v * g), clipped: full > 0.001 * x.length };
 }
 
-// Held-out noise of unit power, from random 3-20 s stretches (tools/eval/build.js's bed).
-function noiseBed(length, clips, rand) {
-  const bed = new Float32Array(length);
-  let pos = 0;
-  let guard = 0;
-  while (pos < length) {
-    const c = rand.pick(clips);
-    const want = Math.min(length - pos, Math.round(rand.uniform(3, 20) * L.RATE));
-    const off = c.length > want ? rand.int(c.length - want) : 0;
-    const n = Math.min(want, c.length - off);
-    const p = L.power(c, off, off + n);
-    if (n < L.HOP || p < 1e-9) {
-      if (++guard > 1000) throw new Error('the noise clips are silent');
-      continue;
-    }
-    for (let i = 0; i < n; i++) bed[pos + i] = c[off + i] / Math.sqrt(p);
-    pos += n;
-  }
-  return bed;
-}
-
 // Pink noise (Paul Kellet's economy filter over white noise), unscaled.
 function pinkNoise(length, rand) {
   const y = new Float32Array(length);
@@ -198,7 +177,7 @@ function build(o) {
   const floor = pinkNoise(pos, rand);
   const gf = Math.sqrt(dbToPower(FLOOR_DBFS) / L.power(floor));
   for (let i = 0; i < pos; i++) clean[i] += gf * floor[i];
-  const bed = noiseBed(pos, noiseFiles.map((f) => L.decode(f)), rand);
+  const bed = L.noiseBed(pos, noiseFiles.map((f) => L.decode(f)), rand);
   const noisy = Float32Array.from(clean);
   const gn = Math.sqrt(dbToPower(SPEECH_DBFS - 10));
   for (let i = 0; i < pos; i++) noisy[i] += gn * bed[i];
