@@ -30,10 +30,7 @@ float es_int8_quantise_vector(const float *v, int n, int8_t *q) {
 
 static void generic_rescale(const int32_t *sums, const float *row_scales, float vector_scale,
                             const float *base, int rows, float *y) {
-    for (int r = 0; r < rows; r++) {
-        float product = (float)sums[r] * (row_scales[r] * vector_scale);
-        y[r] = base ? base[r] + product : product;
-    }
+    es_int8_rescale_rows(sums, row_scales, vector_scale, base, 0, rows, y);
 }
 
 static void generic_matmat(const int8_t *panels, size_t panel_stride, int panel_count, int groups,

@@ -89,6 +89,17 @@ static inline int8_t es_int8_round(float r) {
                                              : rounded);
 }
 
+/* The rescale of rows [from, rows) one at a time: the generic set's whole
+ * loop and the vectorised sets' tails. */
+static inline void es_int8_rescale_rows(const int32_t *sums, const float *row_scales,
+                                        float vector_scale, const float *base, int from, int rows,
+                                        float *y) {
+    for (int r = from; r < rows; r++) {
+        float product = (float)sums[r] * (row_scales[r] * vector_scale);
+        y[r] = base ? base[r] + product : product;
+    }
+}
+
 /* The scale for a vector whose largest magnitude is `largest`, and the
  * factor each value is multiplied by: one definition for every set. */
 static inline float es_int8_vector_scale(float largest, float *inverse) {

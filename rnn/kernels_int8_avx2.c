@@ -115,10 +115,7 @@ ES_AVX2 static void avx2_rescale(const int32_t *sums, const float *row_scales, f
         if (base) product = _mm256_add_ps(_mm256_loadu_ps(base + r), product);
         _mm256_storeu_ps(y + r, product);
     }
-    for (; r < rows; r++) {
-        float product = (float)sums[r] * (row_scales[r] * vector_scale);
-        y[r] = base ? base[r] + product : product;
-    }
+    es_int8_rescale_rows(sums, row_scales, vector_scale, base, r, rows, y);
 }
 
 const es_int8_kernels es_int8_kernels_avx2 = {

@@ -96,10 +96,7 @@ static void neon_rescale(const int32_t *sums, const float *row_scales, float vec
         if (base) product = vaddq_f32(vld1q_f32(base + r), product);
         vst1q_f32(y + r, product);
     }
-    for (; r < rows; r++) {
-        float product = (float)sums[r] * (row_scales[r] * vector_scale);
-        y[r] = base ? base[r] + product : product;
-    }
+    es_int8_rescale_rows(sums, row_scales, vector_scale, base, r, rows, y);
 }
 
 const es_int8_kernels es_int8_kernels_neon = {
