@@ -353,11 +353,45 @@ void es_model_init_weights(es_model *m, uint64_t seed) {
     (void)es_model_refresh(m);
 }
 
+/* `to` is `from` stepping on K stacked frames instead of one (a STACK of K
+ * in front of it, `from` without): the same layer but for K times the inputs. */
+static int is_stacked_twin(const es_layer *to, const es_layer *from, int k) {
+    return to->type == from->type && !is_bidirectional(to->type) && has_kernel(to->type) == 0 &&
+           to->input_size == k * from->input_size && to->units == from->units &&
+           to->activation == from->activation;
+}
+
+/* Copies `from` into its stacked twin: each row of W becomes K copies of
+ * itself divided by K, so the layer first sees the mean of the K frames it
+ * is given; U and the biases as they are. */
+static void copy_stacked(const es_model *dst, const es_layer *to, const es_model *src,
+                         const es_layer *from, int k) {
+    es_layer_shape shape;
+    es_layer_shape_of(from->type, from->input_size, from->units, from->kernel, &shape);
+    const float *w = src->params + from->param_offset;
+    float *stacked = dst->params + to->param_offset;
+    for (size_t r = 0; r < shape.rows; r++)
+        for (int copy = 0; copy < k; copy++)
+            for (size_t c = 0; c < shape.input_cols; c++)
+                stacked[(r * (size_t)k + (size_t)copy) * shape.input_cols + c] =
+                    w[r * shape.input_cols + c] / (float)k;
+    const size_t w_params = shape.rows * shape.input_cols;
+    memcpy(stacked + (size_t)k * w_params, w + w_params,
+           (from->param_count - w_params) * sizeof(float));
+}
+
 int es_model_copy_matching_layers(es_model *dst, const es_model *src) {
     if (!dst || !src || dst->input_size != src->input_size) return 0;
-    int copied = 0;
-    while (copied < dst->layer_count && copied < src->layer_count) {
-        const es_layer *to = &dst->layers[copied], *from = &src->layers[copied];
+    int copied = 0, skew = 0; /* skew: dst's STACK, which src does not have */
+    if (dst->layer_count > 1 && src->layer_count > 0 && dst->layers[0].type == ES_LAYER_STACK &&
+        src->layers[0].type != ES_LAYER_STACK &&
+        is_stacked_twin(&dst->layers[1], &src->layers[0], dst->layers[0].kernel)) {
+        copy_stacked(dst, &dst->layers[1], src, &src->layers[0], dst->layers[0].kernel);
+        copied = 2;
+        skew = 1;
+    }
+    while (copied < dst->layer_count && copied - skew < src->layer_count) {
+        const es_layer *to = &dst->layers[copied], *from = &src->layers[copied - skew];
         if (to->type != from->type || to->input_size != from->input_size ||
             to->units != from->units || to->activation != from->activation ||
             to->kernel != from->kernel)

@@ -148,9 +148,13 @@ int es_model_standardise_inputs(es_model *m, const float *mean, const float *std
 /* Starts `dst` from another model's weights (fine-tuning, or a new output
  * layer on a trained encoder): copies `src`'s layers into `dst`'s from the
  * first on, up to the first layer that differs in type, input size, units,
- * activation or kernel. Returns how many layers were copied (0 when the
- * first differs or the input sizes do; ES_RNN_ERR_NOMEM when repacking the
- * weights for inference runs out of memory); dst's other layers keep theirs. */
+ * activation or kernel. A `dst` that steps every K frames (a STACK of K
+ * first) starts from a `src` that steps every frame: its first weighted
+ * layer takes src's first with each input weight split over the K stacked
+ * frames (it sees their mean), and the STACK counts among the layers copied.
+ * Returns how many layers were copied (0 when the first differs or the input
+ * sizes do; ES_RNN_ERR_NOMEM when repacking the weights for inference runs
+ * out of memory); dst's other layers keep theirs. */
 int es_model_copy_matching_layers(es_model *dst, const es_model *src);
 void es_model_destroy(es_model *m);
 

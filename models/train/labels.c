@@ -14,7 +14,7 @@ void es_speech_label_config_default(es_speech_label_config *config) {
         .below_peak_db = 40.0f,
         .absolute_min_dbfs = -65.0f,
         .hangover_frames = 5,
-        .max_gap_frames = 20,
+        .max_gap_frames = 8,
         .min_speech_frames = 6,
     };
 }
@@ -76,14 +76,17 @@ int es_speech_labels(const es_speech_label_config *config, const float *samples,
     for (int t = 0; t < frames; t++)
         labels[t] = energy_db[t] > threshold_db;
     free(energy_db);
-    /* Clicks go before the hangover would lengthen them into speech. */
+    /* Clicks go before the hangover would lengthen them into speech; pauses are
+     * judged on the energy alone, before the hangover shortens them, so that "a
+     * pause over 100 ms is not speech" means the same in every split (the
+     * evaluation's truth, tools/eval/lib.js speechLabels, is this function). */
     drop_short_runs(labels, frames, 1, config->min_speech_frames, 0);
+    drop_short_runs(labels, frames, 0, config->max_gap_frames + 1, 1);
     int quiet_for = config->hangover_frames + 1;
     for (int t = 0; t < frames; t++) {
         quiet_for = labels[t] ? 0 : quiet_for + 1;
         labels[t] = quiet_for <= config->hangover_frames;
     }
-    drop_short_runs(labels, frames, 0, config->max_gap_frames + 1, 1);
     int speech = 0;
     for (int t = 0; t < frames; t++)
         speech += labels[t];

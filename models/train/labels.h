@@ -2,10 +2,11 @@
  * labels — per-frame training targets from a clean clip.
  *
  * Speech/non-speech: a frame (the front end's window at each hop) is speech
- * when its energy stands above the clip's noise floor, then hangover and gap
- * filling smooth the decision the way a listener would mark it: the quiet
- * stretches inside words and short pauses between them stay speech, lone
- * clicks do not. Keyword windows: seconds to frame indices.
+ * when its energy stands above the clip's noise floor; then clicks are
+ * dropped, pauses of up to 100 ms (the quiet stretches inside words and
+ * between close words) are filled, and speech lasts 50 ms past its last loud
+ * frame. The one rule for every split: the evaluation's truth
+ * (tools/eval/lib.js, speechLabels) is the same steps. Keyword windows: seconds to frame indices.
  */
 #ifndef ES_LABELS_H
 #define ES_LABELS_H
@@ -26,8 +27,11 @@ typedef struct es_speech_label_config {
     float below_peak_db;     /* 40: ...and within this of the loudest frame... */
     float absolute_min_dbfs; /* -65: ...and above this, whatever the clip */
     int hangover_frames;     /* 5: speech lasts this long after the energy drops */
-    int max_gap_frames;      /* 20: shorter non-speech runs between speech are speech */
-    int min_speech_frames;   /* 3: shorter speech runs are clicks, not speech */
+    int max_gap_frames;      /* 8: non-speech runs between speech this short or shorter
+                              * are speech: a 25 ms window fits 7-8 times in a 100 ms
+                              * pause, 9 times in 110 ms (pauses over 100 ms are not
+                              * speech, issue #33) */
+    int min_speech_frames;   /* 6: shorter speech runs are clicks, not speech */
 } es_speech_label_config;
 
 void es_speech_label_config_default(es_speech_label_config *config);

@@ -419,6 +419,45 @@ static void test_copy_matching_layers(void **state) {
         es_model_destroy(models[i]);
 }
 
+/* A model stepping every 2 frames starts from one stepping every frame: fed
+ * each frame twice, it gives the other's outputs, one step per pair. */
+static void test_copy_into_a_stacked_model(void **state) {
+    (void)state;
+    enum { IN = 5, K = 2, STEPS = 12 };
+    const test_layer trained[] = {{ES_LAYER_GRU, 6, ES_ACT_TANH, 0},
+                                  {ES_LAYER_GRU, 6, ES_ACT_TANH, 0},
+                                  {ES_LAYER_DENSE, 3, ES_ACT_SOFTMAX, 0}};
+    const test_layer stacked[] = {{ES_LAYER_STACK, K * IN, ES_ACT_LINEAR, K},
+                                  {ES_LAYER_GRU, 6, ES_ACT_TANH, 0},
+                                  {ES_LAYER_GRU, 6, ES_ACT_TANH, 0},
+                                  {ES_LAYER_DENSE, 3, ES_ACT_SOFTMAX, 0}};
+    es_model *src = test_make_model(IN, trained, 3, 80);
+    es_model *dst = test_make_model(IN, stacked, 4, 81);
+    assert_non_null(src);
+    assert_non_null(dst);
+    assert_int_equal(es_model_copy_matching_layers(dst, src), 4);
+    float *once = test_random_inputs(STEPS, IN, 12);
+    float twice[STEPS * K * IN];
+    for (int t = 0; t < STEPS * K; t++)
+        memcpy(twice + t * IN, once + (t / K) * IN, sizeof(float) * IN);
+    float *want = run_model(src, once, STEPS), *got = run_model(dst, twice, STEPS * K);
+    for (int j = 0; j < STEPS; j++)
+        for (int k = 0; k < 3; k++)
+            assert_float_equal(got[(j * K + K - 1) * 3 + k], want[j * 3 + k], 1e-5f);
+    /* Only a STACK in front of the same layer: a wider one takes nothing. */
+    const test_layer wider[] = {{ES_LAYER_STACK, K * IN, ES_ACT_LINEAR, K},
+                                {ES_LAYER_GRU, 7, ES_ACT_TANH, 0},
+                                {ES_LAYER_DENSE, 3, ES_ACT_SOFTMAX, 0}};
+    es_model *other = test_make_model(IN, wider, 3, 82);
+    assert_int_equal(es_model_copy_matching_layers(other, src), 0);
+    free(once);
+    free(want);
+    free(got);
+    es_model_destroy(src);
+    es_model_destroy(dst);
+    es_model_destroy(other);
+}
+
 static void test_bad_layer_arguments(void **state) {
     (void)state;
     es_model *m = NULL;
@@ -639,6 +678,7 @@ int main(void) {
         cmocka_unit_test(test_deepest_stack),
         cmocka_unit_test(test_standardised_inputs_fold_into_first_layer),
         cmocka_unit_test(test_copy_matching_layers),
+        cmocka_unit_test(test_copy_into_a_stacked_model),
         cmocka_unit_test(test_bad_layer_arguments),
         cmocka_unit_test(test_flops_per_frame),
         cmocka_unit_test(test_the_vectorised_set_is_chosen),

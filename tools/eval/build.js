@@ -4,7 +4,8 @@
 //
 //   vad_<snr>.wav   test sentences, real speech and keyword clips with silences between,
 //                   one clean stream mixed with held-out noise at each SNR; vad.truth.tsv
-//                   holds its speech segments (from the clean clips, lib.speechFrames).
+//                   holds its speech segments (from the clean clips, lib.speechLabels:
+//                   the training labels' rule).
 //   kws_<snr>.wav   keyword clips of test voices between keyword-free test sentences,
 //                   the same stream at each SNR; kws.truth.tsv holds every keyword's times.
 //   fa_NN.wav       keyword-free audio for false alarms: test speech (clean or noisy),
@@ -91,7 +92,7 @@ class Clips {
       const lab = L.speechFrames(x);
       const p = L.activePower(x, lab);
       if (p > 0) for (let i = 0; i < x.length; i++) x[i] *= Math.sqrt(dbToPower(SPEECH_DBFS) / p);
-      c = { row, x, lab };
+      c = { row, x, lab, truth: L.speechLabels(x) };
       this.cache.set(row.path, c);
     }
     return c;
@@ -122,7 +123,7 @@ class Layout {
       const n = Math.min(clip.x.length, length - at);
       for (let i = 0; i < n; i++) y[at + i] += gain * clip.x[i];
       const f0 = at / L.HOP;
-      for (let t = 0; t < clip.lab.length && f0 + t < lab.length; t++) lab[f0 + t] |= clip.lab[t];
+      for (let t = 0; t < clip.truth.length && f0 + t < lab.length; t++) lab[f0 + t] |= clip.truth[t];
     }
     return { y, lab };
   }
@@ -362,7 +363,7 @@ function main() {
   const meta = { version: VERSION, size: o.size, split: o.split, seed: o.seed, manifest: path.resolve(manifest), snrs: size.snrs };
   const sizeKey = (part) => crypto.createHash('sha1').update(`${base} ${part}`).digest('hex') + '\n';
 
-  const vadStamp = stamp(path.join(o.out, 'vad.key'), sizeKey(`vad ${size.vad_s} ${size.snrs}`));
+  const vadStamp = stamp(path.join(o.out, 'vad.key'), sizeKey(`vad ${size.vad_s} ${size.snrs} labels.c-2026-12-07`));
   if (vadStamp.fresh && old.vad) meta.vad = old.vad;
   else {
     process.stderr.write(`build: VAD streams (${size.vad_s} s x ${size.snrs.length} SNRs)\n`);

@@ -96,7 +96,7 @@ function readManifest(file) {
   return rows;
 }
 
-// Speech frames of a clean clip: 10 ms frames whose energy is within 35 dB of the clip's
+// Speech frames of a clean clip, for its level (SNR is set on them) and keyword spans: 10 ms frames whose energy is within 35 dB of the clip's
 // loudest frame and 12 dB above its quiet floor, with gaps under 150 ms closed (pauses
 // inside a word or between close words) and islands under 30 ms dropped (clicks).
 function speechFrames(x) {
@@ -116,6 +116,55 @@ function speechFrames(x) {
   fillRuns(lab, 0, 15);
   fillRuns(lab, 1, 3);
   return lab;
+}
+
+// The truth of the VAD sets: models/train/labels.c's rule, step for step, so that every split
+// marks speech the same way (issue #33: pauses over 100 ms are not speech). Frame t is the
+// 25 ms window starting at t * HOP; it is speech when its energy is 12 dB above the clip's
+// floor (5th percentile), within 40 dB of its loudest frame and above -65 dBFS; speech runs
+// under 60 ms are clicks; non-speech runs of up to 8 frames between speech (a 100 ms pause)
+// are filled; speech lasts 5 frames past its last loud one. One label per HOP of the clip
+// (the last frames, whose window does not fit, are speech only by the hangover).
+const LABEL_WINDOW = 400;
+function speechLabels(x) {
+  const n = Math.floor(x.length / HOP);
+  const lab = new Uint8Array(n);
+  const frames = x.length < LABEL_WINDOW ? 0 : 1 + Math.floor((x.length - LABEL_WINDOW) / HOP);
+  if (frames === 0) return lab;
+  const db = new Float64Array(frames);
+  for (let t = 0; t < frames; t++) {
+    let e = 0;
+    for (let i = t * HOP; i < t * HOP + LABEL_WINDOW; i++) e += x[i] * x[i];
+    db[t] = 10 * Math.log10(e / LABEL_WINDOW + 1e-12);
+  }
+  const sorted = Array.from(db).sort((a, b) => a - b);
+  const thr = Math.max(sorted[Math.floor(0.05 * (frames - 1))] + 12, sorted[frames - 1] - 40, -65);
+  for (let t = 0; t < frames; t++) lab[t] = db[t] > thr ? 1 : 0;
+  dropShortRuns(lab.subarray(0, frames), 1, 6, false);
+  dropShortRuns(lab.subarray(0, frames), 0, 9, true);
+  let quietFor = 6;
+  for (let t = 0; t < n; t++) {
+    quietFor = lab[t] ? 0 : quietFor + 1;
+    lab[t] = quietFor <= 5 ? 1 : 0;
+  }
+  return lab;
+}
+
+// labels.c's drop_short_runs: runs of `value` shorter than `minRun` flip, but for a run that
+// touches either end when `keepEdges`.
+function dropShortRuns(lab, value, minRun, keepEdges) {
+  let t = 0;
+  while (t < lab.length) {
+    if (lab[t] !== value) {
+      t++;
+      continue;
+    }
+    let e = t;
+    while (e < lab.length && lab[e] === value) e++;
+    const atEdge = t === 0 || e === lab.length;
+    if (e - t < minRun && !(keepEdges && atEdge)) lab.fill(1 - value, t, e);
+    t = e;
+  }
 }
 
 // Flips every inner run of `value` shorter than `maxLen` frames to the other value.
@@ -236,6 +285,7 @@ module.exports = {
   writeWav,
   readManifest,
   speechFrames,
+  speechLabels,
   fillRuns,
   power,
   activePower,

@@ -12,9 +12,10 @@
 //                time after a speech end: how fast the score falls once speech stops;
 //   after onset  only the speech frames the given time after an onset against every
 //                non-speech frame: how fast the score rises.
-// Why: the truth closes pauses of up to 200 ms inside a clip (a listener marks them as
-// speech), so in the first 200 ms after speech stops the right answer depends on whether
-// speech resumes, which a causal model cannot know yet.
+// Why: the truth closes pauses of up to 100 ms inside a clip and lets speech last 50 ms past
+// its last loud frame (the training labels' rule, lib.speechLabels), so just after speech
+// stops the right answer depends on whether speech resumes, which a causal model cannot know
+// yet.
 const path = require('path');
 const { rocAuc, readFrames, fmt, table, EvalSet } = require('./report.js');
 const L = require('./lib.js');

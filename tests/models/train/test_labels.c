@@ -1,5 +1,5 @@
-/* Frame labels from a synthetic clip: silence, a "word", a short pause, a
- * second word, a click, silence. */
+/* Frame labels from a synthetic clip: silence, a "word", a 100 ms pause, a
+ * second word, a click, a word, a 120 ms pause, a last word, silence. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +26,7 @@ static int label_at(const uint8_t *labels, int ms) {
 
 static void test_speech_frames_of_a_synthetic_clip(void **state) {
     (void)state;
-    enum { CLIP_MS = 3000, SAMPLES = CLIP_MS * 16 };
+    enum { CLIP_MS = 4000, SAMPLES = CLIP_MS * 16 };
     float *samples = calloc(SAMPLES, sizeof(float));
     es_rng rng;
     es_rng_seed(&rng, 1);
@@ -35,6 +35,8 @@ static void test_speech_frames_of_a_synthetic_clip(void **state) {
     tone(samples, 500, 1000, 0.3f);
     tone(samples, 1100, 1500, 0.3f); /* 100 ms pause: bridged */
     tone(samples, 2200, 2210, 0.5f); /* a 10 ms click: dropped */
+    tone(samples, 2600, 2900, 0.3f);
+    tone(samples, 3020, 3300, 0.3f); /* 120 ms pause: not speech */
 
     es_speech_label_config config;
     es_speech_label_config_default(&config);
@@ -52,9 +54,14 @@ static void test_speech_frames_of_a_synthetic_clip(void **state) {
     assert_true(label_at(labels, 1530)); /* hangover */
     assert_false(label_at(labels, 1700));
     assert_false(label_at(labels, 2200)); /* the click */
-    assert_false(label_at(labels, 2800));
-    /* 0.5 + 0.1 + 0.4 s of speech, plus window overlap and hangover. */
-    assert_in_range(speech, 100, 115);
+    assert_false(label_at(labels, 2500));
+    assert_true(label_at(labels, 2880));
+    assert_true(label_at(labels, 2920)); /* hangover */
+    assert_false(label_at(labels, 2980)); /* the pause's end */
+    assert_true(label_at(labels, 3010)); /* the window reaches the word */
+    assert_false(label_at(labels, 3500));
+    /* 0.5 + 0.1 + 0.4 + 0.3 + 0.28 s of speech, plus window overlap and hangovers. */
+    assert_in_range(speech, 170, 185); /* 179 */
     free(labels);
     free(samples);
 }
