@@ -2,7 +2,8 @@
 // Builds the held-out evaluation set from the `test` split of a data manifest
 // (models/MANIFEST.md): voices, clips and noise that training never saw.
 //
-//   vad_<snr>.wav   test sentences, real speech and keyword clips with silences between,
+//   vad_<snr>.wav   test sentences, keyword clips and real recordings (a third of the clips)
+//                   with silences between, vad.clips.tsv says which clip is real,
 //                   one clean stream mixed with held-out noise at each SNR; vad.truth.tsv
 //                   holds its speech segments (from the clean clips, lib.speechLabels:
 //                   the training labels' rule).
@@ -146,11 +147,22 @@ function buildVad(out, pools, noiseClips, size, seed) {
   const clips = CLIPS;
   const lay = new Layout();
   lay.gap(1);
+  const placed = [];
   while (lay.pos < size.vad_s * L.RATE) {
-    const pool = pools.kw.length && rand() < 0.2 ? pools.kw : pools.speech;
-    lay.place(clips.get(rand.pick(pool)), rand.uniform(-2, 2));
+    // A third of the clips are real recordings when the split has them (they lead the
+    // report: report.js scores the real and the synthetic clips apart), the rest synthetic
+    // sentences and keywords.
+    const u = rand();
+    const pool = pools.realSpeech.length && u < 1 / 3 ? pools.realSpeech : pools.kw.length && u < 1 / 3 + 0.15 ? pools.kw : pools.speech;
+    const clip = clips.get(rand.pick(pool));
+    const at = lay.place(clip, rand.uniform(-2, 2));
+    placed.push([at, at + clip.x.length / L.RATE, isReal(clip.row.voice) ? 'real' : 'synthetic']);
     lay.gap(rand.uniform(0.3, 2.5));
   }
+  fs.writeFileSync(
+    path.join(out, 'vad.clips.tsv'),
+    '# start_s\tend_s\tvoice (real|synthetic): the clips of the VAD stream\n' + placed.map(([s, e, v]) => `${s.toFixed(2)}\t${e.toFixed(2)}\t${v}\n`).join(''),
+  );
   const { y, lab } = lay.render();
   const bed = L.noiseBed(y.length, noiseClips, rand);
   const files = size.snrs.map((snr) => {
@@ -326,6 +338,8 @@ function main() {
     // when the test split has none, the validation speaker's are the only ones never
     // trained on, so they are measured (and reported) apart from the test voices.
     realKw: rows.filter((r) => isKw(r) && isReal(r.voice)),
+    // Real recordings of any kind (keywords, other words, read speech) for the VAD stream.
+    realSpeech: rows.filter((r) => r.kind !== 'noise' && isReal(r.voice)),
     noise: rows.filter((r) => r.kind === 'noise'),
   };
   if (!pools.realKw.length) pools.realKw = all.filter((r) => r.split === 'valid' && isKw(r) && isReal(r.voice));
@@ -363,7 +377,7 @@ function main() {
   const meta = { version: VERSION, size: o.size, split: o.split, seed: o.seed, manifest: path.resolve(manifest), snrs: size.snrs };
   const sizeKey = (part) => crypto.createHash('sha1').update(`${base} ${part}`).digest('hex') + '\n';
 
-  const vadStamp = stamp(path.join(o.out, 'vad.key'), sizeKey(`vad ${size.vad_s} ${size.snrs} labels.c-2026-12-07`));
+  const vadStamp = stamp(path.join(o.out, 'vad.key'), sizeKey(`vad ${size.vad_s} ${size.snrs} labels.c, a third real`));
   if (vadStamp.fresh && old.vad) meta.vad = old.vad;
   else {
     process.stderr.write(`build: VAD streams (${size.vad_s} s x ${size.snrs.length} SNRs)\n`);

@@ -123,6 +123,15 @@ class EvalSet {
       readTsv(path.join(dir, 'vad.truth.tsv')).map((r) => [Number(r[0]), Number(r[1])]),
       this.meta.vad.frames,
     );
+    // Which clip each VAD frame belongs to: 0 a pause between clips, 1 a real recording,
+    // 2 a synthetic one (sets built before vad.clips.tsv have none: all frames count once).
+    const clipsFile = path.join(dir, 'vad.clips.tsv');
+    this.vadVoice = null;
+    if (fs.existsSync(clipsFile)) {
+      this.vadVoice = new Uint8Array(this.meta.vad.frames);
+      for (const [s, e, voice] of readTsv(clipsFile))
+        this.vadVoice.fill(voice === 'real' ? 1 : 2, Math.round(Number(s) * 100), Math.min(this.meta.vad.frames, Math.round(Number(e) * 100)));
+    }
     this.kwTruth = readTsv(path.join(dir, 'kws.truth.tsv')).map((r) => ({
       kw: r[0],
       start: Number(r[1]),
@@ -143,23 +152,40 @@ class EvalSet {
     return fs.existsSync(p) ? p : null;
   }
 
-  // { perSnr: {snr: {auc, f1raw, f1seg}}, all: {...} } or null if the system has no VAD runs
+  // AUC of the frames of the pauses and of one kind of clip (1 real, 2 synthetic): how well
+  // a system tells that kind of speech from the stream's non-speech.
+  aucOf(scores, voice) {
+    const s = [];
+    const l = [];
+    for (let i = 0; i < scores.length && i < this.vadTruth.length; i++)
+      if (this.vadVoice[i] === 0 || this.vadVoice[i] === voice) s.push(scores[i]), l.push(this.vadTruth[i]);
+    return l.some((x) => x) ? rocAuc(s, l) : NaN;
+  }
+
+  // { perSnr: {snr: {auc, aucReal, aucSynthetic, f1raw, f1seg}}, all: {...} } or null if the
+  // system has no VAD runs (aucReal and aucSynthetic NaN for a set without vad.clips.tsv)
   vad(system) {
     const perSnr = {};
     const allScores = [];
     const allLabels = [];
+    const allVoices = [];
     let any = false;
     for (const { snr, file } of this.meta.vad.files) {
       const csv = this.run(system, file, '.frames.csv');
       const jsonl = this.run(system, file, '.jsonl');
-      const r = { auc: NaN, f1raw: NaN, f1seg: NaN };
+      const r = { auc: NaN, aucReal: NaN, aucSynthetic: NaN, f1raw: NaN, f1seg: NaN };
       if (csv) {
         any = true;
         const s = readFrames(csv);
         const n = Math.min(s.length, this.vadTruth.length);
         r.auc = rocAuc(s.subarray(0, n), this.vadTruth);
+        if (this.vadVoice) {
+          r.aucReal = this.aucOf(s.subarray(0, n), 1);
+          r.aucSynthetic = this.aucOf(s.subarray(0, n), 2);
+        }
         r.f1raw = f1(Array.from(s.subarray(0, n), (v) => v >= 0.5), this.vadTruth);
         for (let i = 0; i < n; i++) allScores.push(s[i]), allLabels.push(this.vadTruth[i]);
+        if (this.vadVoice) for (let i = 0; i < n; i++) allVoices.push(this.vadVoice[i]);
       }
       if (jsonl) {
         any = true;
@@ -177,7 +203,16 @@ class EvalSet {
         .filter((x) => !Number.isNaN(x));
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
     };
-    return { perSnr, all: { auc: rocAuc(allScores, allLabels), f1raw: mean('f1raw'), f1seg: mean('f1seg') } };
+    const aucOfAll = (voice) => {
+      if (!this.vadVoice) return NaN;
+      const keep = (i) => allVoices[i] === 0 || allVoices[i] === voice;
+      const idx = allLabels.map((_, i) => i).filter(keep);
+      return rocAuc(idx.map((i) => allScores[i]), idx.map((i) => allLabels[i]));
+    };
+    return {
+      perSnr,
+      all: { auc: rocAuc(allScores, allLabels), aucReal: aucOfAll(1), aucSynthetic: aucOfAll(2), f1raw: mean('f1raw'), f1seg: mean('f1seg') },
+    };
   }
 
   // Recall and false alarms of a system's keyword events.
@@ -269,8 +304,8 @@ function evalReport(set, system) {
     out.push(`### VAD (${system})\n`);
     out.push(
       table(
-        ['SNR', 'ROC-AUC', 'F1 frames >= 0.5', 'F1 speech segments'],
-        [...set.meta.snrs.map((s) => [snrName(s), fmt(v.perSnr[s].auc), fmt(v.perSnr[s].f1raw), fmt(v.perSnr[s].f1seg)]), ['all', fmt(v.all.auc), fmt(v.all.f1raw), fmt(v.all.f1seg)]],
+        ['SNR', 'ROC-AUC, real recorded speech', 'ROC-AUC, synthetic speech', 'ROC-AUC, all', 'F1 frames >= 0.5', 'F1 speech segments'],
+        [...set.meta.snrs.map((s) => [snrName(s), ...vadCells(v.perSnr[s])]), ['all', ...vadCells(v.all)]],
       ),
     );
   }
@@ -340,6 +375,10 @@ function perHour(fa, pick) {
   return rate(...falseAlarms(fa, pick));
 }
 
+function vadCells(r) {
+  return [fmt(r.aucReal), fmt(r.aucSynthetic), fmt(r.auc), fmt(r.f1raw), fmt(r.f1seg)];
+}
+
 function compareReport(set) {
   const out = [header(set)];
   const speed = set.speed();
@@ -355,8 +394,10 @@ function compareReport(set) {
     const sp = speed[sys];
     vrows.push([
       names[sys],
+      ...snrs.map((s) => fmt(v.perSnr[s].aucReal)),
+      fmt(v.all.aucReal),
+      fmt(v.all.aucSynthetic),
       fmt(v.all.auc),
-      ...snrs.map((s) => fmt(v.perSnr[s].auc)),
       fmt(v.all.f1raw),
       sys === 'earshot' ? fmt(v.all.f1seg) : '–',
       sp ? fmt(xrt(sp), 0) : '–',
@@ -364,7 +405,7 @@ function compareReport(set) {
     ]);
   }
   out.push('### VAD\n');
-  out.push(table(['system', 'ROC-AUC all', ...snrs.map((s) => `AUC ${snrName(s)}`), 'F1 frames', 'F1 segments', 'x real time (1 CPU)', 'speed vs earshot'], vrows));
+  out.push(table(['system', ...snrs.map((s) => `AUC real speech ${snrName(s)}`), 'AUC real speech, all', 'AUC synthetic speech, all', 'AUC all', 'F1 frames', 'F1 segments', 'x real time (1 CPU)', 'speed vs earshot'], vrows));
   const sp0 = Object.values(speed)[0];
   if (sp0) out.push(`Speed: CPU time (user+sys) of one process over the same ${(sp0.audio / 60).toFixed(1)} min 16 kHz file (\`${set.meta.fa[0].file}\`), x real time = audio seconds / CPU seconds. earshot computes both VAD and KWS there. WebRTC VAD: score = share of its 4 aggressiveness modes that say speech (F1 frames: 2 or more modes); its speed is one mode (3).\n`);
   const krows = [];
@@ -376,21 +417,21 @@ function compareReport(set) {
     const sp = speed[sys === 'earshot' ? 'earshot' : sys];
     krows.push([
       names[sys],
-      pct(h, n),
-      ...snrs.map((s) => pct(...k.sum(([sn, , r]) => sn === s && r === 'synthetic'))),
+      ...snrs.map((s) => pct(...k.sum(([sn, , r]) => sn === s && r === 'real'))),
       pct(rh, rn),
       rate(k.fa.total, k.fa.hours),
       perHour(k.fa, notNearMiss),
       k.fa.nearMisses ? pct(k.fa.nearAccepted, k.fa.nearMisses) : '–',
       perHour(k.fa, (c) => c.endsWith('speech')),
       perHour(k.fa, (c) => !c.endsWith('speech')),
+      pct(h, n),
       sp ? fmt(xrt(sp), 0) : '–',
     ]);
   }
   out.push('### Keyword spotting\n');
   out.push(
     table(
-      ['system', 'recall test voices', ...snrs.map(snrName), 'recall real recorded', 'false alarms / h (keyword-free)', 'per h without near misses', 'near misses accepted', 'per h of its speech', 'per h of its music & noise', 'x real time'],
+      ['system', ...snrs.map((s) => `real speakers ${snrName(s)}`), 'real speakers, all', 'false alarms / h (keyword-free)', 'per h without near misses', 'near misses accepted', 'per h of its speech', 'per h of its music & noise', 'synthetic test voices, all SNRs', 'x real time'],
       krows,
     ),
   );
