@@ -56,9 +56,9 @@ static void test_speech_frames_of_a_synthetic_clip(void **state) {
     assert_false(label_at(labels, 2200)); /* the click */
     assert_false(label_at(labels, 2500));
     assert_true(label_at(labels, 2880));
-    assert_true(label_at(labels, 2920)); /* hangover */
+    assert_true(label_at(labels, 2920));  /* hangover */
     assert_false(label_at(labels, 2980)); /* the pause's end */
-    assert_true(label_at(labels, 3010)); /* the window reaches the word */
+    assert_true(label_at(labels, 3010));  /* the window reaches the word */
     assert_false(label_at(labels, 3500));
     /* 0.5 + 0.1 + 0.4 + 0.3 + 0.28 s of speech, plus window overlap and hangovers. */
     assert_in_range(speech, 170, 185); /* 179 */
