@@ -96,9 +96,10 @@ function readManifest(file) {
   return rows;
 }
 
-// Speech frames of a clean clip, for its level (SNR is set on them) and keyword spans: 10 ms frames whose energy is within 35 dB of the clip's
-// loudest frame and 12 dB above its quiet floor, with gaps under 150 ms closed (pauses
-// inside a word or between close words) and islands under 30 ms dropped (clicks).
+// Speech frames of a clean clip, for its level (SNR is set on them) and keyword spans: 10 ms
+// frames whose energy is within 35 dB of the clip's loudest frame and 12 dB above its quiet
+// floor, with gaps under 150 ms closed (pauses inside a word or between close words) and
+// islands under 30 ms dropped (clicks). The VAD truth is speechLabels, the training's rule.
 function speechFrames(x) {
   const n = Math.floor(x.length / HOP);
   const db = new Float64Array(n);
@@ -113,8 +114,8 @@ function speechFrames(x) {
   const thr = Math.max(peak - 35, floor + 12);
   const lab = new Uint8Array(n);
   for (let t = 0; t < n; t++) lab[t] = db[t] > thr ? 1 : 0;
-  fillRuns(lab, 0, 15);
-  fillRuns(lab, 1, 3);
+  dropShortRuns(lab, 0, 15, true);
+  dropShortRuns(lab, 1, 3, false);
   return lab;
 }
 
@@ -150,8 +151,8 @@ function speechLabels(x) {
   return lab;
 }
 
-// labels.c's drop_short_runs: runs of `value` shorter than `minRun` flip, but for a run that
-// touches either end when `keepEdges`.
+// Runs of `value` shorter than `minRun` frames flip to the other value, but for a run that
+// touches either end when `keepEdges` (labels.c's drop_short_runs).
 function dropShortRuns(lab, value, minRun, keepEdges) {
   let t = 0;
   while (t < lab.length) {
@@ -163,22 +164,6 @@ function dropShortRuns(lab, value, minRun, keepEdges) {
     while (e < lab.length && lab[e] === value) e++;
     const atEdge = t === 0 || e === lab.length;
     if (e - t < minRun && !(keepEdges && atEdge)) lab.fill(1 - value, t, e);
-    t = e;
-  }
-}
-
-// Flips every inner run of `value` shorter than `maxLen` frames to the other value.
-function fillRuns(lab, value, maxLen) {
-  let t = 0;
-  while (t < lab.length) {
-    if (lab[t] !== value) {
-      t++;
-      continue;
-    }
-    let e = t;
-    while (e < lab.length && lab[e] === value) e++;
-    const inner = value === 0 ? t > 0 && e < lab.length : true;
-    if (inner && e - t < maxLen) lab.fill(1 - value, t, e);
     t = e;
   }
 }
@@ -286,7 +271,6 @@ module.exports = {
   readManifest,
   speechFrames,
   speechLabels,
-  fillRuns,
   power,
   activePower,
   labelsToSegments,
