@@ -6,7 +6,8 @@
  * dropped, pauses of up to 100 ms (the quiet stretches inside words and
  * between close words) are filled, and speech lasts 50 ms past its last loud
  * frame. The one rule for every split: the evaluation's truth
- * (tools/eval/lib.js, speechLabels) is the same steps. Keyword windows: seconds to frame indices.
+ * (tools/eval/lib.js, speechLabels) is the same steps. Keyword windows:
+ * seconds to frame indices.
  */
 #ifndef ES_LABELS_H
 #define ES_LABELS_H
