@@ -153,12 +153,13 @@ class EvalSet {
   }
 
   // AUC of the frames of the pauses and of one kind of clip (1 real, 2 synthetic): how well
-  // a system tells that kind of speech from the stream's non-speech.
-  aucOf(scores, voice) {
+  // a system tells that kind of speech from the stream's non-speech. `voices` and `labels`
+  // run beside `scores` (one SNR's frames, or every SNR's one after another).
+  static aucOf(scores, labels, voices, voice) {
     const s = [];
     const l = [];
-    for (let i = 0; i < scores.length && i < this.vadTruth.length; i++)
-      if (this.vadVoice[i] === 0 || this.vadVoice[i] === voice) s.push(scores[i]), l.push(this.vadTruth[i]);
+    for (let i = 0; i < scores.length && i < labels.length; i++)
+      if (voices[i] === 0 || voices[i] === voice) s.push(scores[i]), l.push(labels[i]);
     return l.some((x) => x) ? rocAuc(s, l) : NaN;
   }
 
@@ -180,8 +181,8 @@ class EvalSet {
         const n = Math.min(s.length, this.vadTruth.length);
         r.auc = rocAuc(s.subarray(0, n), this.vadTruth);
         if (this.vadVoice) {
-          r.aucReal = this.aucOf(s.subarray(0, n), 1);
-          r.aucSynthetic = this.aucOf(s.subarray(0, n), 2);
+          r.aucReal = EvalSet.aucOf(s.subarray(0, n), this.vadTruth, this.vadVoice, 1);
+          r.aucSynthetic = EvalSet.aucOf(s.subarray(0, n), this.vadTruth, this.vadVoice, 2);
         }
         r.f1raw = f1(Array.from(s.subarray(0, n), (v) => v >= 0.5), this.vadTruth);
         for (let i = 0; i < n; i++) allScores.push(s[i]), allLabels.push(this.vadTruth[i]);
@@ -203,12 +204,7 @@ class EvalSet {
         .filter((x) => !Number.isNaN(x));
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
     };
-    const aucOfAll = (voice) => {
-      if (!this.vadVoice) return NaN;
-      const keep = (i) => allVoices[i] === 0 || allVoices[i] === voice;
-      const idx = allLabels.map((_, i) => i).filter(keep);
-      return rocAuc(idx.map((i) => allScores[i]), idx.map((i) => allLabels[i]));
-    };
+    const aucOfAll = (voice) => (this.vadVoice ? EvalSet.aucOf(allScores, allLabels, allVoices, voice) : NaN);
     return {
       perSnr,
       all: { auc: rocAuc(allScores, allLabels), aucReal: aucOfAll(1), aucSynthetic: aucOfAll(2), f1raw: mean('f1raw'), f1seg: mean('f1seg') },
