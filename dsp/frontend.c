@@ -325,9 +325,10 @@ static void compute_power_spectrum(es_frontend *fe) {
 
 /* Natural log of a positive, finite, normal float, written so that GCC
  * vectorises a loop of them (glibc's logf is a call per band: replacing the
- * 40 calls saved ~490 ns of the front end's 1,200 a frame). x = 2^e * m with m in [sqrt(1/2), sqrt(2)); log m =
- * 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, whose series to s^9 leaves
- * an error below 1e-9: the result is within 3 float ulps of the exact log
+ * 40 calls saved ~490 ns of the front end's 1,200 a frame). x = 2^e * m with
+ * m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m - 1) / (m + 1),
+ * |s| < 0.172, whose series to s^9 leaves an error below 1e-9: the result is
+ * within 3 float ulps of the exact log
  * (tests/dsp/test_frontend.c holds it to 4). Features differ from logf's in
  * the last bits, which moved no evaluation figure by more than 0.3 points. */
 static inline float log_positive(float x) {
