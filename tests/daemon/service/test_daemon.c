@@ -271,16 +271,21 @@ static int log_contains(const daemon_proc *d, const char *text) {
     return found;
 }
 
+/* How many lines of the daemon's log hold `text`. */
+static int log_count(const daemon_proc *d, const char *text) {
+    FILE *f = fopen(d->err_log, "r");
+    char line[2048];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f))
+        found += strstr(line, text) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+
 /* Waits until `text` appears on `count` lines of the daemon's log. */
 static void wait_for_log_count(const daemon_proc *d, const char *text, int count, int timeout_ms) {
     for (int64_t end = now_ms() + timeout_ms; now_ms() < end; sleep_ms(10)) {
-        FILE *f = fopen(d->err_log, "r");
-        char line[2048];
-        int found = 0;
-        while (f && fgets(line, sizeof line, f))
-            found += strstr(line, text) != NULL;
-        if (f) fclose(f);
-        if (found >= count) return;
+        if (log_count(d, text) >= count) return;
     }
     dump_log(d);
     fail_msg("the daemon never logged '%s' %d times", text, count);
@@ -407,12 +412,19 @@ static void wait_for_events(const daemon_proc *d, int count) {
     fail_msg("the daemon printed %d events, expected %d", count_lines(d->out_log), count);
 }
 
-/* Streams the clip `times` times, one writer after the other. */
+#define PIPE_STREAM_ENDED "source pipe: stream ended"
+
+/* Streams the clip `times` times, one writer after the other. Each waits for
+ * the last stream's end, not only for its events: the last event can be out
+ * before the daemon has read the writer's end, and a writer that came then
+ * would continue the same stream (whose reader drops what follows its WAV
+ * data). */
 static void stream_clips(const daemon_proc *d, int times) {
-    int before = count_lines(d->out_log);
+    int before = count_lines(d->out_log), ended = log_count(d, PIPE_STREAM_ENDED);
     for (int i = 1; i <= times; i++) {
         write_clip(d->fifo);
         wait_for_events(d, before + i * expected_count);
+        wait_for_log_count(d, PIPE_STREAM_ENDED, ended + i, 30000);
     }
 }
 
