@@ -73,6 +73,11 @@ static const char usage_text[] =
     "                               the budget then holds on voices the stream lacks\n"
     "                               (thresholds just above the peaks seen fire 2-4x as\n"
     "                               often on new voices: models/kws.md)\n"
+    "      --recorded-weight W      a recorded person's keyword found counts W times a\n"
+    "                               synthetic voice's when thresholds are chosen (default\n"
+    "                               1): a valid split's synthetic voices outnumber its\n"
+    "                               recorded people, whose recall users get. The table's\n"
+    "                               last line gives the recall of each apart\n"
     "      --check                  choose nothing: measure MODEL's own thresholds on the\n"
     "                               stream and print the table (no -o): how a calibrated\n"
     "                               model does on other held-out audio\n"
@@ -125,7 +130,8 @@ enum {
     OPT_NEAR_MISSES_PER_HOUR,
     OPT_MAX_NEAR_MISSES,
     OPT_CHECK,
-    OPT_EXTRAPOLATE_TAIL
+    OPT_EXTRAPOLATE_TAIL,
+    OPT_RECORDED_WEIGHT
 };
 
 static const struct option long_options[] = {
@@ -142,6 +148,7 @@ static const struct option long_options[] = {
     {"max-near-misses", required_argument, NULL, OPT_MAX_NEAR_MISSES},
     {"check", no_argument, NULL, OPT_CHECK},
     {"extrapolate-tail", no_argument, NULL, OPT_EXTRAPOLATE_TAIL},
+    {"recorded-weight", required_argument, NULL, OPT_RECORDED_WEIGHT},
     {"help", no_argument, NULL, 'h'},
     {0},
 };
@@ -186,6 +193,9 @@ static int set_option(int c, char **argv, calibrate_options *opt) {
     case OPT_EXTRAPOLATE_TAIL:
         p->budget.extrapolate_tail = 1;
         return 0;
+    case OPT_RECORDED_WEIGHT:
+        return es_cli_parse_float("--recorded-weight", optarg, 1.0, 1000.0,
+                                  &p->budget.recorded_weight);
     case OPT_MAX_NEAR_MISSES:
         return es_cli_parse_float("--max-near-misses", optarg, 0.0, 1.0,
                                   &p->budget.max_near_miss_share);
@@ -237,6 +247,28 @@ static int output_writable(const char *path) {
     return ok;
 }
 
+/* "0.579", or "-" without positives. */
+static const char *recall_text(int hits, int positives, char *text, size_t size) {
+    if (positives)
+        snprintf(text, size, "%.3f", (double)hits / positives);
+    else
+        snprintf(text, size, "-");
+    return text;
+}
+
+/* Recorded people apart from synthetic voices, when the stream holds both kinds. */
+static void print_voices(const es_cal_result *r) {
+    if (r->positives_recorded == 0 || r->positives_recorded == r->positives) return;
+    char recorded[16], synthetic[16];
+    printf("of the positives: %d of recorded people, recall %s; %d of synthetic voices, recall "
+           "%s\n",
+           r->positives_recorded,
+           recall_text(r->hits_recorded, r->positives_recorded, recorded, sizeof recorded),
+           r->positives - r->positives_recorded,
+           recall_text(r->hits - r->hits_recorded, r->positives - r->positives_recorded, synthetic,
+                       sizeof synthetic));
+}
+
 /* Near misses are shown when the stream judged any: how many each keyword
  * accepted (fired inside), and in all. `budget` NULL: thresholds measured, not
  * chosen (--check). */
@@ -251,34 +283,31 @@ static void print_table(const es_cal_stream *s, const es_cal_result *r,
     for (int k = 0; k < s->keyword_count; k++) {
         const es_cal_counts *c = &r->counts[k];
         char recall[16];
-        if (c->positives)
-            snprintf(recall, sizeof recall, "%.3f", (double)c->hits / c->positives);
-        else
-            snprintf(recall, sizeof recall, "-");
         printf("%-*s  %9.3f  %9d  %6s  %12d  %8.2f", width, s->labels[k], (double)r->thresholds[k],
-               c->positives, recall, c->false_alarms,
-               es_cal_per_hour(c->false_alarms, s->negative_seconds));
+               c->positives, recall_text(c->hits, c->positives, recall, sizeof recall),
+               c->false_alarms, es_cal_per_hour(c->false_alarms, s->negative_seconds));
         if (near) printf("  %20d", c->accepted);
         putchar('\n');
     }
     char recall[16];
-    if (r->positives)
-        snprintf(recall, sizeof recall, "%.3f", (double)r->hits / r->positives);
-    else
-        snprintf(recall, sizeof recall, "-");
-    printf("%-*s  %9s  %9d  %6s  %12d  %8.2f", width, "total", "-", r->positives, recall,
-           r->false_alarms, es_cal_per_hour(r->false_alarms, s->negative_seconds));
+    printf("%-*s  %9s  %9d  %6s  %12d  %8.2f", width, "total", "-", r->positives,
+           recall_text(r->hits, r->positives, recall, sizeof recall), r->false_alarms,
+           es_cal_per_hour(r->false_alarms, s->negative_seconds));
     if (near) printf("  %9d of %-8d", r->near_accepted, s->near_misses);
     if (!budget) {
         printf("  (the model's own thresholds, in %.2f h keyword-free)\n",
                s->negative_seconds / 3600);
+        print_voices(r);
         return;
     }
     printf("  (budget %.2f per hour: at most %d in %.2f h keyword-free",
            (double)budget->max_per_hour, r->allowed, s->negative_seconds / 3600);
     if (!isnan(r->expected_alarms)) printf(", %.1f expected from the tails", r->expected_alarms);
     if (r->near_allowed >= 0) printf("; at most %d near misses accepted", r->near_allowed);
+    if (budget->recorded_weight > 1.0f)
+        printf("; a recorded person's keyword weighs %g", (double)budget->recorded_weight);
     printf("%s)\n", r->met ? "" : "; NOT met");
+    print_voices(r);
 }
 
 static void add_progress(double done_s, void *progress) {

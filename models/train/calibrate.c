@@ -117,7 +117,7 @@ int es_cal_stream_add_window(es_cal_stream *s, int64_t start, int64_t end, int k
         s->windows = grown;
         s->window_capacity = capacity;
     }
-    s->windows[s->window_count++] = (es_cal_window){start, end, keyword, 0, 0};
+    s->windows[s->window_count++] = (es_cal_window){start, end, keyword, 0, 0, 0};
     if (keyword == ES_CAL_NEAR_MISS)
         s->near_misses++;
     else
@@ -216,6 +216,7 @@ static int add_item_window(es_cal_stream *out, const es_cal_item *item, int64_t 
                                 "%s: the keyword's window %.3f-%.3f s is not in the clip",
                                 item->path, item->start_s, item->end_s);
         out->windows[out->window_count - 1].in_noise = in_noise;
+        out->windows[out->window_count - 1].recorded = item->recorded != 0;
     } else if (item->near_miss) {
         if (es_cal_stream_add_window(out, position, position + (int64_t)n + after,
                                      ES_CAL_NEAR_MISS) != 0)
@@ -399,6 +400,8 @@ int es_cal_detect(const es_cal_stream *s, int keyword, float threshold, int smoo
             out->hits += c.hit[i];
             out->positives_in_noise += s->windows[i].in_noise;
             out->hits_in_noise += s->windows[i].in_noise && c.hit[i];
+            out->positives_recorded += s->windows[i].recorded;
+            out->hits_recorded += s->windows[i].recorded && c.hit[i];
         }
     }
     out->false_alarms = c.false_alarms;
@@ -429,7 +432,7 @@ static int make_grid(float *grid) {
 /* One keyword's measurements down the grid, from the top until its own
  * false alarms exceed the whole budget. */
 typedef struct curve {
-    int hits[GRID_MAX];
+    double hits[GRID_MAX];       /* recorded people's weighted (es_cal_budget.recorded_weight) */
     int at_least[GRID_MAX];      /* the most false alarms at that threshold or any higher
                                     one; UNKNOWN */
     int near_at_least[GRID_MAX]; /* the same of the near misses accepted */
@@ -497,8 +500,8 @@ static void expect_tails(curve *curves, int k_count, const float *grid, int n) {
  * their budgets they take: cost = alarms * near_allowed + near * alarms_allowed
  * (each allowance at least 1). */
 typedef struct move {
-    int keyword, to, gain;
-    double cost;
+    int keyword, to;
+    double gain, cost;
 } move;
 
 /* a better than b? Moves that gain hits first, by hits per cost (false alarms,
@@ -524,11 +527,14 @@ static int better(const move *a, const move *b) {
 static int measure(const es_cal_stream *s, const float *thresholds, int smooth_ms,
                    es_cal_result *out) {
     out->hits = out->positives = out->false_alarms = out->near_accepted = 0;
+    out->hits_recorded = out->positives_recorded = 0;
     for (int k = 0; k < s->keyword_count; k++) {
         out->thresholds[k] = thresholds[k];
         if (es_cal_detect(s, k, thresholds[k], smooth_ms, &out->counts[k]) != 0) return -1;
         out->hits += out->counts[k].hits;
         out->positives += out->counts[k].positives;
+        out->hits_recorded += out->counts[k].hits_recorded;
+        out->positives_recorded += out->counts[k].positives_recorded;
         out->false_alarms += out->counts[k].false_alarms;
         out->near_accepted += out->counts[k].accepted;
     }
@@ -543,6 +549,11 @@ int es_cal_measure(const es_cal_stream *s, const float *thresholds, int smooth_m
     out->met = 1;
     out->expected_alarms = NAN;
     return s->keyword_count < 1 ? -1 : measure(s, thresholds, smooth_ms, out);
+}
+
+/* What a recorded person's hit adds beyond a synthetic voice's in the choice. */
+static double recorded_extra(const es_cal_budget *budget) {
+    return budget->recorded_weight > 1.0f ? budget->recorded_weight - 1.0 : 0.0;
 }
 
 /* Over 80 lines: the greedy search of calibrate.h step 3 in one piece, as its
@@ -574,6 +585,7 @@ int es_cal_calibrate(const es_cal_stream *s, const es_cal_budget *budget, int sm
     /* Without a limit a move costs its false alarms, as it always did. */
     const double alarm_weight = near_limited && near_allowed > 0 ? near_allowed : 1;
     const double near_weight = near_limited ? (allowed > 0 ? allowed : 1) : 0;
+    const double recorded = recorded_extra(budget);
 
     out->allowed = allowed;
     out->near_allowed = near_limited ? near_allowed : -1;
@@ -599,7 +611,7 @@ int es_cal_calibrate(const es_cal_stream *s, const es_cal_budget *budget, int sm
                 free(curves);
                 return -1;
             }
-            c->hits[g] = counts.hits;
+            c->hits[g] = counts.hits + recorded * counts.hits_recorded;
             if (counts.false_alarms > most) most = counts.false_alarms;
             if (counts.accepted > near_most) near_most = counts.accepted;
             c->at_least[g] = most;
@@ -618,7 +630,7 @@ int es_cal_calibrate(const es_cal_stream *s, const es_cal_budget *budget, int sm
     }
     out->met = total <= alarms_allowed + 1e-9 && near_total <= near_allowed;
     while (out->met) {
-        move best = {-1, 0, 0, 0};
+        move best = {-1, 0, 0.0, 0.0};
         for (int k = 0; k < k_count; k++) {
             const curve *c = &curves[k];
             for (int g = cur[k] - 1; g >= 0; g--) {
@@ -649,6 +661,11 @@ int es_cal_calibrate(const es_cal_stream *s, const es_cal_budget *budget, int sm
     return measure(s, thresholds, smooth_ms, out);
 }
 
+/* The hits a choice counts: recorded people's weighted as in the budget. */
+static double weighted_hits(const es_cal_result *r, const es_cal_budget *budget) {
+    return r->hits + recorded_extra(budget) * r->hits_recorded;
+}
+
 int es_cal_calibrate_smoothing(const es_cal_stream *s, const es_cal_budget *budget,
                                const int *smoothing, int count, es_cal_result *out,
                                es_cal_result *trials) {
@@ -658,8 +675,9 @@ int es_cal_calibrate_smoothing(const es_cal_stream *s, const es_cal_budget *budg
     int rc = 0;
     for (int i = 0; i < count && rc == 0; i++) {
         rc = es_cal_calibrate(s, budget, smoothing[i], trial);
-        const int better = i == 0 || (trial->met && !out->met) ||
-                           (trial->met == out->met && trial->hits > out->hits);
+        const int better =
+            i == 0 || (trial->met && !out->met) ||
+            (trial->met == out->met && weighted_hits(trial, budget) > weighted_hits(out, budget));
         if (rc == 0 && better) *out = *trial;
         if (rc == 0 && trials) trials[i] = *trial;
     }

@@ -31,8 +31,8 @@ int es_cal_job_load(es_cal_job *job, const es_cal_params *params, es_error *err)
 
 /* ---- the valid split ------------------------------------------------------------------- */
 
-static int clip_add(es_cal_clips *list, const char *path, int keyword, int near_miss,
-                    double start_s, double end_s, double seconds) {
+static int clip_add(es_cal_clips *list, const es_manifest_clip *c, int keyword, int near_miss,
+                    double seconds) {
     if (list->count == list->capacity) {
         const int capacity = list->capacity ? 2 * list->capacity : 1024;
         es_cal_item *items = realloc(list->items, sizeof(es_cal_item) * (size_t)capacity);
@@ -43,12 +43,13 @@ static int clip_add(es_cal_clips *list, const char *path, int keyword, int near_
         list->seconds = s;
         list->capacity = capacity;
     }
-    list->items[list->count] = (es_cal_item){.path = path,
+    list->items[list->count] = (es_cal_item){.path = c->path,
                                              .keyword = keyword,
-                                             .start_s = start_s,
-                                             .end_s = end_s,
+                                             .start_s = keyword >= 0 ? c->start_s : 0,
+                                             .end_s = keyword >= 0 ? c->end_s : 0,
                                              .speed = 1.0f,
-                                             .near_miss = near_miss};
+                                             .near_miss = near_miss,
+                                             .recorded = c->recorded};
     list->seconds[list->count++] = seconds;
     return 0;
 }
@@ -110,8 +111,7 @@ static int take_clip(es_cal_job *job, const es_cal_params *params, const es_mani
     const int near_miss = !params->near_misses_per_hour && c->kind == ES_KIND_SENTENCE &&
                           strcmp(c->label, "-") != 0 && c->label[0] != '\0';
     es_cal_clips *list = keyword >= 0 ? &job->positives : &job->negatives;
-    if (clip_add(list, c->path, keyword, near_miss, keyword >= 0 ? c->start_s : 0,
-                 keyword >= 0 ? c->end_s : 0, seconds) != 0)
+    if (clip_add(list, c, keyword, near_miss, seconds) != 0)
         return es_error_set(err, ES_CAL_ERR_NOMEM, "out of memory");
     *(keyword >= 0 ? &job->positive_s : &job->negative_s) += seconds;
     return 0;

@@ -373,6 +373,8 @@ typedef struct es_cal_item {
     int near_miss;  /* 0, or keyword-free but made to sound like a keyword (keyword -1):
                        1 + the caller's kind of near miss (< ES_CAL_NEAR_MISS_KINDS),
                        which es_cal_counts tallies apart */
+    int recorded;   /* a recorded person's clip (es_voice_is_recorded), not a synthetic
+                       voice's: es_cal_counts tallies its hits apart */
 } es_cal_item;
 
 /* Noise mixed into a third of the clips. */
@@ -396,6 +398,7 @@ typedef struct es_cal_window {
     int keyword;        /* column, or ES_CAL_NEAR_MISS */
     int kind;           /* a near miss's kind (its item's near_miss - 1); else 0 */
     int in_noise;       /* 1 when its clip was one of the third mixed with noise */
+    int recorded;       /* 1 when its clip is a recorded person's (es_cal_item.recorded) */
 } es_cal_window;
 
 typedef struct es_cal_stream {
@@ -462,6 +465,7 @@ typedef struct es_cal_counts {
     int near_misses;                       /* near-miss windows */
     int accepted;                          /* of them, with an event of the keyword inside */
     int positives_in_noise, hits_in_noise; /* the positives and hits mixed with noise */
+    int positives_recorded, hits_recorded; /* the positives and hits of recorded people */
     /* The same per kind of near miss */
     int near_misses_of_kind[ES_CAL_NEAR_MISS_KINDS];
     int accepted_of_kind[ES_CAL_NEAR_MISS_KINDS];
@@ -483,6 +487,10 @@ typedef struct es_cal_budget {
     float max_per_hour;
     float max_near_miss_share;
     int extrapolate_tail;
+    /* A recorded person's hit counts this many times a synthetic voice's when moves
+     * are weighed (0 or 1: the same). Synthetic voices outnumber the recorded people
+     * in a valid split; a model's recall on real people is what users get. */
+    float recorded_weight;
 } es_cal_budget;
 
 /* A tail is fitted to this many of a keyword's highest keyword-free peaks ... */
@@ -494,8 +502,9 @@ typedef struct es_cal_result {
     float thresholds[ES_KWS_MAX_KEYWORDS]; /* per column */
     int smooth_ms;                         /* the smoothing they hold for; 0: the default */
     es_cal_counts counts[ES_KWS_MAX_KEYWORDS];
-    int hits, positives, false_alarms; /* totals */
-    int near_accepted;                 /* near misses accepted, summed over keywords */
+    int hits, positives, false_alarms;     /* totals */
+    int hits_recorded, positives_recorded; /* of them, recorded people's */
+    int near_accepted;                     /* near misses accepted, summed over keywords */
     int allowed;      /* the most false alarms in all the budget allows on this stream */
     int near_allowed; /* the most near misses accepted in all; -1: no limit */
     int met; /* 1 when the totals are within the budgets (0: even the top of the grid exceeds

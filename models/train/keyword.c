@@ -399,7 +399,8 @@ static int calibrate_step(keyword_run *r, es_error *err) {
                        CALIBRATION_PASSES, (uint64_t)opt->seed + 11, &r->valid, err);
     if (rc != 0) return rc;
     if (kw_stopped(&r->ctx)) return es_error_set(err, ES_KEYWORD_ERR_STOPPED, "stopped");
-    const es_cal_budget budget = {calibration_target(opt), 1.0f, 0};
+    const es_cal_budget budget = {.max_per_hour = calibration_target(opt),
+                                  .max_near_miss_share = 1.0f};
     if (es_cal_calibrate_smoothing(&r->valid, &budget, smoothing_tried, SMOOTHING_COUNT,
                                    &f->calibrated, f->smoothing_trials) != 0)
         return es_error_set(err, ES_KEYWORD_ERR_FAILED, "calibration: out of memory");

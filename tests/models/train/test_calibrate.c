@@ -152,6 +152,37 @@ static void test_positives_in_noise_count_apart(void **state) {
     es_cal_stream_free(&s);
 }
 
+/* With a recorded person's hit weighed more, the one false alarm the budget
+ * allows goes to the keyword a recorded person said, though the other would
+ * find two synthetic voices' keywords with it. */
+static void test_recorded_weight_favours_recorded_people(void **state) {
+    (void)state;
+    es_cal_stream s;
+    const spike spikes[] = {{YES, 100, 0.555f},
+                            {YES, 200, 0.455f},
+                            {NO, 300, 0.505f},
+                            {YES, 1000, 0.705f},
+                            {NO, 2000, 0.705f}};
+    const span windows[] = {{99.8, 100.8, YES}, {199.8, 200.8, YES}, {299.8, 300.8, NO}};
+    make_stream(&s, 2, yes_no, 3603.0, spikes, 5, windows, 3);
+    s.windows[2].recorded = 1;
+    es_cal_result r;
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){1.5f, 1.0f, 0, 1.0f}, 0, &r), 0);
+    assert_int_equal(r.allowed, 1);
+    assert_int_equal(r.hits, 2);
+    assert_int_equal(r.positives_recorded, 1);
+    assert_int_equal(r.hits_recorded, 0);
+    assert_true(r.thresholds[NO] > 0.705f);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){1.5f, 1.0f, 0, 3.0f}, 0, &r), 0);
+    assert_int_equal(r.hits, 1);
+    assert_int_equal(r.hits_recorded, 1);
+    assert_int_equal(r.counts[NO].hits_recorded, 1);
+    assert_int_equal(r.counts[YES].positives_recorded, 0);
+    assert_true(r.thresholds[YES] > 0.705f);
+    assert_int_equal(r.false_alarms, 1);
+    es_cal_stream_free(&s);
+}
+
 static void test_overlapping_windows_each_count_a_hit(void **state) {
     (void)state;
     es_cal_stream s;
@@ -204,7 +235,7 @@ static void test_near_misses_are_judged_per_clip_not_per_hour(void **state) {
     /* The budget counts false alarms only: with none allowed, yes may go as
      * low as 0.81 although it then accepts a near miss. */
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0, 1.0f}, 0, &r), 0);
     assert_true(r.met);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_int_equal(r.counts[YES].near_misses, 2);
@@ -213,12 +244,12 @@ static void test_near_misses_are_judged_per_clip_not_per_hour(void **state) {
     assert_int_equal(r.near_allowed, -1);
     /* With a limit on near misses too: none may be accepted, so yes stays above the
      * 0.9 one; half of them may, and 0.81 is back. */
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 0.0f, 0}, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 0.0f, 0, 1.0f}, 0, &r), 0);
     assert_true(r.met);
     assert_int_equal(r.near_allowed, 0);
     assert_true(fabsf(r.thresholds[YES] - 0.91f) < 1e-6f);
     assert_int_equal(r.near_accepted, 0);
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 0.5f, 0}, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 0.5f, 0, 1.0f}, 0, &r), 0);
     assert_int_equal(r.near_allowed, 1);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_int_equal(r.near_accepted, 1);
@@ -246,7 +277,7 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     /* 2.5 per hour over one hour: two false alarms in all. Free moves take
      * yes to 0.93 and no to 0.89; then no to 0.41 (2 hits for 1 alarm) beats
      * yes to 0.61 (3 for 2) and to 0.81 (1 for 1); yes to 0.81 spends the rest. */
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){2.5f, 1.0f, 0}, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){2.5f, 1.0f, 0, 1.0f}, 0, &r), 0);
     assert_int_equal(r.met, 1);
     assert_true(fabsf(r.thresholds[YES] - 0.81f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
@@ -254,14 +285,14 @@ static void test_thresholds_keep_the_total_within_budget(void **state) {
     assert_true(es_cal_per_hour(r.false_alarms, s.negative_seconds) <= 2.5);
 
     /* One alarm in all: it goes to the keyword that gains most per alarm (no). */
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){1.5f, 1.0f, 0}, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){1.5f, 1.0f, 0, 1.0f}, 0, &r), 0);
     assert_true(fabsf(r.thresholds[YES] - 0.93f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.41f) < 1e-6f);
     assert_int_equal(r.false_alarms, 1);
 
     /* Whatever the budget, the total stays within it. */
     for (float budget = 0.0f; budget <= 6.0f; budget += 0.5f) {
-        assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){budget, 1.0f, 0}, 0, &r), 0);
+        assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){budget, 1.0f, 0, 1.0f}, 0, &r), 0);
         assert_int_equal(r.met, 1);
         int total = 0;
         for (int k = 0; k < 2; k++) {
@@ -303,14 +334,14 @@ static void test_one_keyword_gets_the_lowest_threshold_within_budget(void **stat
     const span windows[] = {{99.8, 100.8, 0}};
     make_stream(&s, 1, labels, 3601.0, spikes, 3, windows, 1);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){1.5f, 1.0f, 0}, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){1.5f, 1.0f, 0, 1.0f}, 0, &r), 0);
     assert_int_equal(r.met, 1);
     assert_true(fabsf(r.thresholds[0] - 0.71f) < 1e-6f);
     assert_int_equal(r.counts[0].false_alarms, 1);
     assert_int_equal(r.counts[0].hits, 0);
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0, 1.0f}, 0, &r), 0);
     assert_true(fabsf(r.thresholds[0] - 0.91f) < 1e-6f);
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){10.0f, 1.0f, 0}, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){10.0f, 1.0f, 0, 1.0f}, 0, &r), 0);
     assert_true(fabsf(r.thresholds[0] - 0.05f) < 1e-6f);
     assert_int_equal(r.counts[0].hits, 1);
     es_cal_stream_free(&s);
@@ -330,20 +361,20 @@ static void test_tail_keeps_thresholds_clear_of_unseen_peaks(void **state) {
     es_cal_stream s;
     make_stream(&s, 1, labels, 3602.0, spikes, TAIL + 2, windows, 2);
     es_cal_result seen, tail;
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 0, &seen), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0, 1.0f}, 0, &seen), 0);
     assert_true(fabsf(seen.thresholds[0] - 0.30f) < 1e-6f);
     assert_int_equal(seen.counts[0].hits, 2);
     assert_true(isnan(seen.expected_alarms));
     /* The peaks exceed 0.10 by 0.77 on average in logit space: 20 exp(-x / 0.77) falls
      * to 0.5 at x = 2.83, a threshold of 0.654 (0.66 on the grid). */
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 1}, 0, &tail), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 1, 1.0f}, 0, &tail), 0);
     assert_int_equal(tail.met, 1);
     assert_true(fabsf(tail.thresholds[0] - 0.66f) < 1e-6f);
     assert_int_equal(tail.counts[0].hits, 1);
     assert_int_equal(tail.counts[0].false_alarms, 0);
     assert_true(tail.expected_alarms > 0.4 && tail.expected_alarms <= 0.5);
     /* Four per hour: down to 0.28, where the tail expects 3.9 and two were seen. */
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){4.0f, 1.0f, 1}, 0, &tail), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){4.0f, 1.0f, 1, 1.0f}, 0, &tail), 0);
     assert_true(fabsf(tail.thresholds[0] - 0.28f) < 1e-6f);
     assert_int_equal(tail.counts[0].hits, 2);
     assert_int_equal(tail.counts[0].false_alarms, 2);
@@ -356,7 +387,7 @@ static void test_budget_out_of_reach_keeps_the_top_of_the_grid(void **state) {
     const spike spikes[] = {{YES, 10, 1.0f}, {NO, 20, 0.5f}};
     make_stream(&s, 2, yes_no, 3600.0, spikes, 2, NULL, 0);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 0, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0, 1.0f}, 0, &r), 0);
     assert_int_equal(r.met, 0);
     assert_true(fabsf(r.thresholds[YES] - 0.999f) < 1e-6f);
     assert_true(fabsf(r.thresholds[NO] - 0.999f) < 1e-6f);
@@ -376,13 +407,13 @@ static void test_smoothing_is_chosen_for_the_most_hits(void **state) {
     const span windows[] = {{99.8, 101.0, 0}, {199.8, 201.0, 0}};
     make_stream(&s, 1, labels, 3602.4, spikes, 8, windows, 2);
     es_cal_result r;
-    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0}, 50, &r), 0);
+    assert_int_equal(es_cal_calibrate(&s, &(es_cal_budget){0.5f, 1.0f, 0, 1.0f}, 50, &r), 0);
     assert_int_equal(r.counts[0].hits, 0);
     const int smoothing[] = {50, 300, 200};
     es_cal_result trials[3];
-    assert_int_equal(
-        es_cal_calibrate_smoothing(&s, &(es_cal_budget){0.5f, 1.0f, 0}, smoothing, 3, &r, trials),
-        0);
+    assert_int_equal(es_cal_calibrate_smoothing(&s, &(es_cal_budget){0.5f, 1.0f, 0, 1.0f},
+                                                smoothing, 3, &r, trials),
+                     0);
     assert_int_equal(r.smooth_ms, 300);
     assert_int_equal(r.met, 1);
     assert_int_equal(r.counts[0].hits, 2);
@@ -393,11 +424,13 @@ static void test_smoothing_is_chosen_for_the_most_hits(void **state) {
     assert_int_equal(trials[2].hits, 0);
     const int equals[] = {400, 300};
     assert_int_equal(
-        es_cal_calibrate_smoothing(&s, &(es_cal_budget){0.5f, 1.0f, 0}, equals, 2, &r, NULL), 0);
+        es_cal_calibrate_smoothing(&s, &(es_cal_budget){0.5f, 1.0f, 0, 1.0f}, equals, 2, &r, NULL),
+        0);
     assert_int_equal(r.smooth_ms, 400);
     assert_int_equal(r.counts[0].hits, 2);
     assert_int_equal(
-        es_cal_calibrate_smoothing(&s, &(es_cal_budget){0.5f, 1.0f, 0}, equals, 0, &r, NULL), -1);
+        es_cal_calibrate_smoothing(&s, &(es_cal_budget){0.5f, 1.0f, 0, 1.0f}, equals, 0, &r, NULL),
+        -1);
     es_cal_stream_free(&s);
 }
 
@@ -516,6 +549,10 @@ static void make_fixture(void) {
                                "seven.wav\tvalid\tkeyword\tseven\t0.28\t0.82\tsynth:demo\n"
                                "quiet.wav\tvalid\tnoise\t-\t-\t-\tnoise:demo\n"
                                "missing-train-clip.wav\ttrain\tsentence\t-\t-\t-\tx\n");
+    /* A synthetic voice's keyword and a recorded person's, told apart in the table. */
+    write_text("mixed.tsv", "sentence-a.wav\tvalid\tspeech\t-\t-\t-\tlibrivox:demo\n"
+                            "left.wav\tvalid\tkeyword\tleft\t0.29\t0.76\tespeak:demo\n"
+                            "stop.wav\tvalid\tkeyword\tstop\t0.26\t0.78\tsc:demo\n");
     /* sentence-b labelled with the word it says: a near miss. */
     write_text("near.tsv", "sentence-a.wav\tvalid\tspeech\t-\t-\t-\tlibrivox:demo\n"
                            "sentence-b.wav\tvalid\tsentence\tlift\t-\t-\tlibrivox:demo\n"
@@ -621,6 +658,13 @@ static void test_command_calibrates_a_tiny_manifest(void **state) {
     assert_non_null(strstr(slurp("excl.txt.err"), " 0 keyword clips"));
     /* Keyword-free: the two sentences and the noise, heard alone too. */
     assert_non_null(strstr(slurp("excl.txt.err"), "3 keyword-free clips"));
+    /* --recorded-weight: the recall of recorded people and of synthetic voices apart. */
+    assert_int_equal(run("model.esm -m mixed.tsv -o mixed.esm --recorded-weight 4", "mixed.txt"),
+                     0);
+    assert_non_null(strstr(slurp("mixed.txt"), "a recorded person's keyword weighs 4"));
+    assert_non_null(strstr(slurp("mixed.txt"), "of the positives: 1 of recorded people, recall "));
+    assert_non_null(strstr(slurp("mixed.txt"), "; 1 of synthetic voices, recall "));
+    assert_int_equal(run("model.esm -m mixed.tsv -o x.esm --recorded-weight 0.5", "w.txt"), 2);
     /* --passes 3: every clip three times (twice at another speed), each a positive. */
     assert_int_equal(run("model.esm -m manifest.tsv -o passes.esm --passes 3", "passes.txt"), 0);
     assert_non_null(strstr(slurp("passes.txt.err"), "3 passes"));
@@ -751,6 +795,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detect_counts_hits_and_false_alarms_exactly),
         cmocka_unit_test(test_positives_in_noise_count_apart),
+        cmocka_unit_test(test_recorded_weight_favours_recorded_people),
         cmocka_unit_test(test_overlapping_windows_each_count_a_hit),
         cmocka_unit_test(test_near_misses_are_judged_per_clip_not_per_hour),
         cmocka_unit_test(test_thresholds_keep_the_total_within_budget),
