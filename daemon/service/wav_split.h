@@ -9,8 +9,9 @@
  * the next stream's "RIFF....WAVE" header, maybe after trailing chunks
  * (LIST, id3, ...), or anything else, dropped (wav_split.c says why). A
  * stream that is not RIFF/WAVE, or whose data size is 0 or 0xFFFFFFFF (the
- * placeholders of writers that cannot know the length: sox, arecord or
- * ffmpeg writing to a pipe), cannot be delimited: all that follows is its.
+ * placeholders of writers that cannot know the length, ffmpeg's to a pipe),
+ * cannot be delimited: all that follows is its. A larger placeholder (the
+ * 2 GiB of arecord) is taken at its word, as the reader takes it.
  *
  * Pure bookkeeping: no I/O, no allocation. Private to daemon/service
  * (service.c's FIFO pump and its tests).

@@ -409,9 +409,8 @@ static int count_lines(const char *path) {
     return source_events(path, "pipe", NULL, 0);
 }
 
-/* A FIFO carries one stream per writer, and the daemon can only tell them
- * apart once the last one ended: wait until its events are all out (on the
- * daemon's stdout) before the next writer comes. */
+/* Waits until `count` events of the FIFO source are out (on the daemon's
+ * stdout). */
 static void wait_for_events(const daemon_proc *d, int count) {
     for (int64_t end = now_ms() + 30000; now_ms() < end; sleep_ms(10))
         if (count_lines(d->out_log) >= count) return;
@@ -421,11 +420,9 @@ static void wait_for_events(const daemon_proc *d, int count) {
 
 #define PIPE_STREAM_ENDED "source pipe: stream ended"
 
-/* Streams the clip `times` times, one writer after the other. Each waits for
- * the last stream's end, not only for its events: the last event can be out
- * before the daemon has read the writer's end, and a writer that came then
- * would continue the same stream (whose reader drops what follows its WAV
- * data). */
+/* Streams the clip `times` times, one writer after the other, each once the
+ * last stream's events are out and its end logged: writers that do not wait
+ * are back_to_back_writers_are_each_read_whole's. */
 static void stream_clips(const daemon_proc *d, int times) {
     int before = count_lines(d->out_log), ended = log_count(d, PIPE_STREAM_ENDED);
     for (int i = 1; i <= times; i++) {

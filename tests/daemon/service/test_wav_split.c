@@ -171,8 +171,8 @@ static void trailing_chunks_are_dropped_up_to_the_next_header(void **state) {
     check_split_everywhere(specs, 3, kept);
 }
 
-/* Live writers (sox, arecord, ffmpeg to a pipe) cannot say how long their
- * stream is: no end is looked for, the rest is all theirs. */
+/* Live writers (ffmpeg to a pipe) cannot say how long their stream is: no
+ * end is looked for, the rest is all theirs. */
 static void streams_of_unknown_length_are_never_cut(void **state) {
     (void)state;
     static const uint32_t unknown[] = {0, UINT32_MAX};
