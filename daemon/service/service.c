@@ -51,12 +51,14 @@
 #include "mqtt.h"
 #include "notify.h"
 #include "service.h"
+#include "wav_split.h"
 
 #ifndef ES_VERSION
 #define ES_VERSION "unknown"
 #endif
 
 #define READ_CHUNK_FRAMES 512 /* 32 ms at 16 kHz: latency of a FIFO stream */
+#define PUMP_READ_BYTES 16384
 #define STATUS_PERIOD_MS 1000
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
@@ -251,6 +253,10 @@ struct source {
     dev_t input_dev; /* what input_fd is, to notice the path naming another file */
     ino_t input_ino;
     char last_why[320]; /* the last failure reported (worker's alone): each is said once */
+    /* The next stream's first bytes, read from a FIFO with the last one's
+     * (pump_bytes): its header and the rest of that read. */
+    unsigned char carry[ES_WAV_SPLIT_HEADER_BYTES + PUMP_READ_BYTES];
+    size_t carry_len;
 };
 
 static int wait_for_stop(source *src, int timeout_ms) {
@@ -378,6 +384,9 @@ typedef struct pump {
     atomic_uint_fast64_t bytes; /* read so far; the worker looks before joining */
     int writer_sent_nothing;    /* a FIFO writer came and went without a byte */
     int replaced;               /* the FIFO's path names another file now */
+    int discarding;             /* the reader gave up: the stream's bytes are dropped */
+    es_wav_split split;         /* where a FIFO's stream ends (wav_split.h) */
+    int next_stream;            /* it ended, the next one began: its bytes are carried */
     pthread_t thread;
 } pump;
 
@@ -418,17 +427,46 @@ static int path_replaced(const source *src) {
 /* An idle FIFO's path is checked for a replacement this often. */
 #define FIFO_CHECK_MS 1000
 
+/* Passes bytes of the input on to the stream: -1 when the source stops, 1
+ * when the next stream begins in them, else 0. A FIFO carries one stream
+ * per writer, but a writer that opened it before the last one's end was
+ * read shows no end: a stream of declared length is split where the next
+ * one's header follows it (wav_split.h), and the next stream's bytes are
+ * carried over to the next run. A regular file is one stream. */
+static int pump_bytes(pump *pu, const unsigned char *bytes, size_t len) {
+    size_t keep = len, used = len;
+    int next = pu->is_fifo && es_wav_split_feed(&pu->split, bytes, len, &keep, &used);
+    if (!pu->discarding && keep && write_out(pu, (const char *)bytes, keep) != 0) {
+        if (atomic_load(&pu->src->stopping)) return -1;
+        pu->discarding = 1; /* EPIPE: the reader gave up on the stream */
+    }
+    if (!next) return 0;
+    /* Fits: a read and the header, or fewer than the carried bytes fed. */
+    source *src = pu->src;
+    memcpy(src->carry, pu->split.header, ES_WAV_SPLIT_HEADER_BYTES);
+    memcpy(src->carry + ES_WAV_SPLIT_HEADER_BYTES, bytes + used, len - used);
+    src->carry_len = ES_WAV_SPLIT_HEADER_BYTES + len - used;
+    return 1;
+}
+
 /* Copies one writer's stream into the pipe. The FIFO's fd was opened after
  * the previous writer left (open_input), so the kernel reports a hang-up on
  * it only once a new writer came and went: no polling for writers, and a
  * writer that sent nothing is seen. Once the reader gave up (a stream that
  * is not WAV), the rest of the writer's bytes are read and dropped, so that
- * they cannot become the start of the next writer's stream. */
+ * they cannot become the start of the next writer's stream; a next stream
+ * split off them (pump_bytes) is read. */
 static void *pump_thread(void *arg) {
     pump *pu = arg;
-    char buf[16384];
-    int discarding = 0;
-    for (;;) {
+    unsigned char buf[sizeof pu->src->carry];
+    es_wav_split_init(&pu->split);
+    /* The bytes the last stream's pump read of this one. */
+    size_t carried = pu->src->carry_len;
+    memcpy(buf, pu->src->carry, carried);
+    pu->src->carry_len = 0;
+    atomic_store(&pu->bytes, carried);
+    int pumped = carried ? pump_bytes(pu, buf, carried) : 0;
+    while (pumped == 0) {
         int idle_fifo = pu->is_fifo && atomic_load(&pu->bytes) == 0;
         int ready = wait_ready(pu, pu->in_fd, POLLIN, idle_fifo ? FIFO_CHECK_MS : -1);
         if (ready < 0) break;
@@ -439,13 +477,10 @@ static void *pump_thread(void *arg) {
             }
             continue;
         }
-        ssize_t n = read(pu->in_fd, buf, sizeof buf);
+        ssize_t n = read(pu->in_fd, buf, PUMP_READ_BYTES);
         if (n > 0) {
             atomic_fetch_add(&pu->bytes, (uint64_t)n);
-            if (!discarding && write_out(pu, buf, (size_t)n) != 0) {
-                if (atomic_load(&pu->src->stopping)) break;
-                discarding = 1; /* EPIPE: the reader gave up on the stream */
-            }
+            pumped = pump_bytes(pu, buf, (size_t)n);
         } else if (n == 0) {
             pu->writer_sent_nothing = atomic_load(&pu->bytes) == 0;
             break;
@@ -453,6 +488,7 @@ static void *pump_thread(void *arg) {
             break;
         }
     }
+    pu->next_stream = pumped == 1;
     close(pu->out_fd);
     return NULL;
 }
@@ -643,6 +679,10 @@ static run_end run_file(source *src, es_error *err) {
     int rc = run_stream(src, &pu, err);
     if (atomic_load(&src->stopping)) return RUN_STOPPED;
     if (!src->input_is_fifo) return rc == 0 ? RUN_FINISHED : RUN_FATAL;
+    /* A next stream came before the end of the last one's writer: read
+     * through the same fd, which sees that writer's hang-up (a fresh one
+     * would not: open_input). */
+    if (pu.next_stream) return RUN_AGAIN;
     if (pu.writer_sent_nothing)
         report_once(src, LOG_WARNING, "%s: a writer opened it and sent nothing",
                     src->config.target);

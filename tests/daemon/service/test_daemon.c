@@ -93,20 +93,27 @@ static void normalise(char *line) {
         line[--len] = '\0';
 }
 
-/* `earshot file` on clip_path gives the expected events. */
-static int read_expected(void) {
-    expected_count = 0;
+/* What `earshot file` finds in `path`, normalised into `lines`: how many
+ * events, or -1 when it failed or found none. */
+static int file_events(const char *path, char (*lines)[MAX_LINE]) {
+    int count = 0;
     char command[512];
-    snprintf(command, sizeof command, "'%s' file '%s'", EARSHOT, clip_path);
+    snprintf(command, sizeof command, "'%s' file '%s'", EARSHOT, path);
     FILE *p = popen(command, "r");
     if (!p) return -1;
-    while (expected_count < MAX_EVENTS && fgets(expected[expected_count], MAX_LINE, p))
-        normalise(expected[expected_count++]);
-    if (pclose(p) != 0 || expected_count == 0) {
-        fprintf(stderr, "earshot file found no events in the clip\n");
+    while (count < MAX_EVENTS && fgets(lines[count], MAX_LINE, p))
+        normalise(lines[count++]);
+    if (pclose(p) != 0 || count == 0) {
+        fprintf(stderr, "earshot file found no events in %s\n", path);
         return -1;
     }
-    return 0;
+    return count;
+}
+
+/* `earshot file` on clip_path gives the expected events. */
+static int read_expected(void) {
+    expected_count = file_events(clip_path, expected);
+    return expected_count > 0 ? 0 : -1;
 }
 
 static int setup_clip(void **state) {
@@ -402,9 +409,8 @@ static int count_lines(const char *path) {
     return source_events(path, "pipe", NULL, 0);
 }
 
-/* A FIFO carries one stream per writer, and the daemon can only tell them
- * apart once the last one ended: wait until its events are all out (on the
- * daemon's stdout) before the next writer comes. */
+/* Waits until `count` events of the FIFO source are out (on the daemon's
+ * stdout). */
 static void wait_for_events(const daemon_proc *d, int count) {
     for (int64_t end = now_ms() + 30000; now_ms() < end; sleep_ms(10))
         if (count_lines(d->out_log) >= count) return;
@@ -414,11 +420,9 @@ static void wait_for_events(const daemon_proc *d, int count) {
 
 #define PIPE_STREAM_ENDED "source pipe: stream ended"
 
-/* Streams the clip `times` times, one writer after the other. Each waits for
- * the last stream's end, not only for its events: the last event can be out
- * before the daemon has read the writer's end, and a writer that came then
- * would continue the same stream (whose reader drops what follows its WAV
- * data). */
+/* Streams the clip `times` times, one writer after the other, each once the
+ * last stream's events are out and its end logged: writers that do not wait
+ * are back_to_back_writers_are_each_read_whole's. */
 static void stream_clips(const daemon_proc *d, int times) {
     int before = count_lines(d->out_log), ended = log_count(d, PIPE_STREAM_ENDED);
     for (int i = 1; i <= times; i++) {
@@ -1287,11 +1291,11 @@ static void write_garbage(const char *fifo, size_t bytes) {
  * probe is a reader: opened for writing it would be a writer of its own,
  * one that sent nothing, which the daemon (done with the last one) reports
  * as such, and the next bad writer's warning is then news again. */
-static void wait_fifo_drained(const daemon_proc *d) {
+static void wait_fifo_drained(const daemon_proc *d, int timeout_ms) {
     int fd = open(d->fifo, O_RDONLY | O_NONBLOCK);
     assert_true(fd >= 0);
     int unread = -1;
-    for (int64_t end = now_ms() + 10000; now_ms() < end; sleep_ms(10))
+    for (int64_t end = now_ms() + timeout_ms; now_ms() < end; sleep_ms(10))
         if (ioctl(fd, FIONREAD, &unread) == 0 && unread == 0) break;
     close(fd);
     assert_int_equal(unread, 0);
@@ -1311,7 +1315,7 @@ static void a_bad_fifo_writer_costs_nothing_and_is_reported_once(void **state) {
          * has read it all. */
         write_garbage(d.fifo, 40000);
         wait_for_log(&d, "a writer sent no WAV stream", 5000);
-        wait_fifo_drained(&d);
+        wait_fifo_drained(&d, 10000);
     }
     sleep_ms(100);
     int reports = 0;
@@ -1333,6 +1337,137 @@ static void a_bad_fifo_writer_costs_nothing_and_is_reported_once(void **state) {
     close(out);
     wait_for_log(&d, "a writer opened it and sent nothing", 5000);
     stream_clips(&d, 1);
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
+/* Reads the whole of `path` into a buffer the caller frees. */
+static unsigned char *read_whole(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    assert_true(size > 0);
+    rewind(f);
+    unsigned char *bytes = malloc((size_t)size);
+    assert_non_null(bytes);
+    assert_int_equal(fread(bytes, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *len = (size_t)size;
+    return bytes;
+}
+
+static void write_all(int fd, const unsigned char *bytes, size_t len) {
+    for (ssize_t wrote; len; bytes += wrote, len -= (size_t)wrote) {
+        wrote = write(fd, bytes, len);
+        assert_true(wrote > 0);
+    }
+}
+
+/* Writes `count` WAV files into the FIFO through one open, back to back:
+ * what the daemon sees when each file's writer came before it had read the
+ * last one's end (a FIFO keeps no boundary between writers). With
+ * `header_part` > 0, the files after the first are sent in two parts, the
+ * first `header_part` bytes of its header, then, once the daemon has read
+ * them, the rest: a header split across the daemon's reads. */
+static void write_back_to_back(const daemon_proc *d, const char *const *paths, int count,
+                               size_t header_part) {
+    int out = open(d->fifo, O_WRONLY);
+    assert_true(out >= 0);
+    for (int i = 0; i < count; i++) {
+        size_t len, sent = 0;
+        unsigned char *bytes = read_whole(paths[i], &len);
+        if (i > 0 && header_part > 0) {
+            write_all(out, bytes, header_part);
+            wait_fifo_drained(d, 60000);
+            sent = header_part;
+        }
+        write_all(out, bytes + sent, len - sent);
+        free(bytes);
+    }
+    close(out);
+}
+
+/* Waits for the events of `count` streams, then checks that they are, in
+ * order, `earshot file`'s for each stream's file (`events[i]`, `counts[i]`)
+ * and that the daemon logged one `stream ended` per stream. */
+static void check_streams(const daemon_proc *d, int streams_before, int events_before,
+                          char (*const *events)[MAX_LINE], const int *counts, int count) {
+    int total = events_before;
+    for (int i = 0; i < count; i++)
+        total += counts[i];
+    wait_for_events(d, total);
+    wait_for_log_count(d, PIPE_STREAM_ENDED, streams_before + count, 30000);
+    static char got[MAX_EVENTS * 2][MAX_LINE];
+    assert_int_equal(source_events(d->out_log, "pipe", got, MAX_EVENTS * 2), total);
+    for (int i = 0, at = events_before; i < count; i++)
+        for (int k = 0; k < counts[i]; k++)
+            assert_string_equal(got[at++], events[i][k]);
+    sleep_ms(200); /* a stream ended twice would show now */
+    assert_int_equal(log_count(d, PIPE_STREAM_ENDED), streams_before + count);
+    assert_false(log_contains(d, "a writer sent no WAV stream"));
+}
+
+/* Issue 44: a writer that opened the FIFO before the daemon had read the
+ * last one's end continued that stream, and its audio was dropped: only the
+ * first clip's events came, and one `stream ended`. */
+static void back_to_back_writers_are_each_read_whole(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    const char *const clips[] = {clip_path, clip_path, clip_path};
+    char(*const events[])[MAX_LINE] = {expected, expected, expected};
+    const int counts[] = {expected_count, expected_count, expected_count};
+    write_back_to_back(&d, clips, 2, 0);
+    check_streams(&d, 0, 0, events, counts, 2);
+    /* Three, each next header split after its 5th byte ("RIFF" and one). */
+    write_back_to_back(&d, clips, 3, 5);
+    check_streams(&d, 2, 2 * expected_count, events, counts, 3);
+    stream_clips(&d, 1); /* and a writer of its own still works */
+    assert_int_equal(stop(&d, NULL), 0);
+}
+
+/* Writes the clip with a LIST chunk after its data (as some editors save
+ * metadata) into `path`. */
+static void write_clip_with_trailer(const char *path) {
+    static const unsigned char list[] = "LIST\x0e\x00\x00\x00INFOISFT\x02\x00\x00\x00x";
+    size_t len;
+    unsigned char *bytes = read_whole(clip_path, &len);
+    assert_memory_equal(bytes, "RIFF", 4);
+    uint32_t riff = (uint32_t)(len - 8 + sizeof list); /* with its string's NUL */
+    for (int k = 0; k < 4; k++)
+        bytes[4 + k] = (unsigned char)(riff >> (8 * k));
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    assert_int_equal(fwrite(list, 1, sizeof list, f), sizeof list);
+    fclose(f);
+    free(bytes);
+}
+
+/* Issue 44: the next stream may have another format (it is a new writer's),
+ * and a stream may end in trailing chunks before the next one's header. */
+static void back_to_back_writers_may_differ_in_format(void **state) {
+    (void)state;
+    daemon_proc d;
+    prepare(&d, NULL, 0);
+    char trailed[160], stereo[160], command[512];
+    snprintf(trailed, sizeof trailed, "%s/trailed.wav", d.dir);
+    snprintf(stereo, sizeof stereo, "%s/stereo-44k.wav", d.dir);
+    write_clip_with_trailer(trailed);
+    snprintf(command, sizeof command, "sox '%s' -r 44100 -c 2 '%s'", clip_path, stereo);
+    assert_int_equal(system(command), 0);
+    static char stereo_events[MAX_EVENTS][MAX_LINE];
+    int stereo_count = file_events(stereo, stereo_events);
+    assert_true(stereo_count > 0);
+    start(&d, NULL);
+    wait_for_log(&d, "ready", 10000);
+    const char *const files[] = {trailed, stereo, clip_path};
+    char(*const events[])[MAX_LINE] = {expected, stereo_events, expected};
+    const int counts[] = {expected_count, stereo_count, expected_count};
+    write_back_to_back(&d, files, 3, 0);
+    check_streams(&d, 0, 0, events, counts, 3);
     assert_int_equal(stop(&d, NULL), 0);
 }
 
@@ -1933,6 +2068,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(check_config_refuses_what_start_up_refuses, kill_leftovers),
         cmocka_unit_test_teardown(a_bad_fifo_writer_costs_nothing_and_is_reported_once,
                                   kill_leftovers),
+        cmocka_unit_test_teardown(back_to_back_writers_are_each_read_whole, kill_leftovers),
+        cmocka_unit_test_teardown(back_to_back_writers_may_differ_in_format, kill_leftovers),
         cmocka_unit_test_teardown(a_replaced_fifo_is_noticed_and_read, kill_leftovers),
         cmocka_unit_test_teardown(a_deleted_socket_is_made_again, kill_leftovers),
         cmocka_unit_test_teardown(a_reload_that_changes_nothing_leaves_streams_alone,
