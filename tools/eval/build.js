@@ -38,7 +38,9 @@ const SIZES = {
   // real ones if the test split has real voices: they lead the report); fa_h: hours of keyword-free audio. Near-miss
   // clips (words made to sound like a keyword) are about a tenth of it and are counted apart
   // (report.js), so a full set has 6 h to hold 5 h of keyword-free audio without them.
-  full: { vad_s: 600, kw_per: 25, fa_h: 6, snrs: ['clean', '20', '10', '5', '0'] },
+  // The full VAD stream is 40 min per SNR: at 10 min (75 real clips) its real-speech AUCs
+  // moved by ~0.01 from one set to another, as much as the gaps to peers it measures.
+  full: { vad_s: 2400, kw_per: 25, fa_h: 6, snrs: ['clean', '20', '10', '5', '0'] },
   quick: { vad_s: 180, kw_per: 6, fa_h: 0.25, snrs: ['clean', '20', '10', '5', '0'] },
   smoke: { vad_s: 12, kw_per: 1, kw_max: 8, fa_h: 12 / 3600, snrs: ['clean', '10'] },
 };
