@@ -1407,7 +1407,7 @@ static void check_streams(const daemon_proc *d, int streams_before, int events_b
     assert_false(log_contains(d, "a writer sent no WAV stream"));
 }
 
-/* Issue 44: a writer that opened the FIFO before the daemon had read the
+/* Back to back: a writer that opened the FIFO before the daemon had read the
  * last one's end continued that stream, and its audio was dropped: only the
  * first clip's events came, and one `stream ended`. */
 static void back_to_back_writers_are_each_read_whole(void **state) {
@@ -1446,7 +1446,7 @@ static void write_clip_with_trailer(const char *path) {
     free(bytes);
 }
 
-/* Issue 44: the next stream may have another format (it is a new writer's),
+/* Back to back: the next stream may have another format (it is a new writer's),
  * and a stream may end in trailing chunks before the next one's header. */
 static void back_to_back_writers_may_differ_in_format(void **state) {
     (void)state;
