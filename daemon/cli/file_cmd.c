@@ -41,8 +41,8 @@ static const char file_usage[] =
     "                           audacity: label track (start, end, label)\n"
     "                           frames: CSV of per-frame posteriors, one row per 10 ms\n"
     "                           (a header line starts each input's rows)\n"
-    "  -o, --output FILE        write there instead of stdout; never one of the\n"
-    "                           inputs, and replaced only once complete\n"
+    "  -o, --output FILE        write there instead of stdout ('-': stdout); never\n"
+    "                           one of the inputs, and replaced only once complete\n"
     "  -j, --jobs N             analyse N files at once (output stays in input order)\n"
     "  -h, --help               show this help\n"
     "\n"
@@ -103,7 +103,8 @@ static int parse_options(int argc, char **argv, file_options *options) {
             if (es_cli_parse_format(optarg, &options->format) != 0) return ES_EXIT_USAGE;
             break;
         case 'o':
-            options->output_path = optarg;
+            /* "-": stdout, as for `earshot mic` and as "-" reads stdin */
+            options->output_path = strcmp(optarg, "-") == 0 ? NULL : optarg;
             break;
         case 'j':
             if (es_cli_parse_int("--jobs", optarg, 1, MAX_JOBS, &options->jobs) != 0)

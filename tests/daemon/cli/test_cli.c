@@ -663,6 +663,11 @@ static void test_formats(void **state) {
     char *written = read_whole(out_path);
     assert_string_equal(written, frames.out);
     free(written);
+    /* -o - is stdout (a file named "-" was written before). */
+    run_result to_dash = EARSHOT("file", "--format", "frames", "-o", "-", DEMO_CLIP);
+    expect_success(&to_dash);
+    assert_string_equal(to_dash.out, frames.out);
+    free_result(&to_dash);
 
     free_result(&jsonl);
     free_result(&rttm);
